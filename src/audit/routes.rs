@@ -1,0 +1,120 @@
+use actix_web::{HttpResponse, get, web};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::{AuditAction, AuditOutcome};
+use crate::auth::Principal;
+use crate::db::schema::audit_events;
+use crate::domain::{Role, policy};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::ApiQuery;
+use crate::pagination::{self, Page};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Organisation whose log to read (default: your own; host auditors may name any).
+    pub organization_id: Option<Uuid>,
+    pub actor_user_id: Option<Uuid>,
+    pub target_id: Option<Uuid>,
+    pub action: Option<AuditAction>,
+    pub outcome: Option<AuditOutcome>,
+    /// Events at or after this time (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Events before this time (RFC 3339).
+    pub until: Option<DateTime<Utc>>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One audit event. Carries ids and codes only, never identity values.
+#[derive(Debug, Serialize, ToSchema, Queryable, Selectable)]
+#[diesel(table_name = audit_events)]
+pub struct AuditEventView {
+    pub id: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub organization_id: Option<Uuid>,
+    pub actor_user_id: Option<Uuid>,
+    pub actor_role: Option<String>,
+    #[schema(value_type = AuditAction)]
+    pub action: String,
+    pub target_type: Option<String>,
+    pub target_id: Option<Uuid>,
+    #[schema(value_type = AuditOutcome)]
+    pub outcome: String,
+    pub request_id: Option<String>,
+    pub client_address: Option<String>,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+/// List audit events, newest first.
+///
+/// Admins and auditors read their organisation's log; host-organisation auditors read every
+/// organisation's, including events that belong to none (failed logins for unknown accounts).
+#[utoipa::path(
+    tag = "audit",
+    params(AuditQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of events", body = Page<AuditEventView>),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Your role cannot read the audit log", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Organisation not visible to you", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid filter", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/audit-events")]
+pub async fn list_audit_events(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: ApiQuery<AuditQuery>,
+) -> ApiResult<HttpResponse> {
+    let q = query.0;
+    let limit = pagination::limit(q.limit)?;
+    let after: Option<i64> = pagination::decode(q.cursor.as_deref())?;
+    let all = policy::reads_all_audit(&principal);
+    let org = q.organization_id.unwrap_or(principal.organization_id);
+    if !all || q.organization_id.is_some() {
+        policy::read_audit(&principal, org).require()?;
+    }
+    if !matches!(principal.role, Role::Admin | Role::Auditor) {
+        return Err(ApiError::Forbidden);
+    }
+    let mut sql = audit_events::table.select(AuditEventView::as_select()).into_boxed();
+    if !all || q.organization_id.is_some() {
+        sql = sql.filter(audit_events::organization_id.eq(org));
+    }
+    if let Some(actor) = q.actor_user_id {
+        sql = sql.filter(audit_events::actor_user_id.eq(actor));
+    }
+    if let Some(target) = q.target_id {
+        sql = sql.filter(audit_events::target_id.eq(target));
+    }
+    if let Some(action) = q.action {
+        sql = sql.filter(audit_events::action.eq(action.as_str()));
+    }
+    if let Some(outcome) = q.outcome {
+        sql = sql.filter(audit_events::outcome.eq(outcome.as_str()));
+    }
+    if let Some(since) = q.since {
+        sql = sql.filter(audit_events::occurred_at.ge(since));
+    }
+    if let Some(until) = q.until {
+        sql = sql.filter(audit_events::occurred_at.lt(until));
+    }
+    if let Some(after) = after {
+        sql = sql.filter(audit_events::id.lt(after));
+    }
+    let mut conn = state.pool.get().await?;
+    let rows = sql.order(audit_events::id.desc()).limit(limit + 1).load(&mut conn).await?;
+    Ok(HttpResponse::Ok().json(pagination::page(rows, limit, |r| r.id, |r| r)))
+}

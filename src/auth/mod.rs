@@ -1,0 +1,14 @@
+//! Authentication: argon2id passwords, JWT access tokens from a rotating keyring, refresh-token
+//! sessions with reuse detection, login throttling, and the `Principal` extractor.
+
+pub mod password;
+pub mod principal;
+pub mod routes;
+pub mod sessions;
+pub mod throttle;
+pub mod tokens;
+
+pub use password::PasswordHasher;
+pub use principal::Principal;
+pub use throttle::LoginThrottle;
+pub use tokens::Keyring;

@@ -1,0 +1,86 @@
+//! The authenticated caller. Extracting a `Principal` verifies the bearer token and then checks
+//! the database, so a revoked session, a disabled user or a changed role stops a token at once.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use uuid::Uuid;
+
+use crate::db::schema::{organizations, sessions, users};
+use crate::domain::{OrganizationKind, Role};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: Uuid,
+    pub organization_id: Uuid,
+    pub role: Role,
+    pub session_id: Uuid,
+    /// Member of the host organisation (runs the deployment).
+    pub is_host: bool,
+}
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Principal, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(req);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::Internal("app state missing".into()))?;
+            let token = token.ok_or(ApiError::Unauthorized)?;
+            let claims = state.keyring.verify(&token).map_err(|reason| {
+                tracing::debug!(?reason, "access token refused");
+                ApiError::Unauthorized
+            })?;
+            let mut conn = state.pool.get().await?;
+            let now = chrono::Utc::now();
+            let row: Option<(Role, Uuid, bool, i32, OrganizationKind)> = sessions::table
+                .inner_join(users::table.inner_join(organizations::table))
+                .filter(sessions::id.eq(claims.sid))
+                .filter(sessions::user_id.eq(claims.sub))
+                .filter(sessions::revoked_at.is_null())
+                .filter(sessions::expires_at.gt(now))
+                .select((
+                    users::role,
+                    users::organization_id,
+                    users::disabled,
+                    users::token_version,
+                    organizations::kind,
+                ))
+                .first(&mut conn)
+                .await
+                .optional()?;
+            let Some((role, organization_id, disabled, version, kind)) = row else {
+                return Err(ApiError::Unauthorized);
+            };
+            if disabled || version != claims.ver || role != claims.role || organization_id != claims.org {
+                return Err(ApiError::Unauthorized);
+            }
+            let principal = Principal {
+                user_id: claims.sub,
+                organization_id,
+                role,
+                session_id: claims.sid,
+                is_host: kind == OrganizationKind::Host,
+            };
+            tracing::Span::current().record("user_id", tracing::field::display(principal.user_id));
+            Ok(principal)
+        })
+    }
+}
+
+fn bearer_token(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim();
+    (!token.is_empty()).then(|| token.to_owned())
+}

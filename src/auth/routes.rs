@@ -1,0 +1,285 @@
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use super::sessions::{self, Rotation};
+use super::Principal;
+use crate::audit::{self, AuditAction, AuditOutcome, Event};
+use crate::db::schema::users;
+use crate::domain::Role;
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, RequestContext};
+use crate::orgs::OrganizationView;
+use crate::state::AppState;
+use crate::users::UserView;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    #[schema(example = "amina.diallo@example.org")]
+    pub email: String,
+    #[schema(write_only, example = "ferry-lagos-quiet-orchid")]
+    pub password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh token from the last login or refresh; it is single-use.
+    pub refresh_token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// JWT to send as `Authorization: Bearer <token>`.
+    pub access_token: String,
+    /// Opaque, single-use: exchange it at `/auth/refresh` for a new pair.
+    pub refresh_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    #[schema(example = 900)]
+    pub expires_in: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MeResponse {
+    pub user: UserView,
+    pub organization: OrganizationView,
+}
+
+type LoginRow = (Uuid, Uuid, String, Role, bool, i32, i32, Option<chrono::DateTime<Utc>>);
+
+fn tokens(state: &AppState, user: Uuid, org: Uuid, role: Role, session: Uuid, version: i32, refresh_token: String) -> ApiResult<TokenResponse> {
+    let access_token = state
+        .keyring
+        .issue(user, org, role, session, version)
+        .map_err(|e| ApiError::internal("issuing token", e))?;
+    Ok(TokenResponse {
+        access_token,
+        refresh_token,
+        token_type: "Bearer",
+        expires_in: state.keyring.ttl_secs(),
+    })
+}
+
+/// Log in with email and password.
+///
+/// Throttled per client address and per account before any password work (429 with
+/// Retry-After); repeated failures lock the account for a while. Wrong email and wrong
+/// password are answered alike.
+#[utoipa::path(
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong email or password", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts, or account locked", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    )
+)]
+#[post("/auth/login")]
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: ApiJson<LoginRequest>,
+) -> ApiResult<HttpResponse> {
+    let ctx = RequestContext::of(&req);
+    let LoginRequest { email, password } = body.0;
+    let password = Zeroizing::new(password);
+    let account = email.trim().to_lowercase();
+    let address = ctx.client_address.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    state.throttle.check(address, &account)?;
+
+    let mut conn = state.pool.get().await?;
+    let found: Option<LoginRow> = users::table
+        .filter(crate::db::lower(users::email).eq(&account))
+        .select((
+            users::id,
+            users::organization_id,
+            users::password_hash,
+            users::role,
+            users::disabled,
+            users::token_version,
+            users::failed_logins,
+            users::locked_until,
+        ))
+        .first(&mut conn)
+        .await
+        .optional()?;
+
+    let now = Utc::now();
+    if let Some((id, org, _, role, _, _, _, Some(locked_until))) = &found
+        && *locked_until > now
+    {
+        let event = Event::new(AuditAction::LoginFailed, AuditOutcome::Denied)
+            .actor(*id, *role)
+            .in_org(*org)
+            .target("user", *id)
+            .details(serde_json::json!({ "reason": "locked" }));
+        audit::record(&mut conn, &ctx, event).await?;
+        return Err(ApiError::TooManyRequests { retry_after_secs: (*locked_until - now).num_seconds().max(1) as u64 });
+    }
+
+    let matched = state.hasher.verify(password, found.as_ref().map(|f| f.2.clone())).await?;
+    let Some((id, org, _, role, disabled, version, failed, _)) = found else {
+        let event = Event::new(AuditAction::LoginFailed, AuditOutcome::Failure)
+            .details(serde_json::json!({ "reason": "unknown_account" }));
+        audit::record(&mut conn, &ctx, event).await?;
+        return Err(ApiError::InvalidCredentials);
+    };
+    let settings = &state.settings;
+    if !matched || disabled {
+        let reason = if matched { "disabled" } else { "bad_password" };
+        let failures = if matched { failed } else { failed + 1 };
+        let lock = failures >= settings.lockout_threshold as i32;
+        let locked_until = lock.then(|| now + chrono::Duration::minutes(settings.lockout_minutes as i64));
+        (*conn).transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
+                diesel::update(users::table.find(id))
+                    .set((
+                        users::failed_logins.eq(if lock { 0 } else { failures }),
+                        users::locked_until.eq(locked_until),
+                    ))
+                    .execute(conn)
+                    .await?;
+                let event = Event::new(AuditAction::LoginFailed, AuditOutcome::Failure)
+                    .actor(id, role)
+                    .in_org(org)
+                    .target("user", id)
+                    .details(serde_json::json!({ "reason": reason, "locked": lock }));
+                audit::record(conn, &ctx, event).await?;
+                Ok(())
+            })
+        .await?;
+        return Err(ApiError::InvalidCredentials);
+    }
+
+    let expires = now + chrono::Duration::hours(settings.session_ttl_hours as i64);
+    let (session_id, refresh_token) = (*conn)
+        .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
+                diesel::update(users::table.find(id))
+                    .set((
+                        users::failed_logins.eq(0),
+                        users::locked_until.eq(None::<chrono::DateTime<Utc>>),
+                        users::last_login_at.eq(diesel::dsl::now),
+                    ))
+                    .execute(conn)
+                    .await?;
+                let started = sessions::start(conn, id, org, expires).await?;
+                let event = Event::new(AuditAction::LoginSucceeded, AuditOutcome::Success)
+                    .actor(id, role)
+                    .in_org(org)
+                    .target("session", started.0);
+                audit::record(conn, &ctx, event).await?;
+                Ok(started)
+            })
+        .await?;
+    Ok(HttpResponse::Ok().insert_header(no_store()).json(tokens(&state, id, org, role, session_id, version, refresh_token)?))
+}
+
+fn no_store() -> (actix_web::http::header::HeaderName, &'static str) {
+    (actix_web::http::header::CACHE_CONTROL, "no-store")
+}
+
+/// Exchange a refresh token for a new access and refresh token.
+///
+/// Each refresh token works once. Presenting one that was already used revokes the whole
+/// session (it was copied), and every token of that session stops working.
+#[utoipa::path(
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens", body = TokenResponse),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Unknown, used, revoked or expired refresh token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/auth/refresh")]
+pub async fn refresh(state: web::Data<AppState>, ctx: RequestContext, body: ApiJson<RefreshRequest>) -> ApiResult<HttpResponse> {
+    let presented = body.0.refresh_token;
+    let mut conn = state.pool.get().await?;
+    let outcome = (*conn)
+        .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
+                let rotation = sessions::rotate(conn, &presented).await?;
+                match rotation {
+                    Rotation::Rotated { session_id, user_id, refresh_token } => {
+                        let user: (Uuid, Role, bool, i32) = users::table
+                            .find(user_id)
+                            .select((users::organization_id, users::role, users::disabled, users::token_version))
+                            .first(conn)
+                            .await?;
+                        Ok(Some((session_id, user_id, refresh_token, user)))
+                    }
+                    Rotation::Reused { session_id, user_id } => {
+                        let (org, role): (Uuid, Role) = users::table
+                            .find(user_id)
+                            .select((users::organization_id, users::role))
+                            .first(conn)
+                            .await?;
+                        let event = Event::new(AuditAction::RefreshReused, AuditOutcome::Denied)
+                            .actor(user_id, role)
+                            .in_org(org)
+                            .target("session", session_id);
+                        audit::record(conn, &ctx, event).await?;
+                        Ok(None)
+                    }
+                    Rotation::Invalid => Ok(None),
+                }
+            })
+        .await?;
+    match outcome {
+        Some((session_id, user_id, new_token, (org, role, false, version))) => Ok(HttpResponse::Ok()
+            .insert_header(no_store())
+            .json(tokens(&state, user_id, org, role, session_id, version, new_token)?)),
+        _ => Err(ApiError::InvalidCredentials),
+    }
+}
+
+/// Log out: revoke the current session (its access and refresh tokens stop working).
+#[utoipa::path(
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/auth/logout")]
+pub async fn logout(state: web::Data<AppState>, principal: Principal, ctx: RequestContext) -> ApiResult<HttpResponse> {
+    let mut conn = state.pool.get().await?;
+    (*conn).transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
+            sessions::revoke(conn, principal.session_id, sessions::REVOKED_LOGOUT).await?;
+            let event = Event::new(AuditAction::Logout, AuditOutcome::Success)
+                .by(&principal)
+                .target("session", principal.session_id);
+            audit::record(conn, &ctx, event).await?;
+            Ok(())
+        })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Who am I: your account and organisation.
+#[utoipa::path(
+    tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Your account", body = MeResponse),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/me")]
+pub async fn me(state: web::Data<AppState>, principal: Principal) -> ApiResult<HttpResponse> {
+    let mut conn = state.pool.get().await?;
+    let user = crate::users::find(&mut conn, principal.user_id).await?.ok_or(ApiError::Unauthorized)?;
+    let org = crate::orgs::find(&mut conn, principal.organization_id).await?.ok_or(ApiError::Unauthorized)?;
+    Ok(HttpResponse::Ok().json(MeResponse { user: user.into(), organization: org.into() }))
+}

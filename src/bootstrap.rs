@@ -1,0 +1,90 @@
+//! The host organisation and its first admin: `haven bootstrap`, or generated in local mode.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use rand::Rng;
+
+use crate::auth::PasswordHasher;
+use crate::db::Pool;
+use crate::db::schema::organizations;
+use crate::domain::{CountryCode, Email, NewPassword, OrganizationKind, Role};
+use crate::error::ApiError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error("this deployment is already bootstrapped: a host organisation exists")]
+    AlreadyDone,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("database: {0}")]
+    Database(String),
+}
+
+impl From<ApiError> for BootstrapError {
+    fn from(e: ApiError) -> Self {
+        BootstrapError::Database(e.to_string())
+    }
+}
+
+impl From<diesel::result::Error> for BootstrapError {
+    fn from(e: diesel::result::Error) -> Self {
+        if crate::users::is_unique_violation(&e) {
+            BootstrapError::Invalid("an account with this email or an organisation with this name already exists".into())
+        } else {
+            BootstrapError::Database(e.to_string())
+        }
+    }
+}
+
+pub async fn host_exists(pool: &Pool) -> Result<bool, BootstrapError> {
+    let mut conn = pool.get().await.map_err(|e| BootstrapError::Database(e.to_string()))?;
+    let count: i64 = organizations::table
+        .filter(organizations::kind.eq(OrganizationKind::Host))
+        .count()
+        .get_result(&mut conn)
+        .await?;
+    Ok(count > 0)
+}
+
+/// Creates the host organisation and its first admin, in one transaction.
+pub async fn bootstrap(
+    pool: &Pool,
+    hasher: &PasswordHasher,
+    org_name: &str,
+    country: Option<CountryCode>,
+    email: &Email,
+    password: &NewPassword,
+) -> Result<(), BootstrapError> {
+    let name = crate::orgs::parse_name(org_name).map_err(|m| BootstrapError::Invalid(format!("organisation name {m}")))?;
+    if host_exists(pool).await? {
+        return Err(BootstrapError::AlreadyDone);
+    }
+    let hash = hasher.hash(password.expose()).await?;
+    let mut conn = pool.get().await.map_err(|e| BootstrapError::Database(e.to_string()))?;
+    let email = email.as_str().to_owned();
+    (*conn).transaction::<_, BootstrapError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
+            let org = crate::orgs::insert(conn, &name, OrganizationKind::Host, country.as_ref().map(|c| c.as_str()), false).await?;
+            crate::users::insert(conn, org.id, &email, &hash, Role::Admin).await?;
+            Ok(())
+        })
+    .await
+}
+
+pub const LOCAL_ADMIN_EMAIL: &str = "admin@haven.local";
+
+/// In local mode with an empty database: creates a host organisation and an admin with a
+/// generated password, and returns the credentials to show once.
+pub async fn ensure_local_admin(pool: &Pool, hasher: &PasswordHasher) -> Result<Option<(String, String)>, BootstrapError> {
+    if host_exists(pool).await? {
+        return Ok(None);
+    }
+    let password: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect();
+    let parsed = NewPassword::parse(password.clone()).map_err(|m| BootstrapError::Invalid(m.into()))?;
+    let email = Email::parse(LOCAL_ADMIN_EMAIL).expect("valid");
+    bootstrap(pool, hasher, "Local host organisation", None, &email, &parsed).await?;
+    Ok(Some((LOCAL_ADMIN_EMAIL.to_owned(), password)))
+}

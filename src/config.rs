@@ -1,0 +1,208 @@
+//! Settings: every one has a flag and a `HAVEN_*` variable (`haven --help` lists them), and they
+//! are validated once at start so a bad value is a clear message, not a failure at 3 a.m.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "haven",
+    version,
+    about = "Haven: case records and anonymised statistics for organisations that assist victims of human trafficking",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API (the default).
+    Serve,
+    /// Apply the embedded database migrations and exit.
+    Migrate,
+    /// Create the host organisation and its first admin.
+    Bootstrap(BootstrapArgs),
+    /// Print the OpenAPI document (JSON) on standard output.
+    Openapi,
+}
+
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    /// Name of the host organisation (the one that runs this deployment).
+    #[arg(long)]
+    pub org: String,
+    /// Email address of the first admin. The password comes from HAVEN_BOOTSTRAP_PASSWORD or a prompt.
+    #[arg(long)]
+    pub email: String,
+    /// ISO 3166-1 alpha-3 country of the host organisation (optional).
+    #[arg(long)]
+    pub country: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Environment {
+    /// Development and evaluation: secrets are generated and kept in the data directory.
+    Local,
+    /// Secrets and the database must be given explicitly.
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Deployment mode.
+    #[arg(long, env = "HAVEN_ENV", value_enum, default_value = "local", global = true)]
+    pub env: Environment,
+
+    /// Address to listen on.
+    #[arg(long, env = "HAVEN_BIND", default_value = "127.0.0.1:8080", global = true)]
+    pub bind: SocketAddr,
+
+    /// PostgreSQL URL. Without it Haven runs its own private cluster in the data directory.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    pub database_url: Option<String>,
+
+    /// Directory for the private PostgreSQL cluster and the locally generated secrets.
+    #[arg(long, env = "HAVEN_DATA_DIR", default_value = ".haven", global = true)]
+    pub data_dir: PathBuf,
+
+    /// JWT signing keys: `kid:base64key[:retired_unix_time]`, comma-separated, the first signs.
+    /// A retired key verifies tokens until they expire, then nothing.
+    #[arg(long, env = "HAVEN_JWT_KEYS", hide_env_values = true, global = true)]
+    pub jwt_keys: Option<String>,
+
+    /// `iss` claim of issued access tokens (and the only one accepted).
+    #[arg(long, env = "HAVEN_JWT_ISSUER", default_value = "haven", global = true)]
+    pub jwt_issuer: String,
+
+    /// `aud` claim of issued access tokens (and the only one accepted).
+    #[arg(long, env = "HAVEN_JWT_AUDIENCE", default_value = "haven-api", global = true)]
+    pub jwt_audience: String,
+
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, env = "HAVEN_ACCESS_TOKEN_TTL", default_value_t = 900, global = true)]
+    pub access_token_ttl: u64,
+
+    /// Lifetime of a login session (its refresh tokens), in hours.
+    #[arg(long, env = "HAVEN_SESSION_TTL_HOURS", default_value_t = 720, global = true)]
+    pub session_ttl_hours: u64,
+
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "HAVEN_WORKERS", global = true)]
+    pub workers: Option<usize>,
+
+    /// Maximum database connections in the pool.
+    #[arg(long, env = "HAVEN_DB_POOL_SIZE", default_value_t = 16, global = true)]
+    pub db_pool_size: usize,
+
+    /// How long a request waits for a database connection before answering 503, in milliseconds.
+    #[arg(long, env = "HAVEN_DB_TIMEOUT_MS", default_value_t = 3000, global = true)]
+    pub db_timeout_ms: u64,
+
+    /// Largest accepted request body, in bytes (larger bodies are answered 413).
+    #[arg(long, env = "HAVEN_BODY_LIMIT", default_value_t = 65536, global = true)]
+    pub body_limit: usize,
+
+    /// Login attempts allowed per client address per minute.
+    #[arg(long, env = "HAVEN_LOGIN_PER_ADDRESS_PER_MINUTE", default_value_t = 30, global = true)]
+    pub login_per_address_per_minute: u32,
+
+    /// Login attempts allowed per account in a burst; then one every 3 minutes.
+    #[arg(long, env = "HAVEN_LOGIN_PER_ACCOUNT_BURST", default_value_t = 5, global = true)]
+    pub login_per_account_burst: u32,
+
+    /// Consecutive failed logins that lock an account.
+    #[arg(long, env = "HAVEN_LOCKOUT_THRESHOLD", default_value_t = 5, global = true)]
+    pub lockout_threshold: u32,
+
+    /// How long a locked account stays locked, in minutes.
+    #[arg(long, env = "HAVEN_LOCKOUT_MINUTES", default_value_t = 15, global = true)]
+    pub lockout_minutes: u64,
+
+    /// Password hashes computed at once (argon2id is CPU- and memory-heavy); default: cores.
+    #[arg(long, env = "HAVEN_HASH_CONCURRENCY", global = true)]
+    pub hash_concurrency: Option<usize>,
+
+    /// Log format.
+    #[arg(long, env = "HAVEN_LOG_FORMAT", value_enum, default_value = "json", global = true)]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "HAVEN_LOG", default_value = "info", global = true)]
+    pub log: String,
+
+    /// Seconds given to in-flight requests on shutdown.
+    #[arg(long, env = "HAVEN_SHUTDOWN_TIMEOUT", default_value_t = 30, global = true)]
+    pub shutdown_timeout: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {setting}: {problem}")]
+pub struct ConfigError {
+    pub setting: &'static str,
+    pub problem: String,
+}
+
+fn bad(setting: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError { setting, problem: problem.into() }
+}
+
+impl Settings {
+    /// Defaults as the CLI would give them with no flags and no environment: used by tests.
+    pub fn defaults() -> Settings {
+        Cli::parse_from(["haven"]).settings
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.env == Environment::Production {
+            if self.jwt_keys.is_none() {
+                return Err(bad("HAVEN_JWT_KEYS", "required when HAVEN_ENV=production"));
+            }
+            if self.database_url.is_none() {
+                return Err(bad("DATABASE_URL", "required when HAVEN_ENV=production"));
+            }
+        }
+        if !(60..=3600).contains(&self.access_token_ttl) {
+            return Err(bad("HAVEN_ACCESS_TOKEN_TTL", "must be between 60 and 3600 seconds"));
+        }
+        if self.session_ttl_hours == 0 || self.session_ttl_hours > 24 * 90 {
+            return Err(bad("HAVEN_SESSION_TTL_HOURS", "must be between 1 and 2160 hours"));
+        }
+        if self.db_pool_size == 0 {
+            return Err(bad("HAVEN_DB_POOL_SIZE", "must be at least 1"));
+        }
+        if self.body_limit < 1024 {
+            return Err(bad("HAVEN_BODY_LIMIT", "must be at least 1024 bytes"));
+        }
+        if self.login_per_address_per_minute == 0 || self.login_per_account_burst == 0 {
+            return Err(bad("HAVEN_LOGIN_PER_*", "login rates must be at least 1"));
+        }
+        if self.lockout_threshold == 0 || self.lockout_minutes == 0 {
+            return Err(bad("HAVEN_LOCKOUT_*", "lockout threshold and duration must be at least 1"));
+        }
+        if self.workers == Some(0) || self.hash_concurrency == Some(0) {
+            return Err(bad("HAVEN_WORKERS/HAVEN_HASH_CONCURRENCY", "must be at least 1"));
+        }
+        if self.jwt_issuer.is_empty() || self.jwt_audience.is_empty() {
+            return Err(bad("HAVEN_JWT_ISSUER/HAVEN_JWT_AUDIENCE", "must not be empty"));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log).map_err(|e| bad("HAVEN_LOG", e.to_string()))?;
+        Ok(())
+    }
+
+    pub fn hash_concurrency(&self) -> usize {
+        self.hash_concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+    }
+}

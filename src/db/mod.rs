@@ -1,0 +1,68 @@
+//! Database access: the connection pool, embedded migrations and the private local cluster.
+
+pub mod local_cluster;
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel_async::AsyncPgConnection;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+pub use diesel_async::pooled_connection::deadpool::PoolError;
+
+pub type Pool = diesel_async::pooled_connection::deadpool::Pool<AsyncPgConnection>;
+pub type Conn = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
+
+diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbSetupError {
+    #[error("could not build the database pool: {0}")]
+    Pool(String),
+    #[error("could not apply migrations: {0}")]
+    Migrations(String),
+}
+
+/// A pool whose waits and connection attempts are bounded, so a database outage turns into a
+/// prompt 503 rather than a hung request, and which recovers on its own when the database returns
+/// (broken connections are discarded on recycle).
+pub fn build_pool(url: &str, size: usize, timeout: Duration) -> Result<Pool, DbSetupError> {
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+    Pool::builder(manager)
+        .max_size(size)
+        .wait_timeout(Some(timeout))
+        .create_timeout(Some(timeout))
+        .recycle_timeout(Some(timeout))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+        .map_err(|e| DbSetupError::Pool(e.to_string()))
+}
+
+/// Applies pending migrations. Runs on a plain thread: the async connection wrapper blocks, which
+/// must not happen on an actix worker (see STACK-NOTES).
+pub fn run_migrations(url: &str) -> Result<Vec<String>, DbSetupError> {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        use diesel::Connection;
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
+            .map_err(|e| DbSetupError::Migrations(format!("cannot connect: {e}")))?;
+        let applied = conn
+            .run_pending_migrations(MIGRATIONS)
+            .map_err(|e| DbSetupError::Migrations(e.to_string()))?;
+        Ok(applied.iter().map(|v| v.to_string()).collect())
+    })
+    .join()
+    .unwrap_or_else(|_| Err(DbSetupError::Migrations("migration thread panicked".into())))
+}
+
+/// `true` when the database answers a trivial query within the pool timeout.
+pub async fn ping(pool: &Pool) -> bool {
+    use diesel_async::RunQueryDsl;
+    let Ok(mut conn) = pool.get().await else { return false };
+    let probe = diesel::sql_query("SELECT 1").execute(&mut conn);
+    matches!(tokio::time::timeout(Duration::from_secs(2), probe).await, Ok(Ok(_)))
+}

@@ -1,0 +1,60 @@
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// An ISO 3166-1 alpha-3 country code, checked against the `keshvar` country database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct CountryCode(#[serde(serialize_with = "ser_code")] [u8; 3]);
+
+fn ser_code<S: serde::Serializer>(code: &[u8; 3], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(std::str::from_utf8(code).unwrap_or("???"))
+}
+
+impl CountryCode {
+    pub fn parse(input: &str) -> Result<CountryCode, &'static str> {
+        let upper = input.trim().to_ascii_uppercase();
+        if upper.len() != 3 || !upper.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err("must be an ISO 3166-1 alpha-3 country code");
+        }
+        keshvar::Alpha3::try_from(upper.as_str()).map_err(|_| "is not an ISO 3166-1 alpha-3 country code")?;
+        let bytes = upper.as_bytes();
+        Ok(CountryCode([bytes[0], bytes[1], bytes[2]]))
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("ASCII by construction")
+    }
+}
+
+impl<'de> Deserialize<'de> for CountryCode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        CountryCode::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+impl utoipa::PartialSchema for CountryCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[A-Z]{3}$"))
+            .description(Some("ISO 3166-1 alpha-3 country code"))
+            .examples([serde_json::json!("SEN")])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for CountryCode {}
+
+#[cfg(test)]
+mod tests {
+    use super::CountryCode;
+
+    #[test]
+    fn accepts_real_codes_only() {
+        assert_eq!(CountryCode::parse("per").unwrap().as_str(), "PER");
+        assert!(CountryCode::parse("SEN").is_ok());
+        for bad in ["", "PE", "PERU", "XYZ", "12A"] {
+            assert!(CountryCode::parse(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! The one error type of the API, rendered as RFC 9457 `application/problem+json`.
+//!
+//! Messages are written for the client and never carry SQL, internal causes, secrets or values
+//! the client sent (a value could be a victim's name typed in the wrong field). Internal causes are
+//! logged by kind only.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem details document.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+#[schema(example = json!({
+    "type": "urn:haven:problem:validation",
+    "title": "Invalid request",
+    "status": 422,
+    "detail": "One or more fields are invalid.",
+    "errors": [{"field": "email", "message": "must be a valid email address"}]
+}))]
+pub struct Problem {
+    /// Stable identifier of the kind of problem (`urn:haven:problem:<slug>`).
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// Short summary of the kind of problem; the same for every occurrence.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong in this occurrence.
+    pub detail: String,
+    /// The offending fields, for validation problems.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema, PartialEq, Eq)]
+pub struct FieldError {
+    /// Path of the field in the request (`email`, `route[0].country`, or a query parameter name).
+    pub field: String,
+    /// What is wrong with it; never echoes the submitted value.
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError { field: field.into(), message: message.into() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("malformed request: {0}")]
+    BadRequest(String),
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("no such route")]
+    RouteNotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed(Vec<String>),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("precondition failed")]
+    PreconditionFailed,
+    #[error("precondition required")]
+    PreconditionRequired,
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("service unavailable")]
+    Unavailable,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {
+        ApiError::Internal(format!("{context}: {err}"))
+    }
+
+    /// (slug, title, detail) for the document.
+    fn parts(&self) -> (&'static str, &'static str, String) {
+        match self {
+            ApiError::BadRequest(d) => ("bad-request", "Malformed request", d.clone()),
+            ApiError::Validation(_) => {
+                ("validation", "Invalid request", "One or more fields are invalid.".into())
+            }
+            ApiError::Unauthorized => (
+                "unauthorized",
+                "Authentication required",
+                "A valid bearer access token is required.".into(),
+            ),
+            ApiError::InvalidCredentials => (
+                "invalid-credentials",
+                "Invalid credentials",
+                "The email or password is incorrect, or the token is no longer valid.".into(),
+            ),
+            ApiError::Forbidden => (
+                "forbidden",
+                "Forbidden",
+                "Your role does not allow this action.".into(),
+            ),
+            ApiError::NotFound => (
+                "not-found",
+                "Not found",
+                "The resource does not exist or is not visible to you.".into(),
+            ),
+            ApiError::RouteNotFound => {
+                ("route-not-found", "No such route", "No operation is served at this path.".into())
+            }
+            ApiError::MethodNotAllowed(_) => (
+                "method-not-allowed",
+                "Method not allowed",
+                "This path does not support the request method.".into(),
+            ),
+            ApiError::Conflict(d) => ("conflict", "Conflict", d.clone()),
+            ApiError::PreconditionFailed => (
+                "precondition-failed",
+                "Stale version",
+                "The record changed since you read it; fetch it again and retry.".into(),
+            ),
+            ApiError::PreconditionRequired => (
+                "precondition-required",
+                "Version required",
+                "Send the record's ETag in an If-Match header.".into(),
+            ),
+            ApiError::PayloadTooLarge => (
+                "payload-too-large",
+                "Payload too large",
+                "The request body exceeds the size limit.".into(),
+            ),
+            ApiError::UnsupportedMediaType => (
+                "unsupported-media-type",
+                "Unsupported media type",
+                "Send the body as application/json.".into(),
+            ),
+            ApiError::TooManyRequests { .. } => (
+                "too-many-requests",
+                "Too many requests",
+                "Too many attempts; retry after the time given in Retry-After.".into(),
+            ),
+            ApiError::Unavailable => (
+                "unavailable",
+                "Service unavailable",
+                "A dependency is unavailable; retry shortly.".into(),
+            ),
+            ApiError::Internal(_) => (
+                "internal",
+                "Internal error",
+                "An unexpected error occurred; it has been logged.".into(),
+            ),
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        let (slug, title, detail) = self.parts();
+        Problem {
+            problem_type: format!("urn:haven:problem:{slug}"),
+            title: title.into(),
+            status: self.status_code().as_u16(),
+            detail,
+            errors: match self {
+                ApiError::Validation(errors) => errors.clone(),
+                _ => Vec::new(),
+            },
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ApiError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(cause) = self {
+            tracing::error!(cause = %cause, "internal error");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
+        response.insert_header((header::CACHE_CONTROL, "no-store"));
+        match self {
+            ApiError::Unauthorized | ApiError::InvalidCredentials => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::TooManyRequests { retry_after_secs } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.max(&1).to_string()));
+            }
+            ApiError::Unavailable => {
+                response.insert_header((header::RETRY_AFTER, "5"));
+            }
+            ApiError::MethodNotAllowed(allow) => {
+                response.insert_header((header::ALLOW, allow.join(", ")));
+            }
+            _ => {}
+        }
+        response.body(serde_json::to_string(&self.problem()).unwrap_or_default())
+    }
+}
+
+/// Database errors: unreachable database is 503 (the client may retry), anything else internal.
+/// Constraint violations that are the client's doing are mapped by the caller before this.
+impl From<diesel::result::Error> for ApiError {
+    fn from(err: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match &err {
+            Error::NotFound => ApiError::NotFound,
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => ApiError::Unavailable,
+            Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _) => ApiError::Unavailable,
+            Error::DatabaseError(kind, info) => {
+                // The message of a PostgreSQL error is safe to log (no row values); details
+                // (which can quote a row) are not logged.
+                ApiError::Internal(format!("database error {kind:?}: {}", info.message()))
+            }
+            other => ApiError::Internal(format!("database: {other}")),
+        }
+    }
+}
+
+impl From<crate::db::PoolError> for ApiError {
+    fn from(err: crate::db::PoolError) -> Self {
+        tracing::warn!(error = %err, "database unavailable");
+        ApiError::Unavailable
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,22 @@
+//! Haven: an HTTP API for organisations that assist victims of human trafficking.
+//!
+//! The service is a library so that the binary and the tests build the very same application.
+
+pub mod audit;
+pub mod auth;
+pub mod bootstrap;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod ops;
+pub mod orgs;
+pub mod pagination;
+pub mod routes;
+pub mod secrets;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod users;

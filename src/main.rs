@@ -1,0 +1,93 @@
+use std::io::{IsTerminal, Write};
+use std::net::TcpListener;
+use std::process::ExitCode;
+
+use clap::Parser;
+use haven::config::{BootstrapArgs, Cli, Command, Environment, Settings};
+use haven::domain::{CountryCode, Email, NewPassword};
+use haven::startup::{self, StartupError};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = cli.settings;
+    if let Err(e) = settings.validate() {
+        eprintln!("haven: {e}");
+        return ExitCode::from(2);
+    }
+    haven::telemetry::init_logging(&settings);
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings),
+        Command::Migrate => startup::prepare_database(&settings).map(|_| ()),
+        Command::Bootstrap(args) => bootstrap(settings, args),
+        Command::Openapi => {
+            print!("{}", haven::openapi::document_json());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("haven: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(settings: Settings) -> Result<(), StartupError> {
+    let database = startup::prepare_database(&settings)?;
+    let keyring = startup::keyring(&settings)?;
+    let local = settings.env == Environment::Local;
+    let bind = settings.bind;
+    let url = database.url.clone();
+    let result = actix_web::rt::System::new().block_on(async move {
+        let state = startup::build_state(settings, &url, keyring)?;
+        if local && let Some((email, password)) = haven::bootstrap::ensure_local_admin(&state.pool, &state.hasher).await? {
+            // Shown once, on the terminal: it is not logged and not stored anywhere in clear.
+            println!(
+                "\n  First admin created (shown only this once):\n    email:    {email}\n    password: {password}\n  \
+                 Log in with POST /api/v1/auth/login; API docs at http://{bind}/docs\n"
+            );
+            let _ = std::io::stdout().flush();
+        }
+        let listener = TcpListener::bind(bind).map_err(|e| StartupError::Bind { addr: bind.to_string(), detail: e.to_string() })?;
+        tracing::info!(address = %bind, docs = %format!("http://{bind}/docs"), "Haven is listening");
+        let server = startup::run(state, listener)?;
+        server.await.map_err(|e| StartupError::Bind { addr: bind.to_string(), detail: e.to_string() })?;
+        tracing::info!("stopped accepting requests; in-flight requests finished");
+        Ok::<_, StartupError>(())
+    });
+    drop(database);
+    result
+}
+
+fn bootstrap(settings: Settings, args: BootstrapArgs) -> Result<(), StartupError> {
+    let invalid = |m: String| StartupError::Bootstrap(haven::bootstrap::BootstrapError::Invalid(m));
+    let email = Email::parse(&args.email).map_err(|m| invalid(format!("email {m}")))?;
+    let country = match &args.country {
+        Some(c) => Some(CountryCode::parse(c).map_err(|m| invalid(format!("country {m}")))?),
+        None => None,
+    };
+    let raw = match std::env::var("HAVEN_BOOTSTRAP_PASSWORD") {
+        Ok(p) => p,
+        Err(_) if std::io::stdin().is_terminal() => {
+            let first = rpassword::prompt_password("Password for the first admin: ").map_err(|e| invalid(e.to_string()))?;
+            let again = rpassword::prompt_password("Repeat it: ").map_err(|e| invalid(e.to_string()))?;
+            if first != again {
+                return Err(invalid("the passwords differ".into()));
+            }
+            first
+        }
+        Err(_) => return Err(invalid("set HAVEN_BOOTSTRAP_PASSWORD or run in a terminal to be prompted".into())),
+    };
+    let password = NewPassword::parse(raw).map_err(|m| invalid(format!("password {m}")))?;
+    let database = startup::prepare_database(&settings)?;
+    let result = actix_web::rt::System::new().block_on(async {
+        let pool = haven::db::build_pool(&database.url, 2, std::time::Duration::from_secs(10))?;
+        let hasher = haven::auth::PasswordHasher::new(1);
+        haven::bootstrap::bootstrap(&pool, &hasher, &args.org, country, &email, &password).await?;
+        println!("Host organisation `{}` and admin {} created.", args.org.trim(), email.as_str());
+        Ok::<_, StartupError>(())
+    });
+    drop(database);
+    result
+}

@@ -1,0 +1,76 @@
+//! Every served operation, registered in one place through utoipa-actix-web so the OpenAPI
+//! document is generated from the same registration that serves requests: a handler cannot be
+//! served without being documented. The path templates of the document also tell a wrong method
+//! (405) from an unknown path (404).
+
+use actix_web::{HttpRequest, web};
+use utoipa_actix_web::{scope, service_config::ServiceConfig};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::{audit, auth, ops, orgs, users};
+
+pub const API_PREFIX: &str = "/api/v1";
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(ops::healthz).service(ops::readyz).service(ops::metrics).service(
+        scope::scope(API_PREFIX)
+            .service(auth::routes::login)
+            .service(auth::routes::refresh)
+            .service(auth::routes::logout)
+            .service(auth::routes::me)
+            .service(orgs::routes::list_organizations)
+            .service(orgs::routes::create_organization)
+            .service(orgs::routes::get_organization)
+            .service(orgs::routes::update_organization)
+            .service(users::routes::list_users)
+            .service(users::routes::create_user)
+            .service(users::routes::get_user)
+            .service(users::routes::update_user)
+            .service(audit::routes::list_audit_events),
+    );
+}
+
+/// Path templates and their methods, from the OpenAPI document.
+pub struct RouteTable {
+    routes: Vec<(actix_web::dev::ResourceDef, Vec<String>)>,
+}
+
+impl RouteTable {
+    pub fn from_openapi(doc: &utoipa::openapi::OpenApi) -> RouteTable {
+        let routes = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let mut methods = Vec::new();
+                for (method, op) in [
+                    ("GET", &item.get),
+                    ("POST", &item.post),
+                    ("PUT", &item.put),
+                    ("PATCH", &item.patch),
+                    ("DELETE", &item.delete),
+                ] {
+                    if op.is_some() {
+                        methods.push(method.to_string());
+                    }
+                }
+                (actix_web::dev::ResourceDef::new(path.as_str()), methods)
+            })
+            .collect();
+        RouteTable { routes }
+    }
+
+    /// Methods served at `path`, if the path is served at all.
+    pub fn methods_for(&self, path: &str) -> Option<&[String]> {
+        self.routes.iter().find(|(def, _)| def.is_match(path)).map(|(_, m)| m.as_slice())
+    }
+}
+
+/// What no route matched: 405 with `Allow` if the path exists for other methods, else 404.
+pub async fn fallback(req: HttpRequest, state: web::Data<AppState>) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(match state.routes.methods_for(req.path()) {
+        Some(methods) => ApiError::MethodNotAllowed(methods.to_vec()),
+        None => ApiError::RouteNotFound,
+    })
+}

@@ -1,0 +1,57 @@
+//! Secrets of the local mode: generated once, kept with 0600 permissions in the data directory.
+//! In production they must come from settings (checked by `Settings::validate`).
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Keyring;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LocalSecrets {
+    /// Same format as HAVEN_JWT_KEYS.
+    pub jwt_keys: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    #[error("cannot use the secrets file {path}: {detail}")]
+    File { path: PathBuf, detail: String },
+}
+
+pub fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join("secrets.json")
+}
+
+/// Loads the local secrets, generating them on first use. Returns whether they were created.
+pub fn load_or_create(data_dir: &Path) -> Result<(LocalSecrets, bool), SecretsError> {
+    let file = path(data_dir);
+    let err = |detail: String| SecretsError::File { path: file.clone(), detail };
+    if file.exists() {
+        let mode = fs::metadata(&file).map_err(|e| err(e.to_string()))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(err(format!("permissions are {:o}; they must be 600 (chmod 600 it)", mode & 0o777)));
+        }
+        let text = fs::read_to_string(&file).map_err(|e| err(e.to_string()))?;
+        let secrets: LocalSecrets = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+        return Ok((secrets, false));
+    }
+    // The directory is traversable by others (0711) so the unprivileged PostgreSQL user can
+    // reach its cluster inside; nothing in it is listable or readable by them.
+    fs::create_dir_all(data_dir).map_err(|e| err(e.to_string()))?;
+    fs::set_permissions(data_dir, fs::Permissions::from_mode(0o711)).map_err(|e| err(e.to_string()))?;
+    let secrets = LocalSecrets { jwt_keys: Keyring::generate_spec() };
+    let mut out = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&file)
+        .map_err(|e| err(e.to_string()))?;
+    out.write_all(serde_json::to_string_pretty(&secrets).expect("serialises").as_bytes())
+        .and_then(|_| out.sync_all())
+        .map_err(|e| err(e.to_string()))?;
+    Ok((secrets, true))
+}

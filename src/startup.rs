@@ -1,0 +1,147 @@
+//! Wiring: the database (given or private), secrets, shared state and the HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use tracing_actix_web::TracingLogger;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::{Config, SwaggerUi};
+
+use crate::auth::{Keyring, LoginThrottle, PasswordHasher};
+use crate::config::{Environment, Settings};
+use crate::db::local_cluster::{self, ClusterOptions, LocalCluster};
+use crate::routes::RouteTable;
+use crate::state::AppState;
+use crate::telemetry::{HavenRootSpan, Metrics};
+
+pub const LOCAL_DATABASE: &str = "haven";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Cluster(#[from] local_cluster::ClusterError),
+    #[error(transparent)]
+    Db(#[from] crate::db::DbSetupError),
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
+    #[error("invalid JWT keys: {0}")]
+    Keys(String),
+    #[error("cannot listen on {addr}: {detail}")]
+    Bind { addr: String, detail: String },
+    #[error(transparent)]
+    Bootstrap(#[from] crate::bootstrap::BootstrapError),
+}
+
+/// The database in use; holds the private cluster (if any) until dropped.
+pub struct Database {
+    pub url: String,
+    pub cluster: Option<LocalCluster>,
+}
+
+/// Connects to `DATABASE_URL` or starts the private cluster, then applies migrations.
+/// Blocking: call it before starting the async runtime.
+pub fn prepare_database(settings: &Settings) -> Result<Database, StartupError> {
+    let (url, cluster) = match &settings.database_url {
+        Some(url) => (url.clone(), None),
+        None => {
+            std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+                local_cluster::ClusterError::Step { step: "creating the data directory", detail: e.to_string() }
+            })?;
+            let options = ClusterOptions { root: settings.data_dir.join("pg"), ephemeral: false };
+            let cluster = LocalCluster::start(&options)?;
+            local_cluster::ensure_database(&cluster.url("postgres"), LOCAL_DATABASE, None)?;
+            tracing::info!(data_dir = %settings.data_dir.display(), "private PostgreSQL cluster started");
+            (cluster.url(LOCAL_DATABASE), Some(cluster))
+        }
+    };
+    let applied = crate::db::run_migrations(&url)?;
+    if !applied.is_empty() {
+        tracing::info!(migrations = ?applied, "migrations applied");
+    }
+    Ok(Database { url, cluster })
+}
+
+/// The JWT keyring from settings, or (local mode only) from the generated secrets file.
+pub fn keyring(settings: &Settings) -> Result<Keyring, StartupError> {
+    let spec = match &settings.jwt_keys {
+        Some(spec) => spec.clone(),
+        None if settings.env == Environment::Local => {
+            let (secrets, created) = crate::secrets::load_or_create(&settings.data_dir)?;
+            if created {
+                tracing::warn!(
+                    path = %crate::secrets::path(&settings.data_dir).display(),
+                    "generated local secrets (JWT signing key) and stored them with 0600 permissions; \
+                     set HAVEN_JWT_KEYS in production"
+                );
+            }
+            secrets.jwt_keys
+        }
+        None => return Err(StartupError::Keys("HAVEN_JWT_KEYS is required in production".into())),
+    };
+    Keyring::parse(&spec, &settings.jwt_issuer, &settings.jwt_audience, settings.access_token_ttl)
+        .map_err(StartupError::Keys)
+}
+
+pub fn build_state(settings: Settings, database_url: &str, keyring: Keyring) -> Result<AppState, StartupError> {
+    let pool = crate::db::build_pool(database_url, settings.db_pool_size, Duration::from_millis(settings.db_timeout_ms))?;
+    let document = crate::openapi::document();
+    let routes = RouteTable::from_openapi(&document);
+    Ok(AppState {
+        pool,
+        hasher: Arc::new(PasswordHasher::new(settings.hash_concurrency())),
+        throttle: Arc::new(LoginThrottle::new(settings.login_per_address_per_minute, settings.login_per_account_burst)),
+        keyring: Arc::new(keyring),
+        metrics: Arc::new(Metrics::new()),
+        openapi_json: Arc::new(crate::openapi::document_json()),
+        routes: Arc::new(routes),
+        settings: Arc::new(settings),
+    })
+}
+
+async fn openapi_json(state: web::Data<AppState>) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok().content_type("application/json").body(state.openapi_json.as_str().to_owned())
+}
+
+/// Starts serving on `listener`; the returned server stops gracefully on SIGINT/SIGTERM,
+/// finishing in-flight requests within the shutdown timeout.
+pub fn run(state: AppState, listener: TcpListener) -> Result<Server, StartupError> {
+    let workers = state.settings.workers;
+    let shutdown = state.settings.shutdown_timeout;
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let data = web::Data::new(state);
+    let mut server = HttpServer::new(move || {
+        let (app, _) = App::new()
+            .app_data(data.clone())
+            .app_data(web::PathConfig::default().error_handler(|_, _| {
+                crate::error::ApiError::BadRequest("A path parameter is malformed.".into()).into()
+            }))
+            .app_data(web::QueryConfig::default().error_handler(|_, _| {
+                crate::error::ApiError::BadRequest("The query string is malformed.".into()).into()
+            }))
+            .app_data(web::JsonConfig::default().limit(data.settings.body_limit).error_handler(|_, _| {
+                crate::error::ApiError::BadRequest("The body is not valid JSON for this operation.".into()).into()
+            }))
+            .wrap(from_fn(crate::telemetry::observe))
+            .wrap(TracingLogger::<HavenRootSpan>::new())
+            .into_utoipa_app()
+            .configure(crate::routes::configure)
+            .split_for_parts();
+        app.route("/openapi.json", web::get().to(openapi_json))
+            .service(SwaggerUi::new("/docs/{_:.*}").config(Config::new(["/openapi.json"]).try_it_out_enabled(true)))
+            .service(web::redirect("/docs", "/docs/"))
+            .default_service(web::to(crate::routes::fallback))
+    })
+    .shutdown_timeout(shutdown)
+    .listen(listener)
+    .map_err(|e| StartupError::Bind { addr: addr.clone(), detail: e.to_string() })?;
+    if let Some(workers) = workers {
+        server = server.workers(workers);
+    }
+    Ok(server.run())
+}

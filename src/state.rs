@@ -1,0 +1,22 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+
+use crate::auth::{Keyring, LoginThrottle, PasswordHasher};
+use crate::config::Settings;
+use crate::db::Pool;
+use crate::telemetry::Metrics;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: Pool,
+    pub settings: Arc<Settings>,
+    pub keyring: Arc<Keyring>,
+    pub hasher: Arc<PasswordHasher>,
+    pub throttle: Arc<LoginThrottle>,
+    pub metrics: Arc<Metrics>,
+    /// The served OpenAPI document, serialised once.
+    pub openapi_json: Arc<String>,
+    /// Path templates of the spec, to tell 405 from 404.
+    pub routes: Arc<crate::routes::RouteTable>,
+}

@@ -1,0 +1,120 @@
+//! Logs, request ids and metrics. Log lines carry the route template (`/api/v1/victims/{id}`),
+//! never the raw path or query string, which could hold a searched name.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use tracing::Span;
+use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder};
+
+use crate::config::{LogFormat, Settings};
+
+pub fn init_logging(settings: &Settings) {
+    use tracing_subscriber::{EnvFilter, fmt};
+    let filter = EnvFilter::try_new(&settings.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match settings.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+}
+
+/// The root span of every request: method, route template, status, request id, user id.
+pub struct HavenRootSpan;
+
+impl RootSpanBuilder for HavenRootSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        let route = request.match_pattern().unwrap_or_else(|| "unmatched".into());
+        let request_id = request.extensions().get::<RequestId>().map(|id| id.to_string()).unwrap_or_default();
+        tracing::info_span!(
+            "request",
+            method = %request.method(),
+            route = %route,
+            request_id = %request_id,
+            user_id = tracing::field::Empty,
+            status = tracing::field::Empty,
+        )
+    }
+
+    fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        if let Ok(response) = outcome {
+            span.record("status", response.status().as_u16());
+            let status = response.status();
+            if status.is_server_error() {
+                tracing::warn!(parent: &span, status = status.as_u16(), "request failed");
+            } else {
+                tracing::info!(parent: &span, status = status.as_u16(), "request");
+            }
+        } else {
+            DefaultRootSpanBuilder::on_request_end(span, outcome);
+        }
+    }
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("haven_http_requests_total", "HTTP requests by method, route template and status"),
+            &["method", "route", "status"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new("haven_http_request_duration_seconds", "HTTP request latency by method, route template and status")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            &["method", "route", "status"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(requests.clone())).expect("register");
+        registry.register(Box::new(latency.clone())).expect("register");
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .expect("register");
+        Metrics { registry, requests, latency }
+    }
+
+    pub fn render(&self) -> String {
+        TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// Records request metrics and returns the request id in `X-Request-Id`.
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let started = Instant::now();
+    let metrics = req.app_data::<actix_web::web::Data<crate::state::AppState>>().map(|s| s.metrics.clone());
+    let method = req.method().to_string();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
+    let mut response = next.call(req).await?;
+    let status = response.status().as_u16().to_string();
+    if let Some(metrics) = metrics {
+        let labels = [method.as_str(), route.as_str(), status.as_str()];
+        metrics.requests.with_label_values(&labels).inc();
+        metrics.latency.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
+    }
+    if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        response.headers_mut().insert(HeaderName::from_static("x-request-id"), id);
+    }
+    Ok(response)
+}

@@ -1,0 +1,98 @@
+//! Staff accounts: the model, its public view, and the handlers in `routes`.
+
+pub mod routes;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::db::schema::users;
+use crate::domain::Role;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub email: String,
+    pub role: Role,
+    pub disabled: bool,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A staff account as the API shows it (never the password hash or login counters).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    #[schema(format = "email", example = "amina.diallo@example.org")]
+    pub email: String,
+    pub role: Role,
+    pub disabled: bool,
+    /// Set while the account is locked after repeated failed logins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_login_at: Option<DateTime<Utc>>,
+    /// Optimistic-concurrency version; send it back as `If-Match: "<version>"` to update.
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        let locked_until = u.locked_until.filter(|t| *t > Utc::now());
+        UserView {
+            id: u.id,
+            organization_id: u.organization_id,
+            email: u.email,
+            role: u.role,
+            disabled: u.disabled,
+            locked_until,
+            last_login_at: u.last_login_at,
+            version: u.version,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<User>> {
+    users::table.find(id).select(User::as_select()).first(conn).await.optional()
+}
+
+/// Inserts a user; the caller has checked the policy and hashed the password.
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    organization_id: Uuid,
+    email: &str,
+    password_hash: &str,
+    role: Role,
+) -> QueryResult<User> {
+    diesel::insert_into(users::table)
+        .values((
+            users::id.eq(Uuid::now_v7()),
+            users::organization_id.eq(organization_id),
+            users::email.eq(email),
+            users::password_hash.eq(password_hash),
+            users::role.eq(role),
+        ))
+        .returning(User::as_returning())
+        .get_result(conn)
+        .await
+}
+
+pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
+    matches!(
+        err,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}
