@@ -77,6 +77,11 @@ pub struct Settings {
     #[arg(long, env = "HAVEN_DATA_DIR", default_value = ".haven", global = true)]
     pub data_dir: PathBuf,
 
+    /// Directory holding the PostgreSQL server binaries (initdb, postgres) for the private
+    /// cluster; default: the newest /usr/lib/postgresql/*/bin, then PATH.
+    #[arg(long, env = "HAVEN_PG_BIN_DIR", global = true)]
+    pub pg_bin_dir: Option<PathBuf>,
+
     /// JWT signing keys: `kid:base64key[:retired_unix_time]`, comma-separated, the first signs.
     /// A retired key verifies tokens until they expire, then nothing.
     #[arg(long, env = "HAVEN_JWT_KEYS", hide_env_values = true, global = true)]

@@ -53,7 +53,11 @@ pub fn prepare_database(settings: &Settings) -> Result<Database, StartupError> {
             std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
                 local_cluster::ClusterError::Step { step: "creating the data directory", detail: e.to_string() }
             })?;
-            let options = ClusterOptions { root: settings.data_dir.join("pg"), ephemeral: false };
+            let options = ClusterOptions {
+                root: settings.data_dir.join("pg"),
+                ephemeral: false,
+                bin_dir: settings.pg_bin_dir.clone(),
+            };
             let cluster = LocalCluster::start(&options)?;
             local_cluster::ensure_database(&cluster.url("postgres"), LOCAL_DATABASE, None)?;
             tracing::info!(data_dir = %settings.data_dir.display(), "private PostgreSQL cluster started");

@@ -48,6 +48,8 @@ pub struct ClusterOptions {
     pub root: PathBuf,
     /// Throw-away settings for tests: no fsync, and the directory is removed when the server stops.
     pub ephemeral: bool,
+    /// Where initdb and postgres are; discovered when `None`.
+    pub bin_dir: Option<PathBuf>,
 }
 
 pub struct LocalCluster {
@@ -62,8 +64,11 @@ struct Binaries {
 }
 
 impl Binaries {
-    fn find() -> Result<Binaries, ClusterError> {
+    fn find(explicit: Option<&Path>) -> Result<Binaries, ClusterError> {
         let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
+        if let Some(dir) = explicit {
+            return if has_both(dir) { Ok(Binaries { dir: dir.to_owned() }) } else { Err(ClusterError::BinariesMissing) };
+        }
         // Debian keeps the server binaries outside PATH; the newest version wins.
         let mut versioned: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
             .into_iter()
@@ -141,7 +146,7 @@ impl LocalCluster {
     /// Initialises (first time only) and starts the cluster, and waits until it accepts
     /// connections. Blocking: call it outside the async runtime.
     pub fn start(options: &ClusterOptions) -> Result<LocalCluster, ClusterError> {
-        let binaries = Binaries::find()?;
+        let binaries = Binaries::find(options.bin_dir.as_deref())?;
         let run_as = RunAs::detect()?;
         let root = std::path::absolute(&options.root).map_err(|e| step("resolving the data directory", e))?;
         let data = root.join("data");

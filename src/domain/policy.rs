@@ -26,8 +26,11 @@ impl Access {
     }
 }
 
+/// `roles` may act on `org`'s records. Records of another organisation are in scope only for
+/// host-organisation admins and auditors (when `host_sees_all`); for everyone else they are hidden.
 fn scoped(p: &Principal, org: Uuid, roles: &[Role], host_sees_all: bool) -> Access {
-    let in_scope = p.organization_id == org || (host_sees_all && p.is_host);
+    let host_overseer = p.is_host && matches!(p.role, Role::Admin | Role::Auditor);
+    let in_scope = p.organization_id == org || (host_sees_all && host_overseer);
     match (in_scope, roles.contains(&p.role)) {
         (true, true) => Access::Allowed,
         (true, false) => Access::Forbidden,

@@ -1,0 +1,93 @@
+use haven::domain::Role;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, spawn_app};
+
+#[tokio::test]
+async fn audit_log_visibility_by_role_and_organization() {
+    let app = spawn_app().await;
+    let org_a = app.create_org().await;
+    let org_b = app.create_org().await;
+    let (a_admin_user, a_admin) = app.user_with_token(org_a, Role::Admin).await;
+    let (_, a_auditor) = app.user_with_token(org_a, Role::Auditor).await;
+    let (_, a_caseworker) = app.user_with_token(org_a, Role::Caseworker).await;
+    let (_, a_partner) = app.user_with_token(org_a, Role::Partner).await;
+    let (_, b_admin) = app.user_with_token(org_b, Role::Admin).await;
+    let (_, host_auditor) = app.user_with_token(app.host_org, Role::Auditor).await;
+    let host_admin = app.token(&app.host_admin).await;
+    app.login_raw("nobody@example.org", PASSWORD).await;
+
+    for (who, token, status) in [("caseworker", &a_caseworker, 403), ("partner", &a_partner, 403)] {
+        let resp = app.get("/api/v1/audit-events", token).await;
+        assert_eq!(resp.status.as_u16(), status, "{who}: {}", resp.text);
+    }
+    let a_log = app.get("/api/v1/audit-events?limit=200", &a_auditor).await;
+    assert_eq!(a_log.status, StatusCode::OK);
+    let items = a_log.json()["items"].as_array().unwrap().clone();
+    assert!(!items.is_empty());
+    assert!(items.iter().all(|e| e["organization_id"] == org_a.to_string()), "only org A's events");
+    assert!(items.iter().any(|e| e["action"] == "auth.login" && e["actor_user_id"] == a_admin_user.id.to_string()));
+
+    // Newest first, and every event names its request.
+    let ids: Vec<i64> = items.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]));
+    assert!(items.iter().all(|e| e["request_id"].is_string()));
+
+    // Another organisation's log is hidden (404), even to its admins' peers elsewhere.
+    app.get(&format!("/api/v1/audit-events?organization_id={org_a}"), &b_admin).await.assert_problem(404, "not-found");
+    app.get(&format!("/api/v1/audit-events?organization_id={org_a}"), &host_admin).await.assert_problem(404, "not-found");
+    let b_log = app.get("/api/v1/audit-events", &b_admin).await.json();
+    assert!(b_log["items"].as_array().unwrap().iter().all(|e| e["organization_id"] == org_b.to_string()));
+
+    // Host auditors read everything, including events of no organisation.
+    let all = app.get("/api/v1/audit-events?limit=200", &host_auditor).await.json();
+    let all = all["items"].as_array().unwrap();
+    assert!(all.iter().any(|e| e["organization_id"] == org_a.to_string()));
+    assert!(all.iter().any(|e| e["organization_id"] == org_b.to_string()));
+    let unknown = all.iter().find(|e| e["organization_id"].is_null() && e["action"] == "auth.login_failed").expect("org-less event");
+    assert_eq!(unknown["details"], json!({ "reason": "unknown_account" }));
+    assert!(!unknown.to_string().contains("nobody@example.org"), "attempted emails are not recorded");
+
+    // Filters.
+    let only = app.get(&format!("/api/v1/audit-events?action=auth.login&organization_id={org_a}"), &host_auditor).await.json();
+    assert!(only["items"].as_array().unwrap().iter().all(|e| e["action"] == "auth.login"));
+    app.get("/api/v1/audit-events?action=made.up", &a_admin).await.assert_problem(422, "validation");
+    app.get("/api/v1/audit-events?since=yesterday", &a_admin).await.assert_problem(422, "validation");
+    let future = app.get("/api/v1/audit-events?since=2999-01-01T00:00:00Z", &a_admin).await.json();
+    assert!(future["items"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn audit_pagination_walks_every_event_once() {
+    let app = spawn_app().await;
+    let admin = app.token(&app.host_admin).await;
+    for _ in 0..4 {
+        app.login(&app.host_admin).await;
+    }
+    let total = app.get("/api/v1/audit-events?limit=200", &admin).await.json()["items"].as_array().unwrap().len();
+    let mut seen = 0;
+    let mut cursor = String::new();
+    loop {
+        let page = app.get(&format!("/api/v1/audit-events?limit=2{cursor}"), &admin).await.json();
+        seen += page["items"].as_array().unwrap().len();
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, total);
+}
+
+#[tokio::test]
+async fn the_database_refuses_to_change_audit_events() {
+    use diesel_async::RunQueryDsl;
+    let app = spawn_app().await;
+    app.login(&app.host_admin).await;
+    let mut conn = app.pool.get().await.unwrap();
+    for sql in ["UPDATE audit_events SET outcome = 'failure'", "DELETE FROM audit_events", "TRUNCATE audit_events"] {
+        let result = diesel::sql_query(sql).execute(&mut conn).await;
+        assert!(result.is_err(), "{sql} was allowed");
+    }
+    assert!(app.count("audit_events").await > 0);
+}

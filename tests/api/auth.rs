@@ -1,0 +1,205 @@
+use haven::domain::Role;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn login_me_and_token_shape() {
+    let app = spawn_app().await;
+    let resp = app.login_raw(&app.host_admin.email.to_uppercase(), PASSWORD).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    assert_eq!(resp.header("cache-control"), Some("no-store"));
+    let body = resp.json();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 900);
+    let token = body["access_token"].as_str().unwrap();
+    let me = app.get("/api/v1/me", token).await;
+    assert_eq!(me.status, StatusCode::OK);
+    let me = me.json();
+    assert_eq!(me["user"]["id"], app.host_admin.id.to_string());
+    assert_eq!(me["user"]["role"], "admin");
+    assert_eq!(me["organization"]["kind"], "host");
+    assert!(me["user"].get("password_hash").is_none());
+    assert!(app.audit_actions().await.contains(&("auth.login".into(), "success".into())));
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_email_look_the_same() {
+    let app = spawn_app().await;
+    let wrong = app.login_raw(&app.host_admin.email, "not-the-password-at-all").await;
+    let unknown = app.login_raw("nobody@example.org", PASSWORD).await;
+    let a = wrong.assert_problem(401, "invalid-credentials");
+    let b = unknown.assert_problem(401, "invalid-credentials");
+    assert_eq!(a, b);
+    let actions = app.audit_actions().await;
+    assert_eq!(actions.iter().filter(|(a, _)| a == "auth.login_failed").count(), 2);
+}
+
+#[tokio::test]
+async fn unknown_email_costs_a_password_hash() {
+    // The hasher verifies against a dummy hash for unknown accounts: without it an attacker
+    // could tell accounts apart by response time. Compared as a ratio within one run.
+    let hasher = haven::auth::PasswordHasher::new(1);
+    let hash = hasher.hash(PASSWORD).await.unwrap();
+    let mut known = std::time::Duration::ZERO;
+    let mut unknown = std::time::Duration::ZERO;
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        assert!(!hasher.verify("wrong".to_string().into(), Some(hash.clone())).await.unwrap());
+        known += t.elapsed();
+        let t = std::time::Instant::now();
+        assert!(!hasher.verify(PASSWORD.to_string().into(), None).await.unwrap());
+        unknown += t.elapsed();
+    }
+    let ratio = unknown.as_secs_f64() / known.as_secs_f64();
+    assert!(ratio > 0.5, "unknown-account verification is suspiciously fast: ratio {ratio:.2}");
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_reuse_revokes_the_session() {
+    let app = spawn_app().await;
+    let (access1, refresh1) = app.login(&app.host_admin).await;
+    let resp = app.post("/api/v1/auth/refresh", None, json!({ "refresh_token": refresh1 })).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    let body = resp.json();
+    let access2 = body["access_token"].as_str().unwrap().to_owned();
+    let refresh2 = body["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(refresh1, refresh2);
+    assert_eq!(app.get("/api/v1/me", &access2).await.status, StatusCode::OK);
+    assert_eq!(app.get("/api/v1/me", &access1).await.status, StatusCode::OK, "same session, still valid");
+
+    // Replaying the used token: refused, and the whole session dies.
+    app.post("/api/v1/auth/refresh", None, json!({ "refresh_token": refresh1 }))
+        .await
+        .assert_problem(401, "invalid-credentials");
+    app.post("/api/v1/auth/refresh", None, json!({ "refresh_token": refresh2 }))
+        .await
+        .assert_problem(401, "invalid-credentials");
+    app.get("/api/v1/me", &access2).await.assert_problem(401, "unauthorized");
+    assert!(app.audit_actions().await.contains(&("auth.refresh_reused".into(), "denied".into())));
+
+    // Another login is a separate session and unaffected.
+    let (access3, _) = app.login(&app.host_admin).await;
+    assert_eq!(app.get("/api/v1/me", &access3).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn unknown_refresh_token_is_refused() {
+    let app = spawn_app().await;
+    app.post("/api/v1/auth/refresh", None, json!({ "refresh_token": "made-up" }))
+        .await
+        .assert_problem(401, "invalid-credentials");
+}
+
+#[tokio::test]
+async fn logout_revokes_access_and_refresh_tokens() {
+    let app = spawn_app().await;
+    let (access, refresh) = app.login(&app.host_admin).await;
+    let resp = app.request(reqwest::Method::POST, "/api/v1/auth/logout", Some(&access), None).await;
+    assert_eq!(resp.status, StatusCode::NO_CONTENT);
+    app.get("/api/v1/me", &access).await.assert_problem(401, "unauthorized");
+    app.post("/api/v1/auth/refresh", None, json!({ "refresh_token": refresh }))
+        .await
+        .assert_problem(401, "invalid-credentials");
+    assert!(app.audit_actions().await.contains(&("auth.logout".into(), "success".into())));
+}
+
+#[tokio::test]
+async fn disabling_changing_role_or_resetting_password_stops_tokens_at_once() {
+    let app = spawn_app().await;
+    let admin = app.token(&app.host_admin).await;
+    let org = app.create_org().await;
+    for change in [json!({ "disabled": true }), json!({ "role": "auditor" }), json!({ "password": "a-brand-new-passphrase" })] {
+        let (user, token) = app.user_with_token(org, Role::Caseworker).await;
+        let (_, refresh) = app.login(&user).await;
+        assert_eq!(app.get("/api/v1/me", &token).await.status, StatusCode::OK);
+        let resp = app.patch(&format!("/api/v1/users/{}", user.id), &admin, "\"1\"", change.clone()).await;
+        assert_eq!(resp.status, StatusCode::OK, "{change}: {}", resp.text);
+        app.get("/api/v1/me", &token).await.assert_problem(401, "unauthorized");
+        app.post("/api/v1/auth/refresh", None, json!({ "refresh_token": refresh }))
+            .await
+            .assert_problem(401, "invalid-credentials");
+    }
+}
+
+#[tokio::test]
+async fn disabled_users_cannot_log_in_and_reset_password_works() {
+    let app = spawn_app().await;
+    let admin = app.token(&app.host_admin).await;
+    let org = app.create_org().await;
+    let user = app.create_user(org, Role::Caseworker).await;
+    let path = format!("/api/v1/users/{}", user.id);
+    app.patch(&path, &admin, "\"1\"", json!({ "disabled": true })).await;
+    app.login_raw(&user.email, PASSWORD).await.assert_problem(401, "invalid-credentials");
+    let resp = app.patch(&path, &admin, "\"2\"", json!({ "disabled": false, "password": "river-stone-harbour-9" })).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    app.login_raw(&user.email, PASSWORD).await.assert_problem(401, "invalid-credentials");
+    assert_eq!(app.login_raw(&user.email, "river-stone-harbour-9").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn per_account_throttling_answers_429_before_hashing() {
+    let app = spawn_app_with(|s| s.login_per_account_burst = 3).await;
+    for _ in 0..3 {
+        app.login_raw(&app.host_admin.email, "wrong-password-again").await.assert_problem(401, "invalid-credentials");
+    }
+    let resp = app.login_raw(&app.host_admin.email, PASSWORD).await;
+    resp.assert_problem(429, "too-many-requests");
+    let retry: u64 = resp.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry >= 1);
+    // Unknown accounts are throttled the same way (no account enumeration through 429s).
+    for _ in 0..3 {
+        app.login_raw("ghost@example.org", "whatever-password").await;
+    }
+    app.login_raw("ghost@example.org", "whatever-password").await.assert_problem(429, "too-many-requests");
+}
+
+#[tokio::test]
+async fn per_address_throttling_spans_accounts() {
+    let app = spawn_app_with(|s| s.login_per_address_per_minute = 4).await;
+    for i in 0..4 {
+        app.login_raw(&format!("user{i}@example.org"), "whatever-password").await.assert_problem(401, "invalid-credentials");
+    }
+    app.login_raw(&app.host_admin.email, PASSWORD).await.assert_problem(429, "too-many-requests");
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_account() {
+    let app = spawn_app_with(|s| s.lockout_threshold = 3).await;
+    let org = app.create_org().await;
+    let user = app.create_user(org, Role::Caseworker).await;
+    for _ in 0..3 {
+        app.login_raw(&user.email, "wrong-password-again").await.assert_problem(401, "invalid-credentials");
+    }
+    // Even the right password is refused while locked.
+    let resp = app.login_raw(&user.email, PASSWORD).await;
+    resp.assert_problem(429, "too-many-requests");
+    let retry: i64 = resp.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry > 60 && retry <= 15 * 60, "retry-after {retry}");
+    let admin = app.token(&app.host_admin).await;
+    let view = app.get(&format!("/api/v1/users/{}", user.id), &admin).await.json();
+    assert!(view["locked_until"].is_string(), "{view}");
+    assert!(app.audit_actions().await.contains(&("auth.login_failed".into(), "denied".into())));
+    // A password reset by an admin lifts the lock.
+    let resp = app
+        .patch(&format!("/api/v1/users/{}", user.id), &admin, "\"1\"", json!({ "password": "fresh-lagoon-compass-7" }))
+        .await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    assert_eq!(app.login_raw(&user.email, "fresh-lagoon-compass-7").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_success_resets_the_failure_count() {
+    let app = spawn_app_with(|s| s.lockout_threshold = 3).await;
+    let org = app.create_org().await;
+    let user = app.create_user(org, Role::Caseworker).await;
+    for _ in 0..2 {
+        app.login_raw(&user.email, "wrong-password-again").await;
+    }
+    assert_eq!(app.login_raw(&user.email, PASSWORD).await.status, StatusCode::OK);
+    for _ in 0..2 {
+        app.login_raw(&user.email, "wrong-password-again").await;
+    }
+    assert_eq!(app.login_raw(&user.email, PASSWORD).await.status, StatusCode::OK);
+}

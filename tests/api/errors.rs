@@ -1,0 +1,86 @@
+//! Bad input of every kind is answered with problem+json, names the field, echoes no value and
+//! stores nothing.
+
+use reqwest::Method;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn malformed_requests_get_problem_documents() {
+    let app = spawn_app().await;
+    let admin = app.token(&app.host_admin).await;
+    let before = app.count("organizations").await;
+    let send = |body: &'static str, content_type: &'static str| {
+        let req = app
+            .client
+            .post(format!("{}/api/v1/organizations", app.address))
+            .bearer_auth(&admin)
+            .header("content-type", content_type)
+            .body(body);
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
+            let body: serde_json::Value = resp.json().await.unwrap();
+            (status, ct, body)
+        }
+    };
+
+    let (status, ct, body) = send("{\"name\": ", "application/json").await;
+    assert_eq!((status, ct.as_deref()), (400, Some("application/problem+json")));
+    assert_eq!(body["type"], "urn:haven:problem:bad-request");
+
+    let (status, _, body) = send(r#"{"name": 12, "kind": "ngo", "country": "SEN"}"#, "application/json").await;
+    assert_eq!(status, 422);
+    assert_eq!(body["errors"][0]["field"], "name");
+
+    let (status, _, body) = send(r#"{"name": "Maria Lopez", "kind": "Maria Lopez", "country": "SEN"}"#, "application/json").await;
+    assert_eq!(status, 422);
+    assert_eq!(body["errors"][0]["field"], "kind");
+    assert!(!body.to_string().contains("Maria"), "a submitted value was echoed: {body}");
+
+    let (status, _, body) = send(r#"{"name": "X", "kind": "ngo", "country": "SEN", "Maria Lopez": 1}"#, "application/json").await;
+    assert_eq!(status, 422);
+    assert_eq!(body["errors"][0]["message"], "is not a known field");
+
+    let (status, _, body) = send(r#"{"kind": "ngo", "country": "SEN"}"#, "application/json").await;
+    assert_eq!(status, 422);
+    assert_eq!(body["errors"][0]["field"], "name");
+    assert_eq!(body["errors"][0]["message"], "is required");
+
+    let (status, _, body) = send(r#"{"name": "X", "kind": "ngo", "country": "SEN"}"#, "text/plain").await;
+    assert_eq!(status, 415);
+    assert_eq!(body["type"], "urn:haven:problem:unsupported-media-type");
+
+    assert_eq!(app.count("organizations").await, before, "nothing stored");
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_with_413() {
+    let app = spawn_app().await;
+    let admin = app.token(&app.host_admin).await;
+    let name = "x".repeat(70 * 1024);
+    let resp = app
+        .post("/api/v1/organizations", Some(&admin), serde_json::json!({ "name": name, "kind": "ngo", "country": "SEN" }))
+        .await;
+    resp.assert_problem(413, "payload-too-large");
+}
+
+#[tokio::test]
+async fn bad_paths_queries_routes_and_methods() {
+    let app = spawn_app().await;
+    let admin = app.token(&app.host_admin).await;
+    app.get("/api/v1/users/not-a-uuid", &admin).await.assert_problem(400, "bad-request");
+    app.get("/api/v1/users?limit=abc", &admin).await.assert_problem(422, "validation");
+    app.get("/api/v1/users?unknown=1", &admin).await.assert_problem(422, "validation");
+    app.get("/api/v1/nothing-here", &admin).await.assert_problem(404, "route-not-found");
+    app.get("/definitely/not/served", &admin).await.assert_problem(404, "route-not-found");
+    let resp = app.request(Method::DELETE, "/api/v1/organizations", Some(&admin), None).await;
+    resp.assert_problem(405, "method-not-allowed");
+    assert_eq!(resp.header("allow"), Some("GET, POST"));
+    let resp = app.request(Method::PUT, &format!("/api/v1/users/{}", app.host_admin.id), Some(&admin), None).await;
+    resp.assert_problem(405, "method-not-allowed");
+    assert_eq!(resp.header("allow"), Some("GET, PATCH"));
+    // Unknown ids are 404 problem documents too.
+    app.get(&format!("/api/v1/users/{}", uuid::Uuid::new_v4()), &admin).await.assert_problem(404, "not-found");
+}

@@ -1,0 +1,274 @@
+use std::sync::{LazyLock, Mutex, OnceLock};
+
+use base64::Engine;
+use diesel_async::RunQueryDsl;
+use haven::config::Settings;
+use haven::db::local_cluster::{self, ClusterOptions, LocalCluster};
+use haven::domain::{OrganizationKind, Role};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// The password of every user the helpers create.
+pub const PASSWORD: &str = "tidal-mango-lantern-42";
+
+/// A fixed signing key so tests can forge tokens with it (or with others).
+pub const KEY_SECRET: [u8; 32] = *b"haven-test-signing-key-32-bytes!";
+pub const KEY_ID: &str = "test1";
+
+pub fn key_spec() -> String {
+    format!("{KEY_ID}:{}", base64::engine::general_purpose::STANDARD.encode(KEY_SECRET))
+}
+
+static PASSWORD_HASH: LazyLock<String> = LazyLock::new(|| {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    std::thread::spawn(move || runtime.block_on(haven::auth::PasswordHasher::new(1).hash(PASSWORD)).unwrap())
+        .join()
+        .unwrap()
+});
+
+struct TestServer {
+    /// URL of the server's maintenance database, for CREATE DATABASE.
+    admin_url: String,
+    /// Builds the URL of a database on that server.
+    url_for: Box<dyn Fn(&str) -> String + Send + Sync>,
+    template: String,
+    _cluster: Option<LocalCluster>,
+}
+
+static SERVER: OnceLock<TestServer> = OnceLock::new();
+static CREATE_LOCK: Mutex<()> = Mutex::new(());
+
+/// With `DATABASE_URL`, tests use that server; otherwise a private throw-away cluster that dies
+/// with the test process.
+fn server() -> &'static TestServer {
+    SERVER.get_or_init(|| {
+        let template = format!("haven_template_{}", std::process::id());
+        let server = match std::env::var("DATABASE_URL") {
+            Ok(url) => {
+                let base = url.split('?').next().unwrap_or(&url).to_owned();
+                let query = url.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
+                let prefix = base.rsplit_once('/').map(|(p, _)| p.to_owned()).unwrap_or(base);
+                let url_for = move |db: &str| format!("{prefix}/{db}{query}");
+                TestServer { admin_url: url_for("postgres"), url_for: Box::new(url_for), template: template.clone(), _cluster: None }
+            }
+            Err(_) => {
+                let root = std::env::temp_dir().join(format!("haven-test-{}", std::process::id()));
+                let options = ClusterOptions { root, ephemeral: true, bin_dir: None };
+                let cluster = LocalCluster::start(&options).expect("start the test PostgreSQL cluster");
+                let base = cluster.url("DBNAME");
+                TestServer {
+                    admin_url: cluster.url("postgres"),
+                    url_for: Box::new(move |db: &str| base.replace("DBNAME", db)),
+                    template: template.clone(),
+                    _cluster: Some(cluster),
+                }
+            }
+        };
+        local_cluster::ensure_database(&server.admin_url, &server.template, None).expect("create template");
+        haven::db::run_migrations(&(server.url_for)(&server.template)).expect("migrate template");
+        server
+    })
+}
+
+/// A fresh, migrated database; returns its URL.
+pub fn fresh_database() -> String {
+    let server = server();
+    let name = format!("t_{}", Uuid::new_v4().simple());
+    {
+        let _guard = CREATE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        local_cluster::ensure_database(&server.admin_url, &name, Some(&server.template)).expect("create test database");
+    }
+    (server.url_for)(&name)
+}
+
+pub fn test_settings(database_url: &str) -> Settings {
+    let mut s = Settings::defaults();
+    s.database_url = Some(database_url.to_owned());
+    s.jwt_keys = Some(key_spec());
+    s.workers = Some(1);
+    s.db_pool_size = 4;
+    s.hash_concurrency = Some(2);
+    s.login_per_address_per_minute = 10_000;
+    s.login_per_account_burst = 1_000;
+    s.lockout_threshold = 1_000;
+    s
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub pool: haven::db::Pool,
+    /// The host organisation and its admin, made for every test.
+    pub host_org: Uuid,
+    pub host_admin: TestUser,
+}
+
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: Uuid,
+    pub email: String,
+}
+
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Response {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|_| panic!("not JSON ({}): {}", self.status, self.text))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a problem+json answer with this status and type slug.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, slug: &str) -> Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
+        assert_eq!(self.header("content-type"), Some("application/problem+json"), "body: {}", self.text);
+        let body = self.json();
+        assert_eq!(body["type"], format!("urn:haven:problem:{slug}"), "body: {}", self.text);
+        assert_eq!(body["status"], status);
+        assert!(body["title"].is_string() && body["detail"].is_string());
+        body
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let url = fresh_database();
+    let mut settings = test_settings(&url);
+    adjust(&mut settings);
+    let keyring = haven::startup::keyring(&settings).expect("keyring");
+    let state = haven::startup::build_state(settings, &url, keyring).expect("state");
+    let pool = state.pool.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let server = haven::startup::run(state, listener).expect("server");
+    tokio::spawn(server);
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let mut app = TestApp {
+        address,
+        client,
+        pool,
+        host_org: Uuid::nil(),
+        host_admin: TestUser { id: Uuid::nil(), email: String::new() },
+    };
+    app.host_org = app.create_org_of_kind("Host", OrganizationKind::Host, None).await;
+    app.host_admin = app.create_user(app.host_org, Role::Admin).await;
+    app
+}
+
+impl TestApp {
+    pub async fn create_org_of_kind(&self, name: &str, kind: OrganizationKind, country: Option<&str>) -> Uuid {
+        let mut conn = self.pool.get().await.unwrap();
+        haven::orgs::insert(&mut conn, name, kind, country, true).await.unwrap().id
+    }
+
+    /// An NGO with a unique name.
+    pub async fn create_org(&self) -> Uuid {
+        let name = format!("NGO {}", &Uuid::new_v4().simple().to_string()[..8]);
+        self.create_org_of_kind(&name, OrganizationKind::Ngo, Some("SEN")).await
+    }
+
+    /// A user with password [`PASSWORD`], inserted directly.
+    pub async fn create_user(&self, org: Uuid, role: Role) -> TestUser {
+        let email = format!("{}-{}@example.org", role, &Uuid::new_v4().simple().to_string()[..10]);
+        let mut conn = self.pool.get().await.unwrap();
+        let user = haven::users::insert(&mut conn, org, &email, &PASSWORD_HASH, role).await.unwrap();
+        TestUser { id: user.id, email }
+    }
+
+    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Response {
+        self.request_with(method, path, token, body, &[]).await
+    }
+
+    pub async fn request_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut req = self.client.request(method, format!("{}{path}", self.address));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let resp = req.send().await.expect("request sent");
+        Response { status: resp.status(), headers: resp.headers().clone(), text: resp.text().await.unwrap() }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.request(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, version: &str, body: Value) -> Response {
+        self.request_with(Method::PATCH, path, Some(token), Some(body), &[("if-match", version)]).await
+    }
+
+    pub async fn login_raw(&self, email: &str, password: &str) -> Response {
+        self.post("/api/v1/auth/login", None, json!({ "email": email, "password": password })).await
+    }
+
+    /// Logs in and returns (access token, refresh token).
+    pub async fn login(&self, user: &TestUser) -> (String, String) {
+        let resp = self.login_raw(&user.email, PASSWORD).await;
+        assert_eq!(resp.status, StatusCode::OK, "login failed: {}", resp.text);
+        let body = resp.json();
+        (body["access_token"].as_str().unwrap().to_owned(), body["refresh_token"].as_str().unwrap().to_owned())
+    }
+
+    pub async fn token(&self, user: &TestUser) -> String {
+        self.login(user).await.0
+    }
+
+    /// A user of `role` in `org`, logged in.
+    pub async fn user_with_token(&self, org: Uuid, role: Role) -> (TestUser, String) {
+        let user = self.create_user(org, role).await;
+        let token = self.token(&user).await;
+        (user, token)
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.pool.get().await.unwrap();
+        let c: Count = diesel::sql_query(format!("SELECT count(*) AS n FROM {table}")).get_result(&mut conn).await.unwrap();
+        c.n
+    }
+
+    /// Audit events with this action, as JSON, read straight from the table.
+    pub async fn audit_actions(&self) -> Vec<(String, String)> {
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            action: String,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            outcome: String,
+        }
+        let mut conn = self.pool.get().await.unwrap();
+        let rows: Vec<Row> = diesel::sql_query("SELECT action, outcome FROM audit_events ORDER BY id").load(&mut conn).await.unwrap();
+        rows.into_iter().map(|r| (r.action, r.outcome)).collect()
+    }
+}

@@ -1,0 +1,15 @@
+//! Integration tests against a real PostgreSQL: one binary (one throw-away cluster), one fresh
+//! database per test, cloned from a migrated template.
+
+mod helpers;
+
+mod audit;
+mod auth;
+mod docs_page;
+mod errors;
+mod openapi;
+mod operations;
+mod organizations;
+mod tokens;
+mod users;
+mod zero_config;

@@ -1,0 +1,108 @@
+//! The committed spec equals the generated one, every documented operation is served, and the
+//! operations of the contract are documented.
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::helpers::spawn_app;
+
+fn spec() -> Value {
+    serde_json::from_str(&haven::openapi::document_json()).unwrap()
+}
+
+#[test]
+fn committed_spec_matches_the_code() {
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
+        .expect("openapi/openapi.json exists");
+    assert!(
+        committed == haven::openapi::document_json(),
+        "openapi/openapi.json is stale: regenerate it with `cargo run -- openapi > openapi/openapi.json`"
+    );
+}
+
+#[tokio::test]
+async fn served_spec_is_the_generated_one() {
+    let app = spawn_app().await;
+    let served = app.client.get(format!("{}/openapi.json", app.address)).send().await.unwrap().text().await.unwrap();
+    assert_eq!(served, haven::openapi::document_json());
+}
+
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+#[tokio::test]
+async fn every_documented_operation_is_served() {
+    let app = spawn_app().await;
+    let spec = spec();
+    let mut checked = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in METHODS.iter().filter(|m| item.get(**m).is_some()) {
+            let concrete = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
+            let body = matches!(*method, "post" | "patch").then(|| serde_json::json!({}));
+            let resp = app.request(Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(), &concrete, None, body).await;
+            let text = &resp.text;
+            assert!(
+                !text.contains("urn:haven:problem:route-not-found") && !text.contains("urn:haven:problem:method-not-allowed"),
+                "{method} {path} is documented but not served: {} {text}",
+                resp.status
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 16, "only {checked} operations checked");
+}
+
+#[test]
+fn the_contract_routes_are_documented() {
+    let spec = spec();
+    let paths = spec["paths"].as_object().unwrap();
+    for (method, path) in [
+        ("post", "/api/v1/auth/login"),
+        ("post", "/api/v1/auth/refresh"),
+        ("post", "/api/v1/auth/logout"),
+        ("get", "/api/v1/me"),
+        ("get", "/api/v1/organizations"),
+        ("post", "/api/v1/organizations"),
+        ("get", "/api/v1/organizations/{id}"),
+        ("patch", "/api/v1/organizations/{id}"),
+        ("get", "/api/v1/users"),
+        ("post", "/api/v1/users"),
+        ("get", "/api/v1/users/{id}"),
+        ("patch", "/api/v1/users/{id}"),
+        ("get", "/api/v1/audit-events"),
+        ("get", "/healthz"),
+        ("get", "/readyz"),
+        ("get", "/metrics"),
+    ] {
+        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing from the spec");
+    }
+}
+
+#[test]
+fn every_operation_is_documented_for_a_developer() {
+    let spec = spec();
+    assert_eq!(spec["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert!(!spec["info"]["description"].as_str().unwrap().is_empty());
+    assert!(!spec["info"]["license"]["name"].as_str().unwrap_or_default().is_empty());
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in METHODS.iter().filter(|m| item.get(**m).is_some()) {
+            let op = &item[*method];
+            let name = format!("{method} {path}");
+            assert!(op["tags"].as_array().is_some_and(|t| !t.is_empty()), "{name}: no tag");
+            assert!(op["summary"].is_string() || op["description"].is_string(), "{name}: no description");
+            let responses = op["responses"].as_object().unwrap();
+            assert!(responses.keys().any(|k| k.starts_with('2')), "{name}: no success response");
+            let secured = op.get("security").is_some();
+            if secured {
+                assert!(responses.contains_key("401"), "{name}: secured but 401 undocumented");
+            }
+            for (status, resp) in responses {
+                if status.starts_with('4') || (status.starts_with('5') && path.starts_with("/api")) {
+                    assert!(
+                        resp["content"].get("application/problem+json").is_some(),
+                        "{name}: {status} is not documented as problem+json"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+use reqwest::StatusCode;
+
+use crate::helpers::{fresh_database, spawn_app, test_settings};
+
+#[tokio::test]
+async fn health_readiness_and_request_ids() {
+    let app = spawn_app().await;
+    let health = app.client.get(format!("{}/healthz", app.address)).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let id = health.headers().get("x-request-id").expect("request id header").to_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&id).is_ok());
+    let ready = app.client.get(format!("{}/readyz", app.address)).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_template() {
+    let app = spawn_app().await;
+    let admin = app.token(&app.host_admin).await;
+    app.get(&format!("/api/v1/users/{}", app.host_admin.id), &admin).await;
+    let text = app.client.get(format!("{}/metrics", app.address)).send().await.unwrap().text().await.unwrap();
+    assert!(
+        text.contains(r#"haven_http_requests_total{method="GET",route="/api/v1/users/{id}",status="200"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains("haven_http_request_duration_seconds_bucket"));
+    assert!(!text.contains(&app.host_admin.id.to_string()), "raw paths must not become labels");
+}
+
+#[tokio::test]
+async fn database_outage_is_503_and_readyz_says_so() {
+    // A database URL pointing nowhere: the pool cannot connect.
+    let mut settings = test_settings(&fresh_database());
+    let unreachable = "postgres://postgres@127.0.0.1:1/haven".to_owned();
+    settings.database_url = Some(unreachable.clone());
+    settings.db_timeout_ms = 500;
+    let keyring = haven::startup::keyring(&settings).unwrap();
+    let state = haven::startup::build_state(settings, &unreachable, keyring).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(haven::startup::run(state, listener).unwrap());
+    let client = reqwest::Client::new();
+    let ready = client.get(format!("{address}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let login = client
+        .post(format!("{address}/api/v1/auth/login"))
+        .json(&serde_json::json!({ "email": "a@example.org", "password": "whatever-password" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(login.headers()["content-type"], "application/problem+json");
+    let body: serde_json::Value = login.json().await.unwrap();
+    assert_eq!(body["type"], "urn:haven:problem:unavailable");
+    assert!(!body.to_string().contains("127.0.0.1"), "no connection details in errors");
+}

@@ -1,0 +1,108 @@
+//! Every way an access token must be refused (all 401 problem+json).
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use haven::domain::Role;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{KEY_ID, KEY_SECRET, TestApp, spawn_app};
+
+fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+fn sign(claims: &Value, alg: Algorithm, kid: Option<&str>, secret: &[u8]) -> String {
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret)).unwrap()
+}
+
+fn good(claims: &Value) -> String {
+    sign(claims, Algorithm::HS256, Some(KEY_ID), &KEY_SECRET)
+}
+
+fn with(claims: &Value, changes: Value) -> Value {
+    let mut c = claims.clone();
+    for (k, v) in changes.as_object().unwrap() {
+        if v.is_null() {
+            c.as_object_mut().unwrap().remove(k);
+        } else {
+            c[k] = v.clone();
+        }
+    }
+    c
+}
+
+async fn me_status(app: &TestApp, authorization: Option<&str>) -> StatusCode {
+    let headers: Vec<(&str, &str)> = authorization.map(|a| vec![("authorization", a)]).unwrap_or_default();
+    let resp = app.request_with(reqwest::Method::GET, "/api/v1/me", None, None, &headers).await;
+    if resp.status == StatusCode::UNAUTHORIZED {
+        resp.assert_problem(401, "unauthorized");
+        assert_eq!(resp.header("www-authenticate"), Some("Bearer"));
+    }
+    resp.status
+}
+
+#[tokio::test]
+async fn every_defective_token_is_refused() {
+    let app = spawn_app().await;
+    let (access, refresh) = app.login(&app.host_admin).await;
+    let claims = claims_of(&access);
+    let now = chrono::Utc::now().timestamp();
+
+    // Control: a token we forge correctly is accepted, so each refusal below is for its defect.
+    assert_eq!(me_status(&app, Some(&format!("Bearer {}", good(&claims)))).await, StatusCode::OK);
+    let later_expiry = good(&with(&claims, json!({ "exp": now + 300 })));
+    assert_eq!(me_status(&app, Some(&format!("Bearer {later_expiry}"))).await, StatusCode::OK);
+
+    let header_json = |alg: &str| URL_SAFE_NO_PAD.encode(json!({ "alg": alg, "typ": "JWT", "kid": KEY_ID }).to_string());
+    let body_b64 = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let signature = access.split('.').nth(2).unwrap();
+
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("no token", None),
+        ("empty bearer", Some("Bearer ".into())),
+        ("other scheme", Some(format!("Basic {}", good(&claims)))),
+        ("malformed", Some("Bearer not.a.jwt".into())),
+        ("garbage", Some("Bearer xxxxxxxx".into())),
+        ("bad signature", Some(format!("Bearer {}", sign(&claims, Algorithm::HS256, Some(KEY_ID), b"another-key-of-thirty-two-bytes!")))),
+        ("alg none", Some(format!("Bearer {}.{body_b64}.", header_json("none")))),
+        ("alg none, original signature", Some(format!("Bearer {}.{body_b64}.{signature}", header_json("none")))),
+        ("RS256 header on an HS256 signature", Some(format!("Bearer {}.{body_b64}.{signature}", header_json("RS256")))),
+        ("other algorithm (HS512)", Some(format!("Bearer {}", sign(&claims, Algorithm::HS512, Some(KEY_ID), &KEY_SECRET)))),
+        ("wrong audience", Some(format!("Bearer {}", good(&with(&claims, json!({ "aud": "someone-else" })))))),
+        ("wrong issuer", Some(format!("Bearer {}", good(&with(&claims, json!({ "iss": "evil" })))))),
+        ("expired", Some(format!("Bearer {}", good(&with(&claims, json!({ "exp": now - 120, "iat": now - 1000, "nbf": now - 1000 })))))),
+        ("not yet valid", Some(format!("Bearer {}", good(&with(&claims, json!({ "nbf": now + 600 })))))),
+        ("missing exp", Some(format!("Bearer {}", good(&with(&claims, json!({ "exp": null })))))),
+        ("missing sub", Some(format!("Bearer {}", good(&with(&claims, json!({ "sub": null })))))),
+        ("missing kid", Some(format!("Bearer {}", sign(&claims, Algorithm::HS256, None, &KEY_SECRET)))),
+        ("unknown kid", Some(format!("Bearer {}", sign(&claims, Algorithm::HS256, Some("nope"), &KEY_SECRET)))),
+        ("refresh token as access token", Some(format!("Bearer {refresh}"))),
+        ("typ other than access", Some(format!("Bearer {}", good(&with(&claims, json!({ "typ": "refresh" })))))),
+        ("role claim tampered", Some(format!("Bearer {}", good(&with(&claims, json!({ "role": "auditor" })))))),
+        ("stale token version", Some(format!("Bearer {}", good(&with(&claims, json!({ "ver": 0 })))))),
+        ("unknown session", Some(format!("Bearer {}", good(&with(&claims, json!({ "sid": uuid::Uuid::new_v4() })))))),
+    ];
+    for (name, authorization) in cases {
+        assert_eq!(me_status(&app, authorization.as_deref()).await, StatusCode::UNAUTHORIZED, "{name} was accepted");
+    }
+}
+
+#[tokio::test]
+async fn tokens_of_disabled_or_logged_out_users_are_refused() {
+    let app = spawn_app().await;
+    let admin = app.token(&app.host_admin).await;
+    let (user, token) = app.user_with_token(app.host_org, Role::Auditor).await;
+    let forged_later = good(&claims_of(&token));
+    app.patch(&format!("/api/v1/users/{}", user.id), &admin, "\"1\"", json!({ "disabled": true })).await;
+    assert_eq!(me_status(&app, Some(&format!("Bearer {token}"))).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me_status(&app, Some(&format!("Bearer {forged_later}"))).await, StatusCode::UNAUTHORIZED);
+
+    let (_, token) = app.login(&app.host_admin).await;
+    app.request(reqwest::Method::POST, "/api/v1/auth/logout", Some(&token), None).await;
+    assert_eq!(me_status(&app, Some(&format!("Bearer {token}"))).await, StatusCode::UNAUTHORIZED);
+}

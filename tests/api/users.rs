@@ -1,0 +1,152 @@
+use haven::domain::Role;
+use reqwest::StatusCode;
+use serde_json::json;
+use std::collections::HashSet;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn user_role_matrix() {
+    let app = spawn_app().await;
+    let org_a = app.create_org().await;
+    let org_b = app.create_org().await;
+    let host_admin = app.token(&app.host_admin).await;
+    let (_, host_auditor) = app.user_with_token(app.host_org, Role::Auditor).await;
+    let (_, host_caseworker) = app.user_with_token(app.host_org, Role::Caseworker).await;
+    let (_, a_admin) = app.user_with_token(org_a, Role::Admin).await;
+    let (_, a_auditor) = app.user_with_token(org_a, Role::Auditor).await;
+    let (a_caseworker_user, a_caseworker) = app.user_with_token(org_a, Role::Caseworker).await;
+    let (_, a_partner) = app.user_with_token(org_a, Role::Partner).await;
+    let (_, b_admin) = app.user_with_token(org_b, Role::Admin).await;
+
+    let target = app.create_user(org_a, Role::Caseworker).await;
+    let target_path = format!("/api/v1/users/{}", target.id);
+    let list_a = format!("/api/v1/users?organization_id={org_a}");
+    // (caller, GET users of A, GET one user of A, PATCH that user, POST a user into A)
+    let matrix = [
+        ("host admin", &host_admin, 200, 200, 200, 201),
+        ("host auditor", &host_auditor, 200, 200, 403, 403),
+        ("host caseworker", &host_caseworker, 404, 404, 404, 404),
+        ("A admin", &a_admin, 200, 200, 200, 201),
+        ("A auditor", &a_auditor, 200, 200, 403, 403),
+        ("A caseworker", &a_caseworker, 403, 403, 403, 403),
+        ("A partner", &a_partner, 403, 403, 403, 403),
+        ("B admin", &b_admin, 404, 404, 404, 404),
+    ];
+    for (i, (who, token, list, get, patch, create)) in matrix.into_iter().enumerate() {
+        let resp = app.get(&list_a, token).await;
+        assert_eq!(resp.status.as_u16(), list, "{who} list: {}", resp.text);
+        let resp = app.get(&target_path, token).await;
+        assert_eq!(resp.status.as_u16(), get, "{who} get: {}", resp.text);
+        let version = app.get(&target_path, &host_admin).await.json()["version"].to_string();
+        let resp = app.patch(&target_path, token, &format!("\"{version}\""), json!({ "disabled": i % 2 == 0 })).await;
+        assert_eq!(resp.status.as_u16(), patch, "{who} patch: {}", resp.text);
+        let body = json!({ "email": format!("new{i}@example.org"), "role": "caseworker",
+                           "password": "quiet-harbour-lamp-88", "organization_id": org_a });
+        let resp = app.post("/api/v1/users", Some(token), body).await;
+        assert_eq!(resp.status.as_u16(), create, "{who} create: {}", resp.text);
+    }
+    // Everyone reads themselves.
+    let me = app.get(&format!("/api/v1/users/{}", a_caseworker_user.id), &a_caseworker).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert!(me.json().get("password_hash").is_none());
+}
+
+#[tokio::test]
+async fn admins_manage_users_and_every_change_is_audited() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let (admin_user, admin) = app.user_with_token(org, Role::Admin).await;
+    let resp = app
+        .post("/api/v1/users", Some(&admin), json!({ "email": "Fatou.Sow@Example.org", "role": "caseworker", "password": "quiet-harbour-lamp-88" }))
+        .await;
+    assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
+    let user = resp.json();
+    assert_eq!(user["email"], "fatou.sow@example.org");
+    assert_eq!(user["organization_id"], org.to_string());
+    assert!(user.get("password").is_none());
+    let path = format!("/api/v1/users/{}", user["id"].as_str().unwrap());
+
+    // Emails are unique case-insensitively.
+    app.post("/api/v1/users", Some(&admin), json!({ "email": "FATOU.SOW@example.org", "role": "auditor", "password": "quiet-harbour-lamp-88" }))
+        .await
+        .assert_problem(409, "conflict");
+
+    assert_eq!(app.patch(&path, &admin, "\"1\"", json!({ "role": "auditor" })).await.status, StatusCode::OK);
+    assert_eq!(app.patch(&path, &admin, "\"2\"", json!({ "disabled": true })).await.status, StatusCode::OK);
+    assert_eq!(app.patch(&path, &admin, "\"3\"", json!({ "disabled": false })).await.status, StatusCode::OK);
+    assert_eq!(app.patch(&path, &admin, "\"4\"", json!({ "password": "another-long-passphrase" })).await.status, StatusCode::OK);
+    app.patch(&path, &admin, "\"4\"", json!({ "role": "partner" })).await.assert_problem(412, "precondition-failed");
+
+    // Admins cannot lock themselves out.
+    let own = format!("/api/v1/users/{}", admin_user.id);
+    app.patch(&own, &admin, "\"1\"", json!({ "role": "caseworker" })).await.assert_problem(409, "conflict");
+    app.patch(&own, &admin, "\"1\"", json!({ "disabled": true })).await.assert_problem(409, "conflict");
+
+    let actions = app.audit_actions().await;
+    for action in ["user.create", "user.role_change", "user.disable", "user.enable", "user.password_reset"] {
+        assert!(actions.contains(&(action.into(), "success".into())), "{action} not audited: {actions:?}");
+    }
+}
+
+#[tokio::test]
+async fn invalid_users_are_not_stored() {
+    let app = spawn_app().await;
+    let admin = app.token(&app.host_admin).await;
+    let before = app.count("users").await;
+    let cases = [
+        json!({ "email": "not-an-email", "role": "caseworker", "password": "quiet-harbour-lamp-88" }),
+        json!({ "email": "a@example.org", "role": "superuser", "password": "quiet-harbour-lamp-88" }),
+        json!({ "email": "a@example.org", "role": "caseworker", "password": "short" }),
+        json!({ "email": "a@example.org", "role": "caseworker", "password": "qwerty123456" }),
+        json!({ "email": "a@example.org", "role": "caseworker", "password": "x".repeat(129) }),
+        json!({ "email": "a@example.org", "role": "caseworker" }),
+        json!({ "email": "a@example.org", "role": "caseworker", "password": "quiet-harbour-lamp-88", "is_admin": true }),
+    ];
+    for body in cases {
+        let problem = app.post("/api/v1/users", Some(&admin), body.clone()).await.assert_problem(422, "validation");
+        assert!(!problem["errors"].as_array().unwrap().is_empty(), "{body}");
+        // The submitted password is never echoed.
+        assert!(!problem.to_string().contains("qwerty123456"));
+    }
+    // An organisation that does not exist.
+    app.post("/api/v1/users", Some(&admin), json!({ "email": "a@example.org", "role": "caseworker",
+        "password": "quiet-harbour-lamp-88", "organization_id": uuid::Uuid::new_v4() }))
+        .await
+        .assert_problem(404, "not-found");
+    assert_eq!(app.count("users").await, before);
+}
+
+#[tokio::test]
+async fn user_lists_paginate_stably() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let (_, admin) = app.user_with_token(org, Role::Admin).await;
+    for _ in 0..6 {
+        app.create_user(org, Role::Caseworker).await;
+    }
+    let mut seen = HashSet::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/users?limit=3&cursor={c}"),
+            None => "/api/v1/users?limit=3".into(),
+        };
+        let page = app.get(&path, &admin).await.json();
+        for item in page["items"].as_array().unwrap() {
+            assert!(seen.insert(item["id"].as_str().unwrap().to_owned()), "duplicate across pages");
+        }
+        pages += 1;
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 7);
+    assert_eq!(pages, 3);
+    let filtered = app.get("/api/v1/users?role=admin", &admin).await.json();
+    assert_eq!(filtered["items"].as_array().unwrap().len(), 1);
+    app.get("/api/v1/users?limit=0", &admin).await.assert_problem(422, "validation");
+    app.get("/api/v1/users?cursor=garbage", &admin).await.assert_problem(422, "validation");
+}

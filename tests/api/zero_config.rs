@@ -1,0 +1,226 @@
+//! The binary itself: zero-configuration start with a private cluster, credentials shown once,
+//! clean stop on SIGTERM, start-up refusals with clear messages, and `haven bootstrap`.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::helpers::fresh_database;
+
+fn haven() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_haven"));
+    cmd.env_remove("DATABASE_URL")
+        .env_remove("HAVEN_JWT_KEYS")
+        .env_remove("HAVEN_ENV")
+        .env("HAVEN_LOG_FORMAT", "json")
+        .kill_on_drop(true);
+    cmd
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn data_dir() -> PathBuf {
+    // Short: the cluster's Unix socket lives inside it.
+    std::env::temp_dir().join(format!("hz-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]))
+}
+
+/// Starts `haven serve` and returns it with the printed admin password, if one was printed.
+async fn start(dir: &Path, port: u16) -> (Child, Option<String>) {
+    let mut child = haven()
+        .env("HAVEN_DATA_DIR", dir)
+        .env("HAVEN_BIND", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut password = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        tokio::select! {
+            line = stdout.next_line() => {
+                if let Ok(Some(line)) = line && let Some(p) = line.trim().strip_prefix("password:") {
+                    password = Some(p.trim().to_owned());
+                }
+            }
+            line = stderr.next_line() => match line {
+                Ok(Some(line)) => {
+                    assert!(!line.contains("\"level\":\"ERROR\""), "start-up error: {line}");
+                    if line.contains("Haven is listening") {
+                        break;
+                    }
+                }
+                _ => panic!("haven exited during start-up"),
+            },
+            _ = tokio::time::sleep_until(deadline) => panic!("haven did not start in time"),
+        }
+    }
+    // Keep draining output so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+    (child, password)
+}
+
+async fn stop(mut child: Child) {
+    let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.expect("stops in time").unwrap();
+    assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test]
+async fn zero_configuration_start_persists_and_stops_cleanly() {
+    let dir = data_dir();
+    let port = free_port();
+    let (child, password) = start(&dir, port).await;
+    let password = password.expect("first admin's password printed on first start");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let login = |password: String| {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            client
+                .post(format!("{base}/api/v1/auth/login"))
+                .json(&json!({ "email": "admin@haven.local", "password": password }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let resp = login(password.clone()).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let token = resp.json::<serde_json::Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    let created = client
+        .post(format!("{base}/api/v1/organizations"))
+        .bearer_auth(&token)
+        .json(&json!({ "name": "Casa Refugio Lima", "kind": "ngo", "country": "PER" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+
+    let secrets = dir.join("secrets.json");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&secrets).unwrap().permissions().mode() & 0o777, 0o600);
+    let pid_file = dir.join("pg/data/postmaster.pid");
+    assert!(pid_file.exists(), "cluster running");
+    stop(child).await;
+    assert!(!pid_file.exists(), "the private cluster stopped with Haven");
+
+    // Second start: same data, no new credentials shown, the same password still works.
+    let (child, again) = start(&dir, port).await;
+    assert!(again.is_none(), "credentials are shown only once");
+    assert_eq!(login(password).await.status(), StatusCode::OK);
+    stop(child).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_cluster_dies_with_a_killed_haven() {
+    let dir = data_dir();
+    let (mut child, _) = start(&dir, free_port()).await;
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let pid_file = dir.join("pg/data/postmaster.pid");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while pid_file.exists() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!pid_file.exists(), "postgres outlived a killed Haven");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn production_without_secrets_refuses_to_start() {
+    let out = haven().env("HAVEN_ENV", "production").arg("serve").output().await.unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("HAVEN_JWT_KEYS"), "{stderr}");
+}
+
+#[tokio::test]
+async fn invalid_settings_are_named() {
+    let out = haven().env("HAVEN_ACCESS_TOKEN_TTL", "5").arg("serve").output().await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HAVEN_ACCESS_TOKEN_TTL"));
+    let out = haven().env("HAVEN_BIND", "not-an-address").arg("serve").output().await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bind"));
+}
+
+#[tokio::test]
+async fn missing_postgresql_binaries_name_the_package_and_the_alternative() {
+    let dir = data_dir();
+    let out = haven()
+        .env("HAVEN_DATA_DIR", &dir)
+        .env("HAVEN_PG_BIN_DIR", "/nonexistent/postgresql/bin")
+        .arg("serve")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("apt-get install postgresql") && stderr.contains("DATABASE_URL"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn help_lists_every_setting() {
+    let out = haven().arg("--help").output().await.unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for var in ["HAVEN_BIND", "DATABASE_URL", "HAVEN_DATA_DIR", "HAVEN_JWT_KEYS", "HAVEN_ENV", "HAVEN_PG_BIN_DIR"] {
+        assert!(help.contains(var), "{var} missing from --help");
+    }
+}
+
+#[tokio::test]
+async fn bootstrap_creates_the_first_admin_once() {
+    let url = fresh_database();
+    let run = || {
+        let mut cmd = haven();
+        cmd.env("DATABASE_URL", &url)
+            .env("HAVEN_BOOTSTRAP_PASSWORD", "steady-baobab-river-31")
+            .args(["bootstrap", "--org", "Haven Host", "--email", "Root@Example.org", "--country", "NLD"])
+            .stdin(Stdio::null());
+        cmd
+    };
+    let out = run().output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let again = run().output().await.unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already bootstrapped"));
+
+    // The admin can log in on a service using that database.
+    let settings = crate::helpers::test_settings(&url);
+    let keyring = haven::startup::keyring(&settings).unwrap();
+    let state = haven::startup::build_state(settings, &url, keyring).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(haven::startup::run(state, listener).unwrap());
+    let resp = reqwest::Client::new()
+        .post(format!("{address}/api/v1/auth/login"))
+        .json(&json!({ "email": "root@example.org", "password": "steady-baobab-river-31" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    // Weak passwords are refused before anything is written.
+    let weak = haven()
+        .env("DATABASE_URL", crate::helpers::fresh_database())
+        .env("HAVEN_BOOTSTRAP_PASSWORD", "password")
+        .args(["bootstrap", "--org", "X", "--email", "x@example.org"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!weak.status.success());
+}
