@@ -169,15 +169,20 @@ impl Settings {
         Cli::parse_from(["haven"]).settings
     }
 
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// What production requires before touching a database (`needs_keys`: before serving).
+    pub fn require_production_settings(&self, needs_keys: bool) -> Result<(), ConfigError> {
         if self.env == Environment::Production {
-            if self.jwt_keys.is_none() {
+            if needs_keys && self.jwt_keys.is_none() {
                 return Err(bad("HAVEN_JWT_KEYS", "required when HAVEN_ENV=production"));
             }
             if self.database_url.is_none() {
                 return Err(bad("DATABASE_URL", "required when HAVEN_ENV=production"));
             }
         }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if !(60..=3600).contains(&self.access_token_ttl) {
             return Err(bad("HAVEN_ACCESS_TOKEN_TTL", "must be between 60 and 3600 seconds"));
         }

@@ -17,7 +17,10 @@ fn main() -> ExitCode {
     haven::telemetry::init_logging(&settings);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
-        Command::Migrate => startup::prepare_database(&settings).map(|_| ()),
+        Command::Migrate => settings
+            .require_production_settings(false)
+            .map_err(StartupError::from)
+            .and_then(|_| startup::prepare_database(&settings).map(|_| ())),
         Command::Bootstrap(args) => bootstrap(settings, args),
         Command::Openapi => {
             print!("{}", haven::openapi::document_json());
@@ -34,14 +37,20 @@ fn main() -> ExitCode {
 }
 
 fn serve(settings: Settings) -> Result<(), StartupError> {
+    settings.require_production_settings(true)?;
     let database = startup::prepare_database(&settings)?;
     let keyring = startup::keyring(&settings)?;
-    let local = settings.env == Environment::Local;
+    // The generated first admin is for the zero-configuration start only; a database given by
+    // DATABASE_URL is set up with `haven bootstrap`.
+    let generate_admin = settings.env == Environment::Local && database.cluster.is_some();
     let bind = settings.bind;
     let url = database.url.clone();
     let result = actix_web::rt::System::new().block_on(async move {
         let state = startup::build_state(settings, &url, keyring)?;
-        if local && let Some((email, password)) = haven::bootstrap::ensure_local_admin(&state.pool, &state.hasher).await? {
+        if !generate_admin && !haven::bootstrap::host_exists(&state.pool).await? {
+            tracing::warn!("no host organisation yet: create it and its first admin with `haven bootstrap`");
+        }
+        if generate_admin && let Some((email, password)) = haven::bootstrap::ensure_local_admin(&state.pool, &state.hasher).await? {
             // Shown once, on the terminal: it is not logged and not stored anywhere in clear.
             println!(
                 "\n  First admin created (shown only this once):\n    email:    {email}\n    password: {password}\n  \
@@ -80,6 +89,7 @@ fn bootstrap(settings: Settings, args: BootstrapArgs) -> Result<(), StartupError
         Err(_) => return Err(invalid("set HAVEN_BOOTSTRAP_PASSWORD or run in a terminal to be prompted".into())),
     };
     let password = NewPassword::parse(raw).map_err(|m| invalid(format!("password {m}")))?;
+    settings.require_production_settings(false)?;
     let database = startup::prepare_database(&settings)?;
     let result = actix_web::rt::System::new().block_on(async {
         let pool = haven::db::build_pool(&database.url, 2, std::time::Duration::from_secs(10))?;

@@ -11,6 +11,7 @@ use crate::state::AppState;
 use crate::{audit, auth, ops, orgs, users};
 
 pub const API_PREFIX: &str = "/api/v1";
+pub const OPENAPI_PATH: &str = "/openapi.json";
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(ops::healthz).service(ops::readyz).service(ops::metrics).service(
@@ -57,8 +58,13 @@ impl RouteTable {
                 }
                 (actix_web::dev::ResourceDef::new(path.as_str()), methods)
             })
-            .collect();
-        RouteTable { routes }
+            .collect::<Vec<_>>();
+        let mut table = RouteTable { routes };
+        // Served beside the API but not part of it.
+        for meta in [OPENAPI_PATH, "/docs", "/docs/{_:.*}"] {
+            table.routes.push((actix_web::dev::ResourceDef::new(meta), vec!["GET".to_string()]));
+        }
+        table
     }
 
     /// Methods served at `path`, if the path is served at all.

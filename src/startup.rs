@@ -50,9 +50,7 @@ pub fn prepare_database(settings: &Settings) -> Result<Database, StartupError> {
     let (url, cluster) = match &settings.database_url {
         Some(url) => (url.clone(), None),
         None => {
-            std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
-                local_cluster::ClusterError::Step { step: "creating the data directory", detail: e.to_string() }
-            })?;
+            prepare_data_dir(&settings.data_dir)?;
             let options = ClusterOptions {
                 root: settings.data_dir.join("pg"),
                 ephemeral: false,
@@ -69,6 +67,16 @@ pub fn prepare_database(settings: &Settings) -> Result<Database, StartupError> {
         tracing::info!(migrations = ?applied, "migrations applied");
     }
     Ok(Database { url, cluster })
+}
+
+/// The data directory: traversable but not listable by others (0711), so the unprivileged
+/// `postgres` user reaches its cluster inside while the secrets file stays private (0600).
+pub fn prepare_data_dir(dir: &std::path::Path) -> Result<(), StartupError> {
+    use std::os::unix::fs::PermissionsExt;
+    let fail = |e: std::io::Error| local_cluster::ClusterError::Step { step: "preparing the data directory", detail: e.to_string() };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).map_err(fail)?;
+    Ok(())
 }
 
 /// The JWT keyring from settings, or (local mode only) from the generated secrets file.
@@ -136,7 +144,11 @@ pub fn run(state: AppState, listener: TcpListener) -> Result<Server, StartupErro
             .into_utoipa_app()
             .configure(crate::routes::configure)
             .split_for_parts();
-        app.route("/openapi.json", web::get().to(openapi_json))
+        app.service(
+            web::resource(crate::routes::OPENAPI_PATH)
+                .get(openapi_json)
+                .default_service(web::to(crate::routes::fallback)),
+        )
             .service(SwaggerUi::new("/docs/{_:.*}").config(Config::new(["/openapi.json"]).try_it_out_enabled(true)))
             .service(web::redirect("/docs", "/docs/"))
             .default_service(web::to(crate::routes::fallback))

@@ -10,7 +10,7 @@ use super::{AuditAction, AuditOutcome};
 use crate::auth::Principal;
 use crate::db::schema::audit_events;
 use crate::domain::{Role, policy};
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiQuery;
 use crate::pagination::{self, Page};
 use crate::state::AppState;
@@ -66,10 +66,10 @@ pub struct AuditEventView {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of events", body = Page<AuditEventView>),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Your role cannot read the audit log", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Organisation not visible to you", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid filter", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 422, response = crate::openapi::responses::Invalid),
     )
 )]
 #[get("/audit-events")]

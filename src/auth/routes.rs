@@ -12,7 +12,7 @@ use super::Principal;
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::db::schema::users;
 use crate::domain::Role;
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, RequestContext};
 use crate::orgs::OrganizationView;
 use crate::state::AppState;
@@ -78,11 +78,10 @@ fn tokens(state: &AppState, user: Uuid, org: Uuid, role: Role, session: Uuid, ve
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = TokenResponse),
-        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Wrong email or password", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many attempts, or account locked", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 400, response = crate::openapi::responses::BadRequest),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 422, response = crate::openapi::responses::Invalid),
+        (status = 429, response = crate::openapi::responses::TooManyRequests),
     )
 )]
 #[post("/auth/login")]
@@ -197,9 +196,9 @@ fn no_store() -> (actix_web::http::header::HeaderName, &'static str) {
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "New tokens", body = TokenResponse),
-        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Unknown, used, revoked or expired refresh token", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = crate::openapi::responses::BadRequest),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 422, response = crate::openapi::responses::Invalid),
     )
 )]
 #[post("/auth/refresh")]
@@ -249,7 +248,7 @@ pub async fn refresh(state: web::Data<AppState>, ctx: RequestContext, body: ApiJ
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Logged out"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
     )
 )]
 #[post("/auth/logout")]
@@ -273,7 +272,7 @@ pub async fn logout(state: web::Data<AppState>, principal: Principal, ctx: Reque
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Your account", body = MeResponse),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
     )
 )]
 #[get("/me")]

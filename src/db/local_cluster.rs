@@ -32,6 +32,17 @@ pub enum ClusterError {
          Haven as a normal user, or set DATABASE_URL."
     )]
     NoUnprivilegedUser,
+    #[error(
+        "HAVEN_PG_BIN_DIR is {0}, but initdb and postgres are not both there. Point it at the \
+         directory holding them (e.g. /usr/lib/postgresql/15/bin), or unset it to search."
+    )]
+    BinariesNotInDir(PathBuf),
+    #[error(
+        "the unprivileged `postgres` user cannot reach {0} (a parent directory is not traversable \
+         by others, e.g. a home directory with mode 0700). Set HAVEN_DATA_DIR to a directory \
+         outside it, e.g. /var/lib/haven, or set DATABASE_URL."
+    )]
+    NotTraversable(PathBuf),
     #[error("the socket path {0} is too long for a Unix socket; set HAVEN_DATA_DIR to a shorter path")]
     SocketPathTooLong(PathBuf),
     #[error("{step} failed: {detail}")]
@@ -67,7 +78,11 @@ impl Binaries {
     fn find(explicit: Option<&Path>) -> Result<Binaries, ClusterError> {
         let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
         if let Some(dir) = explicit {
-            return if has_both(dir) { Ok(Binaries { dir: dir.to_owned() }) } else { Err(ClusterError::BinariesMissing) };
+            return if has_both(dir) {
+                Ok(Binaries { dir: dir.to_owned() })
+            } else {
+                Err(ClusterError::BinariesNotInDir(dir.to_owned()))
+            };
         }
         // Debian keeps the server binaries outside PATH; the newest version wins.
         let mut versioned: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
@@ -127,6 +142,21 @@ impl RunAs {
         }
     }
 
+    /// As root, every existing ancestor of `path` must let others through, or the server (running
+    /// as `postgres`) cannot reach its own directory.
+    fn check_reachable(&self, path: &Path) -> Result<(), ClusterError> {
+        if self.ids.is_none() {
+            return Ok(());
+        }
+        for dir in path.ancestors().skip(1).filter(|d| d.exists()) {
+            let mode = fs::metadata(dir).map_err(|e| step("inspecting the data directory", e))?.permissions().mode();
+            if mode & 0o001 == 0 {
+                return Err(ClusterError::NotTraversable(dir.to_owned()));
+            }
+        }
+        Ok(())
+    }
+
     fn own(&self, path: &Path) -> Result<(), ClusterError> {
         if let Some((uid, gid)) = self.ids {
             nix::unistd::chown(path, Some(uid), Some(gid)).map_err(|e| step("chown", e))?;
@@ -155,6 +185,7 @@ impl LocalCluster {
         if socket.as_os_str().len() > SOCKET_PATH_MAX {
             return Err(ClusterError::SocketPathTooLong(socket));
         }
+        run_as.check_reachable(&root)?;
         make_private_dir(&root, &run_as)?;
         make_private_dir(&socket_dir, &run_as)?;
         if !data.join("PG_VERSION").exists() {

@@ -10,7 +10,7 @@ use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
 use crate::db::schema::organizations;
 use crate::domain::{CountryCode, OrganizationKind, Role, policy};
-use crate::error::{ApiError, ApiResult, FieldError, Problem};
+use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{ApiJson, ApiQuery, IfMatch, RequestContext, etag};
 use crate::pagination::{self, Page};
 use crate::state::AppState;
@@ -65,8 +65,8 @@ fn name_conflict(err: diesel::result::Error) -> ApiError {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of organisations, oldest first", body = Page<OrganizationView>),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid filter", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 422, response = crate::openapi::responses::Invalid),
     )
 )]
 #[get("/organizations")]
@@ -105,10 +105,10 @@ pub async fn list_organizations(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = OrganizationView, headers(("ETag" = String, description = "Version of the record"))),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Only host-organisation admins create organisations", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Name already in use", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 409, response = crate::openapi::responses::Conflict),
+        (status = 422, response = crate::openapi::responses::Invalid),
     )
 )]
 #[post("/organizations")]
@@ -152,8 +152,8 @@ pub async fn create_organization(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The organisation", body = OrganizationView, headers(("ETag" = String, description = "Version of the record"))),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such organisation visible to you", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 404, response = crate::openapi::responses::NotFound),
     )
 )]
 #[get("/organizations/{id}")]
@@ -179,13 +179,13 @@ pub async fn get_organization(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Updated", body = OrganizationView, headers(("ETag" = String, description = "New version"))),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Only host-organisation admins change organisations", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such organisation visible to you", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Name already in use", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "Stale version", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
-        (status = 428, description = "If-Match missing", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 409, response = crate::openapi::responses::Conflict),
+        (status = 412, response = crate::openapi::responses::PreconditionFailed),
+        (status = 422, response = crate::openapi::responses::Invalid),
+        (status = 428, response = crate::openapi::responses::PreconditionRequired),
     )
 )]
 #[patch("/organizations/{id}")]

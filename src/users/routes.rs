@@ -10,7 +10,7 @@ use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::{Principal, sessions};
 use crate::db::schema::users;
 use crate::domain::{Email, NewPassword, Role, policy};
-use crate::error::{ApiError, ApiResult, FieldError, Problem};
+use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{ApiJson, ApiQuery, IfMatch, RequestContext, etag};
 use crate::pagination::{self, Page};
 use crate::state::AppState;
@@ -64,10 +64,10 @@ fn parse_password(raw: String) -> ApiResult<NewPassword> {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of users, oldest first", body = Page<UserView>),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Your role cannot list users", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Organisation not visible to you", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid filter", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 422, response = crate::openapi::responses::Invalid),
     )
 )]
 #[get("/users")]
@@ -109,11 +109,11 @@ pub async fn list_users(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = UserView, headers(("ETag" = String, description = "Version of the record"))),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Your role cannot create users", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Organisation not visible to you", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Email already in use", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 409, response = crate::openapi::responses::Conflict),
+        (status = 422, response = crate::openapi::responses::Invalid),
     )
 )]
 #[post("/users")]
@@ -165,9 +165,9 @@ pub async fn create_user(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The user", body = UserView, headers(("ETag" = String, description = "Version of the record"))),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Your role cannot read other users", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user visible to you", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 404, response = crate::openapi::responses::NotFound),
     )
 )]
 #[get("/users/{id}")]
@@ -197,13 +197,13 @@ pub async fn get_user(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Updated", body = UserView, headers(("ETag" = String, description = "New version"))),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Your role cannot manage users", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user visible to you", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Change not allowed on your own account", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "Stale version", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"),
-        (status = 428, description = "If-Match missing", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 409, response = crate::openapi::responses::Conflict),
+        (status = 412, response = crate::openapi::responses::PreconditionFailed),
+        (status = 422, response = crate::openapi::responses::Invalid),
+        (status = 428, response = crate::openapi::responses::PreconditionRequired),
     )
 )]
 #[patch("/users/{id}")]

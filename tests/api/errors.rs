@@ -81,6 +81,9 @@ async fn bad_paths_queries_routes_and_methods() {
     let resp = app.request(Method::PUT, &format!("/api/v1/users/{}", app.host_admin.id), Some(&admin), None).await;
     resp.assert_problem(405, "method-not-allowed");
     assert_eq!(resp.header("allow"), Some("GET, PATCH"));
+    let resp = app.request(Method::POST, "/openapi.json", None, None).await;
+    resp.assert_problem(405, "method-not-allowed");
+    assert_eq!(resp.header("allow"), Some("GET"));
     // Unknown ids are 404 problem documents too.
     app.get(&format!("/api/v1/users/{}", uuid::Uuid::new_v4()), &admin).await.assert_problem(404, "not-found");
 }

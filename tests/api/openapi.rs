@@ -95,7 +95,22 @@ fn every_operation_is_documented_for_a_developer() {
             if secured {
                 assert!(responses.contains_key("401"), "{name}: secured but 401 undocumented");
             }
+            if path.starts_with("/api") {
+                assert!(responses.contains_key("503"), "{name}: database outage (503) undocumented");
+            }
+            if op.get("requestBody").is_some() {
+                for status in ["400", "413", "415", "422"] {
+                    assert!(responses.contains_key(status), "{name}: {status} undocumented for a body");
+                }
+            }
             for (status, resp) in responses {
+                let resp = match resp["$ref"].as_str() {
+                    Some(reference) => {
+                        let name = reference.trim_start_matches("#/components/responses/");
+                        spec["components"]["responses"].get(name).unwrap_or_else(|| panic!("{name}: dangling $ref"))
+                    }
+                    None => resp,
+                };
                 if status.starts_with('4') || (status.starts_with('5') && path.starts_with("/api")) {
                     assert!(
                         resp["content"].get("application/problem+json").is_some(),

@@ -31,8 +31,11 @@ fn data_dir() -> PathBuf {
     std::env::temp_dir().join(format!("hz-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]))
 }
 
-/// Starts `haven serve` and returns it with the printed admin password, if one was printed.
-async fn start(dir: &Path, port: u16) -> (Child, Option<String>) {
+type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// Starts `haven serve` and returns it with the printed admin password (if one was printed)
+/// and its log lines so far and to come.
+async fn start(dir: &Path, port: u16) -> (Child, Option<String>, Log) {
     let mut child = haven()
         .env("HAVEN_DATA_DIR", dir)
         .env("HAVEN_BIND", format!("127.0.0.1:{port}"))
@@ -43,6 +46,7 @@ async fn start(dir: &Path, port: u16) -> (Child, Option<String>) {
     let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut password = None;
+    let log: Log = Default::default();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
         tokio::select! {
@@ -54,6 +58,7 @@ async fn start(dir: &Path, port: u16) -> (Child, Option<String>) {
             line = stderr.next_line() => match line {
                 Ok(Some(line)) => {
                     assert!(!line.contains("\"level\":\"ERROR\""), "start-up error: {line}");
+                    log.lock().unwrap().push(line.clone());
                     if line.contains("Haven is listening") {
                         break;
                     }
@@ -65,8 +70,13 @@ async fn start(dir: &Path, port: u16) -> (Child, Option<String>) {
     }
     // Keep draining output so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
-    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
-    (child, password)
+    let sink = log.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = stderr.next_line().await {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    (child, password, log)
 }
 
 async fn stop(mut child: Child) {
@@ -80,7 +90,7 @@ async fn stop(mut child: Child) {
 async fn zero_configuration_start_persists_and_stops_cleanly() {
     let dir = data_dir();
     let port = free_port();
-    let (child, password) = start(&dir, port).await;
+    let (child, password, log) = start(&dir, port).await;
     let password = password.expect("first admin's password printed on first start");
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
@@ -111,13 +121,47 @@ async fn zero_configuration_start_persists_and_stops_cleanly() {
     let secrets = dir.join("secrets.json");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&secrets).unwrap().permissions().mode() & 0o777, 0o600);
+    let failed = login("not-the-password-Maria-Lopez".into()).await;
+    assert_eq!(failed.status(), StatusCode::UNAUTHORIZED);
+
+    // Graceful shutdown: requests in flight when SIGTERM arrives are answered, not dropped.
+    // Logins queue behind the bounded password hasher, so these are still running.
+    let in_flight: Vec<_> = (0..12)
+        .map(|i| {
+            let client = client.clone();
+            let url = format!("{base}/api/v1/auth/login");
+            tokio::spawn(async move {
+                client.post(url).json(&json!({ "email": format!("u{i}@example.org"), "password": "whatever-it-is" })).send().await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(40)).await;
     let pid_file = dir.join("pg/data/postmaster.pid");
     assert!(pid_file.exists(), "cluster running");
     stop(child).await;
+    for request in in_flight {
+        let resp = request.await.unwrap().expect("in-flight request answered during shutdown");
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
     assert!(!pid_file.exists(), "the private cluster stopped with Haven");
 
+    // Logs are JSON lines; requests carry their id and route template; nothing secret is logged.
+    let lines = log.lock().unwrap().clone();
+    let requests: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .filter(|v| v["message"] == "request")
+        .collect();
+    assert!(requests.len() >= 3, "request log lines: {lines:?}");
+    assert!(requests.iter().all(|r| r["span"]["request_id"].as_str().is_some_and(|id| !id.is_empty())));
+    assert!(requests.iter().any(|r| r["span"]["route"] == "/api/v1/auth/login"));
+    let all = lines.join("\n");
+    for secret in [password.as_str(), "Maria-Lopez", &token, "u3@example.org"] {
+        assert!(!all.contains(secret), "`{secret}` appeared in the log");
+    }
+
     // Second start: same data, no new credentials shown, the same password still works.
-    let (child, again) = start(&dir, port).await;
+    let (child, again, _) = start(&dir, port).await;
     assert!(again.is_none(), "credentials are shown only once");
     assert_eq!(login(password).await.status(), StatusCode::OK);
     stop(child).await;
@@ -127,7 +171,7 @@ async fn zero_configuration_start_persists_and_stops_cleanly() {
 #[tokio::test]
 async fn the_cluster_dies_with_a_killed_haven() {
     let dir = data_dir();
-    let (mut child, _) = start(&dir, free_port()).await;
+    let (mut child, _, _) = start(&dir, free_port()).await;
     child.start_kill().unwrap();
     child.wait().await.unwrap();
     let pid_file = dir.join("pg/data/postmaster.pid");
@@ -169,8 +213,25 @@ async fn missing_postgresql_binaries_name_the_package_and_the_alternative() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("apt-get install postgresql") && stderr.contains("DATABASE_URL"), "{stderr}");
+    assert!(stderr.contains("HAVEN_PG_BIN_DIR") && stderr.contains("/nonexistent/postgresql/bin"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn an_unreachable_data_directory_is_explained() {
+    if !nix::unistd::geteuid().is_root() {
+        // Without root the cluster runs as the caller, who can always reach the directory.
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let private = data_dir();
+    std::fs::create_dir_all(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let out = haven().env("HAVEN_DATA_DIR", private.join("data")).arg("serve").output().await.unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot reach") && stderr.contains("HAVEN_DATA_DIR"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&private);
 }
 
 #[tokio::test]

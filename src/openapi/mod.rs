@@ -1,0 +1,120 @@
+//! The OpenAPI document: metadata here, operations collected from `routes::configure`, and the
+//! error responses every operation shares added in one place (`CommonResponses`).
+
+pub mod responses;
+
+use actix_web::App;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::AppExt;
+
+use crate::error::{FieldError, Problem};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Haven API",
+        description = "Case records, referrals and anonymised statistics for organisations that assist victims of \
+human trafficking.\n\n\
+Authenticate with `POST /api/v1/auth/login`, then send `Authorization: Bearer <access_token>`. Access tokens \
+are short-lived (15 minutes by default); exchange the single-use refresh token at `/api/v1/auth/refresh`.\n\n\
+Errors are RFC 9457 `application/problem+json` documents with a stable `type` \
+(`urn:haven:problem:<slug>`); validation errors list the offending `errors[].field`. Lists are \
+cursor-paginated: pass `next_cursor` back as `cursor`. Updates need `If-Match` with the record's ETag.\n\n\
+Victim identities are only ever shown to the caseworkers entitled to them."
+    ),
+    modifiers(&BearerScheme, &CommonResponses),
+    components(
+        schemas(Problem, FieldError),
+        responses(
+            responses::BadRequest,
+            responses::Unauthorized,
+            responses::Forbidden,
+            responses::NotFound,
+            responses::Conflict,
+            responses::PreconditionFailed,
+            responses::PreconditionRequired,
+            responses::Invalid,
+            responses::PayloadTooLarge,
+            responses::UnsupportedMediaType,
+            responses::TooManyRequests,
+            responses::Unavailable,
+        )
+    ),
+    tags(
+        (name = "auth", description = "Log in, refresh, log out, and who am I"),
+        (name = "organizations", description = "Organisations using this deployment"),
+        (name = "users", description = "Staff accounts and their roles"),
+        (name = "audit", description = "The append-only audit log"),
+        (name = "operations", description = "Health, readiness and metrics (outside /api/v1)"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let mut http = Http::new(HttpAuthScheme::Bearer);
+        http.bearer_format = Some("JWT".into());
+        http.description = Some("Access token from /api/v1/auth/login".into());
+        openapi.components.get_or_insert_with(Default::default).add_security_scheme("bearer", SecurityScheme::Http(http));
+    }
+}
+
+/// Answers the framework gives to any operation, so handlers need not list them: 503 when the
+/// database is down (every `/api/v1` operation), 400/413/415 for bodies and 400 for path parameters.
+struct CommonResponses;
+
+impl CommonResponses {
+    fn apply(op: &mut utoipa::openapi::path::Operation, path: &str) {
+        use utoipa::openapi::{Ref, RefOr};
+        let mut add = |status: &str, name: &str| {
+            op.responses
+                .responses
+                .entry(status.to_owned())
+                .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+        };
+        if path.starts_with(crate::routes::API_PREFIX) {
+            add("503", "Unavailable");
+        }
+        if path.contains('{') {
+            add("400", "BadRequest");
+        }
+        if op.request_body.is_some() {
+            add("400", "BadRequest");
+            add("413", "PayloadTooLarge");
+            add("415", "UnsupportedMediaType");
+        }
+    }
+}
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten() {
+                CommonResponses::apply(op, path);
+            }
+        }
+    }
+}
+
+/// The document as the running service serves it.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(crate::routes::configure)
+        .split_for_parts();
+    // Modifiers ran before the routes were collected; apply the shared responses to them now.
+    CommonResponses.modify(&mut doc);
+    doc.info.version = env!("CARGO_PKG_VERSION").into();
+    doc
+}
+
+/// Pretty JSON with a trailing newline, as committed in `openapi/openapi.json`.
+pub fn document_json() -> String {
+    let mut json = document().to_pretty_json().expect("the document serialises");
+    json.push('\n');
+    json
+}
