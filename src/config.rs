@@ -139,6 +139,11 @@ pub struct Settings {
     #[arg(long, env = "HAVEN_HASH_CONCURRENCY", global = true)]
     pub hash_concurrency: Option<usize>,
 
+    /// Addresses of reverse proxies whose `X-Forwarded-For` is trusted for the client address
+    /// (login throttling, audit), comma-separated. Without it the TCP peer is the client.
+    #[arg(long, env = "HAVEN_TRUSTED_PROXIES", value_delimiter = ',', global = true)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
     /// Log format.
     #[arg(long, env = "HAVEN_LOG_FORMAT", value_enum, default_value = "json", global = true)]
     pub log_format: LogFormat,
@@ -198,8 +203,8 @@ impl Settings {
         if self.login_per_address_per_minute == 0 || self.login_per_account_burst == 0 {
             return Err(bad("HAVEN_LOGIN_PER_*", "login rates must be at least 1"));
         }
-        if self.lockout_threshold == 0 || self.lockout_minutes == 0 {
-            return Err(bad("HAVEN_LOCKOUT_*", "lockout threshold and duration must be at least 1"));
+        if self.lockout_threshold == 0 || !(1..=1440).contains(&self.lockout_minutes) {
+            return Err(bad("HAVEN_LOCKOUT_*", "the threshold must be at least 1 and the duration 1 to 1440 minutes"));
         }
         if self.workers == Some(0) || self.hash_concurrency == Some(0) {
             return Err(bad("HAVEN_WORKERS/HAVEN_HASH_CONCURRENCY", "must be at least 1"));

@@ -129,12 +129,29 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    pub fn of(req: &HttpRequest) -> RequestContext {
+    pub fn of(req: &HttpRequest, settings: &crate::config::Settings) -> RequestContext {
         RequestContext {
             request_id: req.extensions().get::<tracing_actix_web::RequestId>().map(|id| id.to_string()),
-            client_address: req.peer_addr().map(|a| a.ip()),
+            client_address: client_address(req, &settings.trusted_proxies),
         }
     }
+}
+
+/// The TCP peer, unless it is a trusted proxy: then the nearest untrusted address in
+/// `X-Forwarded-For` (entries added by clients themselves are further left and ignored).
+fn client_address(req: &HttpRequest, trusted: &[IpAddr]) -> Option<IpAddr> {
+    let peer = req.peer_addr().map(|a| a.ip())?;
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|part| part.trim().parse().ok())
+        .collect();
+    Some(forwarded.into_iter().rev().find(|a| !trusted.contains(a)).unwrap_or(peer))
 }
 
 impl FromRequest for RequestContext {
@@ -142,7 +159,11 @@ impl FromRequest for RequestContext {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(Ok(RequestContext::of(req)))
+        let context = match req.app_data::<web::Data<crate::state::AppState>>() {
+            Some(state) => RequestContext::of(req, &state.settings),
+            None => RequestContext::of(req, &crate::config::Settings::defaults()),
+        };
+        std::future::ready(Ok(context))
     }
 }
 

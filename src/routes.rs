@@ -16,7 +16,7 @@ pub const OPENAPI_PATH: &str = "/openapi.json";
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(ops::healthz).service(ops::readyz).service(ops::metrics).service(
         scope::scope(API_PREFIX)
-            .service(auth::routes::login)
+            .service(auth::login::login)
             .service(auth::routes::refresh)
             .service(auth::routes::logout)
             .service(auth::routes::me)

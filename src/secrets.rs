@@ -4,6 +4,7 @@
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -30,8 +31,16 @@ pub fn path(data_dir: &Path) -> PathBuf {
 pub fn load_or_create(data_dir: &Path) -> Result<(LocalSecrets, bool), SecretsError> {
     let file = path(data_dir);
     let err = |detail: String| SecretsError::File { path: file.clone(), detail };
-    if file.exists() {
-        let mode = fs::metadata(&file).map_err(|e| err(e.to_string()))?.permissions().mode();
+    if fs::symlink_metadata(&file).is_ok() {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::symlink_metadata(&file).map_err(|e| err(e.to_string()))?;
+        if !meta.file_type().is_file() {
+            return Err(err("it must be a regular file, not a link".into()));
+        }
+        if meta.uid() != nix::unistd::geteuid().as_raw() {
+            return Err(err("it must belong to the user running Haven".into()));
+        }
+        let mode = meta.permissions().mode();
         if mode & 0o077 != 0 {
             return Err(err(format!("permissions are {:o}; they must be 600 (chmod 600 it)", mode & 0o777)));
         }
@@ -39,10 +48,7 @@ pub fn load_or_create(data_dir: &Path) -> Result<(LocalSecrets, bool), SecretsEr
         let secrets: LocalSecrets = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
         return Ok((secrets, false));
     }
-    // The directory is traversable by others (0711) so the unprivileged PostgreSQL user can
-    // reach its cluster inside; nothing in it is listable or readable by them.
-    fs::create_dir_all(data_dir).map_err(|e| err(e.to_string()))?;
-    fs::set_permissions(data_dir, fs::Permissions::from_mode(0o711)).map_err(|e| err(e.to_string()))?;
+    crate::startup::prepare_data_dir(data_dir).map_err(|e| err(e.to_string()))?;
     let secrets = LocalSecrets { jwt_keys: Keyring::generate_spec() };
     let mut out = fs::OpenOptions::new()
         .write(true)

@@ -71,9 +71,14 @@ pub fn prepare_database(settings: &Settings) -> Result<Database, StartupError> {
 
 /// The data directory: traversable but not listable by others (0711), so the unprivileged
 /// `postgres` user reaches its cluster inside while the secrets file stays private (0600).
+/// Permissions are only set on a directory Haven creates; an existing one is used as it is, so a
+/// mistaken HAVEN_DATA_DIR=/tmp or a home directory is never loosened.
 pub fn prepare_data_dir(dir: &std::path::Path) -> Result<(), StartupError> {
     use std::os::unix::fs::PermissionsExt;
     let fail = |e: std::io::Error| local_cluster::ClusterError::Step { step: "preparing the data directory", detail: e.to_string() };
+    if std::fs::symlink_metadata(dir).is_ok() {
+        return Ok(());
+    }
     std::fs::create_dir_all(dir).map_err(fail)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).map_err(fail)?;
     Ok(())
@@ -136,6 +141,7 @@ pub fn run(state: AppState, listener: TcpListener) -> Result<Server, StartupErro
             .app_data(web::QueryConfig::default().error_handler(|_, _| {
                 crate::error::ApiError::BadRequest("The query string is malformed.".into()).into()
             }))
+            .app_data(web::PayloadConfig::new(data.settings.body_limit))
             .app_data(web::JsonConfig::default().limit(data.settings.body_limit).error_handler(|_, _| {
                 crate::error::ApiError::BadRequest("The body is not valid JSON for this operation.".into()).into()
             }))

@@ -103,7 +103,11 @@ pub async fn observe(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
     let metrics = req.app_data::<actix_web::web::Data<crate::state::AppState>>().map(|s| s.metrics.clone());
-    let method = req.method().to_string();
+    // Only standard methods become label values: arbitrary tokens would grow the registry.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m.to_owned(),
+        _ => "other".to_owned(),
+    };
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
     let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
     let mut response = next.call(req).await?;

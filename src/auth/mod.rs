@@ -1,6 +1,7 @@
 //! Authentication: argon2id passwords, JWT access tokens from a rotating keyring, refresh-token
 //! sessions with reuse detection, login throttling, and the `Principal` extractor.
 
+pub mod login;
 pub mod password;
 pub mod principal;
 pub mod routes;

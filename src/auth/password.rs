@@ -30,8 +30,13 @@ impl PasswordHasher {
 
     pub async fn hash(&self, password: &str) -> ApiResult<String> {
         let password = Zeroizing::new(password.to_owned());
-        let _permit = self.permits.acquire().await.map_err(|e| ApiError::internal("hasher", e))?;
-        actix_web::web::block(move || hash_now(password.as_bytes()))
+        let permit = self.permits.clone().acquire_owned().await.map_err(|e| ApiError::internal("hasher", e))?;
+        // The permit lives in the blocking task: if the request is dropped, the slot stays taken
+        // until the hash is really done.
+        actix_web::web::block(move || {
+            let _permit = permit;
+            hash_now(password.as_bytes())
+        })
             .await
             .map_err(|e| ApiError::internal("hasher", e))?
             .map_err(|e| ApiError::internal("hasher", e))
@@ -42,8 +47,9 @@ impl PasswordHasher {
     pub async fn verify(&self, password: Zeroizing<String>, hash: Option<String>) -> ApiResult<bool> {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
-        let _permit = self.permits.acquire().await.map_err(|e| ApiError::internal("hasher", e))?;
+        let permit = self.permits.clone().acquire_owned().await.map_err(|e| ApiError::internal("hasher", e))?;
         let matched = actix_web::web::block(move || {
+            let _permit = permit;
             argon2().verify_password(password.as_bytes(), hash.as_str()).is_ok()
         })
         .await

@@ -1,11 +1,9 @@
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use chrono::Utc;
+use actix_web::{HttpResponse, get, post, web};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
-use zeroize::Zeroizing;
 
 use super::sessions::{self, Rotation};
 use super::Principal;
@@ -53,9 +51,7 @@ pub struct MeResponse {
     pub organization: OrganizationView,
 }
 
-type LoginRow = (Uuid, Uuid, String, Role, bool, i32, i32, Option<chrono::DateTime<Utc>>);
-
-fn tokens(state: &AppState, user: Uuid, org: Uuid, role: Role, session: Uuid, version: i32, refresh_token: String) -> ApiResult<TokenResponse> {
+pub(super) fn tokens(state: &AppState, user: Uuid, org: Uuid, role: Role, session: Uuid, version: i32, refresh_token: String) -> ApiResult<TokenResponse> {
     let access_token = state
         .keyring
         .issue(user, org, role, session, version)
@@ -68,122 +64,7 @@ fn tokens(state: &AppState, user: Uuid, org: Uuid, role: Role, session: Uuid, ve
     })
 }
 
-/// Log in with email and password.
-///
-/// Throttled per client address and per account before any password work (429 with
-/// Retry-After); repeated failures lock the account for a while. Wrong email and wrong
-/// password are answered alike.
-#[utoipa::path(
-    tag = "auth",
-    request_body = LoginRequest,
-    responses(
-        (status = 200, description = "Logged in", body = TokenResponse),
-        (status = 400, response = crate::openapi::responses::BadRequest),
-        (status = 401, response = crate::openapi::responses::Unauthorized),
-        (status = 422, response = crate::openapi::responses::Invalid),
-        (status = 429, response = crate::openapi::responses::TooManyRequests),
-    )
-)]
-#[post("/auth/login")]
-pub async fn login(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: ApiJson<LoginRequest>,
-) -> ApiResult<HttpResponse> {
-    let ctx = RequestContext::of(&req);
-    let LoginRequest { email, password } = body.0;
-    let password = Zeroizing::new(password);
-    let account = email.trim().to_lowercase();
-    let address = ctx.client_address.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-    state.throttle.check(address, &account)?;
-
-    let mut conn = state.pool.get().await?;
-    let found: Option<LoginRow> = users::table
-        .filter(crate::db::lower(users::email).eq(&account))
-        .select((
-            users::id,
-            users::organization_id,
-            users::password_hash,
-            users::role,
-            users::disabled,
-            users::token_version,
-            users::failed_logins,
-            users::locked_until,
-        ))
-        .first(&mut conn)
-        .await
-        .optional()?;
-
-    let now = Utc::now();
-    if let Some((id, org, _, role, _, _, _, Some(locked_until))) = &found
-        && *locked_until > now
-    {
-        let event = Event::new(AuditAction::LoginFailed, AuditOutcome::Denied)
-            .actor(*id, *role)
-            .in_org(*org)
-            .target("user", *id)
-            .details(serde_json::json!({ "reason": "locked" }));
-        audit::record(&mut conn, &ctx, event).await?;
-        return Err(ApiError::TooManyRequests { retry_after_secs: (*locked_until - now).num_seconds().max(1) as u64 });
-    }
-
-    let matched = state.hasher.verify(password, found.as_ref().map(|f| f.2.clone())).await?;
-    let Some((id, org, _, role, disabled, version, failed, _)) = found else {
-        let event = Event::new(AuditAction::LoginFailed, AuditOutcome::Failure)
-            .details(serde_json::json!({ "reason": "unknown_account" }));
-        audit::record(&mut conn, &ctx, event).await?;
-        return Err(ApiError::InvalidCredentials);
-    };
-    let settings = &state.settings;
-    if !matched || disabled {
-        let reason = if matched { "disabled" } else { "bad_password" };
-        let failures = if matched { failed } else { failed + 1 };
-        let lock = failures >= settings.lockout_threshold as i32;
-        let locked_until = lock.then(|| now + chrono::Duration::minutes(settings.lockout_minutes as i64));
-        (*conn).transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
-                diesel::update(users::table.find(id))
-                    .set((
-                        users::failed_logins.eq(if lock { 0 } else { failures }),
-                        users::locked_until.eq(locked_until),
-                    ))
-                    .execute(conn)
-                    .await?;
-                let event = Event::new(AuditAction::LoginFailed, AuditOutcome::Failure)
-                    .actor(id, role)
-                    .in_org(org)
-                    .target("user", id)
-                    .details(serde_json::json!({ "reason": reason, "locked": lock }));
-                audit::record(conn, &ctx, event).await?;
-                Ok(())
-            })
-        .await?;
-        return Err(ApiError::InvalidCredentials);
-    }
-
-    let expires = now + chrono::Duration::hours(settings.session_ttl_hours as i64);
-    let (session_id, refresh_token) = (*conn)
-        .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
-                diesel::update(users::table.find(id))
-                    .set((
-                        users::failed_logins.eq(0),
-                        users::locked_until.eq(None::<chrono::DateTime<Utc>>),
-                        users::last_login_at.eq(diesel::dsl::now),
-                    ))
-                    .execute(conn)
-                    .await?;
-                let started = sessions::start(conn, id, org, expires).await?;
-                let event = Event::new(AuditAction::LoginSucceeded, AuditOutcome::Success)
-                    .actor(id, role)
-                    .in_org(org)
-                    .target("session", started.0);
-                audit::record(conn, &ctx, event).await?;
-                Ok(started)
-            })
-        .await?;
-    Ok(HttpResponse::Ok().insert_header(no_store()).json(tokens(&state, id, org, role, session_id, version, refresh_token)?))
-}
-
-fn no_store() -> (actix_web::http::header::HeaderName, &'static str) {
+pub(super) fn no_store() -> (actix_web::http::header::HeaderName, &'static str) {
     (actix_web::http::header::CACHE_CONTROL, "no-store")
 }
 

@@ -3,21 +3,49 @@
 //! In-memory per instance; the lockout after repeated failures is in the database and so holds
 //! across instances.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::error::ApiError;
 
+/// Accounts are keyed by a hash of the submitted email: bounded memory whatever is submitted.
+type AccountKey = [u8; 32];
+
 pub struct LoginThrottle {
     per_address: DefaultKeyedRateLimiter<IpAddr>,
-    per_account: DefaultKeyedRateLimiter<String>,
+    per_account: DefaultKeyedRateLimiter<AccountKey>,
     clock: DefaultClock,
     checks: AtomicU64,
+    /// Failures and locks of emails that have no account, so that they lock out exactly like real
+    /// accounts do and a lockout does not reveal that an account exists.
+    unknown: Mutex<HashMap<AccountKey, (u32, Option<Instant>)>>,
+}
+
+const UNKNOWN_CAPACITY: usize = 100_000;
+
+fn account_key(account: &str) -> AccountKey {
+    Sha256::digest(account.as_bytes()).into()
+}
+
+/// IPv6 clients usually hold a whole /64: throttle the prefix, not each address in it.
+fn address_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0])
+        }
+        IpAddr::V6(v6) => IpAddr::V4(v6.to_ipv4_mapped().expect("checked")),
+        v4 => v4,
+    }
 }
 
 /// After the burst, an account may try once per this period.
@@ -34,7 +62,35 @@ impl LoginThrottle {
             ),
             clock: DefaultClock::default(),
             checks: AtomicU64::new(0),
+            unknown: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Time left on the lock of an email that has no account, if it is "locked".
+    pub fn unknown_account_lock(&self, account: &str) -> Option<chrono::Duration> {
+        let map = self.unknown.lock().unwrap_or_else(|e| e.into_inner());
+        let (_, until) = map.get(&account_key(account))?;
+        let left = until.and_then(|t| t.checked_duration_since(Instant::now()))?;
+        chrono::Duration::from_std(left).ok()
+    }
+
+    /// Counts a failed login for an email with no account; returns whether it is now locked.
+    pub fn record_unknown_failure(&self, account: &str, threshold: u32, lock_minutes: u64) -> bool {
+        let mut map = self.unknown.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= UNKNOWN_CAPACITY {
+            let now = Instant::now();
+            map.retain(|_, (_, until)| until.is_some_and(|t| t > now));
+            if map.len() >= UNKNOWN_CAPACITY {
+                map.clear();
+            }
+        }
+        let entry = map.entry(account_key(account)).or_insert((0, None));
+        entry.0 += 1;
+        if entry.0 >= threshold {
+            *entry = (0, Some(Instant::now() + Duration::from_secs(lock_minutes * 60)));
+            return true;
+        }
+        false
     }
 
     pub fn check(&self, address: IpAddr, account: &str) -> Result<(), ApiError> {
@@ -43,8 +99,8 @@ impl LoginThrottle {
             self.per_account.retain_recent();
         }
         self.per_address
-            .check_key(&address)
-            .and_then(|_| self.per_account.check_key(&account.to_owned()))
+            .check_key(&address_key(address))
+            .and_then(|_| self.per_account.check_key(&account_key(account)))
             .map_err(|not_until| {
                 let wait = not_until.wait_time_from(self.clock.now());
                 ApiError::TooManyRequests { retry_after_secs: wait.as_secs() + 1 }
@@ -71,5 +127,22 @@ mod tests {
         assert!(t.check(a, "b@example.org").is_ok());
         assert!(t.check(a, "c@example.org").is_err(), "address limit spans accounts");
         assert!(t.check("10.0.0.2".parse().unwrap(), "c@example.org").is_ok());
+
+        let t = LoginThrottle::new(1, 100);
+        assert!(t.check("2001:db8::1".parse().unwrap(), "a@example.org").is_ok());
+        assert!(t.check("2001:db8::2".parse().unwrap(), "b@example.org").is_err(), "same /64");
+        assert!(t.check("2001:db9::1".parse().unwrap(), "b@example.org").is_ok());
+    }
+
+    #[test]
+    fn unknown_accounts_lock_like_real_ones() {
+        let t = LoginThrottle::new(100, 100);
+        assert!(!t.record_unknown_failure("ghost@example.org", 3, 15));
+        assert!(!t.record_unknown_failure("ghost@example.org", 3, 15));
+        assert!(t.unknown_account_lock("ghost@example.org").is_none());
+        assert!(t.record_unknown_failure("ghost@example.org", 3, 15));
+        let left = t.unknown_account_lock("ghost@example.org").unwrap();
+        assert!(left.num_seconds() > 14 * 60);
+        assert!(t.unknown_account_lock("other@example.org").is_none());
     }
 }

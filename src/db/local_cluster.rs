@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -165,8 +165,21 @@ impl RunAs {
     }
 }
 
+/// Haven (as root) changes ownership and modes inside a directory the server user controls: it
+/// must never follow a link planted there, or that user could have root chown any file.
+fn refuse_link(path: &Path) -> Result<(), ClusterError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            Err(step("checking the data directory", format!("{} is a symbolic link; refusing to use it", path.display())))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn make_private_dir(path: &Path, run_as: &RunAs) -> Result<(), ClusterError> {
+    refuse_link(path)?;
     fs::create_dir_all(path).map_err(|e| step("creating the data directory", e))?;
+    refuse_link(path)?;
     fs::set_permissions(path, fs::Permissions::from_mode(0o700))
         .map_err(|e| step("setting data directory permissions", e))?;
     run_as.own(path)
@@ -209,9 +222,12 @@ impl LocalCluster {
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
             .open(&log_path)
             .map_err(|e| step("opening the PostgreSQL log", e))?;
-        run_as.own(&log_path)?;
+        if let Some((uid, gid)) = run_as.ids {
+            nix::unistd::fchown(&log, Some(uid), Some(gid)).map_err(|e| step("chown", e))?;
+        }
 
         let mut server_args: Vec<String> = vec![
             binaries.bin("postgres").display().to_string(),

@@ -46,7 +46,7 @@ async fn audit_log_visibility_by_role_and_organization() {
     assert!(all.iter().any(|e| e["organization_id"] == org_a.to_string()));
     assert!(all.iter().any(|e| e["organization_id"] == org_b.to_string()));
     let unknown = all.iter().find(|e| e["organization_id"].is_null() && e["action"] == "auth.login_failed").expect("org-less event");
-    assert_eq!(unknown["details"], json!({ "reason": "unknown_account" }));
+    assert_eq!(unknown["details"], json!({ "reason": "unknown_account", "locked": false }));
     assert!(!unknown.to_string().contains("nobody@example.org"), "attempted emails are not recorded");
 
     // Filters.

@@ -203,3 +203,55 @@ async fn a_success_resets_the_failure_count() {
     }
     assert_eq!(app.login_raw(&user.email, PASSWORD).await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn unknown_accounts_lock_out_exactly_like_real_ones() {
+    let app = spawn_app_with(|s| s.lockout_threshold = 3).await;
+    let org = app.create_org().await;
+    let user = app.create_user(org, Role::Caseworker).await;
+    for email in [user.email.as_str(), "ghost@example.org"] {
+        for _ in 0..3 {
+            app.login_raw(email, "wrong-password-again").await.assert_problem(401, "invalid-credentials");
+        }
+    }
+    let real = app.login_raw(&user.email, "wrong-password-again").await;
+    let ghost = app.login_raw("ghost@example.org", "wrong-password-again").await;
+    assert_eq!(real.assert_problem(429, "too-many-requests"), ghost.assert_problem(429, "too-many-requests"));
+    let retry = |r: &crate::helpers::Response| r.header("retry-after").unwrap().parse::<i64>().unwrap();
+    assert!((retry(&real) - retry(&ghost)).abs() <= 2, "Retry-After differs: {} vs {}", retry(&real), retry(&ghost));
+}
+
+#[tokio::test]
+async fn parallel_guesses_cannot_slip_under_the_lockout() {
+    let app = spawn_app_with(|s| s.lockout_threshold = 3).await;
+    let org = app.create_org().await;
+    let user = app.create_user(org, Role::Caseworker).await;
+    let guesses = (0..8).map(|i| app.login_raw(&user.email, if i % 2 == 0 { "wrong-password-one" } else { "wrong-password-two" }));
+    futures::future::join_all(guesses).await;
+    app.login_raw(&user.email, PASSWORD).await.assert_problem(429, "too-many-requests");
+}
+
+#[tokio::test]
+async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
+    async fn with_header(app: &crate::helpers::TestApp, forwarded: &str) -> crate::helpers::Response {
+        let body = json!({ "email": format!("{}@example.org", uuid::Uuid::new_v4()), "password": "whatever-password" });
+        app.request_with(reqwest::Method::POST, "/api/v1/auth/login", None, Some(body), &[("x-forwarded-for", forwarded)]).await
+    }
+    // Untrusted peer: the header is ignored, so spoofing it does not buy a fresh budget.
+    let app = spawn_app_with(|s| s.login_per_address_per_minute = 2).await;
+    with_header(&app, "10.1.1.1").await.assert_problem(401, "invalid-credentials");
+    with_header(&app, "10.1.1.2").await.assert_problem(401, "invalid-credentials");
+    with_header(&app, "10.1.1.3").await.assert_problem(429, "too-many-requests");
+
+    // Behind a trusted proxy each client has its own budget.
+    let app = spawn_app_with(|s| {
+        s.login_per_address_per_minute = 2;
+        s.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    for _ in 0..2 {
+        with_header(&app, "203.0.113.9, 10.1.1.1").await.assert_problem(401, "invalid-credentials");
+    }
+    with_header(&app, "10.1.1.1").await.assert_problem(429, "too-many-requests");
+    with_header(&app, "10.1.1.2").await.assert_problem(401, "invalid-credentials");
+}

@@ -25,6 +25,11 @@ async fn metrics_count_requests_by_route_template() {
     );
     assert!(text.contains("haven_http_request_duration_seconds_bucket"));
     assert!(!text.contains(&app.host_admin.id.to_string()), "raw paths must not become labels");
+    let odd = reqwest::Method::from_bytes(b"FROBNICATE").unwrap();
+    app.request(odd, "/healthz", None, None).await;
+    let text = app.client.get(format!("{}/metrics", app.address)).send().await.unwrap().text().await.unwrap();
+    assert!(!text.contains("FROBNICATE"), "arbitrary methods must not become labels");
+    assert!(text.contains(r#"method="other""#));
 }
 
 #[tokio::test]

@@ -285,3 +285,21 @@ async fn bootstrap_creates_the_first_admin_once() {
         .unwrap();
     assert!(!weak.status.success());
 }
+
+#[tokio::test]
+async fn links_planted_in_the_cluster_directory_are_refused() {
+    // As root, Haven changes owners inside a directory the server user controls; a link there
+    // must not make it chown some other file.
+    let dir = data_dir();
+    let target = std::env::temp_dir().join(format!("haven-link-target-{}", uuid::Uuid::new_v4()));
+    std::fs::write(&target, "x").unwrap();
+    std::fs::create_dir_all(dir.join("pg")).unwrap();
+    std::os::unix::fs::symlink(&target, dir.join("pg/run")).unwrap();
+    let out = haven().env("HAVEN_DATA_DIR", &dir).arg("serve").output().await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("symbolic link"), "{}", String::from_utf8_lossy(&out.stderr));
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&target).unwrap().uid(), nix::unistd::geteuid().as_raw(), "target untouched");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&target);
+}

@@ -1,0 +1,174 @@
+//! `POST /auth/login`. Order matters: throttle (no database, no hashing), look the account up and
+//! release the connection, hash (bounded, off the executor), then write the outcome. Unknown and
+//! locked-out accounts answer exactly like known ones, so responses do not reveal who has an account.
+
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Int4, Nullable, Timestamptz};
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use super::routes::{LoginRequest, TokenResponse, no_store, tokens};
+use super::sessions;
+use crate::audit::{self, AuditAction, AuditOutcome, Event};
+use crate::db::schema::users;
+use crate::domain::Role;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, RequestContext};
+use crate::state::AppState;
+
+#[derive(Queryable)]
+struct Account {
+    id: Uuid,
+    organization_id: Uuid,
+    password_hash: String,
+    role: Role,
+    disabled: bool,
+    token_version: i32,
+    locked_until: Option<DateTime<Utc>>,
+}
+
+fn locked(retry_after: chrono::Duration) -> ApiError {
+    ApiError::TooManyRequests { retry_after_secs: retry_after.num_seconds().max(1) as u64 }
+}
+
+/// Log in with email and password.
+///
+/// Throttled per client address and per account before any password work (429 with
+/// Retry-After); repeated failures lock the account for a while (also 429). Wrong email and
+/// wrong password are answered alike.
+#[utoipa::path(
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 422, response = crate::openapi::responses::Invalid),
+        (status = 429, response = crate::openapi::responses::TooManyRequests),
+    )
+)]
+#[post("/auth/login")]
+pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: ApiJson<LoginRequest>) -> ApiResult<HttpResponse> {
+    let ctx = RequestContext::of(&req, &state.settings);
+    let LoginRequest { email, password } = body.0;
+    let password = Zeroizing::new(password);
+    let account = email.trim().to_lowercase();
+    let address = ctx.client_address.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    state.throttle.check(address, &account)?;
+    if account.len() > 254 || password.len() > 1024 {
+        // No such account can exist; answer without hashing a megabyte.
+        return Err(ApiError::InvalidCredentials);
+    }
+
+    let found: Option<Account> = {
+        let mut conn = state.pool.get().await?;
+        users::table
+            .filter(crate::db::lower(users::email).eq(&account))
+            .select((
+                users::id,
+                users::organization_id,
+                users::password_hash,
+                users::role,
+                users::disabled,
+                users::token_version,
+                users::locked_until,
+            ))
+            .first(&mut conn)
+            .await
+            .optional()?
+        // The connection goes back to the pool before hashing: a burst of slow logins must not
+        // hold every connection.
+    };
+    let now = Utc::now();
+    let lock_left = match &found {
+        Some(user) => user.locked_until.filter(|t| *t > now).map(|t| t - now),
+        None => state.throttle.unknown_account_lock(&account),
+    };
+    if let Some(left) = lock_left {
+        let event = match &found {
+            Some(user) => failure_event(user, AuditOutcome::Denied, "locked", false),
+            None => Event::new(AuditAction::LoginFailed, AuditOutcome::Denied).details(serde_json::json!({ "reason": "locked" })),
+        };
+        audit::record(&mut *state.pool.get().await?, &ctx, event).await?;
+        return Err(locked(left));
+    }
+
+    let matched = state.hasher.verify(password, found.as_ref().map(|f| f.password_hash.clone())).await?;
+    let settings = &state.settings;
+    let mut conn = state.pool.get().await?;
+    let Some(user) = found else {
+        let locked_now = state.throttle.record_unknown_failure(&account, settings.lockout_threshold, settings.lockout_minutes);
+        let event = Event::new(AuditAction::LoginFailed, AuditOutcome::Failure)
+            .details(serde_json::json!({ "reason": "unknown_account", "locked": locked_now }));
+        audit::record(&mut conn, &ctx, event).await?;
+        return Err(ApiError::InvalidCredentials);
+    };
+    if !matched || user.disabled {
+        let mut locked_now = false;
+        if !matched {
+            // One atomic statement, so parallel guesses cannot slip under the threshold.
+            let threshold = settings.lockout_threshold;
+            let minutes = settings.lockout_minutes;
+            let until: Option<DateTime<Utc>> = diesel::update(users::table.find(user.id))
+                .set((
+                    users::failed_logins.eq(diesel::dsl::sql::<Int4>(&format!(
+                        "CASE WHEN failed_logins + 1 >= {threshold} THEN 0 ELSE failed_logins + 1 END"
+                    ))),
+                    users::locked_until.eq(diesel::dsl::sql::<Nullable<Timestamptz>>(&format!(
+                        "CASE WHEN failed_logins + 1 >= {threshold} THEN now() + interval '{minutes} minutes' ELSE locked_until END"
+                    ))),
+                ))
+                .returning(users::locked_until)
+                .get_result(&mut conn)
+                .await?;
+            locked_now = until.is_some_and(|t| t > now);
+        }
+        let reason = if matched { "disabled" } else { "bad_password" };
+        audit::record(&mut conn, &ctx, failure_event(&user, AuditOutcome::Failure, reason, locked_now)).await?;
+        return Err(ApiError::InvalidCredentials);
+    }
+
+    let expires = now + chrono::Duration::hours(settings.session_ttl_hours as i64);
+    let (id, org, role, version) = (user.id, user.organization_id, user.role, user.token_version);
+    let (session_id, refresh_token) = (*conn)
+        .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
+            // The account may have changed while the password was being checked (an admin reset
+            // or disable): re-read it under a row lock, so no session outlives such a change.
+            let (current_version, disabled, locked_until): (i32, bool, Option<DateTime<Utc>>) = users::table
+                .find(id)
+                .select((users::token_version, users::disabled, users::locked_until))
+                .for_update()
+                .first(conn)
+                .await?;
+            if current_version != version || disabled || locked_until.is_some_and(|t| t > Utc::now()) {
+                return Err(ApiError::InvalidCredentials);
+            }
+            diesel::update(users::table.find(id))
+                .set((
+                    users::failed_logins.eq(0),
+                    users::locked_until.eq(None::<DateTime<Utc>>),
+                    users::last_login_at.eq(diesel::dsl::now),
+                ))
+                .execute(conn)
+                .await?;
+            let started = sessions::start(conn, id, org, expires).await?;
+            let event = Event::new(AuditAction::LoginSucceeded, AuditOutcome::Success)
+                .actor(id, role)
+                .in_org(org)
+                .target("session", started.0);
+            audit::record(conn, &ctx, event).await?;
+            Ok(started)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().insert_header(no_store()).json(tokens(&state, id, org, role, session_id, version, refresh_token)?))
+}
+
+fn failure_event(user: &Account, outcome: AuditOutcome, reason: &str, locked: bool) -> Event {
+    Event::new(AuditAction::LoginFailed, outcome)
+        .actor(user.id, user.role)
+        .in_org(user.organization_id)
+        .target("user", user.id)
+        .details(serde_json::json!({ "reason": reason, "locked": locked }))
+}

@@ -1,0 +1,171 @@
+//! Case-record vocabularies, aligned with HTCDS v2 and CTDC so partners can compare figures.
+
+use crate::text_enum;
+
+text_enum! {
+    /// Where the case stands.
+    pub enum CaseStatus {
+        Active => "active",
+        FollowUp => "follow_up",
+        Closed => "closed",
+        ClosedReferred => "closed_referred",
+    }
+}
+
+text_enum! {
+    /// Whether the person is a victim of trafficking (HTCDS).
+    pub enum TraffickingStatus {
+        Possible => "possible",
+        Actual => "actual",
+        NotAVictim => "not_a_victim",
+    }
+}
+
+text_enum! {
+    /// Who identified the person.
+    pub enum IdentifiedBy {
+        Police => "police",
+        Ngo => "ngo",
+        CourtOrProsecution => "court_or_prosecution",
+        Government => "government",
+        SelfIdentified => "self",
+        Other => "other",
+    }
+}
+
+text_enum! {
+    /// Gender as recorded by CTDC.
+    pub enum Gender {
+        Woman => "woman",
+        Man => "man",
+        TransOrNonConforming => "trans_or_non_conforming",
+        Unknown => "unknown",
+    }
+}
+
+text_enum! {
+    /// Type of exploitation; `forced_criminality` covers scam compounds and online fraud.
+    pub enum ExploitationType {
+        SexualExploitation => "sexual_exploitation",
+        ForcedLabour => "forced_labour",
+        ForcedCriminality => "forced_criminality",
+        ForcedBegging => "forced_begging",
+        DomesticServitude => "domestic_servitude",
+        ForcedMarriage => "forced_marriage",
+        ChildLabour => "child_labour",
+        ForcedMilitary => "forced_military",
+        OrganRemoval => "organ_removal",
+        Other => "other",
+    }
+}
+
+text_enum! {
+    /// How the person was recruited.
+    pub enum RecruitmentMethod {
+        DeceptiveJobOffer => "deceptive_job_offer",
+        OnlineSocialNetwork => "online_social_network",
+        OnlineAdvertisement => "online_advertisement",
+        RecruitmentAgency => "recruitment_agency",
+        FamilyOrFriends => "family_or_friends",
+        PeerRecruitmentPyramid => "peer_recruitment_pyramid",
+        IntimatePartner => "intimate_partner",
+        Abduction => "abduction",
+        Other => "other",
+    }
+}
+
+text_enum! {
+    /// Means of control (HTCDS's sixteen, plus `other`).
+    pub enum MeansOfControl {
+        DebtBondage => "debt_bondage",
+        TakesEarnings => "takes_earnings",
+        WithholdsDocuments => "withholds_documents",
+        RestrictsMovement => "restricts_movement",
+        Threats => "threats",
+        PhysicalAbuse => "physical_abuse",
+        SexualAbuse => "sexual_abuse",
+        PsychologicalAbuse => "psychological_abuse",
+        FalsePromises => "false_promises",
+        PsychoactiveSubstances => "psychoactive_substances",
+        ExcessiveWorkingHours => "excessive_working_hours",
+        WithholdsNecessities => "withholds_necessities",
+        RestrictsMedicalCare => "restricts_medical_care",
+        RestrictsFinancialAccess => "restricts_financial_access",
+        ThreatOfLawEnforcement => "threat_of_law_enforcement",
+        ThreatensFamily => "threatens_family",
+        Other => "other",
+    }
+}
+
+text_enum! {
+    /// The recruiter's relation to the person (CTDC).
+    pub enum RecruiterRelation {
+        IntimatePartner => "intimate_partner",
+        Family => "family",
+        FriendOrAcquaintance => "friend_or_acquaintance",
+        Employer => "employer",
+        RecruitmentAgent => "recruitment_agent",
+        Stranger => "stranger",
+        Other => "other",
+        Unknown => "unknown",
+    }
+}
+
+text_enum! {
+    /// Migration status at identification.
+    pub enum MigrantStatus {
+        Citizen => "citizen",
+        RegularMigrant => "regular_migrant",
+        IrregularMigrant => "irregular_migrant",
+        AsylumSeeker => "asylum_seeker",
+        Refugee => "refugee",
+        Stateless => "stateless",
+        Unknown => "unknown",
+    }
+}
+
+text_enum! {
+    /// Stage of the journey a route leg belongs to.
+    pub enum RouteLegKind {
+        Recruitment => "recruitment",
+        Transit => "transit",
+        Exploitation => "exploitation",
+    }
+}
+
+text_enum! {
+    /// A service given or needed (assistance records and referrals).
+    pub enum ServiceKind {
+        Shelter => "shelter",
+        Medical => "medical",
+        Psychosocial => "psychosocial",
+        Legal => "legal",
+        Interpretation => "interpretation",
+        Repatriation => "repatriation",
+        FamilyReunification => "family_reunification",
+        Financial => "financial",
+        Education => "education",
+        Livelihood => "livelihood",
+        Other => "other",
+    }
+}
+
+text_enum! {
+    /// Where a referral stands.
+    pub enum ReferralStatus {
+        Pending => "pending",
+        Accepted => "accepted",
+        Declined => "declined",
+        Completed => "completed",
+        Cancelled => "cancelled",
+    }
+}
+
+text_enum! {
+    /// How soon the receiving organisation should act.
+    pub enum Urgency {
+        Routine => "routine",
+        Urgent => "urgent",
+        Emergency => "emergency",
+    }
+}
