@@ -87,6 +87,16 @@ pub struct Settings {
     #[arg(long, env = "HAVEN_JWT_KEYS", hide_env_values = true, global = true)]
     pub jwt_keys: Option<String>,
 
+    /// Identity encryption keys: `kid:base64key` (32 bytes each), comma-separated; the first
+    /// encrypts, the others still decrypt until `haven rekey` has moved everything to the first.
+    #[arg(long, env = "HAVEN_IDENTITY_KEYS", hide_env_values = true, global = true)]
+    pub identity_keys: Option<String>,
+
+    /// Key of the blind indexes used for exact-match search (base64, 32 bytes). Changing it
+    /// requires `haven rekey` to recompute the indexes.
+    #[arg(long, env = "HAVEN_BLIND_INDEX_KEY", hide_env_values = true, global = true)]
+    pub blind_index_key: Option<String>,
+
     /// `iss` claim of issued access tokens (and the only one accepted).
     #[arg(long, env = "HAVEN_JWT_ISSUER", default_value = "haven", global = true)]
     pub jwt_issuer: String,
@@ -179,6 +189,12 @@ impl Settings {
         if self.env == Environment::Production {
             if needs_keys && self.jwt_keys.is_none() {
                 return Err(bad("HAVEN_JWT_KEYS", "required when HAVEN_ENV=production"));
+            }
+            if needs_keys && self.identity_keys.is_none() {
+                return Err(bad("HAVEN_IDENTITY_KEYS", "required when HAVEN_ENV=production"));
+            }
+            if needs_keys && self.blind_index_key.is_none() {
+                return Err(bad("HAVEN_BLIND_INDEX_KEY", "required when HAVEN_ENV=production"));
             }
             if self.database_url.is_none() {
                 return Err(bad("DATABASE_URL", "required when HAVEN_ENV=production"));

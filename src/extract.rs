@@ -70,6 +70,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
     }
 }
 
+/// Deserialises an already parsed JSON value with the same field-naming, value-hiding errors.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = sanitize_path(&err.path().to_string());
+        ApiError::Validation(vec![describe(&path, &err.into_inner().to_string())])
+    })
+}
+
 /// Query parameters, with the same care.
 pub struct ApiQuery<T>(pub T);
 

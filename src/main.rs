@@ -39,14 +39,14 @@ fn main() -> ExitCode {
 fn serve(settings: Settings) -> Result<(), StartupError> {
     settings.require_production_settings(true)?;
     let database = startup::prepare_database(&settings)?;
-    let keyring = startup::keyring(&settings)?;
+    let keys = startup::keys(&settings)?;
     // The generated first admin is for the zero-configuration start only; a database given by
     // DATABASE_URL is set up with `haven bootstrap`.
     let generate_admin = settings.env == Environment::Local && database.cluster.is_some();
     let bind = settings.bind;
     let url = database.url.clone();
     let result = actix_web::rt::System::new().block_on(async move {
-        let state = startup::build_state(settings, &url, keyring)?;
+        let state = startup::build_state(settings, &url, keys)?;
         if !generate_admin && !haven::bootstrap::host_exists(&state.pool).await? {
             tracing::warn!("no host organisation yet: create it and its first admin with `haven bootstrap`");
         }

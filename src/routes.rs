@@ -8,7 +8,7 @@ use utoipa_actix_web::{scope, service_config::ServiceConfig};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{audit, auth, ops, orgs, users};
+use crate::{audit, auth, ops, orgs, users, victims};
 
 pub const API_PREFIX: &str = "/api/v1";
 pub const OPENAPI_PATH: &str = "/openapi.json";
@@ -28,7 +28,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(users::routes::create_user)
             .service(users::routes::get_user)
             .service(users::routes::update_user)
-            .service(audit::routes::list_audit_events),
+            .service(audit::routes::list_audit_events)
+            .service(victims::routes::list_victims)
+            .service(victims::routes::create_victim)
+            .service(victims::search::search_victims)
+            .service(victims::routes::get_victim)
+            .service(victims::routes::update_victim),
     );
 }
 

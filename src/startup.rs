@@ -12,6 +12,7 @@ use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::auth::{Keyring, LoginThrottle, PasswordHasher};
+use crate::privacy::crypto::IdentityKeyring;
 use crate::config::{Environment, Settings};
 use crate::db::local_cluster::{self, ClusterOptions, LocalCluster};
 use crate::routes::RouteTable;
@@ -84,28 +85,52 @@ pub fn prepare_data_dir(dir: &std::path::Path) -> Result<(), StartupError> {
     Ok(())
 }
 
-/// The JWT keyring from settings, or (local mode only) from the generated secrets file.
-pub fn keyring(settings: &Settings) -> Result<Keyring, StartupError> {
-    let spec = match &settings.jwt_keys {
-        Some(spec) => spec.clone(),
-        None if settings.env == Environment::Local => {
+/// The keys of the service: from settings, or (local mode only, for whatever settings do not
+/// give) from the secrets file generated in the data directory.
+pub struct Keys {
+    pub jwt: Keyring,
+    pub identity: IdentityKeyring,
+}
+
+pub fn keys(settings: &Settings) -> Result<Keys, StartupError> {
+    let mut local = None;
+    let mut from_file = |pick: fn(&crate::secrets::LocalSecrets) -> String, name: &str| -> Result<String, StartupError> {
+        if settings.env != Environment::Local {
+            return Err(StartupError::Keys(format!("{name} is required in production")));
+        }
+        if local.is_none() {
             let (secrets, created) = crate::secrets::load_or_create(&settings.data_dir)?;
             if created {
                 tracing::warn!(
                     path = %crate::secrets::path(&settings.data_dir).display(),
-                    "generated local secrets (JWT signing key) and stored them with 0600 permissions; \
-                     set HAVEN_JWT_KEYS in production"
+                    "generated local secrets (JWT signing key, identity encryption and index keys) with 0600 \
+                     permissions; set HAVEN_JWT_KEYS, HAVEN_IDENTITY_KEYS and HAVEN_BLIND_INDEX_KEY in production"
                 );
             }
-            secrets.jwt_keys
+            local = Some(secrets);
         }
-        None => return Err(StartupError::Keys("HAVEN_JWT_KEYS is required in production".into())),
+        Ok(pick(local.as_ref().expect("loaded")))
     };
-    Keyring::parse(&spec, &settings.jwt_issuer, &settings.jwt_audience, settings.access_token_ttl)
-        .map_err(StartupError::Keys)
+    let jwt_spec = match &settings.jwt_keys {
+        Some(spec) => spec.clone(),
+        None => from_file(|s| s.jwt_keys.clone(), "HAVEN_JWT_KEYS")?,
+    };
+    let identity_spec = match &settings.identity_keys {
+        Some(spec) => spec.clone(),
+        None => from_file(|s| s.identity_keys.clone(), "HAVEN_IDENTITY_KEYS")?,
+    };
+    let index_key = match &settings.blind_index_key {
+        Some(key) => key.clone(),
+        None => from_file(|s| s.blind_index_key.clone(), "HAVEN_BLIND_INDEX_KEY")?,
+    };
+    Ok(Keys {
+        jwt: Keyring::parse(&jwt_spec, &settings.jwt_issuer, &settings.jwt_audience, settings.access_token_ttl)
+            .map_err(StartupError::Keys)?,
+        identity: IdentityKeyring::parse(&identity_spec, &index_key).map_err(StartupError::Keys)?,
+    })
 }
 
-pub fn build_state(settings: Settings, database_url: &str, keyring: Keyring) -> Result<AppState, StartupError> {
+pub fn build_state(settings: Settings, database_url: &str, keys: Keys) -> Result<AppState, StartupError> {
     let pool = crate::db::build_pool(database_url, settings.db_pool_size, Duration::from_millis(settings.db_timeout_ms))?;
     let document = crate::openapi::document();
     let routes = RouteTable::from_openapi(&document);
@@ -113,7 +138,8 @@ pub fn build_state(settings: Settings, database_url: &str, keyring: Keyring) -> 
         pool,
         hasher: Arc::new(PasswordHasher::new(settings.hash_concurrency())),
         throttle: Arc::new(LoginThrottle::new(settings.login_per_address_per_minute, settings.login_per_account_burst)),
-        keyring: Arc::new(keyring),
+        keyring: Arc::new(keys.jwt),
+        identity_keys: Arc::new(keys.identity),
         metrics: Arc::new(Metrics::new()),
         openapi_json: Arc::new(crate::openapi::document_json()),
         routes: Arc::new(routes),

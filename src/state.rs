@@ -12,6 +12,8 @@ pub struct AppState {
     pub pool: Pool,
     pub settings: Arc<Settings>,
     pub keyring: Arc<Keyring>,
+    /// Encrypts identity-grade data and computes blind indexes.
+    pub identity_keys: Arc<crate::privacy::crypto::IdentityKeyring>,
     pub hasher: Arc<PasswordHasher>,
     pub throttle: Arc<LoginThrottle>,
     pub metrics: Arc<Metrics>,

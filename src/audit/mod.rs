@@ -30,6 +30,16 @@ text_enum! {
         UserEnabled => "user.enable",
         UserPasswordReset => "user.password_reset",
         AccessDenied => "access.denied",
+        VictimCreated => "victim.create",
+        VictimUpdated => "victim.update",
+        IdentityRead => "victim.identity_read",
+        VictimSearched => "victim.search",
+        AssistanceCreated => "assistance.create",
+        ReferralCreated => "referral.create",
+        ReferralAccepted => "referral.accept",
+        ReferralDeclined => "referral.decline",
+        ReferralCompleted => "referral.complete",
+        ReferralCancelled => "referral.cancel",
     }
 }
 

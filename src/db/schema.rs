@@ -1,5 +1,5 @@
 // Diesel table definitions, kept by hand in step with `migrations/`.
-// A test (`tests/api/schema_drift.rs`) compares them with the migrated database.
+// Every query is exercised by the integration tests against the migrated database.
 
 diesel::table! {
     organizations (id) {
@@ -71,8 +71,121 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    case_counters (organization_id) {
+        organization_id -> Uuid,
+        last_number -> Int4,
+    }
+}
+
+diesel::table! {
+    victims (id) {
+        id -> Uuid,
+        organization_id -> Uuid,
+        case_number -> Int4,
+        status -> Text,
+        trafficking_status -> Text,
+        identified_on -> Date,
+        identified_in -> Nullable<Bpchar>,
+        identified_by -> Nullable<Text>,
+        operation -> Nullable<Text>,
+        gender -> Text,
+        age_at_identification -> Nullable<Int2>,
+        is_minor -> Bool,
+        citizenship -> Array<Text>,
+        migrant_status -> Nullable<Text>,
+        country_of_exploitation -> Nullable<Bpchar>,
+        exploitation_types -> Array<Text>,
+        labour_sector -> Nullable<Bpchar>,
+        recruitment_methods -> Array<Text>,
+        means_of_control -> Array<Text>,
+        recruiter_relation -> Nullable<Text>,
+        route -> Jsonb,
+        consent_services -> Bool,
+        consent_share_with_referral_partners -> Bool,
+        consent_anonymised_statistics -> Bool,
+        consent_recorded_at -> Nullable<Timestamptz>,
+        create_digest -> Bytea,
+        version -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        created_by -> Uuid,
+        updated_by -> Uuid,
+    }
+}
+
+diesel::table! {
+    victim_identities (victim_id) {
+        victim_id -> Uuid,
+        organization_id -> Uuid,
+        key_id -> Text,
+        nonce -> Bytea,
+        ciphertext -> Bytea,
+        name_index -> Array<Bytea>,
+        document_index -> Nullable<Bytea>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    assistance_records (id) {
+        id -> Uuid,
+        victim_id -> Uuid,
+        organization_id -> Uuid,
+        kind -> Text,
+        provided_on -> Date,
+        provided_by -> Uuid,
+        notes_key_id -> Nullable<Text>,
+        notes_nonce -> Nullable<Bytea>,
+        notes_ciphertext -> Nullable<Bytea>,
+        create_digest -> Bytea,
+        created_at -> Timestamptz,
+        created_by -> Uuid,
+    }
+}
+
+diesel::table! {
+    referrals (id) {
+        id -> Uuid,
+        victim_id -> Uuid,
+        from_organization_id -> Uuid,
+        from_user_id -> Uuid,
+        to_organization_id -> Uuid,
+        service -> Text,
+        urgency -> Text,
+        reason_key_id -> Nullable<Text>,
+        reason_nonce -> Nullable<Bytea>,
+        reason_ciphertext -> Nullable<Bytea>,
+        status -> Text,
+        identity_shared -> Bool,
+        decline_reason -> Nullable<Text>,
+        create_digest -> Bytea,
+        version -> Int4,
+        created_at -> Timestamptz,
+        accepted_at -> Nullable<Timestamptz>,
+        declined_at -> Nullable<Timestamptz>,
+        completed_at -> Nullable<Timestamptz>,
+        cancelled_at -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(users -> organizations (organization_id));
+diesel::joinable!(victim_identities -> victims (victim_id));
+diesel::joinable!(assistance_records -> victims (victim_id));
+diesel::joinable!(referrals -> victims (victim_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 
-diesel::allow_tables_to_appear_in_same_query!(organizations, users, sessions, refresh_tokens, audit_events);
+diesel::allow_tables_to_appear_in_same_query!(
+    organizations,
+    users,
+    sessions,
+    refresh_tokens,
+    audit_events,
+    case_counters,
+    victims,
+    victim_identities,
+    assistance_records,
+    referrals,
+);

@@ -169,3 +169,15 @@ text_enum! {
         Emergency => "emergency",
     }
 }
+
+text_enum! {
+    /// Why a referral was declined (a code, not free text, so it can be shown and counted safely).
+    pub enum DeclineReason {
+        NoCapacity => "no_capacity",
+        ServiceNotOffered => "service_not_offered",
+        NotEligible => "not_eligible",
+        VictimDeclined => "victim_declined",
+        Duplicate => "duplicate",
+        Other => "other",
+    }
+}

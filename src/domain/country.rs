@@ -1,7 +1,8 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// An ISO 3166-1 alpha-3 country code, checked against the `keshvar` country database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(transparent)]
 pub struct CountryCode(#[serde(serialize_with = "ser_code")] [u8; 3]);
 
@@ -22,6 +23,19 @@ impl CountryCode {
 
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).expect("ASCII by construction")
+    }
+}
+
+impl diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg> for CountryCode {
+    fn to_sql<'b>(&'b self, out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>) -> diesel::serialize::Result {
+        <str as diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg>>::to_sql(self.as_str(), out)
+    }
+}
+
+impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg> for CountryCode {
+    fn from_sql(bytes: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+        let text = <String as diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg>>::from_sql(bytes)?;
+        CountryCode::parse(&text).map_err(|m| m.into())
     }
 }
 

@@ -1,6 +1,7 @@
 //! Domain types: vocabularies and values that parse instead of validate, so a handler holding one
 //! knows it is valid.
 
+pub mod case_vocab;
 mod country;
 mod email;
 mod password;

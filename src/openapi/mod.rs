@@ -45,6 +45,7 @@ Victim identities are only ever shown to the caseworkers entitled to them."
         (name = "auth", description = "Log in, refresh, log out, and who am I"),
         (name = "organizations", description = "Organisations using this deployment"),
         (name = "users", description = "Staff accounts and their roles"),
+        (name = "victims", description = "Victims' case files; identities only for the caseworkers entitled to them"),
         (name = "audit", description = "The append-only audit log"),
         (name = "operations", description = "Health, readiness and metrics (outside /api/v1)"),
     )

@@ -16,6 +16,10 @@ pub const PASSWORD: &str = "tidal-mango-lantern-42";
 pub const KEY_SECRET: [u8; 32] = *b"haven-test-signing-key-32-bytes!";
 pub const KEY_ID: &str = "test1";
 
+/// Fixed identity keys, so tests can decrypt what is stored and rotate keys.
+pub const IDENTITY_KEY_SPEC: &str = "id1:aGF2ZW4tdGVzdC1pZGVudGl0eS1rZXktMzItYnl0ZXM=";
+pub const BLIND_INDEX_KEY: &str = "aGF2ZW4tdGVzdC1ibGluZC1pbmRleC1rZXktMzJieXQ=";
+
 pub fn key_spec() -> String {
     format!("{KEY_ID}:{}", base64::engine::general_purpose::STANDARD.encode(KEY_SECRET))
 }
@@ -86,6 +90,8 @@ pub fn test_settings(database_url: &str) -> Settings {
     let mut s = Settings::defaults();
     s.database_url = Some(database_url.to_owned());
     s.jwt_keys = Some(key_spec());
+    s.identity_keys = Some(IDENTITY_KEY_SPEC.into());
+    s.blind_index_key = Some(BLIND_INDEX_KEY.into());
     s.workers = Some(1);
     s.db_pool_size = 4;
     s.hash_concurrency = Some(2);
@@ -146,7 +152,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let url = fresh_database();
     let mut settings = test_settings(&url);
     adjust(&mut settings);
-    let keyring = haven::startup::keyring(&settings).expect("keyring");
+    let keyring = haven::startup::keys(&settings).expect("keyring");
     let state = haven::startup::build_state(settings, &url, keyring).expect("state");
     let pool = state.pool.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

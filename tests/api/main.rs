@@ -12,4 +12,5 @@ mod operations;
 mod organizations;
 mod tokens;
 mod users;
+mod victims;
 mod zero_config;

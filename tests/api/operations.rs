@@ -39,7 +39,7 @@ async fn database_outage_is_503_and_readyz_says_so() {
     let unreachable = "postgres://postgres@127.0.0.1:1/haven".to_owned();
     settings.database_url = Some(unreachable.clone());
     settings.db_timeout_ms = 500;
-    let keyring = haven::startup::keyring(&settings).unwrap();
+    let keyring = haven::startup::keys(&settings).unwrap();
     let state = haven::startup::build_state(settings, &unreachable, keyring).unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());

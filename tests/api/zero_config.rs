@@ -262,7 +262,7 @@ async fn bootstrap_creates_the_first_admin_once() {
 
     // The admin can log in on a service using that database.
     let settings = crate::helpers::test_settings(&url);
-    let keyring = haven::startup::keyring(&settings).unwrap();
+    let keyring = haven::startup::keys(&settings).unwrap();
     let state = haven::startup::build_state(settings, &url, keyring).unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());

@@ -1,0 +1,116 @@
+//! A victim's identity: everything that identifies a person. It only ever exists in clear inside
+//! a caseworker's request; at rest it is one sealed document (see `crypto`).
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::crypto::{IdentityKeyring, Purpose, Sealed};
+use crate::error::FieldError;
+
+/// Identifying details of a person. Shown only to caseworkers entitled to them.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 200)]
+    pub given_names: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 200)]
+    pub family_names: Option<String>,
+    /// Other names the person is known by (at most 20).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_of_birth: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 200)]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 200)]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 1000)]
+    pub address: Option<String>,
+    /// e.g. `passport`, `national_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 100)]
+    pub document_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 100)]
+    pub document_number: Option<String>,
+    /// Narrative and notes: identity-grade free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 20000)]
+    pub notes: Option<String>,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Identity(<redacted>)")
+    }
+}
+
+fn check(errors: &mut Vec<FieldError>, field: &str, value: &Option<String>, max: usize) {
+    if let Some(v) = value
+        && v.chars().count() > max
+    {
+        errors.push(FieldError::new(format!("identity.{field}"), format!("must be at most {max} characters")));
+    }
+}
+
+impl Identity {
+    pub fn validate(&self, errors: &mut Vec<FieldError>) {
+        check(errors, "given_names", &self.given_names, 200);
+        check(errors, "family_names", &self.family_names, 200);
+        check(errors, "phone", &self.phone, 200);
+        check(errors, "email", &self.email, 200);
+        check(errors, "address", &self.address, 1000);
+        check(errors, "document_type", &self.document_type, 100);
+        check(errors, "document_number", &self.document_number, 100);
+        check(errors, "notes", &self.notes, 20_000);
+        if self.aliases.len() > 20 {
+            errors.push(FieldError::new("identity.aliases", "must have at most 20 entries"));
+        }
+        if self.aliases.iter().any(|a| a.chars().count() > 200) {
+            errors.push(FieldError::new("identity.aliases", "entries must be at most 200 characters"));
+        }
+        if self.date_of_birth.is_some_and(|d| d > chrono::Utc::now().date_naive()) {
+            errors.push(FieldError::new("identity.date_of_birth", "must not be in the future"));
+        }
+    }
+
+    /// Name variants for search: "given family", "family given", and each alias.
+    fn names(&self) -> Vec<String> {
+        let given = self.given_names.as_deref().unwrap_or_default();
+        let family = self.family_names.as_deref().unwrap_or_default();
+        let mut names = vec![format!("{given} {family}"), format!("{family} {given}")];
+        names.extend(self.aliases.iter().cloned());
+        names
+    }
+}
+
+/// An identity ready to store: sealed, with its blind indexes.
+pub struct StoredIdentity {
+    pub sealed: Sealed,
+    pub name_index: Vec<Vec<u8>>,
+    pub document_index: Option<Vec<u8>>,
+}
+
+pub fn seal(keys: &IdentityKeyring, victim: Uuid, identity: &Identity) -> StoredIdentity {
+    let json = zeroize::Zeroizing::new(serde_json::to_vec(identity).expect("serialises"));
+    let mut name_index: Vec<Vec<u8>> = identity.names().iter().filter_map(|n| keys.name_index(n)).collect();
+    name_index.sort();
+    name_index.dedup();
+    StoredIdentity {
+        sealed: keys.seal(Purpose::Identity, victim, &json),
+        name_index,
+        document_index: identity.document_number.as_deref().and_then(|d| keys.document_index(d)),
+    }
+}
+
+pub fn open(keys: &IdentityKeyring, victim: Uuid, sealed: &Sealed) -> Result<Identity, super::crypto::CryptoError> {
+    let json = keys.open(Purpose::Identity, victim, sealed)?;
+    serde_json::from_slice(&json).map_err(|_| super::crypto::CryptoError::Integrity)
+}

@@ -1,0 +1,305 @@
+//! The case file: what a client sends (`VictimInput`), what is stored (`VictimRow`) and the
+//! non-identifying view everyone entitled to the record sees (`CaseFile`).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::db::schema::victims;
+use crate::domain::CountryCode;
+use crate::domain::case_vocab::*;
+use crate::error::FieldError;
+use crate::privacy::identity::Identity;
+
+/// One stage of the journey: where and (at month precision) when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteLeg {
+    pub kind: RouteLegKind,
+    pub country: CountryCode,
+    /// `YYYY-MM`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$", example = "2026-03")]
+    pub month: Option<String>,
+}
+
+/// What the person agreed to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Consent {
+    /// To receive services.
+    #[serde(default)]
+    pub services: bool,
+    /// To have their identity shared with organisations they are referred to.
+    #[serde(default)]
+    pub share_with_referral_partners: bool,
+    /// To be counted in anonymised statistics.
+    #[serde(default)]
+    pub anonymised_statistics: bool,
+    /// When consent was recorded (default: when the server stored it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_at: Option<DateTime<Utc>>,
+}
+
+/// A victim's case file as a client writes it. `identity` is accepted from caseworkers of the
+/// owning organisation only. Updates are JSON merge patches (RFC 7396) of this document.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VictimInput {
+    /// Client-chosen id (UUID), so an offline client can create and retry safely.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Uuid>,
+    #[serde(default = "default_status")]
+    pub status: CaseStatus,
+    pub trafficking_status: TraffickingStatus,
+    pub identified_on: NaiveDate,
+    #[serde(default)]
+    pub identified_in: Option<CountryCode>,
+    #[serde(default)]
+    pub identified_by: Option<IdentifiedBy>,
+    /// Tag of a named operation, e.g. a multi-country operation.
+    #[serde(default)]
+    #[schema(max_length = 100, example = "OP-SENTINEL-2026")]
+    pub operation: Option<String>,
+    pub gender: Gender,
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 120)]
+    pub age_at_identification: Option<i16>,
+    /// Derived from the age when the age is given.
+    #[serde(default)]
+    pub is_minor: Option<bool>,
+    #[serde(default)]
+    pub citizenship: Vec<CountryCode>,
+    #[serde(default)]
+    pub migrant_status: Option<MigrantStatus>,
+    #[serde(default)]
+    pub country_of_exploitation: Option<CountryCode>,
+    #[serde(default)]
+    pub exploitation_types: Vec<ExploitationType>,
+    /// ISIC rev. 4 section letter (A-U).
+    #[serde(default)]
+    #[schema(pattern = "^[A-U]$", example = "C")]
+    pub labour_sector: Option<String>,
+    #[serde(default)]
+    pub recruitment_methods: Vec<RecruitmentMethod>,
+    #[serde(default)]
+    pub means_of_control: Vec<MeansOfControl>,
+    #[serde(default)]
+    pub recruiter_relation: Option<RecruiterRelation>,
+    #[serde(default)]
+    pub route: Vec<RouteLeg>,
+    #[serde(default)]
+    pub consent: Consent,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Identity>,
+}
+
+fn default_status() -> CaseStatus {
+    CaseStatus::Active
+}
+
+fn sorted_unique<T: Ord + Clone>(values: &[T]) -> Vec<T> {
+    let mut v = values.to_vec();
+    v.sort();
+    v.dedup();
+    v
+}
+
+impl VictimInput {
+    /// Checks what types cannot, and normalises (sorted sets, derived `is_minor`).
+    pub fn validate(mut self) -> Result<VictimInput, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if self.identified_on > Utc::now().date_naive() {
+            errors.push(FieldError::new("identified_on", "must not be in the future"));
+        }
+        if let Some(op) = &self.operation {
+            let op = op.trim().to_owned();
+            if op.is_empty() || op.chars().count() > 100 {
+                errors.push(FieldError::new("operation", "must be 1 to 100 characters"));
+            }
+            self.operation = Some(op);
+        }
+        match (self.age_at_identification, self.is_minor) {
+            (Some(age), _) if !(0..=120).contains(&age) => {
+                errors.push(FieldError::new("age_at_identification", "must be between 0 and 120"))
+            }
+            (Some(age), Some(minor)) if minor != (age < 18) => {
+                errors.push(FieldError::new("is_minor", "contradicts age_at_identification"))
+            }
+            (Some(age), _) => self.is_minor = Some(age < 18),
+            (None, None) => self.is_minor = Some(false),
+            (None, Some(_)) => {}
+        }
+        if let Some(sector) = &self.labour_sector
+            && !(sector.len() == 1 && ('A'..='U').contains(&sector.chars().next().unwrap_or('?')))
+        {
+            errors.push(FieldError::new("labour_sector", "must be an ISIC section letter A to U"));
+        }
+        if self.citizenship.len() > 5 {
+            errors.push(FieldError::new("citizenship", "must have at most 5 entries"));
+        }
+        if self.route.len() > 20 {
+            errors.push(FieldError::new("route", "must have at most 20 legs"));
+        }
+        for (i, leg) in self.route.iter().enumerate() {
+            if let Some(month) = &leg.month
+                && chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").is_err()
+            {
+                errors.push(FieldError::new(format!("route[{i}].month"), "must be YYYY-MM"));
+            }
+        }
+        if let Some(identity) = &self.identity {
+            identity.validate(&mut errors);
+        }
+        self.citizenship = sorted_unique(&self.citizenship);
+        self.exploitation_types = sorted_unique(&self.exploitation_types);
+        self.recruitment_methods = sorted_unique(&self.recruitment_methods);
+        self.means_of_control = sorted_unique(&self.means_of_control);
+        if errors.is_empty() { Ok(self) } else { Err(errors) }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = victims)]
+pub struct VictimRow {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub case_number: i32,
+    pub status: CaseStatus,
+    pub trafficking_status: TraffickingStatus,
+    pub identified_on: NaiveDate,
+    pub identified_in: Option<CountryCode>,
+    pub identified_by: Option<IdentifiedBy>,
+    pub operation: Option<String>,
+    pub gender: Gender,
+    pub age_at_identification: Option<i16>,
+    pub is_minor: bool,
+    pub citizenship: Vec<CountryCode>,
+    pub migrant_status: Option<MigrantStatus>,
+    pub country_of_exploitation: Option<CountryCode>,
+    pub exploitation_types: Vec<ExploitationType>,
+    pub labour_sector: Option<String>,
+    pub recruitment_methods: Vec<RecruitmentMethod>,
+    pub means_of_control: Vec<MeansOfControl>,
+    pub recruiter_relation: Option<RecruiterRelation>,
+    pub route: serde_json::Value,
+    pub consent_services: bool,
+    pub consent_share_with_referral_partners: bool,
+    pub consent_anonymised_statistics: bool,
+    pub consent_recorded_at: Option<DateTime<Utc>>,
+    pub create_digest: Vec<u8>,
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub created_by: Uuid,
+    pub updated_by: Uuid,
+}
+
+/// A victim's case file without any identifying detail: what admins, auditors and caseworkers
+/// without identity access see. This type has no identity field, so it cannot leak one.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CaseFile {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    /// Sequential per organisation.
+    pub case_number: i32,
+    pub status: CaseStatus,
+    pub trafficking_status: TraffickingStatus,
+    pub identified_on: NaiveDate,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identified_in: Option<CountryCode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identified_by: Option<IdentifiedBy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    pub gender: Gender,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age_at_identification: Option<i16>,
+    pub is_minor: bool,
+    pub citizenship: Vec<CountryCode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migrant_status: Option<MigrantStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country_of_exploitation: Option<CountryCode>,
+    pub exploitation_types: Vec<ExploitationType>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labour_sector: Option<String>,
+    pub recruitment_methods: Vec<RecruitmentMethod>,
+    pub means_of_control: Vec<MeansOfControl>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recruiter_relation: Option<RecruiterRelation>,
+    pub route: Vec<RouteLeg>,
+    pub consent: Consent,
+    /// Send back as `If-Match: "<version>"` to update.
+    pub version: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&VictimRow> for CaseFile {
+    fn from(r: &VictimRow) -> CaseFile {
+        CaseFile {
+            id: r.id,
+            organization_id: r.organization_id,
+            case_number: r.case_number,
+            status: r.status,
+            trafficking_status: r.trafficking_status,
+            identified_on: r.identified_on,
+            identified_in: r.identified_in,
+            identified_by: r.identified_by,
+            operation: r.operation.clone(),
+            gender: r.gender,
+            age_at_identification: r.age_at_identification,
+            is_minor: r.is_minor,
+            citizenship: r.citizenship.clone(),
+            migrant_status: r.migrant_status,
+            country_of_exploitation: r.country_of_exploitation,
+            exploitation_types: r.exploitation_types.clone(),
+            labour_sector: r.labour_sector.clone(),
+            recruitment_methods: r.recruitment_methods.clone(),
+            means_of_control: r.means_of_control.clone(),
+            recruiter_relation: r.recruiter_relation,
+            route: serde_json::from_value(r.route.clone()).unwrap_or_default(),
+            consent: Consent {
+                services: r.consent_services,
+                share_with_referral_partners: r.consent_share_with_referral_partners,
+                anonymised_statistics: r.consent_anonymised_statistics,
+                recorded_at: r.consent_recorded_at,
+            },
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+impl CaseFile {
+    /// The writable part of the record, as the base of a merge patch.
+    pub fn as_input(&self) -> VictimInput {
+        VictimInput {
+            id: None,
+            status: self.status,
+            trafficking_status: self.trafficking_status,
+            identified_on: self.identified_on,
+            identified_in: self.identified_in,
+            identified_by: self.identified_by,
+            operation: self.operation.clone(),
+            gender: self.gender,
+            age_at_identification: self.age_at_identification,
+            is_minor: Some(self.is_minor),
+            citizenship: self.citizenship.clone(),
+            migrant_status: self.migrant_status,
+            country_of_exploitation: self.country_of_exploitation,
+            exploitation_types: self.exploitation_types.clone(),
+            labour_sector: self.labour_sector.clone(),
+            recruitment_methods: self.recruitment_methods.clone(),
+            means_of_control: self.means_of_control.clone(),
+            recruiter_relation: self.recruiter_relation,
+            route: self.route.clone(),
+            consent: self.consent.clone(),
+            identity: None,
+        }
+    }
+}

@@ -1,0 +1,427 @@
+use actix_web::{HttpResponse, get, http::header, patch, post, web};
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use super::model::{CaseFile, VictimInput, VictimRow};
+use super::store;
+use crate::audit::{self, AuditAction, AuditOutcome, Event};
+use crate::auth::Principal;
+use crate::db::schema::victims;
+use crate::domain::CountryCode;
+use crate::domain::case_vocab::{CaseStatus, ExploitationType, TraffickingStatus};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery, IfMatch, RequestContext, etag, from_value};
+use crate::pagination::{self, Page};
+use crate::privacy::identity::{self, Identity};
+use crate::privacy::redaction::{self, IdentityGrant, Referral, Sight, VictimView};
+use crate::state::AppState;
+
+/// Opens a sealed identity, refusing (500, logged by id) one that fails its integrity check.
+pub(super) fn open_identity(state: &AppState, victim: Uuid, sealed: &crate::privacy::crypto::Sealed) -> ApiResult<Identity> {
+    identity::open(&state.identity_keys, victim, sealed).map_err(|e| {
+        tracing::error!(victim_id = %victim, error = %e, "identity refused: ciphertext failed its integrity check");
+        ApiError::Internal(format!("identity of {victim} failed its integrity check"))
+    })
+}
+
+/// The view of one victim for a caller with `sight`; reading an identity is audited on `conn`.
+pub(super) async fn view_of(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    ctx: &RequestContext,
+    principal: &Principal,
+    row: &VictimRow,
+    sight: Sight,
+) -> ApiResult<VictimView> {
+    let case = CaseFile::from(row);
+    let Some(grant) = sight.grant() else { return Ok(VictimView::case_only(case)) };
+    let identity = match store::sealed_identity(conn, row.id).await? {
+        Some(sealed) => {
+            let identity = open_identity(state, row.id, &sealed)?;
+            let event = Event::new(AuditAction::IdentityRead, AuditOutcome::Success).by(principal).target("victim", row.id);
+            audit::record(conn, ctx, event).await?;
+            identity
+        }
+        None => Identity::default(),
+    };
+    Ok(VictimView::with_identity(grant, case, identity))
+}
+
+/// What the caller may see of `row`; refusals are audited (outside any transaction, so the record
+/// of the refusal survives it).
+pub(super) async fn sight_of(
+    state: &AppState,
+    ctx: &RequestContext,
+    principal: &Principal,
+    row: &VictimRow,
+) -> ApiResult<Sight> {
+    let mut conn = state.pool.get().await?;
+    let referral = if row.organization_id != principal.organization_id {
+        store::referral_to(&mut conn, row.id, principal.organization_id).await?
+    } else {
+        Referral::None
+    };
+    match redaction::victim_sight(principal, row.id, row.organization_id, referral) {
+        Ok(sight) => Ok(sight),
+        Err(refusal) => {
+            let event = Event::new(AuditAction::AccessDenied, AuditOutcome::Denied)
+                .by(principal)
+                .target("victim", row.id)
+                .details(serde_json::json!({ "status": actix_web::ResponseError::status_code(&refusal).as_u16() }));
+            audit::record(&mut conn, ctx, event).await?;
+            Err(refusal)
+        }
+    }
+}
+
+fn respond(status: actix_web::http::StatusCode, version: i32, view: &VictimView) -> HttpResponse {
+    HttpResponse::build(status).insert_header((header::ETAG, etag(version))).json(view)
+}
+
+/// Create a victim's case file (caseworkers).
+///
+/// The client may choose the id. Repeating a create with the same id and body returns the stored
+/// record (200); the same id with another body is a conflict (409). The identity is encrypted
+/// before it is stored.
+#[utoipa::path(
+    tag = "victims",
+    request_body = VictimInput,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = VictimView, headers(("ETag" = String, description = "Version"))),
+        (status = 200, description = "Already created with this body (a retry)", body = VictimView),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 409, response = crate::openapi::responses::Conflict),
+        (status = 422, response = crate::openapi::responses::Invalid),
+    )
+)]
+#[post("/victims")]
+pub async fn create_victim(
+    state: web::Data<AppState>,
+    principal: Principal,
+    ctx: RequestContext,
+    body: ApiJson<Value>,
+) -> ApiResult<HttpResponse> {
+    redaction::may_write_victim(&principal, principal.organization_id)?;
+    let digest = super::canonical_digest(&body.0);
+    let input = from_value::<VictimInput>(body.0)?.validate().map_err(ApiError::Validation)?;
+    let id = input.id.unwrap_or_else(Uuid::now_v7);
+    let sealed = input.identity.as_ref().map(|i| identity::seal(&state.identity_keys, id, i));
+    let org = principal.organization_id;
+    let mut conn = state.pool.get().await?;
+    let (row, created) = (*conn)
+        .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            if let Some(existing) = store::find(conn, id).await? {
+                return if existing.organization_id == org && existing.create_digest == digest {
+                    Ok((existing, false))
+                } else {
+                    Err(ApiError::Conflict("A record with this id already exists with other content.".into()))
+                };
+            }
+            let case_number = store::next_case_number(conn, org).await?;
+            let new = store::NewVictim { id, organization_id: org, user_id: principal.user_id, case_number, input: &input, digest };
+            let row = store::insert(conn, new).await?;
+            if let Some(sealed) = sealed {
+                store::store_identity(conn, id, org, sealed).await?;
+            }
+            let event = Event::new(AuditAction::VictimCreated, AuditOutcome::Success)
+                .by(&principal)
+                .target("victim", id)
+                .details(serde_json::json!({ "case_number": case_number, "identity": input.identity.is_some() }));
+            audit::record(conn, &ctx, event).await?;
+            Ok((row, true))
+        })
+        .await?;
+    let sight = redaction::victim_sight(&principal, row.id, row.organization_id, Referral::None)?;
+    let view = view_of(&state, &mut conn, &ctx, &principal, &row, sight).await?;
+    let status = if created { actix_web::http::StatusCode::CREATED } else { actix_web::http::StatusCode::OK };
+    Ok(respond(status, row.version, &view))
+}
+
+/// Read a victim's case file.
+///
+/// Caseworkers of the owning organisation, and of an organisation it was referred to with the
+/// identity shared, get the identity (each such read is audited). Admins and auditors get the case
+/// file without identity; partners get 403; records of other organisations are 404.
+#[utoipa::path(
+    tag = "victims",
+    params(("id" = Uuid, Path, description = "Victim id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The case file as you may see it", body = VictimView, headers(("ETag" = String, description = "Version"))),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 404, response = crate::openapi::responses::NotFound),
+    )
+)]
+#[get("/victims/{id}")]
+pub async fn get_victim(
+    state: web::Data<AppState>,
+    principal: Principal,
+    ctx: RequestContext,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let id = id.into_inner();
+    let row = store::find(&mut *state.pool.get().await?, id).await?.ok_or(ApiError::NotFound)?;
+    let sight = sight_of(&state, &ctx, &principal, &row).await?;
+    let mut conn = state.pool.get().await?;
+    let view = (*conn)
+        .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| view_of(&state, conn, &ctx, &principal, &row, sight).await)
+        .await?;
+    Ok(respond(actix_web::http::StatusCode::OK, row.version, &view))
+}
+
+/// RFC 7396 JSON merge patch.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(fields) => {
+            if !target.is_object() {
+                *target = Value::Object(Default::default());
+            }
+            let map = target.as_object_mut().expect("object");
+            for (key, value) in fields {
+                if value.is_null() {
+                    map.remove(key);
+                } else {
+                    merge_patch(map.entry(key.clone()).or_insert(Value::Null), value);
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+/// Update a victim's case file (caseworkers of the owning organisation).
+///
+/// The body is a JSON merge patch (RFC 7396) of the case file: fields given replace, `null`
+/// removes, absent fields stay. `identity` patches the identity the same way. Requires `If-Match`.
+#[utoipa::path(
+    tag = "victims",
+    params(
+        ("id" = Uuid, Path, description = "Victim id"),
+        ("If-Match" = String, Header, description = "ETag of the version you read, e.g. \"3\""),
+    ),
+    request_body(content = VictimInput, description = "A JSON merge patch of the case file"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Updated", body = VictimView, headers(("ETag" = String, description = "New version"))),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 412, response = crate::openapi::responses::PreconditionFailed),
+        (status = 422, response = crate::openapi::responses::Invalid),
+        (status = 428, response = crate::openapi::responses::PreconditionRequired),
+    )
+)]
+#[patch("/victims/{id}")]
+pub async fn update_victim(
+    state: web::Data<AppState>,
+    principal: Principal,
+    ctx: RequestContext,
+    id: web::Path<Uuid>,
+    if_match: IfMatch,
+    body: ApiJson<Value>,
+) -> ApiResult<HttpResponse> {
+    let id = id.into_inner();
+    let patch = body.0;
+    let Some(fields) = patch.as_object() else {
+        return Err(ApiError::validation("body", "must be a JSON object (a merge patch)"));
+    };
+    if fields.contains_key("id") {
+        return Err(ApiError::validation("id", "cannot be changed"));
+    }
+    let row = store::find(&mut *state.pool.get().await?, id).await?.ok_or(ApiError::NotFound)?;
+    sight_of(&state, &ctx, &principal, &row).await?;
+    redaction::may_write_victim(&principal, row.organization_id)?;
+    let mut conn = state.pool.get().await?;
+    let changed: Vec<String> = fields.keys().cloned().collect();
+    let (updated, view) = (*conn)
+        .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            let mut base = CaseFile::from(&row).as_input();
+            if fields.contains_key("age_at_identification") && !fields.contains_key("is_minor") {
+                base.is_minor = None;
+            }
+            let touches_identity = fields.contains_key("identity");
+            if touches_identity {
+                base.identity = match store::sealed_identity(conn, id).await? {
+                    Some(sealed) => Some(open_identity(&state, id, &sealed)?),
+                    None => Some(Identity::default()),
+                };
+            }
+            let mut merged = serde_json::to_value(&base).map_err(|e| ApiError::internal("patch", e))?;
+            merge_patch(&mut merged, &patch);
+            let input = from_value::<VictimInput>(merged)?.validate().map_err(ApiError::Validation)?;
+            let updated = store::update(conn, id, if_match.0, principal.user_id, &input)
+                .await?
+                .ok_or(ApiError::PreconditionFailed)?;
+            if let (true, Some(identity)) = (touches_identity, &input.identity) {
+                store::store_identity(conn, id, row.organization_id, identity::seal(&state.identity_keys, id, identity)).await?;
+            }
+            let event = Event::new(AuditAction::VictimUpdated, AuditOutcome::Success)
+                .by(&principal)
+                .target("victim", id)
+                .details(serde_json::json!({ "fields": changed, "version": updated.version }));
+            audit::record(conn, &ctx, event).await?;
+            let sight = redaction::victim_sight(&principal, id, updated.organization_id, Referral::None)?;
+            let view = view_of(&state, conn, &ctx, &principal, &updated, sight).await?;
+            Ok((updated, view))
+        })
+        .await?;
+    Ok(respond(actix_web::http::StatusCode::OK, updated.version, &view))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct VictimQuery {
+    pub status: Option<CaseStatus>,
+    pub trafficking_status: Option<TraffickingStatus>,
+    /// Victims with this exploitation type among theirs.
+    pub exploitation_type: Option<ExploitationType>,
+    /// Victims with this citizenship among theirs (ISO alpha-3).
+    pub citizenship: Option<String>,
+    pub country_of_exploitation: Option<String>,
+    pub operation: Option<String>,
+    /// Identified on or after this date.
+    pub identified_from: Option<NaiveDate>,
+    /// Identified on or before this date.
+    pub identified_to: Option<NaiveDate>,
+    /// Changed at or after this time (for client sync).
+    pub updated_since: Option<DateTime<Utc>>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+fn country(field: &str, value: Option<String>) -> ApiResult<Option<CountryCode>> {
+    value.map(|v| CountryCode::parse(&v).map_err(|m| ApiError::validation(field, m))).transpose()
+}
+
+/// List victims of your organisation (host auditors: all), in a stable order.
+///
+/// Caseworkers get identities (the read is audited, one event per page); admins and auditors get
+/// case files without identities; partners get 403.
+#[utoipa::path(
+    tag = "victims",
+    params(VictimQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of case files", body = Page<VictimView>),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 422, response = crate::openapi::responses::Invalid),
+    )
+)]
+#[get("/victims")]
+pub async fn list_victims(
+    state: web::Data<AppState>,
+    principal: Principal,
+    ctx: RequestContext,
+    query: ApiQuery<VictimQuery>,
+) -> ApiResult<HttpResponse> {
+    let scope = redaction::victim_list_scope(&principal)?;
+    let q = query.0;
+    let limit = pagination::limit(q.limit)?;
+    let after: Option<Uuid> = pagination::decode(q.cursor.as_deref())?;
+    let citizenship = country("citizenship", q.citizenship)?;
+    let exploited_in = country("country_of_exploitation", q.country_of_exploitation)?;
+    let mut sql = victims::table.select(VictimRow::as_select()).into_boxed();
+    if let Some(org) = scope {
+        sql = sql.filter(victims::organization_id.eq(org));
+    }
+    if let Some(status) = q.status {
+        sql = sql.filter(victims::status.eq(status));
+    }
+    if let Some(ts) = q.trafficking_status {
+        sql = sql.filter(victims::trafficking_status.eq(ts));
+    }
+    if let Some(kind) = q.exploitation_type {
+        sql = sql.filter(victims::exploitation_types.contains(vec![kind]));
+    }
+    if let Some(c) = citizenship {
+        sql = sql.filter(victims::citizenship.contains(vec![c]));
+    }
+    if let Some(c) = exploited_in {
+        sql = sql.filter(victims::country_of_exploitation.eq(c));
+    }
+    if let Some(op) = q.operation {
+        sql = sql.filter(victims::operation.eq(op));
+    }
+    if let Some(from) = q.identified_from {
+        sql = sql.filter(victims::identified_on.ge(from));
+    }
+    if let Some(to) = q.identified_to {
+        sql = sql.filter(victims::identified_on.le(to));
+    }
+    if let Some(since) = q.updated_since {
+        sql = sql.filter(victims::updated_at.ge(since));
+    }
+    if let Some(after) = after {
+        sql = sql.filter(victims::id.gt(after));
+    }
+    let mut conn = state.pool.get().await?;
+    let page = (*conn)
+        .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            let rows: Vec<VictimRow> = sql.order(victims::id.asc()).limit(limit + 1).load(conn).await?;
+            let more = rows.len() as i64 > limit;
+            let rows: Vec<VictimRow> = rows.into_iter().take(limit as usize).collect();
+            let next_cursor = if more { rows.last().map(|r| pagination::encode(&r.id)) } else { None };
+            let items = list_views(&state, conn, &ctx, &principal, rows).await?;
+            Ok(Page { items, next_cursor })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// Views for a page of the caller's own organisation's victims; identities for caseworkers, read
+/// in one query and audited as one event naming the ids.
+pub(super) async fn list_views(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    ctx: &RequestContext,
+    principal: &Principal,
+    rows: Vec<VictimRow>,
+) -> ApiResult<Vec<VictimView>> {
+    let grants: Vec<Option<IdentityGrant>> = rows
+        .iter()
+        .map(|r| redaction::victim_sight(principal, r.id, r.organization_id, Referral::None).map(|s| s.grant()))
+        .collect::<Result<_, _>>()?;
+    let wanted: Vec<Uuid> = rows.iter().zip(&grants).filter(|(_, g)| g.is_some()).map(|(r, _)| r.id).collect();
+    let mut sealed: std::collections::HashMap<Uuid, _> = if wanted.is_empty() {
+        Default::default()
+    } else {
+        store::sealed_identities(conn, &wanted).await?.into_iter().collect()
+    };
+    let mut read = Vec::new();
+    let mut views = Vec::with_capacity(rows.len());
+    for (row, grant) in rows.iter().zip(grants) {
+        let case = CaseFile::from(row);
+        views.push(match grant {
+            None => VictimView::case_only(case),
+            Some(grant) => {
+                let identity = match sealed.remove(&row.id) {
+                    Some(s) => {
+                        read.push(row.id);
+                        open_identity(state, row.id, &s)?
+                    }
+                    None => Identity::default(),
+                };
+                VictimView::with_identity(grant, case, identity)
+            }
+        });
+    }
+    if !read.is_empty() {
+        let event = Event::new(AuditAction::IdentityRead, AuditOutcome::Success)
+            .by(principal)
+            .details(serde_json::json!({ "victim_ids": read }));
+        audit::record(conn, ctx, event).await?;
+    }
+    Ok(views)
+}

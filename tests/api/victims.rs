@@ -1,0 +1,343 @@
+//! Victims' case files: identities encrypted at rest and shown only to entitled caseworkers.
+
+use std::collections::HashSet;
+
+use diesel_async::RunQueryDsl;
+use haven::domain::Role;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, spawn_app};
+
+/// Every identity field holds a marker that must never appear where it should not.
+pub const MARKERS: [&str; 9] = [
+    "MARKERGIVEN", "MARKERFAMILY", "MARKERALIAS", "MARKERPHONE", "MARKER@MAIL.EXAMPLE", "MARKERADDRESS",
+    "MARKERDOCTYPE", "MARKERDOC123", "MARKERNOTES",
+];
+
+pub fn marked_identity() -> Value {
+    json!({
+        "given_names": "MARKERGIVEN Ana", "family_names": "MARKERFAMILY López",
+        "aliases": ["MARKERALIAS"], "date_of_birth": "1999-02-03", "phone": "MARKERPHONE",
+        "email": "MARKER@MAIL.EXAMPLE", "address": "MARKERADDRESS", "document_type": "MARKERDOCTYPE",
+        "document_number": "MARKERDOC123", "notes": "MARKERNOTES told us about the compound"
+    })
+}
+
+pub fn victim_body(id: Uuid) -> Value {
+    json!({
+        "id": id,
+        "trafficking_status": "actual",
+        "identified_on": "2026-10-14",
+        "identified_in": "SEN",
+        "identified_by": "ngo",
+        "operation": "OP-SENTINEL-2026",
+        "gender": "woman",
+        "age_at_identification": 24,
+        "citizenship": ["PER", "BRA"],
+        "migrant_status": "irregular_migrant",
+        "country_of_exploitation": "SEN",
+        "exploitation_types": ["forced_criminality", "sexual_exploitation"],
+        "labour_sector": "J",
+        "recruitment_methods": ["deceptive_job_offer"],
+        "means_of_control": ["debt_bondage", "withholds_documents"],
+        "recruiter_relation": "friend_or_acquaintance",
+        "route": [{"kind": "recruitment", "country": "PER", "month": "2026-03"},
+                  {"kind": "transit", "country": "BRA"},
+                  {"kind": "exploitation", "country": "SEN", "month": "2026-05"}],
+        "consent": {"services": true, "share_with_referral_partners": true, "anonymised_statistics": true},
+        "identity": marked_identity()
+    })
+}
+
+pub fn assert_no_marker(context: &str, text: &str) {
+    for marker in MARKERS {
+        assert!(!text.contains(marker), "{context}: identity marker {marker} leaked: {text}");
+    }
+}
+
+/// Creates a victim in `org` through the API as a new caseworker; returns (id, caseworker token).
+pub async fn create_victim(app: &TestApp, org: Uuid) -> (Uuid, String) {
+    let (_, token) = app.user_with_token(org, Role::Caseworker).await;
+    let id = Uuid::new_v4();
+    let resp = app.post("/api/v1/victims", Some(&token), victim_body(id)).await;
+    assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
+    (id, token)
+}
+
+async fn audit_count(app: &TestApp, action: &str) -> usize {
+    app.audit_actions().await.iter().filter(|(a, _)| a == action).count()
+}
+
+#[tokio::test]
+async fn create_read_and_who_sees_what() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let other = app.create_org().await;
+    let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
+    let id = Uuid::new_v4();
+    let resp = app.post("/api/v1/victims", Some(&caseworker), victim_body(id)).await;
+    assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
+    assert_eq!(resp.header("etag"), Some("\"1\""));
+    let created = resp.json();
+    assert_eq!(created["id"], id.to_string());
+    assert_eq!(created["case_number"], 1);
+    assert_eq!(created["is_minor"], false);
+    assert_eq!(created["citizenship"], json!(["BRA", "PER"]), "sets are sorted");
+    assert_eq!(created["identity"]["family_names"], "MARKERFAMILY López");
+
+    let path = format!("/api/v1/victims/{id}");
+    let reads_before = audit_count(&app, "victim.identity_read").await;
+    let own = app.get(&path, &caseworker).await.json();
+    assert_eq!(own["identity"]["document_number"], "MARKERDOC123");
+    assert_eq!(audit_count(&app, "victim.identity_read").await, reads_before + 1, "identity reads are audited");
+
+    let (_, admin) = app.user_with_token(org, Role::Admin).await;
+    let (_, auditor) = app.user_with_token(org, Role::Auditor).await;
+    let (_, host_auditor) = app.user_with_token(app.host_org, Role::Auditor).await;
+    for (who, token) in [("admin", &admin), ("auditor", &auditor), ("host auditor", &host_auditor)] {
+        let resp = app.get(&path, token).await;
+        assert_eq!(resp.status, StatusCode::OK, "{who}: {}", resp.text);
+        let body = resp.json();
+        assert!(body.get("identity").is_none(), "{who} got an identity key");
+        assert_eq!(body["case_number"], 1);
+        assert_no_marker(who, &resp.text);
+    }
+    let (_, partner) = app.user_with_token(org, Role::Partner).await;
+    app.get(&path, &partner).await.assert_problem(403, "forbidden");
+    let (_, stranger) = app.user_with_token(other, Role::Caseworker).await;
+    let (_, other_admin) = app.user_with_token(other, Role::Admin).await;
+    let host_admin = app.token(&app.host_admin).await;
+    for token in [&stranger, &other_admin, &host_admin] {
+        let resp = app.get(&path, token).await;
+        resp.assert_problem(404, "not-found");
+        assert_no_marker("refusal", &resp.text);
+    }
+    assert!(audit_count(&app, "access.denied").await >= 4, "refused accesses are audited");
+    // Audit events carry ids, never identity values.
+    let audit = app.get("/api/v1/audit-events?limit=200", &auditor).await;
+    assert_no_marker("audit", &audit.text);
+
+    // A second victim gets the next case number.
+    let resp = app.post("/api/v1/victims", Some(&caseworker), json!({
+        "trafficking_status": "possible", "identified_on": "2026-11-01", "gender": "man"
+    })).await;
+    assert_eq!(resp.json()["case_number"], 2);
+    // Only caseworkers create.
+    app.post("/api/v1/victims", Some(&admin), victim_body(Uuid::new_v4())).await.assert_problem(403, "forbidden");
+}
+
+#[tokio::test]
+async fn creates_are_idempotent_by_client_id() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
+    let id = Uuid::new_v4();
+    let first = app.post("/api/v1/victims", Some(&caseworker), victim_body(id)).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let again = app.post("/api/v1/victims", Some(&caseworker), victim_body(id)).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.json()["case_number"], first.json()["case_number"]);
+    let mut changed = victim_body(id);
+    changed["gender"] = json!("man");
+    app.post("/api/v1/victims", Some(&caseworker), changed).await.assert_problem(409, "conflict");
+    assert_eq!(app.count("victims").await, 1);
+}
+
+#[tokio::test]
+async fn identities_are_encrypted_at_rest_and_tampering_is_refused() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let (id, caseworker) = create_victim(&app, org).await;
+    #[derive(diesel::QueryableByName)]
+    struct Dump {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        text: String,
+    }
+    let mut conn = app.pool.get().await.unwrap();
+    for table in ["victims", "victim_identities", "audit_events", "case_counters"] {
+        let rows: Vec<Dump> = diesel::sql_query(format!("SELECT row_to_json(t)::text AS text FROM {table} t"))
+            .load(&mut conn)
+            .await
+            .unwrap();
+        assert!(!rows.is_empty() || table == "case_counters");
+        for row in rows {
+            assert_no_marker(table, &row.text);
+            assert!(!row.text.to_lowercase().contains("markergiven"), "{table} holds plaintext");
+        }
+    }
+    // Flip one bit of the ciphertext: the identity is refused, not returned.
+    diesel::sql_query("UPDATE victim_identities SET ciphertext = overlay(ciphertext placing decode('ff', 'hex') from 5 for 1)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let resp = app.get(&format!("/api/v1/victims/{id}"), &caseworker).await;
+    resp.assert_problem(500, "internal");
+    assert_no_marker("tampered", &resp.text);
+    // Moving a valid ciphertext to another victim is refused too (it is bound to its victim id).
+    let (other, _) = create_victim(&app, org).await;
+    diesel::sql_query(format!(
+        "UPDATE victim_identities SET ciphertext = (SELECT ciphertext FROM victim_identities WHERE victim_id = '{other}'), \
+         nonce = (SELECT nonce FROM victim_identities WHERE victim_id = '{other}') WHERE victim_id = '{id}'"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    app.get(&format!("/api/v1/victims/{id}"), &caseworker).await.assert_problem(500, "internal");
+}
+
+#[tokio::test]
+async fn updates_are_merge_patches_with_optimistic_concurrency() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let (id, caseworker) = create_victim(&app, org).await;
+    let path = format!("/api/v1/victims/{id}");
+    app.request(Method::PATCH, &path, Some(&caseworker), Some(json!({ "status": "follow_up" })))
+        .await
+        .assert_problem(428, "precondition-required");
+    let resp = app
+        .patch(&path, &caseworker, "\"1\"", json!({ "status": "follow_up", "operation": null,
+            "identity": { "family_names": "MARKERFAMILY Diallo", "phone": null } }))
+        .await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    assert_eq!(resp.header("etag"), Some("\"2\""));
+    let body = resp.json();
+    assert_eq!(body["status"], "follow_up");
+    assert!(body.get("operation").is_none(), "null removes");
+    assert_eq!(body["identity"]["family_names"], "MARKERFAMILY Diallo");
+    assert_eq!(body["identity"]["given_names"], "MARKERGIVEN Ana", "absent fields stay");
+    assert!(body["identity"].get("phone").is_none());
+    assert_eq!(body["gender"], "woman");
+    app.patch(&path, &caseworker, "\"1\"", json!({ "status": "closed" })).await.assert_problem(412, "precondition-failed");
+    app.patch(&path, &caseworker, "\"2\"", json!({ "gender": "robot" })).await.assert_problem(422, "validation");
+    app.patch(&path, &caseworker, "\"2\"", json!({ "id": Uuid::new_v4() })).await.assert_problem(422, "validation");
+    // Changing the age re-derives is_minor.
+    let resp = app.patch(&path, &caseworker, "\"2\"", json!({ "age_at_identification": 16 })).await;
+    assert_eq!(resp.json()["is_minor"], true);
+    let (_, admin) = app.user_with_token(org, Role::Admin).await;
+    app.patch(&path, &admin, "\"3\"", json!({ "status": "closed" })).await.assert_problem(403, "forbidden");
+    let (_, stranger) = app.user_with_token(app.create_org().await, Role::Caseworker).await;
+    app.patch(&path, &stranger, "\"3\"", json!({ "status": "closed" })).await.assert_problem(404, "not-found");
+}
+
+#[tokio::test]
+async fn invalid_case_files_are_refused_and_not_stored() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
+    let base = victim_body(Uuid::new_v4());
+    let mut cases = Vec::new();
+    for (field, value) in [
+        ("identified_on", json!("2999-01-01")),
+        ("is_minor", json!(true)),
+        ("citizenship", json!(["XYZ"])),
+        ("exploitation_types", json!(["smuggling"])),
+        ("labour_sector", json!("Z")),
+        ("route", json!([{"kind": "transit", "country": "SEN", "month": "2026-13"}])),
+        ("age_at_identification", json!(300)),
+        ("unknown_field", json!(1)),
+    ] {
+        let mut body = base.clone();
+        body[field] = value;
+        cases.push(body);
+    }
+    let mut body = base.clone();
+    body["identity"]["notes"] = json!("x".repeat(20_001));
+    cases.push(body);
+    for body in cases {
+        let resp = app.post("/api/v1/victims", Some(&caseworker), body).await;
+        resp.assert_problem(422, "validation");
+        assert_no_marker("validation error", &resp.text);
+    }
+    assert_eq!(app.count("victims").await, 0);
+    assert_eq!(app.count("victim_identities").await, 0);
+}
+
+#[tokio::test]
+async fn search_by_name_or_document_through_blind_indexes() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let (id, caseworker) = create_victim(&app, org).await;
+    for query in [
+        json!({ "name": "markergiven ana markerfamily lopez" }),
+        json!({ "name": "MARKERFAMILY  López, MARKERGIVEN Ana" }),
+        json!({ "name": "markeralias" }),
+        json!({ "document_number": "markerdoc-123" }),
+    ] {
+        let resp = app.post("/api/v1/victims/search", Some(&caseworker), query.clone()).await;
+        assert_eq!(resp.status, StatusCode::OK, "{query}: {}", resp.text);
+        let items = resp.json()["items"].as_array().unwrap().clone();
+        assert_eq!(items.len(), 1, "{query}");
+        assert_eq!(items[0]["id"], id.to_string());
+        assert!(items[0]["identity"].is_object());
+    }
+    let none = app.post("/api/v1/victims/search", Some(&caseworker), json!({ "name": "markergiven" })).await;
+    assert!(none.json()["items"].as_array().unwrap().is_empty(), "exact match only");
+    app.post("/api/v1/victims/search", Some(&caseworker), json!({ "name": "a", "document_number": "b" }))
+        .await
+        .assert_problem(422, "validation");
+    // Other organisations' caseworkers find nothing; other roles may not search.
+    let (_, stranger) = app.user_with_token(app.create_org().await, Role::Caseworker).await;
+    let resp = app.post("/api/v1/victims/search", Some(&stranger), json!({ "document_number": "MARKERDOC123" })).await;
+    assert!(resp.json()["items"].as_array().unwrap().is_empty());
+    let (_, admin) = app.user_with_token(org, Role::Admin).await;
+    app.post("/api/v1/victims/search", Some(&admin), json!({ "name": "x" })).await.assert_problem(403, "forbidden");
+    assert!(audit_count(&app, "victim.search").await >= 5);
+}
+
+#[tokio::test]
+async fn lists_filter_redact_and_stay_stable_under_concurrent_inserts() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
+    for i in 0..7 {
+        let mut body = victim_body(Uuid::new_v4());
+        if i % 2 == 0 {
+            body["exploitation_types"] = json!(["forced_labour"]);
+            body["status"] = json!("closed");
+        }
+        app.post("/api/v1/victims", Some(&caseworker), body).await;
+    }
+    let (_, admin) = app.user_with_token(org, Role::Admin).await;
+    let page = app.get("/api/v1/victims?limit=200", &admin).await;
+    assert_no_marker("admin list", &page.text);
+    assert!(page.json()["items"].as_array().unwrap().iter().all(|v| v.get("identity").is_none()));
+    let own = app.get("/api/v1/victims?limit=3", &caseworker).await.json();
+    assert!(own["items"][0]["identity"].is_object(), "caseworkers list identities");
+    let closed = app.get("/api/v1/victims?status=closed&exploitation_type=forced_labour", &caseworker).await.json();
+    assert_eq!(closed["items"].as_array().unwrap().len(), 4);
+    let by_citizenship = app.get("/api/v1/victims?citizenship=PER&country_of_exploitation=SEN", &admin).await.json();
+    assert_eq!(by_citizenship["items"].as_array().unwrap().len(), 7);
+    let none = app.get("/api/v1/victims?identified_from=2026-10-15", &admin).await.json();
+    assert!(none["items"].as_array().unwrap().is_empty());
+    let since = app.get("/api/v1/victims?updated_since=2999-01-01T00:00:00Z", &admin).await.json();
+    assert!(since["items"].as_array().unwrap().is_empty());
+    app.get("/api/v1/victims?citizenship=XYZ", &admin).await.assert_problem(422, "validation");
+    let (_, partner) = app.user_with_token(org, Role::Partner).await;
+    app.get("/api/v1/victims", &partner).await.assert_problem(403, "forbidden");
+    let (_, stranger) = app.user_with_token(app.create_org().await, Role::Admin).await;
+    assert!(app.get("/api/v1/victims", &stranger).await.json()["items"].as_array().unwrap().is_empty());
+
+    // Page through while new victims keep arriving: no duplicates, every original seen.
+    let originals: HashSet<String> = app.get("/api/v1/victims?limit=200", &admin).await.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_owned())
+        .collect();
+    let mut seen = HashSet::new();
+    let mut cursor = String::new();
+    loop {
+        app.post("/api/v1/victims", Some(&caseworker), victim_body(Uuid::new_v4())).await;
+        let page = app.get(&format!("/api/v1/victims?limit=2{cursor}"), &admin).await.json();
+        for item in page["items"].as_array().unwrap() {
+            assert!(seen.insert(item["id"].as_str().unwrap().to_owned()), "duplicate across pages");
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert!(originals.is_subset(&seen), "a record was skipped");
+}
