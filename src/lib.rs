@@ -2,6 +2,7 @@
 //!
 //! The service is a library so that the binary and the tests build the very same application.
 
+pub mod assistance;
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;
@@ -15,6 +16,7 @@ pub mod ops;
 pub mod orgs;
 pub mod pagination;
 pub mod privacy;
+pub mod referrals;
 pub mod routes;
 pub mod secrets;
 pub mod startup;

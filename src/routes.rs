@@ -8,7 +8,7 @@ use utoipa_actix_web::{scope, service_config::ServiceConfig};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{audit, auth, ops, orgs, users, victims};
+use crate::{assistance, audit, auth, ops, orgs, referrals, users, victims};
 
 pub const API_PREFIX: &str = "/api/v1";
 pub const OPENAPI_PATH: &str = "/openapi.json";
@@ -33,7 +33,16 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(victims::routes::create_victim)
             .service(victims::search::search_victims)
             .service(victims::routes::get_victim)
-            .service(victims::routes::update_victim),
+            .service(victims::routes::update_victim)
+            .service(assistance::routes::list_assistance)
+            .service(assistance::routes::create_assistance)
+            .service(referrals::routes::list_referrals)
+            .service(referrals::routes::create_referral)
+            .service(referrals::routes::get_referral)
+            .service(referrals::routes::accept_referral)
+            .service(referrals::routes::decline_referral)
+            .service(referrals::routes::complete_referral)
+            .service(referrals::routes::cancel_referral),
     );
 }
 

@@ -46,6 +46,7 @@ Victim identities are only ever shown to the caseworkers entitled to them."
         (name = "organizations", description = "Organisations using this deployment"),
         (name = "users", description = "Staff accounts and their roles"),
         (name = "victims", description = "Victims' case files; identities only for the caseworkers entitled to them"),
+        (name = "referrals", description = "Referrals between organisations and their life cycle"),
         (name = "audit", description = "The append-only audit log"),
         (name = "operations", description = "Health, readiness and metrics (outside /api/v1)"),
     )

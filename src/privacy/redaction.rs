@@ -19,6 +19,13 @@ pub struct IdentityGrant {
     victim: Uuid,
 }
 
+impl IdentityGrant {
+    /// The victim this grant is for.
+    pub fn victim(&self) -> Uuid {
+        self.victim
+    }
+}
+
 /// How a victim's organisation relates to the caller's, beyond owning it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Referral {

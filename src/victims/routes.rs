@@ -22,7 +22,7 @@ use crate::privacy::redaction::{self, IdentityGrant, Referral, Sight, VictimView
 use crate::state::AppState;
 
 /// Opens a sealed identity, refusing (500, logged by id) one that fails its integrity check.
-pub(super) fn open_identity(state: &AppState, victim: Uuid, sealed: &crate::privacy::crypto::Sealed) -> ApiResult<Identity> {
+pub fn open_identity(state: &AppState, victim: Uuid, sealed: &crate::privacy::crypto::Sealed) -> ApiResult<Identity> {
     identity::open(&state.identity_keys, victim, sealed).map_err(|e| {
         tracing::error!(victim_id = %victim, error = %e, "identity refused: ciphertext failed its integrity check");
         ApiError::Internal(format!("identity of {victim} failed its integrity check"))
@@ -30,7 +30,7 @@ pub(super) fn open_identity(state: &AppState, victim: Uuid, sealed: &crate::priv
 }
 
 /// The view of one victim for a caller with `sight`; reading an identity is audited on `conn`.
-pub(super) async fn view_of(
+pub async fn view_of(
     state: &AppState,
     conn: &mut AsyncPgConnection,
     ctx: &RequestContext,
@@ -54,7 +54,7 @@ pub(super) async fn view_of(
 
 /// What the caller may see of `row`; refusals are audited (outside any transaction, so the record
 /// of the refusal survives it).
-pub(super) async fn sight_of(
+pub async fn sight_of(
     state: &AppState,
     ctx: &RequestContext,
     principal: &Principal,

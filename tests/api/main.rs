@@ -10,6 +10,7 @@ mod errors;
 mod openapi;
 mod operations;
 mod organizations;
+mod referrals;
 mod tokens;
 mod users;
 mod victims;

@@ -68,6 +68,18 @@ async fn start(dir: &Path, port: u16) -> (Child, Option<String>, Log) {
             _ = tokio::time::sleep_until(deadline) => panic!("haven did not start in time"),
         }
     }
+    // The banner is printed before the "listening" log line, but the two pipes race: read what
+    // stdout already holds.
+    while password.is_none() {
+        match tokio::time::timeout(Duration::from_millis(500), stdout.next_line()).await {
+            Ok(Ok(Some(line))) => {
+                if let Some(p) = line.trim().strip_prefix("password:") {
+                    password = Some(p.trim().to_owned());
+                }
+            }
+            _ => break,
+        }
+    }
     // Keep draining output so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
     let sink = log.clone();

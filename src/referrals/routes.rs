@@ -1,0 +1,384 @@
+use actix_web::{HttpResponse, get, post, web};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use super::{DeclineInput, ReferralInput, ReferralRow, ReferralView, Transition};
+use crate::audit::{self, AuditAction, AuditOutcome, Event};
+use crate::auth::Principal;
+use crate::db::schema::referrals;
+use crate::domain::Role;
+use crate::domain::case_vocab::ReferralStatus;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery, RequestContext, from_value};
+use crate::pagination::{self, Page};
+use crate::privacy::crypto::{Purpose, Sealed};
+use crate::privacy::redaction::{self, Referral as Relation};
+use crate::state::AppState;
+use crate::victims::routes::sight_of;
+
+async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<ReferralRow>> {
+    referrals::table.find(id).select(ReferralRow::as_select()).first(conn).await.optional()
+}
+
+/// Who may see a referral at all: both organisations' staff (not partners), and host auditors.
+fn may_see(p: &Principal, row: &ReferralRow) -> ApiResult<()> {
+    if p.role == Role::Partner {
+        return Err(ApiError::Forbidden);
+    }
+    let party = p.organization_id == row.from_organization_id || p.organization_id == row.to_organization_id;
+    if party || (p.is_host && p.role == Role::Auditor) { Ok(()) } else { Err(ApiError::NotFound) }
+}
+
+fn open_reason(state: &AppState, row: &ReferralRow) -> ApiResult<Option<String>> {
+    let (Some(key_id), Some(nonce), Some(ciphertext)) = (&row.reason_key_id, &row.reason_nonce, &row.reason_ciphertext) else {
+        return Ok(None);
+    };
+    let sealed = Sealed { key_id: key_id.clone(), nonce: nonce.clone(), ciphertext: ciphertext.clone() };
+    let plain = state.identity_keys.open(Purpose::ReferralReason, row.id, &sealed).map_err(|e| {
+        tracing::error!(referral_id = %row.id, error = %e, "referral reason refused: integrity check failed");
+        ApiError::Internal(format!("reason of referral {} failed its integrity check", row.id))
+    })?;
+    Ok(Some(String::from_utf8_lossy(&plain).into_owned()))
+}
+
+/// The view of one referral; the reason (identity-grade) only for caseworkers entitled to the
+/// victim's identity through this referral, and reading it is audited.
+async fn view(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    ctx: &RequestContext,
+    p: &Principal,
+    row: &ReferralRow,
+) -> ApiResult<ReferralView> {
+    let victim_org = row.from_organization_id;
+    let live = matches!(row.status, ReferralStatus::Pending | ReferralStatus::Accepted | ReferralStatus::Completed);
+    let relation = Relation::Referred { identity_shared: row.identity_shared && live };
+    let grant = match redaction::victim_sight(p, row.victim_id, victim_org, relation) {
+        Ok(sight) => sight.grant(),
+        Err(_) => None,
+    };
+    let Some(grant) = grant else { return Ok(ReferralView::without_reason(row)) };
+    let reason = open_reason(state, row)?;
+    if reason.is_some() {
+        let event = Event::new(AuditAction::IdentityRead, AuditOutcome::Success)
+            .by(p)
+            .target("referral", row.id)
+            .details(serde_json::json!({ "victim_id": row.victim_id, "referral_reason": true }));
+        audit::record(conn, ctx, event).await?;
+    }
+    Ok(ReferralView::with_reason(grant, row, reason))
+}
+
+fn both_logs(event: Event, row: &ReferralRow) -> [Event; 2] {
+    [event.clone().in_org(row.from_organization_id), event.in_org(row.to_organization_id)]
+}
+
+/// Refer a victim to another organisation for a service (caseworkers of the victim's organisation).
+///
+/// The identity is shared with the receiving organisation's caseworkers only if the victim
+/// consented to sharing with referral partners (`identity_shared` says which).
+#[utoipa::path(
+    tag = "referrals",
+    request_body = ReferralInput,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Referred (pending)", body = ReferralView),
+        (status = 200, description = "Already created with this body (a retry)", body = ReferralView),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 409, response = crate::openapi::responses::Conflict),
+        (status = 422, response = crate::openapi::responses::Invalid),
+    )
+)]
+#[post("/referrals")]
+pub async fn create_referral(
+    state: web::Data<AppState>,
+    principal: Principal,
+    ctx: RequestContext,
+    body: ApiJson<Value>,
+) -> ApiResult<HttpResponse> {
+    let digest = crate::victims::canonical_digest(&body.0);
+    let input: ReferralInput = from_value(body.0)?;
+    if input.reason.as_ref().is_some_and(|r| r.chars().count() > 5000) {
+        return Err(ApiError::validation("reason", "must be at most 5000 characters"));
+    }
+    let victim = crate::victims::store::find(&mut *state.pool.get().await?, input.victim_id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    sight_of(&state, &ctx, &principal, &victim).await?;
+    redaction::may_write_victim(&principal, victim.organization_id)?;
+    let org = principal.organization_id;
+    if input.to_organization_id == org {
+        return Err(ApiError::validation("to_organization_id", "must be another organisation"));
+    }
+    let mut conn = state.pool.get().await?;
+    if crate::orgs::find(&mut conn, input.to_organization_id).await?.is_none() {
+        return Err(ApiError::validation("to_organization_id", "is not an organisation"));
+    }
+    let id = input.id.unwrap_or_else(Uuid::now_v7);
+    let sealed = input.reason.as_ref().map(|r| state.identity_keys.seal(Purpose::ReferralReason, id, r.as_bytes()));
+    let (row, created) = (*conn)
+        .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            if let Some(existing) = find(conn, id).await? {
+                return if existing.from_organization_id == org && existing.create_digest == digest {
+                    Ok((existing, false))
+                } else {
+                    Err(ApiError::Conflict("A referral with this id already exists with other content.".into()))
+                };
+            }
+            let row: ReferralRow = diesel::insert_into(referrals::table)
+                .values((
+                    referrals::id.eq(id),
+                    referrals::victim_id.eq(victim.id),
+                    referrals::from_organization_id.eq(org),
+                    referrals::from_user_id.eq(principal.user_id),
+                    referrals::to_organization_id.eq(input.to_organization_id),
+                    referrals::service.eq(input.service),
+                    referrals::urgency.eq(input.urgency),
+                    referrals::reason_key_id.eq(sealed.as_ref().map(|s| s.key_id.clone())),
+                    referrals::reason_nonce.eq(sealed.as_ref().map(|s| s.nonce.clone())),
+                    referrals::reason_ciphertext.eq(sealed.as_ref().map(|s| s.ciphertext.clone())),
+                    referrals::status.eq(ReferralStatus::Pending),
+                    referrals::identity_shared.eq(victim.consent_share_with_referral_partners),
+                    referrals::create_digest.eq(&digest),
+                ))
+                .returning(ReferralRow::as_returning())
+                .get_result(conn)
+                .await?;
+            let event = Event::new(AuditAction::ReferralCreated, AuditOutcome::Success)
+                .actor(principal.user_id, principal.role)
+                .target("referral", row.id)
+                .details(serde_json::json!({ "victim_id": row.victim_id, "identity_shared": row.identity_shared }));
+            for event in both_logs(event, &row) {
+                audit::record(conn, &ctx, event).await?;
+            }
+            Ok((row, true))
+        })
+        .await?;
+    let view = view(&state, &mut conn, &ctx, &principal, &row).await?;
+    Ok(if created { HttpResponse::Created() } else { HttpResponse::Ok() }.json(view))
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Referrals your organisation received.
+    Incoming,
+    /// Referrals your organisation made.
+    Outgoing,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReferralQuery {
+    pub direction: Option<Direction>,
+    pub status: Option<ReferralStatus>,
+    pub victim_id: Option<Uuid>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// List referrals your organisation made or received (host auditors: all), without reasons.
+#[utoipa::path(
+    tag = "referrals",
+    params(ReferralQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of referrals", body = Page<ReferralView>),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 422, response = crate::openapi::responses::Invalid),
+    )
+)]
+#[get("/referrals")]
+pub async fn list_referrals(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: ApiQuery<ReferralQuery>,
+) -> ApiResult<HttpResponse> {
+    if principal.role == Role::Partner {
+        return Err(ApiError::Forbidden);
+    }
+    let q = query.0;
+    let limit = pagination::limit(q.limit)?;
+    let after: Option<Uuid> = pagination::decode(q.cursor.as_deref())?;
+    let org = principal.organization_id;
+    let mut sql = referrals::table.select(ReferralRow::as_select()).into_boxed();
+    sql = match q.direction {
+        Some(Direction::Incoming) => sql.filter(referrals::to_organization_id.eq(org)),
+        Some(Direction::Outgoing) => sql.filter(referrals::from_organization_id.eq(org)),
+        None if principal.is_host && principal.role == Role::Auditor => sql,
+        None => sql.filter(referrals::to_organization_id.eq(org).or(referrals::from_organization_id.eq(org))),
+    };
+    if let Some(status) = q.status {
+        sql = sql.filter(referrals::status.eq(status));
+    }
+    if let Some(victim) = q.victim_id {
+        sql = sql.filter(referrals::victim_id.eq(victim));
+    }
+    if let Some(after) = after {
+        sql = sql.filter(referrals::id.gt(after));
+    }
+    let mut conn = state.pool.get().await?;
+    let rows: Vec<ReferralRow> = sql.order(referrals::id.asc()).limit(limit + 1).load(&mut conn).await?;
+    Ok(HttpResponse::Ok().json(pagination::page(rows, limit, |r| r.id, |r| ReferralView::without_reason(&r))))
+}
+
+/// Read a referral and its history. Caseworkers entitled to the victim's identity also get the reason.
+#[utoipa::path(
+    tag = "referrals",
+    params(("id" = Uuid, Path, description = "Referral id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The referral", body = ReferralView),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 404, response = crate::openapi::responses::NotFound),
+    )
+)]
+#[get("/referrals/{id}")]
+pub async fn get_referral(
+    state: web::Data<AppState>,
+    principal: Principal,
+    ctx: RequestContext,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let mut conn = state.pool.get().await?;
+    let row = find(&mut conn, id.into_inner()).await?.ok_or(ApiError::NotFound)?;
+    may_see(&principal, &row)?;
+    let view = (*conn)
+        .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| view(&state, conn, &ctx, &principal, &row).await)
+        .await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+async fn transition(
+    state: &AppState,
+    principal: &Principal,
+    ctx: &RequestContext,
+    id: Uuid,
+    step: Transition,
+    decline: Option<DeclineInput>,
+) -> ApiResult<HttpResponse> {
+    let mut conn = state.pool.get().await?;
+    let row = (*conn)
+        .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            let row: ReferralRow = referrals::table
+                .find(id)
+                .select(ReferralRow::as_select())
+                .for_update()
+                .first(conn)
+                .await
+                .optional()?
+                .ok_or(ApiError::NotFound)?;
+            may_see(principal, &row)?;
+            let side = if step.by_receiver() { row.to_organization_id } else { row.from_organization_id };
+            if principal.role != Role::Caseworker || principal.organization_id != side {
+                return Err(ApiError::Forbidden);
+            }
+            let to = step.apply(row.status).ok_or_else(|| {
+                ApiError::Conflict(format!("This referral is {}; that transition is not allowed from it.", row.status))
+            })?;
+            let now = Some(chrono::Utc::now());
+            let at = |t: Transition| if step == t { now } else { None };
+            let row: ReferralRow = diesel::update(referrals::table.find(id))
+                .set((
+                    referrals::status.eq(to),
+                    referrals::version.eq(referrals::version + 1),
+                    referrals::updated_at.eq(diesel::dsl::now),
+                    referrals::decline_reason.eq(decline.as_ref().map(|d| d.reason)),
+                    at(Transition::Accept).map(|t| referrals::accepted_at.eq(t)),
+                    at(Transition::Decline).map(|t| referrals::declined_at.eq(t)),
+                    at(Transition::Complete).map(|t| referrals::completed_at.eq(t)),
+                    at(Transition::Cancel).map(|t| referrals::cancelled_at.eq(t)),
+                ))
+                .returning(ReferralRow::as_returning())
+                .get_result(conn)
+                .await?;
+            let action = match step {
+                Transition::Accept => AuditAction::ReferralAccepted,
+                Transition::Decline => AuditAction::ReferralDeclined,
+                Transition::Complete => AuditAction::ReferralCompleted,
+                Transition::Cancel => AuditAction::ReferralCancelled,
+            };
+            let event = Event::new(action, AuditOutcome::Success)
+                .actor(principal.user_id, principal.role)
+                .target("referral", id)
+                .details(serde_json::json!({ "victim_id": row.victim_id, "status": row.status }));
+            for event in both_logs(event, &row) {
+                audit::record(conn, ctx, event).await?;
+            }
+            Ok(row)
+        })
+        .await?;
+    let view = view(state, &mut conn, ctx, principal, &row).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+macro_rules! transition_handler {
+    ($name:ident, $path:literal, $step:expr, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(
+            tag = "referrals",
+            params(("id" = Uuid, Path, description = "Referral id")),
+            security(("bearer" = [])),
+            responses(
+                (status = 200, description = "The referral after the transition", body = ReferralView),
+                (status = 401, response = crate::openapi::responses::Unauthorized),
+                (status = 403, response = crate::openapi::responses::Forbidden),
+                (status = 404, response = crate::openapi::responses::NotFound),
+                (status = 409, response = crate::openapi::responses::Conflict),
+            )
+        )]
+        #[post($path)]
+        pub async fn $name(
+            state: web::Data<AppState>,
+            principal: Principal,
+            ctx: RequestContext,
+            id: web::Path<Uuid>,
+        ) -> ApiResult<HttpResponse> {
+            transition(&state, &principal, &ctx, id.into_inner(), $step, None).await
+        }
+    };
+}
+
+transition_handler!(accept_referral, "/referrals/{id}/accept", Transition::Accept,
+    "Accept a pending referral (caseworkers of the receiving organisation).");
+transition_handler!(complete_referral, "/referrals/{id}/complete", Transition::Complete,
+    "Mark an accepted referral completed (caseworkers of the receiving organisation).");
+transition_handler!(cancel_referral, "/referrals/{id}/cancel", Transition::Cancel,
+    "Cancel a pending or accepted referral (caseworkers of the sending organisation).");
+
+/// Decline a pending referral, with a reason code (caseworkers of the receiving organisation).
+#[utoipa::path(
+    tag = "referrals",
+    params(("id" = Uuid, Path, description = "Referral id")),
+    request_body = DeclineInput,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The referral after the transition", body = ReferralView),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 409, response = crate::openapi::responses::Conflict),
+        (status = 422, response = crate::openapi::responses::Invalid),
+    )
+)]
+#[post("/referrals/{id}/decline")]
+pub async fn decline_referral(
+    state: web::Data<AppState>,
+    principal: Principal,
+    ctx: RequestContext,
+    id: web::Path<Uuid>,
+    body: ApiJson<DeclineInput>,
+) -> ApiResult<HttpResponse> {
+    transition(&state, &principal, &ctx, id.into_inner(), Transition::Decline, Some(body.0)).await
+}
