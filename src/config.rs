@@ -30,6 +30,10 @@ pub enum Command {
     Bootstrap(BootstrapArgs),
     /// Print the OpenAPI document (JSON) on standard output.
     Openapi,
+    /// Re-encrypt identities, notes and reasons under the newest identity key (resumable).
+    Rekey(RekeyArgs),
+    /// Fill the database with realistic, entirely fictional records.
+    Seed(SeedArgs),
 }
 
 #[derive(Debug, Args)]
@@ -43,6 +47,26 @@ pub struct BootstrapArgs {
     /// ISO 3166-1 alpha-3 country of the host organisation (optional).
     #[arg(long)]
     pub country: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RekeyArgs {
+    /// Also recompute every blind index (after HAVEN_BLIND_INDEX_KEY changed).
+    #[arg(long)]
+    pub reindex: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// How many victims to create.
+    #[arg(long, default_value_t = 1000)]
+    pub victims: u64,
+    /// Seed of the random generator: the same seed gives the same data.
+    #[arg(long, default_value_t = 1)]
+    pub rng_seed: u64,
+    /// How many organisations to spread the victims over.
+    #[arg(long, default_value_t = 12)]
+    pub organizations: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -3,7 +3,7 @@ use std::net::TcpListener;
 use std::process::ExitCode;
 
 use clap::Parser;
-use haven::config::{BootstrapArgs, Cli, Command, Environment, Settings};
+use haven::config::{BootstrapArgs, Cli, Command, Environment, SeedArgs, Settings};
 use haven::domain::{CountryCode, Email, NewPassword};
 use haven::startup::{self, StartupError};
 
@@ -22,6 +22,8 @@ fn main() -> ExitCode {
             .map_err(StartupError::from)
             .and_then(|_| startup::prepare_database(&settings).map(|_| ())),
         Command::Bootstrap(args) => bootstrap(settings, args),
+        Command::Rekey(args) => rekey(settings, args.reindex),
+        Command::Seed(args) => seed(settings, args),
         Command::Openapi => {
             print!("{}", haven::openapi::document_json());
             Ok(())
@@ -96,6 +98,56 @@ fn bootstrap(settings: Settings, args: BootstrapArgs) -> Result<(), StartupError
         let hasher = haven::auth::PasswordHasher::new(1);
         haven::bootstrap::bootstrap(&pool, &hasher, &args.org, country, &email, &password).await?;
         println!("Host organisation `{}` and admin {} created.", args.org.trim(), email.as_str());
+        Ok::<_, StartupError>(())
+    });
+    drop(database);
+    result
+}
+
+fn rekey(settings: Settings, reindex: bool) -> Result<(), StartupError> {
+    settings.require_production_settings(true)?;
+    let keys = startup::keys(&settings)?;
+    let database = startup::prepare_database(&settings)?;
+    let result = actix_web::rt::System::new().block_on(async {
+        let pool = haven::db::build_pool(&database.url, 2, std::time::Duration::from_secs(10))?;
+        let report = haven::rekey::run(&pool, &keys.identity, reindex, std::io::stderr().is_terminal())
+            .await
+            .map_err(|e| StartupError::Task(e.to_string()))?;
+        println!(
+            "Re-encrypted under `{}`: {} identities, {} assistance notes, {} referral reasons.",
+            keys.identity.current_key_id(),
+            report.identities,
+            report.notes,
+            report.reasons
+        );
+        Ok::<_, StartupError>(())
+    });
+    drop(database);
+    result
+}
+
+fn seed(settings: Settings, args: SeedArgs) -> Result<(), StartupError> {
+    settings.require_production_settings(true)?;
+    let keys = startup::keys(&settings)?;
+    let database = startup::prepare_database(&settings)?;
+    let result = actix_web::rt::System::new().block_on(async {
+        let pool = haven::db::build_pool(&database.url, 4, std::time::Duration::from_secs(30))?;
+        let options = haven::seed::SeedOptions {
+            victims: args.victims,
+            rng_seed: args.rng_seed,
+            organizations: args.organizations,
+            progress: std::io::stderr().is_terminal(),
+        };
+        let started = std::time::Instant::now();
+        let report = haven::seed::run(&pool, &keys.identity, &options).await.map_err(|e| StartupError::Task(e.to_string()))?;
+        println!(
+            "Seeded {} organisations, {} victims, {} assistance records, {} referrals in {:.1} s.",
+            report.organizations,
+            report.victims,
+            report.assistance,
+            report.referrals,
+            started.elapsed().as_secs_f64()
+        );
         Ok::<_, StartupError>(())
     });
     drop(database);

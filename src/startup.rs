@@ -37,6 +37,8 @@ pub enum StartupError {
     Bind { addr: String, detail: String },
     #[error(transparent)]
     Bootstrap(#[from] crate::bootstrap::BootstrapError),
+    #[error("{0}")]
+    Task(String),
 }
 
 /// The database in use; holds the private cluster (if any) until dropped.

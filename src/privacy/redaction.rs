@@ -149,3 +149,48 @@ mod tests {
         assert_eq!(status(&principal(Role::Partner, a, false), shared), Some(403));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn role() -> impl Strategy<Value = Role> {
+        prop_oneof![Just(Role::Caseworker), Just(Role::Admin), Just(Role::Auditor), Just(Role::Partner)]
+    }
+
+    fn referral() -> impl Strategy<Value = Referral> {
+        prop_oneof![Just(Referral::None), any::<bool>().prop_map(|identity_shared| Referral::Referred { identity_shared })]
+    }
+
+    proptest! {
+        /// For any caller, organisation and referral: identities only ever reach caseworkers of the
+        /// owning organisation or of one it referred the victim to with consent; partners never see
+        /// a record; outsiders without a referral never learn that it exists.
+        #[test]
+        fn visibility_rule(role in role(), same_org in any::<bool>(), is_host in any::<bool>(), referral in referral()) {
+            let victim_org = Uuid::from_u128(1);
+            let caller_org = if same_org { victim_org } else { Uuid::from_u128(2) };
+            let p = Principal { user_id: Uuid::from_u128(3), organization_id: caller_org, role, session_id: Uuid::from_u128(4), is_host };
+            let victim = Uuid::from_u128(5);
+            let outcome = victim_sight(&p, victim, victim_org, referral);
+            let status = outcome.as_ref().err().map(|e| actix_web::ResponseError::status_code(e).as_u16());
+            if let Ok(Sight::Identity(grant)) = &outcome {
+                prop_assert_eq!(grant.victim(), victim);
+                prop_assert_eq!(role, Role::Caseworker);
+                let shared = Referral::Referred { identity_shared: true };
+                prop_assert!(same_org || referral == shared);
+            }
+            if role == Role::Partner {
+                prop_assert_eq!(status, Some(403));
+            }
+            if !same_org && referral == Referral::None && !(is_host && role == Role::Auditor) && role != Role::Partner {
+                prop_assert_eq!(status, Some(404));
+            }
+            if same_org && role != Role::Partner {
+                prop_assert!(outcome.is_ok(), "own organisation's staff read the case file");
+            }
+        }
+    }
+}

@@ -44,7 +44,7 @@ pub async fn next_case_number(conn: &mut AsyncPgConnection, org: Uuid) -> QueryR
 /// The columns of a case file from validated input (identity excluded).
 macro_rules! case_columns {
     ($input:expr) => {{
-        let i: &VictimInput = $input;
+        let i: &$crate::victims::model::VictimInput = $input;
         (
             victims::status.eq(i.status),
             victims::trafficking_status.eq(i.trafficking_status),
@@ -73,6 +73,8 @@ macro_rules! case_columns {
         )
     }};
 }
+
+pub(crate) use case_columns;
 
 pub struct NewVictim<'a> {
     pub id: Uuid,

@@ -102,6 +102,7 @@ pub fn test_settings(database_url: &str) -> Settings {
 }
 
 pub struct TestApp {
+    pub url: String,
     pub address: String,
     pub client: reqwest::Client,
     pub pool: haven::db::Pool,
@@ -148,19 +149,26 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// Serves the application on `url` with `settings` on a free loopback port; returns its address
+/// and pool.
+pub fn serve(settings: Settings, url: &str) -> (String, haven::db::Pool) {
+    let keys = haven::startup::keys(&settings).expect("keys");
+    let state = haven::startup::build_state(settings, url, keys).expect("state");
+    let pool = state.pool.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(haven::startup::run(state, listener).expect("server"));
+    (address, pool)
+}
+
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let url = fresh_database();
     let mut settings = test_settings(&url);
     adjust(&mut settings);
-    let keyring = haven::startup::keys(&settings).expect("keyring");
-    let state = haven::startup::build_state(settings, &url, keyring).expect("state");
-    let pool = state.pool.clone();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    let server = haven::startup::run(state, listener).expect("server");
-    tokio::spawn(server);
+    let (address, pool) = serve(settings, &url);
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let mut app = TestApp {
+        url,
         address,
         client,
         pool,

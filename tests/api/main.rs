@@ -2,15 +2,19 @@
 //! database per test, cloned from a migrated template.
 
 mod helpers;
+mod world;
 
 mod audit;
 mod auth;
 mod docs_page;
 mod errors;
+mod leak;
+mod matrix;
 mod openapi;
 mod operations;
 mod organizations;
 mod referrals;
+mod rekey_seed;
 mod tokens;
 mod users;
 mod victims;

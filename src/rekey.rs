@@ -1,0 +1,161 @@
+//! `haven rekey`: re-encrypts every identity, assistance note and referral reason that is not
+//! under the newest identity key, and (with `--reindex`) recomputes every blind index, e.g. after
+//! the index key changed. Resumable: each batch commits on its own, and a rerun picks up whatever
+//! is still under an old key. Rows changed concurrently are skipped by the guard on the old key id
+//! and caught by the next run.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use indicatif::{ProgressBar, ProgressStyle};
+use uuid::Uuid;
+
+use crate::db::Pool;
+use crate::db::schema::{assistance_records, referrals, victim_identities};
+use crate::privacy::crypto::{IdentityKeyring, Purpose, Sealed};
+use crate::privacy::identity;
+
+const BATCH: i64 = 500;
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct RekeyReport {
+    pub identities: u64,
+    pub notes: u64,
+    pub reasons: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RekeyError {
+    #[error("database: {0}")]
+    Database(String),
+    #[error("record {0} cannot be decrypted ({1}); fix or restore it, then run rekey again")]
+    Crypto(Uuid, String),
+}
+
+impl From<diesel::result::Error> for RekeyError {
+    fn from(e: diesel::result::Error) -> Self {
+        RekeyError::Database(e.to_string())
+    }
+}
+
+fn bar(show: bool, total: u64, what: &str) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>20} [{bar:40}] {pos}/{len} ({eta} left)")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
+
+pub async fn run(pool: &Pool, keys: &IdentityKeyring, reindex: bool, progress: bool) -> Result<RekeyReport, RekeyError> {
+    let mut conn = pool.get().await.map_err(|e| RekeyError::Database(e.to_string()))?;
+    let current = keys.current_key_id().to_owned();
+    Ok(RekeyReport {
+        identities: identities(&mut conn, keys, &current, reindex, progress).await?,
+        notes: notes(&mut conn, keys, &current, progress).await?,
+        reasons: reasons(&mut conn, keys, &current, progress).await?,
+    })
+}
+
+type IdentityRow = (Uuid, String, Vec<u8>, Vec<u8>);
+
+async fn identities(conn: &mut AsyncPgConnection, keys: &IdentityKeyring, current: &str, reindex: bool, progress: bool) -> Result<u64, RekeyError> {
+    let pending = |after: Uuid| {
+        let mut q = victim_identities::table
+            .filter(victim_identities::victim_id.gt(after))
+            .select((victim_identities::victim_id, victim_identities::key_id, victim_identities::nonce, victim_identities::ciphertext))
+            .order(victim_identities::victim_id)
+            .limit(BATCH)
+            .into_boxed();
+        if !reindex {
+            q = q.filter(victim_identities::key_id.ne(current.to_owned()));
+        }
+        q
+    };
+    let mut total_q = victim_identities::table.into_boxed();
+    if !reindex {
+        total_q = total_q.filter(victim_identities::key_id.ne(current.to_owned()));
+    }
+    let total: i64 = total_q.count().get_result(conn).await?;
+    let bar = bar(progress, total as u64, "identities");
+    let (mut after, mut done) = (Uuid::nil(), 0u64);
+    loop {
+        let rows: Vec<IdentityRow> = pending(after).load(conn).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.0;
+        let count = rows.len() as u64;
+        conn.transaction::<_, RekeyError, _>(async |conn: &mut AsyncPgConnection| {
+            for (victim, key_id, nonce, ciphertext) in rows {
+                let old = Sealed { key_id: key_id.clone(), nonce, ciphertext };
+                let plain = identity::open(keys, victim, &old).map_err(|e| RekeyError::Crypto(victim, e.to_string()))?;
+                let stored = identity::seal(keys, victim, &plain);
+                diesel::update(victim_identities::table.find(victim).filter(victim_identities::key_id.eq(key_id)))
+                    .set((
+                        victim_identities::key_id.eq(stored.sealed.key_id),
+                        victim_identities::nonce.eq(stored.sealed.nonce),
+                        victim_identities::ciphertext.eq(stored.sealed.ciphertext),
+                        victim_identities::name_index.eq(stored.name_index),
+                        victim_identities::document_index.eq(stored.document_index),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(())
+        })
+        .await?;
+        done += count;
+        bar.inc(count);
+    }
+    bar.finish();
+    Ok(done)
+}
+
+/// Re-seals one optional free-text column family (assistance notes, referral reasons).
+macro_rules! reseal_column {
+    ($fn_name:ident, $table:ident, $key:ident, $nonce:ident, $cipher:ident, $purpose:expr, $label:literal) => {
+        async fn $fn_name(conn: &mut AsyncPgConnection, keys: &IdentityKeyring, current: &str, progress: bool) -> Result<u64, RekeyError> {
+            let stale = $table::$key.is_not_null().and($table::$key.ne(current.to_owned()));
+            let total: i64 = $table::table.filter(stale).count().get_result(conn).await?;
+            let bar = bar(progress, total as u64, $label);
+            let mut done = 0u64;
+            loop {
+                let rows: Vec<(Uuid, Option<String>, Option<Vec<u8>>, Option<Vec<u8>>)> = $table::table
+                    .filter($table::$key.is_not_null().and($table::$key.ne(current.to_owned())))
+                    .select(($table::id, $table::$key, $table::$nonce, $table::$cipher))
+                    .order($table::id)
+                    .limit(BATCH)
+                    .load(conn)
+                    .await?;
+                if rows.is_empty() {
+                    break;
+                }
+                let count = rows.len() as u64;
+                conn.transaction::<_, RekeyError, _>(async |conn: &mut AsyncPgConnection| {
+                    for (id, key_id, nonce, cipher) in rows {
+                        let (Some(key_id), Some(nonce), Some(ciphertext)) = (key_id, nonce, cipher) else { continue };
+                        let old = Sealed { key_id: key_id.clone(), nonce, ciphertext };
+                        let plain = keys.open($purpose, id, &old).map_err(|e| RekeyError::Crypto(id, e.to_string()))?;
+                        let new = keys.seal($purpose, id, &plain);
+                        diesel::update($table::table.find(id).filter($table::$key.eq(key_id)))
+                            .set(($table::$key.eq(new.key_id), $table::$nonce.eq(new.nonce), $table::$cipher.eq(new.ciphertext)))
+                            .execute(conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+                .await?;
+                done += count;
+                bar.inc(count);
+            }
+            bar.finish();
+            Ok(done)
+        }
+    };
+}
+
+reseal_column!(notes, assistance_records, notes_key_id, notes_nonce, notes_ciphertext, Purpose::AssistanceNotes, "assistance notes");
+reseal_column!(reasons, referrals, reason_key_id, reason_nonce, reason_ciphertext, Purpose::ReferralReason, "referral reasons");

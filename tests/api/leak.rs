@@ -1,0 +1,50 @@
+//! The identity-leak test: every operation of the spec, called by every non-caseworker role and by
+//! a caseworker of an unrelated organisation, successes and refusals alike: no identity marker may
+//! appear in any response body or header.
+
+use reqwest::Method;
+
+use crate::victims::MARKERS;
+use crate::world::{build, operations};
+
+#[tokio::test]
+async fn no_identity_reaches_anyone_but_entitled_caseworkers() {
+    let world = build().await;
+    let app = &world.app;
+    let mut calls = 0;
+    for (name, token) in world.tokens.iter().filter(|(name, _)| *name != "cw_own") {
+        // Logging out ends the caller's session: do it last.
+        let mut ops = operations();
+        ops.sort_by_key(|(_, path)| path == "/api/v1/auth/logout");
+        for (method, path) in ops {
+            let concrete = world.concrete(&path);
+            let mut headers = Vec::new();
+            let version;
+            if method == "patch" {
+                version = world.version(&concrete).await;
+                headers.push(("if-match", version.as_str()));
+            }
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let mut body = world.body(&method, &path);
+            if *name == "cw_other" && method == "post" && path == "/api/v1/victims" {
+                // Their own new record: what they send comes back to them, so it carries no marker.
+                body.as_mut().unwrap()["identity"] = serde_json::json!({ "given_names": "Own Record" });
+            }
+            let resp = app.request_with(m, &concrete, Some(token), body, &headers).await;
+            let header_text: String = resp.headers.iter().map(|(k, v)| format!("{k}: {}\n", v.to_str().unwrap_or(""))).collect();
+            for marker in MARKERS {
+                assert!(
+                    !resp.text.contains(marker) && !header_text.contains(marker),
+                    "{name} {method} {path} ({}) leaked {marker}: {}",
+                    resp.status,
+                    resp.text
+                );
+            }
+            calls += 1;
+        }
+    }
+    assert!(calls >= 7 * 25, "only {calls} calls made");
+    // The entitled caseworker does see the identity: the markers are real.
+    let own = app.get(&format!("/api/v1/victims/{}", world.victim), &world.tokens[0].1).await;
+    assert!(own.text.contains("MARKERDOC123"));
+}

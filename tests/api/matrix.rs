@@ -1,0 +1,98 @@
+//! The role x method x path matrix, generated from the spec: every documented operation must have
+//! a row here, and every cell's answer is checked, cross-organisation ids included.
+//! `A` = allowed (any answer but 401/403/404: a 409 or 422 about state or body still means the
+//! role got through), `F` = 403, `H` = 404 (hidden: not visible to that caller).
+
+use reqwest::Method;
+
+use crate::world::{CALLERS, World, build, operations};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    A,
+    F,
+    H,
+}
+use Expect::*;
+
+/// Columns: cw_own, admin_own, auditor_own, partner_own, cw_other, admin_other, host_admin, host_auditor.
+const MATRIX: &[(&str, &str, [Expect; 8])] = &[
+    ("post", "/api/v1/auth/logout", [A, A, A, A, A, A, A, A]),
+    ("get", "/api/v1/me", [A, A, A, A, A, A, A, A]),
+    ("get", "/api/v1/organizations", [A, A, A, A, A, A, A, A]),
+    ("post", "/api/v1/organizations", [F, F, F, F, F, F, A, F]),
+    ("get", "/api/v1/organizations/{id}", [A, A, A, A, H, H, A, A]),
+    ("patch", "/api/v1/organizations/{id}", [F, F, F, F, H, H, A, F]),
+    ("get", "/api/v1/users", [F, A, A, F, F, A, A, A]),
+    ("post", "/api/v1/users", [F, A, F, F, F, A, A, F]),
+    ("get", "/api/v1/users/{id}", [F, A, A, F, H, H, A, A]),
+    ("patch", "/api/v1/users/{id}", [F, A, F, F, H, H, A, F]),
+    ("get", "/api/v1/audit-events", [F, A, A, F, F, A, A, A]),
+    ("get", "/api/v1/victims", [A, A, A, F, A, A, A, A]),
+    ("post", "/api/v1/victims", [A, F, F, F, A, F, F, F]),
+    ("post", "/api/v1/victims/search", [A, F, F, F, A, F, F, F]),
+    ("get", "/api/v1/victims/{id}", [A, A, A, F, H, H, H, A]),
+    ("patch", "/api/v1/victims/{id}", [A, F, F, F, H, H, H, F]),
+    ("get", "/api/v1/victims/{id}/assistance", [A, A, A, F, H, H, H, A]),
+    ("post", "/api/v1/victims/{id}/assistance", [A, F, F, F, H, H, H, F]),
+    ("get", "/api/v1/referrals", [A, A, A, F, A, A, A, A]),
+    ("post", "/api/v1/referrals", [A, F, F, F, H, H, H, F]),
+    ("get", "/api/v1/referrals/{id}", [A, A, A, F, H, H, H, A]),
+    ("post", "/api/v1/referrals/{id}/accept", [F, F, F, F, H, H, H, F]),
+    ("post", "/api/v1/referrals/{id}/decline", [F, F, F, F, H, H, H, F]),
+    ("post", "/api/v1/referrals/{id}/complete", [F, F, F, F, H, H, H, F]),
+    ("post", "/api/v1/referrals/{id}/cancel", [A, F, F, F, H, H, H, F]),
+];
+
+/// Operations outside the role matrix: public or operational endpoints.
+const UNAUTHENTICATED: &[&str] = &["/api/v1/auth/login", "/api/v1/auth/refresh", "/healthz", "/readyz", "/metrics"];
+
+#[test]
+fn every_operation_has_a_row() {
+    let ops = operations();
+    for (method, path) in &ops {
+        if UNAUTHENTICATED.contains(&path.as_str()) {
+            continue;
+        }
+        assert!(MATRIX.iter().any(|(m, p, _)| m == method && p == path), "{method} {path} has no row in the role matrix");
+    }
+    for (method, path, _) in MATRIX {
+        assert!(ops.iter().any(|(m, p)| m == method && p == path), "{method} {path} is in the matrix but not in the spec");
+    }
+}
+
+async fn call(world: &World, token: &str, method: &str, path: &str) -> u16 {
+    let concrete = world.concrete(path);
+    let version;
+    let mut headers = Vec::new();
+    if method == "patch" {
+        version = world.version(&concrete).await;
+        headers.push(("if-match", version.as_str()));
+    }
+    let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+    world.app.request_with(m, &concrete, Some(token), world.body(method, path), &headers).await.status.as_u16()
+}
+
+#[tokio::test]
+async fn every_role_gets_exactly_its_answer() {
+    let world = build().await;
+    let mut rows: Vec<_> = MATRIX.iter().collect();
+    // Logging out ends the caller's session: do it last.
+    rows.sort_by_key(|(_, path, _)| *path == "/api/v1/auth/logout");
+    let mut failures = Vec::new();
+    for (method, path, expected) in rows {
+        for (i, (caller, token)) in world.tokens.iter().enumerate() {
+            assert_eq!(CALLERS[i], *caller);
+            let status = call(&world, token, method, path).await;
+            let ok = match expected[i] {
+                A => !matches!(status, 401 | 403 | 404 | 500..=599),
+                F => status == 403,
+                H => status == 404,
+            };
+            if !ok {
+                failures.push(format!("{caller} {method} {path}: expected {:?}, got {status}", expected[i]));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "matrix cells failed:\n{}", failures.join("\n"));
+}

@@ -1,0 +1,119 @@
+//! A small world shared by the leak and role-matrix tests: organisation A with a victim whose
+//! identity, assistance notes and referral reason hold markers; B receives a referral from A;
+//! C is unrelated; and a user of every role.
+
+use haven::domain::Role;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, TestUser, spawn_app};
+use crate::victims::victim_body;
+
+pub struct World {
+    pub app: TestApp,
+    pub org_a: Uuid,
+    pub org_b: Uuid,
+    pub victim: Uuid,
+    pub referral: Uuid,
+    /// A caseworker of A that the user endpoints act on.
+    pub target_user: TestUser,
+    /// (name, token) for each caller of the matrix, in `CALLERS` order.
+    pub tokens: Vec<(&'static str, String)>,
+}
+
+pub const CALLERS: [&str; 8] =
+    ["cw_own", "admin_own", "auditor_own", "partner_own", "cw_other", "admin_other", "host_admin", "host_auditor"];
+
+pub async fn build() -> World {
+    let app = spawn_app().await;
+    let (org_a, org_b, org_c) = (app.create_org().await, app.create_org().await, app.create_org().await);
+    let (_, cw_a) = app.user_with_token(org_a, Role::Caseworker).await;
+    let victim = Uuid::new_v4();
+    let resp = app.post("/api/v1/victims", Some(&cw_a), victim_body(victim)).await;
+    assert_eq!(resp.status.as_u16(), 201, "{}", resp.text);
+    let resp = app
+        .post(&format!("/api/v1/victims/{victim}/assistance"), Some(&cw_a),
+            json!({ "kind": "medical", "provided_on": "2026-11-01", "notes": "MARKERNOTES clinic visit" }))
+        .await;
+    assert_eq!(resp.status.as_u16(), 201, "{}", resp.text);
+    let resp = app
+        .post("/api/v1/referrals", Some(&cw_a), json!({ "victim_id": victim, "to_organization_id": org_b,
+            "service": "legal", "reason": "MARKERNOTES court date" }))
+        .await;
+    assert_eq!(resp.status.as_u16(), 201, "{}", resp.text);
+    let referral: Uuid = resp.json()["id"].as_str().unwrap().parse().unwrap();
+    let target_user = app.create_user(org_a, Role::Caseworker).await;
+    let mut tokens = vec![("cw_own", cw_a)];
+    for (name, org, role) in [
+        ("admin_own", org_a, Role::Admin),
+        ("auditor_own", org_a, Role::Auditor),
+        ("partner_own", org_a, Role::Partner),
+        ("cw_other", org_c, Role::Caseworker),
+        ("admin_other", org_c, Role::Admin),
+        ("host_auditor", app.host_org, Role::Auditor),
+    ] {
+        tokens.push((name, app.user_with_token(org, role).await.1));
+    }
+    let host_admin = app.token(&app.host_admin).await;
+    tokens.insert(6, ("host_admin", host_admin));
+    World { app, org_a, org_b, victim, referral, target_user, tokens }
+}
+
+impl World {
+    /// The spec path with its `{id}` filled with the world's record of that kind.
+    pub fn concrete(&self, path: &str) -> String {
+        let id = if path.starts_with("/api/v1/victims/") {
+            self.victim
+        } else if path.starts_with("/api/v1/referrals/") {
+            self.referral
+        } else if path.starts_with("/api/v1/users/") {
+            self.target_user.id
+        } else {
+            self.org_a
+        };
+        path.replace("{id}", &id.to_string())
+    }
+
+    /// A plausible body for each operation that takes one, carrying markers where a victim's
+    /// details would go, so refusals can be checked for echoes.
+    pub fn body(&self, method: &str, path: &str) -> Option<Value> {
+        let body = match (method, path) {
+            ("post", "/api/v1/victims") => victim_body(Uuid::new_v4()),
+            ("patch", "/api/v1/victims/{id}") => json!({ "status": "follow_up", "identity": { "notes": "MARKERNOTES update" } }),
+            ("post", "/api/v1/victims/search") => json!({ "name": "MARKERGIVEN Ana MARKERFAMILY López" }),
+            ("post", "/api/v1/victims/{id}/assistance") => json!({ "kind": "legal", "provided_on": "2026-11-02", "notes": "MARKERNOTES" }),
+            ("post", "/api/v1/referrals") => json!({ "victim_id": self.victim, "to_organization_id": self.org_b, "service": "shelter" }),
+            ("post", "/api/v1/referrals/{id}/decline") => json!({ "reason": "no_capacity" }),
+            ("post", "/api/v1/organizations") => json!({ "name": format!("Org {}", Uuid::new_v4()), "kind": "ngo", "country": "SEN" }),
+            ("patch", "/api/v1/organizations/{id}") => json!({ "shares_statistics": true }),
+            ("post", "/api/v1/users") => json!({ "email": format!("{}@example.org", Uuid::new_v4()), "role": "auditor", "password": "quiet-harbour-lamp-88" }),
+            ("patch", "/api/v1/users/{id}") => json!({ "role": "auditor" }),
+            ("post", "/api/v1/auth/login") => json!({ "email": "MARKERGIVEN@example.org", "password": "MARKERNOTES-password" }),
+            ("post", "/api/v1/auth/refresh") => json!({ "refresh_token": "MARKERDOC123" }),
+            ("post", _) => json!({}),
+            _ => return None,
+        };
+        Some(body)
+    }
+
+    /// The current version of a record, for If-Match, read by a caller who may read it.
+    pub async fn version(&self, path: &str) -> String {
+        let reader = if path.starts_with("/api/v1/victims/") { &self.tokens[0].1 } else { &self.tokens[6].1 };
+        let resp = self.app.get(path, reader).await;
+        format!("\"{}\"", resp.json()["version"])
+    }
+}
+
+/// Every documented operation: (method, path).
+pub fn operations() -> Vec<(String, String)> {
+    let spec: Value = serde_json::from_str(&haven::openapi::document_json()).unwrap();
+    let mut ops = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_some() {
+                ops.push((method.to_owned(), path.clone()));
+            }
+        }
+    }
+    ops
+}
