@@ -66,6 +66,7 @@ CREATE INDEX victim_identities_key_idx ON victim_identities (key_id);
 CREATE TABLE assistance_records (
     id              uuid PRIMARY KEY,
     victim_id       uuid NOT NULL REFERENCES victims (id),
+    -- The organisation that recorded it (the victim's, or one it was referred to).
     organization_id uuid NOT NULL REFERENCES organizations (id),
     kind            text NOT NULL,
     provided_on     date NOT NULL,
@@ -76,7 +77,9 @@ CREATE TABLE assistance_records (
     notes_ciphertext bytea,
     create_digest   bytea NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now(),
-    created_by      uuid NOT NULL REFERENCES users (id)
+    created_by      uuid NOT NULL REFERENCES users (id),
+    -- A sealed value is all three parts or none.
+    CHECK ((notes_key_id IS NULL) = (notes_nonce IS NULL) AND (notes_nonce IS NULL) = (notes_ciphertext IS NULL))
 );
 CREATE INDEX assistance_victim_idx ON assistance_records (victim_id, provided_on, id);
 
@@ -102,7 +105,8 @@ CREATE TABLE referrals (
     completed_at         timestamptz,
     cancelled_at         timestamptz,
     updated_at           timestamptz NOT NULL DEFAULT now(),
-    CHECK (from_organization_id <> to_organization_id)
+    CHECK (from_organization_id <> to_organization_id),
+    CHECK ((reason_key_id IS NULL) = (reason_nonce IS NULL) AND (reason_nonce IS NULL) = (reason_ciphertext IS NULL))
 );
 CREATE INDEX referrals_from_idx ON referrals (from_organization_id, id);
 CREATE INDEX referrals_to_idx ON referrals (to_organization_id, id);

@@ -59,7 +59,7 @@ pub async fn create_assistance(
     body: ApiJson<Value>,
 ) -> ApiResult<HttpResponse> {
     let victim_id = id.into_inner();
-    let digest = crate::victims::canonical_digest(&body.0);
+    let digest = crate::victims::canonical_digest(&state.identity_keys, &body.0);
     let input: AssistanceInput = from_value(body.0)?;
     if input.notes.as_ref().is_some_and(|n| n.chars().count() > 5000) {
         return Err(ApiError::validation("notes", "must be at most 5000 characters"));
@@ -79,22 +79,22 @@ pub async fn create_assistance(
     }
     let record_id = input.id.unwrap_or_else(Uuid::now_v7);
     let sealed = input.notes.as_ref().map(|n| state.identity_keys.seal(Purpose::AssistanceNotes, record_id, n.as_bytes()));
+    let retry_of = |existing: AssistanceRow| {
+        if existing.organization_id == org && existing.victim_id == victim_id && existing.create_digest == digest {
+            Ok((existing, false))
+        } else {
+            Err(ApiError::Conflict("A record with this id already exists with other content.".into()))
+        }
+    };
+    let find = async |conn: &mut AsyncPgConnection| -> ApiResult<Option<AssistanceRow>> {
+        Ok(assistance_records::table.find(record_id).select(AssistanceRow::as_select()).first(conn).await.optional()?)
+    };
     let (row, created) = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
-            let existing: Option<AssistanceRow> = assistance_records::table
-                .find(record_id)
-                .select(AssistanceRow::as_select())
-                .first(conn)
-                .await
-                .optional()?;
-            if let Some(existing) = existing {
-                return if existing.organization_id == org && existing.victim_id == victim_id && existing.create_digest == digest {
-                    Ok((existing, false))
-                } else {
-                    Err(ApiError::Conflict("A record with this id already exists with other content.".into()))
-                };
+            if let Some(existing) = find(conn).await? {
+                return retry_of(existing);
             }
-            let row: AssistanceRow = diesel::insert_into(assistance_records::table)
+            let row: Option<AssistanceRow> = diesel::insert_into(assistance_records::table)
                 .values((
                     assistance_records::id.eq(record_id),
                     assistance_records::victim_id.eq(victim_id),
@@ -108,9 +108,16 @@ pub async fn create_assistance(
                     assistance_records::create_digest.eq(&digest),
                     assistance_records::created_by.eq(principal.user_id),
                 ))
+                .on_conflict(assistance_records::id)
+                .do_nothing()
                 .returning(AssistanceRow::as_returning())
                 .get_result(conn)
-                .await?;
+                .await
+                .optional()?;
+            let Some(row) = row else {
+                // A concurrent retry created it first.
+                return retry_of(find(conn).await?.ok_or(ApiError::NotFound)?);
+            };
             let event = Event::new(AuditAction::AssistanceCreated, AuditOutcome::Success)
                 .by(&principal)
                 .target("victim", victim_id)

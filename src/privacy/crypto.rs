@@ -147,6 +147,16 @@ impl IdentityKeyring {
         (!normal.is_empty()).then(|| self.index(b"document", &normal))
     }
 
+    /// Keyed digest of a create request, to recognise a retry. Keyed, because the body holds the
+    /// identity: a plain hash would let anyone with a copy of the database test guesses offline.
+    pub fn request_digest(&self, canonical_body: &[u8]) -> Vec<u8> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.index_key).expect("any key length");
+        mac.update(b"request");
+        mac.update(&[0]);
+        mac.update(canonical_body);
+        mac.finalize().into_bytes().to_vec()
+    }
+
     fn index(&self, kind: &[u8], value: &str) -> Vec<u8> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.index_key).expect("any key length");
         mac.update(kind);

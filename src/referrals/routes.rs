@@ -102,7 +102,7 @@ pub async fn create_referral(
     ctx: RequestContext,
     body: ApiJson<Value>,
 ) -> ApiResult<HttpResponse> {
-    let digest = crate::victims::canonical_digest(&body.0);
+    let digest = crate::victims::canonical_digest(&state.identity_keys, &body.0);
     let input: ReferralInput = from_value(body.0)?;
     if input.reason.as_ref().is_some_and(|r| r.chars().count() > 5000) {
         return Err(ApiError::validation("reason", "must be at most 5000 characters"));
@@ -122,16 +122,19 @@ pub async fn create_referral(
     }
     let id = input.id.unwrap_or_else(Uuid::now_v7);
     let sealed = input.reason.as_ref().map(|r| state.identity_keys.seal(Purpose::ReferralReason, id, r.as_bytes()));
+    let retry_of = |existing: ReferralRow| {
+        if existing.from_organization_id == org && existing.create_digest == digest {
+            Ok((existing, false))
+        } else {
+            Err(ApiError::Conflict("A referral with this id already exists with other content.".into()))
+        }
+    };
     let (row, created) = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
             if let Some(existing) = find(conn, id).await? {
-                return if existing.from_organization_id == org && existing.create_digest == digest {
-                    Ok((existing, false))
-                } else {
-                    Err(ApiError::Conflict("A referral with this id already exists with other content.".into()))
-                };
+                return retry_of(existing);
             }
-            let row: ReferralRow = diesel::insert_into(referrals::table)
+            let row: Option<ReferralRow> = diesel::insert_into(referrals::table)
                 .values((
                     referrals::id.eq(id),
                     referrals::victim_id.eq(victim.id),
@@ -147,9 +150,16 @@ pub async fn create_referral(
                     referrals::identity_shared.eq(victim.consent_share_with_referral_partners),
                     referrals::create_digest.eq(&digest),
                 ))
+                .on_conflict(referrals::id)
+                .do_nothing()
                 .returning(ReferralRow::as_returning())
                 .get_result(conn)
-                .await?;
+                .await
+                .optional()?;
+            let Some(row) = row else {
+                // A concurrent retry created it first.
+                return retry_of(find(conn, id).await?.ok_or(ApiError::NotFound)?);
+            };
             let event = Event::new(AuditAction::ReferralCreated, AuditOutcome::Success)
                 .actor(principal.user_id, principal.role)
                 .target("referral", row.id)

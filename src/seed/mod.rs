@@ -10,7 +10,6 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::db::Pool;
@@ -139,7 +138,7 @@ pub async fn run(pool: &Pool, keys: &IdentityKeyring, options: &SeedOptions) -> 
                     assistance_records::kind.eq(generate::assistance_kind(&mut rng)),
                     assistance_records::provided_on.eq(provided_on),
                     assistance_records::provided_by.eq(org_id),
-                    assistance_records::create_digest.eq(Sha256::digest(id.as_bytes()).to_vec()),
+                    assistance_records::create_digest.eq(keys.request_digest(id.as_bytes())),
                     assistance_records::created_by.eq(user),
                 ));
             }
@@ -167,7 +166,7 @@ pub async fn run(pool: &Pool, keys: &IdentityKeyring, options: &SeedOptions) -> 
                         referrals::identity_shared.eq(input.consent.share_with_referral_partners),
                     ),
                     (
-                        referrals::create_digest.eq(Sha256::digest(id.as_bytes()).to_vec()),
+                        referrals::create_digest.eq(keys.request_digest(id.as_bytes())),
                         referrals::created_at.eq(created),
                         referrals::accepted_at.eq(at(&[Accepted, Completed], responded)),
                         referrals::declined_at.eq(at(&[Declined], responded)),
@@ -189,7 +188,7 @@ pub async fn run(pool: &Pool, keys: &IdentityKeyring, options: &SeedOptions) -> 
                     victims::id.eq(*id),
                     victims::organization_id.eq(*org),
                     victims::case_number.eq(*case),
-                    victims::create_digest.eq(Sha256::digest(id.as_bytes()).to_vec()),
+                    victims::create_digest.eq(keys.request_digest(id.as_bytes())),
                     victims::created_by.eq(*user),
                     victims::updated_by.eq(*user),
                     case_columns!(input),

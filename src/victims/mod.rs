@@ -5,11 +5,11 @@ pub mod routes;
 pub mod search;
 pub mod store;
 
-use sha2::{Digest, Sha256};
+use crate::privacy::crypto::IdentityKeyring;
 
-/// SHA-256 of a JSON document with object keys sorted, so the same body sent twice (in any key
-/// order) has the same digest: how idempotent creates recognise a retry.
-pub fn canonical_digest(value: &serde_json::Value) -> Vec<u8> {
+/// Keyed digest (HMAC-SHA256) of a JSON document with object keys sorted, so the same body sent
+/// twice (in any key order) has the same digest: how idempotent creates recognise a retry.
+pub fn canonical_digest(keys: &IdentityKeyring, value: &serde_json::Value) -> Vec<u8> {
     fn canonical(value: &serde_json::Value, out: &mut String) {
         match value {
             serde_json::Value::Object(map) => {
@@ -41,17 +41,22 @@ pub fn canonical_digest(value: &serde_json::Value) -> Vec<u8> {
     }
     let mut text = zeroize::Zeroizing::new(String::new());
     canonical(value, &mut text);
-    Sha256::digest(text.as_bytes()).to_vec()
+    keys.request_digest(text.as_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn digest_ignores_key_order_only() {
+        let keys = crate::privacy::crypto::IdentityKeyring::parse(
+            &crate::privacy::crypto::IdentityKeyring::generate_key_spec(),
+            &crate::privacy::crypto::IdentityKeyring::generate_index_key(),
+        )
+        .unwrap();
         let a = serde_json::json!({"a": 1, "b": {"x": [1, 2], "y": null}});
         let b = serde_json::json!({"b": {"y": null, "x": [1, 2]}, "a": 1});
         let c = serde_json::json!({"b": {"y": null, "x": [2, 1]}, "a": 1});
-        assert_eq!(super::canonical_digest(&a), super::canonical_digest(&b));
-        assert_ne!(super::canonical_digest(&a), super::canonical_digest(&c));
+        assert_eq!(super::canonical_digest(&keys, &a), super::canonical_digest(&keys, &b));
+        assert_ne!(super::canonical_digest(&keys, &a), super::canonical_digest(&keys, &c));
     }
 }

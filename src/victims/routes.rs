@@ -44,7 +44,11 @@ pub async fn view_of(
         Some(sealed) => {
             let identity = open_identity(state, row.id, &sealed)?;
             let event = Event::new(AuditAction::IdentityRead, AuditOutcome::Success).by(principal).target("victim", row.id);
-            audit::record(conn, ctx, event).await?;
+            audit::record(conn, ctx, event.clone()).await?;
+            if row.organization_id != principal.organization_id {
+                // The owning organisation's log also shows who outside it read the identity.
+                audit::record(conn, ctx, event.in_org(row.organization_id)).await?;
+            }
             identity
         }
         None => Identity::default(),
@@ -109,24 +113,30 @@ pub async fn create_victim(
     body: ApiJson<Value>,
 ) -> ApiResult<HttpResponse> {
     redaction::may_write_victim(&principal, principal.organization_id)?;
-    let digest = super::canonical_digest(&body.0);
+    let digest = super::canonical_digest(&state.identity_keys, &body.0);
     let input = from_value::<VictimInput>(body.0)?.validate().map_err(ApiError::Validation)?;
     let id = input.id.unwrap_or_else(Uuid::now_v7);
     let sealed = input.identity.as_ref().map(|i| identity::seal(&state.identity_keys, id, i));
     let org = principal.organization_id;
     let mut conn = state.pool.get().await?;
+    let retry_of = |existing: VictimRow| {
+        if existing.organization_id == org && existing.create_digest == digest {
+            Ok((existing, false))
+        } else {
+            Err(ApiError::Conflict("A record with this id already exists with other content.".into()))
+        }
+    };
     let (row, created) = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
             if let Some(existing) = store::find(conn, id).await? {
-                return if existing.organization_id == org && existing.create_digest == digest {
-                    Ok((existing, false))
-                } else {
-                    Err(ApiError::Conflict("A record with this id already exists with other content.".into()))
-                };
+                return retry_of(existing);
             }
             let case_number = store::next_case_number(conn, org).await?;
-            let new = store::NewVictim { id, organization_id: org, user_id: principal.user_id, case_number, input: &input, digest };
-            let row = store::insert(conn, new).await?;
+            let new = store::NewVictim { id, organization_id: org, user_id: principal.user_id, case_number, input: &input, digest: digest.clone() };
+            let Some(row) = store::insert(conn, new).await? else {
+                // A concurrent retry created it first.
+                return retry_of(store::find(conn, id).await?.ok_or(ApiError::NotFound)?);
+            };
             if let Some(sealed) = sealed {
                 store::store_identity(conn, id, org, sealed).await?;
             }
@@ -247,6 +257,10 @@ pub async fn update_victim(
             if fields.contains_key("age_at_identification") && !fields.contains_key("is_minor") {
                 base.is_minor = None;
             }
+            if fields.get("consent").is_some_and(|c| c.get("recorded_at").is_none()) {
+                // New consent, recorded now unless the client says when it was given.
+                base.consent.recorded_at = None;
+            }
             let touches_identity = fields.contains_key("identity");
             if touches_identity {
                 base.identity = match store::sealed_identity(conn, id).await? {
@@ -260,8 +274,12 @@ pub async fn update_victim(
             let updated = store::update(conn, id, if_match.0, principal.user_id, &input)
                 .await?
                 .ok_or(ApiError::PreconditionFailed)?;
-            if let (true, Some(identity)) = (touches_identity, &input.identity) {
-                store::store_identity(conn, id, row.organization_id, identity::seal(&state.identity_keys, id, identity)).await?;
+            match (touches_identity, &input.identity) {
+                (true, Some(identity)) => {
+                    store::store_identity(conn, id, row.organization_id, identity::seal(&state.identity_keys, id, identity)).await?
+                }
+                (true, None) => store::delete_identity(conn, id).await?,
+                (false, _) => {}
             }
             let event = Event::new(AuditAction::VictimUpdated, AuditOutcome::Success)
                 .by(&principal)

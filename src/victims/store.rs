@@ -85,7 +85,9 @@ pub struct NewVictim<'a> {
     pub digest: Vec<u8>,
 }
 
-pub async fn insert(conn: &mut AsyncPgConnection, new: NewVictim<'_>) -> QueryResult<VictimRow> {
+/// Inserts the victim; `None` if a record with this id appeared meanwhile (a concurrent retry:
+/// the statement waits for that transaction and then does nothing).
+pub async fn insert(conn: &mut AsyncPgConnection, new: NewVictim<'_>) -> QueryResult<Option<VictimRow>> {
     diesel::insert_into(victims::table)
         .values((
             victims::id.eq(new.id),
@@ -96,9 +98,17 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: NewVictim<'_>) -> QueryRe
             victims::updated_by.eq(new.user_id),
             case_columns!(new.input),
         ))
+        .on_conflict(victims::id)
+        .do_nothing()
         .returning(VictimRow::as_returning())
         .get_result(conn)
         .await
+        .optional()
+}
+
+pub async fn delete_identity(conn: &mut AsyncPgConnection, victim: Uuid) -> QueryResult<()> {
+    diesel::delete(victim_identities::table.find(victim)).execute(conn).await?;
+    Ok(())
 }
 
 /// Writes a new version of the case file if `version` is still current; `None` when stale.

@@ -341,3 +341,47 @@ async fn lists_filter_redact_and_stay_stable_under_concurrent_inserts() {
     }
     assert!(originals.is_subset(&seen), "a record was skipped");
 }
+
+#[tokio::test]
+async fn concurrent_retries_of_a_create_all_succeed_once() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
+    let id = Uuid::new_v4();
+    let attempts = (0..6).map(|_| app.post("/api/v1/victims", Some(&caseworker), victim_body(id)));
+    let statuses: Vec<u16> = futures::future::join_all(attempts).await.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 201 || *s == 200), "{statuses:?}");
+    assert_eq!(app.count("victims").await, 1);
+}
+
+#[tokio::test]
+async fn null_identity_erases_it_and_new_consent_is_dated() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let (id, caseworker) = create_victim(&app, org).await;
+    let path = format!("/api/v1/victims/{id}");
+    let before = app.get(&path, &caseworker).await.json()["consent"]["recorded_at"].clone();
+    let resp = app.patch(&path, &caseworker, "\"1\"", json!({ "identity": null, "consent": { "anonymised_statistics": false } })).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    let body = resp.json();
+    assert_eq!(body["identity"], json!({}), "no identity left");
+    assert_eq!(body["consent"]["anonymised_statistics"], false);
+    assert_eq!(body["consent"]["services"], true, "merge keeps the other consents");
+    assert_ne!(body["consent"]["recorded_at"], before, "changed consent gets a new date");
+    assert_eq!(app.count("victim_identities").await, 0);
+}
+
+#[tokio::test]
+async fn reads_by_another_organisation_show_in_the_owners_audit_log() {
+    let app = spawn_app().await;
+    let (from, to) = (app.create_org().await, app.create_org().await);
+    let (victim, sender) = create_victim(&app, from).await;
+    let (_, receiver) = app.user_with_token(to, Role::Caseworker).await;
+    app.post("/api/v1/referrals", Some(&sender), json!({ "victim_id": victim, "to_organization_id": to, "service": "medical" })).await;
+    assert_eq!(app.get(&format!("/api/v1/victims/{victim}"), &receiver).await.status, StatusCode::OK);
+    let (_, owner_auditor) = app.user_with_token(from, Role::Auditor).await;
+    let log = app.get(&format!("/api/v1/audit-events?action=victim.identity_read&target_id={victim}"), &owner_auditor).await.json();
+    let readers: Vec<&str> = log["items"].as_array().unwrap().iter().filter_map(|e| e["actor_user_id"].as_str()).collect();
+    assert!(readers.len() >= 2, "the owner's log names the receiver's read too: {log}");
+}
