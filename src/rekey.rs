@@ -90,10 +90,11 @@ async fn identities(conn: &mut AsyncPgConnection, keys: &IdentityKeyring, curren
         let count = rows.len() as u64;
         conn.transaction::<_, RekeyError, _>(async |conn: &mut AsyncPgConnection| {
             for (victim, key_id, nonce, ciphertext) in rows {
-                let old = Sealed { key_id: key_id.clone(), nonce, ciphertext };
+                let old = Sealed { key_id, nonce, ciphertext };
                 let plain = identity::open(keys, victim, &old).map_err(|e| RekeyError::Crypto(victim, e.to_string()))?;
                 let stored = identity::seal(keys, victim, &plain);
-                diesel::update(victim_identities::table.find(victim).filter(victim_identities::key_id.eq(key_id)))
+                // Guarded by the nonce, unique to each sealing: a row rewritten meanwhile is left as is.
+                diesel::update(victim_identities::table.find(victim).filter(victim_identities::nonce.eq(old.nonce)))
                     .set((
                         victim_identities::key_id.eq(stored.sealed.key_id),
                         victim_identities::nonce.eq(stored.sealed.nonce),
@@ -137,10 +138,10 @@ macro_rules! reseal_column {
                 conn.transaction::<_, RekeyError, _>(async |conn: &mut AsyncPgConnection| {
                     for (id, key_id, nonce, cipher) in rows {
                         let (Some(key_id), Some(nonce), Some(ciphertext)) = (key_id, nonce, cipher) else { continue };
-                        let old = Sealed { key_id: key_id.clone(), nonce, ciphertext };
+                        let old = Sealed { key_id, nonce, ciphertext };
                         let plain = keys.open($purpose, id, &old).map_err(|e| RekeyError::Crypto(id, e.to_string()))?;
                         let new = keys.seal($purpose, id, &plain);
-                        diesel::update($table::table.find(id).filter($table::$key.eq(key_id)))
+                        diesel::update($table::table.find(id).filter($table::$nonce.eq(old.nonce)))
                             .set(($table::$key.eq(new.key_id), $table::$nonce.eq(new.nonce), $table::$cipher.eq(new.ciphertext)))
                             .execute(conn)
                             .await?;

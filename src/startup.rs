@@ -173,6 +173,8 @@ pub fn run(state: AppState, listener: TcpListener) -> Result<Server, StartupErro
             .app_data(web::JsonConfig::default().limit(data.settings.body_limit).error_handler(|_, _| {
                 crate::error::ApiError::BadRequest("The body is not valid JSON for this operation.".into()).into()
             }))
+            // Responses can hold identities: no browser, proxy or client cache may keep them.
+            .wrap(actix_web::middleware::DefaultHeaders::new().add((actix_web::http::header::CACHE_CONTROL, "no-store")))
             .wrap(from_fn(crate::telemetry::observe))
             .wrap(TracingLogger::<HavenRootSpan>::new())
             .into_utoipa_app()

@@ -32,7 +32,7 @@ CREATE TABLE victims (
     consent_share_with_referral_partners boolean NOT NULL DEFAULT false,
     consent_anonymised_statistics boolean NOT NULL DEFAULT false,
     consent_recorded_at      timestamptz,
-    -- SHA-256 of the create request as first received: a repeated create with the same id and body
+    -- Keyed digest (HMAC) of the create request as first received: a repeated create with the same id and body
     -- returns the record, with another body it is a conflict.
     create_digest            bytea NOT NULL,
     version                  integer NOT NULL DEFAULT 1,

@@ -14,7 +14,7 @@ use crate::domain::case_vocab::ServiceKind;
 use crate::privacy::redaction::IdentityGrant;
 
 /// Assistance as a client records it.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssistanceInput {
     /// Client-chosen id; repeating a create with the same id and body returns the record.
@@ -58,7 +58,7 @@ pub struct Assistance {
 }
 
 /// An assistance record with its notes, for callers holding an identity grant.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct AssistanceWithNotes {
     #[serde(flatten)]
     pub record: Assistance,
@@ -66,7 +66,7 @@ pub struct AssistanceWithNotes {
     pub notes: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum AssistanceView {
     WithNotes(AssistanceWithNotes),

@@ -67,6 +67,7 @@ pub async fn create_assistance(
     if input.provided_on > chrono::Utc::now().date_naive() {
         return Err(ApiError::validation("provided_on", "must not be in the future"));
     }
+    crate::privacy::redaction::refuse_partners(&principal)?;
     let victim = store::find(&mut *state.pool.get().await?, victim_id).await?.ok_or(ApiError::NotFound)?;
     let sight = sight_of(&state, &ctx, &principal, &victim).await?;
     let org = principal.organization_id;
@@ -171,6 +172,7 @@ pub async fn list_assistance(
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     let victim_id = id.into_inner();
+    crate::privacy::redaction::refuse_partners(&principal)?;
     let victim = store::find(&mut *state.pool.get().await?, victim_id).await?.ok_or(ApiError::NotFound)?;
     let sight = sight_of(&state, &ctx, &principal, &victim).await?;
     let mut conn = state.pool.get().await?;
@@ -198,7 +200,10 @@ pub async fn list_assistance(
                     .by(&principal)
                     .target("victim", victim_id)
                     .details(serde_json::json!({ "assistance_notes": with_notes }));
-                audit::record(conn, &ctx, event).await?;
+                audit::record(conn, &ctx, event.clone()).await?;
+                if victim.organization_id != principal.organization_id {
+                    audit::record(conn, &ctx, event.in_org(victim.organization_id)).await?;
+                }
             }
             Ok(views)
         })

@@ -72,6 +72,12 @@ pub fn victim_sight(p: &Principal, victim: Uuid, victim_org: Uuid, referral: Ref
     access.require().map(|_| Sight::CaseOnly)
 }
 
+/// Partners see no individual record, whether or not it exists: refuse them before any lookup, so
+/// a 403-versus-404 difference cannot reveal which ids exist.
+pub fn refuse_partners(p: &Principal) -> Result<(), ApiError> {
+    if p.role == Role::Partner { Err(ApiError::Forbidden) } else { Ok(()) }
+}
+
 /// Who may list victims at all, and whose: `None` means every organisation (host auditors).
 pub fn victim_list_scope(p: &Principal) -> Result<Option<Uuid>, ApiError> {
     match p.role {

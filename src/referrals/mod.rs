@@ -42,7 +42,7 @@ impl Transition {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReferralInput {
     /// Client-chosen id; repeating a create with the same id and body returns the referral.
@@ -122,7 +122,7 @@ pub struct Referral {
     pub version: i32,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct ReferralWithReason {
     #[serde(flatten)]
     pub referral: Referral,
@@ -132,7 +132,7 @@ pub struct ReferralWithReason {
 
 /// A referral as one caller may see it: with the reason (caseworkers entitled to the identity)
 /// or without.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum ReferralView {
     WithReason(ReferralWithReason),

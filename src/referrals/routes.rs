@@ -55,8 +55,19 @@ async fn view(
     row: &ReferralRow,
 ) -> ApiResult<ReferralView> {
     let victim_org = row.from_organization_id;
-    let live = matches!(row.status, ReferralStatus::Pending | ReferralStatus::Accepted | ReferralStatus::Completed);
-    let relation = Relation::Referred { identity_shared: row.identity_shared && live };
+    // Sender-side caseworkers own the victim; for the receiver the referral must be live and the
+    // victim's consent to sharing must still stand.
+    let relation = if p.organization_id == row.to_organization_id {
+        let live = crate::victims::store::LIVE.contains(&row.status);
+        let consent: bool = crate::db::schema::victims::table
+            .find(row.victim_id)
+            .select(crate::db::schema::victims::consent_share_with_referral_partners)
+            .first(conn)
+            .await?;
+        Relation::Referred { identity_shared: row.identity_shared && live && consent }
+    } else {
+        Relation::None
+    };
     let grant = match redaction::victim_sight(p, row.victim_id, victim_org, relation) {
         Ok(sight) => sight.grant(),
         Err(_) => None,
@@ -68,7 +79,10 @@ async fn view(
             .by(p)
             .target("referral", row.id)
             .details(serde_json::json!({ "victim_id": row.victim_id, "referral_reason": true }));
-        audit::record(conn, ctx, event).await?;
+        audit::record(conn, ctx, event.clone()).await?;
+        if p.organization_id != row.from_organization_id {
+            audit::record(conn, ctx, event.in_org(row.from_organization_id)).await?;
+        }
     }
     Ok(ReferralView::with_reason(grant, row, reason))
 }
@@ -102,6 +116,7 @@ pub async fn create_referral(
     ctx: RequestContext,
     body: ApiJson<Value>,
 ) -> ApiResult<HttpResponse> {
+    redaction::refuse_partners(&principal)?;
     let digest = crate::victims::canonical_digest(&state.identity_keys, &body.0);
     let input: ReferralInput = from_value(body.0)?;
     if input.reason.as_ref().is_some_and(|r| r.chars().count() > 5000) {
@@ -261,6 +276,7 @@ pub async fn get_referral(
     ctx: RequestContext,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
+    redaction::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
     let row = find(&mut conn, id.into_inner()).await?.ok_or(ApiError::NotFound)?;
     may_see(&principal, &row)?;
@@ -278,6 +294,7 @@ async fn transition(
     step: Transition,
     decline: Option<DeclineInput>,
 ) -> ApiResult<HttpResponse> {
+    redaction::refuse_partners(principal)?;
     let mut conn = state.pool.get().await?;
     let row = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {

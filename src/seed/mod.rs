@@ -196,7 +196,19 @@ pub async fn run(pool: &Pool, keys: &IdentityKeyring, options: &SeedOptions) -> 
             })
             .collect();
         let counts = (rows.len() as u64, assistance_rows.len() as u64, referral_rows.len() as u64);
+        let counters: Vec<_> = orgs
+            .iter()
+            .map(|o| (case_counters::organization_id.eq(o.id), case_counters::last_number.eq(o.next_case - 1)))
+            .collect();
         (*conn).transaction::<_, SeedError, _>(async |conn: &mut AsyncPgConnection| {
+            // Counters advance with each batch, so an interrupted seed leaves them consistent.
+            diesel::insert_into(case_counters::table)
+                .values(counters)
+                .on_conflict(case_counters::organization_id)
+                .do_update()
+                .set(case_counters::last_number.eq(diesel::upsert::excluded(case_counters::last_number)))
+                .execute(conn)
+                .await?;
             diesel::insert_into(victims::table).values(rows).on_conflict_do_nothing().execute(conn).await?;
             if !identity_rows.is_empty() {
                 diesel::insert_into(victim_identities::table).values(identity_rows).on_conflict_do_nothing().execute(conn).await?;
@@ -215,15 +227,6 @@ pub async fn run(pool: &Pool, keys: &IdentityKeyring, options: &SeedOptions) -> 
         report.referrals += counts.2;
         made += n;
         bar.inc(n);
-    }
-    for org in &orgs {
-        diesel::insert_into(case_counters::table)
-            .values((case_counters::organization_id.eq(org.id), case_counters::last_number.eq(org.next_case - 1)))
-            .on_conflict(case_counters::organization_id)
-            .do_update()
-            .set(case_counters::last_number.eq(diesel::upsert::excluded(case_counters::last_number)))
-            .execute(&mut conn)
-            .await?;
     }
     bar.finish();
     Ok(report)

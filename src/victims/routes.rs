@@ -73,8 +73,11 @@ pub async fn sight_of(
     match redaction::victim_sight(principal, row.id, row.organization_id, referral) {
         Ok(sight) => Ok(sight),
         Err(refusal) => {
+            // Filed in the owner's log (and so the host auditors'), not the caller's: the caller's
+            // organisation must not be able to tell from its own log that the record exists.
             let event = Event::new(AuditAction::AccessDenied, AuditOutcome::Denied)
-                .by(principal)
+                .actor(principal.user_id, principal.role)
+                .in_org(row.organization_id)
                 .target("victim", row.id)
                 .details(serde_json::json!({ "status": actix_web::ResponseError::status_code(&refusal).as_u16() }));
             audit::record(&mut conn, ctx, event).await?;
@@ -178,6 +181,7 @@ pub async fn get_victim(
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     let id = id.into_inner();
+    redaction::refuse_partners(&principal)?;
     let row = store::find(&mut *state.pool.get().await?, id).await?.ok_or(ApiError::NotFound)?;
     let sight = sight_of(&state, &ctx, &principal, &row).await?;
     let mut conn = state.pool.get().await?;
@@ -246,6 +250,7 @@ pub async fn update_victim(
     if fields.contains_key("id") {
         return Err(ApiError::validation("id", "cannot be changed"));
     }
+    redaction::refuse_partners(&principal)?;
     let row = store::find(&mut *state.pool.get().await?, id).await?.ok_or(ApiError::NotFound)?;
     sight_of(&state, &ctx, &principal, &row).await?;
     redaction::may_write_victim(&principal, row.organization_id)?;
@@ -254,7 +259,7 @@ pub async fn update_victim(
     let (updated, view) = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
             let mut base = CaseFile::from(&row).as_input();
-            if fields.contains_key("age_at_identification") && !fields.contains_key("is_minor") {
+            if fields.get("age_at_identification").is_some_and(|a| !a.is_null()) && !fields.contains_key("is_minor") {
                 base.is_minor = None;
             }
             if fields.get("consent").is_some_and(|c| c.get("recorded_at").is_none()) {
@@ -370,7 +375,7 @@ pub async fn list_victims(
         sql = sql.filter(victims::country_of_exploitation.eq(c));
     }
     if let Some(op) = q.operation {
-        sql = sql.filter(victims::operation.eq(op));
+        sql = sql.filter(victims::operation.eq(op.trim().to_owned()));
     }
     if let Some(from) = q.identified_from {
         sql = sql.filter(victims::identified_on.ge(from));

@@ -15,15 +15,21 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
     victims::table.find(id).select(VictimRow::as_select()).first(conn).await.optional()
 }
 
-/// The victim's live referral to `org`, if any (pending, accepted or completed).
+/// Referral states in which the receiving organisation may see the victim's record.
+pub const LIVE: [ReferralStatus; 2] = [ReferralStatus::Pending, ReferralStatus::Accepted];
+
+/// The victim's live referral to `org`, if any. The identity is shared only while the victim's
+/// consent to sharing still stands: withdrawing it cuts the receiver off at once.
 pub async fn referral_to(conn: &mut AsyncPgConnection, victim: Uuid, org: Uuid) -> QueryResult<Referral> {
-    let shared: Vec<bool> = referrals::table
+    let shared: Vec<(bool, bool)> = referrals::table
+        .inner_join(victims::table)
         .filter(referrals::victim_id.eq(victim))
         .filter(referrals::to_organization_id.eq(org))
-        .filter(referrals::status.eq_any([ReferralStatus::Pending, ReferralStatus::Accepted, ReferralStatus::Completed]))
-        .select(referrals::identity_shared)
+        .filter(referrals::status.eq_any(LIVE))
+        .select((referrals::identity_shared, victims::consent_share_with_referral_partners))
         .load(conn)
         .await?;
+    let shared: Vec<bool> = shared.into_iter().map(|(at_referral, now)| at_referral && now).collect();
     Ok(match shared.iter().max() {
         None => Referral::None,
         Some(identity_shared) => Referral::Referred { identity_shared: *identity_shared },

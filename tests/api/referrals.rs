@@ -150,3 +150,31 @@ async fn who_may_refer_and_what_is_refused() {
         .await
         .assert_problem(404, "not-found");
 }
+
+#[tokio::test]
+async fn withdrawn_consent_or_a_finished_referral_ends_the_receivers_sight() {
+    let app = spawn_app().await;
+    let (from, to) = (app.create_org().await, app.create_org().await);
+    let (victim, sender) = create_victim(&app, from).await;
+    let (_, receiver) = app.user_with_token(to, Role::Caseworker).await;
+    let referral = refer(&app, &sender, victim, to).await;
+    let id = referral["id"].as_str().unwrap().to_owned();
+    let victim_path = format!("/api/v1/victims/{victim}");
+    assert!(app.get(&victim_path, &receiver).await.json()["identity"].is_object());
+
+    // The victim withdraws consent to sharing: the identity, the notes and the reason stop at once.
+    let resp = app.patch(&victim_path, &sender, "\"1\"", json!({ "consent": { "share_with_referral_partners": false } })).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    let case_only = app.get(&victim_path, &receiver).await;
+    assert_eq!(case_only.status, StatusCode::OK);
+    assert!(case_only.json().get("identity").is_none());
+    assert_no_marker("after withdrawal", &case_only.text);
+    let referral_view = app.get(&format!("/api/v1/referrals/{id}"), &receiver).await;
+    assert!(referral_view.json().get("reason").is_none());
+    assert_no_marker("reason after withdrawal", &referral_view.text);
+
+    // Once the referral is completed, the receiver no longer sees the record at all.
+    step(&app, &receiver, &id, "accept").await;
+    step(&app, &receiver, &id, "complete").await;
+    app.get(&victim_path, &receiver).await.assert_problem(404, "not-found");
+}

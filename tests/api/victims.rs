@@ -114,7 +114,7 @@ async fn create_read_and_who_sees_what() {
         resp.assert_problem(404, "not-found");
         assert_no_marker("refusal", &resp.text);
     }
-    assert!(audit_count(&app, "access.denied").await >= 4, "refused accesses are audited");
+    assert!(audit_count(&app, "access.denied").await >= 3, "refused accesses to the record are audited");
     // Audit events carry ids, never identity values.
     let audit = app.get("/api/v1/audit-events?limit=200", &auditor).await;
     assert_no_marker("audit", &audit.text);
@@ -384,4 +384,47 @@ async fn reads_by_another_organisation_show_in_the_owners_audit_log() {
     let log = app.get(&format!("/api/v1/audit-events?action=victim.identity_read&target_id={victim}"), &owner_auditor).await.json();
     let readers: Vec<&str> = log["items"].as_array().unwrap().iter().filter_map(|e| e["actor_user_id"].as_str()).collect();
     assert!(readers.len() >= 2, "the owner's log names the receiver's read too: {log}");
+}
+
+#[tokio::test]
+async fn probes_reveal_nothing_to_the_prober() {
+    let app = spawn_app().await;
+    let (org, other) = (app.create_org().await, app.create_org().await);
+    let (victim, caseworker) = create_victim(&app, org).await;
+    let (_, other_admin) = app.user_with_token(other, Role::Admin).await;
+    let (_, partner) = app.user_with_token(org, Role::Partner).await;
+    let missing = Uuid::new_v4();
+    // Existing or not: the same answer.
+    for id in [victim, missing] {
+        app.get(&format!("/api/v1/victims/{id}"), &other_admin).await.assert_problem(404, "not-found");
+        app.get(&format!("/api/v1/victims/{id}"), &partner).await.assert_problem(403, "forbidden");
+        app.get(&format!("/api/v1/victims/{id}/assistance"), &partner).await.assert_problem(403, "forbidden");
+    }
+    // The prober's own log does not record the refusal (it would tell them the record exists);
+    // the owner's does.
+    let own_log = app.get(&format!("/api/v1/audit-events?target_id={victim}"), &other_admin).await.json();
+    assert!(own_log["items"].as_array().unwrap().is_empty(), "{own_log}");
+    let (_, owner_admin) = app.user_with_token(org, Role::Admin).await;
+    let owner_log = app.get(&format!("/api/v1/audit-events?action=access.denied&target_id={victim}"), &owner_admin).await.json();
+    assert!(!owner_log["items"].as_array().unwrap().is_empty());
+
+    // Identity responses are never cached.
+    let resp = app.get(&format!("/api/v1/victims/{victim}"), &caseworker).await;
+    assert_eq!(resp.header("cache-control"), Some("no-store"));
+}
+
+#[tokio::test]
+async fn removing_the_age_keeps_the_minor_flag() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
+    let id = Uuid::new_v4();
+    let mut body = victim_body(id);
+    body["age_at_identification"] = json!(15);
+    app.post("/api/v1/victims", Some(&caseworker), body).await;
+    let resp = app.patch(&format!("/api/v1/victims/{id}"), &caseworker, "\"1\"", json!({ "age_at_identification": null })).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    let body = resp.json();
+    assert!(body.get("age_at_identification").is_none());
+    assert_eq!(body["is_minor"], true, "a recorded child stays a child");
 }
