@@ -178,6 +178,11 @@ pub struct Settings {
     #[arg(long, env = "HAVEN_TRUSTED_PROXIES", value_delimiter = ',', global = true)]
     pub trusted_proxies: Vec<std::net::IpAddr>,
 
+    /// Smallest count a report releases to anyone but a caseworker looking at their own
+    /// organisation (k-anonymity threshold; CTDC uses 11). Never below 5.
+    #[arg(long, env = "HAVEN_REPORT_K", default_value_t = 11, global = true)]
+    pub report_k: i64,
+
     /// Log format.
     #[arg(long, env = "HAVEN_LOG_FORMAT", value_enum, default_value = "json", global = true)]
     pub log_format: LogFormat,
@@ -245,6 +250,9 @@ impl Settings {
         }
         if self.lockout_threshold == 0 || !(1..=1440).contains(&self.lockout_minutes) {
             return Err(bad("HAVEN_LOCKOUT_*", "the threshold must be at least 1 and the duration 1 to 1440 minutes"));
+        }
+        if self.report_k < 5 {
+            return Err(bad("HAVEN_REPORT_K", "must be at least 5"));
         }
         if self.workers == Some(0) || self.hash_concurrency == Some(0) {
             return Err(bad("HAVEN_WORKERS/HAVEN_HASH_CONCURRENCY", "must be at least 1"));

@@ -17,6 +17,7 @@ pub mod orgs;
 pub mod pagination;
 pub mod privacy;
 pub mod referrals;
+pub mod reports;
 pub mod rekey;
 pub mod routes;
 pub mod secrets;

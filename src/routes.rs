@@ -8,7 +8,7 @@ use utoipa_actix_web::{scope, service_config::ServiceConfig};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{assistance, audit, auth, ops, orgs, referrals, users, victims};
+use crate::{assistance, audit, auth, ops, orgs, referrals, reports, users, victims};
 
 pub const API_PREFIX: &str = "/api/v1";
 pub const OPENAPI_PATH: &str = "/openapi.json";
@@ -42,7 +42,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(referrals::routes::accept_referral)
             .service(referrals::routes::decline_referral)
             .service(referrals::routes::complete_referral)
-            .service(referrals::routes::cancel_referral),
+            .service(referrals::routes::cancel_referral)
+            .service(reports::routes::list_reports)
+            .service(reports::routes::run_report),
     );
 }
 

@@ -40,6 +40,7 @@ text_enum! {
         ReferralDeclined => "referral.decline",
         ReferralCompleted => "referral.complete",
         ReferralCancelled => "referral.cancel",
+        ReportRun => "report.run",
     }
 }
 

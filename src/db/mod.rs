@@ -50,13 +50,49 @@ pub fn run_migrations(url: &str) -> Result<Vec<String>, DbSetupError> {
         use diesel::Connection;
         let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
             .map_err(|e| DbSetupError::Migrations(format!("cannot connect: {e}")))?;
-        let applied = conn
+        let applied: Vec<String> = conn
             .run_pending_migrations(MIGRATIONS)
-            .map_err(|e| DbSetupError::Migrations(e.to_string()))?;
-        Ok(applied.iter().map(|v| v.to_string()).collect())
+            .map_err(|e| DbSetupError::Migrations(e.to_string()))?
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+        sync_country_regions(&mut conn).map_err(|e| DbSetupError::Migrations(format!("country regions: {e}")))?;
+        Ok(applied)
     })
     .join()
     .unwrap_or_else(|_| Err(DbSetupError::Migrations("migration thread panicked".into())))
+}
+
+/// Keeps `country_regions` equal to the UN M49 regions the `keshvar` crate knows, so reports can
+/// group by region in SQL (a person with two citizenships in one region counts once).
+fn sync_country_regions(conn: &mut AsyncConnectionWrapper<AsyncPgConnection>) -> diesel::QueryResult<()> {
+    use diesel::RunQueryDsl;
+    use diesel::prelude::*;
+    use schema::country_regions;
+    let rows: Vec<_> = keshvar::SUPPORTED_ALPHA2_LIST
+        .iter()
+        .filter_map(|code| keshvar::Alpha2::try_from(*code).ok())
+        .map(|alpha2| alpha2.to_country())
+        .map(|country| {
+            let region = country.maybe_region().map(|r| r.to_string()).unwrap_or_else(|| "unknown".into());
+            let subregion = country.maybe_subregion().map(|r| r.to_string()).unwrap_or_else(|| "unknown".into());
+            (
+                country_regions::country.eq(country.alpha3().to_string()),
+                country_regions::region.eq(region),
+                country_regions::subregion.eq(subregion),
+            )
+        })
+        .collect();
+    diesel::insert_into(country_regions::table)
+        .values(rows)
+        .on_conflict(country_regions::country)
+        .do_update()
+        .set((
+            country_regions::region.eq(diesel::upsert::excluded(country_regions::region)),
+            country_regions::subregion.eq(diesel::upsert::excluded(country_regions::subregion)),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// `true` when the database answers a trivial query within the pool timeout.

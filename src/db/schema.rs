@@ -189,3 +189,26 @@ diesel::allow_tables_to_appear_in_same_query!(
     assistance_records,
     referrals,
 );
+
+diesel::table! {
+    country_regions (country) {
+        country -> Bpchar,
+        region -> Text,
+        subregion -> Text,
+    }
+}
+
+diesel::table! {
+    report_releases (id) {
+        id -> Int8,
+        released_at -> Timestamptz,
+        user_id -> Uuid,
+        organization_id -> Uuid,
+        report_id -> Text,
+        parameters -> Jsonb,
+        k -> Int4,
+        cells_released -> Int4,
+        cells_suppressed -> Int4,
+        epsilon_spent -> Float8,
+    }
+}

@@ -47,6 +47,7 @@ Victim identities are only ever shown to the caseworkers entitled to them."
         (name = "users", description = "Staff accounts and their roles"),
         (name = "victims", description = "Victims' case files; identities only for the caseworkers entitled to them"),
         (name = "referrals", description = "Referrals between organisations and their life cycle"),
+        (name = "reports", description = "Anonymised statistics from report plugins, behind the privacy guard"),
         (name = "audit", description = "The append-only audit log"),
         (name = "operations", description = "Health, readiness and metrics (outside /api/v1)"),
     )
@@ -101,6 +102,50 @@ impl Modify for CommonResponses {
     }
 }
 
+/// One documented path per report plugin, with its own parameters, derived from the generic
+/// `/reports/{id}` operation: served by it, documented from the registry, so a new plugin is
+/// documented without touching this file.
+struct ReportPaths;
+
+impl Modify for ReportPaths {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::{HttpMethod, ParameterBuilder, ParameterIn, PathItem};
+        use utoipa::openapi::{ObjectBuilder, Required, schema::Type};
+        let generic_path = format!("{}/reports/{{id}}", crate::routes::API_PREFIX);
+        let Some(generic) = openapi.paths.paths.get(&generic_path).and_then(|item| item.get.clone()) else { return };
+        for plugin in crate::reports::registry() {
+            let mut op = generic.clone();
+            op.operation_id = Some(format!("run_report_{}", plugin.id().replace('-', "_")));
+            op.summary = Some(plugin.title().to_owned());
+            op.description = Some(format!(
+                "{}\n\nRoles: {}. Same behaviour, privacy guard and output as `GET /api/v1/reports/{{id}}`.",
+                plugin.description(),
+                plugin.roles().iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+            ));
+            let mut params: Vec<_> = op.parameters.take().unwrap_or_default().into_iter().filter(|p| !matches!(p, utoipa::openapi::RefOr::T(param) if param.name == "id")).collect();
+            for spec in plugin.parameters() {
+                let schema = ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(spec.values.clone()))
+                    .default(Some(serde_json::json!(spec.default)));
+                params.push(
+                    ParameterBuilder::new()
+                        .name(spec.name)
+                        .parameter_in(ParameterIn::Query)
+                        .required(Required::False)
+                        .description(Some(spec.description))
+                        .schema(Some(schema))
+                        .build()
+                        .into(),
+                );
+            }
+            op.parameters = Some(params);
+            let path = format!("{}/reports/{}", crate::routes::API_PREFIX, plugin.id());
+            openapi.paths.paths.insert(path, PathItem::new(HttpMethod::Get, op));
+        }
+    }
+}
+
 /// The document as the running service serves it.
 pub fn document() -> utoipa::openapi::OpenApi {
     let (_, mut doc) = App::new()
@@ -109,6 +154,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         .configure(crate::routes::configure)
         .split_for_parts();
     // Modifiers ran before the routes were collected; apply the shared responses to them now.
+    ReportPaths.modify(&mut doc);
     CommonResponses.modify(&mut doc);
     doc.info.version = env!("CARGO_PKG_VERSION").into();
     doc

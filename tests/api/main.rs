@@ -15,6 +15,7 @@ mod operations;
 mod organizations;
 mod referrals;
 mod rekey_seed;
+mod reports;
 mod tokens;
 mod users;
 mod victims;

@@ -66,6 +66,8 @@ impl World {
             self.victim
         } else if path.starts_with("/api/v1/referrals/") {
             self.referral
+        } else if path.starts_with("/api/v1/reports/") {
+            return path.replace("{id}", "trends");
         } else if path.starts_with("/api/v1/users/") {
             self.target_user.id
         } else {

@@ -1,0 +1,3 @@
+DROP INDEX victims_identified_on_idx;
+DROP TABLE report_releases;
+DROP TABLE country_regions;

@@ -1,0 +1,111 @@
+//! The whitelisted dimensions a report may group by, each with the SQL that computes it. Only
+//! these fragments ever reach SQL; values from callers are bound parameters. Geography stops at
+//! the country, time at the month, age at CTDC bands: the finest grain the guard allows.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::text_enum;
+
+text_enum! {
+    /// A dimension of a report table.
+    pub enum Dimension {
+        Citizenship => "citizenship",
+        CitizenshipSubregion => "citizenship_subregion",
+        CitizenshipRegion => "citizenship_region",
+        CountryOfExploitation => "country_of_exploitation",
+        ExploitationSubregion => "exploitation_subregion",
+        ExploitationRegion => "exploitation_region",
+        ExploitationType => "exploitation_type",
+        Gender => "gender",
+        AgeBand => "age_band",
+        MinorOrAdult => "minor_or_adult",
+        RecruitmentMethod => "recruitment_method",
+        MeansOfControl => "means_of_control",
+        RecruiterRelation => "recruiter_relation",
+        TraffickingStatus => "trafficking_status",
+        IdentifiedBy => "identified_by",
+        IdentifiedMonth => "identified_month",
+        IdentifiedQuarter => "identified_quarter",
+        IdentifiedYear => "identified_year",
+    }
+}
+
+/// A join a dimension needs (each added once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Join {
+    Citizenship,
+    CitizenshipRegion,
+    ExploitationRegion,
+    ExploitationType,
+    Recruitment,
+    Control,
+}
+
+impl Join {
+    pub fn sql(self) -> &'static str {
+        match self {
+            Join::Citizenship => "CROSS JOIN LATERAL unnest(CASE WHEN cardinality(v.citizenship) = 0 THEN ARRAY['unknown'] ELSE v.citizenship END) AS cit(code)",
+            Join::CitizenshipRegion => "LEFT JOIN country_regions cr_cit ON cr_cit.country = cit.code",
+            Join::ExploitationRegion => "LEFT JOIN country_regions cr_exp ON cr_exp.country = v.country_of_exploitation",
+            Join::ExploitationType => "CROSS JOIN LATERAL unnest(CASE WHEN cardinality(v.exploitation_types) = 0 THEN ARRAY['unknown'] ELSE v.exploitation_types END) AS et(kind)",
+            Join::Recruitment => "CROSS JOIN LATERAL unnest(CASE WHEN cardinality(v.recruitment_methods) = 0 THEN ARRAY['unknown'] ELSE v.recruitment_methods END) AS rm(method)",
+            Join::Control => "CROSS JOIN LATERAL unnest(CASE WHEN cardinality(v.means_of_control) = 0 THEN ARRAY['unknown'] ELSE v.means_of_control END) AS mc(means)",
+        }
+    }
+}
+
+impl Dimension {
+    /// The SQL expression (never NULL) and the joins it needs.
+    pub fn sql(self) -> (&'static str, &'static [Join]) {
+        use Dimension::*;
+        match self {
+            Citizenship => ("cit.code", &[Join::Citizenship]),
+            CitizenshipSubregion => ("coalesce(cr_cit.subregion, 'unknown')", &[Join::Citizenship, Join::CitizenshipRegion]),
+            CitizenshipRegion => ("coalesce(cr_cit.region, 'unknown')", &[Join::Citizenship, Join::CitizenshipRegion]),
+            CountryOfExploitation => ("coalesce(v.country_of_exploitation::text, 'unknown')", &[]),
+            ExploitationSubregion => ("coalesce(cr_exp.subregion, 'unknown')", &[Join::ExploitationRegion]),
+            ExploitationRegion => ("coalesce(cr_exp.region, 'unknown')", &[Join::ExploitationRegion]),
+            ExploitationType => ("et.kind", &[Join::ExploitationType]),
+            Gender => ("v.gender", &[]),
+            AgeBand => (
+                "CASE WHEN v.age_at_identification IS NULL THEN (CASE WHEN v.is_minor THEN 'minor_age_unknown' ELSE 'unknown' END) \
+                 WHEN v.age_at_identification <= 8 THEN '0-8' WHEN v.age_at_identification <= 17 THEN '9-17' \
+                 WHEN v.age_at_identification <= 20 THEN '18-20' WHEN v.age_at_identification <= 23 THEN '21-23' \
+                 WHEN v.age_at_identification <= 26 THEN '24-26' WHEN v.age_at_identification <= 29 THEN '27-29' \
+                 WHEN v.age_at_identification <= 38 THEN '30-38' WHEN v.age_at_identification <= 47 THEN '39-47' ELSE '48+' END",
+                &[],
+            ),
+            MinorOrAdult => ("CASE WHEN v.is_minor THEN 'minor' ELSE 'adult' END", &[]),
+            RecruitmentMethod => ("rm.method", &[Join::Recruitment]),
+            MeansOfControl => ("mc.means", &[Join::Control]),
+            RecruiterRelation => ("coalesce(v.recruiter_relation, 'unknown')", &[]),
+            TraffickingStatus => ("v.trafficking_status", &[]),
+            IdentifiedBy => ("coalesce(v.identified_by, 'unknown')", &[]),
+            IdentifiedMonth => ("to_char(v.identified_on, 'YYYY-MM')", &[]),
+            IdentifiedQuarter => ("to_char(v.identified_on, 'YYYY-\"Q\"Q')", &[]),
+            IdentifiedYear => ("to_char(v.identified_on, 'YYYY')", &[]),
+        }
+    }
+}
+
+/// A month, `YYYY-MM`: the finest time grain of a report parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$", example = "2026-09")]
+pub struct Month(pub chrono::NaiveDate);
+
+impl TryFrom<String> for Month {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        chrono::NaiveDate::parse_from_str(&format!("{value}-01"), "%Y-%m-%d")
+            .map(Month)
+            .map_err(|_| "must be a month, YYYY-MM".to_owned())
+    }
+}
+
+impl From<Month> for String {
+    fn from(m: Month) -> String {
+        m.0.format("%Y-%m").to_string()
+    }
+}

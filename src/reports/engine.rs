@@ -1,0 +1,167 @@
+//! Runs a plugin's table: builds the SQL from whitelisted fragments, scopes the population,
+//! applies the guard, and shapes the result.
+
+use chrono::NaiveDate;
+use diesel::sql_types::{BigInt, Date, Nullable, Text, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::TableQuery;
+use super::catalogue::Join;
+use super::guard::{self, Entry};
+use crate::error::ApiError;
+
+/// Whose victims a run counts.
+#[derive(Debug, Clone, Copy)]
+pub enum Population {
+    /// A caseworker's own organisation, every victim: their own case load, not a release.
+    OwnOrganization(Uuid),
+    /// Victims consenting to anonymised statistics, of organisations that share statistics,
+    /// pooled: what any release to admins and partners counts.
+    Pooled,
+}
+
+/// The framework's own filters, at month precision.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    pub from: Option<NaiveDate>,
+    pub to_exclusive: Option<NaiveDate>,
+    pub operation: Option<String>,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Row {
+    #[diesel(sql_type = Nullable<Text>)]
+    d1: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    d2: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    d3: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+pub const TOTAL: &str = "_total";
+
+/// Counts of distinct victims for every grouping set of the table's dimensions.
+pub async fn count(conn: &mut AsyncPgConnection, table: &TableQuery, population: Population, filters: &Filters) -> Result<Vec<Entry>, ApiError> {
+    let dims = &table.dimensions;
+    if dims.is_empty() || dims.len() > 3 {
+        return Err(ApiError::Internal("a report table has 1 to 3 dimensions".into()));
+    }
+    let mut joins: Vec<Join> = Vec::new();
+    for join in dims.iter().flat_map(|d| d.sql().1.iter().copied()) {
+        if !joins.contains(&join) {
+            joins.push(join);
+        }
+    }
+    let exprs: Vec<&str> = dims.iter().map(|d| d.sql().0).collect();
+    let select: Vec<String> = (0..3)
+        .map(|i| match exprs.get(i) {
+            Some(expr) => format!("({expr})::text AS d{}", i + 1),
+            None => format!("NULL::text AS d{}", i + 1),
+        })
+        .collect();
+    let group: Vec<String> = (1..=dims.len()).map(|i| format!("d{i}")).collect();
+    let scope = match population {
+        Population::OwnOrganization(_) => "v.organization_id = $1",
+        Population::Pooled => {
+            "$1::uuid IS NULL AND v.consent_anonymised_statistics \
+             AND v.organization_id IN (SELECT id FROM organizations WHERE shares_statistics)"
+        }
+    };
+    let sql = format!(
+        "SELECT {select}, count(DISTINCT v.id) AS n FROM victims v {joins} \
+         WHERE {scope} AND ($2::date IS NULL OR v.identified_on >= $2) AND ($3::date IS NULL OR v.identified_on < $3) \
+         AND ($4::text IS NULL OR v.operation = $4) GROUP BY CUBE ({group})",
+        select = select.join(", "),
+        joins = joins.iter().map(|j| j.sql()).collect::<Vec<_>>().join(" "),
+        group = group.join(", "),
+    );
+    let org = match population {
+        Population::OwnOrganization(org) => Some(org),
+        Population::Pooled => None,
+    };
+    let rows: Vec<Row> = diesel::sql_query(sql)
+        .bind::<Nullable<SqlUuid>, _>(org)
+        .bind::<Nullable<Date>, _>(filters.from)
+        .bind::<Nullable<Date>, _>(filters.to_exclusive)
+        .bind::<Nullable<Text>, _>(filters.operation.clone())
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Entry { key: [r.d1, r.d2, r.d3].into_iter().take(dims.len()).collect(), count: r.n })
+        .collect())
+}
+
+/// One published entry: a value per dimension (`_total` for a total over it) and the count, absent
+/// when suppressed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Cell {
+    /// Dimension values, in the order of the report's `dimensions`.
+    pub key: Vec<String>,
+    /// Distinct victims; absent when suppressed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub victims: Option<i64>,
+    /// Present and true when the count is withheld by the privacy guard.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
+}
+
+/// What the privacy guard did to this release.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PrivacyReport {
+    /// Whether the guard applied (always, except for a caseworker's report on their own organisation).
+    pub guarded: bool,
+    /// Smallest count released.
+    pub k: i64,
+    pub population: &'static str,
+    pub cells: usize,
+    pub cells_suppressed: usize,
+    /// Of those, below k themselves (the others protect them).
+    pub cells_suppressed_primary: usize,
+    /// Differential-privacy noise: not applied in this version (counts are exact, after suppression).
+    pub noise: Option<String>,
+    pub epsilon_spent: f64,
+}
+
+/// Guards (or not) the entries and shapes the cells, totals last.
+pub fn publish(mut entries: Vec<Entry>, guarded: bool, k: i64) -> (Vec<Cell>, PrivacyReport) {
+    // Stable order: totals after values, values sorted.
+    entries.sort_by(|a, b| {
+        let key = |e: &Entry| e.key.iter().map(|v| (v.is_none(), v.clone().unwrap_or_default())).collect::<Vec<_>>();
+        key(a).cmp(&key(b))
+    });
+    let (published, suppressed, primary) = if guarded {
+        let p = guard::protect(&entries, k);
+        (p.entries, p.suppressed, p.primary)
+    } else {
+        (entries.iter().map(|e| (e.key.clone(), Some(e.count))).collect(), 0, 0)
+    };
+    let cells: Vec<Cell> = published
+        .into_iter()
+        .map(|(key, count)| Cell {
+            key: key.into_iter().map(|v| v.unwrap_or_else(|| TOTAL.to_owned())).collect(),
+            victims: count,
+            suppressed: count.is_none(),
+        })
+        .collect();
+    let report = PrivacyReport {
+        guarded,
+        k: if guarded { k } else { 1 },
+        population: if guarded {
+            "distinct victims consenting to anonymised statistics, of organisations that share statistics, pooled"
+        } else {
+            "distinct victims of your organisation"
+        },
+        cells: cells.len(),
+        cells_suppressed: suppressed,
+        cells_suppressed_primary: primary,
+        noise: None,
+        epsilon_spent: 0.0,
+    };
+    (cells, report)
+}

@@ -1,0 +1,234 @@
+use std::collections::HashMap;
+
+use actix_web::{HttpRequest, HttpResponse, get, http::header, web};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::catalogue::{Dimension, Month};
+use super::engine::{self, Cell, Filters, Population, PrivacyReport};
+use super::{ParamSpec, ReportPlugin, registry};
+use crate::audit::{self, AuditAction, AuditOutcome, Event};
+use crate::auth::Principal;
+use crate::db::schema::report_releases;
+use crate::domain::Role;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::extract::{ApiQuery, RequestContext};
+use crate::state::AppState;
+
+/// A report of the catalogue.
+#[derive(Serialize, ToSchema)]
+pub struct ReportInfo {
+    #[schema(example = "trafficking-flows")]
+    pub id: &'static str,
+    pub title: &'static str,
+    pub description: &'static str,
+    /// Its own parameters; every report also takes `from`, `to` (YYYY-MM), `operation` and `format`.
+    pub parameters: Vec<ParamSpec>,
+    /// Dimensions of its table with default parameters.
+    pub dimensions: Vec<Dimension>,
+    pub roles: Vec<Role>,
+}
+
+/// A released report.
+#[derive(Serialize, ToSchema)]
+pub struct ReportResult {
+    pub report: &'static str,
+    pub title: &'static str,
+    pub dimensions: Vec<Dimension>,
+    /// Every cell and every total (a `_total` value) of the table.
+    pub cells: Vec<Cell>,
+    pub privacy: PrivacyReport,
+}
+
+fn visible(p: &Principal) -> impl Fn(&&Box<dyn ReportPlugin>) -> bool + '_ {
+    move |plugin| plugin.roles().contains(&p.role)
+}
+
+/// The report catalogue: the reports your role may run.
+#[utoipa::path(
+    tag = "reports",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Reports you may run", body = Vec<ReportInfo>),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+    )
+)]
+#[get("/reports")]
+pub async fn list_reports(principal: Principal) -> ApiResult<HttpResponse> {
+    if principal.role == Role::Auditor {
+        return Err(ApiError::Forbidden);
+    }
+    let plugins = registry();
+    let infos: Vec<ReportInfo> = plugins
+        .iter()
+        .filter(visible(&principal))
+        .map(|p| ReportInfo {
+            id: p.id(),
+            title: p.title(),
+            description: p.description(),
+            parameters: p.parameters(),
+            dimensions: p.table(&HashMap::new()).map(|t| t.dimensions).unwrap_or_default(),
+            roles: p.roles().to_vec(),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(infos))
+}
+
+const FRAMEWORK_PARAMS: [&str; 4] = ["from", "to", "operation", "format"];
+
+fn validate(plugin: &dyn ReportPlugin, raw: HashMap<String, String>) -> ApiResult<(HashMap<String, String>, Filters, bool)> {
+    let specs = plugin.parameters();
+    let mut errors = Vec::new();
+    let mut own = HashMap::new();
+    for (name, value) in &raw {
+        if FRAMEWORK_PARAMS.contains(&name.as_str()) {
+            continue;
+        }
+        match specs.iter().find(|s| s.name == name) {
+            None => errors.push(FieldError::new(sanitize(name), "is not a parameter of this report")),
+            Some(spec) if !spec.values.contains(&value.as_str()) => {
+                errors.push(FieldError::new(spec.name, format!("must be one of: {}", spec.values.join(", "))))
+            }
+            Some(_) => {
+                own.insert(name.clone(), value.clone());
+            }
+        }
+    }
+    let month = |name: &'static str, errors: &mut Vec<FieldError>| {
+        raw.get(name).and_then(|v| match Month::try_from(v.clone()) {
+            Ok(m) => Some(m.0),
+            Err(e) => {
+                errors.push(FieldError::new(name, e));
+                None
+            }
+        })
+    };
+    let from = month("from", &mut errors);
+    let to_exclusive = month("to", &mut errors).and_then(|d| d.checked_add_months(chrono::Months::new(1)));
+    let operation = raw.get("operation").map(|o| o.trim().to_owned());
+    if operation.as_ref().is_some_and(|o| o.is_empty() || o.chars().count() > 100) {
+        errors.push(FieldError::new("operation", "must be 1 to 100 characters"));
+    }
+    let csv = match raw.get("format").map(String::as_str) {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => {
+            errors.push(FieldError::new("format", "must be json or csv"));
+            false
+        }
+    };
+    if errors.is_empty() { Ok((own, Filters { from, to_exclusive, operation }, csv)) } else { Err(ApiError::Validation(errors)) }
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect()
+}
+
+fn wants_csv(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|m| m.trim().starts_with("text/csv")))
+}
+
+/// RFC 4180: a header row, CRLF line ends, fields quoted when they need it.
+fn csv(result: &ReportResult) -> String {
+    fn field(value: &str) -> String {
+        if value.contains([',', '"', '\r', '\n']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value.to_owned() }
+    }
+    let mut out = String::new();
+    let mut header: Vec<String> = result.dimensions.iter().map(|d| d.to_string()).collect();
+    header.push("victims".into());
+    header.push("suppressed".into());
+    out.push_str(&header.iter().map(|h| field(h)).collect::<Vec<_>>().join(","));
+    out.push_str("\r\n");
+    for cell in &result.cells {
+        let mut row: Vec<String> = cell.key.iter().map(|v| field(v)).collect();
+        row.push(cell.victims.map(|n| n.to_string()).unwrap_or_default());
+        row.push(cell.suppressed.to_string());
+        out.push_str(&row.join(","));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+/// Run a report. Parameters are the report's own (see the catalogue) plus `from` and `to`
+/// (months, YYYY-MM, inclusive), `operation` (a tag) and `format` (`json` or `csv`; or send
+/// `Accept: text/csv`).
+///
+/// Anyone but a caseworker (who sees their own organisation's case load) gets pooled, anonymised
+/// counts: distinct victims who consented to anonymised statistics, of organisations that share
+/// statistics; counts below k suppressed, with complementary suppression so that no suppressed
+/// count can be recomputed from the totals. `privacy` says what was done. Every run is audited;
+/// every release to a non-caseworker is recorded in the release ledger.
+#[utoipa::path(
+    tag = "reports",
+    params(
+        ("id" = String, Path, description = "Report id from the catalogue"),
+        ("from" = Option<String>, Query, description = "First month, YYYY-MM"),
+        ("to" = Option<String>, Query, description = "Last month, YYYY-MM"),
+        ("operation" = Option<String>, Query, description = "Only victims identified in this operation"),
+        ("format" = Option<String>, Query, description = "`json` (default) or `csv`"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The table", body = ReportResult, content_type = "application/json"),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 422, response = crate::openapi::responses::Invalid),
+    )
+)]
+#[get("/reports/{id}")]
+pub async fn run_report(
+    state: web::Data<AppState>,
+    principal: Principal,
+    ctx: RequestContext,
+    req: HttpRequest,
+    id: web::Path<String>,
+    query: ApiQuery<HashMap<String, String>>,
+) -> ApiResult<HttpResponse> {
+    let plugins = registry();
+    let plugin = plugins.iter().find(|p| p.id() == id.as_str()).ok_or(ApiError::NotFound)?;
+    if !plugin.roles().contains(&principal.role) {
+        return Err(ApiError::Forbidden);
+    }
+    let raw = query.0;
+    let (own, filters, csv_param) = validate(plugin.as_ref(), raw.clone())?;
+    let table = plugin.table(&own)?;
+    let guarded = principal.role != Role::Caseworker;
+    let population = if guarded { Population::Pooled } else { Population::OwnOrganization(principal.organization_id) };
+    let k = state.settings.report_k;
+    let mut conn = state.pool.get().await?;
+    let entries = engine::count(&mut conn, &table, population, &filters).await?;
+    let (cells, privacy) = engine::publish(entries, guarded, k);
+    let result = ReportResult { report: plugin.id(), title: plugin.title(), dimensions: table.dimensions.clone(), cells, privacy };
+    let parameters = serde_json::to_value(&raw).unwrap_or_default();
+    let details = serde_json::json!({
+        "report": plugin.id(), "parameters": parameters, "cells": result.privacy.cells,
+        "suppressed": result.privacy.cells_suppressed, "guarded": guarded,
+    });
+    audit::record(&mut conn, &ctx, Event::new(AuditAction::ReportRun, AuditOutcome::Success).by(&principal).details(details)).await?;
+    if guarded {
+        diesel::insert_into(report_releases::table)
+            .values((
+                report_releases::user_id.eq(principal.user_id),
+                report_releases::organization_id.eq(principal.organization_id),
+                report_releases::report_id.eq(plugin.id()),
+                report_releases::parameters.eq(&parameters),
+                report_releases::k.eq(k as i32),
+                report_releases::cells_released.eq((result.privacy.cells - result.privacy.cells_suppressed) as i32),
+                report_releases::cells_suppressed.eq(result.privacy.cells_suppressed as i32),
+                report_releases::epsilon_spent.eq(0.0),
+            ))
+            .execute(&mut conn)
+            .await?;
+    }
+    if csv_param || wants_csv(&req) {
+        return Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8; header=present").body(csv(&result)));
+    }
+    Ok(HttpResponse::Ok().json(result))
+}

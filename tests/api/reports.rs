@@ -1,0 +1,169 @@
+//! Report plugins behind the privacy guard.
+
+use std::collections::{HashMap, HashSet};
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use haven::db::schema::{organizations, victims};
+use haven::domain::Role;
+use haven::privacy::crypto::IdentityKeyring;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{BLIND_INDEX_KEY, IDENTITY_KEY_SPEC, TestApp, spawn_app, spawn_app_with};
+use crate::victims::victim_body;
+
+async fn seed(app: &TestApp, victims: u64) {
+    let keys = IdentityKeyring::parse(IDENTITY_KEY_SPEC, BLIND_INDEX_KEY).unwrap();
+    let options = haven::seed::SeedOptions { victims, rng_seed: 11, organizations: 4, progress: false };
+    haven::seed::run(&app.pool, &keys, &options).await.unwrap();
+}
+
+/// Distinct victims per (citizenship region, exploitation region), computed here from the rows,
+/// over the pooled population (consent to statistics, sharing organisations).
+async fn independent_flows(app: &TestApp) -> HashMap<(String, String), i64> {
+    let mut conn = app.pool.get().await.unwrap();
+    let sharing: HashSet<Uuid> = organizations::table
+        .filter(organizations::shares_statistics.eq(true))
+        .select(organizations::id)
+        .load::<Uuid>(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    let rows: Vec<(Uuid, Uuid, bool, Vec<String>, Option<String>)> = victims::table
+        .select((victims::id, victims::organization_id, victims::consent_anonymised_statistics, victims::citizenship, victims::country_of_exploitation))
+        .load(&mut conn)
+        .await
+        .unwrap();
+    let region = |code: &str| {
+        keshvar::Alpha3::try_from(code).ok().and_then(|c| c.to_country().maybe_region()).map(|r| r.to_string()).unwrap_or("unknown".into())
+    };
+    let mut sets: HashMap<(String, String), HashSet<Uuid>> = HashMap::new();
+    for (id, org, consent, citizenship, exploited) in rows {
+        if !consent || !sharing.contains(&org) {
+            continue;
+        }
+        let to = exploited.as_deref().map(region).unwrap_or("unknown".into());
+        for from in citizenship.iter().map(|c| region(c)) {
+            sets.entry((from, to.clone())).or_default().insert(id);
+        }
+    }
+    sets.into_iter().map(|(k, v)| (k, v.len() as i64)).collect()
+}
+
+#[tokio::test]
+async fn flows_match_independent_counts_and_respect_k() {
+    let app = spawn_app().await;
+    seed(&app, 2000).await;
+    let (_, partner) = app.user_with_token(app.host_org, Role::Partner).await;
+    let resp = app.get("/api/v1/reports/trafficking-flows?level=region", &partner).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    let body = resp.json();
+    assert_eq!(body["privacy"]["guarded"], true);
+    assert_eq!(body["privacy"]["k"], 11);
+    let expected = independent_flows(&app).await;
+    let mut checked = 0;
+    for cell in body["cells"].as_array().unwrap() {
+        let key: Vec<&str> = cell["key"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        if key.contains(&"_total") {
+            continue;
+        }
+        let truth = expected.get(&(key[0].to_owned(), key[1].to_owned())).copied().unwrap_or(0);
+        match cell["victims"].as_i64() {
+            Some(n) => {
+                assert_eq!(n, truth, "{key:?}");
+                assert!(n >= 11, "a released cell below k: {cell}");
+                checked += 1;
+            }
+            None => assert_eq!(cell["suppressed"], true),
+        }
+    }
+    assert!(checked > 3, "only {checked} cells released: {body}");
+    for (key, n) in &expected {
+        if *n < 11 {
+            let cell = body["cells"].as_array().unwrap().iter().find(|c| c["key"] == json!([key.0, key.1]));
+            assert!(cell.is_none_or(|c| c["victims"].is_null()), "small cell {key:?} released");
+        }
+    }
+}
+
+#[tokio::test]
+async fn consent_and_sharing_decide_who_is_counted() {
+    let app = spawn_app_with(|s| s.report_k = 5).await;
+    let sharing = app.create_org().await;
+    let private = app.create_org_of_kind("Private NGO", haven::domain::OrganizationKind::Ngo, Some("PER")).await;
+    {
+        let mut conn = app.pool.get().await.unwrap();
+        diesel::update(organizations::table.find(private)).set(organizations::shares_statistics.eq(false)).execute(&mut conn).await.unwrap();
+    }
+    for (org, consent, n) in [(sharing, true, 7), (sharing, false, 4), (private, true, 6)] {
+        let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
+        for _ in 0..n {
+            let mut body = victim_body(Uuid::new_v4());
+            body["consent"]["anonymised_statistics"] = json!(consent);
+            assert_eq!(app.post("/api/v1/victims", Some(&caseworker), body).await.status, StatusCode::CREATED);
+        }
+    }
+    let (_, partner) = app.user_with_token(app.host_org, Role::Partner).await;
+    let body = app.get("/api/v1/reports/trends?period=quarter", &partner).await.json();
+    let grand = body["cells"].as_array().unwrap().iter().find(|c| c["key"] == json!(["_total", "_total"])).unwrap().clone();
+    assert_eq!(grand["victims"], 7, "only consenting victims of sharing organisations: {body}");
+    // A caseworker's own report counts their whole case load, unguarded.
+    let (_, caseworker) = app.user_with_token(sharing, Role::Caseworker).await;
+    let own = app.get("/api/v1/reports/trends", &caseworker).await.json();
+    assert_eq!(own["privacy"]["guarded"], false);
+    let grand = own["cells"].as_array().unwrap().iter().find(|c| c["key"] == json!(["_total", "_total"])).unwrap().clone();
+    assert_eq!(grand["victims"], 11);
+}
+
+#[tokio::test]
+async fn catalogue_roles_parameters_csv_audit_and_ledger() {
+    let app = spawn_app().await;
+    seed(&app, 600).await;
+    let (_, partner) = app.user_with_token(app.host_org, Role::Partner).await;
+    let (_, auditor) = app.user_with_token(app.host_org, Role::Auditor).await;
+    let (_, caseworker) = app.user_with_token(app.create_org().await, Role::Caseworker).await;
+    let catalogue = app.get("/api/v1/reports", &partner).await.json();
+    let ids: Vec<&str> = catalogue.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    for id in ["trafficking-flows", "exploitation-profile", "recruitment-and-control", "trends"] {
+        assert!(ids.contains(&id), "{id} missing from the catalogue");
+    }
+    app.get("/api/v1/reports", &auditor).await.assert_problem(403, "forbidden");
+    app.get("/api/v1/reports/trends", &auditor).await.assert_problem(403, "forbidden");
+    app.get("/api/v1/reports/no-such-report", &partner).await.assert_problem(404, "not-found");
+    app.get("/api/v1/reports/trends?period=week", &partner).await.assert_problem(422, "validation");
+    app.get("/api/v1/reports/trends?k=1", &partner).await.assert_problem(422, "validation");
+    app.get("/api/v1/reports/trends?from=2026-13", &partner).await.assert_problem(422, "validation");
+
+    let csv = app.get("/api/v1/reports/exploitation-profile?format=csv", &partner).await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
+    let lines: Vec<&str> = csv.text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines[0], "exploitation_type,gender,age_band,victims,suppressed");
+    assert!(lines.iter().skip(1).any(|l| l.ends_with(",,true")), "suppressed cells are marked");
+    assert!(lines.iter().skip(1).all(|l| l.split(',').count() == 5));
+    let via_accept = app.request_with(reqwest::Method::GET, "/api/v1/reports/trends", Some(&partner), None, &[("accept", "text/csv")]).await;
+    assert!(via_accept.text.starts_with("identified_quarter,exploitation_type,victims,suppressed\r\n"));
+
+    let window = app.get("/api/v1/reports/trends?period=month&from=2026-01&to=2026-03", &partner).await.json();
+    for cell in window["cells"].as_array().unwrap() {
+        let month = cell["key"][0].as_str().unwrap();
+        assert!(month == "_total" || ("2026-01"..="2026-03").contains(&month), "{month} outside the window");
+    }
+
+    app.get("/api/v1/reports/trends", &caseworker).await;
+    let mut conn = app.pool.get().await.unwrap();
+    let releases: i64 = haven::db::schema::report_releases::table.count().get_result(&mut conn).await.unwrap();
+    assert_eq!(releases, 3, "every partner release is in the ledger, the caseworker's own report is not");
+    drop(conn);
+    let runs = app.audit_actions().await.iter().filter(|(a, _)| a == "report.run").count();
+    assert_eq!(runs, 4, "every run is audited");
+}
+
+#[test]
+fn a_suppressed_cell_carries_no_count() {
+    let cell: Value = serde_json::to_value(haven::reports::engine::Cell { key: vec!["a".into()], victims: None, suppressed: true }).unwrap();
+    assert_eq!(cell, json!({ "key": ["a"], "suppressed": true }));
+}
