@@ -28,6 +28,11 @@ text_enum! {
         IdentifiedMonth => "identified_month",
         IdentifiedQuarter => "identified_quarter",
         IdentifiedYear => "identified_year",
+        AssistanceKind => "assistance_kind",
+        ReferralService => "referral_service",
+        ReferralStatus => "referral_status",
+        ReferralResponseTime => "referral_response_time",
+        Figure => "figure",
     }
 }
 
@@ -40,6 +45,9 @@ pub enum Join {
     ExploitationType,
     Recruitment,
     Control,
+    Assistance,
+    Referrals,
+    Figures,
 }
 
 impl Join {
@@ -51,6 +59,20 @@ impl Join {
             Join::ExploitationType => "CROSS JOIN LATERAL unnest(CASE WHEN cardinality(v.exploitation_types) = 0 THEN ARRAY['unknown'] ELSE v.exploitation_types END) AS et(kind)",
             Join::Recruitment => "CROSS JOIN LATERAL unnest(CASE WHEN cardinality(v.recruitment_methods) = 0 THEN ARRAY['unknown'] ELSE v.recruitment_methods END) AS rm(method)",
             Join::Control => "CROSS JOIN LATERAL unnest(CASE WHEN cardinality(v.means_of_control) = 0 THEN ARRAY['unknown'] ELSE v.means_of_control END) AS mc(means)",
+            Join::Assistance => "JOIN assistance_records a ON a.victim_id = v.id",
+            Join::Referrals => "JOIN referrals r ON r.victim_id = v.id",
+            // The headline figures a victim counts towards (a victim counts once per figure).
+            Join::Figures => {
+                "CROSS JOIN LATERAL unnest(array_remove(ARRAY[
+                    'identified',
+                    CASE WHEN v.is_minor THEN 'minors' END,
+                    CASE WHEN v.trafficking_status = 'actual' THEN 'confirmed_victims' END,
+                    CASE WHEN EXISTS (SELECT 1 FROM assistance_records a WHERE a.victim_id = v.id) THEN 'assisted' END,
+                    CASE WHEN EXISTS (SELECT 1 FROM referrals r WHERE r.victim_id = v.id) THEN 'referred' END,
+                    CASE WHEN EXISTS (SELECT 1 FROM referrals r WHERE r.victim_id = v.id AND r.accepted_at IS NOT NULL) THEN 'referral_accepted' END,
+                    CASE WHEN EXISTS (SELECT 1 FROM referrals r WHERE r.victim_id = v.id AND r.status = 'completed') THEN 'referral_completed' END
+                 ], NULL)) AS fig(name)"
+            }
         }
     }
 }
@@ -85,6 +107,19 @@ impl Dimension {
             IdentifiedMonth => ("to_char(v.identified_on, 'YYYY-MM')", &[]),
             IdentifiedQuarter => ("to_char(v.identified_on, 'YYYY-\"Q\"Q')", &[]),
             IdentifiedYear => ("to_char(v.identified_on, 'YYYY')", &[]),
+            AssistanceKind => ("a.kind", &[Join::Assistance]),
+            ReferralService => ("r.service", &[Join::Referrals]),
+            ReferralStatus => ("r.status", &[Join::Referrals]),
+            ReferralResponseTime => (
+                "CASE WHEN coalesce(r.accepted_at, r.declined_at) IS NULL THEN 'no_response' \
+                 WHEN coalesce(r.accepted_at, r.declined_at) - r.created_at < interval '1 day' THEN 'under_1_day' \
+                 WHEN coalesce(r.accepted_at, r.declined_at) - r.created_at < interval '4 days' THEN '1_to_3_days' \
+                 WHEN coalesce(r.accepted_at, r.declined_at) - r.created_at < interval '8 days' THEN '4_to_7_days' \
+                 WHEN coalesce(r.accepted_at, r.declined_at) - r.created_at < interval '31 days' THEN '8_to_30_days' \
+                 ELSE 'over_30_days' END",
+                &[Join::Referrals],
+            ),
+            Figure => ("fig.name", &[Join::Figures]),
         }
     }
 }

@@ -51,9 +51,11 @@ pub trait ReportPlugin: Send + Sync {
 /// Every report this deployment offers.
 pub fn registry() -> Vec<Box<dyn ReportPlugin>> {
     vec![
+        Box::new(plugins::operation_summary::OperationSummary),
         Box::new(plugins::trafficking_flows::TraffickingFlows),
         Box::new(plugins::exploitation_profile::ExploitationProfile),
         Box::new(plugins::recruitment_and_control::RecruitmentAndControl),
+        Box::new(plugins::referral_outcomes::ReferralOutcomes),
         Box::new(plugins::trends::Trends),
     ]
 }

@@ -167,3 +167,66 @@ fn a_suppressed_cell_carries_no_count() {
     let cell: Value = serde_json::to_value(haven::reports::engine::Cell { key: vec!["a".into()], victims: None, suppressed: true }).unwrap();
     assert_eq!(cell, json!({ "key": ["a"], "suppressed": true }));
 }
+
+fn figure(body: &Value, key: Value) -> Option<i64> {
+    body["cells"].as_array().unwrap().iter().find(|c| c["key"] == key).and_then(|c| c["victims"].as_i64())
+}
+
+#[tokio::test]
+async fn operation_summary_and_referral_outcomes_match_independent_counts() {
+    use haven::db::schema::{assistance_records, referrals};
+    let app = spawn_app().await;
+    seed(&app, 1500).await;
+    // The caseworker view of one seeded organisation is exact (unguarded): compare with the rows.
+    let mut conn = app.pool.get().await.unwrap();
+    let org: Uuid = victims::table.select(victims::organization_id).first(&mut conn).await.unwrap();
+    let ids: Vec<(Uuid, bool, String)> = victims::table
+        .filter(victims::organization_id.eq(org))
+        .select((victims::id, victims::is_minor, victims::trafficking_status))
+        .load(&mut conn)
+        .await
+        .unwrap();
+    let own: HashSet<Uuid> = ids.iter().map(|r| r.0).collect();
+    let assisted: HashSet<Uuid> = assistance_records::table
+        .select(assistance_records::victim_id)
+        .load::<Uuid>(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|v| own.contains(v))
+        .collect();
+    let refs: Vec<(Uuid, String, String)> = referrals::table
+        .select((referrals::victim_id, referrals::status, referrals::service))
+        .load(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r: &(Uuid, String, String)| own.contains(&r.0))
+        .collect();
+    drop(conn);
+    let user = app.create_user(org, Role::Caseworker).await;
+    let token = app.token(&user).await;
+    let body = app.get("/api/v1/reports/operation-summary", &token).await.json();
+    assert_eq!(figure(&body, json!(["identified"])), Some(ids.len() as i64));
+    assert_eq!(figure(&body, json!(["minors"])).unwrap_or(0), ids.iter().filter(|r| r.1).count() as i64);
+    assert_eq!(figure(&body, json!(["confirmed_victims"])).unwrap_or(0), ids.iter().filter(|r| r.2 == "actual").count() as i64);
+    assert_eq!(figure(&body, json!(["assisted"])), Some(assisted.len() as i64));
+    let referred: HashSet<Uuid> = refs.iter().map(|r| r.0).collect();
+    assert_eq!(figure(&body, json!(["referred"])), Some(referred.len() as i64));
+    let completed: HashSet<Uuid> = refs.iter().filter(|r| r.1 == "completed").map(|r| r.0).collect();
+    assert_eq!(figure(&body, json!(["referral_completed"])).unwrap_or(0), completed.len() as i64);
+
+    let outcomes = app.get("/api/v1/reports/referral-outcomes", &token).await.json();
+    let mut by_pair: HashMap<(String, String), HashSet<Uuid>> = HashMap::new();
+    for (victim, status, service) in &refs {
+        by_pair.entry((service.clone(), status.clone())).or_default().insert(*victim);
+    }
+    for ((service, status), victims) in by_pair {
+        assert_eq!(figure(&outcomes, json!([service, status])), Some(victims.len() as i64), "{service} {status}");
+    }
+    let bands = app.get("/api/v1/reports/referral-outcomes?by=response_time", &token).await.json();
+    assert_eq!(bands["dimensions"], json!(["referral_service", "referral_response_time"]));
+    let (_, partner) = app.user_with_token(app.host_org, Role::Partner).await;
+    let pooled = app.get("/api/v1/reports/operation-summary?by=country_of_exploitation&operation=OP-SENTINEL-2026", &partner).await;
+    assert_eq!(pooled.status, StatusCode::OK, "{}", pooled.text);
+}

@@ -1,7 +1,9 @@
 //! The built-in report plugins.
 
 pub mod exploitation_profile;
+pub mod operation_summary;
 pub mod recruitment_and_control;
+pub mod referral_outcomes;
 pub mod trafficking_flows;
 pub mod trends;
 
