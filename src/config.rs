@@ -183,6 +183,15 @@ pub struct Settings {
     #[arg(long, env = "HAVEN_REPORT_K", default_value_t = 11, global = true)]
     pub report_k: i64,
 
+    /// Differential-privacy epsilon spent by each report release to anyone but a caseworker on
+    /// their own organisation (OpenDP noise on every released count); 0 turns noise off.
+    #[arg(long, env = "HAVEN_DP_EPSILON", default_value_t = 1.0, global = true)]
+    pub dp_epsilon: f64,
+
+    /// Total epsilon an organisation may spend over all its releases; further requests are refused.
+    #[arg(long, env = "HAVEN_DP_BUDGET", default_value_t = 30.0, global = true)]
+    pub dp_budget: f64,
+
     /// Log format.
     #[arg(long, env = "HAVEN_LOG_FORMAT", value_enum, default_value = "json", global = true)]
     pub log_format: LogFormat,
@@ -250,6 +259,9 @@ impl Settings {
         }
         if self.lockout_threshold == 0 || !(1..=1440).contains(&self.lockout_minutes) {
             return Err(bad("HAVEN_LOCKOUT_*", "the threshold must be at least 1 and the duration 1 to 1440 minutes"));
+        }
+        if !(0.0..=10.0).contains(&self.dp_epsilon) || !(self.dp_budget >= 0.0 && self.dp_budget.is_finite()) {
+            return Err(bad("HAVEN_DP_EPSILON/HAVEN_DP_BUDGET", "epsilon must be 0 (off) to 10, the budget non-negative"));
         }
         if self.report_k < 5 {
             return Err(bad("HAVEN_REPORT_K", "must be at least 5"));

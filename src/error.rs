@@ -79,6 +79,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
+    #[error("privacy budget spent")]
+    BudgetExhausted,
     #[error("service unavailable")]
     Unavailable,
     #[error("internal error: {0}")]
@@ -155,6 +157,11 @@ impl ApiError {
                 "Too many requests",
                 "Too many attempts; retry after the time given in Retry-After.".into(),
             ),
+            ApiError::BudgetExhausted => (
+                "privacy-budget-exhausted",
+                "Privacy budget spent",
+                "Your organisation has spent its differential-privacy budget; no further statistics can be released to it.".into(),
+            ),
             ApiError::Unavailable => (
                 "unavailable",
                 "Service unavailable",
@@ -189,7 +196,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::BudgetExhausted => StatusCode::FORBIDDEN,
             ApiError::NotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,

@@ -123,9 +123,13 @@ pub struct PrivacyReport {
     pub cells_suppressed: usize,
     /// Of those, below k themselves (the others protect them).
     pub cells_suppressed_primary: usize,
-    /// Differential-privacy noise: not applied in this version (counts are exact, after suppression).
+    /// Differential-privacy noise added to released counts, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub noise: Option<String>,
     pub epsilon_spent: f64,
+    /// Epsilon your organisation may still spend, when noise is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_left: Option<f64>,
 }
 
 /// Guards (or not) the entries and shapes the cells, totals last.
@@ -162,6 +166,21 @@ pub fn publish(mut entries: Vec<Entry>, guarded: bool, k: i64) -> (Vec<Cell>, Pr
         cells_suppressed_primary: primary,
         noise: None,
         epsilon_spent: 0.0,
+        budget_left: None,
     };
     (cells, report)
+}
+
+/// Adds OpenDP noise to every released count of a guarded table and records it in `privacy`.
+pub fn add_noise(cells: &mut [Cell], privacy: &mut PrivacyReport, epsilon: f64, sensitivity: i64) -> Result<(), ApiError> {
+    let released: Vec<i64> = cells.iter().filter_map(|c| c.victims).collect();
+    let (noisy, spent, scale) =
+        super::noise::release(&released, epsilon, sensitivity).map_err(|e| ApiError::internal("noise", e))?;
+    let mut values = noisy.into_iter();
+    for cell in cells.iter_mut().filter(|c| c.victims.is_some()) {
+        cell.victims = values.next();
+    }
+    privacy.noise = Some(format!("discrete Laplace (OpenDP), scale {scale}, sensitivity {sensitivity}"));
+    privacy.epsilon_spent = spent;
+    Ok(())
 }

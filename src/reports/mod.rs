@@ -7,6 +7,7 @@
 pub mod catalogue;
 pub mod engine;
 pub mod guard;
+pub mod noise;
 pub mod plugins;
 pub mod routes;
 

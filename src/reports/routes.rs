@@ -2,7 +2,7 @@ use std::collections::HashMap;
 
 use actix_web::{HttpRequest, HttpResponse, get, http::header, web};
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -162,8 +162,10 @@ fn csv(result: &ReportResult) -> String {
 /// Anyone but a caseworker (who sees their own organisation's case load) gets pooled, anonymised
 /// counts: distinct victims who consented to anonymised statistics, of organisations that share
 /// statistics; counts below k suppressed, with complementary suppression so that no suppressed
-/// count can be recomputed from the totals. `privacy` says what was done. Every run is audited;
-/// every release to a non-caseworker is recorded in the release ledger.
+/// count can be recomputed from the totals; then differential-privacy noise (OpenDP) on every
+/// released count, spending the organisation's privacy budget: once spent, 403
+/// `urn:haven:problem:privacy-budget-exhausted`. `privacy` says what was done. Every run is
+/// audited; every release to a non-caseworker is recorded in the release ledger.
 #[utoipa::path(
     tag = "reports",
     params(
@@ -204,29 +206,59 @@ pub async fn run_report(
     let k = state.settings.report_k;
     let mut conn = state.pool.get().await?;
     let entries = engine::count(&mut conn, &table, population, &filters).await?;
-    let (cells, privacy) = engine::publish(entries, guarded, k);
-    let result = ReportResult { report: plugin.id(), title: plugin.title(), dimensions: table.dimensions.clone(), cells, privacy };
+    let (mut cells, mut privacy) = engine::publish(entries, guarded, k);
     let parameters = serde_json::to_value(&raw).unwrap_or_default();
-    let details = serde_json::json!({
-        "report": plugin.id(), "parameters": parameters, "cells": result.privacy.cells,
-        "suppressed": result.privacy.cells_suppressed, "guarded": guarded,
-    });
-    audit::record(&mut conn, &ctx, Event::new(AuditAction::ReportRun, AuditOutcome::Success).by(&principal).details(details)).await?;
-    if guarded {
-        diesel::insert_into(report_releases::table)
-            .values((
-                report_releases::user_id.eq(principal.user_id),
-                report_releases::organization_id.eq(principal.organization_id),
-                report_releases::report_id.eq(plugin.id()),
-                report_releases::parameters.eq(&parameters),
-                report_releases::k.eq(k as i32),
-                report_releases::cells_released.eq((result.privacy.cells - result.privacy.cells_suppressed) as i32),
-                report_releases::cells_suppressed.eq(result.privacy.cells_suppressed as i32),
-                report_releases::epsilon_spent.eq(0.0),
-            ))
-            .execute(&mut conn)
-            .await?;
-    }
+    let epsilon = state.settings.dp_epsilon;
+    let noisy = guarded && epsilon > 0.0;
+    let org = principal.organization_id;
+    let budget = state.settings.dp_budget;
+    // Budget check, noise, ledger and audit in one transaction, serialised per organisation, so two
+    // concurrent requests cannot both spend the last of a budget.
+    let privacy = (*conn)
+        .transaction::<_, ApiError, _>(async |conn: &mut diesel_async::AsyncPgConnection| {
+            if guarded {
+                diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                    .bind::<diesel::sql_types::Text, _>(org.to_string())
+                    .execute(conn)
+                    .await?;
+            }
+            if noisy {
+                let spent: Option<f64> = report_releases::table
+                    .filter(report_releases::organization_id.eq(org))
+                    .select(diesel::dsl::sum(report_releases::epsilon_spent))
+                    .first(conn)
+                    .await?;
+                let spent = spent.unwrap_or(0.0);
+                if spent + epsilon > budget + 1e-9 {
+                    return Err(ApiError::BudgetExhausted);
+                }
+                engine::add_noise(&mut cells, &mut privacy, epsilon, super::noise::sensitivity(&table.dimensions))?;
+                privacy.budget_left = Some((budget - spent - privacy.epsilon_spent).max(0.0));
+            }
+            let details = serde_json::json!({
+                "report": plugin.id(), "parameters": parameters, "cells": privacy.cells,
+                "suppressed": privacy.cells_suppressed, "guarded": guarded, "epsilon": privacy.epsilon_spent,
+            });
+            audit::record(conn, &ctx, Event::new(AuditAction::ReportRun, AuditOutcome::Success).by(&principal).details(details)).await?;
+            if guarded {
+                diesel::insert_into(report_releases::table)
+                    .values((
+                        report_releases::user_id.eq(principal.user_id),
+                        report_releases::organization_id.eq(org),
+                        report_releases::report_id.eq(plugin.id()),
+                        report_releases::parameters.eq(&parameters),
+                        report_releases::k.eq(k as i32),
+                        report_releases::cells_released.eq((privacy.cells - privacy.cells_suppressed) as i32),
+                        report_releases::cells_suppressed.eq(privacy.cells_suppressed as i32),
+                        report_releases::epsilon_spent.eq(privacy.epsilon_spent),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+            Ok(privacy)
+        })
+        .await?;
+    let result = ReportResult { report: plugin.id(), title: plugin.title(), dimensions: table.dimensions.clone(), cells, privacy };
     if csv_param || wants_csv(&req) {
         return Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8; header=present").body(csv(&result)));
     }

@@ -98,6 +98,8 @@ pub fn test_settings(database_url: &str) -> Settings {
     s.login_per_address_per_minute = 10_000;
     s.login_per_account_burst = 1_000;
     s.lockout_threshold = 1_000;
+    // Exact counts unless a test turns noise on.
+    s.dp_epsilon = 0.0;
     s
 }
 

@@ -230,3 +230,71 @@ async fn operation_summary_and_referral_outcomes_match_independent_counts() {
     let pooled = app.get("/api/v1/reports/operation-summary?by=country_of_exploitation&operation=OP-SENTINEL-2026", &partner).await;
     assert_eq!(pooled.status, StatusCode::OK, "{}", pooled.text);
 }
+
+#[tokio::test]
+async fn noise_spends_the_budget_until_it_is_refused() {
+    let app = spawn_app_with(|s| {
+        s.dp_epsilon = 1.0;
+        s.dp_budget = 3.0;
+    })
+    .await;
+    seed(&app, 800).await;
+    let (_, partner) = app.user_with_token(app.host_org, Role::Partner).await;
+    let mut left = Vec::new();
+    for _ in 0..3 {
+        let resp = app.get("/api/v1/reports/trends?period=quarter", &partner).await;
+        assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+        let body = resp.json();
+        assert!(body["privacy"]["noise"].as_str().unwrap().contains("OpenDP"));
+        assert!((body["privacy"]["epsilon_spent"].as_f64().unwrap() - 1.0).abs() < 1e-6);
+        left.push(body["privacy"]["budget_left"].as_f64().unwrap());
+    }
+    assert_eq!(left, vec![2.0, 1.0, 0.0]);
+    app.get("/api/v1/reports/trends", &partner).await.assert_problem(403, "privacy-budget-exhausted");
+    // The budget is the organisation's, not the user's; caseworkers' own reports spend none.
+    let (_, colleague) = app.user_with_token(app.host_org, Role::Partner).await;
+    app.get("/api/v1/reports/trends", &colleague).await.assert_problem(403, "privacy-budget-exhausted");
+    let mut conn = app.pool.get().await.unwrap();
+    let spent: Option<f64> = haven::db::schema::report_releases::table
+        .select(diesel::dsl::sum(haven::db::schema::report_releases::epsilon_spent))
+        .first(&mut conn)
+        .await
+        .unwrap();
+    assert!((spent.unwrap() - 3.0).abs() < 1e-6, "the ledger holds every epsilon spent");
+}
+
+/// The differencing attack: two requests whose populations differ by one victim (here: a time
+/// window that does or does not include the day that victim was identified). Without noise the
+/// difference of two released totals would be exactly that victim; with noise the two releases
+/// overlap and their difference is not the victim's contribution.
+#[tokio::test]
+async fn differencing_two_releases_reveals_nothing_about_one_victim() {
+    let app = spawn_app_with(|s| {
+        s.dp_epsilon = 0.5;
+        s.dp_budget = 1000.0;
+        s.report_k = 5;
+    })
+    .await;
+    let org = app.create_org().await;
+    let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
+    for (month, n) in [("2026-07-10", 30), ("2026-08-10", 1)] {
+        for _ in 0..n {
+            let mut body = victim_body(Uuid::new_v4());
+            body["identified_on"] = json!(month);
+            app.post("/api/v1/victims", Some(&caseworker), body).await;
+        }
+    }
+    let (_, partner) = app.user_with_token(app.host_org, Role::Partner).await;
+    let grand = |body: &Value| figure(body, json!(["_total"])).unwrap_or(-1);
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for _ in 0..25 {
+        without.push(grand(&app.get("/api/v1/reports/operation-summary?from=2026-07&to=2026-07", &partner).await.json()));
+        with.push(grand(&app.get("/api/v1/reports/operation-summary?from=2026-07&to=2026-08", &partner).await.json()));
+    }
+    let a: HashSet<i64> = without.iter().copied().collect();
+    let b: HashSet<i64> = with.iter().copied().collect();
+    assert!(a.len() > 1 && b.len() > 1, "releases are randomised: {without:?} {with:?}");
+    assert!(a.intersection(&b).count() > 0, "the two populations give overlapping releases");
+    let exact_difference = without.iter().zip(&with).filter(|(x, y)| **y - **x == 1).count();
+    assert!(exact_difference < 25, "the difference must not reveal the victim every time");
+}
