@@ -183,6 +183,10 @@ pub struct Settings {
     #[arg(long, env = "HAVEN_REPORT_K", default_value_t = 11, global = true)]
     pub report_k: i64,
 
+    /// Directory of additional declarative report plugins (`*.toml`), validated at start.
+    #[arg(long, env = "HAVEN_REPORTS_DIR", global = true)]
+    pub reports_dir: Option<PathBuf>,
+
     /// Differential-privacy epsilon spent by each report release to anyone but a caseworker on
     /// their own organisation (OpenDP noise on every released count); 0 turns noise off.
     #[arg(long, env = "HAVEN_DP_EPSILON", default_value_t = 1.0, global = true)]

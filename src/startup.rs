@@ -134,7 +134,8 @@ pub fn keys(settings: &Settings) -> Result<Keys, StartupError> {
 
 pub fn build_state(settings: Settings, database_url: &str, keys: Keys) -> Result<AppState, StartupError> {
     let pool = crate::db::build_pool(database_url, settings.db_pool_size, Duration::from_millis(settings.db_timeout_ms))?;
-    let document = crate::openapi::document();
+    let reports = crate::reports::Registry::load(settings.reports_dir.as_deref()).map_err(StartupError::Task)?;
+    let document = crate::openapi::document_for(&reports);
     let routes = RouteTable::from_openapi(&document);
     Ok(AppState {
         pool,
@@ -143,7 +144,8 @@ pub fn build_state(settings: Settings, database_url: &str, keys: Keys) -> Result
         keyring: Arc::new(keys.jwt),
         identity_keys: Arc::new(keys.identity),
         metrics: Arc::new(Metrics::new()),
-        openapi_json: Arc::new(crate::openapi::document_json()),
+        openapi_json: Arc::new(crate::openapi::to_json(&document)),
+        reports: Arc::new(reports),
         routes: Arc::new(routes),
         settings: Arc::new(settings),
     })

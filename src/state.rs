@@ -17,6 +17,8 @@ pub struct AppState {
     pub hasher: Arc<PasswordHasher>,
     pub throttle: Arc<LoginThrottle>,
     pub metrics: Arc<Metrics>,
+    /// The report plugins of this deployment.
+    pub reports: Arc<crate::reports::Registry>,
     /// The served OpenAPI document, serialised once.
     pub openapi_json: Arc<String>,
     /// Path templates of the spec, to tell 405 from 404.

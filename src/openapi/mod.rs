@@ -105,15 +105,15 @@ impl Modify for CommonResponses {
 /// One documented path per report plugin, with its own parameters, derived from the generic
 /// `/reports/{id}` operation: served by it, documented from the registry, so a new plugin is
 /// documented without touching this file.
-struct ReportPaths;
+struct ReportPaths<'a>(&'a crate::reports::Registry);
 
-impl Modify for ReportPaths {
+impl Modify for ReportPaths<'_> {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::path::{HttpMethod, ParameterBuilder, ParameterIn, PathItem};
         use utoipa::openapi::{ObjectBuilder, Required, schema::Type};
         let generic_path = format!("{}/reports/{{id}}", crate::routes::API_PREFIX);
         let Some(generic) = openapi.paths.paths.get(&generic_path).and_then(|item| item.get.clone()) else { return };
-        for plugin in crate::reports::registry() {
+        for plugin in &self.0.plugins {
             let mut op = generic.clone();
             op.operation_id = Some(format!("run_report_{}", plugin.id().replace('-', "_")));
             op.summary = Some(plugin.title().to_owned());
@@ -146,15 +146,21 @@ impl Modify for ReportPaths {
     }
 }
 
-/// The document as the running service serves it.
+/// The document of the shipped build (compiled and shipped declarative reports): what
+/// `haven openapi` prints and `openapi/openapi.json` holds.
 pub fn document() -> utoipa::openapi::OpenApi {
+    document_for(&crate::reports::Registry::shipped())
+}
+
+/// The document for a registry (a deployment may add declarative reports from a directory).
+pub fn document_for(registry: &crate::reports::Registry) -> utoipa::openapi::OpenApi {
     let (_, mut doc) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .configure(crate::routes::configure)
         .split_for_parts();
     // Modifiers ran before the routes were collected; apply the shared responses to them now.
-    ReportPaths.modify(&mut doc);
+    ReportPaths(registry).modify(&mut doc);
     CommonResponses.modify(&mut doc);
     doc.info.version = env!("CARGO_PKG_VERSION").into();
     doc
@@ -162,7 +168,11 @@ pub fn document() -> utoipa::openapi::OpenApi {
 
 /// Pretty JSON with a trailing newline, as committed in `openapi/openapi.json`.
 pub fn document_json() -> String {
-    let mut json = document().to_pretty_json().expect("the document serialises");
+    to_json(&document())
+}
+
+pub fn to_json(doc: &utoipa::openapi::OpenApi) -> String {
+    let mut json = doc.to_pretty_json().expect("the document serialises");
     json.push('\n');
     json
 }

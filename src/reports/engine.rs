@@ -72,10 +72,16 @@ pub async fn count(conn: &mut AsyncPgConnection, table: &TableQuery, population:
              AND v.organization_id IN (SELECT id FROM organizations WHERE shares_statistics)"
         }
     };
+    let restrictions: String = table
+        .filters
+        .iter()
+        .enumerate()
+        .map(|(i, f)| format!(" AND {}", f.field.sql().replace("{}", &format!("${}::text[]", i + 5))))
+        .collect();
     let sql = format!(
         "SELECT {select}, count(DISTINCT v.id) AS n FROM victims v {joins} \
          WHERE {scope} AND ($2::date IS NULL OR v.identified_on >= $2) AND ($3::date IS NULL OR v.identified_on < $3) \
-         AND ($4::text IS NULL OR v.operation = $4) GROUP BY CUBE ({group})",
+         AND ($4::text IS NULL OR v.operation = $4){restrictions} GROUP BY CUBE ({group})",
         select = select.join(", "),
         joins = joins.iter().map(|j| j.sql()).collect::<Vec<_>>().join(" "),
         group = group.join(", "),
@@ -84,13 +90,16 @@ pub async fn count(conn: &mut AsyncPgConnection, table: &TableQuery, population:
         Population::OwnOrganization(org) => Some(org),
         Population::Pooled => None,
     };
-    let rows: Vec<Row> = diesel::sql_query(sql)
+    let mut query = diesel::sql_query(sql)
+        .into_boxed()
         .bind::<Nullable<SqlUuid>, _>(org)
         .bind::<Nullable<Date>, _>(filters.from)
         .bind::<Nullable<Date>, _>(filters.to_exclusive)
-        .bind::<Nullable<Text>, _>(filters.operation.clone())
-        .load(conn)
-        .await?;
+        .bind::<Nullable<Text>, _>(filters.operation.clone());
+    for filter in &table.filters {
+        query = query.bind::<diesel::sql_types::Array<Text>, _>(filter.values.clone());
+    }
+    let rows: Vec<Row> = query.load(conn).await?;
     Ok(rows
         .into_iter()
         .map(|r| Entry { key: [r.d1, r.d2, r.d3].into_iter().take(dims.len()).collect(), count: r.n })

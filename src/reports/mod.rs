@@ -5,6 +5,7 @@
 //! `registry()`.
 
 pub mod catalogue;
+pub mod declarative;
 pub mod engine;
 pub mod guard;
 pub mod noise;
@@ -29,17 +30,19 @@ pub struct ParamSpec {
     pub default: &'static str,
 }
 
-/// What a report counts: distinct victims, grouped by up to three dimensions.
-#[derive(Debug, Clone)]
+/// What a report counts: distinct victims, grouped by up to three dimensions, optionally
+/// restricted by whitelisted filters.
+#[derive(Debug, Clone, Default)]
 pub struct TableQuery {
     pub dimensions: Vec<Dimension>,
+    pub filters: Vec<catalogue::Filter>,
 }
 
 pub trait ReportPlugin: Send + Sync {
-    fn id(&self) -> &'static str;
-    fn title(&self) -> &'static str;
-    fn description(&self) -> &'static str;
-    fn roles(&self) -> &'static [Role] {
+    fn id(&self) -> &str;
+    fn title(&self) -> &str;
+    fn description(&self) -> &str;
+    fn roles(&self) -> &[Role] {
         &[Role::Caseworker, Role::Admin, Role::Partner]
     }
     fn parameters(&self) -> Vec<ParamSpec> {
@@ -49,8 +52,42 @@ pub trait ReportPlugin: Send + Sync {
     fn table(&self, params: &std::collections::HashMap<String, String>) -> Result<TableQuery, ApiError>;
 }
 
-/// Every report this deployment offers.
-pub fn registry() -> Vec<Box<dyn ReportPlugin>> {
+/// The reports of a deployment: compiled plugins, the declarative ones shipped in `reports/`, and
+/// those of the directory named in settings.
+pub struct Registry {
+    pub plugins: Vec<Box<dyn ReportPlugin>>,
+}
+
+impl Registry {
+    /// Compiled and shipped declarative plugins (what `haven openapi` documents).
+    pub fn shipped() -> Registry {
+        let mut plugins = compiled();
+        for (name, text) in declarative::SHIPPED {
+            plugins.push(Box::new(declarative::parse(name, text).expect("shipped report plugins are valid (a test checks)")));
+        }
+        Registry { plugins }
+    }
+
+    /// Adds the declarative plugins of `dir`; a bad file is an error naming the file, line and problem.
+    pub fn load(dir: Option<&std::path::Path>) -> Result<Registry, String> {
+        let mut registry = Registry::shipped();
+        if let Some(dir) = dir {
+            for plugin in declarative::load_dir(dir)? {
+                if registry.get(plugin.id()).is_some() {
+                    return Err(format!("{}: report id `{}` is already taken", plugin.source, plugin.id()));
+                }
+                registry.plugins.push(Box::new(plugin));
+            }
+        }
+        Ok(registry)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&dyn ReportPlugin> {
+        self.plugins.iter().find(|p| p.id() == id).map(|p| p.as_ref())
+    }
+}
+
+fn compiled() -> Vec<Box<dyn ReportPlugin>> {
     vec![
         Box::new(plugins::operation_summary::OperationSummary),
         Box::new(plugins::trafficking_flows::TraffickingFlows),

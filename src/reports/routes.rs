@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::catalogue::{Dimension, Month};
 use super::engine::{self, Cell, Filters, Population, PrivacyReport};
-use super::{ParamSpec, ReportPlugin, registry};
+use super::{ParamSpec, ReportPlugin};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
 use crate::db::schema::report_releases;
@@ -21,9 +21,9 @@ use crate::state::AppState;
 #[derive(Serialize, ToSchema)]
 pub struct ReportInfo {
     #[schema(example = "trafficking-flows")]
-    pub id: &'static str,
-    pub title: &'static str,
-    pub description: &'static str,
+    pub id: String,
+    pub title: String,
+    pub description: String,
     /// Its own parameters; every report also takes `from`, `to` (YYYY-MM), `operation` and `format`.
     pub parameters: Vec<ParamSpec>,
     /// Dimensions of its table with default parameters.
@@ -34,17 +34,14 @@ pub struct ReportInfo {
 /// A released report.
 #[derive(Serialize, ToSchema)]
 pub struct ReportResult {
-    pub report: &'static str,
-    pub title: &'static str,
+    pub report: String,
+    pub title: String,
     pub dimensions: Vec<Dimension>,
     /// Every cell and every total (a `_total` value) of the table.
     pub cells: Vec<Cell>,
     pub privacy: PrivacyReport,
 }
 
-fn visible(p: &Principal) -> impl Fn(&&Box<dyn ReportPlugin>) -> bool + '_ {
-    move |plugin| plugin.roles().contains(&p.role)
-}
 
 /// The report catalogue: the reports your role may run.
 #[utoipa::path(
@@ -57,18 +54,19 @@ fn visible(p: &Principal) -> impl Fn(&&Box<dyn ReportPlugin>) -> bool + '_ {
     )
 )]
 #[get("/reports")]
-pub async fn list_reports(principal: Principal) -> ApiResult<HttpResponse> {
+pub async fn list_reports(state: web::Data<AppState>, principal: Principal) -> ApiResult<HttpResponse> {
     if principal.role == Role::Auditor {
         return Err(ApiError::Forbidden);
     }
-    let plugins = registry();
-    let infos: Vec<ReportInfo> = plugins
+    let infos: Vec<ReportInfo> = state
+        .reports
+        .plugins
         .iter()
-        .filter(visible(&principal))
+        .filter(|p| p.roles().contains(&principal.role))
         .map(|p| ReportInfo {
-            id: p.id(),
-            title: p.title(),
-            description: p.description(),
+            id: p.id().to_owned(),
+            title: p.title().to_owned(),
+            description: p.description().to_owned(),
             parameters: p.parameters(),
             dimensions: p.table(&HashMap::new()).map(|t| t.dimensions).unwrap_or_default(),
             roles: p.roles().to_vec(),
@@ -193,13 +191,12 @@ pub async fn run_report(
     id: web::Path<String>,
     query: ApiQuery<HashMap<String, String>>,
 ) -> ApiResult<HttpResponse> {
-    let plugins = registry();
-    let plugin = plugins.iter().find(|p| p.id() == id.as_str()).ok_or(ApiError::NotFound)?;
+    let plugin = state.reports.get(id.as_str()).ok_or(ApiError::NotFound)?;
     if !plugin.roles().contains(&principal.role) {
         return Err(ApiError::Forbidden);
     }
     let raw = query.0;
-    let (own, filters, csv_param) = validate(plugin.as_ref(), raw.clone())?;
+    let (own, filters, csv_param) = validate(plugin, raw.clone())?;
     let table = plugin.table(&own)?;
     let guarded = principal.role != Role::Caseworker;
     let population = if guarded { Population::Pooled } else { Population::OwnOrganization(principal.organization_id) };
@@ -258,7 +255,7 @@ pub async fn run_report(
             Ok(privacy)
         })
         .await?;
-    let result = ReportResult { report: plugin.id(), title: plugin.title(), dimensions: table.dimensions.clone(), cells, privacy };
+    let result = ReportResult { report: plugin.id().to_owned(), title: plugin.title().to_owned(), dimensions: table.dimensions.clone(), cells, privacy };
     if csv_param || wants_csv(&req) {
         return Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8; header=present").body(csv(&result)));
     }

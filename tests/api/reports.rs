@@ -298,3 +298,47 @@ async fn differencing_two_releases_reveals_nothing_about_one_victim() {
     let exact_difference = without.iter().zip(&with).filter(|(x, y)| **y - **x == 1).count();
     assert!(exact_difference < 25, "the difference must not reveal the victim every time");
 }
+
+#[tokio::test]
+async fn declarative_plugins_run_like_compiled_ones() {
+    let dir = std::env::temp_dir().join(format!("haven-reports-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("minors.toml"),
+        "id = \"minors-by-gender\"\ntitle = \"Minors by gender\"\ndescription = \"Minors by gender.\"\n\
+         roles = [\"caseworker\", \"partner\"]\ndimensions = [\"gender\"]\n\n[filters]\nminor_or_adult = [\"minor\"]\n",
+    )
+    .unwrap();
+    let reports_dir = dir.clone();
+    let app = spawn_app_with(move |s| s.reports_dir = Some(reports_dir)).await;
+    seed(&app, 1200).await;
+    let mut conn = app.pool.get().await.unwrap();
+    let org: Uuid = victims::table.select(victims::organization_id).first(&mut conn).await.unwrap();
+    let rows: Vec<(bool, Vec<String>, String)> = victims::table
+        .filter(victims::organization_id.eq(org))
+        .select((victims::is_minor, victims::exploitation_types, victims::gender))
+        .load(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let user = app.create_user(org, Role::Caseworker).await;
+    let token = app.token(&user).await;
+
+    // The shipped declarative report: only forced criminality is counted.
+    let scam = app.get("/api/v1/reports/scam-compound-recruitment", &token).await.json();
+    let expected = rows.iter().filter(|r| r.1.contains(&"forced_criminality".to_owned())).count() as i64;
+    assert_eq!(figure(&scam, json!(["_total", "_total"])), Some(expected), "{scam}");
+    let women = app.get("/api/v1/reports/scam-compound-recruitment?gender=woman", &token).await.json();
+    let expected_women = rows.iter().filter(|r| r.1.contains(&"forced_criminality".to_owned()) && r.2 == "woman").count() as i64;
+    assert_eq!(figure(&women, json!(["_total", "_total"])).unwrap_or(0), expected_women);
+    app.get("/api/v1/reports/scam-compound-recruitment?gender=robot", &token).await.assert_problem(422, "validation");
+
+    // The directory's report: in the catalogue, the served spec, and counting what it says.
+    let catalogue = app.get("/api/v1/reports", &token).await.json();
+    assert!(catalogue.as_array().unwrap().iter().any(|r| r["id"] == "minors-by-gender"));
+    let spec: Value = app.client.get(format!("{}/openapi.json", app.address)).send().await.unwrap().json().await.unwrap();
+    assert!(spec["paths"].get("/api/v1/reports/minors-by-gender").is_some());
+    let minors = app.get("/api/v1/reports/minors-by-gender", &token).await.json();
+    assert_eq!(figure(&minors, json!(["_total"])), Some(rows.iter().filter(|r| r.0).count() as i64));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -315,3 +315,21 @@ async fn links_planted_in_the_cluster_directory_are_refused() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&target);
 }
+
+#[tokio::test]
+async fn a_bad_report_plugin_file_stops_start_up_with_its_name_and_line() {
+    let dir = data_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("broken.toml"), "id = \"x\"\ntitle = \"X\"\ndescription = \"X\"\nroles = [\"partner\"]\ndimensions = [\"home_address\"]\n").unwrap();
+    let out = haven()
+        .env("DATABASE_URL", fresh_database())
+        .env("HAVEN_REPORTS_DIR", &dir)
+        .arg("serve")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("broken.toml: line 5: field `dimensions`: unknown dimension `home_address`"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

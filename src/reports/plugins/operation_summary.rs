@@ -9,13 +9,13 @@ use crate::reports::{ParamSpec, ReportPlugin, TableQuery};
 pub struct OperationSummary;
 
 impl ReportPlugin for OperationSummary {
-    fn id(&self) -> &'static str {
+    fn id(&self) -> &str {
         "operation-summary"
     }
-    fn title(&self) -> &'static str {
+    fn title(&self) -> &str {
         "Operation summary"
     }
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Headline figures for a period and/or an operation: victims identified, confirmed, minors, assisted, \
          referred, with referrals accepted and completed; optionally by country of exploitation or assistance kind."
     }
@@ -33,6 +33,6 @@ impl ReportPlugin for OperationSummary {
             "assistance_kind" => vec![Dimension::AssistanceKind],
             _ => vec![Dimension::Figure],
         };
-        Ok(TableQuery { dimensions })
+        Ok(TableQuery { dimensions, ..Default::default() })
     }
 }

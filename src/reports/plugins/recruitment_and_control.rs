@@ -9,13 +9,13 @@ use crate::reports::{ParamSpec, ReportPlugin, TableQuery};
 pub struct RecruitmentAndControl;
 
 impl ReportPlugin for RecruitmentAndControl {
-    fn id(&self) -> &'static str {
+    fn id(&self) -> &str {
         "recruitment-and-control"
     }
-    fn title(&self) -> &'static str {
+    fn title(&self) -> &str {
         "Recruitment and means of control"
     }
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Victims by recruitment method (deceptive job offers, pyramid recruitment of friends and family, ...) crossed \
          with the means of control used on them or with the recruiter's relation to them."
     }
@@ -33,6 +33,6 @@ impl ReportPlugin for RecruitmentAndControl {
         } else {
             Dimension::MeansOfControl
         };
-        Ok(TableQuery { dimensions: vec![Dimension::RecruitmentMethod, second] })
+        Ok(TableQuery { dimensions: vec![Dimension::RecruitmentMethod, second], ..Default::default() })
     }
 }

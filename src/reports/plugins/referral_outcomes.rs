@@ -9,13 +9,13 @@ use crate::reports::{ParamSpec, ReportPlugin, TableQuery};
 pub struct ReferralOutcomes;
 
 impl ReportPlugin for ReferralOutcomes {
-    fn id(&self) -> &'static str {
+    fn id(&self) -> &str {
         "referral-outcomes"
     }
-    fn title(&self) -> &'static str {
+    fn title(&self) -> &str {
         "Referral outcomes"
     }
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Referred victims by service needed and referral status, or by service and time the receiving \
          organisation took to accept or decline (bands: under 1 day, 1-3, 4-7, 8-30, over 30 days, no response)."
     }
@@ -33,6 +33,6 @@ impl ReportPlugin for ReferralOutcomes {
         } else {
             Dimension::ReferralStatus
         };
-        Ok(TableQuery { dimensions: vec![Dimension::ReferralService, second] })
+        Ok(TableQuery { dimensions: vec![Dimension::ReferralService, second], ..Default::default() })
     }
 }

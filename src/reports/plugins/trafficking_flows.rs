@@ -9,13 +9,13 @@ use crate::reports::{ParamSpec, ReportPlugin, TableQuery};
 pub struct TraffickingFlows;
 
 impl ReportPlugin for TraffickingFlows {
-    fn id(&self) -> &'static str {
+    fn id(&self) -> &str {
         "trafficking-flows"
     }
-    fn title(&self) -> &'static str {
+    fn title(&self) -> &str {
         "Trafficking flows"
     }
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Victims by citizenship and country of exploitation, at country level or grouped into UN M49 regions or \
          sub-regions (e.g. South America -> Africa)."
     }
@@ -33,6 +33,6 @@ impl ReportPlugin for TraffickingFlows {
             "subregion" => vec![Dimension::CitizenshipSubregion, Dimension::ExploitationSubregion],
             _ => vec![Dimension::CitizenshipRegion, Dimension::ExploitationRegion],
         };
-        Ok(TableQuery { dimensions })
+        Ok(TableQuery { dimensions, ..Default::default() })
     }
 }

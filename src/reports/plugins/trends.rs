@@ -9,13 +9,13 @@ use crate::reports::{ParamSpec, ReportPlugin, TableQuery};
 pub struct Trends;
 
 impl ReportPlugin for Trends {
-    fn id(&self) -> &'static str {
+    fn id(&self) -> &str {
         "trends"
     }
-    fn title(&self) -> &'static str {
+    fn title(&self) -> &str {
         "Trends"
     }
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         "Newly identified victims by month or quarter of identification and type of exploitation."
     }
     fn parameters(&self) -> Vec<ParamSpec> {
@@ -23,6 +23,6 @@ impl ReportPlugin for Trends {
     }
     fn table(&self, params: &HashMap<String, String>) -> Result<TableQuery, ApiError> {
         let period = if choice(params, "period", "quarter") == "month" { Dimension::IdentifiedMonth } else { Dimension::IdentifiedQuarter };
-        Ok(TableQuery { dimensions: vec![period, Dimension::ExploitationType] })
+        Ok(TableQuery { dimensions: vec![period, Dimension::ExploitationType], ..Default::default() })
     }
 }

@@ -1,0 +1,21 @@
+//! Compiles the shipped declarative report plugins (`reports/*.toml`) into the binary, so adding
+//! one is adding a file.
+
+use std::fmt::Write;
+
+fn main() {
+    println!("cargo:rerun-if-changed=reports");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("reports");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map(|entries| entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect())
+        .unwrap_or_default();
+    files.sort();
+    let mut code = String::from("/// The declarative report plugins shipped in `reports/`: (file, contents).\npub const SHIPPED: &[(&str, &str)] = &[\n");
+    for path in files {
+        let name = format!("reports/{}", path.file_name().unwrap().to_string_lossy());
+        writeln!(code, "    ({name:?}, include_str!({:?})),", path.display().to_string()).unwrap();
+    }
+    code.push_str("];\n");
+    let out = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("shipped_reports.rs");
+    std::fs::write(out, code).unwrap();
+}
