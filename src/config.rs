@@ -97,6 +97,10 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
 
+    /// PostgreSQL URL for report queries only (e.g. a read replica); default: the main database.
+    #[arg(long, env = "HAVEN_REPORTS_DATABASE_URL", hide_env_values = true, global = true)]
+    pub reports_database_url: Option<String>,
+
     /// Directory for the private PostgreSQL cluster and the locally generated secrets.
     #[arg(long, env = "HAVEN_DATA_DIR", default_value = ".haven", global = true)]
     pub data_dir: PathBuf,

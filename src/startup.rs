@@ -133,12 +133,18 @@ pub fn keys(settings: &Settings) -> Result<Keys, StartupError> {
 }
 
 pub fn build_state(settings: Settings, database_url: &str, keys: Keys) -> Result<AppState, StartupError> {
-    let pool = crate::db::build_pool(database_url, settings.db_pool_size, Duration::from_millis(settings.db_timeout_ms))?;
+    let timeout = Duration::from_millis(settings.db_timeout_ms);
+    let pool = crate::db::build_pool(database_url, settings.db_pool_size, timeout)?;
+    let reports_pool = match &settings.reports_database_url {
+        Some(url) => crate::db::build_pool(url, settings.db_pool_size, timeout)?,
+        None => pool.clone(),
+    };
     let reports = crate::reports::Registry::load(settings.reports_dir.as_deref()).map_err(StartupError::Task)?;
     let document = crate::openapi::document_for(&reports);
     let routes = RouteTable::from_openapi(&document);
     Ok(AppState {
         pool,
+        reports_pool,
         hasher: Arc::new(PasswordHasher::new(settings.hash_concurrency())),
         throttle: Arc::new(LoginThrottle::new(settings.login_per_address_per_minute, settings.login_per_account_burst)),
         keyring: Arc::new(keys.jwt),

@@ -10,6 +10,8 @@ use crate::telemetry::Metrics;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: Pool,
+    /// Where report queries go: a read replica when configured, else the main pool.
+    pub reports_pool: Pool,
     pub settings: Arc<Settings>,
     pub keyring: Arc<Keyring>,
     /// Encrypts identity-grade data and computes blind indexes.

@@ -201,8 +201,9 @@ pub async fn run_report(
     let guarded = principal.role != Role::Caseworker;
     let population = if guarded { Population::Pooled } else { Population::OwnOrganization(principal.organization_id) };
     let k = state.settings.report_k;
+    // The counting may run on a read replica; the budget, ledger and audit always on the primary.
+    let entries = engine::count(&mut *state.reports_pool.get().await?, &table, population, &filters).await?;
     let mut conn = state.pool.get().await?;
-    let entries = engine::count(&mut conn, &table, population, &filters).await?;
     let (mut cells, mut privacy) = engine::publish(entries, guarded, k);
     let parameters = serde_json::to_value(&raw).unwrap_or_default();
     let epsilon = state.settings.dp_epsilon;

@@ -342,3 +342,22 @@ async fn declarative_plugins_run_like_compiled_ones() {
     assert_eq!(figure(&minors, json!(["_total"])), Some(rows.iter().filter(|r| r.0).count() as i64));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn report_queries_go_to_the_reports_database_when_one_is_set() {
+    // A second, empty database stands in for a read replica that has not caught up.
+    let replica = crate::helpers::fresh_database();
+    let replica_url = replica.clone();
+    let app = spawn_app_with(move |s| s.reports_database_url = Some(replica_url)).await;
+    let org = app.create_org().await;
+    let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
+    for _ in 0..3 {
+        app.post("/api/v1/victims", Some(&caseworker), victim_body(Uuid::new_v4())).await;
+    }
+    let body = app.get("/api/v1/reports/trends", &caseworker).await.json();
+    assert_eq!(figure(&body, json!(["_total", "_total"])), Some(0), "counted on the replica, which holds nothing: {body}");
+    let primary = app.get("/api/v1/victims", &caseworker).await.json();
+    assert_eq!(primary["items"].as_array().unwrap().len(), 3, "the records are on the primary");
+    let (_, partner) = app.user_with_token(app.host_org, Role::Partner).await;
+    assert_eq!(app.get("/api/v1/reports/trends", &partner).await.status, StatusCode::OK, "the ledger is written on the primary");
+}
