@@ -41,7 +41,10 @@ CREATE TABLE victims (
     created_by               uuid NOT NULL REFERENCES users (id),
     updated_by               uuid NOT NULL REFERENCES users (id),
     UNIQUE (organization_id, case_number),
-    CHECK (age_at_identification IS NULL OR is_minor = (age_at_identification < 18))
+    CHECK (age_at_identification IS NULL OR is_minor = (age_at_identification < 18)),
+    -- Bounds the reports' noise calibration relies on (one victim's reach into a table).
+    CHECK (cardinality(citizenship) <= 5 AND cardinality(exploitation_types) <= 10
+           AND cardinality(recruitment_methods) <= 9 AND cardinality(means_of_control) <= 17)
 );
 CREATE INDEX victims_org_idx ON victims (organization_id, id);
 CREATE INDEX victims_org_updated_idx ON victims (organization_id, updated_at, id);

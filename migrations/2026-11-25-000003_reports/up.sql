@@ -20,5 +20,13 @@ CREATE TABLE report_releases (
     epsilon_spent    double precision NOT NULL DEFAULT 0
 );
 CREATE INDEX report_releases_user_idx ON report_releases (user_id, released_at);
+CREATE INDEX report_releases_org_idx ON report_releases (organization_id);
+
+-- The ledger is append-only, like the audit log: spent privacy budget cannot be given back by
+-- editing it.
+CREATE TRIGGER report_releases_no_update BEFORE UPDATE OR DELETE ON report_releases
+    FOR EACH ROW EXECUTE FUNCTION audit_events_refuse_change();
+CREATE TRIGGER report_releases_no_truncate BEFORE TRUNCATE ON report_releases
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_events_refuse_change();
 
 CREATE INDEX victims_identified_on_idx ON victims (identified_on);

@@ -127,7 +127,7 @@ impl Modify for ReportPaths<'_> {
                 let schema = ObjectBuilder::new()
                     .schema_type(Type::String)
                     .enum_values(Some(spec.values.clone()))
-                    .default(Some(serde_json::json!(spec.default)));
+                    .default(spec.default.map(|d| serde_json::json!(d)));
                 params.push(
                     ParameterBuilder::new()
                         .name(spec.name)

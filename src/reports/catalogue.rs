@@ -63,15 +63,14 @@ impl Join {
             Join::Referrals => "JOIN referrals r ON r.victim_id = v.id",
             // The headline figures a victim counts towards (a victim counts once per figure).
             Join::Figures => {
-                "CROSS JOIN LATERAL unnest(array_remove(ARRAY[
-                    'identified',
+                "LEFT JOIN LATERAL unnest(array_remove(ARRAY[
                     CASE WHEN v.is_minor THEN 'minors' END,
                     CASE WHEN v.trafficking_status = 'actual' THEN 'confirmed_victims' END,
                     CASE WHEN EXISTS (SELECT 1 FROM assistance_records a WHERE a.victim_id = v.id) THEN 'assisted' END,
                     CASE WHEN EXISTS (SELECT 1 FROM referrals r WHERE r.victim_id = v.id) THEN 'referred' END,
                     CASE WHEN EXISTS (SELECT 1 FROM referrals r WHERE r.victim_id = v.id AND r.accepted_at IS NOT NULL) THEN 'referral_accepted' END,
                     CASE WHEN EXISTS (SELECT 1 FROM referrals r WHERE r.victim_id = v.id AND r.status = 'completed') THEN 'referral_completed' END
-                 ], NULL)) AS fig(name)"
+                 ], NULL)) AS fig(name) ON true"
             }
         }
     }
@@ -119,10 +118,54 @@ impl Dimension {
                  ELSE 'over_30_days' END",
                 &[Join::Referrals],
             ),
-            Figure => ("fig.name", &[Join::Figures]),
+            Figure => ("coalesce(fig.name, 'none_of_these')", &[Join::Figures]),
         }
     }
 }
+
+impl Dimension {
+    /// Every value the dimension can take, when that is a fixed vocabulary (including `unknown`
+    /// where the SQL yields it); `None` for geography and time, whose values are data-driven.
+    pub fn vocabulary(self) -> Option<Vec<String>> {
+        use crate::domain::case_vocab as v;
+        fn all<T: Copy + std::fmt::Display>(items: &[T]) -> Vec<String> {
+            items.iter().map(|x| x.to_string()).collect()
+        }
+        let with_unknown = |mut values: Vec<String>| {
+            if !values.iter().any(|x| x == "unknown") {
+                values.push("unknown".into());
+            }
+            values
+        };
+        use Dimension::*;
+        Some(match self {
+            ExploitationType => with_unknown(all(v::ExploitationType::ALL)),
+            RecruitmentMethod => with_unknown(all(v::RecruitmentMethod::ALL)),
+            MeansOfControl => with_unknown(all(v::MeansOfControl::ALL)),
+            RecruiterRelation => with_unknown(all(v::RecruiterRelation::ALL)),
+            Gender => all(v::Gender::ALL),
+            TraffickingStatus => all(v::TraffickingStatus::ALL),
+            IdentifiedBy => with_unknown(all(v::IdentifiedBy::ALL)),
+            AssistanceKind | ReferralService => all(v::ServiceKind::ALL),
+            ReferralStatus => all(v::ReferralStatus::ALL),
+            MinorOrAdult => vec!["minor".into(), "adult".into()],
+            AgeBand => ["0-8", "9-17", "18-20", "21-23", "24-26", "27-29", "30-38", "39-47", "48+", "minor_age_unknown", "unknown"]
+                .iter()
+                .map(|x| x.to_string())
+                .collect(),
+            ReferralResponseTime => ["under_1_day", "1_to_3_days", "4_to_7_days", "8_to_30_days", "over_30_days", "no_response"]
+                .iter()
+                .map(|x| x.to_string())
+                .collect(),
+            Figure => FIGURES.iter().map(|x| x.to_string()).collect(),
+            _ => return None,
+        })
+    }
+}
+
+/// The headline figures of the `figure` dimension. (The number identified is the total.)
+pub const FIGURES: [&str; 7] =
+    ["minors", "confirmed_victims", "assisted", "referred", "referral_accepted", "referral_completed", "none_of_these"];
 
 /// A month, `YYYY-MM`: the finest time grain of a report parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

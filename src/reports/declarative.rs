@@ -102,6 +102,12 @@ pub fn parse(source: &str, text: &str) -> Result<DeclarativePlugin, String> {
                 .map_err(|_| at(raw.dimensions.span(), "dimensions", format!("unknown dimension `{d}` (known: {known_dims})")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let mut unique = dimensions.clone();
+    unique.sort();
+    unique.dedup();
+    if unique.len() != dimensions.len() {
+        return Err(at(raw.dimensions.span(), "dimensions", "lists a dimension twice".into()));
+    }
     if dimensions.is_empty() || dimensions.len() > 3 {
         return Err(at(raw.dimensions.span(), "dimensions", "must list 1 to 3 dimensions".into()));
     }
@@ -187,7 +193,7 @@ impl ReportPlugin for DeclarativePlugin {
                 name: f.as_str(),
                 description: "Only victims with this value (optional).",
                 values: f.values().unwrap_or_default(),
-                default: "",
+                default: None,
             })
             .collect()
     }
@@ -219,11 +225,16 @@ minor_or_adult = ["minor"]
 "#;
 
     #[test]
-    fn shipped_plugins_are_valid() {
+    fn shipped_plugins_are_valid_and_unique() {
         assert!(!SHIPPED.is_empty());
         for (name, text) in SHIPPED {
             parse(name, text).unwrap();
         }
+        let registry = crate::reports::Registry::shipped();
+        let mut ids: Vec<&str> = registry.plugins.iter().map(|p| p.id()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), registry.plugins.len());
     }
 
     #[test]
@@ -245,6 +256,7 @@ minor_or_adult = ["minor"]
             (GOOD.replace("roles = [\"partner\"]", "roles = [\"auditor\"]"), "line 5: field `roles`"),
             (GOOD.replace("[\"minor\"]", "[\"toddler\"]"), "field `filters`: `toddler` is not a minor_or_adult"),
             (GOOD.replace("dimensions = [", "dimensions = [\"gender\", \"age_band\", "), "must list 1 to 3 dimensions"),
+            (GOOD.replace("dimensions = [", "dimensions = [\"country_of_exploitation\", "), "lists a dimension twice"),
             (GOOD.replace("caller_filters = [\"gender\"]", "caller_filters = [\"citizenship\"]"), "cannot be set by callers"),
             (format!("sql = \"DROP TABLE victims\"\n{GOOD}"), "unknown field `sql`"),
             (GOOD.replace("id = \"flows-of-minors\"", "id = \"Flows Of Minors\""), "line 2: field `id`"),

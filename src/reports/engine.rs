@@ -19,8 +19,10 @@ pub enum Population {
     /// A caseworker's own organisation, every victim: their own case load, not a release.
     OwnOrganization(Uuid),
     /// Victims consenting to anonymised statistics, of organisations that share statistics,
-    /// pooled: what any release to admins and partners counts.
-    Pooled,
+    /// pooled: what any release to admins and partners counts. The caller's own organisation is
+    /// left out: its staff know (or could plant) its records, and could subtract them or pad a
+    /// cell to k to learn whether another organisation holds a single victim.
+    Pooled { caller: Uuid },
 }
 
 /// The framework's own filters, at month precision.
@@ -67,8 +69,8 @@ pub async fn count(conn: &mut AsyncPgConnection, table: &TableQuery, population:
     let group: Vec<String> = (1..=dims.len()).map(|i| format!("d{i}")).collect();
     let scope = match population {
         Population::OwnOrganization(_) => "v.organization_id = $1",
-        Population::Pooled => {
-            "$1::uuid IS NULL AND v.consent_anonymised_statistics \
+        Population::Pooled { .. } => {
+            "v.organization_id <> $1 AND v.consent_anonymised_statistics \
              AND v.organization_id IN (SELECT id FROM organizations WHERE shares_statistics)"
         }
     };
@@ -87,8 +89,7 @@ pub async fn count(conn: &mut AsyncPgConnection, table: &TableQuery, population:
         group = group.join(", "),
     );
     let org = match population {
-        Population::OwnOrganization(org) => Some(org),
-        Population::Pooled => None,
+        Population::OwnOrganization(org) | Population::Pooled { caller: org } => Some(org),
     };
     let mut query = diesel::sql_query(sql)
         .into_boxed()
@@ -125,7 +126,7 @@ pub struct Cell {
 pub struct PrivacyReport {
     /// Whether the guard applied (always, except for a caseworker's report on their own organisation).
     pub guarded: bool,
-    /// Smallest count released.
+    /// Smallest true count released (noise, when on, is added afterwards).
     pub k: i64,
     pub population: &'static str,
     pub cells: usize,
@@ -141,19 +142,62 @@ pub struct PrivacyReport {
     pub budget_left: Option<f64>,
 }
 
+/// The cells a guarded release lists, whatever the data: every combination of each dimension's
+/// values, where a dimension's values are its vocabulary, or (geography, time) the values whose
+/// own total is released. Combinations not released are listed as suppressed, zeros included, so
+/// which keys appear reveals nothing the released counts do not.
+fn grid(dims: &[super::catalogue::Dimension], published: &[(Vec<Option<String>>, Option<i64>)]) -> Vec<Vec<Option<String>>> {
+    let values: Vec<Vec<String>> = dims
+        .iter()
+        .enumerate()
+        .map(|(d, dim)| {
+            dim.vocabulary().unwrap_or_else(|| {
+                let mut released: Vec<String> = published
+                    .iter()
+                    .filter(|(key, count)| {
+                        count.is_some() && key.iter().enumerate().all(|(i, v)| if i == d { v.is_some() } else { v.is_none() })
+                    })
+                    .filter_map(|(key, _)| key[d].clone())
+                    .collect();
+                released.sort();
+                released.dedup();
+                released
+            })
+        })
+        .collect();
+    let mut keys: Vec<Vec<Option<String>>> = vec![Vec::new()];
+    for options in &values {
+        let mut next = Vec::with_capacity(keys.len() * (options.len() + 1));
+        for key in &keys {
+            for value in options.iter().map(|v| Some(v.clone())).chain(std::iter::once(None)) {
+                let mut k = key.clone();
+                k.push(value);
+                next.push(k);
+            }
+        }
+        keys = next;
+    }
+    keys
+}
+
 /// Guards (or not) the entries and shapes the cells, totals last.
-pub fn publish(mut entries: Vec<Entry>, guarded: bool, k: i64) -> (Vec<Cell>, PrivacyReport) {
+pub fn publish(dims: &[super::catalogue::Dimension], mut entries: Vec<Entry>, guarded: bool, k: i64) -> (Vec<Cell>, PrivacyReport) {
     // Stable order: totals after values, values sorted.
     entries.sort_by(|a, b| {
         let key = |e: &Entry| e.key.iter().map(|v| (v.is_none(), v.clone().unwrap_or_default())).collect::<Vec<_>>();
         key(a).cmp(&key(b))
     });
-    let (published, suppressed, primary) = if guarded {
+    let (published, primary) = if guarded {
         let p = guard::protect(&entries, k);
-        (p.entries, p.suppressed, p.primary)
+        let released: std::collections::HashMap<Vec<Option<String>>, i64> =
+            p.entries.iter().filter_map(|(key, count)| count.map(|c| (key.clone(), c))).collect();
+        let listed: Vec<(Vec<Option<String>>, Option<i64>)> =
+            grid(dims, &p.entries).into_iter().map(|key| { let count = released.get(&key).copied(); (key, count) }).collect();
+        (listed, p.primary)
     } else {
-        (entries.iter().map(|e| (e.key.clone(), Some(e.count))).collect(), 0, 0)
+        (entries.iter().map(|e| (e.key.clone(), Some(e.count))).collect(), 0)
     };
+    let suppressed = published.iter().filter(|(_, c)| c.is_none()).count();
     let cells: Vec<Cell> = published
         .into_iter()
         .map(|(key, count)| Cell {

@@ -2,7 +2,7 @@
 //! whitelisted dimensions and fixed filters); the framework gives it a catalogue entry, routing,
 //! parameter validation, OpenAPI documentation, auditing, JSON and CSV output and the privacy
 //! guard (DESIGN section 6). Adding a compiled plugin is one file in `plugins/` plus one line in
-//! `registry()`.
+//! `compiled()`.
 
 pub mod catalogue;
 pub mod declarative;
@@ -26,8 +26,9 @@ pub struct ParamSpec {
     pub description: &'static str,
     /// Allowed values.
     pub values: Vec<&'static str>,
-    /// Used when the parameter is absent.
-    pub default: &'static str,
+    /// Used when the parameter is absent (none: no restriction).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<&'static str>,
 }
 
 /// What a report counts: distinct victims, grouped by up to three dimensions, optionally
@@ -63,7 +64,9 @@ impl Registry {
     pub fn shipped() -> Registry {
         let mut plugins = compiled();
         for (name, text) in declarative::SHIPPED {
-            plugins.push(Box::new(declarative::parse(name, text).expect("shipped report plugins are valid (a test checks)")));
+            let plugin = declarative::parse(name, text).expect("shipped report plugins are valid (a test checks)");
+            assert!(!plugins.iter().any(|p| p.id() == plugin.id()), "{name}: report id taken (a test checks)");
+            plugins.push(Box::new(plugin));
         }
         Registry { plugins }
     }

@@ -25,8 +25,10 @@ fn max_values(d: Dimension) -> i64 {
         AssistanceKind | ReferralService => 11,
         ReferralStatus => 5,
         ReferralResponseTime => 6,
-        Figure => 7,
-        _ => 1,
+        Figure => 6,
+        // Single-valued: listed one by one, so a new dimension must be placed on purpose.
+        CountryOfExploitation | ExploitationSubregion | ExploitationRegion | Gender | AgeBand | MinorOrAdult
+        | RecruiterRelation | TraffickingStatus | IdentifiedBy | IdentifiedMonth | IdentifiedQuarter | IdentifiedYear => 1,
     }
 }
 

@@ -106,6 +106,11 @@ fn validate(plugin: &dyn ReportPlugin, raw: HashMap<String, String>) -> ApiResul
     };
     let from = month("from", &mut errors);
     let to_exclusive = month("to", &mut errors).and_then(|d| d.checked_add_months(chrono::Months::new(1)));
+    if let (Some(f), Some(t)) = (from, to_exclusive)
+        && f >= t
+    {
+        errors.push(FieldError::new("to", "must not be before from"));
+    }
     let operation = raw.get("operation").map(|o| o.trim().to_owned());
     if operation.as_ref().is_some_and(|o| o.is_empty() || o.chars().count() > 100) {
         errors.push(FieldError::new("operation", "must be 1 to 100 characters"));
@@ -135,7 +140,9 @@ fn wants_csv(req: &HttpRequest) -> bool {
 /// RFC 4180: a header row, CRLF line ends, fields quoted when they need it.
 fn csv(result: &ReportResult) -> String {
     fn field(value: &str) -> String {
-        if value.contains([',', '"', '\r', '\n']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value.to_owned() }
+        // A leading = + - @ would make a spreadsheet evaluate the cell.
+        let value = if value.starts_with(['=', '+', '-', '@']) { format!("'{value}") } else { value.to_owned() };
+        if value.contains([',', '"', '\r', '\n']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
     }
     let mut out = String::new();
     let mut header: Vec<String> = result.dimensions.iter().map(|d| d.to_string()).collect();
@@ -199,20 +206,28 @@ pub async fn run_report(
     let (own, filters, csv_param) = validate(plugin, raw.clone())?;
     let table = plugin.table(&own)?;
     let guarded = principal.role != Role::Caseworker;
-    let population = if guarded { Population::Pooled } else { Population::OwnOrganization(principal.organization_id) };
+    let population = if guarded {
+        Population::Pooled { caller: principal.organization_id }
+    } else {
+        Population::OwnOrganization(principal.organization_id)
+    };
     let k = state.settings.report_k;
-    // The counting may run on a read replica; the budget, ledger and audit always on the primary.
-    let entries = engine::count(&mut *state.reports_pool.get().await?, &table, population, &filters).await?;
-    let mut conn = state.pool.get().await?;
-    let (mut cells, mut privacy) = engine::publish(entries, guarded, k);
-    let parameters = serde_json::to_value(&raw).unwrap_or_default();
     let epsilon = state.settings.dp_epsilon;
     let noisy = guarded && epsilon > 0.0;
     let org = principal.organization_id;
     let budget = state.settings.dp_budget;
+    if noisy && spent_budget(&mut *state.pool.get().await?, org).await? + epsilon > budget + 1e-9 {
+        // Checked again under the lock below; this only spares the count.
+        return refuse_spent(&state, &ctx, &principal, plugin.id()).await;
+    }
+    // The counting may run on a read replica; the budget, ledger and audit always on the primary.
+    let entries = engine::count(&mut *state.reports_pool.get().await?, &table, population, &filters).await?;
+    let mut conn = state.pool.get().await?;
+    let (mut cells, mut privacy) = engine::publish(&table.dimensions, entries, guarded, k);
+    let parameters = serde_json::to_value(&raw).unwrap_or_default();
     // Budget check, noise, ledger and audit in one transaction, serialised per organisation, so two
     // concurrent requests cannot both spend the last of a budget.
-    let privacy = (*conn)
+    let outcome = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut diesel_async::AsyncPgConnection| {
             if guarded {
                 diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
@@ -221,12 +236,7 @@ pub async fn run_report(
                     .await?;
             }
             if noisy {
-                let spent: Option<f64> = report_releases::table
-                    .filter(report_releases::organization_id.eq(org))
-                    .select(diesel::dsl::sum(report_releases::epsilon_spent))
-                    .first(conn)
-                    .await?;
-                let spent = spent.unwrap_or(0.0);
+                let spent = spent_budget(conn, org).await?;
                 if spent + epsilon > budget + 1e-9 {
                     return Err(ApiError::BudgetExhausted);
                 }
@@ -255,10 +265,32 @@ pub async fn run_report(
             }
             Ok(privacy)
         })
-        .await?;
+        .await;
+    let privacy = match outcome {
+        Err(ApiError::BudgetExhausted) => return refuse_spent(&state, &ctx, &principal, plugin.id()).await,
+        other => other?,
+    };
     let result = ReportResult { report: plugin.id().to_owned(), title: plugin.title().to_owned(), dimensions: table.dimensions.clone(), cells, privacy };
     if csv_param || wants_csv(&req) {
         return Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8; header=present").body(csv(&result)));
     }
     Ok(HttpResponse::Ok().json(result))
+}
+
+async fn spent_budget(conn: &mut diesel_async::AsyncPgConnection, org: uuid::Uuid) -> ApiResult<f64> {
+    let spent: Option<f64> = report_releases::table
+        .filter(report_releases::organization_id.eq(org))
+        .select(diesel::dsl::sum(report_releases::epsilon_spent))
+        .first(conn)
+        .await?;
+    Ok(spent.unwrap_or(0.0))
+}
+
+/// A refused run is audited too (outside the refused transaction).
+async fn refuse_spent(state: &AppState, ctx: &RequestContext, principal: &Principal, report: &str) -> ApiResult<HttpResponse> {
+    let event = Event::new(AuditAction::ReportRun, AuditOutcome::Denied)
+        .by(principal)
+        .details(serde_json::json!({ "report": report, "reason": "privacy_budget_spent" }));
+    audit::record(&mut *state.pool.get().await?, ctx, event).await?;
+    Err(ApiError::BudgetExhausted)
 }

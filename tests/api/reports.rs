@@ -207,7 +207,7 @@ async fn operation_summary_and_referral_outcomes_match_independent_counts() {
     let user = app.create_user(org, Role::Caseworker).await;
     let token = app.token(&user).await;
     let body = app.get("/api/v1/reports/operation-summary", &token).await.json();
-    assert_eq!(figure(&body, json!(["identified"])), Some(ids.len() as i64));
+    assert_eq!(figure(&body, json!(["_total"])), Some(ids.len() as i64), "the total is the number identified");
     assert_eq!(figure(&body, json!(["minors"])).unwrap_or(0), ids.iter().filter(|r| r.1).count() as i64);
     assert_eq!(figure(&body, json!(["confirmed_victims"])).unwrap_or(0), ids.iter().filter(|r| r.2 == "actual").count() as i64);
     assert_eq!(figure(&body, json!(["assisted"])), Some(assisted.len() as i64));
@@ -360,4 +360,46 @@ async fn report_queries_go_to_the_reports_database_when_one_is_set() {
     assert_eq!(primary["items"].as_array().unwrap().len(), 3, "the records are on the primary");
     let (_, partner) = app.user_with_token(app.host_org, Role::Partner).await;
     assert_eq!(app.get("/api/v1/reports/trends", &partner).await.status, StatusCode::OK, "the ledger is written on the primary");
+}
+
+#[tokio::test]
+async fn which_cells_are_listed_does_not_depend_on_the_data() {
+    let app = spawn_app_with(|s| s.report_k = 5).await;
+    let (_, partner) = app.user_with_token(app.host_org, Role::Partner).await;
+    let keys = |body: &Value| -> Vec<Value> { body["cells"].as_array().unwrap().iter().map(|c| c["key"].clone()).collect() };
+    let empty = app.get("/api/v1/reports/exploitation-profile", &partner).await.json();
+    let org = app.create_org().await;
+    let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
+    app.post("/api/v1/victims", Some(&caseworker), victim_body(Uuid::new_v4())).await;
+    let one = app.get("/api/v1/reports/exploitation-profile", &partner).await.json();
+    assert_eq!(keys(&empty), keys(&one), "one victim more must not change which keys are listed");
+    assert_eq!(empty["privacy"]["cells"], 12 * 5 * 12, "the full grid: (10 types + unknown + total) x (4 genders + total) x (11 bands + total)");
+    assert!(one["cells"].as_array().unwrap().iter().all(|c| c["suppressed"] == true), "a single victim shows nowhere: {one}");
+}
+
+#[tokio::test]
+async fn pooled_releases_leave_out_the_callers_own_organisation() {
+    let app = spawn_app_with(|s| s.report_k = 5).await;
+    let (own, other) = (app.create_org().await, app.create_org().await);
+    for org in [own, other] {
+        let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
+        for _ in 0..6 {
+            app.post("/api/v1/victims", Some(&caseworker), victim_body(Uuid::new_v4())).await;
+        }
+    }
+    let (_, admin) = app.user_with_token(own, Role::Admin).await;
+    let body = app.get("/api/v1/reports/operation-summary", &admin).await.json();
+    assert_eq!(figure(&body, json!(["_total"])), Some(6), "only the other organisation's victims: {body}");
+}
+
+#[tokio::test]
+async fn refused_runs_are_audited() {
+    let app = spawn_app_with(|s| {
+        s.dp_epsilon = 1.0;
+        s.dp_budget = 0.5;
+    })
+    .await;
+    let (_, partner) = app.user_with_token(app.host_org, Role::Partner).await;
+    app.get("/api/v1/reports/trends", &partner).await.assert_problem(403, "privacy-budget-exhausted");
+    assert!(app.audit_actions().await.contains(&("report.run".into(), "denied".into())));
 }

@@ -24,7 +24,7 @@ impl ReportPlugin for OperationSummary {
             name: "by",
             description: "Break the figures down by country of exploitation, or show victims by assistance kind.",
             values: vec!["none", "country_of_exploitation", "assistance_kind"],
-            default: "none",
+            default: Some("none"),
         }]
     }
     fn table(&self, params: &HashMap<String, String>) -> Result<TableQuery, ApiError> {

@@ -24,7 +24,7 @@ impl ReportPlugin for RecruitmentAndControl {
             name: "by",
             description: "What to cross recruitment methods with.",
             values: vec!["means_of_control", "recruiter_relation"],
-            default: "means_of_control",
+            default: Some("means_of_control"),
         }]
     }
     fn table(&self, params: &HashMap<String, String>) -> Result<TableQuery, ApiError> {

@@ -24,7 +24,7 @@ impl ReportPlugin for ReferralOutcomes {
             name: "by",
             description: "Second dimension: referral status, or time to response.",
             values: vec!["status", "response_time"],
-            default: "status",
+            default: Some("status"),
         }]
     }
     fn table(&self, params: &HashMap<String, String>) -> Result<TableQuery, ApiError> {

@@ -24,7 +24,7 @@ impl ReportPlugin for TraffickingFlows {
             name: "level",
             description: "Geographic level of both ends of the flow.",
             values: vec!["country", "subregion", "region"],
-            default: "region",
+            default: Some("region"),
         }]
     }
     fn table(&self, params: &HashMap<String, String>) -> Result<TableQuery, ApiError> {
