@@ -10,6 +10,7 @@ pub mod engine;
 pub mod guard;
 pub mod noise;
 pub mod plugins;
+pub mod rollup;
 pub mod routes;
 
 use serde::Serialize;

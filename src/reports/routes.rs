@@ -221,7 +221,8 @@ pub async fn run_report(
         return refuse_spent(&state, &ctx, &principal, plugin.id()).await;
     }
     // The counting may run on a read replica; the budget, ledger and audit always on the primary.
-    let entries = engine::count(&mut *state.reports_pool.get().await?, &table, population, &filters).await?;
+    super::rollup::maintain(&mut *state.pool.get().await?, &table).await?;
+    let entries = super::rollup::read(&mut *state.reports_pool.get().await?, &table, population, &filters).await?;
     let mut conn = state.pool.get().await?;
     let (mut cells, mut privacy) = engine::publish(&table.dimensions, entries, guarded, k);
     let parameters = serde_json::to_value(&raw).unwrap_or_default();

@@ -1,0 +1,192 @@
+//! Report rollups (see migration 4): a table's distinct-victim counts per partition (month, org,
+//! consent, operation), built on first use and rebuilt partition by partition when triggers mark
+//! them dirty. A run first brings every rollup up to date, then sums partitions, so reports are
+//! exact and never stale, and read a few thousand pre-aggregated rows instead of scanning victims.
+
+use chrono::NaiveDate;
+use diesel::sql_types::{Array, BigInt, Date, Jsonb, Nullable, Text, Uuid as SqlUuid};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::TableQuery;
+use super::catalogue::{Dimension, Filter, FilterField};
+use super::engine::{Filters, Population, sql_parts};
+use super::guard::Entry;
+use crate::error::ApiError;
+
+/// Serialises rollup maintenance (one builder at a time; readers of built rollups never wait).
+const MAINTENANCE_LOCK: i64 = 0x4841_5645_4e52; // "HAVENR"
+
+/// A stable name for a table shape: its dimensions and fixed filters.
+pub fn shape_id(table: &TableQuery) -> String {
+    let dims: Vec<&str> = table.dimensions.iter().map(|d| d.as_str()).collect();
+    let mut filters: Vec<String> = table
+        .filters
+        .iter()
+        .map(|f| {
+            let mut values = f.values.clone();
+            values.sort();
+            format!("{}={}", f.field, values.join("|"))
+        })
+        .collect();
+    filters.sort();
+    format!("{};{}", dims.join(","), filters.join(";"))
+}
+
+fn filters_json(table: &TableQuery) -> serde_json::Value {
+    serde_json::Value::Array(
+        table.filters.iter().map(|f| serde_json::json!({ "field": f.field.as_str(), "values": f.values })).collect(),
+    )
+}
+
+fn table_from(dims: &[String], filters: &serde_json::Value) -> Option<TableQuery> {
+    let dimensions = dims.iter().map(|d| d.parse::<Dimension>().ok()).collect::<Option<Vec<_>>>()?;
+    let filters = filters
+        .as_array()?
+        .iter()
+        .map(|f| {
+            Some(Filter {
+                field: f["field"].as_str()?.parse::<FilterField>().ok()?,
+                values: f["values"].as_array()?.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(TableQuery { dimensions, filters })
+}
+
+/// (Re)builds the rollup rows of `shape`, for the given partitions or all of them.
+async fn build(conn: &mut AsyncPgConnection, shape: &str, table: &TableQuery, partitions: Option<(&[Uuid], &[NaiveDate])>) -> Result<(), ApiError> {
+    let (select, joins, restrictions, group) = sql_parts(table, 2)?;
+    let n = table.dimensions.len();
+    let after = table.filters.len() + 2;
+    let only = if partitions.is_some() {
+        format!(
+            " AND (v.organization_id, date_trunc('month', v.identified_on)::date) IN \
+             (SELECT * FROM unnest(${after}::uuid[], ${}::date[]))",
+            after + 1
+        )
+    } else {
+        String::new()
+    };
+    let sql = format!(
+        "INSERT INTO report_rollups (shape, key, month, organization_id, consent, operation, n) \
+         SELECT $1, (ARRAY[d1, d2, d3])[1:{n}], m, org, consent, op, n FROM ( \
+           SELECT {select}, date_trunc('month', v.identified_on)::date AS m, v.organization_id AS org, \
+                  v.consent_anonymised_statistics AS consent, v.operation AS op, count(DISTINCT v.id) AS n \
+           FROM victims v {joins} WHERE TRUE{restrictions}{only} \
+           GROUP BY m, org, consent, op, CUBE ({group})) s"
+    );
+    let mut query = diesel::sql_query(sql).into_boxed().bind::<Text, _>(shape.to_owned());
+    for filter in &table.filters {
+        query = query.bind::<Array<Text>, _>(filter.values.clone());
+    }
+    if let Some((orgs, months)) = partitions {
+        query = query.bind::<Array<SqlUuid>, _>(orgs.to_vec()).bind::<Array<Date>, _>(months.to_vec());
+    }
+    query.execute(conn).await?;
+    Ok(())
+}
+
+#[derive(diesel::QueryableByName)]
+struct Dirty {
+    #[diesel(sql_type = SqlUuid)]
+    organization_id: Uuid,
+    #[diesel(sql_type = Date)]
+    month: NaiveDate,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Shape {
+    #[diesel(sql_type = Text)]
+    shape: String,
+    #[diesel(sql_type = Array<Text>)]
+    dims: Vec<String>,
+    #[diesel(sql_type = Jsonb)]
+    filters: serde_json::Value,
+}
+
+/// Brings every rollup up to date and builds this table's if it is new. On the primary.
+pub async fn maintain(conn: &mut AsyncPgConnection, table: &TableQuery) -> Result<(), ApiError> {
+    let shape = shape_id(table);
+    conn.transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)").bind::<BigInt, _>(MAINTENANCE_LOCK).execute(conn).await?;
+        let dirty: Vec<Dirty> =
+            diesel::sql_query("DELETE FROM report_rollup_dirty RETURNING organization_id, month").load(conn).await?;
+        if !dirty.is_empty() {
+            let orgs: Vec<Uuid> = dirty.iter().map(|d| d.organization_id).collect();
+            let months: Vec<NaiveDate> = dirty.iter().map(|d| d.month).collect();
+            diesel::sql_query(
+                "DELETE FROM report_rollups WHERE (organization_id, month) IN (SELECT * FROM unnest($1::uuid[], $2::date[]))",
+            )
+            .bind::<Array<SqlUuid>, _>(orgs.clone())
+            .bind::<Array<Date>, _>(months.clone())
+            .execute(conn)
+            .await?;
+            let shapes: Vec<Shape> = diesel::sql_query("SELECT shape, dims, filters FROM report_rollup_shapes").load(conn).await?;
+            for s in shapes {
+                let Some(t) = table_from(&s.dims, &s.filters) else {
+                    return Err(ApiError::Internal(format!("unreadable rollup shape {}", s.shape)));
+                };
+                build(conn, &s.shape, &t, Some((&orgs, &months))).await?;
+            }
+        }
+        let dims: Vec<String> = table.dimensions.iter().map(|d| d.as_str().to_owned()).collect();
+        let created = diesel::sql_query(
+            "INSERT INTO report_rollup_shapes (shape, dims, filters) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind::<Text, _>(&shape)
+        .bind::<Array<Text>, _>(dims)
+        .bind::<Jsonb, _>(filters_json(table))
+        .execute(conn)
+        .await?;
+        if created == 1 {
+            build(conn, &shape, table, None).await?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+#[derive(diesel::QueryableByName)]
+struct Row {
+    #[diesel(sql_type = Nullable<Text>)]
+    d1: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    d2: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    d3: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// The table's counts, summed from its rollup (which `maintain` brought up to date).
+pub async fn read(conn: &mut AsyncPgConnection, table: &TableQuery, population: Population, filters: &Filters) -> Result<Vec<Entry>, ApiError> {
+    let (scope, org) = match population {
+        Population::OwnOrganization(org) => ("r.organization_id = $2", org),
+        Population::Pooled { caller } => (
+            "r.organization_id <> $2 AND r.consent AND r.organization_id IN (SELECT id FROM organizations WHERE shares_statistics)",
+            caller,
+        ),
+    };
+    let sql = format!(
+        "SELECT r.key[1] AS d1, r.key[2] AS d2, r.key[3] AS d3, sum(r.n)::bigint AS n FROM report_rollups r \
+         WHERE r.shape = $1 AND {scope} AND ($3::date IS NULL OR r.month >= $3) AND ($4::date IS NULL OR r.month < $4) \
+         AND ($5::text IS NULL OR r.operation = $5) GROUP BY r.key"
+    );
+    let rows: Vec<Row> = diesel::sql_query(sql)
+        .bind::<Text, _>(shape_id(table))
+        .bind::<SqlUuid, _>(org)
+        .bind::<Nullable<Date>, _>(filters.from)
+        .bind::<Nullable<Date>, _>(filters.to_exclusive)
+        .bind::<Nullable<Text>, _>(filters.operation.clone())
+        .load(conn)
+        .await?;
+    let n = table.dimensions.len();
+    let mut entries: Vec<Entry> =
+        rows.into_iter().map(|r| Entry { key: [r.d1, r.d2, r.d3].into_iter().take(n).collect(), count: r.n }).collect();
+    if !entries.iter().any(|e| e.key.iter().all(Option::is_none)) {
+        // Like a CUBE over no rows: the grand total exists, and is zero.
+        entries.push(Entry { key: vec![None; n], count: 0 });
+    }
+    Ok(entries)
+}
