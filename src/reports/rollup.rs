@@ -190,3 +190,19 @@ pub async fn read(conn: &mut AsyncPgConnection, table: &TableQuery, population: 
     }
     Ok(entries)
 }
+
+/// Builds (or refreshes) the rollups of every report at its default parameters, so the first
+/// partner request after a start does not pay for it. Run in the background at start.
+pub async fn warm(pool: &crate::db::Pool, registry: &super::Registry) {
+    for plugin in &registry.plugins {
+        let Ok(table) = plugin.table(&std::collections::HashMap::new()) else { continue };
+        let result = match pool.get().await {
+            Ok(mut conn) => maintain(&mut conn, &table).await,
+            Err(e) => Err(ApiError::from(e)),
+        };
+        if let Err(e) = result {
+            tracing::warn!(report = plugin.id(), error = %e, "could not prepare report rollups");
+        }
+    }
+    tracing::info!("report rollups ready");
+}
