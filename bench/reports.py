@@ -48,9 +48,11 @@ for report in reports:
         ["psql", "-h", socket_dir, "-U", "postgres", "-d", "haven", "-qAtX", "-c",
          f"SELECT shape FROM report_rollup_shapes WHERE shape LIKE '{prefix}%' ORDER BY length(shape) LIMIT 1"],
         capture_output=True, text=True, check=True).stdout.strip()
-    sql = ("SELECT r.key, sum(r.n) FROM report_rollups r WHERE r.shape = '%s' AND r.organization_id <> '%s' "
-           "AND r.consent AND r.organization_id IN (SELECT id FROM organizations WHERE shares_statistics) GROUP BY r.key"
-           % (shape.replace("'", "''"), host))
+    s = shape.replace("'", "''")
+    sql = ("SELECT key, sum(n) FROM (SELECT r.key, r.n FROM report_rollups_pooled r WHERE r.shape = '%s' "
+           "UNION ALL SELECT r.key, -r.n FROM report_rollups r WHERE r.shape = '%s' AND r.organization_id = '%s' "
+           "AND r.consent AND EXISTS (SELECT 1 FROM organizations o WHERE o.id = '%s' AND o.shares_statistics)) t "
+           "GROUP BY key HAVING sum(n) > 0" % (s, s, host, host))
     api, direct = [], []
     for _ in range(runs):
         t = time.perf_counter()

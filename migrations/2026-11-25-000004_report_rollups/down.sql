@@ -1,3 +1,6 @@
+DROP TRIGGER organizations_rollup_dirty ON organizations;
+DROP FUNCTION report_rollup_mark_organization();
+DROP TABLE report_rollups_pooled;
 DROP TRIGGER referrals_rollup_dirty ON referrals;
 DROP TRIGGER assistance_rollup_dirty ON assistance_records;
 DROP TRIGGER victims_rollup_dirty ON victims;

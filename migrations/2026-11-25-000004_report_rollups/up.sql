@@ -21,8 +21,20 @@ CREATE TABLE report_rollups (
     operation       text,
     n               bigint NOT NULL
 );
-CREATE INDEX report_rollups_shape_idx ON report_rollups (shape, month);
+CREATE INDEX report_rollups_shape_idx ON report_rollups (shape, organization_id, month);
 CREATE INDEX report_rollups_partition_idx ON report_rollups (organization_id, month);
+
+-- The pooled population (consenting victims of sharing organisations) per month: what partner
+-- releases read. A caller's own organisation is subtracted using its rows above (organisations
+-- are disjoint, so distinct counts subtract exactly).
+CREATE TABLE report_rollups_pooled (
+    shape     text NOT NULL REFERENCES report_rollup_shapes (shape),
+    key       text[] NOT NULL,
+    month     date NOT NULL,
+    operation text,
+    n         bigint NOT NULL
+);
+CREATE INDEX report_rollups_pooled_idx ON report_rollups_pooled (shape, month);
 
 CREATE TABLE report_rollup_dirty (
     organization_id uuid NOT NULL,
@@ -61,3 +73,18 @@ CREATE TRIGGER assistance_rollup_dirty AFTER INSERT OR UPDATE OR DELETE ON assis
     FOR EACH ROW EXECUTE FUNCTION report_rollup_mark_related();
 CREATE TRIGGER referrals_rollup_dirty AFTER INSERT OR UPDATE OR DELETE ON referrals
     FOR EACH ROW EXECUTE FUNCTION report_rollup_mark_related();
+
+-- An organisation starting or stopping to share statistics changes the pooled population of every
+-- month it has victims in.
+CREATE FUNCTION report_rollup_mark_organization() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.shares_statistics IS DISTINCT FROM OLD.shares_statistics THEN
+        INSERT INTO report_rollup_dirty
+            SELECT DISTINCT NEW.id, date_trunc('month', v.identified_on)::date FROM victims v WHERE v.organization_id = NEW.id
+            ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER organizations_rollup_dirty AFTER UPDATE ON organizations
+    FOR EACH ROW EXECUTE FUNCTION report_rollup_mark_organization();

@@ -87,6 +87,35 @@ async fn build(conn: &mut AsyncPgConnection, shape: &str, table: &TableQuery, pa
     Ok(())
 }
 
+/// (Re)builds the pooled rows of `shape`, for the given months or all of them.
+async fn build_pooled(conn: &mut AsyncPgConnection, shape: &str, table: &TableQuery, months: Option<&[NaiveDate]>) -> Result<(), ApiError> {
+    let (select, joins, restrictions, group) = sql_parts(table, 2)?;
+    let n = table.dimensions.len();
+    let after = table.filters.len() + 2;
+    let only = if months.is_some() {
+        format!(" AND date_trunc('month', v.identified_on)::date = ANY(${after}::date[])")
+    } else {
+        String::new()
+    };
+    let sql = format!(
+        "INSERT INTO report_rollups_pooled (shape, key, month, operation, n) \
+         SELECT $1, (ARRAY[d1, d2, d3])[1:{n}], m, op, n FROM ( \
+           SELECT {select}, date_trunc('month', v.identified_on)::date AS m, v.operation AS op, count(DISTINCT v.id) AS n \
+           FROM victims v {joins} WHERE v.consent_anonymised_statistics \
+             AND v.organization_id IN (SELECT id FROM organizations WHERE shares_statistics){restrictions}{only} \
+           GROUP BY m, op, CUBE ({group})) s"
+    );
+    let mut query = diesel::sql_query(sql).into_boxed().bind::<Text, _>(shape.to_owned());
+    for filter in &table.filters {
+        query = query.bind::<Array<Text>, _>(filter.values.clone());
+    }
+    if let Some(months) = months {
+        query = query.bind::<Array<Date>, _>(months.to_vec());
+    }
+    query.execute(conn).await?;
+    Ok(())
+}
+
 #[derive(diesel::QueryableByName)]
 struct Dirty {
     #[diesel(sql_type = SqlUuid)]
@@ -122,12 +151,20 @@ pub async fn maintain(conn: &mut AsyncPgConnection, table: &TableQuery) -> Resul
             .bind::<Array<Date>, _>(months.clone())
             .execute(conn)
             .await?;
+            let mut dirty_months = months.clone();
+            dirty_months.sort();
+            dirty_months.dedup();
+            diesel::sql_query("DELETE FROM report_rollups_pooled WHERE month = ANY($1::date[])")
+                .bind::<Array<Date>, _>(dirty_months.clone())
+                .execute(conn)
+                .await?;
             let shapes: Vec<Shape> = diesel::sql_query("SELECT shape, dims, filters FROM report_rollup_shapes").load(conn).await?;
             for s in shapes {
                 let Some(t) = table_from(&s.dims, &s.filters) else {
                     return Err(ApiError::Internal(format!("unreadable rollup shape {}", s.shape)));
                 };
                 build(conn, &s.shape, &t, Some((&orgs, &months))).await?;
+                build_pooled(conn, &s.shape, &t, Some(&dirty_months)).await?;
             }
         }
         let dims: Vec<String> = table.dimensions.iter().map(|d| d.as_str().to_owned()).collect();
@@ -141,6 +178,7 @@ pub async fn maintain(conn: &mut AsyncPgConnection, table: &TableQuery) -> Resul
         .await?;
         if created == 1 {
             build(conn, &shape, table, None).await?;
+            build_pooled(conn, &shape, table, None).await?;
         }
         Ok(())
     })
@@ -161,18 +199,28 @@ struct Row {
 
 /// The table's counts, summed from its rollup (which `maintain` brought up to date).
 pub async fn read(conn: &mut AsyncPgConnection, table: &TableQuery, population: Population, filters: &Filters) -> Result<Vec<Entry>, ApiError> {
-    let (scope, org) = match population {
-        Population::OwnOrganization(org) => ("r.organization_id = $2", org),
+    let window = "($3::date IS NULL OR r.month >= $3) AND ($4::date IS NULL OR r.month < $4) AND ($5::text IS NULL OR r.operation = $5)";
+    let (sql, org) = match population {
+        Population::OwnOrganization(org) => (
+            format!(
+                "SELECT r.key[1] AS d1, r.key[2] AS d2, r.key[3] AS d3, sum(r.n)::bigint AS n FROM report_rollups r \
+                 WHERE r.shape = $1 AND r.organization_id = $2 AND {window} GROUP BY r.key"
+            ),
+            org,
+        ),
+        // The pooled months, minus the caller's own consenting victims when its organisation shares.
         Population::Pooled { caller } => (
-            "r.organization_id <> $2 AND r.consent AND r.organization_id IN (SELECT id FROM organizations WHERE shares_statistics)",
+            format!(
+                "SELECT key[1] AS d1, key[2] AS d2, key[3] AS d3, sum(n)::bigint AS n FROM ( \
+                   SELECT r.key, r.n FROM report_rollups_pooled r WHERE r.shape = $1 AND {window} \
+                   UNION ALL \
+                   SELECT r.key, -r.n FROM report_rollups r WHERE r.shape = $1 AND r.organization_id = $2 AND r.consent \
+                     AND EXISTS (SELECT 1 FROM organizations o WHERE o.id = $2 AND o.shares_statistics) AND {window} \
+                 ) t GROUP BY key HAVING sum(n) > 0"
+            ),
             caller,
         ),
     };
-    let sql = format!(
-        "SELECT r.key[1] AS d1, r.key[2] AS d2, r.key[3] AS d3, sum(r.n)::bigint AS n FROM report_rollups r \
-         WHERE r.shape = $1 AND {scope} AND ($3::date IS NULL OR r.month >= $3) AND ($4::date IS NULL OR r.month < $4) \
-         AND ($5::text IS NULL OR r.operation = $5) GROUP BY r.key"
-    );
     let rows: Vec<Row> = diesel::sql_query(sql)
         .bind::<Text, _>(shape_id(table))
         .bind::<SqlUuid, _>(org)

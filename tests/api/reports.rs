@@ -419,7 +419,7 @@ async fn rollups_stay_equal_to_direct_counts_as_records_change() {
         for plugin in &registry.plugins {
             let table = plugin.table(&HashMap::new()).unwrap();
             haven::reports::rollup::maintain(conn, &table).await.unwrap();
-            for population in [Population::Pooled { caller: host }, Population::OwnOrganization(org)] {
+            for population in [Population::Pooled { caller: host }, Population::Pooled { caller: org }, Population::OwnOrganization(org)] {
                 for filters in [
                     Filters::default(),
                     Filters { from: chrono::NaiveDate::from_ymd_opt(2025, 1, 1), to_exclusive: chrono::NaiveDate::from_ymd_opt(2025, 7, 1), operation: None },
@@ -451,5 +451,9 @@ async fn rollups_stay_equal_to_direct_counts_as_records_change() {
         .await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
     app.post(&format!("{path}/assistance"), Some(&caseworker), json!({ "kind": "legal", "provided_on": "2026-11-01" })).await;
+    check(&mut conn).await;
+    // An organisation stops sharing statistics: the pooled figures lose its victims.
+    let other: Uuid = victims::table.filter(victims::organization_id.ne(org)).select(victims::organization_id).first(&mut conn).await.unwrap();
+    diesel::update(organizations::table.find(other)).set(organizations::shares_statistics.eq(false)).execute(&mut conn).await.unwrap();
     check(&mut conn).await;
 }
