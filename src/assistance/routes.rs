@@ -13,23 +13,11 @@ use crate::domain::case_vocab::ReferralStatus;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, RequestContext, from_value};
 use crate::pagination::Page;
-use crate::privacy::crypto::{Purpose, Sealed};
+use crate::privacy::crypto::Purpose;
 use crate::privacy::redaction::Sight;
 use crate::state::AppState;
 use crate::victims::routes::sight_of;
 use crate::victims::store;
-
-fn open_notes(state: &AppState, row: &AssistanceRow) -> ApiResult<Option<String>> {
-    let (Some(key_id), Some(nonce), Some(ciphertext)) = (&row.notes_key_id, &row.notes_nonce, &row.notes_ciphertext) else {
-        return Ok(None);
-    };
-    let sealed = Sealed { key_id: key_id.clone(), nonce: nonce.clone(), ciphertext: ciphertext.clone() };
-    let plain = state.identity_keys.open(Purpose::AssistanceNotes, row.id, &sealed).map_err(|e| {
-        tracing::error!(assistance_id = %row.id, error = %e, "assistance notes refused: integrity check failed");
-        ApiError::Internal(format!("notes of assistance {} failed their integrity check", row.id))
-    })?;
-    Ok(Some(String::from_utf8_lossy(&plain).into_owned()))
-}
 
 /// Record assistance given to a victim.
 ///
@@ -191,7 +179,7 @@ pub async fn list_assistance(
             let mut views = Vec::with_capacity(rows.len());
             let mut with_notes = 0;
             for row in &rows {
-                let notes = open_notes(&state, row)?;
+                let notes = state.identity_keys.open_text(Purpose::AssistanceNotes, row.id, (&row.notes_key_id, &row.notes_nonce, &row.notes_ciphertext))?;
                 with_notes += usize::from(notes.is_some());
                 views.push(AssistanceView::with_notes(grant, row, notes));
             }

@@ -135,6 +135,23 @@ impl IdentityKeyring {
             .map_err(|_| CryptoError::Integrity)
     }
 
+    /// Opens an optional sealed text stored as three nullable columns (assistance notes, referral
+    /// reasons). A value that fails its integrity check is refused, logged by record id only.
+    pub fn open_text(
+        &self,
+        purpose: Purpose,
+        record: Uuid,
+        parts: (&Option<String>, &Option<Vec<u8>>, &Option<Vec<u8>>),
+    ) -> Result<Option<String>, crate::error::ApiError> {
+        let (Some(key_id), Some(nonce), Some(ciphertext)) = parts else { return Ok(None) };
+        let sealed = Sealed { key_id: key_id.clone(), nonce: nonce.clone(), ciphertext: ciphertext.clone() };
+        let plain = self.open(purpose, record, &sealed).map_err(|e| {
+            tracing::error!(record_id = %record, ?purpose, error = %e, "sealed text refused: integrity check failed");
+            crate::error::ApiError::Internal(format!("sealed {purpose:?} of {record} failed its integrity check"))
+        })?;
+        Ok(Some(String::from_utf8_lossy(&plain).into_owned()))
+    }
+
     /// Keyed hash of a normalised name (case, accents, punctuation and spacing ignored).
     pub fn name_index(&self, name: &str) -> Option<Vec<u8>> {
         let normal = normalise_name(name);

@@ -15,7 +15,7 @@ use crate::domain::case_vocab::ReferralStatus;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, RequestContext, from_value};
 use crate::pagination::{self, Page};
-use crate::privacy::crypto::{Purpose, Sealed};
+use crate::privacy::crypto::Purpose;
 use crate::privacy::redaction::{self, Referral as Relation};
 use crate::state::AppState;
 use crate::victims::routes::sight_of;
@@ -31,18 +31,6 @@ fn may_see(p: &Principal, row: &ReferralRow) -> ApiResult<()> {
     }
     let party = p.organization_id == row.from_organization_id || p.organization_id == row.to_organization_id;
     if party || (p.is_host && p.role == Role::Auditor) { Ok(()) } else { Err(ApiError::NotFound) }
-}
-
-fn open_reason(state: &AppState, row: &ReferralRow) -> ApiResult<Option<String>> {
-    let (Some(key_id), Some(nonce), Some(ciphertext)) = (&row.reason_key_id, &row.reason_nonce, &row.reason_ciphertext) else {
-        return Ok(None);
-    };
-    let sealed = Sealed { key_id: key_id.clone(), nonce: nonce.clone(), ciphertext: ciphertext.clone() };
-    let plain = state.identity_keys.open(Purpose::ReferralReason, row.id, &sealed).map_err(|e| {
-        tracing::error!(referral_id = %row.id, error = %e, "referral reason refused: integrity check failed");
-        ApiError::Internal(format!("reason of referral {} failed its integrity check", row.id))
-    })?;
-    Ok(Some(String::from_utf8_lossy(&plain).into_owned()))
 }
 
 /// The view of one referral; the reason (identity-grade) only for caseworkers entitled to the
@@ -73,7 +61,7 @@ async fn view(
         Err(_) => None,
     };
     let Some(grant) = grant else { return Ok(ReferralView::without_reason(row)) };
-    let reason = open_reason(state, row)?;
+    let reason = state.identity_keys.open_text(Purpose::ReferralReason, row.id, (&row.reason_key_id, &row.reason_nonce, &row.reason_ciphertext))?;
     if reason.is_some() {
         let event = Event::new(AuditAction::IdentityRead, AuditOutcome::Success)
             .by(p)

@@ -33,8 +33,10 @@ pub struct Filters {
     pub operation: Option<String>,
 }
 
+/// A counted row: up to three dimension values (NULL = total) and a count. Shared by the direct
+/// count and the rollup read.
 #[derive(diesel::QueryableByName)]
-struct Row {
+pub(super) struct Row {
     #[diesel(sql_type = Nullable<Text>)]
     d1: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
@@ -43,6 +45,12 @@ struct Row {
     d3: Option<String>,
     #[diesel(sql_type = BigInt)]
     n: i64,
+}
+
+impl Row {
+    pub(super) fn into_entry(self, dims: usize) -> Entry {
+        Entry { key: [self.d1, self.d2, self.d3].into_iter().take(dims).collect(), count: self.n }
+    }
 }
 
 pub const TOTAL: &str = "_total";
@@ -136,10 +144,7 @@ pub async fn count_direct(conn: &mut AsyncPgConnection, table: &TableQuery, popu
         query = query.bind::<diesel::sql_types::Array<Text>, _>(filter.values.clone());
     }
     let rows: Vec<Row> = query.load(conn).await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| Entry { key: [r.d1, r.d2, r.d3].into_iter().take(dims.len()).collect(), count: r.n })
-        .collect())
+    Ok(rows.into_iter().map(|r| r.into_entry(dims.len())).collect())
 }
 
 /// One published entry: a value per dimension (`_total` for a total over it) and the count, absent

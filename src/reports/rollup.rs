@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::TableQuery;
 use super::catalogue::{Dimension, Filter, FilterField};
-use super::engine::{Filters, Population, sql_parts};
+use super::engine::{Filters, Population, Row, sql_parts};
 use super::guard::Entry;
 use crate::error::ApiError;
 
@@ -185,18 +185,6 @@ pub async fn maintain(conn: &mut AsyncPgConnection, table: &TableQuery) -> Resul
     .await
 }
 
-#[derive(diesel::QueryableByName)]
-struct Row {
-    #[diesel(sql_type = Nullable<Text>)]
-    d1: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    d2: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    d3: Option<String>,
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
 /// The table's counts, summed from its rollup (which `maintain` brought up to date).
 pub async fn read(conn: &mut AsyncPgConnection, table: &TableQuery, population: Population, filters: &Filters) -> Result<Vec<Entry>, ApiError> {
     let window = "($3::date IS NULL OR r.month >= $3) AND ($4::date IS NULL OR r.month < $4) AND ($5::text IS NULL OR r.operation = $5)";
@@ -230,8 +218,7 @@ pub async fn read(conn: &mut AsyncPgConnection, table: &TableQuery, population: 
         .load(conn)
         .await?;
     let n = table.dimensions.len();
-    let mut entries: Vec<Entry> =
-        rows.into_iter().map(|r| Entry { key: [r.d1, r.d2, r.d3].into_iter().take(n).collect(), count: r.n }).collect();
+    let mut entries: Vec<Entry> = rows.into_iter().map(|r| r.into_entry(n)).collect();
     if !entries.iter().any(|e| e.key.iter().all(Option::is_none)) {
         // Like a CUBE over no rows: the grand total exists, and is zero.
         entries.push(Entry { key: vec![None; n], count: 0 });
