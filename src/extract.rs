@@ -53,6 +53,9 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
             if bytes.len() > limit {
                 return Err(ApiError::PayloadTooLarge);
             }
+            if json_has_nul(&bytes) {
+                return Err(nul_refused("body"));
+            }
             let de = &mut serde_json::Deserializer::from_slice(&bytes);
             serde_path_to_error::deserialize(de).map(ApiJson).map_err(|err| {
                 let path = sanitize_path(&err.path().to_string());
@@ -68,6 +71,27 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
             })
         })
     }
+}
+
+/// PostgreSQL text cannot hold U+0000: refused here, for every field at once, rather than failing
+/// as a database error later. JSON can carry it only as the escape `\u0000`.
+fn json_has_nul(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            if bytes.get(i + 1) == Some(&b'u') && bytes.get(i + 2..i + 6) == Some(b"0000".as_slice()) {
+                return true;
+            }
+            i += 2; // skip the escaped character, so `\\u0000` (a backslash, then text) passes
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+fn nul_refused(field: &str) -> ApiError {
+    ApiError::Validation(vec![FieldError::new(field.to_owned(), "must not contain the NUL character (U+0000)")])
 }
 
 /// Deserialises an already parsed JSON value with the same field-naming, value-hiding errors.
@@ -86,13 +110,20 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiQuery<T> {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let query = req.query_string();
-        let parsed = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        std::future::ready(serde_path_to_error::deserialize(parsed).map(ApiQuery).map_err(|err| {
-            let path = sanitize_path(&err.path().to_string());
-            ApiError::Validation(vec![describe(&path, &err.into_inner().to_string())])
-        }))
+        std::future::ready(parse_query(req.query_string()).map(ApiQuery))
     }
+}
+
+/// A query string into `T`; refusals name the field, never the submitted value.
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    if form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k.contains('\0') || v.contains('\0')) {
+        return Err(nul_refused("query"));
+    }
+    let parsed = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(parsed).map_err(|err| {
+        let path = sanitize_path(&err.path().to_string());
+        ApiError::Validation(vec![describe(&path, &err.into_inner().to_string())])
+    })
 }
 
 /// Field paths come from the client's keys; keep only characters a real field name has.

@@ -102,6 +102,35 @@ impl Modify for CommonResponses {
     }
 }
 
+/// The redacted views (a victim with or without identity, and the like) are untagged enums whose
+/// fuller variant extends the other, so a full value matches both: `anyOf` says what `oneOf`
+/// (exactly one) cannot. Applied wherever such a choice appears, also inlined in `Page<T>`.
+/// Found by schemathesis.
+fn views_as_any_of(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{AnyOfBuilder, ArrayItems, Schema};
+    fn walk(schema: &mut RefOr<Schema>) {
+        let RefOr::T(inner) = schema else { return };
+        match inner {
+            Schema::OneOf(one_of) if one_of.items.iter().all(|i| matches!(i, RefOr::Ref(_))) => {
+                let builder = one_of.items.drain(..).fold(AnyOfBuilder::new(), |b, item| b.item(item));
+                *schema = RefOr::T(Schema::AnyOf(builder.description(one_of.description.take()).build()));
+            }
+            Schema::Object(object) => object.properties.values_mut().for_each(walk),
+            Schema::Array(array) => {
+                if let ArrayItems::RefOrSchema(items) = &mut array.items {
+                    walk(items);
+                }
+            }
+            Schema::AllOf(all_of) => all_of.items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    if let Some(components) = doc.components.as_mut() {
+        components.schemas.values_mut().for_each(walk);
+    }
+}
+
 /// One documented path per report plugin, with its own parameters, derived from the generic
 /// `/reports/{id}` operation: served by it, documented from the registry, so a new plugin is
 /// documented without touching this file.
@@ -162,6 +191,7 @@ pub fn document_for(registry: &crate::reports::Registry) -> utoipa::openapi::Ope
     // Modifiers ran before the routes were collected; apply the shared responses to them now.
     ReportPaths(registry).modify(&mut doc);
     CommonResponses.modify(&mut doc);
+    views_as_any_of(&mut doc);
     doc.info.version = env!("CARGO_PKG_VERSION").into();
     doc
 }

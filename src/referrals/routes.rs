@@ -113,7 +113,7 @@ pub async fn create_referral(
     let victim = crate::victims::store::find(&mut *state.pool.get().await?, input.victim_id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    sight_of(&state, &ctx, &principal, &victim).await?;
+    sight_of(&mut *state.pool.get().await?, &ctx, &principal, &victim).await?;
     redaction::may_write_victim(&principal, victim.organization_id)?;
     let org = principal.organization_id;
     if input.to_organization_id == org {
@@ -190,6 +190,7 @@ pub enum Direction {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ReferralQuery {
+    #[param(inline)]
     pub direction: Option<Direction>,
     pub status: Option<ReferralStatus>,
     pub victim_id: Option<Uuid>,

@@ -87,3 +87,29 @@ async fn bad_paths_queries_routes_and_methods() {
     // Unknown ids are 404 problem documents too.
     app.get(&format!("/api/v1/users/{}", uuid::Uuid::new_v4()), &admin).await.assert_problem(404, "not-found");
 }
+
+/// Found by schemathesis: a NUL character (which PostgreSQL text cannot hold) in a login email
+/// was a 500. Refused up front, for bodies and query strings alike.
+#[tokio::test]
+async fn nul_characters_are_refused_not_a_server_error() {
+    let app = spawn_app().await;
+    let resp = app
+        .request_with(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(serde_json::json!({ "email": "ana\u{0}@example.org", "password": "whatever-it-is-here" })),
+            &[],
+        )
+        .await;
+    let problem = resp.assert_problem(422, "validation");
+    assert_eq!(problem["errors"][0]["field"], "body");
+    let org = app.create_org().await;
+    let (_, token) = app.user_with_token(org, haven::domain::Role::Admin).await;
+    let resp = app.get("/api/v1/victims?operation=%00", &token).await;
+    let problem = resp.assert_problem(422, "validation");
+    assert_eq!(problem["errors"][0]["field"], "query");
+    // An escaped backslash followed by "u0000" is text, not NUL: it gets past the check.
+    let resp = app.post("/api/v1/auth/login", None, serde_json::json!({ "email": "a\\u0000@example.org", "password": "whatever-it-is-here" })).await;
+    assert_eq!(resp.status, 401, "{}", resp.text);
+}
