@@ -57,7 +57,7 @@ pub async fn create_assistance(
     }
     crate::privacy::redaction::refuse_partners(&principal)?;
     let victim = store::find(&mut *state.pool.get().await?, victim_id).await?.ok_or(ApiError::NotFound)?;
-    let sight = sight_of(&state, &ctx, &principal, &victim).await?;
+    let sight = sight_of(&mut *state.pool.get().await?, &ctx, &principal, &victim).await?;
     let org = principal.organization_id;
     let mut conn = state.pool.get().await?;
     if principal.role != Role::Caseworker {
@@ -162,7 +162,7 @@ pub async fn list_assistance(
     let victim_id = id.into_inner();
     crate::privacy::redaction::refuse_partners(&principal)?;
     let victim = store::find(&mut *state.pool.get().await?, victim_id).await?.ok_or(ApiError::NotFound)?;
-    let sight = sight_of(&state, &ctx, &principal, &victim).await?;
+    let sight = sight_of(&mut *state.pool.get().await?, &ctx, &principal, &victim).await?;
     let mut conn = state.pool.get().await?;
     let items = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {

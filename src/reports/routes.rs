@@ -77,7 +77,15 @@ pub async fn list_reports(state: web::Data<AppState>, principal: Principal) -> A
 
 const FRAMEWORK_PARAMS: [&str; 4] = ["from", "to", "operation", "format"];
 
-fn validate(plugin: &dyn ReportPlugin, raw: HashMap<String, String>) -> ApiResult<(HashMap<String, String>, Filters, bool)> {
+/// A report run's query, checked: the report's own parameters, the framework's filters, and
+/// whether CSV was asked for.
+pub struct ReportParameters {
+    pub own: HashMap<String, String>,
+    pub filters: Filters,
+    pub csv: bool,
+}
+
+pub fn parse_parameters(plugin: &dyn ReportPlugin, raw: HashMap<String, String>) -> ApiResult<ReportParameters> {
     let specs = plugin.parameters();
     let mut errors = Vec::new();
     let mut own = HashMap::new();
@@ -123,7 +131,7 @@ fn validate(plugin: &dyn ReportPlugin, raw: HashMap<String, String>) -> ApiResul
             false
         }
     };
-    if errors.is_empty() { Ok((own, Filters { from, to_exclusive, operation }, csv)) } else { Err(ApiError::Validation(errors)) }
+    if errors.is_empty() { Ok(ReportParameters { own, filters: Filters { from, to_exclusive, operation }, csv }) } else { Err(ApiError::Validation(errors)) }
 }
 
 fn sanitize(name: &str) -> String {
@@ -203,7 +211,7 @@ pub async fn run_report(
         return Err(ApiError::Forbidden);
     }
     let raw = query.0;
-    let (own, filters, csv_param) = validate(plugin, raw.clone())?;
+    let ReportParameters { own, filters, csv: csv_param } = parse_parameters(plugin, raw.clone())?;
     let table = plugin.table(&own)?;
     let guarded = principal.role != Role::Caseworker;
     let population = if guarded {

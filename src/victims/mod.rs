@@ -2,6 +2,7 @@
 
 pub mod model;
 pub mod routes;
+pub mod filters;
 pub mod search;
 pub mod store;
 

@@ -1,19 +1,15 @@
 use actix_web::{HttpResponse, get, http::header, patch, post, web};
-use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use serde::Deserialize;
 use serde_json::Value;
-use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::model::{CaseFile, VictimInput, VictimRow};
+use super::filters::VictimQuery;
 use super::store;
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
 use crate::db::schema::victims;
-use crate::domain::CountryCode;
-use crate::domain::case_vocab::{CaseStatus, ExploitationType, TraffickingStatus};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, IfMatch, RequestContext, etag, from_value};
 use crate::pagination::{self, Page};
@@ -59,14 +55,13 @@ pub async fn view_of(
 /// What the caller may see of `row`; refusals are audited (outside any transaction, so the record
 /// of the refusal survives it).
 pub async fn sight_of(
-    state: &AppState,
+    conn: &mut AsyncPgConnection,
     ctx: &RequestContext,
     principal: &Principal,
     row: &VictimRow,
 ) -> ApiResult<Sight> {
-    let mut conn = state.pool.get().await?;
     let referral = if row.organization_id != principal.organization_id {
-        store::referral_to(&mut conn, row.id, principal.organization_id).await?
+        store::referral_to(conn, row.id, principal.organization_id).await?
     } else {
         Referral::None
     };
@@ -80,7 +75,7 @@ pub async fn sight_of(
                 .in_org(row.organization_id)
                 .target("victim", row.id)
                 .details(serde_json::json!({ "status": actix_web::ResponseError::status_code(&refusal).as_u16() }));
-            audit::record(&mut conn, ctx, event).await?;
+            audit::record(conn, ctx, event).await?;
             Err(refusal)
         }
     }
@@ -152,7 +147,12 @@ pub async fn create_victim(
         })
         .await?;
     let sight = redaction::victim_sight(&principal, row.id, row.organization_id, Referral::None)?;
-    let view = view_of(&state, &mut conn, &ctx, &principal, &row, sight).await?;
+    let view = match sight.grant() {
+        // The creator gets back the identity it has just sent: that is no read of a stored
+        // identity, so no second audited transaction. A retry answers from what is stored.
+        Some(grant) if created => VictimView::with_identity(grant, CaseFile::from(&row), input.identity.clone().unwrap_or_default()),
+        _ => view_of(&state, &mut conn, &ctx, &principal, &row, sight).await?,
+    };
     let status = if created { actix_web::http::StatusCode::CREATED } else { actix_web::http::StatusCode::OK };
     Ok(respond(status, row.version, &view))
 }
@@ -182,12 +182,16 @@ pub async fn get_victim(
 ) -> ApiResult<HttpResponse> {
     let id = id.into_inner();
     redaction::refuse_partners(&principal)?;
-    let row = store::find(&mut *state.pool.get().await?, id).await?.ok_or(ApiError::NotFound)?;
-    let sight = sight_of(&state, &ctx, &principal, &row).await?;
     let mut conn = state.pool.get().await?;
-    let view = (*conn)
-        .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| view_of(&state, conn, &ctx, &principal, &row, sight).await)
-        .await?;
+    let row = store::find(&mut conn, id).await?.ok_or(ApiError::NotFound)?;
+    let sight = sight_of(&mut conn, &ctx, &principal, &row).await?;
+    let view = match sight.grant() {
+        None => VictimView::case_only(CaseFile::from(&row)),
+        // The identity read and its audit event commit together, or neither happens.
+        Some(_) => (*conn)
+            .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| view_of(&state, conn, &ctx, &principal, &row, sight).await)
+            .await?,
+    };
     Ok(respond(actix_web::http::StatusCode::OK, row.version, &view))
 }
 
@@ -252,7 +256,7 @@ pub async fn update_victim(
     }
     redaction::refuse_partners(&principal)?;
     let row = store::find(&mut *state.pool.get().await?, id).await?.ok_or(ApiError::NotFound)?;
-    sight_of(&state, &ctx, &principal, &row).await?;
+    sight_of(&mut *state.pool.get().await?, &ctx, &principal, &row).await?;
     redaction::may_write_victim(&principal, row.organization_id)?;
     let mut conn = state.pool.get().await?;
     let changed: Vec<String> = fields.keys().cloned().collect();
@@ -299,34 +303,6 @@ pub async fn update_victim(
     Ok(respond(actix_web::http::StatusCode::OK, updated.version, &view))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct VictimQuery {
-    pub status: Option<CaseStatus>,
-    pub trafficking_status: Option<TraffickingStatus>,
-    /// Victims with this exploitation type among theirs.
-    pub exploitation_type: Option<ExploitationType>,
-    /// Victims with this citizenship among theirs (ISO alpha-3).
-    pub citizenship: Option<String>,
-    pub country_of_exploitation: Option<String>,
-    pub operation: Option<String>,
-    /// Identified on or after this date.
-    pub identified_from: Option<NaiveDate>,
-    /// Identified on or before this date.
-    pub identified_to: Option<NaiveDate>,
-    /// Changed at or after this time (for client sync).
-    pub updated_since: Option<DateTime<Utc>>,
-    /// Page size, 1 to 200 (default 50).
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-fn country(field: &str, value: Option<String>) -> ApiResult<Option<CountryCode>> {
-    value.map(|v| CountryCode::parse(&v).map_err(|m| ApiError::validation(field, m))).transpose()
-}
-
 /// List victims of your organisation (host auditors: all), in a stable order.
 ///
 /// Caseworkers get identities (the read is audited, one event per page); admins and auditors get
@@ -350,45 +326,42 @@ pub async fn list_victims(
     query: ApiQuery<VictimQuery>,
 ) -> ApiResult<HttpResponse> {
     let scope = redaction::victim_list_scope(&principal)?;
-    let q = query.0;
-    let limit = pagination::limit(q.limit)?;
-    let after: Option<Uuid> = pagination::decode(q.cursor.as_deref())?;
-    let citizenship = country("citizenship", q.citizenship)?;
-    let exploited_in = country("country_of_exploitation", q.country_of_exploitation)?;
+    let f = query.0.parse()?;
     let mut sql = victims::table.select(VictimRow::as_select()).into_boxed();
     if let Some(org) = scope {
         sql = sql.filter(victims::organization_id.eq(org));
     }
-    if let Some(status) = q.status {
+    if let Some(status) = f.status {
         sql = sql.filter(victims::status.eq(status));
     }
-    if let Some(ts) = q.trafficking_status {
+    if let Some(ts) = f.trafficking_status {
         sql = sql.filter(victims::trafficking_status.eq(ts));
     }
-    if let Some(kind) = q.exploitation_type {
+    if let Some(kind) = f.exploitation_type {
         sql = sql.filter(victims::exploitation_types.contains(vec![kind]));
     }
-    if let Some(c) = citizenship {
+    if let Some(c) = f.citizenship {
         sql = sql.filter(victims::citizenship.contains(vec![c]));
     }
-    if let Some(c) = exploited_in {
+    if let Some(c) = f.country_of_exploitation {
         sql = sql.filter(victims::country_of_exploitation.eq(c));
     }
-    if let Some(op) = q.operation {
-        sql = sql.filter(victims::operation.eq(op.trim().to_owned()));
+    if let Some(op) = f.operation {
+        sql = sql.filter(victims::operation.eq(op));
     }
-    if let Some(from) = q.identified_from {
+    if let Some(from) = f.identified_from {
         sql = sql.filter(victims::identified_on.ge(from));
     }
-    if let Some(to) = q.identified_to {
+    if let Some(to) = f.identified_to {
         sql = sql.filter(victims::identified_on.le(to));
     }
-    if let Some(since) = q.updated_since {
+    if let Some(since) = f.updated_since {
         sql = sql.filter(victims::updated_at.ge(since));
     }
-    if let Some(after) = after {
+    if let Some(after) = f.after {
         sql = sql.filter(victims::id.gt(after));
     }
+    let limit = f.limit;
     let mut conn = state.pool.get().await?;
     let page = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {

@@ -1,0 +1,93 @@
+//! The victim list's query: parsed once into typed filters, so the handler only builds SQL from
+//! values that are already valid (and a fuzz target can reach the parsing without a database).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use crate::domain::CountryCode;
+use crate::domain::case_vocab::{CaseStatus, ExploitationType, TraffickingStatus};
+use crate::error::{ApiError, ApiResult};
+use crate::pagination;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct VictimQuery {
+    pub status: Option<CaseStatus>,
+    pub trafficking_status: Option<TraffickingStatus>,
+    /// Victims with this exploitation type among theirs.
+    pub exploitation_type: Option<ExploitationType>,
+    /// Victims with this citizenship among theirs (ISO alpha-3).
+    pub citizenship: Option<String>,
+    pub country_of_exploitation: Option<String>,
+    pub operation: Option<String>,
+    /// Identified on or after this date.
+    pub identified_from: Option<NaiveDate>,
+    /// Identified on or before this date.
+    pub identified_to: Option<NaiveDate>,
+    /// Changed at or after this time (for client sync).
+    pub updated_since: Option<DateTime<Utc>>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// [`VictimQuery`] once every value is checked.
+#[derive(Debug)]
+pub struct VictimFilters {
+    pub status: Option<CaseStatus>,
+    pub trafficking_status: Option<TraffickingStatus>,
+    pub exploitation_type: Option<ExploitationType>,
+    pub citizenship: Option<CountryCode>,
+    pub country_of_exploitation: Option<CountryCode>,
+    pub operation: Option<String>,
+    pub identified_from: Option<NaiveDate>,
+    pub identified_to: Option<NaiveDate>,
+    pub updated_since: Option<DateTime<Utc>>,
+    pub limit: i64,
+    /// Only ids after this one (from the cursor).
+    pub after: Option<Uuid>,
+}
+
+fn country(field: &str, value: Option<String>) -> ApiResult<Option<CountryCode>> {
+    value.map(|v| CountryCode::parse(&v).map_err(|m| ApiError::validation(field, m))).transpose()
+}
+
+impl VictimQuery {
+    pub fn parse(self) -> ApiResult<VictimFilters> {
+        Ok(VictimFilters {
+            limit: pagination::limit(self.limit)?,
+            after: pagination::decode(self.cursor.as_deref())?,
+            citizenship: country("citizenship", self.citizenship)?,
+            country_of_exploitation: country("country_of_exploitation", self.country_of_exploitation)?,
+            status: self.status,
+            trafficking_status: self.trafficking_status,
+            exploitation_type: self.exploitation_type,
+            operation: self.operation.map(|o| o.trim().to_owned()),
+            identified_from: self.identified_from,
+            identified_to: self.identified_to,
+            updated_since: self.updated_since,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::parse_query;
+
+    #[test]
+    fn parses_typed_values_and_refuses_bad_ones() {
+        let f = parse_query::<VictimQuery>("citizenship=per&operation=%20OP-1%20&limit=5").unwrap().parse().unwrap();
+        assert_eq!(f.citizenship.map(|c| c.as_str().to_owned()), Some("PER".into()));
+        assert_eq!(f.operation.as_deref(), Some("OP-1"));
+        assert_eq!(f.limit, 5);
+        assert!(parse_query::<VictimQuery>("limit=0").unwrap().parse().is_err());
+        assert!(parse_query::<VictimQuery>("citizenship=XXX").unwrap().parse().is_err());
+        assert!(parse_query::<VictimQuery>("cursor=not-a-cursor").unwrap().parse().is_err());
+        assert!(parse_query::<VictimQuery>("unknown=1").is_err());
+    }
+}
