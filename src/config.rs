@@ -208,6 +208,10 @@ pub struct Settings {
     #[arg(long, env = "HAVEN_LOG", default_value = "info", global = true)]
     pub log: String,
 
+    /// Seconds a request may take before it is answered 503 (a stuck dependency never hangs a client).
+    #[arg(long, env = "HAVEN_REQUEST_TIMEOUT", default_value_t = 30, global = true)]
+    pub request_timeout: u64,
+
     /// Seconds given to in-flight requests on shutdown.
     #[arg(long, env = "HAVEN_SHUTDOWN_TIMEOUT", default_value_t = 30, global = true)]
     pub shutdown_timeout: u64,
@@ -264,6 +268,9 @@ impl Settings {
         }
         if self.login_per_address_per_minute == 0 || self.login_per_account_burst == 0 {
             return Err(bad("HAVEN_LOGIN_PER_*", "login rates must be at least 1"));
+        }
+        if !(1..=3600).contains(&self.request_timeout) {
+            return Err(bad("HAVEN_REQUEST_TIMEOUT", "must be 1 to 3600 seconds"));
         }
         if self.lockout_threshold == 0 || !(1..=1440).contains(&self.lockout_minutes) {
             return Err(bad("HAVEN_LOCKOUT_*", "the threshold must be at least 1 and the duration 1 to 1440 minutes"));

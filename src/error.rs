@@ -245,6 +245,9 @@ impl From<diesel::result::Error> for ApiError {
             Error::NotFound => ApiError::NotFound,
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => ApiError::Unavailable,
             Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _) => ApiError::Unavailable,
+            // The server is going away or not yet back (SQLSTATE 57P01-57P03); diesel does not
+            // pass the code on, only PostgreSQL's (untranslated: lc_messages=C) message.
+            Error::DatabaseError(_, info) if is_server_unavailable(info.message()) => ApiError::Unavailable,
             Error::DatabaseError(kind, info) => {
                 // The message of a PostgreSQL error is safe to log (no row values); details
                 // (which can quote a row) are not logged.
@@ -253,6 +256,16 @@ impl From<diesel::result::Error> for ApiError {
             other => ApiError::Internal(format!("database: {other}")),
         }
     }
+}
+
+fn is_server_unavailable(message: &str) -> bool {
+    const GOING_AWAY: [&str; 4] = [
+        "terminating connection due to administrator command",
+        "the database system is shutting down",
+        "the database system is starting up",
+        "the database system is in recovery mode",
+    ];
+    GOING_AWAY.iter().any(|m| message.starts_with(m))
 }
 
 impl From<crate::db::PoolError> for ApiError {

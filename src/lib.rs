@@ -8,6 +8,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod config;
 pub mod db;
+pub mod deadline;
 pub mod domain;
 pub mod error;
 pub mod extract;

@@ -181,6 +181,7 @@ pub fn run(state: AppState, listener: TcpListener) -> Result<Server, StartupErro
             .app_data(web::JsonConfig::default().limit(data.settings.body_limit).error_handler(|_, _| {
                 crate::error::ApiError::BadRequest("The body is not valid JSON for this operation.".into()).into()
             }))
+            .wrap(from_fn(crate::deadline::enforce))
             // Responses can hold identities: no browser, proxy or client cache may keep them.
             .wrap(actix_web::middleware::DefaultHeaders::new().add((actix_web::http::header::CACHE_CONTROL, "no-store")))
             .wrap(from_fn(crate::telemetry::observe))
@@ -198,6 +199,10 @@ pub fn run(state: AppState, listener: TcpListener) -> Result<Server, StartupErro
             .default_service(web::to(crate::routes::fallback))
     })
     .shutdown_timeout(shutdown)
+    // A client must send its request head within 5 s and is dropped 1 s after its connection
+    // shuts down: slow or silent clients cannot hold connections open for long.
+    .client_request_timeout(Duration::from_secs(5))
+    .client_disconnect_timeout(Duration::from_secs(1))
     .listen(listener)
     .map_err(|e| StartupError::Bind { addr: addr.clone(), detail: e.to_string() })?;
     if let Some(workers) = workers {

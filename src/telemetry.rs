@@ -110,13 +110,18 @@ pub async fn observe(
     };
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
     let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
-    let mut response = next.call(req).await?;
-    let status = response.status().as_u16().to_string();
+    let result = next.call(req).await;
+    let status = match &result {
+        Ok(response) => response.status(),
+        Err(e) => e.as_response_error().status_code(),
+    };
+    let status = status.as_u16().to_string();
     if let Some(metrics) = metrics {
         let labels = [method.as_str(), route.as_str(), status.as_str()];
         metrics.requests.with_label_values(&labels).inc();
         metrics.latency.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
     }
+    let mut response = result?;
     if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
         response.headers_mut().insert(HeaderName::from_static("x-request-id"), id);
     }

@@ -31,7 +31,12 @@ pub enum DbSetupError {
 /// prompt 503 rather than a hung request, and which recovers on its own when the database returns
 /// (broken connections are discarded on recycle).
 pub fn build_pool(url: &str, size: usize, timeout: Duration) -> Result<Pool, DbSetupError> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+    // Fast recycling: no `SELECT 1` on every checkout (it doubled the round trips of a request).
+    // A connection the server dropped fails its next query (503) and is discarded then, because
+    // the pool does not take back a broken connection.
+    let mut config = diesel_async::pooled_connection::ManagerConfig::default();
+    config.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
     Pool::builder(manager)
         .max_size(size)
         .wait_timeout(Some(timeout))
