@@ -212,6 +212,12 @@ pub struct Settings {
     #[arg(long, env = "HAVEN_REQUEST_TIMEOUT", default_value_t = 30, global = true)]
     pub request_timeout: u64,
 
+    /// How long a session check is remembered, in milliseconds (0: check the database on every
+    /// request). Revocations made through this process apply at once; other processes sharing the
+    /// database see them within this time.
+    #[arg(long, env = "HAVEN_SESSION_CACHE_MS", default_value_t = 1000, global = true)]
+    pub session_cache_ms: u64,
+
     /// Seconds given to in-flight requests on shutdown.
     #[arg(long, env = "HAVEN_SHUTDOWN_TIMEOUT", default_value_t = 30, global = true)]
     pub shutdown_timeout: u64,
@@ -268,6 +274,9 @@ impl Settings {
         }
         if self.login_per_address_per_minute == 0 || self.login_per_account_burst == 0 {
             return Err(bad("HAVEN_LOGIN_PER_*", "login rates must be at least 1"));
+        }
+        if self.session_cache_ms > 60_000 {
+            return Err(bad("HAVEN_SESSION_CACHE_MS", "must be at most 60000 (one minute)"));
         }
         if !(1..=3600).contains(&self.request_timeout) {
             return Err(bad("HAVEN_REQUEST_TIMEOUT", "must be 1 to 3600 seconds"));

@@ -147,6 +147,7 @@ pub fn build_state(settings: Settings, database_url: &str, keys: Keys) -> Result
         reports_pool,
         hasher: Arc::new(PasswordHasher::new(settings.hash_concurrency())),
         throttle: Arc::new(LoginThrottle::new(settings.login_per_address_per_minute, settings.login_per_account_burst)),
+        sessions: Arc::new(crate::auth::session_cache::SessionCache::new(Duration::from_millis(settings.session_cache_ms))),
         keyring: Arc::new(keys.jwt),
         identity_keys: Arc::new(keys.identity),
         metrics: Arc::new(Metrics::new()),

@@ -18,6 +18,8 @@ pub struct AppState {
     pub identity_keys: Arc<crate::privacy::crypto::IdentityKeyring>,
     pub hasher: Arc<PasswordHasher>,
     pub throttle: Arc<LoginThrottle>,
+    /// Recent session checks (see `auth::session_cache`).
+    pub sessions: Arc<crate::auth::session_cache::SessionCache>,
     pub metrics: Arc<Metrics>,
     /// The report plugins of this deployment.
     pub reports: Arc<crate::reports::Registry>,

@@ -5,6 +5,7 @@ pub mod login;
 pub mod password;
 pub mod principal;
 pub mod routes;
+pub mod session_cache;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;

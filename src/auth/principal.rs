@@ -1,5 +1,6 @@
 //! The authenticated caller. Extracting a `Principal` verifies the bearer token and then checks
-//! the database, so a revoked session, a disabled user or a changed role stops a token at once.
+//! the database (or its short memory of that check, `session_cache`), so a revoked session, a
+//! disabled user or a changed role stops a token.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,6 +11,7 @@ use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
 use crate::db::schema::{organizations, sessions, users};
+use super::session_cache::SessionFacts;
 use crate::domain::{OrganizationKind, Role};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -38,28 +40,37 @@ impl FromRequest for Principal {
                 tracing::debug!(?reason, "access token refused");
                 ApiError::Unauthorized
             })?;
-            let mut conn = state.pool.get().await?;
-            let now = chrono::Utc::now();
-            let row: Option<(Role, Uuid, bool, i32, OrganizationKind)> = sessions::table
-                .inner_join(users::table.inner_join(organizations::table))
-                .filter(sessions::id.eq(claims.sid))
-                .filter(sessions::user_id.eq(claims.sub))
-                .filter(sessions::revoked_at.is_null())
-                .filter(sessions::expires_at.gt(now))
-                .select((
-                    users::role,
-                    users::organization_id,
-                    users::disabled,
-                    users::token_version,
-                    organizations::kind,
-                ))
-                .first(&mut conn)
-                .await
-                .optional()?;
-            let Some((role, organization_id, disabled, version, kind)) = row else {
-                return Err(ApiError::Unauthorized);
+            let facts = match state.sessions.recall(claims.sid) {
+                (Some(facts), _) => facts,
+                (None, generation) => {
+                    let mut conn = state.pool.get().await?;
+                    let row: Option<(Role, Uuid, bool, i32, OrganizationKind, chrono::DateTime<chrono::Utc>)> = sessions::table
+                        .inner_join(users::table.inner_join(organizations::table))
+                        .filter(sessions::id.eq(claims.sid))
+                        .filter(sessions::user_id.eq(claims.sub))
+                        .filter(sessions::revoked_at.is_null())
+                        .filter(sessions::expires_at.gt(chrono::Utc::now()))
+                        .select((
+                            users::role,
+                            users::organization_id,
+                            users::disabled,
+                            users::token_version,
+                            organizations::kind,
+                            sessions::expires_at,
+                        ))
+                        .first(&mut conn)
+                        .await
+                        .optional()?;
+                    let Some((role, organization_id, disabled, token_version, kind, expires_at)) = row else {
+                        return Err(ApiError::Unauthorized);
+                    };
+                    let facts = SessionFacts { user_id: claims.sub, role, organization_id, disabled, token_version, kind, expires_at };
+                    state.sessions.remember(claims.sid, facts, generation);
+                    facts
+                }
             };
-            if disabled || version != claims.ver || role != claims.role || organization_id != claims.org {
+            let SessionFacts { user_id, role, organization_id, disabled, token_version: version, kind, .. } = facts;
+            if user_id != claims.sub || disabled || version != claims.ver || role != claims.role || organization_id != claims.org {
                 return Err(ApiError::Unauthorized);
             }
             let principal = Principal {

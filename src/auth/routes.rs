@@ -96,7 +96,7 @@ pub async fn refresh(state: web::Data<AppState>, ctx: RequestContext, body: ApiJ
                             .select((users::organization_id, users::role, users::disabled, users::token_version))
                             .first(conn)
                             .await?;
-                        Ok(Some((session_id, user_id, refresh_token, user)))
+                        Ok((Some((session_id, user_id, refresh_token, user)), false))
                     }
                     Rotation::Reused { session_id, user_id } => {
                         let (org, role): (Uuid, Role) = users::table
@@ -109,12 +109,17 @@ pub async fn refresh(state: web::Data<AppState>, ctx: RequestContext, body: ApiJ
                             .in_org(org)
                             .target("session", session_id);
                         audit::record(conn, &ctx, event).await?;
-                        Ok(None)
+                        Ok((None, true))
                     }
-                    Rotation::Invalid => Ok(None),
+                    Rotation::Invalid => Ok((None, false)),
                 }
             })
         .await?;
+    let (outcome, revoked) = outcome;
+    if revoked {
+        // Reuse of a spent refresh token ended the session.
+        state.sessions.forget_all();
+    }
     match outcome {
         Some((session_id, user_id, new_token, (org, role, false, version))) => Ok(HttpResponse::Ok()
             .insert_header(no_store())
@@ -144,6 +149,7 @@ pub async fn logout(state: web::Data<AppState>, principal: Principal, ctx: Reque
             Ok(())
         })
     .await?;
+    state.sessions.forget_all();
     Ok(HttpResponse::NoContent().finish())
 }
 

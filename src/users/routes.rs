@@ -267,5 +267,7 @@ pub async fn update_user(
                 Ok(user)
             })
         .await?;
+    // The user's sessions ended with that commit; no remembered check may outlive them.
+    state.sessions.forget_all();
     Ok(HttpResponse::Ok().insert_header((header::ETAG, etag(updated.version))).json(UserView::from(updated)))
 }

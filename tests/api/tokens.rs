@@ -106,3 +106,28 @@ async fn tokens_of_disabled_or_logged_out_users_are_refused() {
     app.request(reqwest::Method::POST, "/api/v1/auth/logout", Some(&token), None).await;
     assert_eq!(me_status(&app, Some(&format!("Bearer {token}"))).await, StatusCode::UNAUTHORIZED);
 }
+
+/// A revocation made outside this process (another Haven process, or an operator in psql) is
+/// honoured within HAVEN_SESSION_CACHE_MS; with 0, at once.
+#[tokio::test]
+async fn revocations_from_outside_the_process_apply_within_the_session_cache_ttl() {
+    for ttl_ms in [0u64, 300] {
+        let app = crate::helpers::spawn_app_with(|s| s.session_cache_ms = ttl_ms).await;
+        let org = app.create_org().await;
+        let (user, token) = app.user_with_token(org, haven::domain::Role::Caseworker).await;
+        assert_eq!(app.get("/api/v1/me", &token).await.status, 200);
+        let mut conn = app.pool.get().await.unwrap();
+        diesel_async::RunQueryDsl::execute(
+            diesel::sql_query(format!("UPDATE sessions SET revoked_at = now() WHERE user_id = '{}'", user.id)),
+            &mut conn,
+        )
+        .await
+        .unwrap();
+        if ttl_ms == 0 {
+            assert_eq!(app.get("/api/v1/me", &token).await.status, 401, "no memory: refused at once");
+        } else {
+            tokio::time::sleep(std::time::Duration::from_millis(ttl_ms + 200)).await;
+            assert_eq!(app.get("/api/v1/me", &token).await.status, 401, "refused once the memory has lapsed");
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! A short memory of session checks, so an authenticated request does not cost a database round
+//! trip each time (the largest part of authentication: verifying the token itself is ~2 us).
+//!
+//! Every revocation made by this process (logout, refresh-token reuse, a user's role, status or
+//! password changed) forgets everything after it commits, so here it takes effect at once. Another
+//! Haven process on the same database, or a change made outside Haven, is seen within the
+//! time-to-live (`HAVEN_SESSION_CACHE_MS`, 0 = check the database on every request).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::domain::{OrganizationKind, Role};
+
+/// What the database said of a session and its user.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionFacts {
+    pub user_id: Uuid,
+    pub role: Role,
+    pub organization_id: Uuid,
+    pub disabled: bool,
+    pub token_version: i32,
+    pub kind: OrganizationKind,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Far more sessions than a deployment has at once; past it the memory starts afresh.
+const MAX_ENTRIES: usize = 100_000;
+
+pub struct SessionCache {
+    ttl: Duration,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Bumped by every `forget_all`, so a check that read the database before a revocation
+    /// committed cannot store what it read afterwards.
+    generation: u64,
+    entries: HashMap<Uuid, (Instant, SessionFacts)>,
+}
+
+impl SessionCache {
+    pub fn new(ttl: Duration) -> SessionCache {
+        SessionCache { ttl, inner: Mutex::new(Inner::default()) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The facts about `session` if checked less than the time-to-live ago, with the generation
+    /// to pass to [`SessionCache::remember`] after a database check.
+    pub fn recall(&self, session: Uuid) -> (Option<SessionFacts>, u64) {
+        let inner = self.lock();
+        let fresh = inner
+            .entries
+            .get(&session)
+            .filter(|(at, facts)| at.elapsed() < self.ttl && facts.expires_at > Utc::now())
+            .map(|(_, facts)| *facts);
+        (fresh, inner.generation)
+    }
+
+    pub fn remember(&self, session: Uuid, facts: SessionFacts, generation: u64) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut inner = self.lock();
+        if inner.generation != generation {
+            return;
+        }
+        if inner.entries.len() >= MAX_ENTRIES {
+            inner.entries.clear();
+        }
+        inner.entries.insert(session, (Instant::now(), facts));
+    }
+
+    /// After a revocation has committed.
+    pub fn forget_all(&self) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.entries.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> SessionFacts {
+        SessionFacts {
+            user_id: Uuid::nil(),
+            role: Role::Caseworker,
+            organization_id: Uuid::nil(),
+            disabled: false,
+            token_version: 1,
+            kind: OrganizationKind::Ngo,
+            expires_at: Utc::now() + chrono::Duration::hours(1),
+        }
+    }
+
+    #[test]
+    fn remembers_for_the_ttl_and_forgets_on_revocation() {
+        let cache = SessionCache::new(Duration::from_secs(60));
+        let sid = Uuid::new_v4();
+        let (none, generation) = cache.recall(sid);
+        assert!(none.is_none());
+        cache.remember(sid, facts(), generation);
+        assert!(cache.recall(sid).0.is_some());
+        cache.forget_all();
+        assert!(cache.recall(sid).0.is_none());
+    }
+
+    #[test]
+    fn a_check_that_raced_a_revocation_is_not_stored() {
+        let cache = SessionCache::new(Duration::from_secs(60));
+        let sid = Uuid::new_v4();
+        let (_, generation) = cache.recall(sid);
+        cache.forget_all(); // a revocation commits while the check is at the database
+        cache.remember(sid, facts(), generation);
+        assert!(cache.recall(sid).0.is_none());
+    }
+
+    #[test]
+    fn zero_ttl_and_expired_sessions_are_never_recalled() {
+        let off = SessionCache::new(Duration::ZERO);
+        let sid = Uuid::new_v4();
+        off.remember(sid, facts(), 0);
+        assert!(off.recall(sid).0.is_none());
+        let cache = SessionCache::new(Duration::from_secs(60));
+        cache.remember(sid, SessionFacts { expires_at: Utc::now() - chrono::Duration::seconds(1), ..facts() }, 0);
+        assert!(cache.recall(sid).0.is_none());
+    }
+}
