@@ -23,6 +23,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The report plugins of this deployment.
     pub reports: Arc<crate::reports::Registry>,
+    /// Each role's report catalogue, as JSON.
+    pub report_catalogue: Arc<std::collections::HashMap<crate::domain::Role, String>>,
     /// The served OpenAPI document, serialised once.
     pub openapi_json: Arc<String>,
     /// Path templates of the spec, to tell 405 from 404.

@@ -134,9 +134,29 @@ struct Shape {
     filters: serde_json::Value,
 }
 
+#[derive(diesel::QueryableByName)]
+struct Idle {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    idle: bool,
+}
+
 /// Brings every rollup up to date and builds this table's if it is new. On the primary.
 pub async fn maintain(conn: &mut AsyncPgConnection, table: &TableQuery) -> Result<(), ApiError> {
     let shape = shape_id(table);
+    // The usual case, without the lock: nothing changed since the last upkeep and this shape is
+    // built. A change that commits after this check is as if it came after the report. An upkeep
+    // under way elsewhere still shows its dirty rows (its delete is not committed), so this run
+    // then waits for it below.
+    let idle: Idle = diesel::sql_query(
+        "SELECT NOT EXISTS (SELECT 1 FROM report_rollup_dirty) \
+           AND EXISTS (SELECT 1 FROM report_rollup_shapes WHERE shape = $1) AS idle",
+    )
+    .bind::<Text, _>(&shape)
+    .get_result(conn)
+    .await?;
+    if idle.idle {
+        return Ok(());
+    }
     conn.transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
         diesel::sql_query("SELECT pg_advisory_xact_lock($1)").bind::<BigInt, _>(MAINTENANCE_LOCK).execute(conn).await?;
         let dirty: Vec<Dirty> =

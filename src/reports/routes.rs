@@ -58,21 +58,32 @@ pub async fn list_reports(state: web::Data<AppState>, principal: Principal) -> A
     if principal.role == Role::Auditor {
         return Err(ApiError::Forbidden);
     }
-    let infos: Vec<ReportInfo> = state
-        .reports
-        .plugins
+    let json = state.report_catalogue.get(&principal.role).cloned().unwrap_or_default();
+    Ok(HttpResponse::Ok().content_type("application/json").body(json))
+}
+
+/// The catalogue each role sees, serialised once at start: the registry never changes while
+/// the service runs.
+pub fn catalogues(registry: &super::Registry) -> HashMap<Role, String> {
+    Role::ALL
         .iter()
-        .filter(|p| p.roles().contains(&principal.role))
-        .map(|p| ReportInfo {
-            id: p.id().to_owned(),
-            title: p.title().to_owned(),
-            description: p.description().to_owned(),
-            parameters: p.parameters(),
-            dimensions: p.table(&HashMap::new()).map(|t| t.dimensions).unwrap_or_default(),
-            roles: p.roles().to_vec(),
+        .map(|role| {
+            let infos: Vec<ReportInfo> = registry
+                .plugins
+                .iter()
+                .filter(|p| p.roles().contains(role))
+                .map(|p| ReportInfo {
+                    id: p.id().to_owned(),
+                    title: p.title().to_owned(),
+                    description: p.description().to_owned(),
+                    parameters: p.parameters(),
+                    dimensions: p.table(&HashMap::new()).map(|t| t.dimensions).unwrap_or_default(),
+                    roles: p.roles().to_vec(),
+                })
+                .collect();
+            (*role, serde_json::to_string(&infos).unwrap_or_else(|_| "[]".into()))
         })
-        .collect();
-    Ok(HttpResponse::Ok().json(infos))
+        .collect()
 }
 
 const FRAMEWORK_PARAMS: [&str; 4] = ["from", "to", "operation", "format"];

@@ -1,0 +1,184 @@
+"""Haven benchmark driver, called by bench/run.sh once Haven is up on a seeded database.
+
+Every scenario is run in slices alternating with its anchor (the same work done straight in
+PostgreSQL by pgbench), at the same concurrency, so both see the same machine: this shared
+machine's absolute speed swings 2x, ratios within one run do not. Prints a table and, with --out,
+writes it as Markdown.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import anchors
+import floods
+
+p = argparse.ArgumentParser()
+p.add_argument("--bind", required=True)
+p.add_argument("--socket", required=True, help="PostgreSQL socket directory")
+p.add_argument("--pid", type=int, required=True, help="Haven's process id (for peak memory)")
+p.add_argument("--duration", type=int, default=5, help="seconds per slice")
+p.add_argument("--rounds", type=int, default=3, help="slices per side")
+p.add_argument("--connections", type=int, default=4)
+p.add_argument("--victims", required=True)
+p.add_argument("--seed-seconds", default="?")
+p.add_argument("--command", default="bench/run.sh")
+p.add_argument("--out")
+args = p.parse_args()
+
+BASE = f"http://{args.bind}"
+WORK = tempfile.mkdtemp(prefix="haven-bench-")
+PASSWORD = "benchmark-passphrase-for-staff"
+
+
+def call(method, path, token=None, body=None, expect=(200, 201)):
+    req = urllib.request.Request(BASE + path, method=method, data=json.dumps(body).encode() if body is not None else None)
+    req.add_header("content-type", "application/json")
+    if token:
+        req.add_header("authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req) as resp:
+            return json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as e:
+        if e.code in expect:
+            return json.loads(e.read() or b"null")
+        raise SystemExit(f"{method} {path}: {e.code} {e.read()[:300]!r}")
+
+
+def psql(sql):
+    return subprocess.run(["psql", "-h", args.socket, "-U", "postgres", "-d", "haven", "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def login(email, password=PASSWORD):
+    return call("POST", "/api/v1/auth/login", body={"email": email, "password": password})["access_token"]
+
+
+def user(org, role):
+    email = f"bench-{role}-{org[:8]}@haven.invalid"
+    call("POST", "/api/v1/users", ADMIN, {"email": email, "role": role, "password": PASSWORD, "organization_id": org}, expect=(201, 409))
+    return login(email)
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * q))] if xs else float("nan")
+
+
+def wrk(lua, env):
+    """One slice of HTTP load; returns (requests per second, latencies are summarised by wrk)."""
+    out = subprocess.run(["wrk", "-t2", f"-c{args.connections}", f"-d{args.duration}s", "--timeout", "10s", "-s", lua, BASE],
+                         capture_output=True, text=True, env={**os.environ, "WRK_DIR": os.path.dirname(lua), **env}, check=True).stdout
+    line = [l for l in out.splitlines() if l.startswith("JSON")][-1]
+    r = json.loads(line[4:])
+    if r["non2xx"] or r["errors"]:
+        raise SystemExit(f"wrk {lua}: {r['non2xx']} non-2xx answers, {r['errors']} socket errors")
+    return r
+
+
+def pgbench(script):
+    logdir = tempfile.mkdtemp(dir=WORK)
+    subprocess.run(["pgbench", "-n", "-h", args.socket, "-U", "postgres", "-c", str(args.connections), "-j", "2",
+                    "-T", str(args.duration), "-f", script, "-l", "--log-prefix", f"{logdir}/tx", "haven"],
+                   capture_output=True, text=True, check=True)
+    lat = []
+    for name in os.listdir(logdir):
+        with open(os.path.join(logdir, name)) as f:
+            lat += [int(l.split()[2]) for l in f if l.strip()]
+    return {"requests": len(lat), "duration_us": args.duration * 1e6, "lat": lat}
+
+
+def scenario(name, lua, env, anchor_sql, target):
+    """Alternates slices of the API and its anchor; pools the latencies of each side."""
+    script = os.path.join(WORK, f"{name}.sql")
+    with open(script, "w") as f:
+        f.write(anchor_sql)
+    api = {"n": 0, "t": 0.0, "p50": [], "p99": []}
+    pg = {"n": 0, "t": 0.0, "lat": []}
+    for _ in range(args.rounds):
+        r = wrk(lua, env)
+        api["n"] += r["requests"]; api["t"] += r["duration_us"] / 1e6
+        api["p50"].append(r["p50"]); api["p99"].append(r["p99"])
+        r = pgbench(script)
+        pg["n"] += r["requests"]; pg["t"] += r["duration_us"] / 1e6; pg["lat"] += r["lat"]
+    api_rps, pg_tps = api["n"] / api["t"], pg["n"] / pg["t"]
+    row = {"name": name, "api_rps": api_rps, "api_p50": statistics.median(api["p50"]) / 1000, "api_p99": max(api["p99"]) / 1000,
+           "anchor_tps": pg_tps, "anchor_p50": pct(pg["lat"], 0.5) / 1000, "anchor_p99": pct(pg["lat"], 0.99) / 1000,
+           "ratio": api_rps / pg_tps, "target": target}
+    print(f"{name:34} {api_rps:8.0f}/s p50 {row['api_p50']:6.2f} p99 {row['api_p99']:6.2f} | anchor {pg_tps:8.0f}/s "
+          f"p50 {row['anchor_p50']:6.2f} p99 {row['anchor_p99']:6.2f} | ratio {row['ratio']:.2f} (target >= {target})", flush=True)
+    return row
+
+
+def lua(name):
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "wrk", name)
+
+
+# --- set-up: accounts in the seed organisation with the most victims, and ids to read -----------
+ADMIN = login("bench@haven.invalid", "benchmark-admin-passphrase")
+host = call("GET", "/api/v1/me", ADMIN)["organization"]["id"]
+org = psql("SELECT organization_id FROM victims GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
+caseworker_id_token = user(org, "caseworker")
+org_admin = user(org, "admin")
+partner = user(host, "partner")
+caseworker_user = psql(f"SELECT id FROM users WHERE email = 'bench-caseworker-{org[:8]}@haven.invalid'")
+psql("DROP TABLE IF EXISTS bench_ids; CREATE TABLE bench_ids AS SELECT (row_number() OVER ())::int AS n, id FROM "
+     f"(SELECT i.victim_id AS id FROM victim_identities i WHERE i.organization_id = '{org}' ORDER BY i.victim_id LIMIT 5000) s; "
+     "ALTER TABLE bench_ids ADD PRIMARY KEY (n); ANALYZE bench_ids")
+ids_file = os.path.join(WORK, "ids.txt")
+with open(ids_file, "w") as f:
+    f.write(psql("SELECT id FROM bench_ids ORDER BY n") + "\n")
+nids = int(psql("SELECT count(*) FROM bench_ids"))
+env_read = {"IDS": ids_file}
+body_file = os.path.join(WORK, "victim.json")
+with open(body_file, "w") as f:
+    json.dump(anchors.VICTIM_BODY, f)
+
+ctx = anchors.Context(psql=psql, org=org, user=caseworker_user, host=host, nids=nids)
+rows = []
+print(f"\n{'scenario':34} {'API':>8}              (ms)         | {'anchor (pgbench)':>16} (ms)", flush=True)
+rows.append(scenario("GET victim as admin (no identity)", lua("get_victim.lua"), {**env_read, "TOKEN": org_admin},
+                     anchors.plain_read(ctx), 0.5))
+rows.append(scenario("GET victim as caseworker (audited)", lua("get_victim.lua"), {**env_read, "TOKEN": caseworker_id_token},
+                     anchors.audited_read(ctx), 0.8))
+rows.append(scenario("POST victim (sealed, audited)", lua("post_victim.lua"), {"BODY": body_file, "TOKEN": caseworker_id_token},
+                     anchors.insert(ctx), 0.6))
+for report in call("GET", "/api/v1/reports", partner):
+    call("GET", f"/api/v1/reports/{report['id']}", partner)  # its rollup exists before timing starts
+    rows.append(scenario(f"report {report['id']}", lua("get_path.lua"), {"PATH_": f"/api/v1/reports/{report['id']}", "TOKEN": partner},
+                         anchors.report(ctx, report), 0.9))
+
+# Authentication: the catalogue (bearer token, session check, static JSON) against /healthz
+# (no token, static JSON), alternating like the others.
+auth = {"on": [], "off": []}
+for _ in range(args.rounds):
+    auth["on"].append(wrk(lua("get_path.lua"), {"PATH_": "/api/v1/reports", "TOKEN": partner}))
+    auth["off"].append(wrk(lua("get_path.lua"), {"PATH_": "/healthz", "TOKEN": ""}))
+rate = {k: sum(r["requests"] for r in v) / sum(r["duration_us"] / 1e6 for r in v) for k, v in auth.items()}
+overhead = rate["off"] / rate["on"] - 1
+print(f"authenticated {rate['on']:.0f}/s vs unauthenticated {rate['off']:.0f}/s: overhead {overhead:.1%} (target <= 5%)", flush=True)
+
+# Bad-login flood: others' latency while one account is hammered with wrong passwords.
+flood = floods.bad_login_flood(BASE, f"bench-caseworker-{org[:8]}@haven.invalid", org_admin, ids_file, seconds=args.duration * 2)
+print(f"bad-login flood: {flood['attempts']} attempts ({flood['statuses']}); others p50 {flood['p50']:.1f} ms, "
+      f"p99 {flood['p99']:.1f} ms (target <= 50); account locked: {flood['locked']}", flush=True)
+slow = floods.slowloris(args.bind, org_admin, ids_file, connections=200, seconds=args.duration * 2)
+print(f"slow clients: {slow['held']} connections held open; others p99 {slow['p99']:.1f} ms; "
+      f"slow connections closed by the server: {slow['closed']}", flush=True)
+
+with open(f"/proc/{args.pid}/status") as f:
+    peak_kib = int([l for l in f if l.startswith("VmHWM")][0].split()[1])
+print(f"Haven peak RSS: {peak_kib / 1024:.1f} MB (target < 100 MB)")
+
+if args.out:
+    import report_md
+    report_md.write(args.out, args=args, rows=rows, auth=(rate, overhead), flood=flood, slow=slow, peak_mb=peak_kib / 1024,
+                    machine=f"{platform.node()} ({os.cpu_count()} cores, {platform.platform()})")
+    print(f"wrote {args.out}")

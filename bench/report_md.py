@@ -1,0 +1,49 @@
+"""Writes a benchmark run into docs/BENCHMARKS.md between its markers; the hand-written analysis
+around them stays."""
+import datetime
+import re
+
+BEGIN, END = "<!-- bench:begin (written by bench/run.sh) -->", "<!-- bench:end -->"
+
+
+def _ok(value, target, higher=True):
+    return "met" if (value >= target if higher else value <= target) else "**missed**"
+
+
+def render(args, rows, auth, flood, slow, peak_mb, machine):
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out = [BEGIN, "",
+           f"- Run: {now} on {machine}.",
+           f"- Command: `{args.command}`",
+           f"- Data: `haven seed --victims {args.victims}` ({args.seed_seconds} s), release build, zero-config private",
+           "  cluster with the service's durable settings (fsync, synchronous_commit on).",
+           f"- Load: {args.connections} connections each side (wrk over loopback; pgbench over the Unix socket),",
+           f"  {args.rounds} alternating slices of {args.duration} s per side.", "",
+           "| scenario | API req/s | API p50 ms | API p99 ms | anchor tx/s | anchor p50 ms | anchor p99 ms | ratio | target | |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        out.append(f"| {r['name']} | {r['api_rps']:.0f} | {r['api_p50']:.2f} | {r['api_p99']:.2f} | {r['anchor_tps']:.0f} | "
+                   f"{r['anchor_p50']:.2f} | {r['anchor_p99']:.2f} | {r['ratio']:.2f} | >= {r['target']} | {_ok(r['ratio'], r['target'])} |")
+    rate, overhead = auth
+    out += ["",
+            f"- Authentication: `GET /api/v1/reports` with a bearer token {rate['on']:.0f} req/s vs `GET /healthz` without "
+            f"{rate['off']:.0f} req/s: overhead {overhead:.1%} (target <= 5%: {_ok(overhead, 0.05, higher=False)}).",
+            f"- Bad-login flood ({flood['attempts']} attempts in {args.duration * 2} s from 8 threads, answers {flood['statuses']}): "
+            f"an admin's GET victim meanwhile p50 {flood['p50']:.1f} ms, p99 {flood['p99']:.1f} ms over {flood['probes']} requests "
+            f"(target <= 50 ms: {_ok(flood['p99'], 50, higher=False)}); account locked afterwards: {'yes' if flood['locked'] else '**no**'}.",
+            f"- Slow clients: {slow['held']} connections sending an unfinished request head a byte a second for {args.duration * 2} s; "
+            f"{slow['closed']} closed by the server; an admin's GET victim meanwhile p50 {slow['p50']:.1f} ms, p99 {slow['p99']:.1f} ms "
+            f"over {slow['probes']} requests.",
+            f"- Haven's peak resident memory over the whole run: {peak_mb:.1f} MB (target < 100 MB: {_ok(peak_mb, 100, higher=False)}).",
+            "", END]
+    return "\n".join(out)
+
+
+def write(path, **kw):
+    text = open(path).read()
+    block = render(**kw)
+    if BEGIN in text:
+        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    open(path, "w").write(text)
