@@ -275,8 +275,8 @@ impl Settings {
         if self.login_per_address_per_minute == 0 || self.login_per_account_burst == 0 {
             return Err(bad("HAVEN_LOGIN_PER_*", "login rates must be at least 1"));
         }
-        if self.session_cache_ms > 60_000 {
-            return Err(bad("HAVEN_SESSION_CACHE_MS", "must be at most 60000 (one minute)"));
+        if self.session_cache_ms > 5_000 {
+            return Err(bad("HAVEN_SESSION_CACHE_MS", "must be at most 5000 (five seconds): revocations must take effect"));
         }
         if !(1..=3600).contains(&self.request_timeout) {
             return Err(bad("HAVEN_REQUEST_TIMEOUT", "must be 1 to 3600 seconds"));

@@ -5,8 +5,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::sessions::{self, Rotation};
 use super::Principal;
+use super::session_cache::revoking;
+use super::sessions::{self, Rotation};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::db::schema::users;
 use crate::domain::Role;
@@ -51,7 +52,15 @@ pub struct MeResponse {
     pub organization: OrganizationView,
 }
 
-pub(super) fn tokens(state: &AppState, user: Uuid, org: Uuid, role: Role, session: Uuid, version: i32, refresh_token: String) -> ApiResult<TokenResponse> {
+pub(super) fn tokens(
+    state: &AppState,
+    user: Uuid,
+    org: Uuid,
+    role: Role,
+    session: Uuid,
+    version: i32,
+    refresh_token: String,
+) -> ApiResult<TokenResponse> {
     let access_token = state
         .keyring
         .issue(user, org, role, session, version)
@@ -83,47 +92,68 @@ pub(super) fn no_store() -> (actix_web::http::header::HeaderName, &'static str) 
     )
 )]
 #[post("/auth/refresh")]
-pub async fn refresh(state: web::Data<AppState>, ctx: RequestContext, body: ApiJson<RefreshRequest>) -> ApiResult<HttpResponse> {
+pub async fn refresh(
+    state: web::Data<AppState>,
+    ctx: RequestContext,
+    body: ApiJson<RefreshRequest>,
+) -> ApiResult<HttpResponse> {
     let presented = body.0.refresh_token;
     let mut conn = state.pool.get().await?;
-    let outcome = (*conn)
-        .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
-                let rotation = sessions::rotate(conn, &presented).await?;
-                match rotation {
-                    Rotation::Rotated { session_id, user_id, refresh_token } => {
-                        let user: (Uuid, Role, bool, i32) = users::table
-                            .find(user_id)
-                            .select((users::organization_id, users::role, users::disabled, users::token_version))
-                            .first(conn)
-                            .await?;
-                        Ok((Some((session_id, user_id, refresh_token, user)), false))
+    let rotation = async move {
+        (*conn)
+            .transaction::<_, ApiError, _>(
+                async move |conn: &mut diesel_async::AsyncPgConnection| {
+                    let rotation = sessions::rotate(conn, &presented).await?;
+                    match rotation {
+                        Rotation::Rotated {
+                            session_id,
+                            user_id,
+                            refresh_token,
+                        } => {
+                            let user: (Uuid, Role, bool, i32) = users::table
+                                .find(user_id)
+                                .select((
+                                    users::organization_id,
+                                    users::role,
+                                    users::disabled,
+                                    users::token_version,
+                                ))
+                                .first(conn)
+                                .await?;
+                            Ok((Some((session_id, user_id, refresh_token, user)), false))
+                        }
+                        Rotation::Reused {
+                            session_id,
+                            user_id,
+                        } => {
+                            let (org, role): (Uuid, Role) = users::table
+                                .find(user_id)
+                                .select((users::organization_id, users::role))
+                                .first(conn)
+                                .await?;
+                            let event =
+                                Event::new(AuditAction::RefreshReused, AuditOutcome::Denied)
+                                    .actor(user_id, role)
+                                    .in_org(org)
+                                    .target("session", session_id);
+                            audit::record(conn, &ctx, event).await?;
+                            Ok((None, true))
+                        }
+                        Rotation::Invalid => Ok((None, false)),
                     }
-                    Rotation::Reused { session_id, user_id } => {
-                        let (org, role): (Uuid, Role) = users::table
-                            .find(user_id)
-                            .select((users::organization_id, users::role))
-                            .first(conn)
-                            .await?;
-                        let event = Event::new(AuditAction::RefreshReused, AuditOutcome::Denied)
-                            .actor(user_id, role)
-                            .in_org(org)
-                            .target("session", session_id);
-                        audit::record(conn, &ctx, event).await?;
-                        Ok((None, true))
-                    }
-                    Rotation::Invalid => Ok((None, false)),
-                }
-            })
-        .await?;
-    let (outcome, revoked) = outcome;
-    if revoked {
-        // Reuse of a spent refresh token ended the session.
-        state.sessions.forget_all();
-    }
+                },
+            )
+            .await
+    };
+    // Reuse of a spent refresh token ends the session: a revocation. Rotation is not, but the
+    // two are one transaction; forgetting remembered checks after a rotation costs one lookup.
+    let (outcome, _reused) = revoking(state.sessions.clone(), rotation).await?;
     match outcome {
-        Some((session_id, user_id, new_token, (org, role, false, version))) => Ok(HttpResponse::Ok()
-            .insert_header(no_store())
-            .json(tokens(&state, user_id, org, role, session_id, version, new_token)?)),
+        Some((session_id, user_id, new_token, (org, role, false, version))) => {
+            Ok(HttpResponse::Ok().insert_header(no_store()).json(tokens(
+                &state, user_id, org, role, session_id, version, new_token,
+            )?))
+        }
         _ => Err(ApiError::InvalidCredentials),
     }
 }
@@ -138,18 +168,27 @@ pub async fn refresh(state: web::Data<AppState>, ctx: RequestContext, body: ApiJ
     )
 )]
 #[post("/auth/logout")]
-pub async fn logout(state: web::Data<AppState>, principal: Principal, ctx: RequestContext) -> ApiResult<HttpResponse> {
+pub async fn logout(
+    state: web::Data<AppState>,
+    principal: Principal,
+    ctx: RequestContext,
+) -> ApiResult<HttpResponse> {
     let mut conn = state.pool.get().await?;
-    (*conn).transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
-            sessions::revoke(conn, principal.session_id, sessions::REVOKED_LOGOUT).await?;
-            let event = Event::new(AuditAction::Logout, AuditOutcome::Success)
-                .by(&principal)
-                .target("session", principal.session_id);
-            audit::record(conn, &ctx, event).await?;
-            Ok(())
-        })
-    .await?;
-    state.sessions.forget_all();
+    let logout = async move {
+        (*conn)
+            .transaction::<_, ApiError, _>(
+                async move |conn: &mut diesel_async::AsyncPgConnection| {
+                    sessions::revoke(conn, principal.session_id, sessions::REVOKED_LOGOUT).await?;
+                    let event = Event::new(AuditAction::Logout, AuditOutcome::Success)
+                        .by(&principal)
+                        .target("session", principal.session_id);
+                    audit::record(conn, &ctx, event).await?;
+                    Ok(())
+                },
+            )
+            .await
+    };
+    revoking(state.sessions.clone(), logout).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -165,7 +204,14 @@ pub async fn logout(state: web::Data<AppState>, principal: Principal, ctx: Reque
 #[get("/me")]
 pub async fn me(state: web::Data<AppState>, principal: Principal) -> ApiResult<HttpResponse> {
     let mut conn = state.pool.get().await?;
-    let user = crate::users::find(&mut conn, principal.user_id).await?.ok_or(ApiError::Unauthorized)?;
-    let org = crate::orgs::find(&mut conn, principal.organization_id).await?.ok_or(ApiError::Unauthorized)?;
-    Ok(HttpResponse::Ok().json(MeResponse { user: user.into(), organization: org.into() }))
+    let user = crate::users::find(&mut conn, principal.user_id)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    let org = crate::orgs::find(&mut conn, principal.organization_id)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    Ok(HttpResponse::Ok().json(MeResponse {
+        user: user.into(),
+        organization: org.into(),
+    }))
 }

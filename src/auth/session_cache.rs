@@ -86,6 +86,21 @@ impl SessionCache {
     }
 }
 
+/// Runs a revocation (a transaction that ends sessions or changes what a session may do) to its
+/// end even if the request is dropped meanwhile (deadline, client gone), then forgets every
+/// remembered check, also when it failed: a COMMIT whose answer was lost may still have landed.
+pub async fn revoking<T: 'static>(
+    cache: std::sync::Arc<SessionCache>,
+    work: impl std::future::Future<Output = crate::error::ApiResult<T>> + 'static,
+) -> crate::error::ApiResult<T> {
+    let task = actix_web::rt::spawn(async move {
+        let outcome = work.await;
+        cache.forget_all();
+        outcome
+    });
+    task.await.map_err(|e| crate::error::ApiError::Internal(format!("revocation task failed: {e}")))?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,7 +36,12 @@ pub struct CreateUser {
     pub email: Email,
     pub role: Role,
     /// Initial password: 12 to 128 characters, not a common password.
-    #[schema(write_only, min_length = 12, max_length = 128, example = "ferry-lagos-quiet-orchid")]
+    #[schema(
+        write_only,
+        min_length = 12,
+        max_length = 128,
+        example = "ferry-lagos-quiet-orchid"
+    )]
     pub password: String,
     /// Organisation of the account (default: yours; host admins may name any).
     pub organization_id: Option<Uuid>,
@@ -95,7 +100,11 @@ pub async fn list_users(
         sql = sql.filter(users::id.gt(after));
     }
     let mut conn = state.pool.get().await?;
-    let rows = sql.order(users::id.asc()).limit(limit + 1).load(&mut conn).await?;
+    let rows = sql
+        .order(users::id.asc())
+        .limit(limit + 1)
+        .load(&mut conn)
+        .await?;
     Ok(HttpResponse::Ok().json(pagination::page(rows, limit, |u| u.id, UserView::from)))
 }
 
@@ -134,23 +143,23 @@ pub async fn create_user(
     let hash = state.hasher.hash(password.expose()).await?;
     let user = (*conn)
         .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
-                let user = super::insert(conn, org, body.email.as_str(), &hash, body.role)
-                    .await
-                    .map_err(|e| {
-                        if super::is_unique_violation(&e) {
-                            ApiError::Conflict("An account with this email already exists.".into())
-                        } else {
-                            e.into()
-                        }
-                    })?;
-                let event = Event::new(AuditAction::UserCreated, AuditOutcome::Success)
-                    .by(&principal)
-                    .in_org(org)
-                    .target("user", user.id)
-                    .details(serde_json::json!({ "role": user.role }));
-                audit::record(conn, &ctx, event).await?;
-                Ok(user)
-            })
+            let user = super::insert(conn, org, body.email.as_str(), &hash, body.role)
+                .await
+                .map_err(|e| {
+                    if super::is_unique_violation(&e) {
+                        ApiError::Conflict("An account with this email already exists.".into())
+                    } else {
+                        e.into()
+                    }
+                })?;
+            let event = Event::new(AuditAction::UserCreated, AuditOutcome::Success)
+                .by(&principal)
+                .in_org(org)
+                .target("user", user.id)
+                .details(serde_json::json!({ "role": user.role }));
+            audit::record(conn, &ctx, event).await?;
+            Ok(user)
+        })
         .await?;
     Ok(HttpResponse::Created()
         .insert_header((header::ETAG, etag(user.version)))
@@ -177,9 +186,13 @@ pub async fn get_user(
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     let mut conn = state.pool.get().await?;
-    let user = super::find(&mut conn, *id).await?.ok_or(ApiError::NotFound)?;
+    let user = super::find(&mut conn, *id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     policy::read_user(&principal, user.id, user.organization_id).require()?;
-    Ok(HttpResponse::Ok().insert_header((header::ETAG, etag(user.version))).json(UserView::from(user)))
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, etag(user.version)))
+        .json(UserView::from(user)))
 }
 
 /// Change a staff account's role, disable or enable it, or reset its password.
@@ -218,56 +231,89 @@ pub async fn update_user(
     let body = body.0;
     let id = id.into_inner();
     let mut conn = state.pool.get().await?;
-    let current = super::find(&mut conn, id).await?.ok_or(ApiError::NotFound)?;
+    let current = super::find(&mut conn, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     policy::manage_users(&principal, current.organization_id).require()?;
     if body.role.is_none() && body.disabled.is_none() && body.password.is_none() {
-        return Err(ApiError::Validation(vec![FieldError::new("body", "must change at least one field")]));
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "body",
+            "must change at least one field",
+        )]));
     }
-    if id == principal.user_id && (body.role.is_some_and(|r| r != current.role) || body.disabled == Some(true)) {
-        return Err(ApiError::Conflict("You cannot change your own role or disable yourself.".into()));
+    if id == principal.user_id
+        && (body.role.is_some_and(|r| r != current.role) || body.disabled == Some(true))
+    {
+        return Err(ApiError::Conflict(
+            "You cannot change your own role or disable yourself.".into(),
+        ));
     }
     let hash = match body.password {
         Some(raw) => Some(state.hasher.hash(parse_password(raw)?.expose()).await?),
         None => None,
     };
     let org = current.organization_id;
-    let updated = (*conn)
-        .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
-                let changed = diesel::update(users::table.find(id).filter(users::version.eq(if_match.0)))
-                    .set((
-                        body.role.map(|r| users::role.eq(r)),
-                        body.disabled.map(|d| users::disabled.eq(d)),
-                        hash.as_deref().map(|h| users::password_hash.eq(h)),
-                        hash.as_ref().map(|_| users::failed_logins.eq(0)),
-                        hash.as_ref().map(|_| users::locked_until.eq(None::<chrono::DateTime<chrono::Utc>>)),
-                        users::version.eq(users::version + 1),
-                        users::updated_at.eq(diesel::dsl::now),
-                    ))
-                    .execute(conn)
-                    .await?;
-                if changed == 0 {
-                    return Err(ApiError::PreconditionFailed);
-                }
-                sessions::revoke_user(conn, id).await?;
-                let base = |action| Event::new(action, AuditOutcome::Success).by(&principal).in_org(org).target("user", id);
-                if let Some(role) = body.role.filter(|r| *r != current.role) {
-                    let details = serde_json::json!({ "from": current.role, "to": role });
-                    audit::record(conn, &ctx, base(AuditAction::UserRoleChanged).details(details)).await?;
-                }
-                match body.disabled {
-                    Some(true) if !current.disabled => audit::record(conn, &ctx, base(AuditAction::UserDisabled)).await?,
-                    Some(false) if current.disabled => audit::record(conn, &ctx, base(AuditAction::UserEnabled)).await?,
-                    _ => {}
-                }
-                if hash.is_some() {
-                    audit::record(conn, &ctx, base(AuditAction::UserPasswordReset)).await?;
-                }
-                audit::record(conn, &ctx, base(AuditAction::UserUpdated)).await?;
-                let user = super::find(conn, id).await?.ok_or(ApiError::NotFound)?;
-                Ok(user)
-            })
-        .await?;
-    // The user's sessions ended with that commit; no remembered check may outlive them.
-    state.sessions.forget_all();
-    Ok(HttpResponse::Ok().insert_header((header::ETAG, etag(updated.version))).json(UserView::from(updated)))
+    let update = async move {
+        (*conn)
+            .transaction::<_, ApiError, _>(
+                async move |conn: &mut diesel_async::AsyncPgConnection| {
+                    let changed =
+                        diesel::update(users::table.find(id).filter(users::version.eq(if_match.0)))
+                            .set((
+                                body.role.map(|r| users::role.eq(r)),
+                                body.disabled.map(|d| users::disabled.eq(d)),
+                                hash.as_deref().map(|h| users::password_hash.eq(h)),
+                                hash.as_ref().map(|_| users::failed_logins.eq(0)),
+                                hash.as_ref().map(|_| {
+                                    users::locked_until.eq(None::<chrono::DateTime<chrono::Utc>>)
+                                }),
+                                users::version.eq(users::version + 1),
+                                users::updated_at.eq(diesel::dsl::now),
+                            ))
+                            .execute(conn)
+                            .await?;
+                    if changed == 0 {
+                        return Err(ApiError::PreconditionFailed);
+                    }
+                    sessions::revoke_user(conn, id).await?;
+                    let base = |action| {
+                        Event::new(action, AuditOutcome::Success)
+                            .by(&principal)
+                            .in_org(org)
+                            .target("user", id)
+                    };
+                    if let Some(role) = body.role.filter(|r| *r != current.role) {
+                        let details = serde_json::json!({ "from": current.role, "to": role });
+                        audit::record(
+                            conn,
+                            &ctx,
+                            base(AuditAction::UserRoleChanged).details(details),
+                        )
+                        .await?;
+                    }
+                    match body.disabled {
+                        Some(true) if !current.disabled => {
+                            audit::record(conn, &ctx, base(AuditAction::UserDisabled)).await?
+                        }
+                        Some(false) if current.disabled => {
+                            audit::record(conn, &ctx, base(AuditAction::UserEnabled)).await?
+                        }
+                        _ => {}
+                    }
+                    if hash.is_some() {
+                        audit::record(conn, &ctx, base(AuditAction::UserPasswordReset)).await?;
+                    }
+                    audit::record(conn, &ctx, base(AuditAction::UserUpdated)).await?;
+                    let user = super::find(conn, id).await?.ok_or(ApiError::NotFound)?;
+                    Ok(user)
+                },
+            )
+            .await
+    };
+    // It ends the user's sessions: no remembered check may outlive them, even if this request is
+    // dropped while it commits.
+    let updated = crate::auth::session_cache::revoking(state.sessions.clone(), update).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, etag(updated.version)))
+        .json(UserView::from(updated)))
 }
