@@ -70,8 +70,8 @@ def insert(ctx):
 
 
 def report(ctx, report):
-    """A partner's report run: the budget check, the rollup upkeep check, the pooled rollup read,
-    and the budget/ledger/audit transaction under the organisation's lock."""
+    """A partner's report run: the rollup upkeep check, the pooled rollup read, and the
+    budget/ledger/audit transaction under the organisation's lock."""
     prefix = ",".join(report["dimensions"]) + ";"
     shape = ctx.psql(f"SELECT shape FROM report_rollup_shapes WHERE shape LIKE '{prefix}%' ORDER BY length(shape) LIMIT 1")
     s = shape.replace("'", "''")
@@ -86,7 +86,7 @@ def report(ctx, report):
     # Rollup upkeep when nothing changed: the check the service makes before taking its lock.
     idle = (f"SELECT NOT EXISTS (SELECT 1 FROM report_rollup_dirty) AND EXISTS (SELECT 1 FROM report_rollup_shapes "
             f"WHERE shape = '{s}') AS idle;\n")
-    return (spent + idle + read
+    return (idle + read
             + f"BEGIN;\nSELECT pg_advisory_xact_lock(hashtext('{host}'));\n" + spent
             + "INSERT INTO audit_events (organization_id, actor_user_id, actor_role, action, outcome, request_id, client_address, details) "
             f"VALUES ('{host}', '{ctx.user}', 'partner', 'report.run', 'success', 'bench-request-id-0000', '127.0.0.1', "
