@@ -10,8 +10,8 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
-use crate::db::schema::{organizations, sessions, users};
 use super::session_cache::SessionFacts;
+use crate::db::schema::{organizations, sessions, users};
 use crate::domain::{OrganizationKind, Role};
 use crate::error::ApiError;
 use crate::state::AppState;

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::Principal;
-use super::session_cache::revoking;
+use super::session_cache::{revoking, revoking_when};
 use super::sessions::{self, Rotation};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::db::schema::users;
@@ -145,9 +145,9 @@ pub async fn refresh(
             )
             .await
     };
-    // Reuse of a spent refresh token ends the session: a revocation. Rotation is not, but the
-    // two are one transaction; forgetting remembered checks after a rotation costs one lookup.
-    let (outcome, _reused) = revoking(state.sessions.clone(), rotation).await?;
+    // Reuse of a spent refresh token ends the session: a revocation. A plain rotation is not, and
+    // leaves the remembered session checks alone.
+    let (outcome, _) = revoking_when(state.sessions.clone(), rotation, |(_, reused)| *reused).await?;
     match outcome {
         Some((session_id, user_id, new_token, (org, role, false, version))) => {
             Ok(HttpResponse::Ok().insert_header(no_store()).json(tokens(

@@ -93,9 +93,21 @@ pub async fn revoking<T: 'static>(
     cache: std::sync::Arc<SessionCache>,
     work: impl std::future::Future<Output = crate::error::ApiResult<T>> + 'static,
 ) -> crate::error::ApiResult<T> {
+    revoking_when(cache, work, |_| true).await
+}
+
+/// [`revoking`] for work that revokes only sometimes: `revoked` tells from a successful outcome
+/// whether it did (a failed one is always taken as a possible revocation).
+pub async fn revoking_when<T: 'static>(
+    cache: std::sync::Arc<SessionCache>,
+    work: impl std::future::Future<Output = crate::error::ApiResult<T>> + 'static,
+    revoked: impl FnOnce(&T) -> bool + 'static,
+) -> crate::error::ApiResult<T> {
     let task = actix_web::rt::spawn(async move {
         let outcome = work.await;
-        cache.forget_all();
+        if outcome.as_ref().map_or(true, revoked) {
+            cache.forget_all();
+        }
         outcome
     });
     task.await.map_err(|e| crate::error::ApiError::Internal(format!("revocation task failed: {e}")))?
@@ -136,6 +148,20 @@ mod tests {
         let (_, generation) = cache.recall(sid);
         cache.forget_all(); // a revocation commits while the check is at the database
         cache.remember(sid, facts(), generation);
+        assert!(cache.recall(sid).0.is_none());
+    }
+
+    #[actix_web::test]
+    async fn only_work_that_revoked_or_failed_forgets() {
+        let cache = std::sync::Arc::new(SessionCache::new(Duration::from_secs(60)));
+        let sid = Uuid::new_v4();
+        cache.remember(sid, facts(), cache.recall(sid).1);
+        let kept = revoking_when(cache.clone(), async { Ok(false) }, |revoked| *revoked).await.unwrap();
+        assert!(!kept && cache.recall(sid).0.is_some(), "a plain rotation keeps what is remembered");
+        let failed = revoking_when(cache.clone(), async { Err::<bool, _>(crate::error::ApiError::Unavailable) }, |r| *r).await;
+        assert!(failed.is_err() && cache.recall(sid).0.is_none(), "a failed revocation may have committed");
+        cache.remember(sid, facts(), cache.recall(sid).1);
+        revoking(cache.clone(), async { Ok(()) }).await.unwrap();
         assert!(cache.recall(sid).0.is_none());
     }
 

@@ -86,7 +86,7 @@ mod tests {
         assert_eq!(f.operation.as_deref(), Some("OP-1"));
         assert_eq!(f.limit, 5);
         assert!(parse_query::<VictimQuery>("limit=0").unwrap().parse().is_err());
-        assert!(parse_query::<VictimQuery>("citizenship=XXX").unwrap().parse().is_err());
+        assert!(parse_query::<VictimQuery>("citizenship=ZZZ").unwrap().parse().is_err());
         assert!(parse_query::<VictimQuery>("cursor=not-a-cursor").unwrap().parse().is_err());
         assert!(parse_query::<VictimQuery>("unknown=1").is_err());
     }
