@@ -77,6 +77,14 @@ pub enum Environment {
     Production,
 }
 
+/// How often privacy allowances renew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BudgetPeriod {
+    Month,
+    Quarter,
+    Year,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Json,
@@ -191,14 +199,29 @@ pub struct Settings {
     #[arg(long, env = "HAVEN_REPORTS_DIR", global = true)]
     pub reports_dir: Option<PathBuf>,
 
-    /// Differential-privacy epsilon spent by each report release to anyone but a caseworker on
-    /// their own organisation (OpenDP noise on every released count); 0 turns noise off.
-    #[arg(long, env = "HAVEN_DP_EPSILON", default_value_t = 1.0, global = true)]
-    pub dp_epsilon: f64,
+    /// Privacy cost of each new statistical release to anyone but a caseworker on their own
+    /// organisation, as zero-concentrated DP rho (a repeated question is free). Larger means less
+    /// noise and faster spending: 0.01 to 1.
+    #[arg(long, env = "HAVEN_DP_RHO", default_value_t = 0.25, global = true)]
+    pub dp_rho: f64,
 
-    /// Total epsilon an organisation may spend over all its releases; further requests are refused.
-    #[arg(long, env = "HAVEN_DP_BUDGET", default_value_t = 30.0, global = true)]
-    pub dp_budget: f64,
+    /// Privacy allowance (zCDP rho) an organisation may spend per period, unless a host admin set
+    /// its own; renewed at the start of each period.
+    #[arg(long, env = "HAVEN_DP_ALLOWANCE", default_value_t = 5.0, global = true)]
+    pub dp_allowance: f64,
+
+    /// What all statistical releases of the deployment together may spend per period (zCDP rho),
+    /// so that creating organisations cannot create privacy budget.
+    #[arg(long, env = "HAVEN_DP_CAP", default_value_t = 25.0, global = true)]
+    pub dp_cap: f64,
+
+    /// How often allowances renew (calendar periods, UTC).
+    #[arg(long, env = "HAVEN_DP_PERIOD", value_enum, default_value = "month", global = true)]
+    pub dp_period: BudgetPeriod,
+
+    /// The delta at which releases and allowances are also stated as (epsilon, delta)-DP.
+    #[arg(long, env = "HAVEN_DP_DELTA", default_value_t = 1e-7, global = true)]
+    pub dp_delta: f64,
 
     /// Log format.
     #[arg(long, env = "HAVEN_LOG_FORMAT", value_enum, default_value = "json", global = true)]
@@ -284,8 +307,14 @@ impl Settings {
         if self.lockout_threshold == 0 || !(1..=1440).contains(&self.lockout_minutes) {
             return Err(bad("HAVEN_LOCKOUT_*", "the threshold must be at least 1 and the duration 1 to 1440 minutes"));
         }
-        if !(0.0..=10.0).contains(&self.dp_epsilon) || !(self.dp_budget >= 0.0 && self.dp_budget.is_finite()) {
-            return Err(bad("HAVEN_DP_EPSILON/HAVEN_DP_BUDGET", "epsilon must be 0 (off) to 10, the budget non-negative"));
+        if !(0.01..=1.0).contains(&self.dp_rho) {
+            return Err(bad("HAVEN_DP_RHO", "must be 0.01 to 1 (noise cannot be turned off)"));
+        }
+        if !(self.dp_allowance >= 0.0 && self.dp_allowance.is_finite() && self.dp_cap >= 0.0 && self.dp_cap.is_finite()) {
+            return Err(bad("HAVEN_DP_ALLOWANCE/HAVEN_DP_CAP", "must be non-negative numbers"));
+        }
+        if !(self.dp_delta > 0.0 && self.dp_delta <= 1e-3) {
+            return Err(bad("HAVEN_DP_DELTA", "must be above 0 and at most 0.001"));
         }
         if self.report_k < 5 {
             return Err(bad("HAVEN_REPORT_K", "must be at least 5"));

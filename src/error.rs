@@ -80,7 +80,11 @@ pub enum ApiError {
     #[error("too many requests")]
     TooManyRequests { retry_after_secs: u64 },
     #[error("privacy budget spent")]
-    BudgetExhausted,
+    BudgetExhausted {
+        renews_at: chrono::DateTime<chrono::Utc>,
+        /// The deployment-wide cap was spent, not (only) the organisation's allowance.
+        by_cap: bool,
+    },
     #[error("service unavailable")]
     Unavailable,
     #[error("internal error: {0}")]
@@ -157,10 +161,19 @@ impl ApiError {
                 "Too many requests",
                 "Too many attempts; retry after the time given in Retry-After.".into(),
             ),
-            ApiError::BudgetExhausted => (
+            ApiError::BudgetExhausted { renews_at, by_cap } => (
                 "privacy-budget-exhausted",
                 "Privacy budget spent",
-                "Your organisation has spent its differential-privacy budget; no further statistics can be released to it.".into(),
+                format!(
+                    "{} for this period; it renews at {}. Questions already answered this period are answered again at \
+                     no cost; GET /api/v1/reports/budget shows what is left.",
+                    if *by_cap {
+                        "This deployment's statistical releases have used its privacy cap"
+                    } else {
+                        "Your organisation has spent its privacy allowance"
+                    },
+                    renews_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
             ),
             ApiError::Unavailable => (
                 "unavailable",
@@ -196,7 +209,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden | ApiError::BudgetExhausted => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::BudgetExhausted { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,

@@ -61,8 +61,8 @@ fn serve(settings: Settings) -> Result<(), StartupError> {
             );
             let _ = std::io::stdout().flush();
         }
-        let (pool, reports) = (state.pool.clone(), state.reports.clone());
-        actix_web::rt::spawn(async move { haven::reports::rollup::warm(&pool, &reports).await });
+        let (pool, reports, key) = (state.pool.clone(), state.reports.clone(), state.bounding_key.clone());
+        actix_web::rt::spawn(async move { haven::reports::rollup::warm(&pool, &reports, &key).await });
         let listener = TcpListener::bind(bind).map_err(|e| StartupError::Bind { addr: bind.to_string(), detail: e.to_string() })?;
         tracing::info!(address = %bind, docs = %format!("http://{bind}/docs"), "Haven is listening");
         let server = startup::run(state, listener)?;

@@ -44,7 +44,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(referrals::routes::complete_referral)
             .service(referrals::routes::cancel_referral)
             .service(reports::routes::list_reports)
-            .service(reports::routes::run_report),
+            // Before `/reports/{id}`, which would otherwise take "budget" for a report id.
+            .service(reports::routes::own_budget)
+            .service(reports::routes::run_report)
+            .service(reports::routes::organization_budget)
+            .service(reports::routes::set_organization_allowance),
     );
 }
 

@@ -21,6 +21,8 @@ pub struct AppState {
     /// Recent session checks (see `auth::session_cache`).
     pub sessions: Arc<crate::auth::session_cache::SessionCache>,
     pub metrics: Arc<Metrics>,
+    /// Chooses which of a victim's values count in guarded releases.
+    pub bounding_key: Arc<crate::reports::counting::BoundingKey>,
     /// The report plugins of this deployment.
     pub reports: Arc<crate::reports::Registry>,
     /// Each role's report catalogue, as JSON.

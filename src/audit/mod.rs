@@ -41,6 +41,7 @@ text_enum! {
         ReferralCompleted => "referral.complete",
         ReferralCancelled => "referral.cancel",
         ReportRun => "report.run",
+        ReportAllowanceSet => "report.allowance_set",
     }
 }
 

@@ -1,5 +1,6 @@
 //! Database access: the connection pool, embedded migrations and the private local cluster.
 
+pub mod fixed;
 pub mod local_cluster;
 pub mod schema;
 
@@ -74,17 +75,13 @@ fn sync_country_regions(conn: &mut AsyncConnectionWrapper<AsyncPgConnection>) ->
     use diesel::RunQueryDsl;
     use diesel::prelude::*;
     use schema::country_regions;
-    let rows: Vec<_> = keshvar::SUPPORTED_ALPHA2_LIST
+    let rows: Vec<_> = crate::domain::country::countries()
         .iter()
-        .filter_map(|code| keshvar::Alpha2::try_from(*code).ok())
-        .map(|alpha2| alpha2.to_country())
-        .map(|country| {
-            let region = country.maybe_region().map(|r| r.to_string()).unwrap_or_else(|| "unknown".into());
-            let subregion = country.maybe_subregion().map(|r| r.to_string()).unwrap_or_else(|| "unknown".into());
+        .map(|c| {
             (
-                country_regions::country.eq(country.alpha3().to_string()),
-                country_regions::region.eq(region),
-                country_regions::subregion.eq(subregion),
+                country_regions::country.eq(&c.alpha3),
+                country_regions::region.eq(&c.region),
+                country_regions::subregion.eq(&c.subregion),
             )
         })
         .collect();

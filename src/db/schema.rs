@@ -210,5 +210,28 @@ diesel::table! {
         cells_released -> Int4,
         cells_suppressed -> Int4,
         epsilon_spent -> Float8,
+        period -> Nullable<Date>,
+        question -> Nullable<Text>,
+        rho -> Float8,
+        mechanism -> Nullable<Text>,
+        release -> Nullable<Jsonb>,
+    }
+}
+
+diesel::table! {
+    report_spend (period, organization_id) {
+        period -> Date,
+        organization_id -> Uuid,
+        rho -> Float8,
+        releases -> Int4,
+    }
+}
+
+diesel::table! {
+    report_allowances (organization_id) {
+        organization_id -> Uuid,
+        allowance -> Float8,
+        updated_at -> Timestamptz,
+        updated_by -> Uuid,
     }
 }

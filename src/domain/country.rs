@@ -59,6 +59,40 @@ impl utoipa::PartialSchema for CountryCode {
 
 impl utoipa::ToSchema for CountryCode {}
 
+/// Every country `keshvar` knows, with its UN M49 region and sub-region (`unknown` where it has
+/// none): the one source for validation, the `country_regions` table and report grids.
+pub struct CountryRegion {
+    pub alpha3: String,
+    pub region: String,
+    pub subregion: String,
+}
+
+static COUNTRIES: std::sync::LazyLock<Vec<CountryRegion>> = std::sync::LazyLock::new(|| {
+    let mut all: Vec<CountryRegion> = keshvar::SUPPORTED_ALPHA2_LIST
+        .iter()
+        .map(|alpha2| alpha2.to_country())
+        .map(|country| CountryRegion {
+            alpha3: country.alpha3().to_string(),
+            region: country.maybe_region().map(|r| r.to_string()).unwrap_or_else(|| "unknown".into()),
+            subregion: country.maybe_subregion().map(|r| r.to_string()).unwrap_or_else(|| "unknown".into()),
+        })
+        .collect();
+    all.sort_by(|a, b| a.alpha3.cmp(&b.alpha3));
+    all
+});
+
+pub fn countries() -> &'static [CountryRegion] {
+    &COUNTRIES
+}
+
+/// The distinct values of a field of [`countries`], sorted.
+pub fn distinct(field: fn(&CountryRegion) -> &str) -> Vec<String> {
+    let mut values: Vec<String> = COUNTRIES.iter().map(|c| field(c).to_owned()).collect();
+    values.sort();
+    values.dedup();
+    values
+}
+
 #[cfg(test)]
 mod tests {
     use super::CountryCode;

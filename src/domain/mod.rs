@@ -2,7 +2,7 @@
 //! knows it is valid.
 
 pub mod case_vocab;
-mod country;
+pub mod country;
 mod email;
 mod password;
 pub mod policy;

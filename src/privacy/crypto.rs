@@ -174,6 +174,16 @@ impl IdentityKeyring {
         mac.finalize().into_bytes().to_vec()
     }
 
+    /// A secret for another purpose, derived from the blind-index key (so it needs no setting of
+    /// its own and rotates with it): HMAC-SHA256 of the purpose.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.index_key).expect("any key length");
+        mac.update(b"derive");
+        mac.update(&[0]);
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     fn index(&self, kind: &[u8], value: &str) -> Vec<u8> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.index_key).expect("any key length");
         mac.update(kind);

@@ -23,7 +23,8 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::catalogue::{Dimension, Filter, FilterField};
+use super::catalogue::Dimension;
+use super::filters::{Filter, FilterField};
 use super::{ParamSpec, ReportPlugin, TableQuery};
 use crate::domain::Role;
 use crate::error::ApiError;

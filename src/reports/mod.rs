@@ -3,13 +3,26 @@
 //! parameter validation, OpenAPI documentation, auditing, JSON and CSV output and the privacy
 //! guard (DESIGN section 6). Adding a compiled plugin is one file in `plugins/` plus one line in
 //! `compiled()`.
+//!
+//! Where things are: `catalogue` (dimensions, their values and bounds), `filters`, `counting`
+//! (the SQL and populations), `rollup` (pre-aggregates), `grid` (the fixed grid of a release),
+//! `measure` (the OpenDP measurement), `consistency` (post-processing), `release` (the release
+//! policy: who gets what), `budget` (allowances and spending), `output` (JSON, CSV, ledger form),
+//! `routes` (HTTP).
 
+pub mod budget;
 pub mod catalogue;
+pub mod consistency;
+pub mod counting;
 pub mod declarative;
-pub mod engine;
-pub mod guard;
-pub mod noise;
+pub mod filters;
+pub mod grid;
+pub mod measure;
+pub mod output;
 pub mod plugins;
+#[cfg(test)]
+mod privacy_audit;
+pub mod release;
 pub mod rollup;
 pub mod routes;
 
@@ -37,7 +50,7 @@ pub struct ParamSpec {
 #[derive(Debug, Clone, Default)]
 pub struct TableQuery {
     pub dimensions: Vec<Dimension>,
-    pub filters: Vec<catalogue::Filter>,
+    pub filters: Vec<filters::Filter>,
 }
 
 pub trait ReportPlugin: Send + Sync {
@@ -77,7 +90,7 @@ impl Registry {
         let mut registry = Registry::shipped();
         if let Some(dir) = dir {
             for plugin in declarative::load_dir(dir)? {
-                if registry.get(plugin.id()).is_some() {
+                if registry.get(plugin.id()).is_some() || RESERVED_IDS.contains(&plugin.id()) {
                     return Err(format!("{}: report id `{}` is already taken", plugin.source, plugin.id()));
                 }
                 registry.plugins.push(Box::new(plugin));
@@ -91,6 +104,9 @@ impl Registry {
     }
 }
 
+/// Paths under `/reports/` that are not reports.
+pub const RESERVED_IDS: [&str; 1] = ["budget"];
+
 fn compiled() -> Vec<Box<dyn ReportPlugin>> {
     vec![
         Box::new(plugins::operation_summary::OperationSummary),
@@ -99,5 +115,7 @@ fn compiled() -> Vec<Box<dyn ReportPlugin>> {
         Box::new(plugins::recruitment_and_control::RecruitmentAndControl),
         Box::new(plugins::referral_outcomes::ReferralOutcomes),
         Box::new(plugins::trends::Trends),
+        Box::new(plugins::route_corridors::RouteCorridors),
+        Box::new(plugins::labour_and_migration::LabourAndMigration),
     ]
 }

@@ -1,7 +1,10 @@
-//! Report rollups (see migration 4): a table's distinct-victim counts per partition (month, org,
-//! consent, operation), built on first use and rebuilt partition by partition when triggers mark
-//! them dirty. A run first brings every rollup up to date, then sums partitions, so reports are
-//! exact and never stale, and read a few thousand pre-aggregated rows instead of scanning victims.
+//! Report rollups (see migrations 4 and 5): a table's distinct-victim counts per partition (month,
+//! org, consent, operation), built on first use and rebuilt partition by partition when triggers
+//! mark them dirty. A run first brings every rollup up to date, then sums partitions, so counts
+//! are exact and never stale, and read a few thousand pre-aggregated rows instead of scanning
+//! victims. A table has two rollups: exact (caseworkers' own case load) and bounded (the counts
+//! guarded releases measure, each victim's values bounded under the current key), which also has
+//! a pooled form.
 
 use chrono::NaiveDate;
 use diesel::sql_types::{Array, BigInt, Date, Jsonb, Nullable, Text, Uuid as SqlUuid};
@@ -9,33 +12,58 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::TableQuery;
-use super::catalogue::{Dimension, Filter, FilterField};
-use super::engine::{Filters, Population, Row, sql_parts};
-use super::guard::Entry;
+use super::catalogue::Dimension;
+use super::counting::{BoundingKey, Counting, Entry, Filters, Population, Row, TableSql, table_sql};
+use super::filters::{Filter, FilterField};
+use crate::db::fixed::fixed;
 use crate::error::ApiError;
 
 /// Serialises rollup maintenance (one builder at a time; readers of built rollups never wait).
 const MAINTENANCE_LOCK: i64 = 0x4841_5645_4e52; // "HAVENR"
 
-/// A stable name for a table shape: its dimensions and fixed filters.
-pub fn shape_id(table: &TableQuery) -> String {
-    let dims: Vec<&str> = table.dimensions.iter().map(|d| d.as_str()).collect();
-    let mut filters: Vec<String> = table
-        .filters
-        .iter()
-        .map(|f| {
-            let mut values = f.values.clone();
-            values.sort();
-            format!("{}={}", f.field, values.join("|"))
-        })
-        .collect();
-    filters.sort();
-    format!("{};{}", dims.join(","), filters.join(";"))
+/// A table and how it is counted: what a rollup holds.
+#[derive(Debug, Clone)]
+pub struct Shape<'a> {
+    pub table: &'a TableQuery,
+    pub bounded: bool,
+}
+
+impl Shape<'_> {
+    /// A stable name: dimensions and fixed filters, and for bounded counts the key's fingerprint
+    /// (rollups built under another key are never read, and are dropped at start).
+    pub fn id(&self, key: &BoundingKey) -> String {
+        let table = self.table;
+        let dims: Vec<&str> = table.dimensions.iter().map(|d| d.as_str()).collect();
+        let mut filters: Vec<String> = table
+            .filters
+            .iter()
+            .map(|f| {
+                let mut values = f.values.clone();
+                values.sort();
+                format!("{}={}", f.field, values.join("|"))
+            })
+            .collect();
+        filters.sort();
+        let name = format!("{};{}", dims.join(","), filters.join(";"));
+        if self.bounded {
+            format!("b{}:{name}", key.fingerprint())
+        } else {
+            name
+        }
+    }
+
+    fn counting<'k>(&self, key: &'k BoundingKey) -> Counting<'k> {
+        if self.bounded { Counting::Bounded(key) } else { Counting::Exact }
+    }
 }
 
 fn filters_json(table: &TableQuery) -> serde_json::Value {
     serde_json::Value::Array(
-        table.filters.iter().map(|f| serde_json::json!({ "field": f.field.as_str(), "values": f.values })).collect(),
+        table
+            .filters
+            .iter()
+            .map(|f| serde_json::json!({ "field": f.field.as_str(), "values": f.values }))
+            .collect(),
     )
 }
 
@@ -47,7 +75,11 @@ fn table_from(dims: &[String], filters: &serde_json::Value) -> Option<TableQuery
         .map(|f| {
             Some(Filter {
                 field: f["field"].as_str()?.parse::<FilterField>().ok()?,
-                values: f["values"].as_array()?.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+                values: f["values"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
             })
         })
         .collect::<Option<Vec<_>>>()?;
@@ -55,10 +87,17 @@ fn table_from(dims: &[String], filters: &serde_json::Value) -> Option<TableQuery
 }
 
 /// (Re)builds the rollup rows of `shape`, for the given partitions or all of them.
-async fn build(conn: &mut AsyncPgConnection, shape: &str, table: &TableQuery, partitions: Option<(&[Uuid], &[NaiveDate])>) -> Result<(), ApiError> {
-    let (select, joins, restrictions, group) = sql_parts(table, 2)?;
-    let n = table.dimensions.len();
-    let after = table.filters.len() + 2;
+async fn build(
+    conn: &mut AsyncPgConnection,
+    id: &str,
+    shape: &Shape<'_>,
+    key: &BoundingKey,
+    partitions: Option<(&[Uuid], &[NaiveDate])>,
+) -> Result<(), ApiError> {
+    let counting = shape.counting(key);
+    let parts = table_sql(shape.table, counting, 2)?;
+    let n = shape.table.dimensions.len();
+    let after = parts.next;
     let only = if partitions.is_some() {
         format!(
             " AND (v.organization_id, date_trunc('month', v.identified_on)::date) IN \
@@ -74,24 +113,38 @@ async fn build(conn: &mut AsyncPgConnection, shape: &str, table: &TableQuery, pa
            SELECT {select}, date_trunc('month', v.identified_on)::date AS m, v.organization_id AS org, \
                   v.consent_anonymised_statistics AS consent, v.operation AS op, count(DISTINCT v.id) AS n \
            FROM victims v {joins} WHERE TRUE{restrictions}{only} \
-           GROUP BY m, org, consent, op, CUBE ({group})) s"
+           GROUP BY m, org, consent, op, CUBE ({group})) s",
+        select = parts.select,
+        joins = parts.joins,
+        restrictions = parts.restrictions,
+        group = parts.group,
     );
-    let mut query = diesel::sql_query(sql).into_boxed().bind::<Text, _>(shape.to_owned());
-    for filter in &table.filters {
-        query = query.bind::<Array<Text>, _>(filter.values.clone());
-    }
+    let mut query = TableSql::bind(
+        diesel::sql_query(sql).into_boxed().bind::<Text, _>(id.to_owned()),
+        shape.table,
+        counting,
+    );
     if let Some((orgs, months)) = partitions {
-        query = query.bind::<Array<SqlUuid>, _>(orgs.to_vec()).bind::<Array<Date>, _>(months.to_vec());
+        query = query
+            .bind::<Array<SqlUuid>, _>(orgs.to_vec())
+            .bind::<Array<Date>, _>(months.to_vec());
     }
     query.execute(conn).await?;
     Ok(())
 }
 
-/// (Re)builds the pooled rows of `shape`, for the given months or all of them.
-async fn build_pooled(conn: &mut AsyncPgConnection, shape: &str, table: &TableQuery, months: Option<&[NaiveDate]>) -> Result<(), ApiError> {
-    let (select, joins, restrictions, group) = sql_parts(table, 2)?;
-    let n = table.dimensions.len();
-    let after = table.filters.len() + 2;
+/// (Re)builds the pooled rows of a bounded `shape`, for the given months or all of them.
+async fn build_pooled(
+    conn: &mut AsyncPgConnection,
+    id: &str,
+    shape: &Shape<'_>,
+    key: &BoundingKey,
+    months: Option<&[NaiveDate]>,
+) -> Result<(), ApiError> {
+    let counting = shape.counting(key);
+    let parts = table_sql(shape.table, counting, 2)?;
+    let n = shape.table.dimensions.len();
+    let after = parts.next;
     let only = if months.is_some() {
         format!(" AND date_trunc('month', v.identified_on)::date = ANY(${after}::date[])")
     } else {
@@ -103,12 +156,17 @@ async fn build_pooled(conn: &mut AsyncPgConnection, shape: &str, table: &TableQu
            SELECT {select}, date_trunc('month', v.identified_on)::date AS m, v.operation AS op, count(DISTINCT v.id) AS n \
            FROM victims v {joins} WHERE v.consent_anonymised_statistics \
              AND v.organization_id IN (SELECT id FROM organizations WHERE shares_statistics){restrictions}{only} \
-           GROUP BY m, op, CUBE ({group})) s"
+           GROUP BY m, op, CUBE ({group})) s",
+        select = parts.select,
+        joins = parts.joins,
+        restrictions = parts.restrictions,
+        group = parts.group,
     );
-    let mut query = diesel::sql_query(sql).into_boxed().bind::<Text, _>(shape.to_owned());
-    for filter in &table.filters {
-        query = query.bind::<Array<Text>, _>(filter.values.clone());
-    }
+    let mut query = TableSql::bind(
+        diesel::sql_query(sql).into_boxed().bind::<Text, _>(id.to_owned()),
+        shape.table,
+        counting,
+    );
     if let Some(months) = months {
         query = query.bind::<Array<Date>, _>(months.to_vec());
     }
@@ -125,13 +183,15 @@ struct Dirty {
 }
 
 #[derive(diesel::QueryableByName)]
-struct Shape {
+struct StoredShape {
     #[diesel(sql_type = Text)]
     shape: String,
     #[diesel(sql_type = Array<Text>)]
     dims: Vec<String>,
     #[diesel(sql_type = Jsonb)]
     filters: serde_json::Value,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    bounded: bool,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -140,27 +200,31 @@ struct Idle {
     idle: bool,
 }
 
-/// Brings every rollup up to date and builds this table's if it is new. On the primary.
-pub async fn maintain(conn: &mut AsyncPgConnection, table: &TableQuery) -> Result<(), ApiError> {
-    let shape = shape_id(table);
+/// Brings every rollup up to date and builds this shape's if it is new. On the primary.
+pub async fn maintain(conn: &mut AsyncPgConnection, shape: &Shape<'_>, key: &BoundingKey) -> Result<(), ApiError> {
+    let id = shape.id(key);
     // The usual case, without the lock: nothing changed since the last upkeep and this shape is
     // built. A change that commits after this check is as if it came after the report. An upkeep
     // under way elsewhere still shows its dirty rows (its delete is not committed), so this run
     // then waits for it below.
-    let idle: Idle = diesel::sql_query(
+    let idle: Idle = fixed(
         "SELECT NOT EXISTS (SELECT 1 FROM report_rollup_dirty) \
            AND EXISTS (SELECT 1 FROM report_rollup_shapes WHERE shape = $1) AS idle",
     )
-    .bind::<Text, _>(&shape)
+    .bind::<Text, _>(id.clone())
     .get_result(conn)
     .await?;
     if idle.idle {
         return Ok(());
     }
     conn.transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
-        diesel::sql_query("SELECT pg_advisory_xact_lock($1)").bind::<BigInt, _>(MAINTENANCE_LOCK).execute(conn).await?;
-        let dirty: Vec<Dirty> =
-            diesel::sql_query("DELETE FROM report_rollup_dirty RETURNING organization_id, month").load(conn).await?;
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<BigInt, _>(MAINTENANCE_LOCK)
+            .execute(conn)
+            .await?;
+        let dirty: Vec<Dirty> = diesel::sql_query("DELETE FROM report_rollup_dirty RETURNING organization_id, month")
+            .load(conn)
+            .await?;
         if !dirty.is_empty() {
             let orgs: Vec<Uuid> = dirty.iter().map(|d| d.organization_id).collect();
             let months: Vec<NaiveDate> = dirty.iter().map(|d| d.month).collect();
@@ -178,86 +242,138 @@ pub async fn maintain(conn: &mut AsyncPgConnection, table: &TableQuery) -> Resul
                 .bind::<Array<Date>, _>(dirty_months.clone())
                 .execute(conn)
                 .await?;
-            let shapes: Vec<Shape> = diesel::sql_query("SELECT shape, dims, filters FROM report_rollup_shapes").load(conn).await?;
-            for s in shapes {
-                let Some(t) = table_from(&s.dims, &s.filters) else {
+            let stored: Vec<StoredShape> = diesel::sql_query("SELECT shape, dims, filters, bounded FROM report_rollup_shapes")
+                .load(conn)
+                .await?;
+            for s in stored {
+                let Some(table) = table_from(&s.dims, &s.filters) else {
                     return Err(ApiError::Internal(format!("unreadable rollup shape {}", s.shape)));
                 };
-                build(conn, &s.shape, &t, Some((&orgs, &months))).await?;
-                build_pooled(conn, &s.shape, &t, Some(&dirty_months)).await?;
+                let other = Shape {
+                    table: &table,
+                    bounded: s.bounded,
+                };
+                if other.id(key) != s.shape {
+                    continue; // built under another bounding key: never read, dropped by `warm`
+                }
+                build(conn, &s.shape, &other, key, Some((&orgs, &months))).await?;
+                if s.bounded {
+                    build_pooled(conn, &s.shape, &other, key, Some(&dirty_months)).await?;
+                }
             }
         }
-        let dims: Vec<String> = table.dimensions.iter().map(|d| d.as_str().to_owned()).collect();
+        let dims: Vec<String> = shape.table.dimensions.iter().map(|d| d.as_str().to_owned()).collect();
         let created = diesel::sql_query(
-            "INSERT INTO report_rollup_shapes (shape, dims, filters) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            "INSERT INTO report_rollup_shapes (shape, dims, filters, bounded) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         )
-        .bind::<Text, _>(&shape)
+        .bind::<Text, _>(&id)
         .bind::<Array<Text>, _>(dims)
-        .bind::<Jsonb, _>(filters_json(table))
+        .bind::<Jsonb, _>(filters_json(shape.table))
+        .bind::<diesel::sql_types::Bool, _>(shape.bounded)
         .execute(conn)
         .await?;
         if created == 1 {
-            build(conn, &shape, table, None).await?;
-            build_pooled(conn, &shape, table, None).await?;
+            build(conn, &id, shape, key, None).await?;
+            if shape.bounded {
+                build_pooled(conn, &id, shape, key, None).await?;
+            }
         }
         Ok(())
     })
     .await
 }
 
-/// The table's counts, summed from its rollup (which `maintain` brought up to date).
-pub async fn read(conn: &mut AsyncPgConnection, table: &TableQuery, population: Population, filters: &Filters) -> Result<Vec<Entry>, ApiError> {
-    let window = "($3::date IS NULL OR r.month >= $3) AND ($4::date IS NULL OR r.month < $4) AND ($5::text IS NULL OR r.operation = $5)";
+/// A caseworker's own organisation, exact.
+const READ_OWN: &str = "SELECT r.key[1] AS d1, r.key[2] AS d2, r.key[3] AS d3, sum(r.n)::bigint AS n FROM report_rollups r \
+     WHERE r.shape = $1 AND r.organization_id = $2 AND ($3::date IS NULL OR r.month >= $3) AND ($4::date IS NULL OR r.month < $4) \
+     AND ($5::text IS NULL OR r.operation = $5) GROUP BY r.key";
+
+/// The pooled months, minus the caller's own consenting victims when its organisation shares.
+const READ_POOLED: &str = "SELECT key[1] AS d1, key[2] AS d2, key[3] AS d3, sum(n)::bigint AS n FROM ( \
+       SELECT r.key, r.n FROM report_rollups_pooled r WHERE r.shape = $1 AND ($3::date IS NULL OR r.month >= $3) \
+         AND ($4::date IS NULL OR r.month < $4) AND ($5::text IS NULL OR r.operation = $5) \
+       UNION ALL \
+       SELECT r.key, -r.n FROM report_rollups r WHERE r.shape = $1 AND r.organization_id = $2 AND r.consent \
+         AND EXISTS (SELECT 1 FROM organizations o WHERE o.id = $2 AND o.shares_statistics) \
+         AND ($3::date IS NULL OR r.month >= $3) AND ($4::date IS NULL OR r.month < $4) AND ($5::text IS NULL OR r.operation = $5) \
+     ) t GROUP BY key HAVING sum(n) > 0";
+
+/// The counts of a shape, summed from its rollup (which `maintain` brought up to date): a
+/// caseworker's own organisation from the exact rollup, a pooled population from the bounded
+/// one. Fixed statements, prepared once per connection.
+pub async fn read(
+    conn: &mut AsyncPgConnection,
+    shape: &Shape<'_>,
+    key: &BoundingKey,
+    population: Population,
+    filters: &Filters,
+) -> Result<Vec<Entry>, ApiError> {
     let (sql, org) = match population {
-        Population::OwnOrganization(org) => (
-            format!(
-                "SELECT r.key[1] AS d1, r.key[2] AS d2, r.key[3] AS d3, sum(r.n)::bigint AS n FROM report_rollups r \
-                 WHERE r.shape = $1 AND r.organization_id = $2 AND {window} GROUP BY r.key"
-            ),
-            org,
-        ),
-        // The pooled months, minus the caller's own consenting victims when its organisation shares.
-        Population::Pooled { caller } => (
-            format!(
-                "SELECT key[1] AS d1, key[2] AS d2, key[3] AS d3, sum(n)::bigint AS n FROM ( \
-                   SELECT r.key, r.n FROM report_rollups_pooled r WHERE r.shape = $1 AND {window} \
-                   UNION ALL \
-                   SELECT r.key, -r.n FROM report_rollups r WHERE r.shape = $1 AND r.organization_id = $2 AND r.consent \
-                     AND EXISTS (SELECT 1 FROM organizations o WHERE o.id = $2 AND o.shares_statistics) AND {window} \
-                 ) t GROUP BY key HAVING sum(n) > 0"
-            ),
-            caller,
-        ),
+        Population::OwnOrganization(org) => (READ_OWN, org),
+        Population::Pooled { caller } => (READ_POOLED, caller),
     };
-    let rows: Vec<Row> = diesel::sql_query(sql)
-        .bind::<Text, _>(shape_id(table))
+    let rows: Vec<Row> = fixed(sql)
+        .bind::<Text, _>(shape.id(key))
         .bind::<SqlUuid, _>(org)
         .bind::<Nullable<Date>, _>(filters.from)
         .bind::<Nullable<Date>, _>(filters.to_exclusive)
         .bind::<Nullable<Text>, _>(filters.operation.clone())
         .load(conn)
         .await?;
-    let n = table.dimensions.len();
+    let n = shape.table.dimensions.len();
     let mut entries: Vec<Entry> = rows.into_iter().map(|r| r.into_entry(n)).collect();
     if !entries.iter().any(|e| e.key.iter().all(Option::is_none)) {
         // Like a CUBE over no rows: the grand total exists, and is zero.
-        entries.push(Entry { key: vec![None; n], count: 0 });
+        entries.push(Entry {
+            key: vec![None; n],
+            count: 0,
+        });
     }
     Ok(entries)
 }
 
-/// Builds (or refreshes) the rollups of every report at its default parameters, so the first
-/// partner request after a start does not pay for it. Run in the background at start.
-pub async fn warm(pool: &crate::db::Pool, registry: &super::Registry) {
+/// Drops rollups built under another bounding key, then builds (or refreshes) both rollups of
+/// every report at its default parameters, so the first request after a start does not pay for
+/// them. Run in the background at start.
+pub async fn warm(pool: &crate::db::Pool, registry: &super::Registry, key: &BoundingKey) {
+    if let Err(e) = drop_foreign(pool, key).await {
+        tracing::warn!(error = %e, "could not drop rollups of an earlier bounding key");
+    }
     for plugin in &registry.plugins {
-        let Ok(table) = plugin.table(&std::collections::HashMap::new()) else { continue };
-        let result = match pool.get().await {
-            Ok(mut conn) => maintain(&mut conn, &table).await,
-            Err(e) => Err(ApiError::from(e)),
+        let Ok(table) = plugin.table(&std::collections::HashMap::new()) else {
+            continue;
         };
-        if let Err(e) = result {
-            tracing::warn!(report = plugin.id(), error = %e, "could not prepare report rollups");
+        for bounded in [true, false] {
+            let result = match pool.get().await {
+                Ok(mut conn) => maintain(&mut conn, &Shape { table: &table, bounded }, key).await,
+                Err(e) => Err(ApiError::from(e)),
+            };
+            if let Err(e) = result {
+                tracing::warn!(report = plugin.id(), error = %e, "could not prepare report rollups");
+            }
         }
     }
     tracing::info!("report rollups ready");
+}
+
+async fn drop_foreign(pool: &crate::db::Pool, key: &BoundingKey) -> Result<(), ApiError> {
+    let mut conn = pool.get().await?;
+    let prefix = format!("b{}:%", key.fingerprint());
+    (*conn)
+        .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+                .bind::<BigInt, _>(MAINTENANCE_LOCK)
+                .execute(conn)
+                .await?;
+            for table in ["report_rollups", "report_rollups_pooled", "report_rollup_shapes"] {
+                diesel::sql_query(format!(
+                    "DELETE FROM {table} WHERE shape IN (SELECT shape FROM report_rollup_shapes WHERE bounded AND shape NOT LIKE $1)"
+                ))
+                .bind::<Text, _>(&prefix)
+                .execute(conn)
+                .await?;
+            }
+            Ok(())
+        })
+        .await
 }

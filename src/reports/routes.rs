@@ -1,21 +1,46 @@
-use std::collections::HashMap;
+//! The reports' HTTP face: parses requests and renders answers. What a caller receives is
+//! decided by `release.rs`; budgets by `budget.rs`.
 
-use actix_web::{HttpRequest, HttpResponse, get, http::header, web};
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use std::collections::{BTreeMap, HashMap};
+
+use actix_web::{HttpRequest, HttpResponse, get, http::header, put, web};
+use diesel_async::AsyncConnection;
 use serde::Serialize;
 use utoipa::ToSchema;
+use uuid::Uuid;
 
-use super::catalogue::{Dimension, Month};
-use super::engine::{self, Cell, Filters, Population, PrivacyReport};
-use super::{ParamSpec, ReportPlugin};
+use super::budget::{self, AllowanceChange, Budget};
+use super::catalogue::Dimension;
+use super::counting::Filters;
+use super::filters::Month;
+use super::output::{self, NoiseStatement};
+use super::release::{self, Ask};
+use super::{ParamSpec, ReportPlugin, measure};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
-use crate::db::schema::report_releases;
-use crate::domain::Role;
+use crate::config::Settings;
+use crate::domain::{Role, policy};
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::extract::{ApiQuery, RequestContext};
+use crate::extract::{ApiJson, ApiQuery, RequestContext};
 use crate::state::AppState;
+
+/// How a report's guarded releases are made, at the deployment's settings.
+#[derive(Serialize, ToSchema)]
+pub struct ReportPrivacy {
+    /// Most values one victim counts under, per multi-valued dimension of the default table.
+    pub bounds: BTreeMap<String, u32>,
+    /// Measured entries one victim can move, each by one (L1 and squared L2 sensitivity).
+    pub sensitivity: u64,
+    pub noise: NoiseStatement,
+    /// The other OpenDP mechanism at the same privacy cost, for comparison.
+    pub alternative: NoiseStatement,
+    /// Expected error of a cell: half-width of its 95% interval.
+    pub cell_margin: i64,
+    /// Privacy cost of a new release (zCDP rho), and the same as (epsilon, delta)-DP.
+    pub rho: f64,
+    pub epsilon: f64,
+    pub delta: f64,
+}
 
 /// A report of the catalogue.
 #[derive(Serialize, ToSchema)]
@@ -29,19 +54,9 @@ pub struct ReportInfo {
     /// Dimensions of its table with default parameters.
     pub dimensions: Vec<Dimension>,
     pub roles: Vec<Role>,
+    /// Noise and bounds of a guarded release of the default table.
+    pub privacy: ReportPrivacy,
 }
-
-/// A released report.
-#[derive(Serialize, ToSchema)]
-pub struct ReportResult {
-    pub report: String,
-    pub title: String,
-    pub dimensions: Vec<Dimension>,
-    /// Every cell and every total (a `_total` value) of the table.
-    pub cells: Vec<Cell>,
-    pub privacy: PrivacyReport,
-}
-
 
 /// The report catalogue: the reports your role may run.
 #[utoipa::path(
@@ -62,9 +77,30 @@ pub async fn list_reports(state: web::Data<AppState>, principal: Principal) -> A
     Ok(HttpResponse::Ok().content_type("application/json").body(json))
 }
 
-/// The catalogue each role sees, serialised once at start: the registry never changes while
-/// the service runs.
-pub fn catalogues(registry: &super::Registry) -> HashMap<Role, String> {
+fn privacy_of(dims: &[Dimension], settings: &Settings) -> Result<ReportPrivacy, String> {
+    let [noise, alternative] = measure::calibrate(measure::sensitivity_of(dims), settings.dp_rho)?;
+    let round = |x: f64| (x * 100.0).round() / 100.0;
+    Ok(ReportPrivacy {
+        bounds: dims.iter().filter_map(|d| d.bound().map(|b| (d.to_string(), b))).collect(),
+        sensitivity: noise.sensitivity,
+        noise: NoiseStatement {
+            mechanism: noise.mechanism,
+            noise_sd: round(noise.sd),
+        },
+        alternative: NoiseStatement {
+            mechanism: alternative.mechanism,
+            noise_sd: round(alternative.sd),
+        },
+        cell_margin: measure::margin(noise.sd * noise.sd),
+        rho: settings.dp_rho,
+        epsilon: (measure::epsilon_at(settings.dp_rho, settings.dp_delta)? * 1000.0).ceil() / 1000.0,
+        delta: settings.dp_delta,
+    })
+}
+
+/// The catalogue each role sees, serialised once at start: the registry and the settings never
+/// change while the service runs.
+pub fn catalogues(registry: &super::Registry, settings: &Settings) -> HashMap<Role, String> {
     Role::ALL
         .iter()
         .map(|role| {
@@ -72,13 +108,20 @@ pub fn catalogues(registry: &super::Registry) -> HashMap<Role, String> {
                 .plugins
                 .iter()
                 .filter(|p| p.roles().contains(role))
-                .map(|p| ReportInfo {
-                    id: p.id().to_owned(),
-                    title: p.title().to_owned(),
-                    description: p.description().to_owned(),
-                    parameters: p.parameters(),
-                    dimensions: p.table(&HashMap::new()).map(|t| t.dimensions).unwrap_or_default(),
-                    roles: p.roles().to_vec(),
+                .filter_map(|p| {
+                    let dimensions = p.table(&HashMap::new()).map(|t| t.dimensions).unwrap_or_default();
+                    let privacy = privacy_of(&dimensions, settings)
+                        .map_err(|e| tracing::error!(report = p.id(), error = %e, "noise calibration"))
+                        .ok()?;
+                    Some(ReportInfo {
+                        id: p.id().to_owned(),
+                        title: p.title().to_owned(),
+                        description: p.description().to_owned(),
+                        parameters: p.parameters(),
+                        dimensions,
+                        roles: p.roles().to_vec(),
+                        privacy,
+                    })
                 })
                 .collect();
             (*role, serde_json::to_string(&infos).unwrap_or_else(|_| "[]".into()))
@@ -142,7 +185,19 @@ pub fn parse_parameters(plugin: &dyn ReportPlugin, raw: HashMap<String, String>)
             false
         }
     };
-    if errors.is_empty() { Ok(ReportParameters { own, filters: Filters { from, to_exclusive, operation }, csv }) } else { Err(ApiError::Validation(errors)) }
+    if errors.is_empty() {
+        Ok(ReportParameters {
+            own,
+            filters: Filters {
+                from,
+                to_exclusive,
+                operation,
+            },
+            csv,
+        })
+    } else {
+        Err(ApiError::Validation(errors))
+    }
 }
 
 fn sanitize(name: &str) -> String {
@@ -156,40 +211,21 @@ fn wants_csv(req: &HttpRequest) -> bool {
         .is_some_and(|v| v.split(',').any(|m| m.trim().starts_with("text/csv")))
 }
 
-/// RFC 4180: a header row, CRLF line ends, fields quoted when they need it.
-fn csv(result: &ReportResult) -> String {
-    fn field(value: &str) -> String {
-        // A leading = + - @ would make a spreadsheet evaluate the cell.
-        let value = if value.starts_with(['=', '+', '-', '@']) { format!("'{value}") } else { value.to_owned() };
-        if value.contains([',', '"', '\r', '\n']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
-    }
-    let mut out = String::new();
-    let mut header: Vec<String> = result.dimensions.iter().map(|d| d.to_string()).collect();
-    header.push("victims".into());
-    header.push("suppressed".into());
-    out.push_str(&header.iter().map(|h| field(h)).collect::<Vec<_>>().join(","));
-    out.push_str("\r\n");
-    for cell in &result.cells {
-        let mut row: Vec<String> = cell.key.iter().map(|v| field(v)).collect();
-        row.push(cell.victims.map(|n| n.to_string()).unwrap_or_default());
-        row.push(cell.suppressed.to_string());
-        out.push_str(&row.join(","));
-        out.push_str("\r\n");
-    }
-    out
-}
-
 /// Run a report. Parameters are the report's own (see the catalogue) plus `from` and `to`
-/// (months, YYYY-MM, inclusive), `operation` (a tag) and `format` (`json` or `csv`; or send
+/// (months, YYYY-MM, inclusive; a report by month, quarter or year lists the last 36 months, 12
+/// quarters or 10 years by default), `operation` (a tag) and `format` (`json` or `csv`; or send
 /// `Accept: text/csv`).
 ///
-/// Anyone but a caseworker (who sees their own organisation's case load) gets pooled, anonymised
-/// counts: distinct victims who consented to anonymised statistics, of organisations that share
-/// statistics; counts below k suppressed, with complementary suppression so that no suppressed
-/// count can be recomputed from the totals; then differential-privacy noise (OpenDP) on every
-/// released count, spending the organisation's privacy budget: once spent, 403
-/// `urn:haven:problem:privacy-budget-exhausted`. `privacy` says what was done. Every run is
-/// audited; every release to a non-caseworker is recorded in the release ledger.
+/// A caseworker gets their own organisation's case load, exact. Anyone else gets a guarded
+/// release: distinct victims who consented to anonymised statistics, of organisations that share
+/// statistics, other than the caller's; every cell and total of a grid fixed by the report and its
+/// parameters, measured once with OpenDP noise (each victim's values bounded per multi-valued
+/// dimension), made consistent (non-negative integers, parts adding up to their totals), counts
+/// below k withheld, each with its 95% margin. A new question costs the organisation `rho` of its
+/// allowance for the period (see `/api/v1/reports/budget`); when that or the deployment's cap is
+/// spent: 403 `urn:haven:problem:privacy-budget-exhausted`. The same question again in the same
+/// period (report, parameters, window, population) is answered from the release ledger with the
+/// same numbers, in JSON or CSV, at no cost. `privacy` says what was done. Every run is audited.
 #[utoipa::path(
     tag = "reports",
     params(
@@ -201,7 +237,7 @@ fn csv(result: &ReportResult) -> String {
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The table", body = ReportResult, content_type = "application/json"),
+        (status = 200, description = "The table", body = output::ReportResult, content_type = "application/json"),
         (status = 401, response = crate::openapi::responses::Unauthorized),
         (status = 403, response = crate::openapi::responses::Forbidden),
         (status = 404, response = crate::openapi::responses::NotFound),
@@ -221,94 +257,100 @@ pub async fn run_report(
     if !plugin.roles().contains(&principal.role) {
         return Err(ApiError::Forbidden);
     }
-    let raw = query.0;
-    let ReportParameters { own, filters, csv: csv_param } = parse_parameters(plugin, raw.clone())?;
-    let table = plugin.table(&own)?;
-    let guarded = principal.role != Role::Caseworker;
-    let population = if guarded {
-        Population::Pooled { caller: principal.organization_id }
-    } else {
-        Population::OwnOrganization(principal.organization_id)
-    };
-    let k = state.settings.report_k;
-    let epsilon = state.settings.dp_epsilon;
-    let noisy = guarded && epsilon > 0.0;
-    let org = principal.organization_id;
-    let budget = state.settings.dp_budget;
-    // The budget is checked under the organisation's lock below, after the count: checking it
-    // before as well would spare the count of a refused run at the price of a query on every run.
-    // The counting may run on a read replica; the budget, ledger and audit always on the primary.
-    super::rollup::maintain(&mut *state.pool.get().await?, &table).await?;
-    let entries = super::rollup::read(&mut *state.reports_pool.get().await?, &table, population, &filters).await?;
-    let mut conn = state.pool.get().await?;
-    let (mut cells, mut privacy) = engine::publish(&table.dimensions, entries, guarded, k);
-    let parameters = serde_json::to_value(&raw).unwrap_or_default();
-    // Budget check, noise, ledger and audit in one transaction, serialised per organisation, so two
-    // concurrent requests cannot both spend the last of a budget.
-    let outcome = (*conn)
-        .transaction::<_, ApiError, _>(async |conn: &mut diesel_async::AsyncPgConnection| {
-            if guarded {
-                diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                    .bind::<diesel::sql_types::Text, _>(org.to_string())
-                    .execute(conn)
-                    .await?;
-            }
-            if noisy {
-                let spent = spent_budget(conn, org).await?;
-                if spent + epsilon > budget + 1e-9 {
-                    return Err(ApiError::BudgetExhausted);
-                }
-                engine::add_noise(&mut cells, &mut privacy, epsilon, super::noise::sensitivity(&table.dimensions))?;
-                privacy.budget_left = Some((budget - spent - privacy.epsilon_spent).max(0.0));
-            }
-            let details = serde_json::json!({
-                "report": plugin.id(), "parameters": parameters, "cells": privacy.cells,
-                "suppressed": privacy.cells_suppressed, "guarded": guarded, "epsilon": privacy.epsilon_spent,
-            });
-            audit::record(conn, &ctx, Event::new(AuditAction::ReportRun, AuditOutcome::Success).by(&principal).details(details)).await?;
-            if guarded {
-                diesel::insert_into(report_releases::table)
-                    .values((
-                        report_releases::user_id.eq(principal.user_id),
-                        report_releases::organization_id.eq(org),
-                        report_releases::report_id.eq(plugin.id()),
-                        report_releases::parameters.eq(&parameters),
-                        report_releases::k.eq(k as i32),
-                        report_releases::cells_released.eq((privacy.cells - privacy.cells_suppressed) as i32),
-                        report_releases::cells_suppressed.eq(privacy.cells_suppressed as i32),
-                        report_releases::epsilon_spent.eq(privacy.epsilon_spent),
-                    ))
-                    .execute(conn)
-                    .await?;
-            }
-            Ok(privacy)
-        })
-        .await;
-    let privacy = match outcome {
-        Err(ApiError::BudgetExhausted) => return refuse_spent(&state, &ctx, &principal, plugin.id()).await,
-        other => other?,
-    };
-    let result = ReportResult { report: plugin.id().to_owned(), title: plugin.title().to_owned(), dimensions: table.dimensions.clone(), cells, privacy };
-    if csv_param || wants_csv(&req) {
-        return Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8; header=present").body(csv(&result)));
+    let ReportParameters { own, filters, csv } = parse_parameters(plugin, query.0)?;
+    let result = release::answer(&state, &principal, &ctx, Ask { plugin, own, filters }).await?;
+    if csv || wants_csv(&req) {
+        return Ok(HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8; header=present")
+            .body(output::csv(&result)));
     }
     Ok(HttpResponse::Ok().json(result))
 }
 
-async fn spent_budget(conn: &mut diesel_async::AsyncPgConnection, org: uuid::Uuid) -> ApiResult<f64> {
-    let spent: Option<f64> = report_releases::table
-        .filter(report_releases::organization_id.eq(org))
-        .select(diesel::dsl::sum(report_releases::epsilon_spent))
-        .first(conn)
-        .await?;
-    Ok(spent.unwrap_or(0.0))
+/// Your organisation's privacy budget: what new statistical releases it may still receive this
+/// period, and when the allowance renews. Free: it spends nothing and releases nothing.
+#[utoipa::path(
+    tag = "reports",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The budget", body = Budget),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+    )
+)]
+#[get("/reports/budget")]
+pub async fn own_budget(state: web::Data<AppState>, principal: Principal) -> ApiResult<HttpResponse> {
+    if principal.role == Role::Auditor {
+        return Err(ApiError::Forbidden);
+    }
+    let mut conn = state.pool.get().await?;
+    Ok(HttpResponse::Ok().json(budget::current(&mut conn, &state.settings, principal.organization_id, chrono::Utc::now()).await?))
 }
 
-/// A refused run is audited too (outside the refused transaction).
-async fn refuse_spent(state: &AppState, ctx: &RequestContext, principal: &Principal, report: &str) -> ApiResult<HttpResponse> {
-    let event = Event::new(AuditAction::ReportRun, AuditOutcome::Denied)
-        .by(principal)
-        .details(serde_json::json!({ "report": report, "reason": "privacy_budget_spent" }));
-    audit::record(&mut *state.pool.get().await?, ctx, event).await?;
-    Err(ApiError::BudgetExhausted)
+/// An organisation's privacy budget: your own, or any for host-organisation admins and auditors.
+#[utoipa::path(
+    tag = "reports",
+    params(("id" = Uuid, Path, description = "Organisation id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The budget", body = Budget),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 404, response = crate::openapi::responses::NotFound),
+    )
+)]
+#[get("/organizations/{id}/report-budget")]
+pub async fn organization_budget(state: web::Data<AppState>, principal: Principal, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+    policy::read_organization(&principal, *id).require()?;
+    let mut conn = state.pool.get().await?;
+    crate::orgs::find(&mut conn, *id).await?.ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok().json(budget::current(&mut conn, &state.settings, *id, chrono::Utc::now()).await?))
+}
+
+/// Set an organisation's privacy allowance per period (host-organisation admins only; audited).
+/// At most the deployment's cap, which still bounds all organisations together.
+#[utoipa::path(
+    tag = "reports",
+    params(("id" = Uuid, Path, description = "Organisation id")),
+    request_body = AllowanceChange,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The budget with its new allowance", body = Budget),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 422, response = crate::openapi::responses::Invalid),
+    )
+)]
+#[put("/organizations/{id}/report-budget")]
+pub async fn set_organization_allowance(
+    state: web::Data<AppState>,
+    principal: Principal,
+    ctx: RequestContext,
+    id: web::Path<Uuid>,
+    body: ApiJson<AllowanceChange>,
+) -> ApiResult<HttpResponse> {
+    let org = id.into_inner();
+    policy::manage_organization(&principal, org).require()?;
+    let allowance = body.0.allowance;
+    if !(allowance.is_finite() && (0.0..=state.settings.dp_cap).contains(&allowance)) {
+        return Err(ApiError::validation(
+            "allowance",
+            format!("must be 0 to the deployment's cap ({})", state.settings.dp_cap),
+        ));
+    }
+    let mut conn = state.pool.get().await?;
+    let budget = (*conn)
+        .transaction::<_, ApiError, _>(async |conn: &mut diesel_async::AsyncPgConnection| {
+            crate::orgs::find(conn, org).await?.ok_or(ApiError::NotFound)?;
+            let previous = budget::set_allowance(conn, org, allowance, principal.user_id).await?;
+            let details = serde_json::json!({ "previous": previous, "allowance": allowance, "default": state.settings.dp_allowance });
+            let event = Event::new(AuditAction::ReportAllowanceSet, AuditOutcome::Success)
+                .by(&principal)
+                .target("organization", org)
+                .details(details);
+            audit::record(conn, &ctx, event).await?;
+            budget::current(conn, &state.settings, org, chrono::Utc::now()).await
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(budget))
 }

@@ -17,6 +17,7 @@ mod openapi;
 mod operations;
 mod organizations;
 mod referrals;
+mod releases;
 mod rekey_seed;
 mod reports;
 mod tokens;

@@ -44,11 +44,15 @@ const MATRIX: &[(&str, &str, [Expect; 8])] = &[
     ("post", "/api/v1/referrals/{id}/cancel", [A, F, F, F, H, H, H, F]),
     ("get", "/api/v1/reports", [A, A, F, A, A, A, A, F]),
     ("get", "/api/v1/reports/{id}", [A, A, F, A, A, A, A, F]),
+    ("get", "/api/v1/reports/budget", [A, A, F, A, A, A, A, F]),
+    ("get", "/api/v1/organizations/{id}/report-budget", [A, A, A, A, H, H, A, A]),
+    ("put", "/api/v1/organizations/{id}/report-budget", [F, F, F, F, H, H, A, F]),
 ];
 
 /// Each report plugin has its own documented path, answered like `/reports/{id}`.
 fn row_for(method: &str, path: &str) -> Option<[Expect; 8]> {
-    let generic = if path.starts_with("/api/v1/reports/") && path != "/api/v1/reports/{id}" { "/api/v1/reports/{id}" } else { path };
+    let own_path = ["/api/v1/reports/{id}", "/api/v1/reports/budget"].contains(&path);
+    let generic = if path.starts_with("/api/v1/reports/") && !own_path { "/api/v1/reports/{id}" } else { path };
     MATRIX.iter().find(|(m, p, _)| *m == method && *p == generic).map(|(_, _, e)| *e)
 }
 

@@ -66,7 +66,7 @@ impl World {
             self.victim
         } else if path.starts_with("/api/v1/referrals/") {
             self.referral
-        } else if path.starts_with("/api/v1/reports/") {
+        } else if path.starts_with("/api/v1/reports/") && path.contains("{id}") {
             return path.replace("{id}", "trends");
         } else if path.starts_with("/api/v1/users/") {
             self.target_user.id
@@ -92,6 +92,7 @@ impl World {
             ("patch", "/api/v1/users/{id}") => json!({ "role": "auditor" }),
             ("post", "/api/v1/auth/login") => json!({ "email": "MARKERGIVEN@example.org", "password": "MARKERNOTES-password" }),
             ("post", "/api/v1/auth/refresh") => json!({ "refresh_token": "MARKERDOC123" }),
+            ("put", "/api/v1/organizations/{id}/report-budget") => json!({ "allowance": 500.0 }),
             ("post", _) => json!({}),
             _ => return None,
         };

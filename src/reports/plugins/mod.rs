@@ -1,9 +1,11 @@
 //! The built-in report plugins.
 
 pub mod exploitation_profile;
+pub mod labour_and_migration;
 pub mod operation_summary;
 pub mod recruitment_and_control;
 pub mod referral_outcomes;
+pub mod route_corridors;
 pub mod trafficking_flows;
 pub mod trends;
 

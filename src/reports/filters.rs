@@ -1,0 +1,94 @@
+//! What a report may be restricted by: the framework's month window and the whitelisted filter
+//! fields (fixed in a declarative plugin, or set by the caller where the plugin allows it).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::text_enum;
+
+/// A month, `YYYY-MM`: the finest time grain of a report parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$", example = "2026-09")]
+pub struct Month(pub chrono::NaiveDate);
+
+impl TryFrom<String> for Month {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        chrono::NaiveDate::parse_from_str(&format!("{value}-01"), "%Y-%m-%d")
+            .map(Month)
+            .map_err(|_| "must be a month, YYYY-MM".to_owned())
+    }
+}
+
+impl From<Month> for String {
+    fn from(m: Month) -> String {
+        m.0.format("%Y-%m").to_string()
+    }
+}
+
+text_enum! {
+    /// A field a report may be restricted by (fixed in a declarative plugin, or set by the caller
+    /// where the plugin allows it).
+    pub enum FilterField {
+        TraffickingStatus => "trafficking_status",
+        Gender => "gender",
+        Status => "status",
+        ExploitationType => "exploitation_type",
+        RecruitmentMethod => "recruitment_method",
+        MinorOrAdult => "minor_or_adult",
+        Citizenship => "citizenship",
+        CountryOfExploitation => "country_of_exploitation",
+    }
+}
+
+/// A restriction: the field takes one of `values` (for list fields: shares one with them).
+#[derive(Debug, Clone)]
+pub struct Filter {
+    pub field: FilterField,
+    pub values: Vec<String>,
+}
+
+fn names<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Vec<&'static str> {
+    all.iter().map(|v| name(*v)).collect()
+}
+
+impl FilterField {
+    /// The values it takes; `None` for countries (any ISO 3166-1 alpha-3 code).
+    pub fn values(self) -> Option<Vec<&'static str>> {
+        use crate::domain::case_vocab as v;
+        Some(match self {
+            FilterField::TraffickingStatus => names(v::TraffickingStatus::ALL, |x| x.as_str()),
+            FilterField::Gender => names(v::Gender::ALL, |x| x.as_str()),
+            FilterField::Status => names(v::CaseStatus::ALL, |x| x.as_str()),
+            FilterField::ExploitationType => names(v::ExploitationType::ALL, |x| x.as_str()),
+            FilterField::RecruitmentMethod => names(v::RecruitmentMethod::ALL, |x| x.as_str()),
+            FilterField::MinorOrAdult => vec!["minor", "adult"],
+            FilterField::Citizenship | FilterField::CountryOfExploitation => return None,
+        })
+    }
+
+    pub fn check(self, value: &str) -> Result<(), String> {
+        match self.values() {
+            Some(values) if values.contains(&value) => Ok(()),
+            Some(values) => Err(format!("`{value}` is not a {self} (one of: {})", values.join(", "))),
+            None => crate::domain::CountryCode::parse(value)
+                .map(|_| ())
+                .map_err(|m| format!("`{value}` {m}")),
+        }
+    }
+
+    /// The predicate, with `{}` standing for the bound `text[]` of values.
+    pub fn sql(self) -> &'static str {
+        match self {
+            FilterField::TraffickingStatus => "v.trafficking_status = ANY({})",
+            FilterField::Gender => "v.gender = ANY({})",
+            FilterField::Status => "v.status = ANY({})",
+            FilterField::ExploitationType => "v.exploitation_types && {}",
+            FilterField::RecruitmentMethod => "v.recruitment_methods && {}",
+            FilterField::MinorOrAdult => "(CASE WHEN v.is_minor THEN 'minor' ELSE 'adult' END) = ANY({})",
+            FilterField::Citizenship => "v.citizenship && {}",
+            FilterField::CountryOfExploitation => "v.country_of_exploitation::text = ANY({})",
+        }
+    }
+}

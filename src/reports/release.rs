@@ -1,0 +1,444 @@
+//! The release policy, in one place: who gets what from a report run.
+//!
+//! - A caseworker gets their own organisation's case load, exact: no noise, no budget, no ledger.
+//! - Everyone else gets a guarded release: the pooled population (consenting victims of
+//!   organisations that share statistics, without the caller's organisation), each victim's
+//!   values bounded, one OpenDP measurement of the report's fixed grid, post-processed into a
+//!   consistent table, counts below k withheld. It is paid from the caller's organisation's
+//!   allowance and the deployment's cap, and recorded whole in the ledger: the same question in
+//!   the same period (report, parameters, population) is answered from there, free and identical,
+//!   in JSON or CSV. Nothing computed from exact counts leaves this module in a guarded answer.
+//!
+//! The HTTP handler only parses the request and renders the answer.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Date, Jsonb, Text, Uuid as SqlUuid};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use sha2::Digest;
+use uuid::Uuid;
+
+use super::budget::{self, Period};
+use super::consistency;
+use super::counting::{Entry, Filters, Population};
+use super::measure::{self, Noise, Plan};
+use super::output::{Cell, NoiseStatement, PrivacyStatement, ReleaseInfo, ReportResult, StoredRelease, TOTAL};
+use super::rollup::{self, Shape};
+use super::{ReportPlugin, TableQuery, grid};
+use crate::audit::{self, AuditAction, AuditOutcome, Event};
+use crate::auth::Principal;
+use crate::db::fixed::fixed;
+use crate::db::schema::report_releases;
+use crate::domain::Role;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::RequestContext;
+use crate::state::AppState;
+
+/// Serialises spending: the budget check, the ledger row and the running total of every guarded
+/// release, deployment-wide (the cap is shared).
+const SPEND_LOCK: i64 = 0x4841_5645_4e42; // "HAVENB"
+
+pub const POOLED: &str = "distinct victims consenting to anonymised statistics, of organisations that share statistics, other than yours";
+
+/// Who is asking, as far as statistics go.
+#[derive(Debug, Clone, Copy)]
+pub enum Audience {
+    /// A caseworker: their own organisation's exact case load.
+    OwnCaseLoad { org: Uuid },
+    /// Anyone else allowed to run reports: a guarded release.
+    Guarded { org: Uuid },
+}
+
+impl Audience {
+    pub fn of(principal: &Principal) -> Audience {
+        match principal.role {
+            Role::Caseworker => Audience::OwnCaseLoad {
+                org: principal.organization_id,
+            },
+            _ => Audience::Guarded {
+                org: principal.organization_id,
+            },
+        }
+    }
+}
+
+/// A report run as asked: the plugin's own parameters (validated) and the framework's filters.
+pub struct Ask<'a> {
+    pub plugin: &'a dyn ReportPlugin,
+    pub own: HashMap<String, String>,
+    pub filters: Filters,
+}
+
+pub async fn answer(state: &AppState, principal: &Principal, ctx: &RequestContext, ask: Ask<'_>) -> ApiResult<ReportResult> {
+    let table = ask.plugin.table(&ask.own)?;
+    let now = Utc::now();
+    let filters = grid::resolve_window(&table.dimensions, ask.filters.clone(), now.date_naive())?;
+    let run = Run {
+        state,
+        principal,
+        ctx,
+        ask: &ask,
+        table,
+        filters,
+    };
+    match Audience::of(principal) {
+        Audience::OwnCaseLoad { org } => run.own_case_load(org).await,
+        Audience::Guarded { org } => run.guarded(org, now).await,
+    }
+}
+
+/// One report run, its question resolved.
+struct Run<'a> {
+    state: &'a AppState,
+    principal: &'a Principal,
+    ctx: &'a RequestContext,
+    ask: &'a Ask<'a>,
+    table: TableQuery,
+    filters: Filters,
+}
+
+impl Run<'_> {
+    fn result(&self, cells: Vec<Cell>, privacy: PrivacyStatement, release: Option<ReleaseInfo>) -> ReportResult {
+        ReportResult {
+            report: self.ask.plugin.id().to_owned(),
+            title: self.ask.plugin.title().to_owned(),
+            dimensions: self.table.dimensions.clone(),
+            cells,
+            privacy,
+            release,
+        }
+    }
+
+    async fn own_case_load(&self, org: Uuid) -> ApiResult<ReportResult> {
+        let state = self.state;
+        let shape = Shape {
+            table: &self.table,
+            bounded: false,
+        };
+        let key = &state.bounding_key;
+        rollup::maintain(&mut *state.pool.get().await?, &shape, key).await?;
+        let mut entries = rollup::read(
+            &mut *state.reports_pool.get().await?,
+            &shape,
+            key,
+            Population::OwnOrganization(org),
+            &self.filters,
+        )
+        .await?;
+        entries.sort_by_key(sort_key);
+        let cells: Vec<Cell> = entries
+            .into_iter()
+            .map(|e| Cell {
+                key: e.key.into_iter().map(|v| v.unwrap_or_else(|| TOTAL.to_owned())).collect(),
+                victims: Some(e.count),
+                margin: 0,
+                withheld: false,
+            })
+            .collect();
+        let privacy = PrivacyStatement::exact("distinct victims of your organisation", cells.len());
+        let details = serde_json::json!({
+            "report": self.ask.plugin.id(), "question": question(self.ask, &self.filters, 1, 0.0).0, "guarded": false, "cells": cells.len(),
+        });
+        let event = Event::new(AuditAction::ReportRun, AuditOutcome::Success)
+            .by(self.principal)
+            .details(details);
+        audit::record(&mut *state.pool.get().await?, self.ctx, event).await?;
+        Ok(self.result(cells, privacy, None))
+    }
+}
+/// Values in order, totals after them.
+fn sort_key(e: &Entry) -> Vec<(bool, String)> {
+    e.key.iter().map(|v| (v.is_none(), v.clone().unwrap_or_default())).collect()
+}
+
+/// The canonical question (defaults filled in, window resolved, the deployment's k and cost) and
+/// its digest, which keys the ledger.
+fn question(ask: &Ask<'_>, filters: &Filters, k: i64, rho: f64) -> (serde_json::Value, String) {
+    let parameters: BTreeMap<&str, String> = ask
+        .plugin
+        .parameters()
+        .into_iter()
+        .filter_map(|spec| {
+            ask.own
+                .get(spec.name)
+                .cloned()
+                .or(spec.default.map(str::to_owned))
+                .map(|v| (spec.name, v))
+        })
+        .collect();
+    let month = |d: Option<chrono::NaiveDate>| d.map(|d| d.format("%Y-%m").to_string());
+    let json = serde_json::json!({
+        "report": ask.plugin.id(),
+        "parameters": parameters,
+        "from": month(filters.from),
+        "to_exclusive": month(filters.to_exclusive),
+        "operation": filters.operation,
+        "k": k,
+        "rho": rho,
+    });
+    let digest = sha2::Sha256::digest(json.to_string().as_bytes());
+    (json, digest.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[derive(QueryableByName)]
+struct Recorded {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    released_at: DateTime<Utc>,
+    #[diesel(sql_type = Jsonb)]
+    release: serde_json::Value,
+}
+
+async fn recorded(conn: &mut AsyncPgConnection, org: Uuid, period: &Period, digest: &str) -> ApiResult<Option<Recorded>> {
+    Ok(
+        fixed("SELECT id, released_at, release FROM report_releases WHERE organization_id = $1 AND period = $2 AND question = $3")
+            .bind::<SqlUuid, _>(org)
+            .bind::<Date, _>(period.start)
+            .bind::<Text, _>(digest.to_owned())
+            .get_result(conn)
+            .await
+            .optional()?,
+    )
+}
+
+impl Run<'_> {
+    async fn guarded(&self, org: Uuid, now: DateTime<Utc>) -> ApiResult<ReportResult> {
+        let Run {
+            state,
+            principal,
+            ctx,
+            ask,
+            table,
+            filters,
+        } = self;
+        let (state, principal, ctx, ask, table, filters) = (*state, *principal, *ctx, *ask, table, filters);
+        let settings = &state.settings;
+        let (k, rho) = (settings.report_k, settings.dp_rho);
+        let plan = Plan::new(table.dimensions.clone(), grid::values(&table.dimensions, filters)?);
+        let (question_json, digest) = question(ask, filters, k, rho);
+        let period = Period::containing(now, settings.dp_period);
+        let cells = plan.len();
+        let event = |repeat: bool, outcome: AuditOutcome, reason: Option<&str>| {
+            let details = serde_json::json!({
+                "report": ask.plugin.id(), "question": question_json, "guarded": true, "repeat": repeat,
+                "rho": if repeat || reason.is_some() { 0.0 } else { rho }, "cells": cells, "reason": reason,
+            });
+            Event::new(AuditAction::ReportRun, outcome).by(principal).details(details)
+        };
+        {
+            let mut conn = state.pool.get().await?;
+            if let Some(found) = recorded(&mut conn, org, &period, &digest).await? {
+                audit::record(&mut conn, ctx, event(true, AuditOutcome::Success, None)).await?;
+                return self.render(&mut conn, found, &period, true, org, now).await;
+            }
+        }
+        let [noise, alternative] = measure::calibrate(plan.sensitivity(), rho).map_err(|e| ApiError::internal("noise calibration", e))?;
+        let shape = Shape { table, bounded: true };
+        let key = &state.bounding_key;
+        rollup::maintain(&mut *state.pool.get().await?, &shape, key).await?;
+        let entries = rollup::read(
+            &mut *state.reports_pool.get().await?,
+            &shape,
+            key,
+            Population::Pooled { caller: org },
+            filters,
+        )
+        .await?;
+        let statement = statement(&plan, &noise, &alternative, k, rho, settings.dp_delta)?;
+        let stored = actix_web::web::block(move || release(plan, &entries, &noise, k, statement))
+            .await
+            .map_err(|e| ApiError::internal("release", e))??;
+        let release_json = serde_json::to_value(&stored).map_err(|e| ApiError::internal("release", e))?;
+        let mut conn = state.pool.get().await?;
+        let outcome = (*conn)
+            .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+                diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+                    .bind::<diesel::sql_types::BigInt, _>(SPEND_LOCK)
+                    .execute(conn)
+                    .await?;
+                // Asked meanwhile by a colleague: theirs is the release, ours is never shown.
+                if let Some(found) = recorded(conn, org, &period, &digest).await? {
+                    audit::record(conn, ctx, event(true, AuditOutcome::Success, None)).await?;
+                    return Ok((found, true));
+                }
+                let budget = budget::current(conn, settings, org, now).await?;
+                if !budget::affords(&budget, rho) {
+                    return Err(ApiError::BudgetExhausted {
+                        renews_at: period.renews_at(),
+                        by_cap: budget.limited_by == "deployment_cap",
+                    });
+                }
+                let released = stored.values.iter().filter(|v| v.is_some()).count() as i32;
+                let (id, released_at): (i64, DateTime<Utc>) = diesel::insert_into(report_releases::table)
+                    .values((
+                        report_releases::user_id.eq(principal.user_id),
+                        report_releases::organization_id.eq(org),
+                        report_releases::report_id.eq(ask.plugin.id()),
+                        report_releases::parameters.eq(&question_json),
+                        report_releases::k.eq(k as i32),
+                        report_releases::cells_released.eq(released),
+                        report_releases::cells_suppressed.eq(stored.values.len() as i32 - released),
+                        report_releases::epsilon_spent.eq(stored.privacy.epsilon.unwrap_or(0.0)),
+                        report_releases::period.eq(period.start),
+                        report_releases::question.eq(&digest),
+                        report_releases::rho.eq(rho),
+                        report_releases::mechanism.eq(format!("{:?}", noise.mechanism)),
+                        report_releases::release.eq(&release_json),
+                    ))
+                    .returning((report_releases::id, report_releases::released_at))
+                    .get_result(conn)
+                    .await?;
+                budget::record_spend(conn, period.start, org, rho).await?;
+                audit::record(conn, ctx, event(false, AuditOutcome::Success, None)).await?;
+                Ok((
+                    Recorded {
+                        id,
+                        released_at,
+                        release: release_json.clone(),
+                    },
+                    false,
+                ))
+            })
+            .await;
+        match outcome {
+            Ok((found, repeat)) => self.render(&mut conn, found, &period, repeat, org, now).await,
+            Err(e @ ApiError::BudgetExhausted { .. }) => {
+                let reason = if matches!(e, ApiError::BudgetExhausted { by_cap: true, .. }) {
+                    "deployment_cap_spent"
+                } else {
+                    "allowance_spent"
+                };
+                audit::record(&mut conn, ctx, event(false, AuditOutcome::Denied, Some(reason))).await?;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn render(
+        &self,
+        conn: &mut AsyncPgConnection,
+        found: Recorded,
+        period: &Period,
+        repeat: bool,
+        org: Uuid,
+        now: DateTime<Utc>,
+    ) -> ApiResult<ReportResult> {
+        let stored: StoredRelease = serde_json::from_value(found.release).map_err(|e| ApiError::internal("recorded release", e))?;
+        let budget = budget::current(conn, &self.state.settings, org, now).await?;
+        let info = ReleaseInfo {
+            id: found.id,
+            released_at: found.released_at,
+            period: period.start,
+            repeat,
+            budget_left: budget.left,
+            budget_renews_at: budget.renews_at,
+        };
+        Ok(self.result(stored.cells(), stored.privacy, Some(info)))
+    }
+}
+
+/// Measures, makes consistent and withholds: everything between the exact counts and what may be
+/// shown. The exact counts go in; only post-processed noisy values come out.
+fn release(plan: Plan, entries: &[Entry], noise: &Noise, k: i64, privacy: PrivacyStatement) -> ApiResult<StoredRelease> {
+    let index: Vec<HashMap<&str, usize>> = plan
+        .values
+        .iter()
+        .map(|v| v.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect())
+        .collect();
+    let mut exact: HashMap<usize, i64> = HashMap::with_capacity(entries.len());
+    'entries: for entry in entries {
+        let mut key = Vec::with_capacity(entry.key.len());
+        for (d, value) in entry.key.iter().enumerate() {
+            match value {
+                None => key.push(plan.total_index(d)),
+                Some(v) => match index[d].get(v.as_str()) {
+                    Some(&i) => key.push(i),
+                    None => continue 'entries, // outside the grid: not part of the question
+                },
+            }
+        }
+        exact.insert(plan.dense(&key), entry.count);
+    }
+    let counts: Vec<i64> = plan.measured.iter().map(|d| exact.get(d).copied().unwrap_or(0)).collect();
+    drop(exact);
+    let noisy = measure::measure(noise, &counts).map_err(|e| ApiError::internal("noise", e))?;
+    drop(counts);
+    let fitted = consistency::fit(&plan, &noisy, noise.sd * noise.sd);
+    let dims = plan.dims.len();
+    let margins: Vec<i64> = (0..1usize << dims)
+        .map(|mask| {
+            let key: Vec<usize> = (0..dims)
+                .map(|d| if mask & (1 << d) != 0 { plan.total_index(d) } else { 0 })
+                .collect();
+            let exists = (0..dims).all(|d| mask & (1 << d) != 0 || !plan.values[d].is_empty());
+            if exists {
+                measure::margin(fitted.variance[plan.dense(&key)])
+            } else {
+                0
+            }
+        })
+        .collect();
+    Ok(StoredRelease {
+        grid: plan.values,
+        values: fitted.values.into_iter().map(|v| (v >= k).then_some(v)).collect(),
+        margins,
+        privacy,
+    })
+}
+
+/// The statement of a guarded release: all of it follows from the plan and the settings.
+fn statement(plan: &Plan, noise: &Noise, alternative: &Noise, k: i64, rho: f64, delta: f64) -> ApiResult<PrivacyStatement> {
+    let epsilon = measure::epsilon_at(rho, delta).map_err(|e| ApiError::internal("privacy accounting", e))?;
+    Ok(PrivacyStatement {
+        guarded: true,
+        population: POOLED.into(),
+        k,
+        cells: plan.len(),
+        noise: Some(NoiseStatement {
+            mechanism: noise.mechanism,
+            noise_sd: (noise.sd * 100.0).round() / 100.0,
+        }),
+        alternative: Some(NoiseStatement {
+            mechanism: alternative.mechanism,
+            noise_sd: (alternative.sd * 100.0).round() / 100.0,
+        }),
+        rho: Some(rho),
+        // Rounded up: the statement may overstate the cost, never understate it.
+        epsilon: Some((epsilon * 1000.0).ceil() / 1000.0),
+        delta: Some(delta),
+        sensitivity: Some(noise.sensitivity),
+        bounds: Some(plan.bounds().into_iter().map(|(d, b)| (d.to_string(), b)).collect()),
+        method: Some(method(plan)),
+    })
+}
+
+/// How the entries were measured and derived, in words.
+pub fn method(plan: &Plan) -> String {
+    let names = |positions: &[usize]| positions.iter().map(|&i| plan.dims[i].to_string()).collect::<Vec<_>>();
+    let multi = names(&plan.multi);
+    let chain = names(&plan.chain);
+    let blocks = if multi.is_empty() {
+        "the table".to_owned()
+    } else {
+        format!("each combination of totals and values of {}", multi.join(" and "))
+    };
+    let levels = if chain.is_empty() {
+        "its count".to_owned()
+    } else {
+        let mut steps = vec!["its total".to_owned()];
+        for i in 1..=chain.len() {
+            steps.push(format!("by {}", chain[..i].join(" and ")));
+        }
+        steps.join(", then ")
+    };
+    format!(
+        "One measurement with equal noise on every measured entry: for {blocks}, {levels}. Other totals are sums of \
+         their cells. Post-processing combines each total with the sum of its parts (weighted by their variance), \
+         then makes the table non-negative integers whose parts add up to their totals (and, for multi-valued \
+         dimensions, never exceed them). Counts below k are then withheld."
+    )
+}
