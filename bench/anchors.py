@@ -75,28 +75,80 @@ def insert(ctx):
             + ";\nCOMMIT;\n")
 
 
-def report(ctx, report):
-    """A partner's report run: the rollup upkeep check, the pooled rollup read, and the
-    budget/ledger/audit transaction under the organisation's lock."""
-    prefix = ",".join(report["dimensions"]) + ";"
-    shape = ctx.psql(f"SELECT shape FROM report_rollup_shapes WHERE shape LIKE '{prefix}%' ORDER BY length(shape) LIMIT 1")
-    s = shape.replace("'", "''")
-    host = ctx.host
-    spent = f"SELECT sum(epsilon_spent) FROM report_releases WHERE organization_id = '{host}';\n"
-    window = "(NULL::date IS NULL OR r.month >= NULL::date) AND (NULL::date IS NULL OR r.month < NULL::date) AND (NULL::text IS NULL OR r.operation = NULL::text)"
-    read = ("SELECT key[1] AS d1, key[2] AS d2, key[3] AS d3, sum(n)::bigint AS n FROM ( "
-            f"SELECT r.key, r.n FROM report_rollups_pooled r WHERE r.shape = '{s}' AND {window} UNION ALL "
-            f"SELECT r.key, -r.n FROM report_rollups r WHERE r.shape = '{s}' AND r.organization_id = '{host}' AND r.consent "
-            f"AND EXISTS (SELECT 1 FROM organizations o WHERE o.id = '{host}' AND o.shares_statistics) AND {window} "
-            ") t GROUP BY key HAVING sum(n) > 0;\n")
-    # Rollup upkeep when nothing changed: the check the service makes before taking its lock.
-    idle = (f"SELECT NOT EXISTS (SELECT 1 FROM report_rollup_dirty) AND EXISTS (SELECT 1 FROM report_rollup_shapes "
-            f"WHERE shape = '{s}') AS idle;\n")
-    return (idle + read
-            + f"BEGIN;\nSELECT pg_advisory_xact_lock(hashtext('{host}'));\n" + spent
-            + "INSERT INTO audit_events (organization_id, actor_user_id, actor_role, action, outcome, request_id, client_address, details) "
-            f"VALUES ('{host}', '{ctx.user}', 'partner', 'report.run', 'success', 'bench-request-id-0000', '127.0.0.1', "
-            f"'{{\"report\": \"{report['id']}\", \"parameters\": {{}}, \"cells\": 100, \"suppressed\": 10, \"guarded\": true, \"epsilon\": 1.0}}');\n"
-            "INSERT INTO report_releases (user_id, organization_id, report_id, parameters, k, cells_released, cells_suppressed, epsilon_spent) "
-            f"VALUES ('{ctx.user}', '{host}', '{report['id']}', '{{}}', 11, 90, 10, 0);\n"
-            "COMMIT;\n")
+def _shape(ctx, report, bounded):
+    dims = ",".join(report["dimensions"]) + ";"
+    like = f"b%:{dims}%" if bounded else f"{dims}%"
+    return ctx.psql(f"SELECT shape FROM report_rollup_shapes WHERE bounded = {str(bounded).lower()} AND shape LIKE '{like}' "
+                    "ORDER BY length(shape) LIMIT 1").replace("'", "''")
+
+
+def _budget(ctx):
+    """The service's budget query (budget::current)."""
+    return ("SELECT coalesce((SELECT rho FROM report_spend WHERE period = date_trunc('month', now())::date AND organization_id = "
+            f"'{ctx.host}'), 0), coalesce((SELECT releases FROM report_spend WHERE period = date_trunc('month', now())::date AND "
+            f"organization_id = '{ctx.host}'), 0)::bigint, coalesce((SELECT sum(rho) FROM report_spend WHERE period = "
+            f"date_trunc('month', now())::date), 0), (SELECT allowance FROM report_allowances WHERE organization_id = '{ctx.host}');\n")
+
+
+def _audit_report(ctx, role, report):
+    return ("INSERT INTO audit_events (organization_id, actor_user_id, actor_role, action, outcome, request_id, client_address, details) "
+            f"VALUES ('{ctx.host}', '{ctx.user}', '{role}', 'report.run', 'success', 'bench-request-id-0000', '127.0.0.1', "
+            f"'{{\"report\": \"{report['id']}\", \"question\": {{\"report\": \"{report['id']}\"}}, \"guarded\": true, "
+            f"\"repeat\": false, \"rho\": 0.25, \"cells\": 100}}');\n")
+
+
+def _lookup(ctx, question):
+    return ("SELECT id, released_at, release FROM report_releases WHERE organization_id = "
+            f"'{ctx.host}' AND period = date_trunc('month', now())::date AND question = {question};\n")
+
+
+_READ_POOLED = ("SELECT key[1], key[2], key[3], sum(n)::bigint FROM ( "
+                "SELECT r.key, r.n FROM report_rollups_pooled r WHERE r.shape = '{s}' AND r.month >= {since} AND r.month < {until} "
+                "UNION ALL SELECT r.key, -r.n FROM report_rollups r WHERE r.shape = '{s}' AND r.organization_id = '{host}' "
+                "AND r.consent AND EXISTS (SELECT 1 FROM organizations o WHERE o.id = '{host}' AND o.shares_statistics) "
+                "AND r.month >= {since} AND r.month < {until}) t GROUP BY key HAVING sum(n) > 0;\n")
+
+
+def report_fresh(ctx, report):
+    """A partner's new question (a window not asked before): the ledger lookup that misses, the
+    budget, the rollup upkeep check and the pooled rollup read, then under the spending lock the
+    ledger lookup again, the budget, the ledger row (with a release of this report's size), the
+    running total and the audit event; the budget once more for the answer."""
+    s = _shape(ctx, report, True)
+    sample = ctx.psql(f"SELECT id FROM report_releases WHERE report_id = '{report['id']}' AND release IS NOT NULL LIMIT 1")
+    window = "\\set a random(0, 119)\n\\set l random(1, 120 - :a)\n\\set q random(1, 2000000000)\n"
+    question = "'bench-' || :q"
+    idle = (f"SELECT NOT EXISTS (SELECT 1 FROM report_rollup_dirty) AND EXISTS (SELECT 1 FROM report_rollup_shapes WHERE shape = '{s}');\n")
+    read = _READ_POOLED.format(s=s, host=ctx.host, since="(date '2017-01-01' + make_interval(months => :a))",
+                               until="(date '2017-01-01' + make_interval(months => :a + :l))")
+    return (window + _lookup(ctx, question) + _budget(ctx) + idle + read
+            + "BEGIN;\nSELECT pg_advisory_xact_lock(79445457456706);\n" + _lookup(ctx, question) + _budget(ctx)
+            + "INSERT INTO report_releases (user_id, organization_id, report_id, parameters, k, cells_released, cells_suppressed, "
+            "epsilon_spent, period, question, rho, mechanism, release) SELECT user_id, organization_id, report_id, parameters, k, "
+            "cells_released, cells_suppressed, epsilon_spent, period, 'bench-' || :q, rho, mechanism, release "
+            f"FROM report_releases WHERE id = {sample};\n"
+            "INSERT INTO report_spend (period, organization_id, rho, releases) VALUES (date_trunc('month', now())::date, "
+            f"'{ctx.host}', 0, 1) ON CONFLICT (period, organization_id) DO UPDATE SET rho = report_spend.rho + EXCLUDED.rho, "
+            "releases = report_spend.releases + 1;\n"
+            + _audit_report(ctx, "partner", report) + "COMMIT;\n" + _budget(ctx))
+
+
+def report_repeat(ctx, report):
+    """A partner's repeated question: the ledger lookup that finds the release, the audit event and
+    the budget for the answer."""
+    question = "'" + ctx.psql(f"SELECT question FROM report_releases WHERE report_id = '{report['id']}' AND question IS NOT NULL "
+                              "ORDER BY id LIMIT 1") + "'"
+    return _lookup(ctx, question) + _audit_report(ctx, "partner", report) + _budget(ctx)
+
+
+def report_exact(ctx, report):
+    """A caseworker's own figures: the rollup upkeep check, the organisation's exact rollup read and
+    the audit event."""
+    s = _shape(ctx, report, False)
+    grain = next((d.split("_")[1] for d in report["dimensions"] if d.startswith("identified_")), None)
+    start = {"month": "date_trunc('month', now()) - interval '35 months'", "quarter": "date_trunc('quarter', now()) - interval '33 months'",
+             "year": "date_trunc('year', now()) - interval '9 years'"}.get(grain, "NULL::date")
+    idle = (f"SELECT NOT EXISTS (SELECT 1 FROM report_rollup_dirty) AND EXISTS (SELECT 1 FROM report_rollup_shapes WHERE shape = '{s}');\n")
+    read = (f"SELECT r.key[1], r.key[2], r.key[3], sum(r.n)::bigint FROM report_rollups r WHERE r.shape = '{s}' "
+            f"AND r.organization_id = '{ctx.org}' AND r.month >= date '2023-12-01' GROUP BY r.key;\n")
+    return idle + read + _audit_report(ctx, "caseworker", report)

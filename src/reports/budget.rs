@@ -69,8 +69,9 @@ pub struct Budget {
     pub cost_per_release: f64,
     /// New questions that can still be answered this period.
     pub new_releases_left: i64,
-    /// The allowance stated as (epsilon, delta)-DP for one period.
-    pub allowance_epsilon: f64,
+    /// The allowance stated as (epsilon, delta)-DP for one period (absent when it is too large for
+    /// the conversion to mean anything).
+    pub allowance_epsilon: Option<f64>,
     pub delta: f64,
 }
 
@@ -116,8 +117,7 @@ pub async fn current(conn: &mut AsyncPgConnection, settings: &Settings, org: Uui
         limited_by: if cap_left < own_left { "deployment_cap" } else { "allowance" },
         cost_per_release: settings.dp_rho,
         new_releases_left: ((left + 1e-9) / settings.dp_rho).floor() as i64,
-        allowance_epsilon: super::measure::epsilon_at(allowance.max(1e-12), settings.dp_delta)
-            .map_err(|e| ApiError::internal("privacy accounting", e))?,
+        allowance_epsilon: super::measure::epsilon_at(allowance.max(1e-12), settings.dp_delta).ok().map(|e| (e * 1000.0).ceil() / 1000.0),
         delta: settings.dp_delta,
     })
 }

@@ -111,6 +111,12 @@ pub struct ReportResult {
     pub report: String,
     pub title: String,
     pub dimensions: Vec<Dimension>,
+    /// First month counted (by month of identification), YYYY-MM; absent: no lower limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Last month counted, YYYY-MM; absent: no upper limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
     /// Every cell and every total (a `_total` value) of the table.
     pub cells: Vec<Cell>,
     pub privacy: PrivacyStatement,

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Date, Jsonb, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Date, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use sha2::Digest;
 use uuid::Uuid;
@@ -105,6 +105,8 @@ impl Run<'_> {
             report: self.ask.plugin.id().to_owned(),
             title: self.ask.plugin.title().to_owned(),
             dimensions: self.table.dimensions.clone(),
+            from: self.filters.from.map(|d| d.format("%Y-%m").to_string()),
+            to: self.filters.to_exclusive.and_then(|d| d.pred_opt()).map(|d| d.format("%Y-%m").to_string()),
             cells,
             privacy,
             release,
@@ -188,13 +190,20 @@ struct Recorded {
     id: i64,
     #[diesel(sql_type = diesel::sql_types::Timestamptz)]
     released_at: DateTime<Utc>,
-    #[diesel(sql_type = Jsonb)]
-    release: serde_json::Value,
+    /// As text, parsed once into a `StoredRelease`.
+    #[diesel(sql_type = Text)]
+    release: String,
+}
+
+impl Recorded {
+    fn stored(&self) -> ApiResult<StoredRelease> {
+        serde_json::from_str(&self.release).map_err(|e| ApiError::internal("recorded release", e))
+    }
 }
 
 async fn recorded(conn: &mut AsyncPgConnection, org: Uuid, period: &Period, digest: &str) -> ApiResult<Option<Recorded>> {
     Ok(
-        fixed("SELECT id, released_at, release FROM report_releases WHERE organization_id = $1 AND period = $2 AND question = $3")
+        fixed("SELECT id, released_at, release::text AS release FROM report_releases WHERE organization_id = $1 AND period = $2 AND question = $3")
             .bind::<SqlUuid, _>(org)
             .bind::<Date, _>(period.start)
             .bind::<Text, _>(digest.to_owned())
@@ -206,21 +215,13 @@ async fn recorded(conn: &mut AsyncPgConnection, org: Uuid, period: &Period, dige
 
 impl Run<'_> {
     async fn guarded(&self, org: Uuid, now: DateTime<Utc>) -> ApiResult<ReportResult> {
-        let Run {
-            state,
-            principal,
-            ctx,
-            ask,
-            table,
-            filters,
-        } = self;
-        let (state, principal, ctx, ask, table, filters) = (*state, *principal, *ctx, *ask, table, filters);
+        let (state, principal, ctx, ask, table, filters) = (self.state, self.principal, self.ctx, self.ask, &self.table, &self.filters);
         let settings = &state.settings;
         let (k, rho) = (settings.report_k, settings.dp_rho);
-        let plan = Plan::new(table.dimensions.clone(), grid::values(&table.dimensions, filters)?);
+        let values = grid::values(&table.dimensions, filters)?;
         let (question_json, digest) = question(ask, filters, k, rho);
         let period = Period::containing(now, settings.dp_period);
-        let cells = plan.len();
+        let cells: usize = values.iter().map(|v| v.len() + 1).product();
         let event = |repeat: bool, outcome: AuditOutcome, reason: Option<&str>| {
             let details = serde_json::json!({
                 "report": ask.plugin.id(), "question": question_json, "guarded": true, "repeat": repeat,
@@ -232,9 +233,17 @@ impl Run<'_> {
             let mut conn = state.pool.get().await?;
             if let Some(found) = recorded(&mut conn, org, &period, &digest).await? {
                 audit::record(&mut conn, ctx, event(true, AuditOutcome::Success, None)).await?;
-                return self.render(&mut conn, found, &period, true, org, now).await;
+                return self.render(&mut conn, found.id, found.released_at, found.stored()?, &period, true, org, now).await;
+            }
+            // Nothing left: refuse before counting (checked again under the lock below).
+            let budget = budget::current(&mut conn, settings, org, now).await?;
+            if !budget::affords(&budget, rho) {
+                let refusal = exhausted(&budget, &period);
+                audit::record(&mut conn, ctx, event(false, AuditOutcome::Denied, Some(reason(&refusal)))).await?;
+                return Err(refusal);
             }
         }
+        let plan = Plan::new(table.dimensions.clone(), values);
         let [noise, alternative] = measure::calibrate(plan.sensitivity(), rho).map_err(|e| ApiError::internal("noise calibration", e))?;
         let shape = Shape { table, bounded: true };
         let key = &state.bounding_key;
@@ -262,14 +271,11 @@ impl Run<'_> {
                 // Asked meanwhile by a colleague: theirs is the release, ours is never shown.
                 if let Some(found) = recorded(conn, org, &period, &digest).await? {
                     audit::record(conn, ctx, event(true, AuditOutcome::Success, None)).await?;
-                    return Ok((found, true));
+                    return Ok((found.id, found.released_at, Some(found.stored()?)));
                 }
                 let budget = budget::current(conn, settings, org, now).await?;
                 if !budget::affords(&budget, rho) {
-                    return Err(ApiError::BudgetExhausted {
-                        renews_at: period.renews_at(),
-                        by_cap: budget.limited_by == "deployment_cap",
-                    });
+                    return Err(exhausted(&budget, &period));
                 }
                 let released = stored.values.iter().filter(|v| v.is_some()).count() as i32;
                 let (id, released_at): (i64, DateTime<Utc>) = diesel::insert_into(report_releases::table)
@@ -293,51 +299,54 @@ impl Run<'_> {
                     .await?;
                 budget::record_spend(conn, period.start, org, rho).await?;
                 audit::record(conn, ctx, event(false, AuditOutcome::Success, None)).await?;
-                Ok((
-                    Recorded {
-                        id,
-                        released_at,
-                        release: release_json.clone(),
-                    },
-                    false,
-                ))
+                Ok((id, released_at, None))
             })
             .await;
         match outcome {
-            Ok((found, repeat)) => self.render(&mut conn, found, &period, repeat, org, now).await,
+            // `Some`: a colleague's release, recorded while ours was computed.
+            Ok((id, released_at, Some(theirs))) => self.render(&mut conn, id, released_at, theirs, &period, true, org, now).await,
+            Ok((id, released_at, None)) => self.render(&mut conn, id, released_at, stored, &period, false, org, now).await,
             Err(e @ ApiError::BudgetExhausted { .. }) => {
-                let reason = if matches!(e, ApiError::BudgetExhausted { by_cap: true, .. }) {
-                    "deployment_cap_spent"
-                } else {
-                    "allowance_spent"
-                };
-                audit::record(&mut conn, ctx, event(false, AuditOutcome::Denied, Some(reason))).await?;
+                audit::record(&mut conn, ctx, event(false, AuditOutcome::Denied, Some(reason(&e)))).await?;
                 Err(e)
             }
             Err(e) => Err(e),
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn render(
         &self,
         conn: &mut AsyncPgConnection,
-        found: Recorded,
+        id: i64,
+        released_at: DateTime<Utc>,
+        stored: StoredRelease,
         period: &Period,
         repeat: bool,
         org: Uuid,
         now: DateTime<Utc>,
     ) -> ApiResult<ReportResult> {
-        let stored: StoredRelease = serde_json::from_value(found.release).map_err(|e| ApiError::internal("recorded release", e))?;
         let budget = budget::current(conn, &self.state.settings, org, now).await?;
         let info = ReleaseInfo {
-            id: found.id,
-            released_at: found.released_at,
+            id,
+            released_at,
             period: period.start,
             repeat,
             budget_left: budget.left,
             budget_renews_at: budget.renews_at,
         };
         Ok(self.result(stored.cells(), stored.privacy, Some(info)))
+    }
+}
+
+fn exhausted(budget: &budget::Budget, period: &Period) -> ApiError {
+    ApiError::BudgetExhausted { renews_at: period.renews_at(), by_cap: budget.limited_by == "deployment_cap" }
+}
+
+fn reason(refusal: &ApiError) -> &'static str {
+    match refusal {
+        ApiError::BudgetExhausted { by_cap: true, .. } => "deployment_cap_spent",
+        _ => "allowance_spent",
     }
 }
 

@@ -37,7 +37,7 @@ fn questions() -> Vec<String> {
         "/api/v1/reports/trafficking-flows?level=country".to_owned(),
         "/api/v1/reports/exploitation-profile?age=minor_adult".to_owned(),
         "/api/v1/reports/trends?period=month".to_owned(),
-        "/api/v1/reports/route-corridors?level=region".to_owned(),
+        "/api/v1/reports/route-corridors?level=subregion".to_owned(),
         "/api/v1/reports/labour-and-migration?by=minor_or_adult".to_owned(),
     ]);
     paths

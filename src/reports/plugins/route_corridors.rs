@@ -19,14 +19,14 @@ impl ReportPlugin for RouteCorridors {
     fn description(&self) -> &str {
         "Victims by where they were recruited, where they were moved through (transit legs of their route; `none` for \
          a direct route, `unknown` when no route was recorded) and where they were exploited: corridors such as South \
-         America through Brazil into West Africa, at UN M49 region or sub-region level."
+         America through Brazil into West Africa, at UN M49 region or (finer, slower) sub-region level."
     }
     fn parameters(&self) -> Vec<ParamSpec> {
         vec![ParamSpec {
             name: "level",
             description: "Geographic level of the three ends of the corridor.",
-            values: vec!["subregion", "region"],
-            default: Some("subregion"),
+            values: vec!["region", "subregion"],
+            default: Some("region"),
         }]
     }
     fn table(&self, params: &HashMap<String, String>) -> Result<TableQuery, ApiError> {

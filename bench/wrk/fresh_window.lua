@@ -1,0 +1,28 @@
+-- GET $PATH_ with a window no earlier request of this run asked for: a new question each time
+-- (a guarded release is answered from the ledger when its question repeats). Windows are month
+-- ranges within 2017-01..2026-12, numbered from $OFFSET so that slices do not repeat each other.
+dofile(os.getenv("WRK_DIR") .. "/common.lua")
+local path = os.getenv("PATH_")
+local offset = tonumber(os.getenv("OFFSET") or "0")
+local sep = string.find(path, "?", 1, true) and "&" or "?"
+
+local windows = {}
+for a = 0, 119 do
+  for l = 1, 120 - a do windows[#windows + 1] = {a, a + l - 1} end
+end
+
+local function month(i)
+  return string.format("%04d-%02d", 2017 + math.floor(i / 12), i % 12 + 1)
+end
+
+local threads, id, counter = 0, 0, 0
+function setup(thread)
+  thread:set("id", threads)
+  threads = threads + 1
+end
+
+request = function()
+  local w = windows[(offset + counter * 2 + id) % #windows + 1]
+  counter = counter + 1
+  return wrk.format("GET", path .. sep .. "from=" .. month(w[1]) .. "&to=" .. month(w[2]), headers)
+end
