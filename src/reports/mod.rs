@@ -53,6 +53,24 @@ pub struct TableQuery {
     pub filters: Vec<filters::Filter>,
 }
 
+impl TableQuery {
+    /// A stable name for the table: its dimensions and fixed filters (values sorted).
+    pub fn signature(&self) -> String {
+        let dims: Vec<&str> = self.dimensions.iter().map(|d| d.as_str()).collect();
+        let mut filters: Vec<String> = self
+            .filters
+            .iter()
+            .map(|f| {
+                let mut values = f.values.clone();
+                values.sort();
+                format!("{}={}", f.field, values.join("|"))
+            })
+            .collect();
+        filters.sort();
+        format!("{};{}", dims.join(","), filters.join(";"))
+    }
+}
+
 pub trait ReportPlugin: Send + Sync {
     fn id(&self) -> &str;
     fn title(&self) -> &str;

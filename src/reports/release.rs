@@ -141,7 +141,7 @@ impl Run<'_> {
             .collect();
         let privacy = PrivacyStatement::exact("distinct victims of your organisation", cells.len());
         let details = serde_json::json!({
-            "report": self.ask.plugin.id(), "question": question(self.ask, &self.filters, 1, 0.0).0, "guarded": false, "cells": cells.len(),
+            "report": self.ask.plugin.id(), "question": question(self.ask, &self.table, &self.filters, 1, 0.0).0, "guarded": false, "cells": cells.len(),
         });
         let event = Event::new(AuditAction::ReportRun, AuditOutcome::Success)
             .by(self.principal)
@@ -155,9 +155,10 @@ fn sort_key(e: &Entry) -> Vec<(bool, String)> {
     e.key.iter().map(|v| (v.is_none(), v.clone().unwrap_or_default())).collect()
 }
 
-/// The canonical question (defaults filled in, window resolved, the deployment's k and cost) and
-/// its digest, which keys the ledger.
-fn question(ask: &Ask<'_>, filters: &Filters, k: i64, rho: f64) -> (serde_json::Value, String) {
+/// The canonical question (defaults filled in, the table they give, window resolved, the
+/// deployment's k and cost) and its digest, which keys the ledger. The table is part of it, so
+/// two questions can only share a release if they ask for the same table.
+fn question(ask: &Ask<'_>, table: &TableQuery, filters: &Filters, k: i64, rho: f64) -> (serde_json::Value, String) {
     let parameters: BTreeMap<&str, String> = ask
         .plugin
         .parameters()
@@ -174,6 +175,7 @@ fn question(ask: &Ask<'_>, filters: &Filters, k: i64, rho: f64) -> (serde_json::
     let json = serde_json::json!({
         "report": ask.plugin.id(),
         "parameters": parameters,
+        "table": table.signature(),
         "from": month(filters.from),
         "to_exclusive": month(filters.to_exclusive),
         "operation": filters.operation,
@@ -219,7 +221,7 @@ impl Run<'_> {
         let settings = &state.settings;
         let (k, rho) = (settings.report_k, settings.dp_rho);
         let values = grid::values(&table.dimensions, filters)?;
-        let (question_json, digest) = question(ask, filters, k, rho);
+        let (question_json, digest) = question(ask, table, filters, k, rho);
         let period = Period::containing(now, settings.dp_period);
         let cells: usize = values.iter().map(|v| v.len() + 1).product();
         let event = |repeat: bool, outcome: AuditOutcome, reason: Option<&str>| {

@@ -32,24 +32,8 @@ impl Shape<'_> {
     /// A stable name: dimensions and fixed filters, and for bounded counts the key's fingerprint
     /// (rollups built under another key are never read, and are dropped at start).
     pub fn id(&self, key: &BoundingKey) -> String {
-        let table = self.table;
-        let dims: Vec<&str> = table.dimensions.iter().map(|d| d.as_str()).collect();
-        let mut filters: Vec<String> = table
-            .filters
-            .iter()
-            .map(|f| {
-                let mut values = f.values.clone();
-                values.sort();
-                format!("{}={}", f.field, values.join("|"))
-            })
-            .collect();
-        filters.sort();
-        let name = format!("{};{}", dims.join(","), filters.join(";"));
-        if self.bounded {
-            format!("b{}:{name}", key.fingerprint())
-        } else {
-            name
-        }
+        let name = self.table.signature();
+        if self.bounded { format!("b{}:{name}", key.fingerprint()) } else { name }
     }
 
     fn counting<'k>(&self, key: &'k BoundingKey) -> Counting<'k> {

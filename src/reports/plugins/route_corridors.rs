@@ -30,17 +30,9 @@ impl ReportPlugin for RouteCorridors {
         }]
     }
     fn table(&self, params: &HashMap<String, String>) -> Result<TableQuery, ApiError> {
-        let dimensions = match choice(params, "level", "subregion") {
-            "region" => vec![
-                Dimension::RecruitmentRegion,
-                Dimension::TransitRegion,
-                Dimension::ExploitationRegion,
-            ],
-            _ => vec![
-                Dimension::RecruitmentSubregion,
-                Dimension::TransitSubregion,
-                Dimension::ExploitationSubregion,
-            ],
+        let dimensions = match choice(params, "level", "region") {
+            "subregion" => vec![Dimension::RecruitmentSubregion, Dimension::TransitSubregion, Dimension::ExploitationSubregion],
+            _ => vec![Dimension::RecruitmentRegion, Dimension::TransitRegion, Dimension::ExploitationRegion],
         };
         Ok(TableQuery {
             dimensions,
