@@ -83,11 +83,12 @@ def _shape(ctx, report, bounded):
 
 
 def _budget(ctx):
-    """The service's budget query (budget::current)."""
-    return ("SELECT coalesce((SELECT rho FROM report_spend WHERE period = date_trunc('month', now())::date AND organization_id = "
-            f"'{ctx.host}'), 0), coalesce((SELECT releases FROM report_spend WHERE period = date_trunc('month', now())::date AND "
-            f"organization_id = '{ctx.host}'), 0)::bigint, coalesce((SELECT sum(rho) FROM report_spend WHERE period = "
-            f"date_trunc('month', now())::date), 0), (SELECT allowance FROM report_allowances WHERE organization_id = '{ctx.host}');\n")
+    """The service's budget query (budget::current): a period's spending is the sum of its months."""
+    return ("SELECT coalesce(sum(rho) FILTER (WHERE organization_id = "
+            f"'{ctx.host}'), 0), coalesce(sum(releases) FILTER (WHERE organization_id = '{ctx.host}'), 0)::bigint, "
+            f"coalesce(sum(rho), 0), (SELECT allowance FROM report_allowances WHERE organization_id = '{ctx.host}') "
+            "FROM report_spend WHERE period >= date_trunc('month', now())::date "
+            "AND period < (date_trunc('month', now()) + interval '1 month')::date;\n")
 
 
 def _audit_report(ctx, role, report):

@@ -32,3 +32,52 @@ CREATE TABLE report_allowances (
     updated_at      timestamptz NOT NULL DEFAULT now(),
     updated_by      uuid NOT NULL REFERENCES users (id)
 );
+
+-- Spending is recorded per calendar month whatever the budget period; a period's spending is the
+-- sum of its months, so changing HAVEN_DP_PERIOD never forgets what was spent.
+COMMENT ON COLUMN report_spend.period IS 'first day of the calendar month the releases were made in';
+
+-- Dirty markers per writing transaction. With one marker per partition, a write whose marker
+-- insert met an already committed marker did nothing; an upkeep that then deleted that marker and
+-- rebuilt without seeing the (still uncommitted) write lost it for good. Now every transaction
+-- leaves its own marker, which an upkeep can only delete once it is committed and visible, so
+-- the rebuild that deletes it also sees the write.
+ALTER TABLE report_rollup_dirty DROP CONSTRAINT report_rollup_dirty_pkey;
+ALTER TABLE report_rollup_dirty ADD COLUMN txid bigint NOT NULL DEFAULT txid_current();
+ALTER TABLE report_rollup_dirty ADD PRIMARY KEY (organization_id, month, txid);
+
+CREATE OR REPLACE FUNCTION report_rollup_mark_victim() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        INSERT INTO report_rollup_dirty VALUES (OLD.organization_id, date_trunc('month', OLD.identified_on)::date, txid_current())
+            ON CONFLICT DO NOTHING;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO report_rollup_dirty VALUES (NEW.organization_id, date_trunc('month', NEW.identified_on)::date, txid_current())
+            ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION report_rollup_mark_related() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    victim uuid := CASE WHEN TG_OP = 'DELETE' THEN OLD.victim_id ELSE NEW.victim_id END;
+BEGIN
+    INSERT INTO report_rollup_dirty
+        SELECT v.organization_id, date_trunc('month', v.identified_on)::date, txid_current() FROM victims v WHERE v.id = victim
+        ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION report_rollup_mark_organization() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.shares_statistics IS DISTINCT FROM OLD.shares_statistics THEN
+        INSERT INTO report_rollup_dirty
+            SELECT DISTINCT NEW.id, date_trunc('month', v.identified_on)::date, txid_current() FROM victims v WHERE v.organization_id = NEW.id
+            ON CONFLICT DO NOTHING;
+    END IF;
+    RETURN NULL;
+END;
+$$;

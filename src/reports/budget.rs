@@ -90,13 +90,16 @@ struct Spent {
 /// The organisation's budget now, as it stands in the database (callers that spend hold the lock).
 pub async fn current(conn: &mut AsyncPgConnection, settings: &Settings, org: Uuid, now: DateTime<Utc>) -> Result<Budget, ApiError> {
     let period = Period::containing(now, settings.dp_period);
+    // Spending is kept per calendar month: a period's is the sum of its months.
     let spent: Spent = fixed(
-        "SELECT coalesce((SELECT rho FROM report_spend WHERE period = $1 AND organization_id = $2), 0) AS own, \
-                coalesce((SELECT releases FROM report_spend WHERE period = $1 AND organization_id = $2), 0)::bigint AS releases, \
-                coalesce((SELECT sum(rho) FROM report_spend WHERE period = $1), 0) AS everyone, \
-                (SELECT allowance FROM report_allowances WHERE organization_id = $2) AS allowance",
+        "SELECT coalesce(sum(rho) FILTER (WHERE organization_id = $3), 0) AS own, \
+                coalesce(sum(releases) FILTER (WHERE organization_id = $3), 0)::bigint AS releases, \
+                coalesce(sum(rho), 0) AS everyone, \
+                (SELECT allowance FROM report_allowances WHERE organization_id = $3) AS allowance \
+         FROM report_spend WHERE period >= $1 AND period < $2",
     )
     .bind::<Date, _>(period.start)
+    .bind::<Date, _>(period.end)
     .bind::<SqlUuid, _>(org)
     .get_result(conn)
     .await?;
@@ -127,13 +130,14 @@ pub fn affords(budget: &Budget, cost: f64) -> bool {
     cost <= budget.left + 1e-9
 }
 
-/// Adds a release's cost to the period's running total (inside the ledger's transaction).
-pub async fn record_spend(conn: &mut AsyncPgConnection, period: NaiveDate, org: Uuid, rho: f64) -> Result<(), ApiError> {
+/// Adds a release's cost to its calendar month's running total (inside the ledger's transaction).
+pub async fn record_spend(conn: &mut AsyncPgConnection, now: DateTime<Utc>, org: Uuid, rho: f64) -> Result<(), ApiError> {
+    let month = Period::containing(now, BudgetPeriod::Month).start;
     fixed(
         "INSERT INTO report_spend (period, organization_id, rho, releases) VALUES ($1, $2, $3, 1) \
          ON CONFLICT (period, organization_id) DO UPDATE SET rho = report_spend.rho + EXCLUDED.rho, releases = report_spend.releases + 1",
     )
-    .bind::<Date, _>(period)
+    .bind::<Date, _>(month)
     .bind::<SqlUuid, _>(org)
     .bind::<Double, _>(rho)
     .execute(conn)

@@ -121,18 +121,21 @@ enum Join {
 /// `{key}` stands for the bound key's placeholder.
 const HASH: &str = "sha256(convert_to({key} || v.id::text || '/' || x, 'UTF8'))";
 
-/// A list-valued join: `unnest` of the list, or its `bound` values of smallest keyed hash.
-fn list_join(list: &str, bound: Option<u32>, alias: &str, counting: Counting) -> String {
+/// A list-valued join: `unnest` of the list, or, bounded, of its `bound` values of smallest keyed
+/// hash. Lists no longer than the bound (most of them) skip the hashing and sorting.
+fn list_join(list: &str, bound: Option<u32>, name: &str, column: &str, counting: Counting) -> String {
     match (counting, bound) {
         (Counting::Bounded(_), Some(c)) => format!(
-            "CROSS JOIN LATERAL (SELECT x FROM (SELECT DISTINCT x FROM unnest({list}) AS u(x)) d ORDER BY {HASH} LIMIT {c}) AS {alias}"
+            "CROSS JOIN LATERAL (SELECT {list} AS l) AS {name}_l \
+             CROSS JOIN LATERAL unnest(CASE WHEN cardinality({name}_l.l) <= {c} THEN {name}_l.l ELSE ARRAY(\
+               SELECT x FROM (SELECT DISTINCT x FROM unnest({name}_l.l) AS u(x)) d ORDER BY {HASH} LIMIT {c}) END) AS {name}({column})"
         ),
-        _ => format!("CROSS JOIN LATERAL unnest({list}) AS {alias}"),
+        _ => format!("CROSS JOIN LATERAL unnest({list}) AS {name}({column})"),
     }
 }
 
 fn legs(kind: &str) -> String {
-    format!("ARRAY(SELECT DISTINCT l->>'country' FROM jsonb_array_elements(v.route) l WHERE l->>'kind' = '{kind}')")
+    format!("ARRAY(SELECT DISTINCT leg->>'country' FROM jsonb_array_elements(v.route) leg WHERE leg->>'kind' = '{kind}')")
 }
 
 impl Join {
@@ -142,7 +145,8 @@ impl Join {
             Join::Citizenship => list_join(
                 "CASE WHEN cardinality(v.citizenship) = 0 THEN ARRAY['unknown'] ELSE v.citizenship END",
                 D::Citizenship.bound(),
-                "cit(code)",
+                "cit",
+                "code",
                 counting,
             ),
             Join::CitizenshipRegion => "LEFT JOIN country_regions cr_cit ON cr_cit.country = cit.code".into(),
@@ -150,7 +154,8 @@ impl Join {
             Join::RouteRecruitment => list_join(
                 &format!("coalesce(nullif({}, '{{}}'::text[]), ARRAY['unknown'])", legs("recruitment")),
                 D::RecruitmentCountry.bound(),
-                "rec(code)",
+                "rec",
+                "code",
                 counting,
             ),
             Join::RecruitmentRegion => "LEFT JOIN country_regions cr_rec ON cr_rec.country = rec.code".into(),
@@ -162,26 +167,30 @@ impl Join {
                     legs("transit")
                 ),
                 D::TransitCountry.bound(),
-                "tr(code)",
+                "tr",
+                "code",
                 counting,
             ),
             Join::TransitRegion => "LEFT JOIN country_regions cr_tr ON cr_tr.country = tr.code".into(),
             Join::ExploitationType => list_join(
                 "CASE WHEN cardinality(v.exploitation_types) = 0 THEN ARRAY['unknown'] ELSE v.exploitation_types END",
                 D::ExploitationType.bound(),
-                "et(kind)",
+                "et",
+                "kind",
                 counting,
             ),
             Join::Recruitment => list_join(
                 "CASE WHEN cardinality(v.recruitment_methods) = 0 THEN ARRAY['unknown'] ELSE v.recruitment_methods END",
                 D::RecruitmentMethod.bound(),
-                "rm(method)",
+                "rm",
+                "method",
                 counting,
             ),
             Join::Control => list_join(
                 "CASE WHEN cardinality(v.means_of_control) = 0 THEN ARRAY['unknown'] ELSE v.means_of_control END",
                 D::MeansOfControl.bound(),
-                "mc(means)",
+                "mc",
+                "means",
                 counting,
             ),
             Join::Assistance => match counting {
@@ -189,7 +198,8 @@ impl Join {
                 Counting::Bounded(_) => list_join(
                     "ARRAY(SELECT a0.kind FROM assistance_records a0 WHERE a0.victim_id = v.id)",
                     D::AssistanceKind.bound(),
-                    "a(kind)",
+                    "a",
+                    "kind",
                     counting,
                 ),
             },

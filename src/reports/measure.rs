@@ -38,7 +38,7 @@ pub struct Plan {
     /// Positions of single-valued dimensions, in chain order (fewest values first).
     pub(super) chain: Vec<usize>,
     /// Dense indexes of the measured entries, in a fixed order.
-    pub(super) measured: Vec<usize>,
+    pub measured: Vec<usize>,
 }
 
 impl Plan {

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Date, Text, Uuid as SqlUuid};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use sha2::Digest;
 use uuid::Uuid;
 
@@ -120,7 +120,7 @@ impl Run<'_> {
             bounded: false,
         };
         let key = &state.bounding_key;
-        rollup::maintain(&mut *state.pool.get().await?, &shape, key).await?;
+        rollup::upkeep(&state.pool, &self.table, false, &state.bounding_key).await?;
         let mut entries = rollup::read(
             &mut *state.reports_pool.get().await?,
             &shape,
@@ -141,7 +141,7 @@ impl Run<'_> {
             .collect();
         let privacy = PrivacyStatement::exact("distinct victims of your organisation", cells.len());
         let details = serde_json::json!({
-            "report": self.ask.plugin.id(), "question": question(self.ask, &self.table, &self.filters, 1, 0.0).0, "guarded": false, "cells": cells.len(),
+            "report": self.ask.plugin.id(), "question": question(self.ask, &self.table, &self.filters, 1, 0.0).0, "guarded": false,
         });
         let event = Event::new(AuditAction::ReportRun, AuditOutcome::Success)
             .by(self.principal)
@@ -247,9 +247,13 @@ impl Run<'_> {
         }
         let plan = Plan::new(table.dimensions.clone(), values);
         let [noise, alternative] = measure::calibrate(plan.sensitivity(), rho).map_err(|e| ApiError::internal("noise calibration", e))?;
+        // What is charged must cover what OpenDP accounts for the measurement.
+        if noise.rho > rho {
+            return Err(ApiError::Internal(format!("OpenDP accounts rho {} for a release charged {rho}", noise.rho)));
+        }
         let shape = Shape { table, bounded: true };
         let key = &state.bounding_key;
-        rollup::maintain(&mut *state.pool.get().await?, &shape, key).await?;
+        rollup::upkeep(&state.pool, table, true, &state.bounding_key).await?;
         let entries = rollup::read(
             &mut *state.reports_pool.get().await?,
             &shape,
@@ -264,8 +268,12 @@ impl Run<'_> {
             .map_err(|e| ApiError::internal("release", e))??;
         let release_json = serde_json::to_value(&stored).map_err(|e| ApiError::internal("release", e))?;
         let mut conn = state.pool.get().await?;
+        // Read committed, whatever the database's default: after the lock, each statement must see
+        // every release committed before it.
         let outcome = (*conn)
-            .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            .build_transaction()
+            .read_committed()
+            .run(async |conn: &mut AsyncPgConnection| -> ApiResult<(i64, DateTime<Utc>, Option<StoredRelease>)> {
                 diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
                     .bind::<diesel::sql_types::BigInt, _>(SPEND_LOCK)
                     .execute(conn)
@@ -299,7 +307,7 @@ impl Run<'_> {
                     .returning((report_releases::id, report_releases::released_at))
                     .get_result(conn)
                     .await?;
-                budget::record_spend(conn, period.start, org, rho).await?;
+                budget::record_spend(conn, now, org, rho).await?;
                 audit::record(conn, ctx, event(false, AuditOutcome::Success, None)).await?;
                 Ok((id, released_at, None))
             })

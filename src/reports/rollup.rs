@@ -117,40 +117,19 @@ async fn build(
     Ok(())
 }
 
-/// (Re)builds the pooled rows of a bounded `shape`, for the given months or all of them.
-async fn build_pooled(
-    conn: &mut AsyncPgConnection,
-    id: &str,
-    shape: &Shape<'_>,
-    key: &BoundingKey,
-    months: Option<&[NaiveDate]>,
-) -> Result<(), ApiError> {
-    let counting = shape.counting(key);
-    let parts = table_sql(shape.table, counting, 2)?;
-    let n = shape.table.dimensions.len();
-    let after = parts.next;
-    let only = if months.is_some() {
-        format!(" AND date_trunc('month', v.identified_on)::date = ANY(${after}::date[])")
-    } else {
-        String::new()
-    };
+/// (Re)builds the pooled rows of a bounded `shape`, for the given months or all of them, by
+/// summing the organisations' rows built in the same transaction: so subtracting a caller's own
+/// rows from them cancels exactly (organisations hold disjoint victims).
+async fn build_pooled(conn: &mut AsyncPgConnection, id: &str, months: Option<&[NaiveDate]>) -> Result<(), ApiError> {
+    let only = if months.is_some() { " AND r.month = ANY($2::date[])" } else { "" };
     let sql = format!(
         "INSERT INTO report_rollups_pooled (shape, key, month, operation, n) \
-         SELECT $1, (ARRAY[d1, d2, d3])[1:{n}], m, op, n FROM ( \
-           SELECT {select}, date_trunc('month', v.identified_on)::date AS m, v.operation AS op, count(DISTINCT v.id) AS n \
-           FROM victims v {joins} WHERE v.consent_anonymised_statistics \
-             AND v.organization_id IN (SELECT id FROM organizations WHERE shares_statistics){restrictions}{only} \
-           GROUP BY m, op, CUBE ({group})) s",
-        select = parts.select,
-        joins = parts.joins,
-        restrictions = parts.restrictions,
-        group = parts.group,
+         SELECT r.shape, r.key, r.month, r.operation, sum(r.n) FROM report_rollups r \
+         JOIN organizations o ON o.id = r.organization_id \
+         WHERE r.shape = $1 AND r.consent AND o.shares_statistics{only} \
+         GROUP BY r.shape, r.key, r.month, r.operation"
     );
-    let mut query = TableSql::bind(
-        diesel::sql_query(sql).into_boxed().bind::<Text, _>(id.to_owned()),
-        shape.table,
-        counting,
-    );
+    let mut query = diesel::sql_query(sql).into_boxed().bind::<Text, _>(id.to_owned());
     if let Some(months) = months {
         query = query.bind::<Array<Date>, _>(months.to_vec());
     }
@@ -210,8 +189,12 @@ pub async fn maintain(conn: &mut AsyncPgConnection, shape: &Shape<'_>, key: &Bou
             .load(conn)
             .await?;
         if !dirty.is_empty() {
-            let orgs: Vec<Uuid> = dirty.iter().map(|d| d.organization_id).collect();
-            let months: Vec<NaiveDate> = dirty.iter().map(|d| d.month).collect();
+            // One marker per writing transaction: several may name the same partition.
+            let mut partitions: Vec<(Uuid, NaiveDate)> = dirty.iter().map(|d| (d.organization_id, d.month)).collect();
+            partitions.sort();
+            partitions.dedup();
+            let orgs: Vec<Uuid> = partitions.iter().map(|p| p.0).collect();
+            let months: Vec<NaiveDate> = partitions.iter().map(|p| p.1).collect();
             diesel::sql_query(
                 "DELETE FROM report_rollups WHERE (organization_id, month) IN (SELECT * FROM unnest($1::uuid[], $2::date[]))",
             )
@@ -242,7 +225,7 @@ pub async fn maintain(conn: &mut AsyncPgConnection, shape: &Shape<'_>, key: &Bou
                 }
                 build(conn, &s.shape, &other, key, Some((&orgs, &months))).await?;
                 if s.bounded {
-                    build_pooled(conn, &s.shape, &other, key, Some(&dirty_months)).await?;
+                    build_pooled(conn, &s.shape, Some(&dirty_months)).await?;
                 }
             }
         }
@@ -259,12 +242,25 @@ pub async fn maintain(conn: &mut AsyncPgConnection, shape: &Shape<'_>, key: &Bou
         if created == 1 {
             build(conn, &id, shape, key, None).await?;
             if shape.bounded {
-                build_pooled(conn, &id, shape, key, None).await?;
+                build_pooled(conn, &id, None).await?;
             }
         }
         Ok(())
     })
     .await
+}
+
+/// `maintain` in a task of its own: a request that gives up (its deadline, a closed connection)
+/// does not cancel an upkeep half done, which would roll back and leave the next request to start
+/// over. The caller waits for it.
+pub async fn upkeep(pool: &crate::db::Pool, table: &TableQuery, bounded: bool, key: &std::sync::Arc<BoundingKey>) -> Result<(), ApiError> {
+    let (pool, table, key) = (pool.clone(), table.clone(), key.clone());
+    actix_web::rt::spawn(async move {
+        let mut conn = pool.get().await?;
+        maintain(&mut conn, &Shape { table: &table, bounded }, &key).await
+    })
+    .await
+    .map_err(|e| ApiError::internal("rollup upkeep", e))?
 }
 
 /// A caseworker's own organisation, exact.

@@ -19,6 +19,7 @@ mod organizations;
 mod referrals;
 mod releases;
 mod rekey_seed;
+mod sensitivity;
 mod reports;
 mod tokens;
 mod users;
