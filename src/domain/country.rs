@@ -85,12 +85,30 @@ pub fn countries() -> &'static [CountryRegion] {
     &COUNTRIES
 }
 
-/// The distinct values of a field of [`countries`], sorted.
-pub fn distinct(field: fn(&CountryRegion) -> &str) -> Vec<String> {
+fn distinct(field: fn(&CountryRegion) -> &str) -> Vec<String> {
     let mut values: Vec<String> = COUNTRIES.iter().map(|c| field(c).to_owned()).collect();
     values.sort();
     values.dedup();
     values
+}
+
+static ALPHA3: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| distinct(|c| &c.alpha3));
+static REGIONS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| distinct(|c| &c.region));
+static SUBREGIONS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| distinct(|c| &c.subregion));
+
+/// Every alpha-3 code, sorted.
+pub fn alpha3_codes() -> &'static [String] {
+    &ALPHA3
+}
+
+/// Every UN M49 region (with `unknown` for countries without one), sorted.
+pub fn regions() -> &'static [String] {
+    &REGIONS
+}
+
+/// Every UN M49 sub-region (with `unknown`), sorted.
+pub fn subregions() -> &'static [String] {
+    &SUBREGIONS
 }
 
 #[cfg(test)]

@@ -133,9 +133,9 @@ impl Dimension {
         fn listed(items: &[&str]) -> Vec<String> {
             items.iter().map(|x| x.to_string()).collect()
         }
-        let alpha3 = || country::distinct(|c| &c.alpha3);
-        let regions = || country::distinct(|c| &c.region);
-        let subregions = || country::distinct(|c| &c.subregion);
+        let alpha3 = || country::alpha3_codes().to_vec();
+        let regions = || country::regions().to_vec();
+        let subregions = || country::subregions().to_vec();
         Some(match self {
             Citizenship | CountryOfExploitation | RecruitmentCountry => with(alpha3(), &["unknown"]),
             CitizenshipRegion | ExploitationRegion | RecruitmentRegion => with(regions(), &["unknown"]),

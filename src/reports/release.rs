@@ -120,15 +120,13 @@ impl Run<'_> {
             bounded: false,
         };
         let key = &state.bounding_key;
-        rollup::upkeep(&state.pool, &self.table, false, &state.bounding_key).await?;
-        let mut entries = rollup::read(
-            &mut *state.reports_pool.get().await?,
-            &shape,
-            key,
-            Population::OwnOrganization(org),
-            &self.filters,
-        )
-        .await?;
+        let mut conn = state.pool.get().await?;
+        rollup::upkeep(&mut conn, &state.pool, &self.table, false, key).await?;
+        let population = Population::OwnOrganization(org);
+        let mut entries = match state.settings.reports_database_url {
+            Some(_) => rollup::read(&mut *state.reports_pool.get().await?, &shape, key, population, &self.filters).await?,
+            None => rollup::read(&mut conn, &shape, key, population, &self.filters).await?,
+        };
         entries.sort_by_key(sort_key);
         let cells: Vec<Cell> = entries
             .into_iter()
@@ -231,19 +229,17 @@ impl Run<'_> {
             });
             Event::new(AuditAction::ReportRun, outcome).by(principal).details(details)
         };
-        {
-            let mut conn = state.pool.get().await?;
-            if let Some(found) = recorded(&mut conn, org, &period, &digest).await? {
-                audit::record(&mut conn, ctx, event(true, AuditOutcome::Success, None)).await?;
-                return self.render(&mut conn, found.id, found.released_at, found.stored()?, &period, true, org, now).await;
-            }
-            // Nothing left: refuse before counting (checked again under the lock below).
-            let budget = budget::current(&mut conn, settings, org, now).await?;
-            if !budget::affords(&budget, rho) {
-                let refusal = exhausted(&budget, &period);
-                audit::record(&mut conn, ctx, event(false, AuditOutcome::Denied, Some(reason(&refusal)))).await?;
-                return Err(refusal);
-            }
+        let mut conn = state.pool.get().await?;
+        if let Some(found) = recorded(&mut conn, org, &period, &digest).await? {
+            audit::record(&mut conn, ctx, event(true, AuditOutcome::Success, None)).await?;
+            return self.render(&mut conn, found.id, found.released_at, found.stored()?, &period, true, org, now, None).await;
+        }
+        // Nothing left: refuse before counting (checked again under the lock below).
+        let budget = budget::current(&mut conn, settings, org, now).await?;
+        if !budget::affords(&budget, rho) {
+            let refusal = exhausted(&budget, &period);
+            audit::record(&mut conn, ctx, event(false, AuditOutcome::Denied, Some(reason(&refusal)))).await?;
+            return Err(refusal);
         }
         let plan = Plan::new(table.dimensions.clone(), values);
         let [noise, alternative] = measure::calibrate(plan.sensitivity(), rho).map_err(|e| ApiError::internal("noise calibration", e))?;
@@ -253,40 +249,34 @@ impl Run<'_> {
         }
         let shape = Shape { table, bounded: true };
         let key = &state.bounding_key;
-        rollup::upkeep(&state.pool, table, true, &state.bounding_key).await?;
-        let entries = rollup::read(
-            &mut *state.reports_pool.get().await?,
-            &shape,
-            key,
-            Population::Pooled { caller: org },
-            filters,
-        )
-        .await?;
+        rollup::upkeep(&mut conn, &state.pool, table, true, key).await?;
+        let population = Population::Pooled { caller: org };
+        let entries = match settings.reports_database_url {
+            Some(_) => rollup::read(&mut *state.reports_pool.get().await?, &shape, key, population, filters).await?,
+            None => rollup::read(&mut conn, &shape, key, population, filters).await?,
+        };
         let statement = statement(&plan, &noise, &alternative, k, rho, settings.dp_delta)?;
         let stored = actix_web::web::block(move || release(plan, &entries, &noise, k, statement))
             .await
             .map_err(|e| ApiError::internal("release", e))??;
         let release_json = serde_json::to_value(&stored).map_err(|e| ApiError::internal("release", e))?;
-        let mut conn = state.pool.get().await?;
         // Read committed, whatever the database's default: after the lock, each statement must see
         // every release committed before it.
         let outcome = (*conn)
             .build_transaction()
             .read_committed()
-            .run(async |conn: &mut AsyncPgConnection| -> ApiResult<(i64, DateTime<Utc>, Option<StoredRelease>)> {
-                diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-                    .bind::<diesel::sql_types::BigInt, _>(SPEND_LOCK)
-                    .execute(conn)
-                    .await?;
+            .run(async |conn: &mut AsyncPgConnection| -> ApiResult<(i64, DateTime<Utc>, Option<f64>, Option<StoredRelease>)> {
+                fixed("SELECT pg_advisory_xact_lock($1)").bind::<diesel::sql_types::BigInt, _>(SPEND_LOCK).execute(conn).await?;
                 // Asked meanwhile by a colleague: theirs is the release, ours is never shown.
                 if let Some(found) = recorded(conn, org, &period, &digest).await? {
                     audit::record(conn, ctx, event(true, AuditOutcome::Success, None)).await?;
-                    return Ok((found.id, found.released_at, Some(found.stored()?)));
+                    return Ok((found.id, found.released_at, None, Some(found.stored()?)));
                 }
                 let budget = budget::current(conn, settings, org, now).await?;
                 if !budget::affords(&budget, rho) {
                     return Err(exhausted(&budget, &period));
                 }
+                let left = (budget.left - rho).max(0.0);
                 let released = stored.values.iter().filter(|v| v.is_some()).count() as i32;
                 let (id, released_at): (i64, DateTime<Utc>) = diesel::insert_into(report_releases::table)
                     .values((
@@ -309,13 +299,13 @@ impl Run<'_> {
                     .await?;
                 budget::record_spend(conn, now, org, rho).await?;
                 audit::record(conn, ctx, event(false, AuditOutcome::Success, None)).await?;
-                Ok((id, released_at, None))
+                Ok((id, released_at, Some(left), None))
             })
             .await;
         match outcome {
             // `Some`: a colleague's release, recorded while ours was computed.
-            Ok((id, released_at, Some(theirs))) => self.render(&mut conn, id, released_at, theirs, &period, true, org, now).await,
-            Ok((id, released_at, None)) => self.render(&mut conn, id, released_at, stored, &period, false, org, now).await,
+            Ok((id, released_at, _, Some(theirs))) => self.render(&mut conn, id, released_at, theirs, &period, true, org, now, None).await,
+            Ok((id, released_at, left, None)) => self.render(&mut conn, id, released_at, stored, &period, false, org, now, left).await,
             Err(e @ ApiError::BudgetExhausted { .. }) => {
                 audit::record(&mut conn, ctx, event(false, AuditOutcome::Denied, Some(reason(&e)))).await?;
                 Err(e)
@@ -335,15 +325,20 @@ impl Run<'_> {
         repeat: bool,
         org: Uuid,
         now: DateTime<Utc>,
+        // What is left after a release just spent, known without asking again.
+        left: Option<f64>,
     ) -> ApiResult<ReportResult> {
-        let budget = budget::current(conn, &self.state.settings, org, now).await?;
+        let budget_left = match left {
+            Some(left) => left,
+            None => budget::current(conn, &self.state.settings, org, now).await?.left,
+        };
         let info = ReleaseInfo {
             id,
             released_at,
             period: period.start,
             repeat,
-            budget_left: budget.left,
-            budget_renews_at: budget.renews_at,
+            budget_left,
+            budget_renews_at: period.renews_at(),
         };
         Ok(self.result(stored.cells(), stored.privacy, Some(info)))
     }

@@ -163,28 +163,35 @@ struct Idle {
     idle: bool,
 }
 
-/// Brings every rollup up to date and builds this shape's if it is new. On the primary.
-pub async fn maintain(conn: &mut AsyncPgConnection, shape: &Shape<'_>, key: &BoundingKey) -> Result<(), ApiError> {
-    let id = shape.id(key);
-    // The usual case, without the lock: nothing changed since the last upkeep and this shape is
-    // built. A change that commits after this check is as if it came after the report. An upkeep
-    // under way elsewhere still shows its dirty rows (its delete is not committed), so this run
-    // then waits for it below.
+/// Whether every rollup is current and this shape built: the usual case, checked without the
+/// lock. A change that commits after this check is as if it came after the report. An upkeep under
+/// way elsewhere still shows its dirty rows (its delete is not committed), so a run then waits for
+/// it in `rebuild`.
+async fn is_idle(conn: &mut AsyncPgConnection, id: &str) -> Result<bool, ApiError> {
     let idle: Idle = fixed(
         "SELECT NOT EXISTS (SELECT 1 FROM report_rollup_dirty) \
            AND EXISTS (SELECT 1 FROM report_rollup_shapes WHERE shape = $1) AS idle",
     )
-    .bind::<Text, _>(id.clone())
+    .bind::<Text, _>(id.to_owned())
     .get_result(conn)
     .await?;
-    if idle.idle {
+    Ok(idle.idle)
+}
+
+/// Brings every rollup up to date and builds this shape's if it is new. On the primary.
+pub async fn maintain(conn: &mut AsyncPgConnection, shape: &Shape<'_>, key: &BoundingKey) -> Result<(), ApiError> {
+    if is_idle(conn, &shape.id(key)).await? {
         return Ok(());
     }
-    conn.transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
-        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-            .bind::<BigInt, _>(MAINTENANCE_LOCK)
-            .execute(conn)
-            .await?;
+    rebuild(conn, shape, key).await
+}
+
+async fn rebuild(conn: &mut AsyncPgConnection, shape: &Shape<'_>, key: &BoundingKey) -> Result<(), ApiError> {
+    let id = shape.id(key);
+    // Read committed, whatever the database's default: each rebuild must see what committed
+    // before it (the markers it deleted included).
+    conn.build_transaction().read_committed().run(async |conn: &mut AsyncPgConnection| {
+        fixed("SELECT pg_advisory_xact_lock($1)").bind::<BigInt, _>(MAINTENANCE_LOCK).execute(conn).await?;
         let dirty: Vec<Dirty> = diesel::sql_query("DELETE FROM report_rollup_dirty RETURNING organization_id, month")
             .load(conn)
             .await?;
@@ -250,14 +257,24 @@ pub async fn maintain(conn: &mut AsyncPgConnection, shape: &Shape<'_>, key: &Bou
     .await
 }
 
-/// `maintain` in a task of its own: a request that gives up (its deadline, a closed connection)
-/// does not cancel an upkeep half done, which would roll back and leave the next request to start
-/// over. The caller waits for it.
-pub async fn upkeep(pool: &crate::db::Pool, table: &TableQuery, bounded: bool, key: &std::sync::Arc<BoundingKey>) -> Result<(), ApiError> {
+/// `maintain` for a request: the idle check on the request's connection, and any rebuild in a task
+/// of its own, so that a request that gives up (its deadline, a closed connection) does not cancel
+/// an upkeep half done, which would roll back and leave the next request to start over. The caller
+/// waits for it.
+pub async fn upkeep(
+    conn: &mut AsyncPgConnection,
+    pool: &crate::db::Pool,
+    table: &TableQuery,
+    bounded: bool,
+    key: &std::sync::Arc<BoundingKey>,
+) -> Result<(), ApiError> {
+    if is_idle(conn, &Shape { table, bounded }.id(key)).await? {
+        return Ok(());
+    }
     let (pool, table, key) = (pool.clone(), table.clone(), key.clone());
     actix_web::rt::spawn(async move {
         let mut conn = pool.get().await?;
-        maintain(&mut conn, &Shape { table: &table, bounded }, &key).await
+        rebuild(&mut conn, &Shape { table: &table, bounded }, &key).await
     })
     .await
     .map_err(|e| ApiError::internal("rollup upkeep", e))?
