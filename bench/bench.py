@@ -164,10 +164,14 @@ rows.append(scenario("GET victim as caseworker (audited)", lua("get_victim.lua")
                      anchors.audited_read(ctx), 0.8))
 rows.append(scenario("POST victim (sealed, audited)", lua("post_victim.lua"), {"BODY": body_file, "TOKEN": caseworker_id_token},
                      anchors.insert(ctx), 0.6))
+logged_in = time.monotonic()
 for report in reports:
-    # Access tokens last 15 minutes; this loop runs longer.
-    ADMIN = login("bench@haven.invalid", "benchmark-admin-passphrase")
-    partner, caseworker_id_token = user(host, "partner"), user(org, "caseworker")
+    # Access tokens last 15 minutes and this loop runs longer; logins are throttled per account,
+    # so log in again only when the tokens are ten minutes old.
+    if time.monotonic() - logged_in > 600:
+        ADMIN = login("bench@haven.invalid", "benchmark-admin-passphrase")
+        partner, caseworker_id_token = user(host, "partner"), user(org, "caseworker")
+        logged_in = time.monotonic()
     path = f"/api/v1/reports/{report['id']}"
     call("GET", path, partner)  # rollups, and a release to size the anchor's ledger row, before timing starts
     call("GET", path, caseworker_id_token)
@@ -180,8 +184,9 @@ for report in reports:
     rows.append(scenario(f"report {report['id']}: caseworker's own", lua("get_path.lua"), {"PATH_": path, "TOKEN": caseworker_id_token},
                          anchors.report_exact(ctx, report), 0.9))
 
-ADMIN = login("bench@haven.invalid", "benchmark-admin-passphrase")
-partner, org_admin = user(host, "partner"), user(org, "admin")
+if time.monotonic() - logged_in > 300:
+    ADMIN = login("bench@haven.invalid", "benchmark-admin-passphrase")
+    partner, org_admin = user(host, "partner"), user(org, "admin")
 
 # Authentication: the catalogue (bearer token, session check, static JSON) against /healthz
 # (no token, static JSON), alternating like the others.
