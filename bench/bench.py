@@ -170,7 +170,7 @@ for report in reports:
     # so log in again only when the tokens are ten minutes old.
     if time.monotonic() - logged_in > 600:
         ADMIN = login("bench@haven.invalid", "benchmark-admin-passphrase")
-        partner, caseworker_id_token = user(host, "partner"), user(org, "caseworker")
+        partner, caseworker_id_token, org_admin = user(host, "partner"), user(org, "caseworker"), user(org, "admin")
         logged_in = time.monotonic()
     path = f"/api/v1/reports/{report['id']}"
     call("GET", path, partner)  # rollups, and a release to size the anchor's ledger row, before timing starts
