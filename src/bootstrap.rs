@@ -64,7 +64,7 @@ pub async fn bootstrap(
     let email = email.as_str().to_owned();
     (*conn).transaction::<_, BootstrapError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
             let org = crate::orgs::insert(conn, &name, OrganizationKind::Host, country.as_ref().map(|c| c.as_str()), false).await?;
-            crate::users::insert(conn, org.id, &email, &hash, Role::Admin).await?;
+            crate::users::insert(conn, org.id, &email, Role::Admin, crate::users::NewCredential::Password(Some(&hash))).await?;
             Ok(())
         })
     .await
@@ -83,7 +83,7 @@ pub async fn ensure_local_admin(pool: &Pool, hasher: &PasswordHasher) -> Result<
         .take(24)
         .map(char::from)
         .collect();
-    let parsed = NewPassword::parse(password.clone()).map_err(|m| BootstrapError::Invalid(m.into()))?;
+    let parsed = NewPassword::parse(password.clone(), LOCAL_ADMIN_EMAIL).map_err(BootstrapError::Invalid)?;
     let email = Email::parse(LOCAL_ADMIN_EMAIL).expect("valid");
     bootstrap(pool, hasher, "Local host organisation", None, &email, &parsed).await?;
     Ok(Some((LOCAL_ADMIN_EMAIL.to_owned(), password)))

@@ -101,6 +101,11 @@ pub struct Settings {
     #[arg(long, env = "HAVEN_BIND", default_value = "127.0.0.1:8080", global = true)]
     pub bind: SocketAddr,
 
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`), kept apart from the API so it is
+    /// never exposed with it; `off` disables it. Keep it on loopback or a private network.
+    #[arg(long, env = "HAVEN_METRICS_BIND", default_value = "127.0.0.1:9464", global = true)]
+    pub metrics_bind: String,
+
     /// PostgreSQL URL. Without it Haven runs its own private cluster in the data directory.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
@@ -165,17 +170,22 @@ pub struct Settings {
     #[arg(long, env = "HAVEN_BODY_LIMIT", default_value_t = 65536, global = true)]
     pub body_limit: usize,
 
-    /// Login attempts allowed per client address per minute.
+    /// Failed login attempts allowed per client address per minute (successful logins are not counted).
     #[arg(long, env = "HAVEN_LOGIN_PER_ADDRESS_PER_MINUTE", default_value_t = 30, global = true)]
     pub login_per_address_per_minute: u32,
 
-    /// Login attempts allowed per account in a burst; then one every 3 minutes.
+    /// Failed login attempts allowed per account in a burst; then one every 3 minutes.
     #[arg(long, env = "HAVEN_LOGIN_PER_ACCOUNT_BURST", default_value_t = 5, global = true)]
     pub login_per_account_burst: u32,
 
     /// Consecutive failed logins that lock an account.
     #[arg(long, env = "HAVEN_LOCKOUT_THRESHOLD", default_value_t = 5, global = true)]
     pub lockout_threshold: u32,
+
+    /// How long an enrolment or reset token (with which a person sets their own password) stays
+    /// valid, in hours.
+    #[arg(long, env = "HAVEN_ENROLMENT_TTL_HOURS", default_value_t = 48, global = true)]
+    pub enrolment_ttl_hours: u64,
 
     /// How long a locked account stays locked, in minutes.
     #[arg(long, env = "HAVEN_LOCKOUT_MINUTES", default_value_t = 15, global = true)]
@@ -282,7 +292,16 @@ impl Settings {
         Ok(())
     }
 
+    /// The metrics address, or none when `HAVEN_METRICS_BIND=off`.
+    pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        match self.metrics_bind.trim() {
+            "off" => Ok(None),
+            addr => addr.parse().map(Some).map_err(|_| bad("HAVEN_METRICS_BIND", "must be an address like 127.0.0.1:9464, or off")),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.metrics_addr()?;
         if !(60..=3600).contains(&self.access_token_ttl) {
             return Err(bad("HAVEN_ACCESS_TOKEN_TTL", "must be between 60 and 3600 seconds"));
         }
@@ -303,6 +322,9 @@ impl Settings {
         }
         if !(1..=3600).contains(&self.request_timeout) {
             return Err(bad("HAVEN_REQUEST_TIMEOUT", "must be 1 to 3600 seconds"));
+        }
+        if !(1..=336).contains(&self.enrolment_ttl_hours) {
+            return Err(bad("HAVEN_ENROLMENT_TTL_HOURS", "must be 1 to 336 hours (two weeks)"));
         }
         if self.lockout_threshold == 0 || !(1..=1440).contains(&self.lockout_minutes) {
             return Err(bad("HAVEN_LOCKOUT_*", "the threshold must be at least 1 and the duration 1 to 1440 minutes"));

@@ -61,6 +61,12 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("forbidden")]
     Forbidden,
+    /// The two-person rule refuses this person (the reason names the rule, never a person).
+    #[error("a second person is required")]
+    SecondPersonRequired(&'static str),
+    /// The account's access waits for a second person's approval.
+    #[error("awaiting approval")]
+    AwaitingApproval,
     #[error("not found")]
     NotFound,
     #[error("no such route")]
@@ -121,6 +127,14 @@ impl ApiError {
                 "forbidden",
                 "Forbidden",
                 "Your role does not allow this action.".into(),
+            ),
+            ApiError::SecondPersonRequired(d) => ("second-person-required", "A second person is required", (*d).into()),
+            ApiError::AwaitingApproval => (
+                "awaiting-approval",
+                "Awaiting approval",
+                "This account's access waits for a second person's approval: another admin or a caseworker of your \
+                 organisation."
+                    .into(),
             ),
             ApiError::NotFound => (
                 "not-found",
@@ -209,7 +223,10 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden | ApiError::BudgetExhausted { .. } => StatusCode::FORBIDDEN,
+            ApiError::Forbidden
+            | ApiError::BudgetExhausted { .. }
+            | ApiError::SecondPersonRequired(_)
+            | ApiError::AwaitingApproval => StatusCode::FORBIDDEN,
             ApiError::NotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -230,6 +247,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
         response.insert_header((header::CACHE_CONTROL, "no-store"));
+        for pair in crate::hardening::security_headers(false) {
+            response.insert_header(pair);
+        }
         match self {
             ApiError::Unauthorized | ApiError::InvalidCredentials => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));

@@ -12,6 +12,8 @@ pub mod deadline;
 pub mod domain;
 pub mod error;
 pub mod extract;
+pub mod grants;
+pub mod hardening;
 pub mod openapi;
 pub mod ops;
 pub mod orgs;

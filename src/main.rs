@@ -47,6 +47,7 @@ fn serve(settings: Settings) -> Result<(), StartupError> {
     // DATABASE_URL is set up with `haven bootstrap`.
     let generate_admin = settings.env == Environment::Local && database.cluster.is_some();
     let bind = settings.bind;
+    let metrics_bind = settings.metrics_addr()?;
     let url = database.url.clone();
     let result = actix_web::rt::System::new().block_on(async move {
         let state = startup::build_state(settings, &url, keys)?;
@@ -65,8 +66,23 @@ fn serve(settings: Settings) -> Result<(), StartupError> {
         actix_web::rt::spawn(async move { haven::reports::rollup::warm(&pool, &reports, &key).await });
         let listener = TcpListener::bind(bind).map_err(|e| StartupError::Bind { addr: bind.to_string(), detail: e.to_string() })?;
         tracing::info!(address = %bind, docs = %format!("http://{bind}/docs"), "Haven is listening");
+        let metrics = match metrics_bind {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .map_err(|e| StartupError::Bind { addr: format!("{addr} (HAVEN_METRICS_BIND)"), detail: e.to_string() })?;
+                tracing::info!(address = %addr, "metrics served at /metrics");
+                let server = startup::run_metrics(&state, listener)?;
+                let handle = server.handle();
+                actix_web::rt::spawn(server);
+                Some(handle)
+            }
+            None => None,
+        };
         let server = startup::run(state, listener)?;
         server.await.map_err(|e| StartupError::Bind { addr: bind.to_string(), detail: e.to_string() })?;
+        if let Some(metrics) = metrics {
+            metrics.stop(true).await;
+        }
         tracing::info!("stopped accepting requests; in-flight requests finished");
         Ok::<_, StartupError>(())
     });
@@ -93,7 +109,7 @@ fn bootstrap(settings: Settings, args: BootstrapArgs) -> Result<(), StartupError
         }
         Err(_) => return Err(invalid("set HAVEN_BOOTSTRAP_PASSWORD or run in a terminal to be prompted".into())),
     };
-    let password = NewPassword::parse(raw).map_err(|m| invalid(format!("password {m}")))?;
+    let password = NewPassword::parse(raw, email.as_str()).map_err(|m| invalid(format!("password {m}")))?;
     settings.require_production_settings(false)?;
     let database = startup::prepare_database(&settings)?;
     let result = actix_web::rt::System::new().block_on(async {

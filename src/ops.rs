@@ -1,10 +1,12 @@
-//! Operational endpoints, outside `/api/v1`: liveness, readiness and Prometheus metrics.
+//! Operational endpoints, outside `/api/v1`: liveness and readiness on the API's address, and
+//! Prometheus metrics on an address of their own.
 
 use actix_web::{HttpResponse, get, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::state::AppState;
+use crate::telemetry::Metrics;
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -38,14 +40,10 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus metrics: request counts and latency histograms by method, route template and
-/// status, and process figures.
-#[utoipa::path(
-    tag = "operations",
-    responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain; version=0.0.4"))
-)]
+/// status, and process figures. Served on its own address (`HAVEN_METRICS_BIND`), not the API's.
 #[get("/metrics")]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render())
+        .body(metrics.render())
 }

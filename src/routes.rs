@@ -8,18 +8,20 @@ use utoipa_actix_web::{scope, service_config::ServiceConfig};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{assistance, audit, auth, ops, orgs, referrals, reports, users, victims};
+use crate::{assistance, audit, auth, grants, ops, orgs, referrals, reports, users, victims};
 
 pub const API_PREFIX: &str = "/api/v1";
 pub const OPENAPI_PATH: &str = "/openapi.json";
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(ops::healthz).service(ops::readyz).service(ops::metrics).service(
+    cfg.service(ops::healthz).service(ops::readyz).service(
         scope::scope(API_PREFIX)
             .service(auth::login::login)
             .service(auth::routes::refresh)
             .service(auth::routes::logout)
+            .service(auth::credentials::enrol)
             .service(auth::routes::me)
+            .service(auth::credentials::change_password)
             .service(orgs::routes::list_organizations)
             .service(orgs::routes::create_organization)
             .service(orgs::routes::get_organization)
@@ -28,6 +30,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(users::routes::create_user)
             .service(users::routes::get_user)
             .service(users::routes::update_user)
+            .service(users::reset::reset_user)
+            .service(grants::routes::list_grants)
+            .service(grants::routes::get_grant)
+            .service(grants::routes::approve_grant)
+            .service(grants::routes::refuse_grant)
             .service(audit::routes::list_audit_events)
             .service(victims::routes::list_victims)
             .service(victims::routes::create_victim)

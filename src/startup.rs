@@ -164,6 +164,28 @@ async fn openapi_json(state: web::Data<AppState>) -> actix_web::HttpResponse {
     actix_web::HttpResponse::Ok().content_type("application/json").body(state.openapi_json.as_str().to_owned())
 }
 
+/// Serves Prometheus metrics alone on `listener` (`HAVEN_METRICS_BIND`), apart from the API: an
+/// operator scrapes it on loopback or a private network, and it is never reachable where the API is.
+pub fn run_metrics(state: &AppState, listener: TcpListener) -> Result<Server, StartupError> {
+    let metrics = web::Data::from(state.metrics.clone());
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(metrics.clone())
+            .service(crate::ops::metrics)
+            .wrap(from_fn(crate::hardening::headers))
+            .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(crate::error::ApiError::RouteNotFound) }))
+    })
+    .workers(1)
+    // Stopped by whoever runs it, after the API has finished its in-flight requests: two servers
+    // reacting to the same SIGTERM cut the API's graceful shutdown short.
+    .disable_signals()
+    .shutdown_timeout(1)
+    .listen(listener)
+    .map_err(|e| StartupError::Bind { addr, detail: e.to_string() })?;
+    Ok(server.run())
+}
+
 /// Starts serving on `listener`; the returned server stops gracefully on SIGINT/SIGTERM,
 /// finishing in-flight requests within the shutdown timeout.
 pub fn run(state: AppState, listener: TcpListener) -> Result<Server, StartupError> {
@@ -185,6 +207,7 @@ pub fn run(state: AppState, listener: TcpListener) -> Result<Server, StartupErro
                 crate::error::ApiError::BadRequest("The body is not valid JSON for this operation.".into()).into()
             }))
             .wrap(from_fn(crate::deadline::enforce))
+            .wrap(from_fn(crate::hardening::headers))
             // Responses can hold identities: no browser, proxy or client cache may keep them.
             .wrap(actix_web::middleware::DefaultHeaders::new().add((actix_web::http::header::CACHE_CONTROL, "no-store")))
             .wrap(from_fn(crate::telemetry::observe))

@@ -16,8 +16,7 @@ use crate::pagination::Page;
 use crate::privacy::crypto::Purpose;
 use crate::privacy::redaction::Sight;
 use crate::state::AppState;
-use crate::victims::routes::sight_of;
-use crate::victims::store;
+use crate::victims::routes::load_in_sight;
 
 /// Record assistance given to a victim.
 ///
@@ -56,8 +55,7 @@ pub async fn create_assistance(
         return Err(ApiError::validation("provided_on", "must not be in the future"));
     }
     crate::privacy::redaction::refuse_partners(&principal)?;
-    let victim = store::find(&mut *state.pool.get().await?, victim_id).await?.ok_or(ApiError::NotFound)?;
-    let sight = sight_of(&mut *state.pool.get().await?, &ctx, &principal, &victim).await?;
+    let (victim, sight) = load_in_sight(&state, &mut *state.pool.get().await?, &ctx, &principal, victim_id).await?;
     let org = principal.organization_id;
     let mut conn = state.pool.get().await?;
     if principal.role != Role::Caseworker {
@@ -161,8 +159,7 @@ pub async fn list_assistance(
 ) -> ApiResult<HttpResponse> {
     let victim_id = id.into_inner();
     crate::privacy::redaction::refuse_partners(&principal)?;
-    let victim = store::find(&mut *state.pool.get().await?, victim_id).await?.ok_or(ApiError::NotFound)?;
-    let sight = sight_of(&mut *state.pool.get().await?, &ctx, &principal, &victim).await?;
+    let (victim, sight) = load_in_sight(&state, &mut *state.pool.get().await?, &ctx, &principal, victim_id).await?;
     let mut conn = state.pool.get().await?;
     let items = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {

@@ -28,7 +28,15 @@ text_enum! {
         UserRoleChanged => "user.role_change",
         UserDisabled => "user.disable",
         UserEnabled => "user.enable",
+        /// A reset (enrolment) token was issued; the password is void until the person sets a new one.
         UserPasswordReset => "user.password_reset",
+        /// The person redeemed their enrolment or reset token and set their own password.
+        EnrolmentRedeemed => "user.enrolment_redeem",
+        PasswordChanged => "user.password_change",
+        GrantRequested => "access_grant.request",
+        GrantApproved => "access_grant.approve",
+        GrantRefused => "access_grant.refuse",
+        GrantWithdrawn => "access_grant.withdraw",
         AccessDenied => "access.denied",
         VictimCreated => "victim.create",
         VictimUpdated => "victim.update",

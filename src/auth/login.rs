@@ -23,11 +23,12 @@ use crate::state::AppState;
 struct Account {
     id: Uuid,
     organization_id: Uuid,
-    password_hash: String,
+    password_hash: Option<String>,
     role: Role,
     disabled: bool,
     token_version: i32,
     locked_until: Option<DateTime<Utc>>,
+    awaiting_approval: bool,
 }
 
 fn locked(retry_after: chrono::Duration) -> ApiError {
@@ -36,9 +37,9 @@ fn locked(retry_after: chrono::Duration) -> ApiError {
 
 /// Log in with email and password.
 ///
-/// Throttled per client address and per account before any password work (429 with
-/// Retry-After); repeated failures lock the account for a while (also 429). Wrong email and
-/// wrong password are answered alike.
+/// Attempts are throttled per client address and per account before any password work (429 with
+/// Retry-After); a successful login gives its attempt back, so only failures count. Repeated failures lock the
+/// account for a while (also 429). Wrong email and wrong password are answered alike.
 #[utoipa::path(
     tag = "auth",
     request_body = LoginRequest,
@@ -74,6 +75,7 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: ApiJson<L
                 users::disabled,
                 users::token_version,
                 users::locked_until,
+                users::awaiting_approval,
             ))
             .first(&mut conn)
             .await
@@ -95,7 +97,7 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: ApiJson<L
         return Err(locked(left));
     }
 
-    let matched = state.hasher.verify(password, found.as_ref().map(|f| f.password_hash.clone())).await?;
+    let matched = state.hasher.verify(password, found.as_ref().and_then(|f| f.password_hash.clone())).await?;
     let settings = &state.settings;
     let mut conn = state.pool.get().await?;
     let Some(user) = found else {
@@ -129,6 +131,11 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: ApiJson<L
         audit::record(&mut conn, &ctx, failure_event(&user, AuditOutcome::Failure, reason, locked_now)).await?;
         return Err(ApiError::InvalidCredentials);
     }
+    if user.awaiting_approval {
+        // The right password: the person may learn that their access waits for a second person.
+        audit::record(&mut conn, &ctx, failure_event(&user, AuditOutcome::Denied, "awaiting_approval", false)).await?;
+        return Err(ApiError::AwaitingApproval);
+    }
 
     let expires = now + chrono::Duration::hours(settings.session_ttl_hours as i64);
     let (id, org, role, version) = (user.id, user.organization_id, user.role, user.token_version);
@@ -136,13 +143,13 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: ApiJson<L
         .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
             // The account may have changed while the password was being checked (an admin reset
             // or disable): re-read it under a row lock, so no session outlives such a change.
-            let (current_version, disabled, locked_until): (i32, bool, Option<DateTime<Utc>>) = users::table
+            let (current_version, disabled, locked_until, awaiting): (i32, bool, Option<DateTime<Utc>>, bool) = users::table
                 .find(id)
-                .select((users::token_version, users::disabled, users::locked_until))
+                .select((users::token_version, users::disabled, users::locked_until, users::awaiting_approval))
                 .for_update()
                 .first(conn)
                 .await?;
-            if current_version != version || disabled || locked_until.is_some_and(|t| t > Utc::now()) {
+            if current_version != version || disabled || awaiting || locked_until.is_some_and(|t| t > Utc::now()) {
                 return Err(ApiError::InvalidCredentials);
             }
             diesel::update(users::table.find(id))
@@ -162,6 +169,7 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: ApiJson<L
             Ok(started)
         })
         .await?;
+    state.throttle.record_success(address, Some(&account));
     Ok(HttpResponse::Ok().insert_header(no_store()).json(tokens(&state, id, org, role, session_id, version, refresh_token)?))
 }
 

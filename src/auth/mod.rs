@@ -1,6 +1,9 @@
 //! Authentication: argon2id passwords, JWT access tokens from a rotating keyring, refresh-token
-//! sessions with reuse detection, login throttling, and the `Principal` extractor.
+//! sessions with reuse detection, login throttling, enrolment tokens with which people set their own
+//! passwords, and the `Principal` extractor.
 
+pub mod credentials;
+pub mod enrolments;
 pub mod login;
 pub mod password;
 pub mod principal;

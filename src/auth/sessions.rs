@@ -15,6 +15,7 @@ use crate::db::schema::{refresh_tokens, sessions, users};
 pub const REVOKED_LOGOUT: &str = "logout";
 pub const REVOKED_REUSE: &str = "refresh_reuse";
 pub const REVOKED_USER_CHANGED: &str = "user_changed";
+pub const REVOKED_PASSWORD_CHANGED: &str = "password_changed";
 
 fn new_refresh_token() -> (String, Vec<u8>) {
     let raw: [u8; 32] = rand::random();

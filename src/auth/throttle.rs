@@ -1,7 +1,11 @@
 //! Login throttling before any hashing: per client address and per account (keyed by the
-//! submitted email, whether or not it exists, so throttling does not reveal accounts).
-//! In-memory per instance; the lockout after repeated failures is in the database and so holds
-//! across instances.
+//! submitted email, whether or not it exists, so throttling does not reveal accounts). Every
+//! attempt takes a cell of each rate limit *before* the password is hashed, so a flood is refused
+//! early even while its first attempts are still being checked; an attempt that succeeds gives its
+//! cells back (as a credit the key's next attempt uses), so only failures count in the end: an
+//! office behind one address, or a developer re-running a walk-through, is never throttled for
+//! logging in right. In-memory per instance; the lockout after repeated failures is in the
+//! database and so holds across instances.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -25,12 +29,23 @@ pub struct LoginThrottle {
     per_account: DefaultKeyedRateLimiter<AccountKey>,
     clock: DefaultClock,
     checks: AtomicU64,
+    /// Cells given back by successful attempts, per key, each worth one future attempt.
+    credits: Mutex<HashMap<Gate, u32>>,
     /// Failures and locks of emails that have no account, so that they lock out exactly like real
     /// accounts do and a lockout does not reveal that an account exists.
     unknown: Mutex<HashMap<AccountKey, (u32, Option<Instant>)>>,
 }
 
 const UNKNOWN_CAPACITY: usize = 100_000;
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Gate {
+    Address(IpAddr),
+    Account(AccountKey),
+}
+
+/// At most this many credits per key: enough for a whole office logging in at once.
+const MAX_CREDITS: u32 = 64;
 
 fn account_key(account: &str) -> AccountKey {
     Sha256::digest(account.as_bytes()).into()
@@ -62,6 +77,7 @@ impl LoginThrottle {
             ),
             clock: DefaultClock::default(),
             checks: AtomicU64::new(0),
+            credits: Mutex::new(HashMap::new()),
             unknown: Mutex::new(HashMap::new()),
         }
     }
@@ -93,18 +109,54 @@ impl LoginThrottle {
         false
     }
 
+    /// Takes a cell (or a credit) of the address's and the account's limits; 429 when either is
+    /// spent. Call before any password work.
     pub fn check(&self, address: IpAddr, account: &str) -> Result<(), ApiError> {
         if self.checks.fetch_add(1, Ordering::Relaxed) % 1024 == 1023 {
             self.per_address.retain_recent();
             self.per_account.retain_recent();
         }
-        self.per_address
-            .check_key(&address_key(address))
-            .and_then(|_| self.per_account.check_key(&account_key(account)))
-            .map_err(|not_until| {
-                let wait = not_until.wait_time_from(self.clock.now());
-                ApiError::TooManyRequests { retry_after_secs: wait.as_secs() + 1 }
-            })
+        let address = address_key(address);
+        let account = account_key(account);
+        self.take(Gate::Address(address), || self.per_address.check_key(&address))?;
+        self.take(Gate::Account(account), || self.per_account.check_key(&account))
+    }
+
+    /// As [`check`](Self::check), for attempts that name no account (redeeming an enrolment token).
+    pub fn check_address(&self, address: IpAddr) -> Result<(), ApiError> {
+        let address = address_key(address);
+        self.take(Gate::Address(address), || self.per_address.check_key(&address))
+    }
+
+    /// The attempt succeeded: its cells come back, so only failures count.
+    pub fn record_success(&self, address: IpAddr, account: Option<&str>) {
+        let mut credits = self.credits.lock().unwrap_or_else(|e| e.into_inner());
+        if credits.len() >= UNKNOWN_CAPACITY {
+            credits.clear();
+        }
+        let gates = [Some(Gate::Address(address_key(address))), account.map(|a| Gate::Account(account_key(a)))];
+        for gate in gates.into_iter().flatten() {
+            let credit = credits.entry(gate).or_insert(0);
+            *credit = (*credit + 1).min(MAX_CREDITS);
+        }
+    }
+
+    fn take(
+        &self,
+        gate: Gate,
+        cell: impl FnOnce() -> Result<(), governor::NotUntil<<DefaultClock as Clock>::Instant>>,
+    ) -> Result<(), ApiError> {
+        {
+            let mut credits = self.credits.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(credit) = credits.get_mut(&gate).filter(|c| **c > 0) {
+                *credit -= 1;
+                return Ok(());
+            }
+        }
+        cell().map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            ApiError::TooManyRequests { retry_after_secs: wait.as_secs() + 1 }
+        })
     }
 }
 
@@ -132,6 +184,20 @@ mod tests {
         assert!(t.check("2001:db8::1".parse().unwrap(), "a@example.org").is_ok());
         assert!(t.check("2001:db8::2".parse().unwrap(), "b@example.org").is_err(), "same /64");
         assert!(t.check("2001:db9::1".parse().unwrap(), "b@example.org").is_ok());
+    }
+
+    #[test]
+    fn successful_attempts_give_their_cells_back() {
+        let t = LoginThrottle::new(2, 2);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        for _ in 0..50 {
+            assert!(t.check(a, "x@example.org").is_ok(), "logging in right is never throttled");
+            t.record_success(a, Some("x@example.org"));
+        }
+        assert!(t.check(a, "x@example.org").is_ok());
+        assert!(t.check(a, "x@example.org").is_ok());
+        assert!(t.check(a, "x@example.org").is_err(), "failures still count");
+        assert!(t.check_address("10.0.0.3".parse().unwrap()).is_ok());
     }
 
     #[test]

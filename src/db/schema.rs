@@ -19,7 +19,7 @@ diesel::table! {
         id -> Uuid,
         organization_id -> Uuid,
         email -> Text,
-        password_hash -> Text,
+        password_hash -> Nullable<Text>,
         role -> Text,
         disabled -> Bool,
         token_version -> Int4,
@@ -29,6 +29,8 @@ diesel::table! {
         version -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        awaiting_approval -> Bool,
+        credential_issued_by -> Nullable<Uuid>,
     }
 }
 
@@ -170,7 +172,36 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    enrolments (token_hash) {
+        token_hash -> Bytea,
+        user_id -> Uuid,
+        purpose -> Text,
+        issued_by -> Uuid,
+        issued_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        redeemed_at -> Nullable<Timestamptz>,
+        superseded_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    access_grants (id) {
+        id -> Uuid,
+        organization_id -> Uuid,
+        user_id -> Uuid,
+        kind -> Text,
+        requested_by -> Uuid,
+        requested_at -> Timestamptz,
+        status -> Text,
+        decided_by -> Nullable<Uuid>,
+        decided_at -> Nullable<Timestamptz>,
+        reason -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(users -> organizations (organization_id));
+diesel::joinable!(access_grants -> users (user_id));
 diesel::joinable!(victim_identities -> victims (victim_id));
 diesel::joinable!(assistance_records -> victims (victim_id));
 diesel::joinable!(referrals -> victims (victim_id));
@@ -188,6 +219,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     victim_identities,
     assistance_records,
     referrals,
+    enrolments,
+    access_grants,
 );
 
 diesel::table! {

@@ -70,9 +70,96 @@ pub fn read_user(p: &Principal, user: Uuid, org: Uuid) -> Access {
     if p.user_id == user { Access::Allowed } else { read_users(p, org) }
 }
 
-/// Creating and changing users: admins of the organisation; host admins for any organisation.
-pub fn manage_users(p: &Principal, org: Uuid) -> Access {
-    scoped(p, org, &[Role::Admin], true)
+/// A change to a staff account, as the policy weighs it. (Whether it also waits for a second
+/// person is the grant rule's business, not this one's.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserChange {
+    /// A new account of this role.
+    Create(Role),
+    /// Disabling it: taking access away is always safe.
+    Disable,
+    /// Any other change of role or enabled state.
+    Change,
+    /// Issuing a reset (enrolment) token.
+    Reset,
+}
+
+/// Facts about the organisation whose user changes.
+#[derive(Debug, Clone, Copy)]
+pub struct OrgStaff {
+    /// Enabled admins of the organisation.
+    pub enabled_admins: i64,
+}
+
+/// Creating and changing users. Admins manage their own organisation's users. In another
+/// organisation a host admin may only create its first admin (none is enabled), reset the admin of
+/// an organisation whose only admin they are (a recovery), and disable anyone: so no host admin can
+/// make, promote, reset or re-enable anyone who would reach identities (DESIGN section 3).
+pub fn change_user(p: &Principal, org: Uuid, target_role: Option<Role>, change: UserChange, staff: OrgStaff) -> Access {
+    match scoped(p, org, &[Role::Admin], true) {
+        Access::Allowed if p.organization_id == org => Access::Allowed,
+        Access::Allowed => {
+            let allowed = match change {
+                UserChange::Create(role) => role == Role::Admin && staff.enabled_admins == 0,
+                UserChange::Reset => target_role == Some(Role::Admin) && staff.enabled_admins <= 1,
+                UserChange::Disable => true,
+                UserChange::Change => false,
+            };
+            if allowed { Access::Allowed } else { Access::Forbidden }
+        }
+        other => other,
+    }
+}
+
+/// Reading the access grants of an organisation: whoever may approve them, and its auditors; host
+/// admins and auditors for every organisation.
+pub fn read_grants(p: &Principal, org: Uuid) -> Access {
+    scoped(p, org, &[Role::Admin, Role::Caseworker, Role::Auditor], true)
+}
+
+/// Approving or refusing a grant in `org`: another admin or a caseworker of the organisation; a
+/// host admin only where the organisation has a single enabled admin. Who the people are is
+/// checked by [`independent`].
+pub fn decide_grant(p: &Principal, org: Uuid, staff: OrgStaff) -> Access {
+    if p.organization_id == org {
+        return if matches!(p.role, Role::Admin | Role::Caseworker) { Access::Allowed } else { Access::Forbidden };
+    }
+    match scoped(p, org, &[Role::Admin], true) {
+        Access::Allowed if staff.enabled_admins == 1 => Access::Allowed,
+        Access::Allowed => Access::Forbidden,
+        other => other,
+    }
+}
+
+/// The people around a grant, each with the chain of whoever issued their credential (the issuer,
+/// the issuer's issuer, and so on).
+pub struct GrantParties<'a> {
+    pub approver: Uuid,
+    pub approver_chain: &'a [Uuid],
+    pub requester: Uuid,
+    pub requester_chain: &'a [Uuid],
+    pub subject: Uuid,
+    pub subject_chain: &'a [Uuid],
+}
+
+/// Whether the approver is a second person: not the requester, not the account that gains access,
+/// and not someone whose credential one of them issued or who issued theirs (whoever issued a
+/// credential may have set it). Two people whose credentials share an issuer further up cannot
+/// be told apart from one; approvers confirm in person that the person set their own password.
+pub fn independent(g: &GrantParties) -> Result<(), &'static str> {
+    if g.approver == g.requester {
+        return Err("You requested this grant; another person must approve it.");
+    }
+    if g.approver == g.subject {
+        return Err("Nobody approves their own access.");
+    }
+    if g.approver_chain.contains(&g.requester) || g.requester_chain.contains(&g.approver) {
+        return Err("Your credential and the requester's were issued one by the other; another person must approve.");
+    }
+    if g.subject_chain.contains(&g.approver) {
+        return Err("You issued this account's credential; another person must approve.");
+    }
+    Ok(())
 }
 
 /// Reading the audit log of an organisation: its admins and auditors; host auditors read all.

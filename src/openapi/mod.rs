@@ -49,7 +49,7 @@ Victim identities are only ever shown to the caseworkers entitled to them."
         (name = "referrals", description = "Referrals between organisations and their life cycle"),
         (name = "reports", description = "Anonymised statistics from report plugins, behind the privacy guard"),
         (name = "audit", description = "The append-only audit log"),
-        (name = "operations", description = "Health, readiness and metrics (outside /api/v1)"),
+        (name = "operations", description = "Health and readiness (outside /api/v1)"),
     )
 )]
 struct ApiDoc;

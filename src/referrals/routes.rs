@@ -18,7 +18,7 @@ use crate::pagination::{self, Page};
 use crate::privacy::crypto::Purpose;
 use crate::privacy::redaction::{self, Referral as Relation};
 use crate::state::AppState;
-use crate::victims::routes::sight_of;
+use crate::victims::routes::load_in_sight;
 
 async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<ReferralRow>> {
     referrals::table.find(id).select(ReferralRow::as_select()).first(conn).await.optional()
@@ -110,10 +110,7 @@ pub async fn create_referral(
     if input.reason.as_ref().is_some_and(|r| r.chars().count() > 5000) {
         return Err(ApiError::validation("reason", "must be at most 5000 characters"));
     }
-    let victim = crate::victims::store::find(&mut *state.pool.get().await?, input.victim_id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    sight_of(&mut *state.pool.get().await?, &ctx, &principal, &victim).await?;
+    let (victim, _) = load_in_sight(&state, &mut *state.pool.get().await?, &ctx, &principal, input.victim_id).await?;
     redaction::may_write_victim(&principal, victim.organization_id)?;
     let org = principal.organization_id;
     if input.to_organization_id == org {

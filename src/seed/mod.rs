@@ -78,7 +78,7 @@ async fn organizations(conn: &mut AsyncPgConnection, count: u32) -> Result<Vec<S
         let user: Option<Uuid> = users::table.filter(users::email.eq(&email)).select(users::id).first(conn).await.optional()?;
         let user = match user {
             Some(u) => u,
-            None => crate::users::insert(conn, id, &email, "!seed-account-cannot-log-in", Role::Caseworker).await?.id,
+            None => crate::users::insert(conn, id, &email, Role::Caseworker, crate::users::NewCredential::Password(None)).await?.id,
         };
         let last: Option<i32> =
             case_counters::table.find(id).select(case_counters::last_number).first(conn).await.optional()?;

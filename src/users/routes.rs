@@ -1,15 +1,18 @@
 use actix_web::{HttpResponse, get, http::header, patch, post, web};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::{User, UserView};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
+use crate::auth::enrolments::{self, EnrolmentToken, Purpose};
 use crate::auth::{Principal, sessions};
 use crate::db::schema::users;
-use crate::domain::{Email, NewPassword, Role, policy};
+use crate::domain::policy::{self, UserChange};
+use crate::domain::{Email, Role};
+use crate::grants::{self, GrantKind, GrantView};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{ApiJson, ApiQuery, IfMatch, RequestContext, etag};
 use crate::pagination::{self, Page};
@@ -29,37 +32,38 @@ pub struct UserQuery {
     pub cursor: Option<String>,
 }
 
-/// A new staff account.
+/// A new staff account. It has no password until the person redeems the enrolment token that the
+/// response carries; a caseworker is usable only once a second person also approves.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     pub email: Email,
     pub role: Role,
-    /// Initial password: 12 to 128 characters, not a common password.
-    #[schema(
-        write_only,
-        min_length = 12,
-        max_length = 128,
-        example = "ferry-lagos-quiet-orchid"
-    )]
-    pub password: String,
-    /// Organisation of the account (default: yours; host admins may name any).
+    /// Organisation of the account (default: yours; a host admin may name another organisation to
+    /// create its first admin).
     pub organization_id: Option<Uuid>,
 }
 
-/// Changes to a staff account; at least one field. Each change ends the user's sessions.
+/// Changes to a staff account; at least one field. A promotion to caseworker, or enabling a
+/// disabled caseworker, is not applied but filed as an access grant for a second person to approve
+/// (202), and must come alone. Every applied change ends the user's sessions. Passwords are never
+/// set here: see `POST /users/{id}/reset`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
     pub role: Option<Role>,
     pub disabled: Option<bool>,
-    /// A new password (a reset); also lifts a lockout.
-    #[schema(write_only, min_length = 12, max_length = 128)]
-    pub password: Option<String>,
 }
 
-fn parse_password(raw: String) -> ApiResult<NewPassword> {
-    NewPassword::parse(raw).map_err(|m| ApiError::validation("password", m))
+/// A created account and the token its person redeems.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedUser {
+    pub user: UserView,
+    /// Pass it to the person, in person or by a trusted channel; it is shown only here.
+    pub enrolment: EnrolmentToken,
+    /// For a caseworker: the grant a second person approves once the person has set their password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant: Option<GrantView>,
 }
 
 /// List staff accounts.
@@ -110,14 +114,16 @@ pub async fn list_users(
 
 /// Create a staff account.
 ///
-/// Admins create accounts in their organisation; host-organisation admins in any (that is how a
-/// new organisation gets its first admin).
+/// Admins create accounts in their organisation; a host admin creates another organisation's first
+/// admin. The response carries a single-use enrolment token for the person, who sets their own
+/// password with it; no admin chooses or learns it. A new caseworker also waits for a second
+/// person's approval (the grant in the response).
 #[utoipa::path(
     tag = "users",
     request_body = CreateUser,
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "Created", body = UserView, headers(("ETag" = String, description = "Version of the record"))),
+        (status = 201, description = "Created", body = CreatedUser, headers(("ETag" = String, description = "Version of the record"))),
         (status = 401, response = crate::openapi::responses::Unauthorized),
         (status = 403, response = crate::openapi::responses::Forbidden),
         (status = 404, response = crate::openapi::responses::NotFound),
@@ -134,16 +140,18 @@ pub async fn create_user(
 ) -> ApiResult<HttpResponse> {
     let body = body.0;
     let org = body.organization_id.unwrap_or(principal.organization_id);
-    policy::manage_users(&principal, org).require()?;
-    let password = parse_password(body.password)?;
     let mut conn = state.pool.get().await?;
+    let staff = crate::grants::staff(&mut conn, org).await?;
+    policy::change_user(&principal, org, None, UserChange::Create(body.role), staff).require()?;
     if crate::orgs::find(&mut conn, org).await?.is_none() {
         return Err(ApiError::NotFound);
     }
-    let hash = state.hasher.hash(password.expose()).await?;
-    let user = (*conn)
+    let ttl = state.settings.enrolment_ttl_hours;
+    let created = (*conn)
         .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
-            let user = super::insert(conn, org, body.email.as_str(), &hash, body.role)
+            let caseworker = body.role == Role::Caseworker;
+            let credential = super::NewCredential::Enrolment { issued_by: principal.user_id, awaiting_approval: caseworker };
+            let user = super::insert(conn, org, body.email.as_str(), body.role, credential)
                 .await
                 .map_err(|e| {
                     if super::is_unique_violation(&e) {
@@ -158,13 +166,19 @@ pub async fn create_user(
                 .target("user", user.id)
                 .details(serde_json::json!({ "role": user.role }));
             audit::record(conn, &ctx, event).await?;
-            Ok(user)
+            let enrolment = enrolments::issue(conn, user.id, Purpose::Enrolment, principal.user_id, ttl).await?;
+            let grant = match caseworker {
+                true => Some(grants::request(conn, &ctx, &principal, org, user.id, GrantKind::NewCaseworker).await?),
+                false => None,
+            };
+            Ok(CreatedUser { grant: grant.map(|g| GrantView::new(g, false)), user: UserView::from(user), enrolment })
         })
         .await?;
     Ok(HttpResponse::Created()
-        .insert_header((header::ETAG, etag(user.version)))
-        .insert_header((header::LOCATION, format!("/api/v1/users/{}", user.id)))
-        .json(UserView::from(user)))
+        .insert_header((header::ETAG, etag(created.user.version)))
+        .insert_header((header::LOCATION, format!("/api/v1/users/{}", created.user.id)))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(created))
 }
 
 /// Read a staff account. Everyone can read their own; admins and auditors their organisation's.
@@ -195,11 +209,13 @@ pub async fn get_user(
         .json(UserView::from(user)))
 }
 
-/// Change a staff account's role, disable or enable it, or reset its password.
+/// Change a staff account's role, or disable or enable it.
 ///
-/// Requires `If-Match` with the version last read. Any change ends the user's sessions and
+/// Requires `If-Match` with the version last read. Any applied change ends the user's sessions and
 /// invalidates their access tokens at once. Admins cannot change their own role or disable
-/// themselves.
+/// themselves. A promotion to caseworker or enabling a disabled caseworker is filed as an access
+/// grant instead (202): it takes effect when a second person approves it. A host admin may only
+/// disable accounts of another organisation.
 #[utoipa::path(
     tag = "users",
     params(
@@ -210,6 +226,7 @@ pub async fn get_user(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Updated", body = UserView, headers(("ETag" = String, description = "New version"))),
+        (status = 202, description = "Filed for a second person's approval", body = GrantView),
         (status = 401, response = crate::openapi::responses::Unauthorized),
         (status = 403, response = crate::openapi::responses::Forbidden),
         (status = 404, response = crate::openapi::responses::NotFound),
@@ -234,25 +251,49 @@ pub async fn update_user(
     let current = super::find(&mut conn, id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    policy::manage_users(&principal, current.organization_id).require()?;
-    if body.role.is_none() && body.disabled.is_none() && body.password.is_none() {
+    let org = current.organization_id;
+    let staff = crate::grants::staff(&mut conn, org).await?;
+    let change = if body.disabled == Some(true) && body.role.is_none_or(|r| r == current.role) {
+        UserChange::Disable
+    } else {
+        UserChange::Change
+    };
+    policy::change_user(&principal, org, Some(current.role), change, staff).require()?;
+    let role = body.role.filter(|r| *r != current.role);
+    let enable = body.disabled == Some(false) && current.disabled;
+    if body.role.is_none() && body.disabled.is_none() {
         return Err(ApiError::Validation(vec![FieldError::new(
             "body",
             "must change at least one field",
         )]));
     }
-    if id == principal.user_id
-        && (body.role.is_some_and(|r| r != current.role) || body.disabled == Some(true))
-    {
+    if id == principal.user_id && (role.is_some() || body.disabled == Some(true)) {
         return Err(ApiError::Conflict(
             "You cannot change your own role or disable yourself.".into(),
         ));
     }
-    let hash = match body.password {
-        Some(raw) => Some(state.hasher.hash(parse_password(raw)?.expose()).await?),
-        None => None,
+    let grant_kind = match (role, enable) {
+        (Some(Role::Caseworker), false) => Some(GrantKind::Promotion),
+        (None, true) if current.role == Role::Caseworker => Some(GrantKind::ReEnable),
+        (Some(Role::Caseworker), true) => {
+            return Err(ApiError::validation(
+                "body",
+                "a promotion to caseworker and enabling the account are approved separately; enable it first",
+            ));
+        }
+        _ => None,
     };
-    let org = current.organization_id;
+    if let Some(kind) = grant_kind {
+        if current.version != if_match.0 {
+            return Err(ApiError::PreconditionFailed);
+        }
+        let grant = (*conn)
+            .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
+                grants::request(conn, &ctx, &principal, org, id, kind).await
+            })
+            .await?;
+        return Ok(HttpResponse::Accepted().json(GrantView::new(grant, true)));
+    }
     let update = async move {
         (*conn)
             .transaction::<_, ApiError, _>(
@@ -260,13 +301,8 @@ pub async fn update_user(
                     let changed =
                         diesel::update(users::table.find(id).filter(users::version.eq(if_match.0)))
                             .set((
-                                body.role.map(|r| users::role.eq(r)),
+                                role.map(|r| users::role.eq(r)),
                                 body.disabled.map(|d| users::disabled.eq(d)),
-                                hash.as_deref().map(|h| users::password_hash.eq(h)),
-                                hash.as_ref().map(|_| users::failed_logins.eq(0)),
-                                hash.as_ref().map(|_| {
-                                    users::locked_until.eq(None::<chrono::DateTime<chrono::Utc>>)
-                                }),
                                 users::version.eq(users::version + 1),
                                 users::updated_at.eq(diesel::dsl::now),
                             ))
@@ -282,7 +318,7 @@ pub async fn update_user(
                             .in_org(org)
                             .target("user", id)
                     };
-                    if let Some(role) = body.role.filter(|r| *r != current.role) {
+                    if let Some(role) = role {
                         let details = serde_json::json!({ "from": current.role, "to": role });
                         audit::record(
                             conn,
@@ -299,9 +335,6 @@ pub async fn update_user(
                             audit::record(conn, &ctx, base(AuditAction::UserEnabled)).await?
                         }
                         _ => {}
-                    }
-                    if hash.is_some() {
-                        audit::record(conn, &ctx, base(AuditAction::UserPasswordReset)).await?;
                     }
                     audit::record(conn, &ctx, base(AuditAction::UserUpdated)).await?;
                     let user = super::find(conn, id).await?.ok_or(ApiError::NotFound)?;

@@ -52,33 +52,55 @@ pub async fn view_of(
     Ok(VictimView::with_identity(grant, case, identity))
 }
 
-/// What the caller may see of `row`; refusals are audited (outside any transaction, so the record
-/// of the refusal survives it).
-pub async fn sight_of(
+/// Loads a victim and what the caller may see of it. An unknown id and another organisation's
+/// hidden record are answered alike and in the same time: the query returns neither, and either
+/// refusal is audited off the response path (in a task of its own, which also lets the record of
+/// it survive the request). A refusal of an existing record goes to its owner's log, a probe of an
+/// unknown id to the deployment's (host auditors), never to the caller's organisation, whose admins
+/// could otherwise tell the two apart.
+pub async fn load_in_sight(
+    state: &AppState,
     conn: &mut AsyncPgConnection,
     ctx: &RequestContext,
     principal: &Principal,
-    row: &VictimRow,
-) -> ApiResult<Sight> {
-    let referral = if row.organization_id != principal.organization_id {
-        store::referral_to(conn, row.id, principal.organization_id).await?
-    } else {
-        Referral::None
+    id: Uuid,
+) -> ApiResult<(VictimRow, Sight)> {
+    let scope = redaction::victim_list_scope(principal)?;
+    let refused = |refusal: ApiError| {
+        let status = actix_web::ResponseError::status_code(&refusal).as_u16();
+        audit_refusal(state, ctx, principal, id, status);
+        Err(refusal)
     };
+    let Some((row, referral)) = store::find_in_scope(conn, id, scope).await? else {
+        return refused(ApiError::NotFound);
+    };
+    let referral = if row.organization_id == principal.organization_id { Referral::None } else { referral };
     match redaction::victim_sight(principal, row.id, row.organization_id, referral) {
-        Ok(sight) => Ok(sight),
-        Err(refusal) => {
-            // Filed in the owner's log (and so the host auditors'), not the caller's: the caller's
-            // organisation must not be able to tell from its own log that the record exists.
-            let event = Event::new(AuditAction::AccessDenied, AuditOutcome::Denied)
-                .actor(principal.user_id, principal.role)
-                .in_org(row.organization_id)
-                .target("victim", row.id)
-                .details(serde_json::json!({ "status": actix_web::ResponseError::status_code(&refusal).as_u16() }));
-            audit::record(conn, ctx, event).await?;
-            Err(refusal)
-        }
+        Ok(sight) => Ok((row, sight)),
+        Err(refusal) => refused(refusal),
     }
+}
+
+/// Records a refused access in a task of its own, after the response.
+fn audit_refusal(state: &AppState, ctx: &RequestContext, principal: &Principal, victim: Uuid, status: u16) {
+    let (pool, ctx) = (state.pool.clone(), ctx.clone());
+    let event = Event::new(AuditAction::AccessDenied, AuditOutcome::Denied)
+        .actor(principal.user_id, principal.role)
+        .target("victim", victim)
+        .details(serde_json::json!({ "status": status }));
+    actix_web::rt::spawn(async move {
+        let recorded = async {
+            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+            let event = match store::owner_of(&mut conn, victim).await.map_err(|e| e.to_string())? {
+                Some(owner) => event.in_org(owner),
+                None => event,
+            };
+            audit::record(&mut conn, &ctx, event).await.map_err(|e| e.to_string())
+        };
+        if let Err(error) = recorded.await {
+            tracing::error!(%error, "a refused access could not be audited");
+        }
+    });
 }
 
 fn respond(status: actix_web::http::StatusCode, version: i32, view: &VictimView) -> HttpResponse {
@@ -183,8 +205,7 @@ pub async fn get_victim(
     let id = id.into_inner();
     redaction::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
-    let row = store::find(&mut conn, id).await?.ok_or(ApiError::NotFound)?;
-    let sight = sight_of(&mut conn, &ctx, &principal, &row).await?;
+    let (row, sight) = load_in_sight(&state, &mut conn, &ctx, &principal, id).await?;
     let view = match sight.grant() {
         None => VictimView::case_only(CaseFile::from(&row)),
         // The identity read and its audit event commit together, or neither happens.
@@ -255,10 +276,9 @@ pub async fn update_victim(
         return Err(ApiError::validation("id", "cannot be changed"));
     }
     redaction::refuse_partners(&principal)?;
-    let row = store::find(&mut *state.pool.get().await?, id).await?.ok_or(ApiError::NotFound)?;
-    sight_of(&mut *state.pool.get().await?, &ctx, &principal, &row).await?;
-    redaction::may_write_victim(&principal, row.organization_id)?;
     let mut conn = state.pool.get().await?;
+    let (row, _) = load_in_sight(&state, &mut conn, &ctx, &principal, id).await?;
+    redaction::may_write_victim(&principal, row.organization_id)?;
     let changed: Vec<String> = fields.keys().cloned().collect();
     let (updated, view) = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {

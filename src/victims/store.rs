@@ -15,26 +15,49 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
     victims::table.find(id).select(VictimRow::as_select()).first(conn).await.optional()
 }
 
+/// The victim and its live referral to `org`, in one query, if the victim is a candidate for the
+/// caller's sight: its organisation's, referred to it, or any (`org` none: host auditors). The
+/// policy (`redaction::victim_sight`) still decides; this filter only makes a record the caller
+/// cannot see cost what an unknown id costs, so response times do not reveal which ids exist
+/// (DESIGN section 3): neither is read, decoded or sent.
+pub async fn find_in_scope(conn: &mut AsyncPgConnection, id: Uuid, org: Option<Uuid>) -> QueryResult<Option<(VictimRow, Referral)>> {
+    use diesel::sql_types::{Bool, Nullable, Uuid as SqlUuid};
+    let caller = org.unwrap_or(Uuid::nil());
+    let live = LIVE.map(|s| format!("'{}'", s.as_str())).join(", ");
+    let shared = diesel::dsl::sql::<Nullable<Bool>>(&format!(
+        "(SELECT bool_or(r.identity_shared) FROM referrals r WHERE r.victim_id = victims.id AND r.status IN ({live}) \
+           AND r.to_organization_id = "
+    ))
+    .bind::<SqlUuid, _>(caller)
+    .sql(")");
+    let referred = diesel::dsl::exists(
+        referrals::table
+            .filter(referrals::victim_id.eq(victims::id))
+            .filter(referrals::to_organization_id.eq(caller))
+            .filter(referrals::status.eq_any(LIVE)),
+    );
+    let mut query = victims::table.find(id).select((VictimRow::as_select(), shared)).into_boxed();
+    if let Some(org) = org {
+        query = query.filter(victims::organization_id.eq(org).or(referred));
+    }
+    let found: Option<(VictimRow, Option<bool>)> = query.first(conn).await.optional()?;
+    Ok(found.map(|(row, shared)| {
+        let referral = match shared {
+            None => Referral::None,
+            // Shared only while the victim's consent to sharing still stands.
+            Some(at_referral) => Referral::Referred { identity_shared: at_referral && row.consent_share_with_referral_partners },
+        };
+        (row, referral)
+    }))
+}
+
+/// The organisation that holds a victim, if it exists (for filing a refusal in its audit log).
+pub async fn owner_of(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Uuid>> {
+    victims::table.find(id).select(victims::organization_id).first(conn).await.optional()
+}
+
 /// Referral states in which the receiving organisation may see the victim's record.
 pub const LIVE: [ReferralStatus; 2] = [ReferralStatus::Pending, ReferralStatus::Accepted];
-
-/// The victim's live referral to `org`, if any. The identity is shared only while the victim's
-/// consent to sharing still stands: withdrawing it cuts the receiver off at once.
-pub async fn referral_to(conn: &mut AsyncPgConnection, victim: Uuid, org: Uuid) -> QueryResult<Referral> {
-    let shared: Vec<(bool, bool)> = referrals::table
-        .inner_join(victims::table)
-        .filter(referrals::victim_id.eq(victim))
-        .filter(referrals::to_organization_id.eq(org))
-        .filter(referrals::status.eq_any(LIVE))
-        .select((referrals::identity_shared, victims::consent_share_with_referral_partners))
-        .load(conn)
-        .await?;
-    let shared: Vec<bool> = shared.into_iter().map(|(at_referral, now)| at_referral && now).collect();
-    Ok(match shared.iter().max() {
-        None => Referral::None,
-        Some(identity_shared) => Referral::Referred { identity_shared: *identity_shared },
-    })
-}
 
 pub async fn next_case_number(conn: &mut AsyncPgConnection, org: Uuid) -> QueryResult<i32> {
     diesel::insert_into(case_counters::table)

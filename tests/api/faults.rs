@@ -13,7 +13,7 @@ use haven::domain::{OrganizationKind, Role};
 use reqwest::StatusCode;
 use uuid::Uuid;
 
-use crate::helpers::{BLIND_INDEX_KEY, IDENTITY_KEY_SPEC, TestApp, TestUser, key_spec, serve, spawn_app, test_settings};
+use crate::helpers::{BLIND_INDEX_KEY, IDENTITY_KEY_SPEC, TestApp, TestUser, key_spec, serve_with_metrics, spawn_app, test_settings};
 use crate::victims::victim_body;
 
 /// `haven serve` as its own process on `port`, against the test app's database and keys.
@@ -187,13 +187,14 @@ async fn postgresql_outage_gives_503_and_the_service_recovers_by_itself() {
     tokio::task::spawn_blocking(setup).await.unwrap();
     let mut settings = test_settings(&url);
     settings.db_timeout_ms = 2_000;
-    let (address, pool) = serve(settings, &url);
+    let (address, pool, metrics_address) = serve_with_metrics(settings, &url);
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     let mut app = TestApp {
         url,
         address,
         client: client.clone(),
         pool,
+        metrics_address,
         host_org: Uuid::nil(),
         host_admin: TestUser { id: Uuid::nil(), email: String::new() },
     };

@@ -30,13 +30,16 @@ fn schemathesis() -> Command {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_error_spec_violation_or_identity_leak() {
     let probe = schemathesis().arg("--version").output();
-    assert!(
-        probe.as_ref().is_ok_and(|o| o.status.success()),
-        "schemathesis is not installed: pip install -r tests/schemathesis/requirements.txt (or run .ci/run)"
-    );
+    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+        let reason = "schemathesis is not installed: pip install -r tests/schemathesis/requirements.txt (or run .ci/run)";
+        // Mandatory in CI (`.ci/run` installs it); elsewhere the test says why it skips.
+        assert!(std::env::var_os("CI").is_none(), "{reason}");
+        eprintln!("skipped the API fuzzing test: {reason}");
+        return;
+    }
     let w = world::build().await;
     let ids = json!({
-        "victim": w.victim, "referral": w.referral, "user": w.target_user.id, "organization": w.org_a,
+        "victim": w.victim, "referral": w.referral, "user": w.target_user.id, "organization": w.org_a, "grant": w.grant,
     });
     let hooks_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis");
     let report_dir = std::env::temp_dir().join(format!("haven-schemathesis-{}", std::process::id()));

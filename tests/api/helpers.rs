@@ -111,6 +111,8 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub pool: haven::db::Pool,
+    /// Where the metrics are served (apart from the API).
+    pub metrics_address: String,
     /// The host organisation and its admin, made for every test.
     pub host_org: Uuid,
     pub host_admin: TestUser,
@@ -154,29 +156,39 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// Serves the application on `url` with `settings` on a free loopback port; returns its address
-/// and pool.
+/// Serves the application on `url` with `settings` on a free loopback port, and its metrics on
+/// another; returns the API's address and pool.
 pub fn serve(settings: Settings, url: &str) -> (String, haven::db::Pool) {
+    let (address, pool, _) = serve_with_metrics(settings, url);
+    (address, pool)
+}
+
+/// As [`serve`], also returning the metrics address.
+pub fn serve_with_metrics(settings: Settings, url: &str) -> (String, haven::db::Pool, String) {
     let keys = haven::startup::keys(&settings).expect("keys");
     let state = haven::startup::build_state(settings, url, keys).expect("state");
     let pool = state.pool.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let metrics_address = format!("http://{}", metrics.local_addr().unwrap());
+    tokio::spawn(haven::startup::run_metrics(&state, metrics).expect("metrics server"));
     tokio::spawn(haven::startup::run(state, listener).expect("server"));
-    (address, pool)
+    (address, pool, metrics_address)
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let url = fresh_database();
     let mut settings = test_settings(&url);
     adjust(&mut settings);
-    let (address, pool) = serve(settings, &url);
+    let (address, pool, metrics_address) = serve_with_metrics(settings, &url);
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let mut app = TestApp {
         url,
         address,
         client,
         pool,
+        metrics_address,
         host_org: Uuid::nil(),
         host_admin: TestUser { id: Uuid::nil(), email: String::new() },
     };
@@ -201,7 +213,9 @@ impl TestApp {
     pub async fn create_user(&self, org: Uuid, role: Role) -> TestUser {
         let email = format!("{}-{}@example.org", role, &Uuid::new_v4().simple().to_string()[..10]);
         let mut conn = self.pool.get().await.unwrap();
-        let user = haven::users::insert(&mut conn, org, &email, &PASSWORD_HASH, role).await.unwrap();
+        let user = haven::users::insert(&mut conn, org, &email, role, haven::users::NewCredential::Password(Some(&PASSWORD_HASH)))
+            .await
+            .unwrap();
         TestUser { id: user.id, email }
     }
 
@@ -253,6 +267,20 @@ impl TestApp {
         assert_eq!(resp.status, StatusCode::OK, "login failed: {}", resp.text);
         let body = resp.json();
         (body["access_token"].as_str().unwrap().to_owned(), body["refresh_token"].as_str().unwrap().to_owned())
+    }
+
+    /// Redeems an enrolment or reset token with `password`; returns the answer's body.
+    pub async fn enrol(&self, token: &str, password: &str) -> Value {
+        let resp = self.post("/api/v1/auth/enrol", None, json!({ "token": token, "password": password })).await;
+        assert_eq!(resp.status, StatusCode::OK, "enrolment failed: {}", resp.text);
+        resp.json()
+    }
+
+    /// An admin resets `user`'s password and the person sets `password` with the token.
+    pub async fn reset_and_enrol(&self, admin: &str, user: Uuid, password: &str) -> Value {
+        let resp = self.post(&format!("/api/v1/users/{user}/reset"), Some(admin), json!({})).await;
+        assert_eq!(resp.status, StatusCode::OK, "reset failed: {}", resp.text);
+        self.enrol(resp.json()["enrolment"]["token"].as_str().unwrap(), password).await
     }
 
     pub async fn token(&self, user: &TestUser) -> String {

@@ -26,7 +26,13 @@ const MATRIX: &[(&str, &str, [Expect; 8])] = &[
     ("get", "/api/v1/users", [F, A, A, F, F, A, A, A]),
     ("post", "/api/v1/users", [F, A, F, F, F, A, A, F]),
     ("get", "/api/v1/users/{id}", [F, A, A, F, H, H, A, A]),
-    ("patch", "/api/v1/users/{id}", [F, A, F, F, H, H, A, F]),
+    ("patch", "/api/v1/users/{id}", [F, A, F, F, H, H, F, F]),
+    ("post", "/api/v1/users/{id}/reset", [F, A, F, F, H, H, F, F]),
+    ("post", "/api/v1/me/password", [A, A, A, A, A, A, A, A]),
+    ("get", "/api/v1/access-grants", [A, A, A, F, A, A, A, A]),
+    ("get", "/api/v1/access-grants/{id}", [A, A, A, F, H, H, A, A]),
+    ("post", "/api/v1/access-grants/{id}/approve", [A, A, F, F, H, H, F, F]),
+    ("post", "/api/v1/access-grants/{id}/refuse", [A, A, F, F, H, H, F, F]),
     ("get", "/api/v1/audit-events", [F, A, A, F, F, A, A, A]),
     ("get", "/api/v1/victims", [A, A, A, F, A, A, A, A]),
     ("post", "/api/v1/victims", [A, F, F, F, A, F, F, F]),
@@ -57,7 +63,7 @@ fn row_for(method: &str, path: &str) -> Option<[Expect; 8]> {
 }
 
 /// Operations outside the role matrix: public or operational endpoints.
-const UNAUTHENTICATED: &[&str] = &["/api/v1/auth/login", "/api/v1/auth/refresh", "/healthz", "/readyz", "/metrics"];
+const UNAUTHENTICATED: &[&str] = &["/api/v1/auth/login", "/api/v1/auth/refresh", "/api/v1/auth/enrol", "/healthz", "/readyz"];
 
 #[test]
 fn every_operation_has_a_row() {

@@ -18,7 +18,9 @@ async fn metrics_count_requests_by_route_template() {
     let app = spawn_app().await;
     let admin = app.token(&app.host_admin).await;
     app.get(&format!("/api/v1/users/{}", app.host_admin.id), &admin).await;
-    let text = app.client.get(format!("{}/metrics", app.address)).send().await.unwrap().text().await.unwrap();
+    let on_api = app.client.get(format!("{}/metrics", app.address)).send().await.unwrap();
+    assert_eq!(on_api.status(), StatusCode::NOT_FOUND, "metrics are not served where the API is");
+    let text = app.client.get(format!("{}/metrics", app.metrics_address)).send().await.unwrap().text().await.unwrap();
     assert!(
         text.contains(r#"haven_http_requests_total{method="GET",route="/api/v1/users/{id}",status="200"} 1"#),
         "{text}"
@@ -27,7 +29,7 @@ async fn metrics_count_requests_by_route_template() {
     assert!(!text.contains(&app.host_admin.id.to_string()), "raw paths must not become labels");
     let odd = reqwest::Method::from_bytes(b"FROBNICATE").unwrap();
     app.request(odd, "/healthz", None, None).await;
-    let text = app.client.get(format!("{}/metrics", app.address)).send().await.unwrap().text().await.unwrap();
+    let text = app.client.get(format!("{}/metrics", app.metrics_address)).send().await.unwrap().text().await.unwrap();
     assert!(!text.contains("FROBNICATE"), "arbitrary methods must not become labels");
     assert!(text.contains(r#"method="other""#));
 }

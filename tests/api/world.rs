@@ -17,6 +17,8 @@ pub struct World {
     pub referral: Uuid,
     /// A caseworker of A that the user endpoints act on.
     pub target_user: TestUser,
+    /// A pending access grant in A (an auditor's promotion to caseworker).
+    pub grant: Uuid,
     /// (name, token) for each caller of the matrix, in `CALLERS` order.
     pub tokens: Vec<(&'static str, String)>,
 }
@@ -56,7 +58,13 @@ pub async fn build() -> World {
     }
     let host_admin = app.token(&app.host_admin).await;
     tokens.insert(6, ("host_admin", host_admin));
-    World { app, org_a, org_b, victim, referral, target_user, tokens }
+    // Requested by an admin of A who is none of the callers, so any caller may be the second person.
+    let (_, requester) = app.user_with_token(org_a, Role::Admin).await;
+    let promoted = app.create_user(org_a, Role::Auditor).await;
+    let resp = app.patch(&format!("/api/v1/users/{}", promoted.id), &requester, "\"1\"", json!({ "role": "caseworker" })).await;
+    assert_eq!(resp.status.as_u16(), 202, "{}", resp.text);
+    let grant: Uuid = resp.json()["id"].as_str().unwrap().parse().unwrap();
+    World { app, org_a, org_b, victim, referral, target_user, grant, tokens }
 }
 
 impl World {
@@ -68,6 +76,8 @@ impl World {
             self.referral
         } else if path.starts_with("/api/v1/reports/") && path.contains("{id}") {
             return path.replace("{id}", "trends");
+        } else if path.starts_with("/api/v1/access-grants/") {
+            self.grant
         } else if path.starts_with("/api/v1/users/") {
             self.target_user.id
         } else {
@@ -88,7 +98,10 @@ impl World {
             ("post", "/api/v1/referrals/{id}/decline") => json!({ "reason": "no_capacity" }),
             ("post", "/api/v1/organizations") => json!({ "name": format!("Org {}", Uuid::new_v4()), "kind": "ngo", "country": "SEN" }),
             ("patch", "/api/v1/organizations/{id}") => json!({ "shares_statistics": true }),
-            ("post", "/api/v1/users") => json!({ "email": format!("{}@example.org", Uuid::new_v4()), "role": "auditor", "password": "quiet-harbour-lamp-88" }),
+            ("post", "/api/v1/users") => json!({ "email": format!("{}@example.org", Uuid::new_v4()), "role": "auditor" }),
+            ("post", "/api/v1/auth/enrol") => json!({ "token": "MARKERDOC123", "password": "MARKERNOTES-password" }),
+            ("post", "/api/v1/me/password") => json!({ "current_password": "MARKERNOTES-old", "new_password": "MARKERNOTES-password" }),
+            ("post", "/api/v1/access-grants/{id}/refuse") => json!({ "reason": "Not confirmed yet." }),
             ("patch", "/api/v1/users/{id}") => json!({ "role": "auditor" }),
             ("post", "/api/v1/auth/login") => json!({ "email": "MARKERGIVEN@example.org", "password": "MARKERNOTES-password" }),
             ("post", "/api/v1/auth/refresh") => json!({ "refresh_token": "MARKERDOC123" }),

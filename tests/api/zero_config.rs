@@ -18,6 +18,8 @@ fn haven() -> Command {
         .env_remove("HAVEN_JWT_KEYS")
         .env_remove("HAVEN_ENV")
         .env("HAVEN_LOG_FORMAT", "json")
+        // Tests run side by side: each process takes a free metrics port.
+        .env("HAVEN_METRICS_BIND", "127.0.0.1:0")
         .kill_on_drop(true);
     cmd
 }

@@ -27,7 +27,8 @@ def map_path_parameters(ctx, path_parameters):
         return path_parameters
     path = ctx.operation.path
     for prefix, key in (("/api/v1/victims/", "victim"), ("/api/v1/referrals/", "referral"),
-                        ("/api/v1/users/", "user"), ("/api/v1/organizations/", "organization")):
+                        ("/api/v1/users/", "user"), ("/api/v1/organizations/", "organization"),
+                        ("/api/v1/access-grants/", "grant")):
         if path.startswith(prefix) and key in IDS:
             path_parameters["id"] = IDS[key]
     return path_parameters

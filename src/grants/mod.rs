@@ -1,0 +1,231 @@
+//! Access grants: the two-person rule for identity access (DESIGN section 3). A new caseworker, a
+//! promotion to caseworker, re-enabling a caseworker and completing a caseworker's reset each wait,
+//! as a pending grant, for a second person to approve; until then the account reads no identity.
+//! The rules of who may approve are in `domain::policy`; this module stores grants and applies them.
+
+pub mod routes;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::Uuid as SqlUuid;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::audit::{self, AuditAction, AuditOutcome, Event};
+use crate::auth::Principal;
+use crate::db::schema::{access_grants, users};
+use crate::domain::Role;
+use crate::domain::policy::OrgStaff;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::RequestContext;
+
+crate::text_enum! {
+    /// What a grant gives.
+    pub enum GrantKind {
+        /// A new caseworker account, usable once the person has set their password.
+        NewCaseworker => "new_caseworker",
+        /// An existing account becomes a caseworker.
+        Promotion => "promotion",
+        /// A disabled caseworker is enabled again.
+        ReEnable => "re_enable",
+        /// A caseworker's reset password, usable once the person has set it.
+        CredentialReset => "credential_reset",
+    }
+}
+
+crate::text_enum! {
+    pub enum GrantStatus {
+        Pending => "pending",
+        Approved => "approved",
+        /// Refused by a possible approver.
+        Refused => "refused",
+        /// Withdrawn by the person who requested it.
+        Withdrawn => "withdrawn",
+    }
+}
+
+impl GrantKind {
+    /// Grants that complete a credential: approval waits until the person has set their password.
+    pub fn completes_credential(self) -> bool {
+        matches!(self, GrantKind::NewCaseworker | GrantKind::CredentialReset)
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = access_grants)]
+pub struct Grant {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub user_id: Uuid,
+    pub kind: GrantKind,
+    pub requested_by: Uuid,
+    pub requested_at: DateTime<Utc>,
+    pub status: GrantStatus,
+    pub decided_by: Option<Uuid>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub reason: Option<String>,
+}
+
+/// A grant as the API shows it: ids of the people, never anything about victims.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantView {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    /// The account that gains caseworker access.
+    pub user_id: Uuid,
+    pub kind: GrantKind,
+    pub status: GrantStatus,
+    pub requested_by: Uuid,
+    pub requested_at: DateTime<Utc>,
+    /// For a new caseworker or a reset: whether the person has set their password (approval waits
+    /// for it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credential_set: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl GrantView {
+    pub fn new(g: Grant, credential_set: bool) -> GrantView {
+        GrantView {
+            credential_set: g.kind.completes_credential().then_some(credential_set),
+            id: g.id,
+            organization_id: g.organization_id,
+            user_id: g.user_id,
+            kind: g.kind,
+            status: g.status,
+            requested_by: g.requested_by,
+            requested_at: g.requested_at,
+            decided_by: g.decided_by,
+            decided_at: g.decided_at,
+            reason: g.reason,
+        }
+    }
+}
+
+pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<(Grant, bool)>> {
+    access_grants::table
+        .inner_join(users::table)
+        .filter(access_grants::id.eq(id))
+        .select((Grant::as_select(), users::password_hash.is_not_null()))
+        .first(conn)
+        .await
+        .optional()
+}
+
+pub async fn pending_for(conn: &mut AsyncPgConnection, user: Uuid) -> QueryResult<Option<Grant>> {
+    access_grants::table
+        .filter(access_grants::user_id.eq(user))
+        .filter(access_grants::status.eq(GrantStatus::Pending))
+        .select(Grant::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Files a pending grant, audited with the requester named. Call inside the transaction of the
+/// change that needs it.
+pub async fn request(
+    conn: &mut AsyncPgConnection,
+    ctx: &RequestContext,
+    by: &Principal,
+    org: Uuid,
+    user: Uuid,
+    kind: GrantKind,
+) -> ApiResult<Grant> {
+    let grant = diesel::insert_into(access_grants::table)
+        .values((
+            access_grants::id.eq(Uuid::now_v7()),
+            access_grants::organization_id.eq(org),
+            access_grants::user_id.eq(user),
+            access_grants::kind.eq(kind),
+            access_grants::requested_by.eq(by.user_id),
+        ))
+        .returning(Grant::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(|e| {
+            if crate::users::is_unique_violation(&e) {
+                ApiError::Conflict("A grant for this account is already waiting for a decision; decide it first.".into())
+            } else {
+                e.into()
+            }
+        })?;
+    let event = Event::new(AuditAction::GrantRequested, AuditOutcome::Success)
+        .by(by)
+        .in_org(org)
+        .target("user", user)
+        .details(serde_json::json!({ "grant": grant.id, "kind": kind }));
+    audit::record(conn, ctx, event).await?;
+    Ok(grant)
+}
+
+/// Everyone who issued `user`'s credential, that issuer's issuer, and so on.
+pub async fn issuer_chain(conn: &mut AsyncPgConnection, user: Uuid) -> QueryResult<Vec<Uuid>> {
+    #[derive(QueryableByName)]
+    struct Link {
+        #[diesel(sql_type = SqlUuid)]
+        id: Uuid,
+    }
+    // UNION (not UNION ALL) ends the walk if two people reset each other.
+    let links: Vec<Link> = diesel::sql_query(
+        "WITH RECURSIVE chain(id) AS ( \
+             SELECT credential_issued_by FROM users WHERE id = $1 AND credential_issued_by IS NOT NULL \
+             UNION \
+             SELECT u.credential_issued_by FROM users u JOIN chain c ON u.id = c.id \
+              WHERE u.credential_issued_by IS NOT NULL) \
+         SELECT id FROM chain",
+    )
+    .bind::<SqlUuid, _>(user)
+    .load(conn)
+    .await?;
+    Ok(links.into_iter().map(|l| l.id).collect())
+}
+
+/// The organisation's enabled admins, as the policy needs them.
+pub async fn staff(conn: &mut AsyncPgConnection, org: Uuid) -> QueryResult<OrgStaff> {
+    let enabled_admins: i64 = users::table
+        .filter(users::organization_id.eq(org))
+        .filter(users::role.eq(Role::Admin))
+        .filter(users::disabled.eq(false))
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok(OrgStaff { enabled_admins })
+}
+
+/// Gives what an approved grant gives; the account's sessions end so its tokens carry the change.
+pub(crate) async fn apply(conn: &mut AsyncPgConnection, grant: &Grant) -> QueryResult<()> {
+    let target = users::table.find(grant.user_id);
+    let bump = (users::version.eq(users::version + 1), users::updated_at.eq(diesel::dsl::now));
+    match grant.kind {
+        GrantKind::NewCaseworker | GrantKind::CredentialReset => {
+            diesel::update(target).set((users::awaiting_approval.eq(false), bump)).execute(conn).await?;
+        }
+        GrantKind::Promotion => {
+            diesel::update(target).set((users::role.eq(Role::Caseworker), bump)).execute(conn).await?;
+        }
+        GrantKind::ReEnable => {
+            diesel::update(target).set((users::disabled.eq(false), bump)).execute(conn).await?;
+        }
+    }
+    crate::auth::sessions::revoke_user(conn, grant.user_id).await
+}
+
+/// Undoes what waiting for a refused or withdrawn grant held: a credential set for it is void
+/// (the account stays unusable until a new reset is issued and approved).
+pub(crate) async fn void(conn: &mut AsyncPgConnection, grant: &Grant) -> QueryResult<()> {
+    if grant.kind.completes_credential() {
+        diesel::update(users::table.find(grant.user_id))
+            .set((users::password_hash.eq(None::<String>), users::version.eq(users::version + 1)))
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}

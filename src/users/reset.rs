@@ -1,0 +1,110 @@
+//! `POST /users/{id}/reset`: an admin voids a person's password and receives a single-use token for
+//! them to set a new one. A caseworker's reset is complete only when a second person approves.
+
+use actix_web::{HttpResponse, post, web};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::audit::{self, AuditAction, AuditOutcome, Event};
+use crate::auth::enrolments::{self, EnrolmentToken, Purpose};
+use crate::auth::{Principal, sessions};
+use crate::db::schema::users;
+use crate::domain::Role;
+use crate::domain::policy::{self, UserChange};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::RequestContext;
+use crate::grants::{self, GrantKind, GrantView};
+use crate::state::AppState;
+
+/// A reset: the token for the person and, for a caseworker, the grant a second person approves.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasswordReset {
+    /// Pass it to the person, in person or by a trusted channel; it is shown only here.
+    pub enrolment: EnrolmentToken,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant: Option<GrantView>,
+}
+
+/// Reset a staff account's password.
+///
+/// The password stops working at once, the account's sessions end, and a lockout is lifted; the
+/// response carries a single-use token with which the person sets a new password of their own
+/// (`POST /auth/enrol`). No admin chooses or learns it. A caseworker can log in again only when a
+/// second person approves (the grant in the response), after the person has set it. Admins reset
+/// accounts of their organisation; a host admin only the sole admin of another organisation.
+#[utoipa::path(
+    tag = "users",
+    params(("id" = Uuid, Path, description = "User id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Reset issued", body = PasswordReset),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 409, response = crate::openapi::responses::Conflict),
+    )
+)]
+#[post("/users/{id}/reset")]
+pub async fn reset_user(
+    state: web::Data<AppState>,
+    principal: Principal,
+    ctx: RequestContext,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let id = id.into_inner();
+    let mut conn = state.pool.get().await?;
+    let current = super::find(&mut conn, id).await?.ok_or(ApiError::NotFound)?;
+    let org = current.organization_id;
+    let staff = grants::staff(&mut conn, org).await?;
+    policy::change_user(&principal, org, Some(current.role), UserChange::Reset, staff).require()?;
+    if id == principal.user_id {
+        return Err(ApiError::Conflict("Change your own password with POST /api/v1/me/password.".into()));
+    }
+    let ttl = state.settings.enrolment_ttl_hours;
+    let reset = async move {
+        (*conn)
+            .transaction::<_, ApiError, _>(async move |conn: &mut AsyncPgConnection| {
+                let (role, awaiting): (Role, bool) =
+                    users::table.find(id).select((users::role, users::awaiting_approval)).for_update().first(conn).await?;
+                let caseworker = role == Role::Caseworker;
+                let grant = match (caseworker, grants::pending_for(conn, id).await?) {
+                    (false, _) => None,
+                    // A lost token re-issued: the grant already waiting covers the new one.
+                    (true, Some(g)) if g.kind.completes_credential() => Some(g),
+                    (true, Some(_)) => {
+                        return Err(ApiError::Conflict(
+                            "A grant for this account is already waiting for a decision; decide it first.".into(),
+                        ));
+                    }
+                    (true, None) => Some(grants::request(conn, &ctx, &principal, org, id, GrantKind::CredentialReset).await?),
+                };
+                diesel::update(users::table.find(id))
+                    .set((
+                        users::password_hash.eq(None::<String>),
+                        users::failed_logins.eq(0),
+                        users::locked_until.eq(None::<chrono::DateTime<chrono::Utc>>),
+                        users::credential_issued_by.eq(principal.user_id),
+                        users::awaiting_approval.eq(awaiting || caseworker),
+                        users::version.eq(users::version + 1),
+                        users::updated_at.eq(diesel::dsl::now),
+                    ))
+                    .execute(conn)
+                    .await?;
+                sessions::revoke_user(conn, id).await?;
+                let enrolment = enrolments::issue(conn, id, Purpose::Reset, principal.user_id, ttl).await?;
+                let event = Event::new(AuditAction::UserPasswordReset, AuditOutcome::Success)
+                    .by(&principal)
+                    .in_org(org)
+                    .target("user", id)
+                    .details(serde_json::json!({ "expires_at": enrolment.expires_at, "grant": grant.as_ref().map(|g| g.id) }));
+                audit::record(conn, &ctx, event).await?;
+                Ok(PasswordReset { enrolment, grant: grant.map(|g| GrantView::new(g, false)) })
+            })
+            .await
+    };
+    let reset = crate::auth::session_cache::revoking(state.sessions.clone(), reset).await?;
+    Ok(HttpResponse::Ok().insert_header((actix_web::http::header::CACHE_CONTROL, "no-store")).json(reset))
+}

@@ -1,0 +1,98 @@
+//! Another organisation's existing record is answered like an unknown id, in the same time
+//! (DESIGN section 3): its response time must not tell whether the record exists.
+
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use haven::domain::Role;
+use reqwest::StatusCode;
+use uuid::Uuid;
+
+use crate::helpers::spawn_app;
+use crate::victims::victim_body;
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Mann-Whitney U as a z score: how far the two samples' ranks are from what identical
+/// distributions give. Robust to the outliers a shared machine produces.
+fn rank_z(a: &[Duration], b: &[Duration]) -> f64 {
+    let mut all: Vec<(Duration, bool)> = a.iter().map(|d| (*d, true)).chain(b.iter().map(|d| (*d, false))).collect();
+    all.sort();
+    let rank_sum_a: f64 = all.iter().enumerate().filter(|(_, (_, is_a))| *is_a).map(|(i, _)| (i + 1) as f64).sum();
+    let (n1, n2) = (a.len() as f64, b.len() as f64);
+    let u = rank_sum_a - n1 * (n1 + 1.0) / 2.0;
+    let mean = n1 * n2 / 2.0;
+    let sd = (n1 * n2 * (n1 + n2 + 1.0) / 12.0).sqrt();
+    (u - mean) / sd
+}
+
+#[tokio::test]
+async fn a_hidden_record_is_refused_in_the_time_of_an_unknown_id() {
+    let app = spawn_app().await;
+    let (owner, other) = (app.create_org().await, app.create_org().await);
+    let (_, owner_cw) = app.user_with_token(owner, Role::Caseworker).await;
+    let (_, prober) = app.user_with_token(other, Role::Caseworker).await;
+    let existing = Uuid::new_v4();
+    assert_eq!(app.post("/api/v1/victims", Some(&owner_cw), victim_body(existing)).await.status, StatusCode::CREATED);
+
+    let time = |id: Uuid| {
+        let (app, prober) = (&app, &prober);
+        async move {
+            let started = Instant::now();
+            let resp = app.get(&format!("/api/v1/victims/{id}"), prober).await;
+            let took = started.elapsed();
+            resp.assert_problem(404, "not-found");
+            took
+        }
+    };
+    for _ in 0..30 {
+        time(existing).await;
+        time(Uuid::new_v4()).await;
+    }
+    let (mut hidden, mut unknown) = (Vec::new(), Vec::new());
+    for round in 0..300 {
+        // Alternating the order cancels whatever one request leaves behind for the next.
+        if round % 2 == 0 {
+            hidden.push(time(existing).await);
+            unknown.push(time(Uuid::new_v4()).await);
+        } else {
+            unknown.push(time(Uuid::new_v4()).await);
+            hidden.push(time(existing).await);
+        }
+    }
+    let z = rank_z(&hidden, &unknown);
+    let (h, u) = (median(hidden), median(unknown));
+    println!("hidden median {h:?}, unknown median {u:?}, rank z {z:.2}");
+    // An audit write on the refusal path (about a millisecond or more) gives |z| above 10; equal
+    // work gives |z| around 1. Four is far from both.
+    assert!(z.abs() < 4.0, "a hidden record is told apart by time: hidden {h:?} vs unknown {u:?} (z {z:.2})");
+
+    // Every refusal is still audited, off the response path: the hidden record's in its owner's
+    // log, the unknown ids' in the deployment's, none in the prober's organisation's.
+    let counts = || async {
+        use haven::db::schema::audit_events::dsl as a;
+        let rows: Vec<(Option<Uuid>, Option<Uuid>)> = a::audit_events
+            .filter(a::action.eq("access.denied"))
+            .select((a::organization_id, a::target_id))
+            .load(&mut app.pool.get().await.unwrap())
+            .await
+            .unwrap();
+        let in_owner = rows.iter().filter(|(org, t)| *org == Some(owner) && *t == Some(existing)).count();
+        let unknown = rows.iter().filter(|(org, _)| org.is_none()).count();
+        let in_prober = rows.iter().filter(|(org, _)| *org == Some(other)).count();
+        (in_owner, unknown, in_prober)
+    };
+    let mut seen = (0, 0, 0);
+    for _ in 0..50 {
+        seen = counts().await;
+        if seen.0 + seen.1 >= 660 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, (330, 330, 0), "(owner's log, deployment's log, prober's log)");
+}
