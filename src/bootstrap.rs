@@ -70,21 +70,42 @@ pub async fn bootstrap(
     .await
 }
 
-pub const LOCAL_ADMIN_EMAIL: &str = "admin@haven.local";
+/// Adds a host admin who sets their own password at the console: a confirmed credential, so a
+/// second person from the start (caseworker access needs one, DESIGN section 3). For operators,
+/// who hold the server and its database anyway.
+pub async fn add_host_admin(pool: &Pool, hasher: &PasswordHasher, email: &Email, password: &NewPassword) -> Result<(), BootstrapError> {
+    let mut conn = pool.get().await.map_err(|e| BootstrapError::Database(e.to_string()))?;
+    let host: Option<uuid::Uuid> = organizations::table
+        .filter(organizations::kind.eq(OrganizationKind::Host))
+        .select(organizations::id)
+        .first(&mut conn)
+        .await
+        .optional()?;
+    let host = host.ok_or_else(|| BootstrapError::Invalid("no host organisation yet: run `haven bootstrap --org NAME --email E` first".into()))?;
+    let hash = hasher.hash(password.expose()).await?;
+    crate::users::insert(&mut conn, host, email.as_str(), Role::Admin, crate::users::NewCredential::Password(Some(&hash))).await?;
+    Ok(())
+}
 
-/// In local mode with an empty database: creates a host organisation and an admin with a
-/// generated password, and returns the credentials to show once.
-pub async fn ensure_local_admin(pool: &Pool, hasher: &PasswordHasher) -> Result<Option<(String, String)>, BootstrapError> {
+pub const LOCAL_ADMIN_EMAILS: [&str; 2] = ["admin@haven.local", "second-admin@haven.local"];
+
+/// In local mode with an empty database: creates a host organisation and two admins (two people
+/// run a deployment: the second approves what the first requests) with generated passwords, and
+/// returns the credentials to show once.
+pub async fn ensure_local_admin(pool: &Pool, hasher: &PasswordHasher) -> Result<Vec<(String, String)>, BootstrapError> {
     if host_exists(pool).await? {
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    let password: String = rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(24)
-        .map(char::from)
-        .collect();
-    let parsed = NewPassword::parse(password.clone(), LOCAL_ADMIN_EMAIL).map_err(BootstrapError::Invalid)?;
-    let email = Email::parse(LOCAL_ADMIN_EMAIL).expect("valid");
-    bootstrap(pool, hasher, "Local host organisation", None, &email, &parsed).await?;
-    Ok(Some((LOCAL_ADMIN_EMAIL.to_owned(), password)))
+    let mut shown = Vec::new();
+    for (i, address) in LOCAL_ADMIN_EMAILS.into_iter().enumerate() {
+        let password: String = rand::rng().sample_iter(rand::distr::Alphanumeric).take(24).map(char::from).collect();
+        let parsed = NewPassword::parse(password.clone(), address).map_err(BootstrapError::Invalid)?;
+        let email = Email::parse(address).expect("valid");
+        match i {
+            0 => bootstrap(pool, hasher, "Local host organisation", None, &email, &parsed).await?,
+            _ => add_host_admin(pool, hasher, &email, &parsed).await?,
+        }
+        shown.push((address.to_owned(), password));
+    }
+    Ok(shown)
 }

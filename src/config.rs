@@ -26,7 +26,7 @@ pub enum Command {
     Serve,
     /// Apply the embedded database migrations and exit.
     Migrate,
-    /// Create the host organisation and its first admin.
+    /// Create the host organisation and its first admin (`--org`), or add a host admin.
     Bootstrap(BootstrapArgs),
     /// Print the OpenAPI document (JSON) on standard output.
     Openapi,
@@ -38,10 +38,12 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct BootstrapArgs {
-    /// Name of the host organisation (the one that runs this deployment).
+    /// Name of the host organisation (the one that runs this deployment). Without it, adds a
+    /// further host admin to the existing host organisation: a second person from the start, who
+    /// approves what the first requests.
     #[arg(long)]
-    pub org: String,
-    /// Email address of the first admin. The password comes from HAVEN_BOOTSTRAP_PASSWORD or a prompt.
+    pub org: Option<String>,
+    /// Email address of the admin. The password comes from HAVEN_BOOTSTRAP_PASSWORD or a prompt.
     #[arg(long)]
     pub email: String,
     /// ISO 3166-1 alpha-3 country of the host organisation (optional).

@@ -54,10 +54,15 @@ fn serve(settings: Settings) -> Result<(), StartupError> {
         if !generate_admin && !haven::bootstrap::host_exists(&state.pool).await? {
             tracing::warn!("no host organisation yet: create it and its first admin with `haven bootstrap`");
         }
-        if generate_admin && let Some((email, password)) = haven::bootstrap::ensure_local_admin(&state.pool, &state.hasher).await? {
-            // Shown once, on the terminal: it is not logged and not stored anywhere in clear.
+        let admins = match generate_admin {
+            true => haven::bootstrap::ensure_local_admin(&state.pool, &state.hasher).await?,
+            false => Vec::new(),
+        };
+        if !admins.is_empty() {
+            // Shown once, on the terminal: they are not logged and not stored anywhere in clear.
+            let listed: String = admins.iter().map(|(email, password)| format!("\n    {email}   {password}")).collect();
             println!(
-                "\n  First admin created (shown only this once):\n    email:    {email}\n    password: {password}\n  \
+                "\n  Two host admins created (shown only this once; the second approves what the first asks):{listed}\n  \
                  Log in with POST /api/v1/auth/login; API docs at http://{bind}/docs\n"
             );
             let _ = std::io::stdout().flush();
@@ -100,7 +105,7 @@ fn bootstrap(settings: Settings, args: BootstrapArgs) -> Result<(), StartupError
     let raw = match std::env::var("HAVEN_BOOTSTRAP_PASSWORD") {
         Ok(p) => p,
         Err(_) if std::io::stdin().is_terminal() => {
-            let first = rpassword::prompt_password("Password for the first admin: ").map_err(|e| invalid(e.to_string()))?;
+            let first = rpassword::prompt_password("Password for the admin: ").map_err(|e| invalid(e.to_string()))?;
             let again = rpassword::prompt_password("Repeat it: ").map_err(|e| invalid(e.to_string()))?;
             if first != again {
                 return Err(invalid("the passwords differ".into()));
@@ -115,8 +120,16 @@ fn bootstrap(settings: Settings, args: BootstrapArgs) -> Result<(), StartupError
     let result = actix_web::rt::System::new().block_on(async {
         let pool = haven::db::build_pool(&database.url, 2, std::time::Duration::from_secs(10))?;
         let hasher = haven::auth::PasswordHasher::new(1);
-        haven::bootstrap::bootstrap(&pool, &hasher, &args.org, country, &email, &password).await?;
-        println!("Host organisation `{}` and admin {} created.", args.org.trim(), email.as_str());
+        match &args.org {
+            Some(org) => {
+                haven::bootstrap::bootstrap(&pool, &hasher, org, country, &email, &password).await?;
+                println!("Host organisation `{}` and admin {} created.", org.trim(), email.as_str());
+            }
+            None => {
+                haven::bootstrap::add_host_admin(&pool, &hasher, &email, &password).await?;
+                println!("Host admin {} added.", email.as_str());
+            }
+        }
         Ok::<_, StartupError>(())
     });
     drop(database);

@@ -85,15 +85,18 @@ pub async fn enrol(state: web::Data<AppState>, req: HttpRequest, body: ApiJson<E
     let Some(user) = found else {
         return Err(ApiError::InvalidCredentials);
     };
-    // The token was right: a weak password is the person's to correct, not an attack.
-    state.throttle.record_success(address, None);
     let parsed = NewPassword::parse(password.to_string(), &user.email).map_err(|m| ApiError::validation("password", m))?;
     let hash = state.hasher.hash(parsed.expose()).await?;
     let mut conn = state.pool.get().await?;
     let enrolled = (*conn)
         .transaction::<_, ApiError, _>(async move |conn: &mut AsyncPgConnection| {
-            // Locked and checked again: of two redemptions of one token, one wins.
+            // The account first, then the token, in the order a reset locks them (no deadlock).
+            // Checked again under the locks: of two redemptions of one token, one wins.
+            users::table.find(user.id).select(users::id).for_update().first::<Uuid>(conn).await?;
             let live = enrolments::find_live(conn, &token).await?.ok_or(ApiError::InvalidCredentials)?;
+            if live.user_id != user.id {
+                return Err(ApiError::InvalidCredentials);
+            }
             enrolments::mark_redeemed(conn, &token).await?;
             let awaiting: bool = diesel::update(users::table.find(live.user_id))
                 .set((
@@ -115,13 +118,14 @@ pub async fn enrol(state: web::Data<AppState>, req: HttpRequest, body: ApiJson<E
             Ok(Enrolled { user_id: user.id, awaiting_approval: awaiting })
         })
         .await?;
+    state.throttle.record_success(address, None);
     Ok(HttpResponse::Ok().insert_header(super::routes::no_store()).json(enrolled))
 }
 
 /// Change your own password.
 ///
-/// Requires the current password (a wrong one is answered 422 and counts as a failed login
-/// attempt). Your other sessions end; this one goes on.
+/// Requires the current password (a wrong one is answered 422 and counts against the login
+/// throttle). Your other sessions end; this one goes on.
 #[utoipa::path(
     tag = "auth",
     request_body = PasswordChange,

@@ -35,15 +35,8 @@ pub struct EnrolmentToken {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Issues a token for `user`, replacing any older unredeemed one. Call inside the transaction that
-/// creates the account or voids its password.
-pub async fn issue(
-    conn: &mut AsyncPgConnection,
-    user: Uuid,
-    purpose: Purpose,
-    issued_by: Uuid,
-    ttl_hours: u64,
-) -> QueryResult<EnrolmentToken> {
+/// Voids every unredeemed token of `user`.
+pub async fn supersede(conn: &mut AsyncPgConnection, user: Uuid) -> QueryResult<()> {
     diesel::update(
         enrolments::table
             .filter(enrolments::user_id.eq(user))
@@ -53,6 +46,19 @@ pub async fn issue(
     .set(enrolments::superseded_at.eq(diesel::dsl::now))
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Issues a token for `user`, replacing any older unredeemed one. Call inside the transaction that
+/// creates the account or voids its password.
+pub async fn issue(
+    conn: &mut AsyncPgConnection,
+    user: Uuid,
+    purpose: Purpose,
+    issued_by: Uuid,
+    ttl_hours: u64,
+) -> QueryResult<EnrolmentToken> {
+    supersede(conn, user).await?;
     let raw: [u8; 32] = rand::random();
     let token = URL_SAFE_NO_PAD.encode(raw);
     let expires_at = Utc::now() + chrono::Duration::hours(ttl_hours as i64);

@@ -87,21 +87,24 @@ pub enum UserChange {
 /// Facts about the organisation whose user changes.
 #[derive(Debug, Clone, Copy)]
 pub struct OrgStaff {
+    /// Admin accounts of the organisation, disabled ones included.
+    pub admins: i64,
     /// Enabled admins of the organisation.
     pub enabled_admins: i64,
 }
 
 /// Creating and changing users. Admins manage their own organisation's users. In another
-/// organisation a host admin may only create its first admin (none is enabled), reset the admin of
-/// an organisation whose only admin they are (a recovery), and disable anyone: so no host admin can
-/// make, promote, reset or re-enable anyone who would reach identities (DESIGN section 3).
+/// organisation a host admin may only create its first admin (it has never had one: disabling its
+/// admins does not make room for a host's own), reset the admin of an organisation that has only
+/// that one (a recovery), and disable anyone: so no host admin can make, promote, reset or
+/// re-enable anyone who would reach identities (DESIGN section 3).
 pub fn change_user(p: &Principal, org: Uuid, target_role: Option<Role>, change: UserChange, staff: OrgStaff) -> Access {
     match scoped(p, org, &[Role::Admin], true) {
         Access::Allowed if p.organization_id == org => Access::Allowed,
         Access::Allowed => {
             let allowed = match change {
-                UserChange::Create(role) => role == Role::Admin && staff.enabled_admins == 0,
-                UserChange::Reset => target_role == Some(Role::Admin) && staff.enabled_admins <= 1,
+                UserChange::Create(role) => role == Role::Admin && staff.admins == 0,
+                UserChange::Reset => target_role == Some(Role::Admin) && staff.admins == 1,
                 UserChange::Disable => true,
                 UserChange::Change => false,
             };
@@ -142,10 +145,14 @@ pub struct GrantParties<'a> {
     pub subject_chain: &'a [Uuid],
 }
 
-/// Whether the approver is a second person: not the requester, not the account that gains access,
-/// and not someone whose credential one of them issued or who issued theirs (whoever issued a
-/// credential may have set it). Two people whose credentials share an issuer further up cannot
-/// be told apart from one; approvers confirm in person that the person set their own password.
+/// Whether the approver is a second person (DESIGN section 3). The approver must hold a confirmed
+/// credential: one they set themselves at the console (bootstrap), or one a second person
+/// confirmed by approving a grant. A credential someone issued and nobody confirmed may be in the
+/// issuer's hands, so its holder approves nothing (an admin's puppet accounts cannot approve for
+/// it). Nor may the approver be the requester, the account that gains access, or anyone who issued
+/// the requester's or that account's credential. What no rule can see (two accounts held by one
+/// person who redeemed both tokens) is why approvers confirm in person that the person set their
+/// own password.
 pub fn independent(g: &GrantParties) -> Result<(), &'static str> {
     if g.approver == g.requester {
         return Err("You requested this grant; another person must approve it.");
@@ -153,8 +160,11 @@ pub fn independent(g: &GrantParties) -> Result<(), &'static str> {
     if g.approver == g.subject {
         return Err("Nobody approves their own access.");
     }
-    if g.approver_chain.contains(&g.requester) || g.requester_chain.contains(&g.approver) {
-        return Err("Your credential and the requester's were issued one by the other; another person must approve.");
+    if !g.approver_chain.is_empty() {
+        return Err("Your credential was issued by someone and never confirmed by a second person, so you cannot approve.");
+    }
+    if g.requester_chain.contains(&g.approver) {
+        return Err("You issued the requester's credential; another person must approve.");
     }
     if g.subject_chain.contains(&g.approver) {
         return Err("You issued this account's credential; another person must approve.");

@@ -188,22 +188,54 @@ pub async fn issuer_chain(conn: &mut AsyncPgConnection, user: Uuid) -> QueryResu
     Ok(links.into_iter().map(|l| l.id).collect())
 }
 
-/// The organisation's enabled admins, as the policy needs them.
+/// The organisation's admins, as the policy needs them.
 pub async fn staff(conn: &mut AsyncPgConnection, org: Uuid) -> QueryResult<OrgStaff> {
-    let enabled_admins: i64 = users::table
+    let disabled: Vec<bool> = users::table
         .filter(users::organization_id.eq(org))
         .filter(users::role.eq(Role::Admin))
-        .filter(users::disabled.eq(false))
-        .count()
-        .get_result(conn)
+        .select(users::disabled)
+        .load(conn)
         .await?;
-    Ok(OrgStaff { enabled_admins })
+    Ok(OrgStaff { admins: disabled.len() as i64, enabled_admins: disabled.iter().filter(|d| !**d).count() as i64 })
+}
+
+/// Withdraws whatever grant waits for `user` (a reset or a demotion makes it moot: what it would
+/// confirm has changed). Returns it, if there was one.
+pub async fn withdraw_pending(
+    conn: &mut AsyncPgConnection,
+    ctx: &RequestContext,
+    by: &Principal,
+    user: Uuid,
+) -> ApiResult<Option<Grant>> {
+    let Some(grant) = pending_for(conn, user).await? else { return Ok(None) };
+    diesel::update(access_grants::table.find(grant.id))
+        .set((
+            access_grants::status.eq(GrantStatus::Withdrawn),
+            access_grants::decided_by.eq(by.user_id),
+            access_grants::decided_at.eq(diesel::dsl::now),
+            access_grants::reason.eq("superseded by a later change to the account"),
+        ))
+        .execute(conn)
+        .await?;
+    let event = Event::new(AuditAction::GrantWithdrawn, AuditOutcome::Success)
+        .by(by)
+        .in_org(grant.organization_id)
+        .target("user", user)
+        .details(serde_json::json!({ "grant": grant.id, "kind": grant.kind, "requested_by": grant.requested_by }));
+    audit::record(conn, ctx, event).await?;
+    Ok(Some(grant))
 }
 
 /// Gives what an approved grant gives; the account's sessions end so its tokens carry the change.
+/// The approver has confirmed that the person holds their own credential, so whoever issued it no
+/// longer counts as controlling it: the account may itself approve later grants of the issuer's.
 pub(crate) async fn apply(conn: &mut AsyncPgConnection, grant: &Grant) -> QueryResult<()> {
     let target = users::table.find(grant.user_id);
-    let bump = (users::version.eq(users::version + 1), users::updated_at.eq(diesel::dsl::now));
+    let bump = (
+        users::version.eq(users::version + 1),
+        users::updated_at.eq(diesel::dsl::now),
+        users::credential_issued_by.eq(None::<Uuid>),
+    );
     match grant.kind {
         GrantKind::NewCaseworker | GrantKind::CredentialReset => {
             diesel::update(target).set((users::awaiting_approval.eq(false), bump)).execute(conn).await?;
@@ -218,14 +250,16 @@ pub(crate) async fn apply(conn: &mut AsyncPgConnection, grant: &Grant) -> QueryR
     crate::auth::sessions::revoke_user(conn, grant.user_id).await
 }
 
-/// Undoes what waiting for a refused or withdrawn grant held: a credential set for it is void
-/// (the account stays unusable until a new reset is issued and approved).
+/// Undoes what waiting for a refused or withdrawn grant held: a credential set for it is void, and
+/// so is a token not yet redeemed (the account stays unusable until a new reset is issued and
+/// approved).
 pub(crate) async fn void(conn: &mut AsyncPgConnection, grant: &Grant) -> QueryResult<()> {
     if grant.kind.completes_credential() {
         diesel::update(users::table.find(grant.user_id))
             .set((users::password_hash.eq(None::<String>), users::version.eq(users::version + 1)))
             .execute(conn)
             .await?;
+        crate::auth::enrolments::supersede(conn, grant.user_id).await?;
     }
     Ok(())
 }

@@ -67,19 +67,14 @@ pub async fn reset_user(
     let reset = async move {
         (*conn)
             .transaction::<_, ApiError, _>(async move |conn: &mut AsyncPgConnection| {
-                let (role, awaiting): (Role, bool) =
-                    users::table.find(id).select((users::role, users::awaiting_approval)).for_update().first(conn).await?;
+                let role: Role = users::table.find(id).select(users::role).for_update().first(conn).await?;
                 let caseworker = role == Role::Caseworker;
-                let grant = match (caseworker, grants::pending_for(conn, id).await?) {
-                    (false, _) => None,
-                    // A lost token re-issued: the grant already waiting covers the new one.
-                    (true, Some(g)) if g.kind.completes_credential() => Some(g),
-                    (true, Some(_)) => {
-                        return Err(ApiError::Conflict(
-                            "A grant for this account is already waiting for a decision; decide it first.".into(),
-                        ));
-                    }
-                    (true, None) => Some(grants::request(conn, &ctx, &principal, org, id, GrantKind::CredentialReset).await?),
+                // Whatever waited for approval was about the old credential: a new request replaces
+                // it, so an approver never confirms a password the person did not set last.
+                grants::withdraw_pending(conn, &ctx, &principal, id).await?;
+                let grant = match caseworker {
+                    true => Some(grants::request(conn, &ctx, &principal, org, id, GrantKind::CredentialReset).await?),
+                    false => None,
                 };
                 diesel::update(users::table.find(id))
                     .set((
@@ -87,7 +82,7 @@ pub async fn reset_user(
                         users::failed_logins.eq(0),
                         users::locked_until.eq(None::<chrono::DateTime<chrono::Utc>>),
                         users::credential_issued_by.eq(principal.user_id),
-                        users::awaiting_approval.eq(awaiting || caseworker),
+                        users::awaiting_approval.eq(caseworker),
                         users::version.eq(users::version + 1),
                         users::updated_at.eq(diesel::dsl::now),
                     ))

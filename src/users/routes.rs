@@ -298,9 +298,15 @@ pub async fn update_user(
         (*conn)
             .transaction::<_, ApiError, _>(
                 async move |conn: &mut diesel_async::AsyncPgConnection| {
+                    // Leaving the caseworker role ends any wait for caseworker access.
+                    let leaves_caseworker = role.is_some() && current.role == Role::Caseworker;
+                    if leaves_caseworker {
+                        grants::withdraw_pending(conn, &ctx, &principal, id).await?;
+                    }
                     let changed =
                         diesel::update(users::table.find(id).filter(users::version.eq(if_match.0)))
                             .set((
+                                leaves_caseworker.then(|| users::awaiting_approval.eq(false)),
                                 role.map(|r| users::role.eq(r)),
                                 body.disabled.map(|d| users::disabled.eq(d)),
                                 users::version.eq(users::version + 1),

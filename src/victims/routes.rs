@@ -81,6 +81,10 @@ pub async fn load_in_sight(
     }
 }
 
+/// Refusal audits written at once: a flood of probes queues its audit writes (memory only) instead
+/// of taking every database connection.
+static REFUSAL_WRITERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// Records a refused access in a task of its own, after the response.
 fn audit_refusal(state: &AppState, ctx: &RequestContext, principal: &Principal, victim: Uuid, status: u16) {
     let (pool, ctx) = (state.pool.clone(), ctx.clone());
@@ -90,6 +94,7 @@ fn audit_refusal(state: &AppState, ctx: &RequestContext, principal: &Principal, 
         .details(serde_json::json!({ "status": status }));
     actix_web::rt::spawn(async move {
         let recorded = async {
+            let _writer = REFUSAL_WRITERS.acquire().await.map_err(|e| e.to_string())?;
             let mut conn = pool.get().await.map_err(|e| e.to_string())?;
             let event = match store::owner_of(&mut conn, victim).await.map_err(|e| e.to_string())? {
                 Some(owner) => event.in_org(owner),

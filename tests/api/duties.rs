@@ -91,6 +91,20 @@ async fn an_admin_made_caseworker_needs_a_second_person() {
     let caseworker = token_of(&log_in(&app, "mule@example.org", THEIR_PASSWORD).await);
     assert!(reads_identity(&app, &caseworker, victim).await);
 
+    // X's own admins are X's puppets: one requests, the other cannot approve.
+    let mut puppets = Vec::new();
+    for name in ["s", "p"] {
+        let made = app.post("/api/v1/users", Some(&x), json!({ "email": format!("{name}@example.org"), "role": "admin" })).await.json();
+        app.enrol(made["enrolment"]["token"].as_str().unwrap(), THEIR_PASSWORD).await;
+        puppets.push(token_of(&log_in(&app, &format!("{name}@example.org"), THEIR_PASSWORD).await));
+    }
+    let t = app.post("/api/v1/users", Some(&puppets[0]), json!({ "email": "t@example.org", "role": "caseworker" })).await.json();
+    app.enrol(t["enrolment"]["token"].as_str().unwrap(), THEIR_PASSWORD).await;
+    let t_grant = t["grant"]["id"].as_str().unwrap();
+    app.post(&format!("/api/v1/access-grants/{t_grant}/approve"), Some(&puppets[1]), json!({}))
+        .await
+        .assert_problem(403, "second-person-required");
+
     let (requester, _) = grant_event(&app, "access_grant.request", &grant).await;
     let (approver, details) = grant_event(&app, "access_grant.approve", &grant).await;
     assert_eq!(requester, admin_x.id);
@@ -127,6 +141,15 @@ async fn a_host_admin_cannot_make_a_caseworker_in_another_organisation() {
     assert!(!reads_identity(&app, &host, victim).await);
     app.post("/api/v1/victims/search", Some(&host), json!({ "name": "MARKERGIVEN" })).await.assert_problem(403, "forbidden");
 
+    // Disabling an organisation's admins does not make room for a host's own.
+    let lone = app.create_org().await;
+    let lone_admin = app.create_user(lone, Role::Admin).await;
+    let resp = app.patch(&format!("/api/v1/users/{}", lone_admin.id), &host, "\"1\"", json!({ "disabled": true })).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    app.post("/api/v1/users", Some(&host), json!({ "email": "h3@example.org", "role": "admin", "organization_id": lone }))
+        .await
+        .assert_problem(403, "forbidden");
+
     // A new organisation's first admin is the host's to create (no grant: admins read no identity).
     let fresh = app.create_org().await;
     let created = app.post("/api/v1/users", Some(&host), json!({ "email": "first@example.org", "role": "admin", "organization_id": fresh })).await;
@@ -146,7 +169,14 @@ async fn a_host_admin_cannot_make_a_caseworker_in_another_organisation() {
     let (_, other_host) = app.user_with_token(app.host_org, Role::Admin).await;
     let resp = app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&other_host), json!({})).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
-    assert_eq!(log_in(&app, "cw@example.org", THEIR_PASSWORD).await.status, StatusCode::OK);
+    let cw_token = token_of(&log_in(&app, "cw@example.org", THEIR_PASSWORD).await);
+    // Once confirmed by a second person, that caseworker is a second person for the admin's next
+    // request, although the admin issued their token.
+    let next = app.post("/api/v1/users", Some(&first), json!({ "email": "cw2@example.org", "role": "caseworker" })).await.json();
+    app.enrol(next["enrolment"]["token"].as_str().unwrap(), THEIR_PASSWORD).await;
+    let grant = next["grant"]["id"].as_str().unwrap();
+    let resp = app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&cw_token), json!({})).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
 }
 
 #[tokio::test]

@@ -53,8 +53,8 @@ async fn start(dir: &Path, port: u16) -> (Child, Option<String>, Log) {
     loop {
         tokio::select! {
             line = stdout.next_line() => {
-                if let Ok(Some(line)) = line && let Some(p) = line.trim().strip_prefix("password:") {
-                    password = Some(p.trim().to_owned());
+                if let Ok(Some(line)) = line && let Some(p) = first_admin_password(&line) {
+                    password = Some(p);
                 }
             }
             line = stderr.next_line() => match line {
@@ -75,8 +75,8 @@ async fn start(dir: &Path, port: u16) -> (Child, Option<String>, Log) {
     while password.is_none() {
         match tokio::time::timeout(Duration::from_millis(500), stdout.next_line()).await {
             Ok(Ok(Some(line))) => {
-                if let Some(p) = line.trim().strip_prefix("password:") {
-                    password = Some(p.trim().to_owned());
+                if let Some(p) = first_admin_password(&line) {
+                    password = Some(p);
                 }
             }
             _ => break,
@@ -91,6 +91,12 @@ async fn start(dir: &Path, port: u16) -> (Child, Option<String>, Log) {
         }
     });
     (child, password, log)
+}
+
+/// The first admin's password from the start-up banner (`    admin@haven.local   <password>`).
+fn first_admin_password(line: &str) -> Option<String> {
+    let mut words = line.split_whitespace();
+    (words.next() == Some("admin@haven.local")).then(|| words.next().map(str::to_owned)).flatten()
 }
 
 async fn stop(mut child: Child) {
@@ -273,6 +279,16 @@ async fn bootstrap_creates_the_first_admin_once() {
     let again = run().output().await.unwrap();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already bootstrapped"));
+    // Without --org: a second host admin, who sets their own password at the console.
+    let second = haven()
+        .env("DATABASE_URL", &url)
+        .env("HAVEN_BOOTSTRAP_PASSWORD", "quiet-tamarind-sextant-8")
+        .args(["bootstrap", "--email", "second@example.org"])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
 
     // The admin can log in on a service using that database.
     let settings = crate::helpers::test_settings(&url);
@@ -281,13 +297,15 @@ async fn bootstrap_creates_the_first_admin_once() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(haven::startup::run(state, listener).unwrap());
-    let resp = reqwest::Client::new()
-        .post(format!("{address}/api/v1/auth/login"))
-        .json(&json!({ "email": "root@example.org", "password": "steady-baobab-river-31" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
+    for (email, password) in [("root@example.org", "steady-baobab-river-31"), ("second@example.org", "quiet-tamarind-sextant-8")] {
+        let resp = reqwest::Client::new()
+            .post(format!("{address}/api/v1/auth/login"))
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{email}");
+    }
 
     // Weak passwords are refused before anything is written.
     let weak = haven()
