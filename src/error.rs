@@ -67,6 +67,12 @@ pub enum ApiError {
     /// The account's access waits for a second person's approval.
     #[error("awaiting approval")]
     AwaitingApproval,
+    /// The password was right; the second factor's code is missing.
+    #[error("second factor required")]
+    SecondFactorRequired,
+    /// The organisation requires a second factor that the account has not enrolled.
+    #[error("second factor enrolment required")]
+    SecondFactorEnrolmentRequired,
     #[error("not found")]
     NotFound,
     #[error("no such route")]
@@ -134,6 +140,18 @@ impl ApiError {
                 "Awaiting approval",
                 "This account's access waits for a second person's approval: another admin or a caseworker of your \
                  organisation."
+                    .into(),
+            ),
+            ApiError::SecondFactorRequired => (
+                "second-factor-required",
+                "Second factor required",
+                "Send the current code of your authenticator app as `code` (or a recovery code as `recovery_code`).".into(),
+            ),
+            ApiError::SecondFactorEnrolmentRequired => (
+                "second-factor-enrolment-required",
+                "Second factor enrolment required",
+                "Your organisation requires a second factor: enrol one with POST /api/v1/auth/second-factor, then log in \
+                 with its code."
                     .into(),
             ),
             ApiError::NotFound => (
@@ -222,11 +240,12 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unauthorized | ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::InvalidCredentials | ApiError::SecondFactorRequired => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden
             | ApiError::BudgetExhausted { .. }
             | ApiError::SecondPersonRequired(_)
-            | ApiError::AwaitingApproval => StatusCode::FORBIDDEN,
+            | ApiError::AwaitingApproval
+            | ApiError::SecondFactorEnrolmentRequired => StatusCode::FORBIDDEN,
             ApiError::NotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -251,7 +270,7 @@ impl ResponseError for ApiError {
             response.insert_header(pair);
         }
         match self {
-            ApiError::Unauthorized | ApiError::InvalidCredentials => {
+            ApiError::Unauthorized | ApiError::InvalidCredentials | ApiError::SecondFactorRequired => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
             ApiError::TooManyRequests { retry_after_secs } => {

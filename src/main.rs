@@ -146,11 +146,12 @@ fn rekey(settings: Settings, reindex: bool) -> Result<(), StartupError> {
             .await
             .map_err(|e| StartupError::Task(e.to_string()))?;
         println!(
-            "Re-encrypted under `{}`: {} identities, {} assistance notes, {} referral reasons.",
+            "Re-encrypted under `{}`: {} identities, {} assistance notes, {} referral reasons, {} second factors.",
             keys.identity.current_key_id(),
             report.identities,
             report.notes,
-            report.reasons
+            report.reasons,
+            report.second_factors
         );
         Ok::<_, StartupError>(())
     });

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use uuid::Uuid;
 
 use crate::db::Pool;
-use crate::db::schema::{assistance_records, referrals, victim_identities};
+use crate::db::schema::{assistance_records, referrals, users, victim_identities};
 use crate::privacy::crypto::{IdentityKeyring, Purpose, Sealed};
 use crate::privacy::identity;
 
@@ -21,6 +21,7 @@ pub struct RekeyReport {
     pub identities: u64,
     pub notes: u64,
     pub reasons: u64,
+    pub second_factors: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,7 @@ pub async fn run(pool: &Pool, keys: &IdentityKeyring, reindex: bool, progress: b
         identities: identities(&mut conn, keys, &current, reindex, progress).await?,
         notes: notes(&mut conn, keys, &current, progress).await?,
         reasons: reasons(&mut conn, keys, &current, progress).await?,
+        second_factors: second_factors(&mut conn, keys, &current, progress).await?,
     })
 }
 
@@ -160,3 +162,4 @@ macro_rules! reseal_column {
 
 reseal_column!(notes, assistance_records, notes_key_id, notes_nonce, notes_ciphertext, Purpose::AssistanceNotes, "assistance notes");
 reseal_column!(reasons, referrals, reason_key_id, reason_nonce, reason_ciphertext, Purpose::ReferralReason, "referral reasons");
+reseal_column!(second_factors, users, totp_key_id, totp_nonce, totp_ciphertext, Purpose::SecondFactor, "second factors");

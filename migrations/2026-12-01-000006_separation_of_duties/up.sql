@@ -36,7 +36,7 @@ CREATE TABLE access_grants (
     reason          text CHECK (length(reason) <= 500),
     -- The database itself holds the two-person rule: nobody approves or refuses their own request
     -- or their own access (withdrawing one's own request is the only exception).
-    CHECK (requested_by <> user_id),
+    CHECK (requested_by <> user_id OR kind = 'second_factor'),
     CHECK (decided_by IS NULL OR decided_by <> user_id),
     CHECK (decided_by IS NULL OR decided_by <> requested_by OR status = 'withdrawn'),
     CHECK ((status = 'pending') = (decided_by IS NULL))

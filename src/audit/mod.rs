@@ -33,6 +33,9 @@ text_enum! {
         /// The person redeemed their enrolment or reset token and set their own password.
         EnrolmentRedeemed => "user.enrolment_redeem",
         PasswordChanged => "user.password_change",
+        SecondFactorEnrolled => "user.second_factor_enrol",
+        SecondFactorReset => "user.second_factor_reset",
+        SecondFactorPolicySet => "organization.second_factor_policy",
         GrantRequested => "access_grant.request",
         GrantApproved => "access_grant.approve",
         GrantRefused => "access_grant.refuse",

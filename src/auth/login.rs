@@ -11,7 +11,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::routes::{LoginRequest, TokenResponse, no_store, tokens};
-use super::sessions;
+use super::{second_factor, sessions};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::db::schema::users;
 use crate::domain::Role;
@@ -53,7 +53,7 @@ fn locked(retry_after: chrono::Duration) -> ApiError {
 #[post("/auth/login")]
 pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: ApiJson<LoginRequest>) -> ApiResult<HttpResponse> {
     let ctx = RequestContext::of(&req, &state.settings);
-    let LoginRequest { email, password } = body.0;
+    let LoginRequest { email, password, code, recovery_code } = body.0;
     let password = Zeroizing::new(password);
     let account = email.trim().to_lowercase();
     let address = ctx.client_address.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
@@ -139,6 +139,7 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: ApiJson<L
 
     let expires = now + chrono::Duration::hours(settings.session_ttl_hours as i64);
     let (id, org, role, version) = (user.id, user.organization_id, user.role, user.token_version);
+    let (factor_state, account_email) = (state.clone(), account.clone());
     let (session_id, refresh_token) = (*conn)
         .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
             // The account may have changed while the password was being checked (an admin reset
@@ -152,6 +153,9 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: ApiJson<L
             if current_version != version || disabled || awaiting || locked_until.is_some_and(|t| t > Utc::now()) {
                 return Err(ApiError::InvalidCredentials);
             }
+            // Only after the password: the answer may tell that a second factor is needed.
+            let presented = second_factor::Presented { code: code.as_deref(), recovery_code: recovery_code.as_deref() };
+            second_factor::check_login(&factor_state, conn, id, &account_email, role, &presented).await?;
             diesel::update(users::table.find(id))
                 .set((
                     users::failed_logins.eq(0),

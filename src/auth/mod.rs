@@ -8,6 +8,7 @@ pub mod login;
 pub mod password;
 pub mod principal;
 pub mod routes;
+pub mod second_factor;
 pub mod session_cache;
 pub mod sessions;
 pub mod throttle;

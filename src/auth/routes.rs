@@ -24,6 +24,15 @@ pub struct LoginRequest {
     pub email: String,
     #[schema(write_only, example = "ferry-lagos-quiet-orchid")]
     pub password: String,
+    /// The current code of your second factor, if you enrolled one (401 `second-factor-required`
+    /// without it).
+    #[serde(default)]
+    #[schema(write_only, example = "492039")]
+    pub code: Option<String>,
+    /// A recovery code instead of `code`; each works once.
+    #[serde(default)]
+    #[schema(write_only)]
+    pub recovery_code: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -11,6 +11,7 @@ diesel::table! {
         version -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        require_second_factor -> Nullable<Bool>,
     }
 }
 
@@ -31,6 +32,19 @@ diesel::table! {
         updated_at -> Timestamptz,
         awaiting_approval -> Bool,
         credential_issued_by -> Nullable<Uuid>,
+        totp_key_id -> Nullable<Text>,
+        totp_nonce -> Nullable<Bytea>,
+        totp_ciphertext -> Nullable<Bytea>,
+        totp_active -> Bool,
+        totp_last_step -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    recovery_codes (user_id, code_hash) {
+        user_id -> Uuid,
+        code_hash -> Bytea,
+        used_at -> Nullable<Timestamptz>,
     }
 }
 

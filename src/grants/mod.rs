@@ -32,6 +32,8 @@ crate::text_enum! {
         ReEnable => "re_enable",
         /// A caseworker's reset password, usable once the person has set it.
         CredentialReset => "credential_reset",
+        /// A caseworker's new or reset second factor, usable once the person has enrolled it.
+        SecondFactor => "second_factor",
     }
 }
 
@@ -49,8 +51,16 @@ crate::text_enum! {
 impl GrantKind {
     /// Grants that complete a credential: approval waits until the person has set their password.
     pub fn completes_credential(self) -> bool {
-        matches!(self, GrantKind::NewCaseworker | GrantKind::CredentialReset)
+        matches!(self, GrantKind::NewCaseworker | GrantKind::CredentialReset | GrantKind::SecondFactor)
     }
+}
+
+/// Whether the person has set what a grant completes: their second factor for `second_factor`,
+/// their password otherwise. For queries joining `access_grants` and `users`.
+pub fn credential_ready() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    diesel::dsl::sql(
+        "CASE WHEN access_grants.kind = 'second_factor' THEN users.totp_active ELSE users.password_hash IS NOT NULL END",
+    )
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -113,7 +123,7 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
     access_grants::table
         .inner_join(users::table)
         .filter(access_grants::id.eq(id))
-        .select((Grant::as_select(), users::password_hash.is_not_null()))
+        .select((Grant::as_select(), credential_ready()))
         .first(conn)
         .await
         .optional()
@@ -237,7 +247,7 @@ pub(crate) async fn apply(conn: &mut AsyncPgConnection, grant: &Grant) -> QueryR
         users::credential_issued_by.eq(None::<Uuid>),
     );
     match grant.kind {
-        GrantKind::NewCaseworker | GrantKind::CredentialReset => {
+        GrantKind::NewCaseworker | GrantKind::CredentialReset | GrantKind::SecondFactor => {
             diesel::update(target).set((users::awaiting_approval.eq(false), bump)).execute(conn).await?;
         }
         GrantKind::Promotion => {
@@ -254,12 +264,16 @@ pub(crate) async fn apply(conn: &mut AsyncPgConnection, grant: &Grant) -> QueryR
 /// so is a token not yet redeemed (the account stays unusable until a new reset is issued and
 /// approved).
 pub(crate) async fn void(conn: &mut AsyncPgConnection, grant: &Grant) -> QueryResult<()> {
-    if grant.kind.completes_credential() {
-        diesel::update(users::table.find(grant.user_id))
-            .set((users::password_hash.eq(None::<String>), users::version.eq(users::version + 1)))
-            .execute(conn)
-            .await?;
-        crate::auth::enrolments::supersede(conn, grant.user_id).await?;
+    match grant.kind {
+        GrantKind::NewCaseworker | GrantKind::CredentialReset => {
+            diesel::update(users::table.find(grant.user_id))
+                .set((users::password_hash.eq(None::<String>), users::version.eq(users::version + 1)))
+                .execute(conn)
+                .await?;
+            crate::auth::enrolments::supersede(conn, grant.user_id).await?;
+        }
+        GrantKind::SecondFactor => crate::auth::second_factor::remove(conn, grant.user_id).await?,
+        GrantKind::Promotion | GrantKind::ReEnable => {}
     }
     Ok(())
 }

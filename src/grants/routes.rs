@@ -65,7 +65,7 @@ pub async fn list_grants(
     let mut sql = access_grants::table
         .inner_join(users::table)
         .filter(access_grants::organization_id.eq(org))
-        .select((Grant::as_select(), users::password_hash.is_not_null()))
+        .select((Grant::as_select(), super::credential_ready()))
         .into_boxed();
     if let Some(status) = q.status {
         sql = sql.filter(access_grants::status.eq(status));
@@ -145,8 +145,8 @@ pub async fn approve_grant(
                 .map_err(ApiError::SecondPersonRequired)?;
                 if grant.kind.completes_credential() && !credential_set {
                     return Err(ApiError::Conflict(
-                        "The person has not set their password yet; approve once they have, after confirming with them in \
-                         person that they did."
+                        "The person has not set their password (or second factor) yet; approve once they have, after \
+                         confirming with them in person that they did."
                             .into(),
                     ));
                 }
@@ -240,12 +240,11 @@ async fn locked(conn: &mut AsyncPgConnection, principal: &Principal, id: Uuid) -
         .optional()?
         .ok_or(ApiError::NotFound)?;
     policy::read_grants(principal, grant.organization_id).require()?;
-    let credential_set: bool = users::table
-        .find(grant.user_id)
-        .select(users::password_hash.is_not_null())
-        .for_update()
-        .first(conn)
-        .await?;
+    let subject = users::table.find(grant.user_id);
+    let credential_set: bool = match grant.kind {
+        super::GrantKind::SecondFactor => subject.select(users::totp_active).for_update().first(conn).await?,
+        _ => subject.select(users::password_hash.is_not_null()).for_update().first(conn).await?,
+    };
     Ok((grant, credential_set))
 }
 

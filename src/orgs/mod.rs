@@ -1,6 +1,7 @@
 //! Organisations: the model, its view, and the handlers in `routes`.
 
 pub mod routes;
+pub mod second_factor;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -23,6 +24,7 @@ pub struct Organization {
     pub version: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub require_second_factor: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -37,6 +39,10 @@ pub struct OrganizationView {
     pub country: Option<String>,
     /// Whether this organisation's records count in anonymised statistics for partners.
     pub shares_statistics: bool,
+    /// Whether its caseworkers must log in with a second factor; absent: the deployment's default
+    /// (required in production, optional otherwise). Set with `PUT /organizations/{id}/second-factor`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_second_factor: Option<bool>,
     /// Optimistic-concurrency version; send it back as `If-Match: "<version>"` to update.
     pub version: i32,
     pub created_at: DateTime<Utc>,
@@ -51,6 +57,7 @@ impl From<Organization> for OrganizationView {
             kind: o.kind,
             country: o.country,
             shares_statistics: o.shares_statistics,
+            require_second_factor: o.require_second_factor,
             version: o.version,
             created_at: o.created_at,
             updated_at: o.updated_at,

@@ -25,6 +25,8 @@ pub enum Purpose {
     Identity,
     AssistanceNotes,
     ReferralReason,
+    /// A staff account's TOTP secret.
+    SecondFactor,
 }
 
 impl Purpose {
@@ -33,6 +35,7 @@ impl Purpose {
             Purpose::Identity => b"identity",
             Purpose::AssistanceNotes => b"assistance-notes",
             Purpose::ReferralReason => b"referral-reason",
+            Purpose::SecondFactor => b"second-factor",
         }
     }
 }

@@ -19,6 +19,19 @@ use crate::extract::RequestContext;
 use crate::grants::{self, GrantKind, GrantView};
 use crate::state::AppState;
 
+/// The organisation of the account `principal` resets, if the policy allows it; nobody resets
+/// themselves (`own` says what to do instead).
+async fn resettable(conn: &mut AsyncPgConnection, principal: &Principal, id: Uuid, own: &str) -> ApiResult<Uuid> {
+    let current = super::find(conn, id).await?.ok_or(ApiError::NotFound)?;
+    let org = current.organization_id;
+    let staff = grants::staff(conn, org).await?;
+    policy::change_user(principal, org, Some(current.role), UserChange::Reset, staff).require()?;
+    if id == principal.user_id {
+        return Err(ApiError::Conflict(own.into()));
+    }
+    Ok(org)
+}
+
 /// A reset: the token for the person and, for a caseworker, the grant a second person approves.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PasswordReset {
@@ -56,13 +69,7 @@ pub async fn reset_user(
 ) -> ApiResult<HttpResponse> {
     let id = id.into_inner();
     let mut conn = state.pool.get().await?;
-    let current = super::find(&mut conn, id).await?.ok_or(ApiError::NotFound)?;
-    let org = current.organization_id;
-    let staff = grants::staff(&mut conn, org).await?;
-    policy::change_user(&principal, org, Some(current.role), UserChange::Reset, staff).require()?;
-    if id == principal.user_id {
-        return Err(ApiError::Conflict("Change your own password with POST /api/v1/me/password.".into()));
-    }
+    let org = resettable(&mut conn, &principal, id, "Change your own password with POST /api/v1/me/password.").await?;
     let ttl = state.settings.enrolment_ttl_hours;
     let reset = async move {
         (*conn)
@@ -102,4 +109,50 @@ pub async fn reset_user(
     };
     let reset = crate::auth::session_cache::revoking(state.sessions.clone(), reset).await?;
     Ok(HttpResponse::Ok().insert_header((actix_web::http::header::CACHE_CONTROL, "no-store")).json(reset))
+}
+
+/// Reset a staff account's second factor (a lost phone).
+///
+/// Removes the factor and its recovery codes and ends the account's sessions. The person enrols a
+/// new one (`POST /auth/second-factor`); a caseworker's new factor waits for a second person's
+/// approval. Admins of the organisation only.
+#[utoipa::path(
+    tag = "users",
+    params(("id" = Uuid, Path, description = "User id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 409, response = crate::openapi::responses::Conflict),
+    )
+)]
+#[post("/users/{id}/second-factor/reset")]
+pub async fn reset_second_factor(
+    state: web::Data<AppState>,
+    principal: Principal,
+    ctx: RequestContext,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let id = id.into_inner();
+    let mut conn = state.pool.get().await?;
+    let org = resettable(&mut conn, &principal, id, "Another admin of your organisation resets your second factor.").await?;
+    let reset = async move {
+        (*conn)
+            .transaction::<_, ApiError, _>(async move |conn: &mut AsyncPgConnection| {
+                users::table.find(id).select(users::id).for_update().first::<Uuid>(conn).await?;
+                crate::auth::second_factor::remove(conn, id).await?;
+                sessions::revoke_user(conn, id).await?;
+                let event = Event::new(AuditAction::SecondFactorReset, AuditOutcome::Success)
+                    .by(&principal)
+                    .in_org(org)
+                    .target("user", id);
+                audit::record(conn, &ctx, event).await?;
+                Ok(())
+            })
+            .await
+    };
+    crate::auth::session_cache::revoking(state.sessions.clone(), reset).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -21,6 +21,7 @@ mod referrals;
 mod refusal_timing;
 mod releases;
 mod rekey_seed;
+mod second_factor;
 mod sensitivity;
 mod reports;
 mod tokens;

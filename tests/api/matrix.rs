@@ -28,6 +28,8 @@ const MATRIX: &[(&str, &str, [Expect; 8])] = &[
     ("get", "/api/v1/users/{id}", [F, A, A, F, H, H, A, A]),
     ("patch", "/api/v1/users/{id}", [F, A, F, F, H, H, F, F]),
     ("post", "/api/v1/users/{id}/reset", [F, A, F, F, H, H, F, F]),
+    ("post", "/api/v1/users/{id}/second-factor/reset", [F, A, F, F, H, H, F, F]),
+    ("put", "/api/v1/organizations/{id}/second-factor", [F, A, F, F, H, H, A, F]),
     ("post", "/api/v1/me/password", [A, A, A, A, A, A, A, A]),
     ("get", "/api/v1/access-grants", [A, A, A, F, A, A, A, A]),
     ("get", "/api/v1/access-grants/{id}", [A, A, A, F, H, H, A, A]),
@@ -63,7 +65,15 @@ fn row_for(method: &str, path: &str) -> Option<[Expect; 8]> {
 }
 
 /// Operations outside the role matrix: public or operational endpoints.
-const UNAUTHENTICATED: &[&str] = &["/api/v1/auth/login", "/api/v1/auth/refresh", "/api/v1/auth/enrol", "/healthz", "/readyz"];
+const UNAUTHENTICATED: &[&str] = &[
+    "/api/v1/auth/login",
+    "/api/v1/auth/refresh",
+    "/api/v1/auth/enrol",
+    "/api/v1/auth/second-factor",
+    "/api/v1/auth/second-factor/confirm",
+    "/healthz",
+    "/readyz",
+];
 
 #[test]
 fn every_operation_has_a_row() {

@@ -106,6 +106,8 @@ impl World {
             ("post", "/api/v1/auth/login") => json!({ "email": "MARKERGIVEN@example.org", "password": "MARKERNOTES-password" }),
             ("post", "/api/v1/auth/refresh") => json!({ "refresh_token": "MARKERDOC123" }),
             ("put", "/api/v1/organizations/{id}/report-budget") => json!({ "allowance": 500.0 }),
+            ("put", "/api/v1/organizations/{id}/second-factor") => json!({ "required_for_caseworkers": false }),
+            ("post", "/api/v1/auth/second-factor") => json!({ "email": "MARKERGIVEN@example.org", "password": "MARKERNOTES-password" }),
             ("post", _) => json!({}),
             _ => return None,
         };

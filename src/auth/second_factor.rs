@@ -1,0 +1,356 @@
+//! The second factor: TOTP (RFC 6238, `totp-rs`: SHA-1, 6 digits, 30 s steps, one step of skew,
+//! which every authenticator app supports) and ten single-use recovery codes. The secret is sealed
+//! like an identity; recovery codes are stored as SHA-256. A code is accepted once (its time step
+//! is remembered). Enrolling needs the password, not a session, so a caseworker whose organisation
+//! requires a second factor can enrol before their first login; a caseworker's new factor then
+//! waits for a second person's approval like a new password does (DESIGN section 3).
+
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use totp_rs::{Builder, Secret, Totp};
+use utoipa::ToSchema;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use super::Principal;
+use crate::audit::{self, AuditAction, AuditOutcome, Event};
+use crate::config::Environment;
+use crate::db::schema::{organizations, recovery_codes, users};
+use crate::domain::Role;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, RequestContext};
+use crate::grants::{self, GrantKind};
+use crate::privacy::crypto::{Purpose, Sealed};
+use crate::state::AppState;
+
+const ISSUER: &str = "Haven";
+const RECOVERY_CODES: usize = 10;
+
+/// Your email and password: enrolling needs them, not a session.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecondFactorStart {
+    pub email: String,
+    #[schema(write_only)]
+    pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SecondFactorSecret {
+    /// The shared secret (base32), to type into an authenticator app. Shown only here.
+    pub secret: String,
+    /// The same as an `otpauth://` URI, for a QR code.
+    pub otpauth_uri: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecondFactorConfirm {
+    pub email: String,
+    #[schema(write_only)]
+    pub password: String,
+    /// The current six-digit code from the app.
+    #[schema(example = "492039")]
+    pub code: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RecoveryCodes {
+    /// Ten single-use codes; each logs in once in place of an app code. Shown only here: keep
+    /// them somewhere safe, apart from the phone.
+    pub recovery_codes: Vec<String>,
+    /// A caseworker's new second factor waits for a second person's approval before the account
+    /// can log in again.
+    pub awaiting_approval: bool,
+}
+
+/// Whether `role` in an organisation with `setting` must log in with a second factor.
+pub fn required(state: &AppState, role: Role, setting: Option<bool>) -> bool {
+    role == Role::Caseworker && setting.unwrap_or(state.settings.env == Environment::Production)
+}
+
+fn totp(secret: Vec<u8>, email: &str) -> ApiResult<Totp> {
+    Builder::new()
+        .with_secret(secret)
+        .with_account_name(email.replace(':', "_"))
+        .with_issuer(Some(ISSUER))
+        .build()
+        .map_err(|e| ApiError::internal("totp", e))
+}
+
+fn now() -> u64 {
+    chrono::Utc::now().timestamp().max(0) as u64
+}
+
+fn code_hash(code: &str) -> Vec<u8> {
+    let normalised: String = code.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_lowercase();
+    Sha256::digest(normalised.as_bytes()).to_vec()
+}
+
+struct Holder {
+    id: Uuid,
+    organization_id: Uuid,
+    email: String,
+    role: Role,
+    totp_active: bool,
+    sealed: Option<Sealed>,
+}
+
+/// Checks email and password like a login (throttled, unknown and wrong alike).
+async fn holder(state: &AppState, ctx: &RequestContext, email: &str, password: String) -> ApiResult<Holder> {
+    let password = Zeroizing::new(password);
+    let account = email.trim().to_lowercase();
+    let address = ctx.client_address.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    state.throttle.check(address, &account)?;
+    type Row = (Uuid, Uuid, String, Role, bool, Option<String>, bool, Option<String>, Option<Vec<u8>>, Option<Vec<u8>>);
+    let found: Option<Row> = users::table
+        .filter(crate::db::lower(users::email).eq(&account))
+        .select((
+            users::id,
+            users::organization_id,
+            users::email,
+            users::role,
+            users::disabled,
+            users::password_hash,
+            users::totp_active,
+            users::totp_key_id,
+            users::totp_nonce,
+            users::totp_ciphertext,
+        ))
+        .first(&mut *state.pool.get().await?)
+        .await
+        .optional()?;
+    let hash = found.as_ref().and_then(|f| f.5.clone());
+    let matched = password.len() <= 1024 && state.hasher.verify(password, hash).await?;
+    match found {
+        Some((id, organization_id, email, role, false, _, totp_active, key_id, nonce, ciphertext)) if matched => {
+            state.throttle.record_success(address, Some(&account));
+            let sealed = match (key_id, nonce, ciphertext) {
+                (Some(key_id), Some(nonce), Some(ciphertext)) => Some(Sealed { key_id, nonce, ciphertext }),
+                _ => None,
+            };
+            Ok(Holder { id, organization_id, email, role, totp_active, sealed })
+        }
+        _ => Err(ApiError::InvalidCredentials),
+    }
+}
+
+/// Start enrolling a second factor (TOTP).
+///
+/// With your email and password (no session needed, so a caseworker whose organisation requires a
+/// second factor can enrol before logging in). Returns a new secret for an authenticator app;
+/// confirm it with a code at `/auth/second-factor/confirm`. An enrolled factor is replaced only
+/// after an admin resets it.
+#[utoipa::path(
+    tag = "auth",
+    request_body = SecondFactorStart,
+    responses(
+        (status = 200, description = "A new secret", body = SecondFactorSecret),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 409, response = crate::openapi::responses::Conflict),
+        (status = 422, response = crate::openapi::responses::Invalid),
+        (status = 429, response = crate::openapi::responses::TooManyRequests),
+    )
+)]
+#[post("/auth/second-factor")]
+pub async fn start(state: web::Data<AppState>, req: HttpRequest, body: ApiJson<SecondFactorStart>) -> ApiResult<HttpResponse> {
+    let ctx = RequestContext::of(&req, &state.settings);
+    let SecondFactorStart { email, password } = body.0;
+    let holder = holder(&state, &ctx, &email, password).await?;
+    if holder.totp_active {
+        return Err(ApiError::Conflict("A second factor is enrolled; an admin resets it before a new one.".into()));
+    }
+    let secret = Zeroizing::new(Secret::generate().to_vec());
+    let totp = totp(secret.to_vec(), &holder.email)?;
+    let sealed = state.identity_keys.seal(Purpose::SecondFactor, holder.id, &secret);
+    diesel::update(users::table.find(holder.id))
+        .set((
+            users::totp_key_id.eq(sealed.key_id),
+            users::totp_nonce.eq(sealed.nonce),
+            users::totp_ciphertext.eq(sealed.ciphertext),
+            users::totp_last_step.eq(None::<i64>),
+        ))
+        .execute(&mut *state.pool.get().await?)
+        .await?;
+    let answer = SecondFactorSecret {
+        secret: totp.secret().to_base32(),
+        otpauth_uri: totp.to_url().map_err(|e| ApiError::internal("totp url", e))?,
+    };
+    Ok(HttpResponse::Ok().insert_header(super::routes::no_store()).json(answer))
+}
+
+/// Confirm a second factor with a code from the app.
+///
+/// Activates the factor and returns ten single-use recovery codes (shown only here). A caseworker's
+/// new factor waits for a second person's approval before the account logs in again.
+#[utoipa::path(
+    tag = "auth",
+    request_body = SecondFactorConfirm,
+    responses(
+        (status = 200, description = "Enrolled", body = RecoveryCodes),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 409, response = crate::openapi::responses::Conflict),
+        (status = 422, response = crate::openapi::responses::Invalid),
+        (status = 429, response = crate::openapi::responses::TooManyRequests),
+    )
+)]
+#[post("/auth/second-factor/confirm")]
+pub async fn confirm(state: web::Data<AppState>, req: HttpRequest, body: ApiJson<SecondFactorConfirm>) -> ApiResult<HttpResponse> {
+    let ctx = RequestContext::of(&req, &state.settings);
+    let SecondFactorConfirm { email, password, code } = body.0;
+    let holder = holder(&state, &ctx, &email, password).await?;
+    let sealed = match (&holder.sealed, holder.totp_active) {
+        (Some(sealed), false) => sealed.clone(),
+        (_, true) => return Err(ApiError::Conflict("A second factor is already enrolled.".into())),
+        (None, _) => return Err(ApiError::Conflict("Start with POST /api/v1/auth/second-factor.".into())),
+    };
+    let secret = state.identity_keys.open(Purpose::SecondFactor, holder.id, &sealed).map_err(|e| ApiError::internal("second factor", e))?;
+    let step = totp(secret.to_vec(), &holder.email)?
+        .check(code.trim(), now())
+        .ok_or_else(|| ApiError::validation("code", "is not the current code of this secret (check the phone's clock)"))?;
+    let codes: Vec<String> = (0..RECOVERY_CODES)
+        .map(|_| {
+            let raw: [u8; 8] = rand::random();
+            let text = data_encoding_free_base32(&raw);
+            format!("{}-{}", &text[..5], &text[5..10])
+        })
+        .collect();
+    let hashes: Vec<Vec<u8>> = codes.iter().map(|c| code_hash(c)).collect();
+    let mut conn = state.pool.get().await?;
+    let caseworker = holder.role == Role::Caseworker;
+    let subject = Principal {
+        user_id: holder.id,
+        organization_id: holder.organization_id,
+        role: holder.role,
+        session_id: Uuid::nil(),
+        is_host: false,
+    };
+    let enrol = async move {
+        (*conn)
+            .transaction::<_, ApiError, _>(async move |conn: &mut AsyncPgConnection| {
+                diesel::update(users::table.find(holder.id).filter(users::totp_active.eq(false)))
+                    .set((users::totp_active.eq(true), users::totp_last_step.eq(step as i64)))
+                    .execute(conn)
+                    .await?;
+                diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(holder.id))).execute(conn).await?;
+                let rows: Vec<_> =
+                    hashes.iter().map(|h| (recovery_codes::user_id.eq(holder.id), recovery_codes::code_hash.eq(h))).collect();
+                diesel::insert_into(recovery_codes::table).values(rows).execute(conn).await?;
+                let event = Event::new(AuditAction::SecondFactorEnrolled, AuditOutcome::Success)
+                    .by(&subject)
+                    .target("user", holder.id);
+                audit::record(conn, &ctx, event).await?;
+                if !caseworker {
+                    return Ok(false);
+                }
+                // A new account's own grant covers its factor; otherwise the factor has one of its own.
+                if grants::pending_for(conn, holder.id).await?.is_none_or(|g| !g.kind.completes_credential()) {
+                    grants::withdraw_pending(conn, &ctx, &subject, holder.id).await?;
+                    grants::request(conn, &ctx, &subject, holder.organization_id, holder.id, GrantKind::SecondFactor).await?;
+                }
+                diesel::update(users::table.find(holder.id)).set(users::awaiting_approval.eq(true)).execute(conn).await?;
+                super::sessions::revoke_user(conn, holder.id).await?;
+                Ok(true)
+            })
+            .await
+    };
+    let awaiting_approval = super::session_cache::revoking(state.sessions.clone(), enrol).await?;
+    Ok(HttpResponse::Ok().insert_header(super::routes::no_store()).json(RecoveryCodes { recovery_codes: codes, awaiting_approval }))
+}
+
+/// Crockford-style base32 of random bytes, without look-alike letters (no I, L, O, U).
+fn data_encoding_free_base32(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+    let mut bits = 0u32;
+    let mut width = 0;
+    let mut out = String::new();
+    for byte in bytes {
+        bits = (bits << 8) | *byte as u32;
+        width += 8;
+        while width >= 5 {
+            width -= 5;
+            out.push(ALPHABET[((bits >> width) & 31) as usize] as char);
+        }
+    }
+    out
+}
+
+/// What a login presents besides the password.
+pub struct Presented<'a> {
+    pub code: Option<&'a str>,
+    pub recovery_code: Option<&'a str>,
+}
+
+/// Checks the second factor of a login whose password matched, on the login's transaction. A code
+/// is accepted once; a recovery code is spent.
+pub async fn check_login(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    user: Uuid,
+    email: &str,
+    role: Role,
+    presented: &Presented<'_>,
+) -> ApiResult<()> {
+    let (active, key_id, nonce, ciphertext, setting): (bool, Option<String>, Option<Vec<u8>>, Option<Vec<u8>>, Option<bool>) = users::table
+        .inner_join(organizations::table)
+        .filter(users::id.eq(user))
+        .select((users::totp_active, users::totp_key_id, users::totp_nonce, users::totp_ciphertext, organizations::require_second_factor))
+        .first(conn)
+        .await?;
+    if !active {
+        return match required(state, role, setting) {
+            true => Err(ApiError::SecondFactorEnrolmentRequired),
+            false => Ok(()),
+        };
+    }
+    if let Some(code) = presented.recovery_code {
+        let spent = diesel::update(
+            recovery_codes::table
+                .filter(recovery_codes::user_id.eq(user))
+                .filter(recovery_codes::code_hash.eq(code_hash(code)))
+                .filter(recovery_codes::used_at.is_null()),
+        )
+        .set(recovery_codes::used_at.eq(diesel::dsl::now))
+        .execute(conn)
+        .await?;
+        return if spent == 1 { Ok(()) } else { Err(ApiError::InvalidCredentials) };
+    }
+    let Some(code) = presented.code else { return Err(ApiError::SecondFactorRequired) };
+    let (Some(key_id), Some(nonce), Some(ciphertext)) = (key_id, nonce, ciphertext) else {
+        return Err(ApiError::internal("second factor", "active without a secret"));
+    };
+    let secret = state
+        .identity_keys
+        .open(Purpose::SecondFactor, user, &Sealed { key_id, nonce, ciphertext })
+        .map_err(|e| ApiError::internal("second factor", e))?;
+    let step = totp(secret.to_vec(), email)?.check(code.trim(), now()).ok_or(ApiError::InvalidCredentials)? as i64;
+    // Once per code: a step at or before the last accepted one is a replay.
+    let accepted = diesel::update(
+        users::table
+            .find(user)
+            .filter(users::totp_last_step.is_null().or(users::totp_last_step.lt(step))),
+    )
+    .set(users::totp_last_step.eq(step))
+    .execute(conn)
+    .await?;
+    if accepted == 1 { Ok(()) } else { Err(ApiError::InvalidCredentials) }
+}
+
+/// Removes a person's second factor and recovery codes.
+pub async fn remove(conn: &mut AsyncPgConnection, user: Uuid) -> QueryResult<()> {
+    diesel::update(users::table.find(user))
+        .set((
+            users::totp_active.eq(false),
+            users::totp_key_id.eq(None::<String>),
+            users::totp_nonce.eq(None::<Vec<u8>>),
+            users::totp_ciphertext.eq(None::<Vec<u8>>),
+            users::totp_last_step.eq(None::<i64>),
+        ))
+        .execute(conn)
+        .await?;
+    diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user))).execute(conn).await?;
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! Two-factor authentication (TOTP, RFC 6238) with codes computed here from the enrolled secret:
+//! enrolment, login, replay, recovery codes, an organisation's requirement, and a caseworker's new
+//! factor waiting for a second person.
+
+use haven::domain::Role;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use totp_rs::{Builder, Secret, Totp};
+
+use crate::helpers::{PASSWORD, TestApp, TestUser, spawn_app};
+
+fn now() -> u64 {
+    chrono::Utc::now().timestamp() as u64
+}
+
+/// The app's view of a secret, to compute codes as a phone would.
+fn phone(secret: &str) -> Totp {
+    Builder::new()
+        .with_secret(Secret::try_from_base32(secret).unwrap())
+        .with_account_name("test")
+        .with_issuer(Some("Haven"))
+        .build()
+        .unwrap()
+}
+
+/// A code of the next time step (the current one may have been spent by the confirmation).
+fn next_code(totp: &Totp) -> String {
+    totp.generate(now() + 30).to_string()
+}
+
+/// Enrols `user`'s second factor; returns the phone and the confirmation's answer.
+async fn enrol(app: &TestApp, user: &TestUser) -> (Totp, Value) {
+    let start = app.post("/api/v1/auth/second-factor", None, json!({ "email": user.email, "password": PASSWORD })).await;
+    assert_eq!(start.status, StatusCode::OK, "{}", start.text);
+    assert!(start.json()["otpauth_uri"].as_str().unwrap().starts_with("otpauth://totp/"));
+    let totp = phone(start.json()["secret"].as_str().unwrap());
+    let wrong = json!({ "email": user.email, "password": PASSWORD, "code": "000000" });
+    if totp.generate(now()).to_string() != "000000" {
+        app.post("/api/v1/auth/second-factor/confirm", None, wrong).await.assert_problem(422, "validation");
+    }
+    let code = totp.generate(now()).to_string();
+    let confirmed = app
+        .post("/api/v1/auth/second-factor/confirm", None, json!({ "email": user.email, "password": PASSWORD, "code": code }))
+        .await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.text);
+    (totp, confirmed.json())
+}
+
+async fn login(app: &TestApp, user: &TestUser, extra: Value) -> crate::helpers::Response {
+    let mut body = json!({ "email": user.email, "password": PASSWORD });
+    body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    app.post("/api/v1/auth/login", None, body).await
+}
+
+#[tokio::test]
+async fn a_second_factor_is_enrolled_and_asked_for_at_every_login() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let auditor = app.create_user(org, Role::Auditor).await;
+    let (totp, confirmed) = enrol(&app, &auditor).await;
+    assert_eq!(confirmed["awaiting_approval"], false);
+    let recovery: Vec<String> =
+        confirmed["recovery_codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+    assert_eq!(recovery.len(), 10);
+
+    login(&app, &auditor, json!({})).await.assert_problem(401, "second-factor-required");
+    login(&app, &auditor, json!({ "code": "123456" })).await.assert_problem(401, "invalid-credentials");
+    let code = next_code(&totp);
+    assert_eq!(login(&app, &auditor, json!({ "code": code })).await.status, StatusCode::OK);
+    // A code works once (RFC 6238 section 5.2).
+    login(&app, &auditor, json!({ "code": code })).await.assert_problem(401, "invalid-credentials");
+    // A recovery code works once, in place of a code.
+    assert_eq!(login(&app, &auditor, json!({ "recovery_code": recovery[0] })).await.status, StatusCode::OK);
+    login(&app, &auditor, json!({ "recovery_code": recovery[0] })).await.assert_problem(401, "invalid-credentials");
+    // A wrong password never reveals that a second factor is enrolled.
+    app.post("/api/v1/auth/login", None, json!({ "email": auditor.email, "password": "not-the-password-at-all" }))
+        .await
+        .assert_problem(401, "invalid-credentials");
+    // Enrolled once: a new secret needs an admin's reset first.
+    app.post("/api/v1/auth/second-factor", None, json!({ "email": auditor.email, "password": PASSWORD }))
+        .await
+        .assert_problem(409, "conflict");
+    let (_, admin) = app.user_with_token(org, Role::Admin).await;
+    let reset = app.post(&format!("/api/v1/users/{}/second-factor/reset", auditor.id), Some(&admin), json!({})).await;
+    assert_eq!(reset.status, StatusCode::NO_CONTENT, "{}", reset.text);
+    assert_eq!(login(&app, &auditor, json!({})).await.status, StatusCode::OK, "no factor, none required of an auditor");
+    // Only hashes of recovery codes are stored, and the secret only sealed.
+    assert!(app.audit_actions().await.contains(&("user.second_factor_reset".into(), "success".into())));
+}
+
+#[tokio::test]
+async fn an_organisation_requires_it_and_a_caseworkers_new_factor_waits_for_a_second_person() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let (_, admin) = app.user_with_token(org, Role::Admin).await;
+    let (_, colleague) = app.user_with_token(org, Role::Caseworker).await;
+    let caseworker = app.create_user(org, Role::Caseworker).await;
+    assert_eq!(login(&app, &caseworker, json!({})).await.status, StatusCode::OK, "not required by default here");
+
+    let set = app
+        .request(reqwest::Method::PUT, &format!("/api/v1/organizations/{org}/second-factor"), Some(&admin),
+            Some(json!({ "required_for_caseworkers": true })))
+        .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.text);
+    assert_eq!(set.json()["require_second_factor"], true);
+    login(&app, &caseworker, json!({})).await.assert_problem(403, "second-factor-enrolment-required");
+
+    let (totp, confirmed) = enrol(&app, &caseworker).await;
+    assert_eq!(confirmed["awaiting_approval"], true);
+    login(&app, &caseworker, json!({ "code": next_code(&totp) })).await.assert_problem(403, "awaiting-approval");
+    let pending = app.get(&format!("/api/v1/access-grants?organization_id={org}&status=pending"), &colleague).await.json();
+    let grant = pending["items"].as_array().unwrap().iter().find(|g| g["kind"] == "second_factor").expect("a grant").clone();
+    assert_eq!(grant["requested_by"], caseworker.id.to_string());
+    let approved = app.post(&format!("/api/v1/access-grants/{}/approve", grant["id"].as_str().unwrap()), Some(&colleague), json!({})).await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.text);
+    assert_eq!(login(&app, &caseworker, json!({ "code": next_code(&totp) })).await.status, StatusCode::OK);
+
+    // Other organisations' admins cannot set it.
+    let other = app.create_org().await;
+    let (_, other_admin) = app.user_with_token(other, Role::Admin).await;
+    app.request(reqwest::Method::PUT, &format!("/api/v1/organizations/{org}/second-factor"), Some(&other_admin),
+        Some(json!({ "required_for_caseworkers": false })))
+        .await
+        .assert_problem(404, "not-found");
+}
