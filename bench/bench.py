@@ -61,9 +61,14 @@ def login(email, password=PASSWORD):
     return call("POST", "/api/v1/auth/login", body={"email": email, "password": password})["access_token"]
 
 
-def user(org, role):
+def user(org, role, creator=None):
+    """An account made as a deployment makes one: an admin creates it, the person sets their own
+    password with the enrolment token, and a caseworker is approved by the second host admin."""
     email = f"bench-{role}-{org[:8]}@haven.invalid"
-    call("POST", "/api/v1/users", ADMIN, {"email": email, "role": role, "password": PASSWORD, "organization_id": org}, expect=(201, 409))
+    created = call("POST", "/api/v1/users", creator or ADMIN, {"email": email, "role": role, "organization_id": org})
+    call("POST", "/api/v1/auth/enrol", body={"token": created["enrolment"]["token"], "password": PASSWORD})
+    if created.get("grant"):
+        call("POST", f"/api/v1/access-grants/{created['grant']['id']}/approve", SECOND)
     return login(email)
 
 
@@ -128,10 +133,11 @@ def lua(name):
 
 # --- set-up: accounts in the seed organisation with the most victims, and ids to read -----------
 ADMIN = login("bench@haven.invalid", "benchmark-admin-passphrase")
+SECOND = login("bench-second@haven.invalid", "benchmark-admin-passphrase")
 host = call("GET", "/api/v1/me", ADMIN)["organization"]["id"]
 org = psql("SELECT organization_id FROM victims GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
-caseworker_id_token = user(org, "caseworker")
 org_admin = user(org, "admin")
+caseworker_id_token = user(org, "caseworker", creator=org_admin)
 partner = user(host, "partner")
 caseworker_user = psql(f"SELECT id FROM users WHERE email = 'bench-caseworker-{org[:8]}@haven.invalid'")
 psql("DROP TABLE IF EXISTS bench_ids; CREATE TABLE bench_ids AS SELECT (row_number() OVER ())::int AS n, id FROM "

@@ -40,6 +40,8 @@ start=$(date +%s)
 "$BIN" seed --victims "$VICTIMS"
 SEED_SECONDS=$(($(date +%s) - start))
 "$BIN" bootstrap --org "Benchmark host" --email bench@haven.invalid >/dev/null
+# The second person who approves caseworker access (docs/DECISIONS.md D76).
+"$BIN" bootstrap --email bench-second@haven.invalid >/dev/null
 echo "== starting Haven (release)"
 # Allowances large enough for the thousands of new releases the report scenarios make.
 HAVEN_DP_ALLOWANCE=1000000000 HAVEN_DP_CAP=1000000000 "$BIN" serve >"$HAVEN_DATA_DIR/haven.log" 2>&1 &

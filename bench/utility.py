@@ -78,10 +78,19 @@ partners = []
 for i in range(args.draws):
     org = call("POST", "/api/v1/organizations", admin, {"name": f"Utility partner {i} {uuid.uuid4().hex[:6]}",
                                                          "kind": "international_organization", "country": "CHE"})["id"]
-    email = f"utility-partner-{i}-{uuid.uuid4().hex[:6]}@haven.invalid"
-    call("POST", "/api/v1/users", admin, {"email": email, "role": "partner", "password": "utility-partner-passphrase",
-                                          "organization_id": org})
-    partners.append(login(email, "utility-partner-passphrase"))
+    # The organisation's first admin (the host admin's to create), then its partner account; each
+    # person sets their own password with their enrolment token.
+    tag = uuid.uuid4().hex[:6]
+    org_admin = None
+    for role, creator in (("admin", admin), ("partner", None)):
+        email = f"utility-{role}-{i}-{tag}@haven.invalid"
+        created = call("POST", "/api/v1/users", creator or org_admin, {"email": email, "role": role, "organization_id": org})
+        call("POST", "/api/v1/auth/enrol", body={"token": created["enrolment"]["token"], "password": "utility-partner-passphrase"})
+        token = login(email, "utility-partner-passphrase")
+        if role == "admin":
+            org_admin = token
+        else:
+            partners.append(token)
 
 rows = []
 for report in call("GET", "/api/v1/reports", partners[0]):
