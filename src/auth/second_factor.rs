@@ -202,6 +202,7 @@ pub async fn confirm(state: web::Data<AppState>, req: HttpRequest, body: ApiJson
     let ctx = RequestContext::of(&req, &state.settings);
     let SecondFactorConfirm { email, password, code } = body.0;
     let holder = holder(&state, &ctx, &email, password).await?;
+    let verified = holder.sealed.as_ref().map(|s| s.ciphertext.clone()).unwrap_or_default();
     let sealed = match (&holder.sealed, holder.totp_active) {
         (Some(sealed), false) => sealed.clone(),
         (_, true) => return Err(ApiError::Conflict("A second factor is already enrolled.".into())),
@@ -231,10 +232,20 @@ pub async fn confirm(state: web::Data<AppState>, req: HttpRequest, body: ApiJson
     let enrol = async move {
         (*conn)
             .transaction::<_, ApiError, _>(async move |conn: &mut AsyncPgConnection| {
-                diesel::update(users::table.find(holder.id).filter(users::totp_active.eq(false)))
-                    .set((users::totp_active.eq(true), users::totp_last_step.eq(step as i64)))
-                    .execute(conn)
-                    .await?;
+                // The secret whose code was checked, and no other (a concurrent start may have
+                // replaced it): of two confirmations, one wins.
+                let activated = diesel::update(
+                    users::table
+                        .find(holder.id)
+                        .filter(users::totp_active.eq(false))
+                        .filter(users::totp_ciphertext.eq(&verified)),
+                )
+                .set((users::totp_active.eq(true), users::totp_last_step.eq(step as i64)))
+                .execute(conn)
+                .await?;
+                if activated != 1 {
+                    return Err(ApiError::Conflict("The secret changed while you confirmed it; start again.".into()));
+                }
                 diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(holder.id))).execute(conn).await?;
                 let rows: Vec<_> =
                     hashes.iter().map(|h| (recovery_codes::user_id.eq(holder.id), recovery_codes::code_hash.eq(h))).collect();
@@ -246,9 +257,13 @@ pub async fn confirm(state: web::Data<AppState>, req: HttpRequest, body: ApiJson
                 if !caseworker {
                     return Ok(false);
                 }
-                // A new account's own grant covers its factor; otherwise the factor has one of its own.
-                if grants::pending_for(conn, holder.id).await?.is_none_or(|g| !g.kind.completes_credential()) {
-                    grants::withdraw_pending(conn, &ctx, &subject, holder.id).await?;
+                // A new account's or a password reset's own grant covers the factor enrolled with it;
+                // otherwise this factor gets a grant of its own, never an older factor's.
+                let covered = grants::pending_for(conn, holder.id)
+                    .await?
+                    .is_some_and(|g| matches!(g.kind, GrantKind::NewCaseworker | GrantKind::CredentialReset));
+                if !covered {
+                    grants::withdraw_pending(conn, &ctx, &subject, holder.id, true).await?;
                     grants::request(conn, &ctx, &subject, holder.organization_id, holder.id, GrantKind::SecondFactor).await?;
                 }
                 diesel::update(users::table.find(holder.id)).set(users::awaiting_approval.eq(true)).execute(conn).await?;

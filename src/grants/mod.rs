@@ -210,12 +210,14 @@ pub async fn staff(conn: &mut AsyncPgConnection, org: Uuid) -> QueryResult<OrgSt
 }
 
 /// Withdraws whatever grant waits for `user` (a reset or a demotion makes it moot: what it would
-/// confirm has changed). Returns it, if there was one.
+/// confirm has changed). A second factor that waited for it is removed, unless `keep_factor` (the
+/// factor being confirmed replaces it). Returns the grant, if there was one.
 pub async fn withdraw_pending(
     conn: &mut AsyncPgConnection,
     ctx: &RequestContext,
     by: &Principal,
     user: Uuid,
+    keep_factor: bool,
 ) -> ApiResult<Option<Grant>> {
     let Some(grant) = pending_for(conn, user).await? else { return Ok(None) };
     diesel::update(access_grants::table.find(grant.id))
@@ -233,6 +235,9 @@ pub async fn withdraw_pending(
         .target("user", user)
         .details(serde_json::json!({ "grant": grant.id, "kind": grant.kind, "requested_by": grant.requested_by }));
     audit::record(conn, ctx, event).await?;
+    if grant.kind == GrantKind::SecondFactor && !keep_factor {
+        crate::auth::second_factor::remove(conn, user).await?;
+    }
     Ok(Some(grant))
 }
 
@@ -247,11 +252,15 @@ pub(crate) async fn apply(conn: &mut AsyncPgConnection, grant: &Grant) -> QueryR
         users::credential_issued_by.eq(None::<Uuid>),
     );
     match grant.kind {
+        // A factor's approver confirms in person too; a factor reset names its admin as issuer
+        // (so that admin cannot approve), and the confirmation ends that.
         GrantKind::NewCaseworker | GrantKind::CredentialReset | GrantKind::SecondFactor => {
             diesel::update(target).set((users::awaiting_approval.eq(false), bump)).execute(conn).await?;
         }
         GrantKind::Promotion => {
             diesel::update(target).set((users::role.eq(Role::Caseworker), bump)).execute(conn).await?;
+            // A factor enrolled as another role was never approved for a caseworker: enrol anew.
+            crate::auth::second_factor::remove(conn, grant.user_id).await?;
         }
         GrantKind::ReEnable => {
             diesel::update(target).set((users::disabled.eq(false), bump)).execute(conn).await?;

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::OrganizationView;
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
-use crate::db::schema::organizations;
+use crate::db::schema::{organizations, users};
 use crate::domain::policy;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, RequestContext};
@@ -27,8 +27,9 @@ pub struct SecondFactorPolicy {
 
 /// Require a second factor for an organisation's caseworkers, or not.
 ///
-/// Its admins and host admins. Caseworkers without one are asked to enrol at their next login
-/// (403 `second-factor-enrolment-required`); their enrolment waits for a second person's approval.
+/// Its admins and host admins. When it becomes required, the sessions of caseworkers without a
+/// factor end; they are asked to enrol at their next login (403
+/// `second-factor-enrolment-required`), and their enrolment waits for a second person's approval.
 #[utoipa::path(
     tag = "organizations",
     params(("id" = Uuid, Path, description = "Organisation id")),
@@ -54,8 +55,11 @@ pub async fn set_policy(
     policy::set_second_factor_policy(&principal, id).require()?;
     let required = body.0.required_for_caseworkers;
     let mut conn = state.pool.get().await?;
-    let org = (*conn)
+    let state_in = state.clone();
+    let change = async move {
+        (*conn)
         .transaction::<_, ApiError, _>(async move |conn: &mut AsyncPgConnection| {
+            let state = state_in;
             let org = diesel::update(organizations::table.find(id))
                 .set((
                     organizations::require_second_factor.eq(required),
@@ -67,6 +71,19 @@ pub async fn set_policy(
                 .await
                 .optional()?
                 .ok_or(ApiError::NotFound)?;
+            // Sessions opened with the password alone must not outlive the requirement.
+            if crate::auth::second_factor::required(&state, crate::domain::Role::Caseworker, required) {
+                let without: Vec<Uuid> = users::table
+                    .filter(users::organization_id.eq(id))
+                    .filter(users::role.eq(crate::domain::Role::Caseworker))
+                    .filter(users::totp_active.eq(false))
+                    .select(users::id)
+                    .load(conn)
+                    .await?;
+                for user in without {
+                    crate::auth::sessions::revoke_user(conn, user).await?;
+                }
+            }
             let event = Event::new(AuditAction::SecondFactorPolicySet, AuditOutcome::Success)
                 .by(&principal)
                 .in_org(id)
@@ -75,6 +92,8 @@ pub async fn set_policy(
             audit::record(conn, &ctx, event).await?;
             Ok(org)
         })
-        .await?;
+        .await
+    };
+    let org = crate::auth::session_cache::revoking(state.sessions.clone(), change).await?;
     Ok(HttpResponse::Ok().json(OrganizationView::from(org)))
 }

@@ -78,7 +78,7 @@ pub async fn reset_user(
                 let caseworker = role == Role::Caseworker;
                 // Whatever waited for approval was about the old credential: a new request replaces
                 // it, so an approver never confirms a password the person did not set last.
-                grants::withdraw_pending(conn, &ctx, &principal, id).await?;
+                grants::withdraw_pending(conn, &ctx, &principal, id, false).await?;
                 let grant = match caseworker {
                     true => Some(grants::request(conn, &ctx, &principal, org, id, GrantKind::CredentialReset).await?),
                     false => None,
@@ -114,8 +114,9 @@ pub async fn reset_user(
 /// Reset a staff account's second factor (a lost phone).
 ///
 /// Removes the factor and its recovery codes and ends the account's sessions. The person enrols a
-/// new one (`POST /auth/second-factor`); a caseworker's new factor waits for a second person's
-/// approval. Admins of the organisation only.
+/// new one (`POST /auth/second-factor`). A caseworker cannot log in until that new factor is
+/// approved by a second person, who may not be the admin who reset it. Admins of the organisation
+/// only.
 #[utoipa::path(
     tag = "users",
     params(("id" = Uuid, Path, description = "User id")),
@@ -141,8 +142,17 @@ pub async fn reset_second_factor(
     let reset = async move {
         (*conn)
             .transaction::<_, ApiError, _>(async move |conn: &mut AsyncPgConnection| {
-                users::table.find(id).select(users::id).for_update().first::<Uuid>(conn).await?;
+                let role: Role = users::table.find(id).select(users::role).for_update().first(conn).await?;
+                grants::withdraw_pending(conn, &ctx, &principal, id, false).await?;
                 crate::auth::second_factor::remove(conn, id).await?;
+                if role == Role::Caseworker {
+                    // The admin who reset it must not be the one to approve the next factor (D81),
+                    // and until one is approved the account waits.
+                    diesel::update(users::table.find(id))
+                        .set((users::credential_issued_by.eq(principal.user_id), users::awaiting_approval.eq(true)))
+                        .execute(conn)
+                        .await?;
+                }
                 sessions::revoke_user(conn, id).await?;
                 let event = Event::new(AuditAction::SecondFactorReset, AuditOutcome::Success)
                     .by(&principal)

@@ -301,7 +301,7 @@ pub async fn update_user(
                     // Leaving the caseworker role ends any wait for caseworker access.
                     let leaves_caseworker = role.is_some() && current.role == Role::Caseworker;
                     if leaves_caseworker {
-                        grants::withdraw_pending(conn, &ctx, &principal, id).await?;
+                        grants::withdraw_pending(conn, &ctx, &principal, id, false).await?;
                     }
                     let changed =
                         diesel::update(users::table.find(id).filter(users::version.eq(if_match.0)))

@@ -21,27 +21,25 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
 /// cannot see cost what an unknown id costs, so response times do not reveal which ids exist
 /// (DESIGN section 3): neither is read, decoded or sent.
 pub async fn find_in_scope(conn: &mut AsyncPgConnection, id: Uuid, org: Option<Uuid>) -> QueryResult<Option<(VictimRow, Referral)>> {
-    use diesel::sql_types::{Bool, Nullable, Uuid as SqlUuid};
+    // Two fixed query shapes (no boxing, no SQL literal), so diesel prepares each once per
+    // connection: this is the hottest read of the service.
     let caller = org.unwrap_or(Uuid::nil());
-    let live = LIVE.map(|s| format!("'{}'", s.as_str())).join(", ");
-    let shared = diesel::dsl::sql::<Nullable<Bool>>(&format!(
-        "(SELECT bool_or(r.identity_shared) FROM referrals r WHERE r.victim_id = victims.id AND r.status IN ({live}) \
-           AND r.to_organization_id = "
-    ))
-    .bind::<SqlUuid, _>(caller)
-    .sql(")");
-    let referred = diesel::dsl::exists(
-        referrals::table
-            .filter(referrals::victim_id.eq(victims::id))
-            .filter(referrals::to_organization_id.eq(caller))
-            .filter(referrals::status.eq_any(LIVE)),
-    );
-    let mut query = victims::table.find(id).select((VictimRow::as_select(), shared)).into_boxed();
-    if let Some(org) = org {
-        query = query.filter(victims::organization_id.eq(org).or(referred));
-    }
-    let found: Option<(VictimRow, Option<bool>)> = query.first(conn).await.optional()?;
-    Ok(found.map(|(row, shared)| {
+    let base = victims::table
+        .left_join(
+            referrals::table.on(referrals::victim_id
+                .eq(victims::id)
+                .and(referrals::to_organization_id.eq(caller))
+                .and(referrals::status.eq_any(LIVE))),
+        )
+        .filter(victims::id.eq(id))
+        .select((VictimRow::as_select(), referrals::identity_shared.nullable()));
+    let rows: Vec<(VictimRow, Option<bool>)> = match org {
+        Some(org) => base.filter(victims::organization_id.eq(org).or(referrals::victim_id.is_not_null())).load(conn).await?,
+        None => base.load(conn).await?,
+    };
+    // One row per live referral to the caller (or one with none).
+    let shared = rows.iter().filter_map(|(_, s)| *s).reduce(|a, b| a || b);
+    Ok(rows.into_iter().next().map(|(row, _)| {
         let referral = match shared {
             None => Referral::None,
             // Shared only while the victim's consent to sharing still stands.

@@ -93,7 +93,9 @@ async fn an_organisation_requires_it_and_a_caseworkers_new_factor_waits_for_a_se
     let app = spawn_app().await;
     let org = app.create_org().await;
     let (_, admin) = app.user_with_token(org, Role::Admin).await;
-    let (_, colleague) = app.user_with_token(org, Role::Caseworker).await;
+    // The second person: another admin (the organisation's caseworkers have no factor yet).
+    let (_, colleague) = app.user_with_token(org, Role::Admin).await;
+    let (_, bystander) = app.user_with_token(org, Role::Caseworker).await;
     let caseworker = app.create_user(org, Role::Caseworker).await;
     assert_eq!(login(&app, &caseworker, json!({})).await.status, StatusCode::OK, "not required by default here");
 
@@ -103,6 +105,7 @@ async fn an_organisation_requires_it_and_a_caseworkers_new_factor_waits_for_a_se
         .await;
     assert_eq!(set.status, StatusCode::OK, "{}", set.text);
     assert_eq!(set.json()["require_second_factor"], true);
+    app.get("/api/v1/me", &bystander).await.assert_problem(401, "unauthorized");
     login(&app, &caseworker, json!({})).await.assert_problem(403, "second-factor-enrolment-required");
 
     let (totp, confirmed) = enrol(&app, &caseworker).await;
@@ -112,6 +115,20 @@ async fn an_organisation_requires_it_and_a_caseworkers_new_factor_waits_for_a_se
     let grant = pending["items"].as_array().unwrap().iter().find(|g| g["kind"] == "second_factor").expect("a grant").clone();
     assert_eq!(grant["requested_by"], caseworker.id.to_string());
     let approved = app.post(&format!("/api/v1/access-grants/{}/approve", grant["id"].as_str().unwrap()), Some(&colleague), json!({})).await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.text);
+    assert_eq!(login(&app, &caseworker, json!({ "code": next_code(&totp) })).await.status, StatusCode::OK);
+
+    // A lost phone: the admin who resets the factor cannot approve the next one.
+    let reset = app.post(&format!("/api/v1/users/{}/second-factor/reset", caseworker.id), Some(&admin), json!({})).await;
+    assert_eq!(reset.status, StatusCode::NO_CONTENT, "{}", reset.text);
+    login(&app, &caseworker, json!({})).await.assert_problem(403, "awaiting-approval");
+    let (totp, _) = enrol(&app, &caseworker).await;
+    let pending = app.get(&format!("/api/v1/access-grants?organization_id={org}&status=pending"), &admin).await.json();
+    let grant = pending["items"][0]["id"].as_str().unwrap().to_owned();
+    app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&admin), json!({}))
+        .await
+        .assert_problem(403, "second-person-required");
+    let approved = app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&colleague), json!({})).await;
     assert_eq!(approved.status, StatusCode::OK, "{}", approved.text);
     assert_eq!(login(&app, &caseworker, json!({ "code": next_code(&totp) })).await.status, StatusCode::OK);
 
