@@ -203,7 +203,7 @@ pub async fn refuse_grant(
     let mut conn = state.pool.get().await?;
     let view = (*conn)
         .transaction::<_, ApiError, _>(async move |conn: &mut AsyncPgConnection| {
-            let (grant, credential_set) = locked(conn, &principal, id).await?;
+            let (grant, _) = locked(conn, &principal, id).await?;
             let (status, action) = if grant.requested_by == principal.user_id {
                 (GrantStatus::Withdrawn, AuditAction::GrantWithdrawn)
             } else {
@@ -223,7 +223,8 @@ pub async fn refuse_grant(
                 .target("user", grant.user_id)
                 .details(serde_json::json!({ "grant": grant.id, "kind": grant.kind, "requested_by": grant.requested_by }));
             audit::record(conn, &ctx, event).await?;
-            Ok(GrantView::new(decided, credential_set && !grant.kind.completes_credential()))
+            // A refused or withdrawn grant's credential is void (`void` above).
+            Ok(GrantView::new(decided, false))
         })
         .await?;
     Ok(HttpResponse::Ok().json(view))
