@@ -43,13 +43,12 @@ def plain_read(ctx):
 
 
 def audited_read(ctx):
-    """GET as a caseworker: the case file, its sealed identity, and the audit row, in one durable
-    transaction."""
+    """GET as a caseworker: the case file, its sealed identity, then the audit row (a durable
+    commit of its own; the service returns the identity only once that has succeeded)."""
     target = "(SELECT id FROM bench_ids WHERE n = :n)"
-    return (_pick(ctx) + "BEGIN;\n"
-            f"SELECT v.* FROM victims v WHERE v.id = {target};\n"
+    return (_pick(ctx) + f"SELECT v.* FROM victims v WHERE v.id = {target};\n"
             f"SELECT i.* FROM victim_identities i WHERE i.victim_id = {target};\n"
-            + _audit(ctx.org, ctx.user, "caseworker", "victim.identity_read", target) + "COMMIT;\n")
+            + _audit(ctx.org, ctx.user, "caseworker", "victim.identity_read", target))
 
 
 def insert(ctx):

@@ -235,22 +235,27 @@ pub fn measure(noise: &Noise, exact: &[i64]) -> Result<Vec<i64>, String> {
 /// The epsilon at `delta` of `rho`-zCDP, by OpenDP's conversion. The conversion is a numerical
 /// search (milliseconds), and only a few (rho, delta) pairs ever occur: remembered.
 pub fn epsilon_at(rho: f64, delta: f64) -> Result<f64, String> {
-    static KNOWN: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<(u64, u64), f64>>> =
-        std::sync::LazyLock::new(Default::default);
+    // Failures are remembered too: an allowance too large to convert (a benchmark's) would
+    // otherwise repeat OpenDP's arbitrary-precision search, and its error's backtrace, on every
+    // budget read.
+    type Known = std::collections::HashMap<(u64, u64), Result<f64, String>>;
+    static KNOWN: std::sync::LazyLock<std::sync::Mutex<Known>> = std::sync::LazyLock::new(Default::default);
     let key = (rho.to_bits(), delta.to_bits());
-    if let Some(epsilon) = KNOWN.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        return Ok(*epsilon);
+    if let Some(known) = KNOWN.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return known.clone();
     }
-    // A unit-scale Gaussian at distance sqrt(2 rho) is exactly rho-zCDP.
-    let unit = make_gaussian(AtomDomain::<i64>::default(), AbsoluteDistance::<f64>::default(), 1.0, None).map_err(|e| e.to_string())?;
-    let profile = make_zCDP_to_approxDP(unit).map_err(|e| e.to_string())?.map(&(2.0 * rho).sqrt()).map_err(|e| e.to_string())?;
-    let epsilon = profile.epsilon(delta).map_err(|e| e.to_string())?;
+    let epsilon = (|| {
+        // A unit-scale Gaussian at distance sqrt(2 rho) is exactly rho-zCDP.
+        let unit = make_gaussian(AtomDomain::<i64>::default(), AbsoluteDistance::<f64>::default(), 1.0, None).map_err(|e| e.to_string())?;
+        let profile = make_zCDP_to_approxDP(unit).map_err(|e| e.to_string())?.map(&(2.0 * rho).sqrt()).map_err(|e| e.to_string())?;
+        profile.epsilon(delta).map_err(|e| e.to_string())
+    })();
     let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
     if known.len() > 10_000 {
         known.clear();
     }
-    known.insert(key, epsilon);
-    Ok(epsilon)
+    known.insert(key, epsilon.clone());
+    epsilon
 }
 
 /// The 95% margin of an entry whose noise has this variance (normal approximation), rounded up.

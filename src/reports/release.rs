@@ -144,7 +144,7 @@ impl Run<'_> {
         let event = Event::new(AuditAction::ReportRun, AuditOutcome::Success)
             .by(self.principal)
             .details(details);
-        audit::record(&mut *state.pool.get().await?, self.ctx, event).await?;
+        audit::record(&mut conn, self.ctx, event).await?;
         Ok(self.result(cells, privacy, None))
     }
 }

@@ -91,3 +91,54 @@ async fn the_database_refuses_to_change_audit_events() {
     }
     assert!(app.count("audit_events").await > 0);
 }
+
+async fn execute(app: &crate::helpers::TestApp, sql: &str) {
+    use diesel_async::RunQueryDsl;
+    let mut conn = app.pool.get().await.unwrap();
+    diesel::sql_query(sql).execute(&mut conn).await.unwrap();
+}
+
+/// An identity leaves only once its audit events are durable. A trigger stands in for a failing
+/// audit write (a full disk, a lost connection): the read fails and nothing of the identity is in
+/// the answer. A read across organisations files two events, in one statement: when the owner's
+/// cannot be written, the reader's is not written either and the identity stays in.
+#[tokio::test]
+async fn an_identity_read_that_cannot_be_audited_is_refused() {
+    use crate::victims::{assert_no_marker, create_victim};
+    let app = spawn_app().await;
+    let (org, other) = (app.create_org().await, app.create_org().await);
+    let (victim, caseworker) = create_victim(&app, org).await;
+    let (_, admin) = app.user_with_token(org, Role::Admin).await;
+    let (_, receiver) = app.user_with_token(other, Role::Caseworker).await;
+    let referral = app
+        .post("/api/v1/referrals", Some(&caseworker), json!({ "victim_id": victim, "to_organization_id": other,
+            "service": "shelter", "urgency": "urgent" }))
+        .await;
+    assert_eq!(referral.status, StatusCode::CREATED, "{}", referral.text);
+    let path = format!("/api/v1/victims/{victim}");
+    assert_eq!(app.get(&path, &receiver).await.json()["identity"]["document_number"], "MARKERDOC123");
+
+    execute(
+        &app,
+        &format!(
+            "CREATE FUNCTION refuse_identity_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.action = 'victim.identity_read' AND NEW.organization_id = '{org}' THEN RAISE EXCEPTION 'audit unavailable'; END IF; \
+             RETURN NEW; END $$"
+        ),
+    )
+    .await;
+    execute(&app, "CREATE TRIGGER refuse_identity_audit BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_identity_audit()").await;
+    let reads_before = app.audit_actions().await.iter().filter(|(a, _)| a == "victim.identity_read").count();
+
+    for (who, token) in [("owner's caseworker", &caseworker), ("receiver, whose own event could be written", &receiver)] {
+        let resp = app.get(&path, token).await;
+        assert_eq!(resp.status, StatusCode::INTERNAL_SERVER_ERROR, "{who}: {}", resp.text);
+        assert_no_marker(who, &resp.text);
+    }
+    let reads_after = app.audit_actions().await.iter().filter(|(a, _)| a == "victim.identity_read").count();
+    assert_eq!(reads_after, reads_before, "no half-recorded read");
+    // A case file without the identity needs no such event.
+    let resp = app.get(&path, &admin).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    assert!(resp.json().get("identity").is_none());
+}
