@@ -18,7 +18,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
     "title": "Invalid request",
     "status": 422,
     "detail": "One or more fields are invalid.",
-    "errors": [{"field": "email", "message": "must be a valid email address"}]
+    "errors": [{"field": "email", "code": "format", "message": "must be an email address"}]
 }))]
 pub struct Problem {
     /// Stable identifier of the kind of problem (`urn:haven:problem:<slug>`).
@@ -39,13 +39,72 @@ pub struct Problem {
 pub struct FieldError {
     /// Path of the field in the request (`email`, `route[0].country`, or a query parameter name).
     pub field: String,
-    /// What is wrong with it; never echoes the submitted value.
+    /// What kind of problem, for programs.
+    pub code: FieldErrorCode,
+    /// What is wrong with it and what is expected (the format, the allowed values, the limits);
+    /// never echoes the submitted value.
     pub message: String,
 }
 
+/// The kinds of field problems.
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldErrorCode {
+    /// Missing.
+    Required,
+    /// Not a field or parameter of this operation.
+    Unknown,
+    /// The wrong JSON type.
+    Type,
+    /// Not one of the allowed values.
+    Enum,
+    /// Not in the expected format (a date, a code, a pattern).
+    Format,
+    /// A number or date outside its bounds.
+    Range,
+    /// Too long or too short, or too many entries.
+    Length,
+    /// At odds with another field or with the stored record.
+    Conflict,
+    /// Anything else.
+    Invalid,
+}
+
 impl FieldError {
+    /// A problem whose code follows from the wording of `message` (the service's messages use a
+    /// fixed set of phrasings; `FieldError::coded` says it outright).
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError { field: field.into(), message: message.into() }
+        let message = message.into();
+        FieldError { field: field.into(), code: code_of(&message), message }
+    }
+
+    pub fn coded(field: impl Into<String>, code: FieldErrorCode, message: impl Into<String>) -> Self {
+        FieldError { field: field.into(), code, message: message.into() }
+    }
+}
+
+fn code_of(message: &str) -> FieldErrorCode {
+    use FieldErrorCode as C;
+    let m = message;
+    let any = |words: &[&str]| words.iter().any(|w| m.contains(w));
+    if m == "is required" {
+        C::Required
+    } else if any(&["is not a known field", "is not a parameter"]) {
+        C::Unknown
+    } else if m.starts_with("has the wrong type") {
+        C::Type
+    } else if any(&["one of the allowed values", "must be one of"]) {
+        C::Enum
+    } else if any(&["contradicts", "cannot be changed", "more than once", "must change at least one", "must not be host", "must not be given"]) {
+        C::Conflict
+    } else if any(&["characters", "entries", "legs", "number of elements"]) {
+        C::Length
+    } else if any(&["between", "in the future", "before", "must be 0 to", "at least", "at most"]) {
+        C::Range
+    } else if any(&["date", "YYYY", "ISO", "ISIC", "NUL", "UUID", "valid email", "format", "capitals"]) {
+        C::Format
+    } else {
+        C::Invalid
     }
 }
 
@@ -55,8 +114,12 @@ pub enum ApiError {
     BadRequest(String),
     #[error("validation failed")]
     Validation(Vec<FieldError>),
+    /// No bearer token was sent.
     #[error("authentication required")]
     Unauthorized,
+    /// A bearer token was sent and is expired, revoked or not valid (RFC 6750 `invalid_token`).
+    #[error("invalid access token")]
+    InvalidToken,
     #[error("invalid credentials")]
     InvalidCredentials,
     #[error("forbidden")]
@@ -124,6 +187,13 @@ impl ApiError {
                 "Authentication required",
                 "A valid bearer access token is required.".into(),
             ),
+            // The same problem type (clients that handle 401 keep working); the header tells a
+            // client to refresh.
+            ApiError::InvalidToken => (
+                "unauthorized",
+                "Authentication required",
+                "The access token is expired, revoked or not valid: refresh it, or log in again.".into(),
+            ),
             ApiError::InvalidCredentials => (
                 "invalid-credentials",
                 "Invalid credentials",
@@ -186,7 +256,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => (
                 "unsupported-media-type",
                 "Unsupported media type",
-                "Send the body as application/json.".into(),
+                "Send the body as JSON: application/json (or application/merge-patch+json for a patch).".into(),
             ),
             ApiError::TooManyRequests { .. } => (
                 "too-many-requests",
@@ -240,7 +310,9 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unauthorized | ApiError::InvalidCredentials | ApiError::SecondFactorRequired => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::InvalidToken | ApiError::InvalidCredentials | ApiError::SecondFactorRequired => {
+                StatusCode::UNAUTHORIZED
+            }
             ApiError::Forbidden
             | ApiError::BudgetExhausted { .. }
             | ApiError::SecondPersonRequired(_)
@@ -272,6 +344,12 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Unauthorized | ApiError::InvalidCredentials | ApiError::SecondFactorRequired => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            ApiError::InvalidToken => {
+                response.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    "Bearer error=\"invalid_token\", error_description=\"The access token is expired, revoked or not valid\"",
+                ));
             }
             ApiError::TooManyRequests { retry_after_secs } => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.max(&1).to_string()));
@@ -328,3 +406,34 @@ impl From<crate::db::PoolError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::{FieldError, FieldErrorCode as C};
+
+    #[test]
+    fn the_service_phrasings_get_their_codes() {
+        for (message, code) in [
+            ("is required", C::Required),
+            ("is not a known field", C::Unknown),
+            ("is not a parameter of this report", C::Unknown),
+            ("has the wrong type", C::Type),
+            ("must be one of: json, csv", C::Enum),
+            ("is not one of the allowed values", C::Enum),
+            ("must not be in the future", C::Range),
+            ("must be between 0 and 120", C::Range),
+            ("must not be before from", C::Range),
+            ("must be 1 to 100 characters", C::Length),
+            ("must have at most 20 legs", C::Length),
+            ("must be a date, YYYY-MM-DD", C::Format),
+            ("must be an ISO 3166-1 alpha-3 country code in capitals, e.g. SEN", C::Format),
+            ("must not contain the NUL character (U+0000)", C::Format),
+            ("contradicts age_at_identification", C::Conflict),
+            ("cannot be changed", C::Conflict),
+            ("must not be host: there is exactly one host organisation", C::Conflict),
+            ("is invalid", C::Invalid),
+        ] {
+            assert_eq!(FieldError::new("f", message).code, code, "{message}");
+        }
+    }
+}

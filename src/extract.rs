@@ -15,7 +15,7 @@ use crate::error::{ApiError, FieldError};
 /// target types, errors naming the field but not the value.
 pub struct ApiJson<T>(pub T);
 
-impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
+impl<T: DeserializeOwned + utoipa::ToSchema + 'static> FromRequest for ApiJson<T> {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
@@ -53,22 +53,15 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
             if bytes.len() > limit {
                 return Err(ApiError::PayloadTooLarge);
             }
-            if json_has_nul(&bytes) {
+            let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+                ApiError::BadRequest(format!("The body is not valid JSON (line {}, column {}).", e.line(), e.column()))
+            })?;
+            // A body without a schema of its own (free JSON) is still refused NUL here; a typed
+            // one has it refused field by field by its schema.
+            if json_has_nul(&bytes) && !crate::openapi::validate::has_schema(&T::name()) {
                 return Err(nul_refused("body"));
             }
-            let de = &mut serde_json::Deserializer::from_slice(&bytes);
-            serde_path_to_error::deserialize(de).map(ApiJson).map_err(|err| {
-                let path = sanitize_path(&err.path().to_string());
-                let inner = err.into_inner();
-                if inner.is_syntax() || inner.is_eof() {
-                    return ApiError::BadRequest(format!(
-                        "The body is not valid JSON (line {}, column {}).",
-                        inner.line(),
-                        inner.column()
-                    ));
-                }
-                ApiError::Validation(vec![describe(&path, &inner.to_string())])
-            })
+            from_value(value).map(ApiJson)
         })
     }
 }
@@ -94,8 +87,13 @@ fn nul_refused(field: &str) -> ApiError {
     ApiError::Validation(vec![FieldError::new(field.to_owned(), "must not contain the NUL character (U+0000)")])
 }
 
-/// Deserialises an already parsed JSON value with the same field-naming, value-hiding errors.
-pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+/// Deserialises a parsed JSON body: first checked against the schema the API document gives `T`
+/// (every problem at once), then read with the same field-naming, value-hiding errors.
+pub fn from_value<T: DeserializeOwned + utoipa::ToSchema>(value: serde_json::Value) -> Result<T, ApiError> {
+    let problems = crate::openapi::validate::problems(&T::name(), &value);
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
+    }
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = sanitize_path(&err.path().to_string());
         ApiError::Validation(vec![describe(&path, &err.into_inner().to_string())])
@@ -206,25 +204,50 @@ impl FromRequest for RequestContext {
     }
 }
 
-/// The `If-Match` precondition of an update: the version the client last read.
-pub struct IfMatch(pub i32);
+/// `If-Match` (RFC 9110 section 13.1.1): `*`, or a list of the strong ETags this server gives
+/// (`"3"`). Weak tags never match, as the strong comparison requires.
+#[derive(Debug, Clone)]
+pub enum IfMatch {
+    /// `*`: true whenever the resource exists.
+    Any,
+    /// The versions the client accepts (empty: none can match).
+    Versions(Vec<i32>),
+}
+
+impl IfMatch {
+    /// The version to update from, if the condition holds for the record's `current` version. The
+    /// update must still filter on it, so a change made meanwhile fails the condition.
+    pub fn against(&self, current: i32) -> Result<i32, ApiError> {
+        match self {
+            IfMatch::Any => Ok(current),
+            IfMatch::Versions(versions) if versions.contains(&current) => Ok(current),
+            IfMatch::Versions(_) => Err(ApiError::PreconditionFailed),
+        }
+    }
+
+    fn parse(value: &str) -> IfMatch {
+        if value.trim() == "*" {
+            return IfMatch::Any;
+        }
+        let versions = value
+            .split(',')
+            .map(str::trim)
+            .filter_map(|tag| tag.strip_prefix('"')?.strip_suffix('"')?.parse::<i32>().ok())
+            .collect();
+        IfMatch::Versions(versions)
+    }
+}
 
 impl FromRequest for IfMatch {
     type Error = ApiError;
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let parsed = match req.headers().get(header::IF_MATCH) {
-            None => Err(ApiError::PreconditionRequired),
-            Some(value) => value
-                .to_str()
-                .ok()
-                .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
-                .and_then(|v| v.parse::<i32>().ok())
-                .map(IfMatch)
-                .ok_or(ApiError::PreconditionFailed),
-        };
-        std::future::ready(parsed)
+        let values: Vec<&str> = req.headers().get_all(header::IF_MATCH).filter_map(|v| v.to_str().ok()).collect();
+        std::future::ready(match values.is_empty() {
+            true => Err(ApiError::PreconditionRequired),
+            false => Ok(IfMatch::parse(&values.join(","))),
+        })
     }
 }
 
@@ -236,6 +259,17 @@ pub fn etag(version: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn if_match_takes_star_and_lists_of_strong_tags() {
+        assert!(matches!(IfMatch::parse("*"), IfMatch::Any));
+        assert_eq!(IfMatch::parse("\"3\"").against(3).unwrap(), 3);
+        assert_eq!(IfMatch::parse("\"2\", \"3\"").against(3).unwrap(), 3);
+        assert!(IfMatch::parse("\"2\"").against(3).is_err());
+        assert!(IfMatch::parse("W/\"3\"").against(3).is_err(), "weak tags never match");
+        assert!(IfMatch::parse("3").against(3).is_err(), "an ETag is quoted");
+        assert_eq!(IfMatch::Any.against(7).unwrap(), 7);
+    }
 
     #[test]
     fn never_echoes_values() {

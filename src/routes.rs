@@ -58,6 +58,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             // Before `/reports/{id}`, which would otherwise take "budget" for a report id.
             .service(reports::routes::own_budget)
             .service(reports::routes::run_report)
+            .service(reports::routes::run_report_csv)
             .service(reports::routes::organization_budget)
             .service(reports::routes::set_organization_allowance),
     );
@@ -90,6 +91,9 @@ impl RouteTable {
                 (actix_web::dev::ResourceDef::new(path.as_str()), methods)
             })
             .collect::<Vec<_>>();
+        // Literal paths before templates: `/victims/search` is not the victim "search".
+        let mut routes = routes;
+        routes.sort_by_key(|(def, _)| def.pattern().is_some_and(|p| p.contains('{')));
         let mut table = RouteTable { routes };
         // Served beside the API but not part of it.
         for meta in [OPENAPI_PATH, "/docs", "/docs/{_:.*}"] {
@@ -101,6 +105,17 @@ impl RouteTable {
     /// Methods served at `path`, if the path is served at all.
     pub fn methods_for(&self, path: &str) -> Option<&[String]> {
         self.routes.iter().find(|(def, _)| def.is_match(path)).map(|(_, m)| m.as_slice())
+    }
+}
+
+/// A path segment that did not parse. A literal path (`/victims/search`) also matches a template
+/// (`/victims/{id}`): asked with a method only the template serves, that is a wrong method (405),
+/// not a malformed id.
+pub fn malformed_path(req: &HttpRequest) -> ApiError {
+    let methods = req.app_data::<web::Data<AppState>>().and_then(|s| s.routes.methods_for(req.path()).map(<[String]>::to_vec));
+    match methods {
+        Some(methods) if !methods.iter().any(|m| m == req.method().as_str()) => ApiError::MethodNotAllowed(methods),
+        _ => ApiError::BadRequest("A path parameter is malformed.".into()),
     }
 }
 

@@ -196,9 +196,7 @@ pub fn run(state: AppState, listener: TcpListener) -> Result<Server, StartupErro
     let mut server = HttpServer::new(move || {
         let (app, _) = App::new()
             .app_data(data.clone())
-            .app_data(web::PathConfig::default().error_handler(|_, _| {
-                crate::error::ApiError::BadRequest("A path parameter is malformed.".into()).into()
-            }))
+            .app_data(web::PathConfig::default().error_handler(|_, req| crate::routes::malformed_path(req).into()))
             .app_data(web::QueryConfig::default().error_handler(|_, _| {
                 crate::error::ApiError::BadRequest("The query string is malformed.".into()).into()
             }))

@@ -62,7 +62,9 @@ pub struct Assistance {
 pub struct AssistanceWithNotes {
     #[serde(flatten)]
     pub record: Assistance,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Always present in this view, `null` when there are none: its presence is what tells this
+    /// view from the one without notes.
+    #[schema(required = true)]
     pub notes: Option<String>,
 }
 

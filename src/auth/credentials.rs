@@ -59,7 +59,7 @@ fn address(ctx: &RequestContext) -> std::net::IpAddr {
     request_body = EnrolRequest,
     responses(
         (status = 200, description = "Password set", body = Enrolled),
-        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 401, response = crate::openapi::responses::CredentialsRefused),
         (status = 422, response = crate::openapi::responses::Invalid),
         (status = 429, response = crate::openapi::responses::TooManyRequests),
     )

@@ -45,7 +45,7 @@ fn locked(retry_after: chrono::Duration) -> ApiError {
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = TokenResponse),
-        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 401, response = crate::openapi::responses::CredentialsRefused),
         (status = 422, response = crate::openapi::responses::Invalid),
         (status = 429, response = crate::openapi::responses::TooManyRequests),
     )

@@ -38,7 +38,7 @@ impl FromRequest for Principal {
             let token = token.ok_or(ApiError::Unauthorized)?;
             let claims = state.keyring.verify(&token).map_err(|reason| {
                 tracing::debug!(?reason, "access token refused");
-                ApiError::Unauthorized
+                ApiError::InvalidToken
             })?;
             let facts = match state.sessions.recall(claims.sid) {
                 (Some(facts), _) => facts,
@@ -62,7 +62,7 @@ impl FromRequest for Principal {
                         .await
                         .optional()?;
                     let Some((role, organization_id, disabled, token_version, kind, expires_at)) = row else {
-                        return Err(ApiError::Unauthorized);
+                        return Err(ApiError::InvalidToken);
                     };
                     let facts = SessionFacts { user_id: claims.sub, role, organization_id, disabled, token_version, kind, expires_at };
                     state.sessions.remember(claims.sid, facts, generation);
@@ -71,7 +71,7 @@ impl FromRequest for Principal {
             };
             let SessionFacts { user_id, role, organization_id, disabled, token_version: version, kind, .. } = facts;
             if user_id != claims.sub || disabled || version != claims.ver || role != claims.role || organization_id != claims.org {
-                return Err(ApiError::Unauthorized);
+                return Err(ApiError::InvalidToken);
             }
             let principal = Principal {
                 user_id: claims.sub,

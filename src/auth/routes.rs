@@ -96,7 +96,7 @@ pub(super) fn no_store() -> (actix_web::http::header::HeaderName, &'static str) 
     responses(
         (status = 200, description = "New tokens", body = TokenResponse),
         (status = 400, response = crate::openapi::responses::BadRequest),
-        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 401, response = crate::openapi::responses::CredentialsRefused),
         (status = 422, response = crate::openapi::responses::Invalid),
     )
 )]
@@ -215,10 +215,10 @@ pub async fn me(state: web::Data<AppState>, principal: Principal) -> ApiResult<H
     let mut conn = state.pool.get().await?;
     let user = crate::users::find(&mut conn, principal.user_id)
         .await?
-        .ok_or(ApiError::Unauthorized)?;
+        .ok_or(ApiError::InvalidToken)?;
     let org = crate::orgs::find(&mut conn, principal.organization_id)
         .await?
-        .ok_or(ApiError::Unauthorized)?;
+        .ok_or(ApiError::InvalidToken)?;
     Ok(HttpResponse::Ok().json(MeResponse {
         user: user.into(),
         organization: org.into(),

@@ -149,7 +149,7 @@ async fn holder(state: &AppState, ctx: &RequestContext, email: &str, password: S
     request_body = SecondFactorStart,
     responses(
         (status = 200, description = "A new secret", body = SecondFactorSecret),
-        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 401, response = crate::openapi::responses::CredentialsRefused),
         (status = 409, response = crate::openapi::responses::Conflict),
         (status = 422, response = crate::openapi::responses::Invalid),
         (status = 429, response = crate::openapi::responses::TooManyRequests),
@@ -191,7 +191,7 @@ pub async fn start(state: web::Data<AppState>, req: HttpRequest, body: ApiJson<S
     request_body = SecondFactorConfirm,
     responses(
         (status = 200, description = "Enrolled", body = RecoveryCodes),
-        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 401, response = crate::openapi::responses::CredentialsRefused),
         (status = 409, response = crate::openapi::responses::Conflict),
         (status = 422, response = crate::openapi::responses::Invalid),
         (status = 429, response = crate::openapi::responses::TooManyRequests),

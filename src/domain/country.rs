@@ -39,9 +39,15 @@ impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg> for C
     }
 }
 
+/// In JSON bodies a code is exactly what the schema lists (assigned codes, in capitals), so a
+/// client generated from the spec and the server agree; query parameters and the command line
+/// also take lower case.
 impl<'de> Deserialize<'de> for CountryCode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(d)?;
+        if raw.len() != 3 || !raw.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(serde::de::Error::custom("must be an ISO 3166-1 alpha-3 country code in capitals, e.g. SEN"));
+        }
         CountryCode::parse(&raw).map_err(serde::de::Error::custom)
     }
 }
@@ -50,8 +56,8 @@ impl utoipa::PartialSchema for CountryCode {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .pattern(Some("^[A-Z]{3}$"))
-            .description(Some("ISO 3166-1 alpha-3 country code"))
+            .enum_values(Some(alpha3_codes().iter().map(String::as_str)))
+            .description(Some("ISO 3166-1 alpha-3 country code (an assigned one, in capitals)"))
             .examples([serde_json::json!("SEN")])
             .into()
     }
@@ -122,5 +128,18 @@ mod tests {
         for bad in ["", "PE", "PERU", "XYZ", "12A"] {
             assert!(CountryCode::parse(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn json_takes_exactly_the_schema_values() {
+        let parse = |v: &str| serde_json::from_value::<CountryCode>(serde_json::json!(v));
+        assert_eq!(parse("PER").unwrap().as_str(), "PER");
+        for bad in ["per", " PER", "XYZ", "AAA"] {
+            assert!(parse(bad).is_err(), "{bad} should be rejected");
+        }
+        let schema = serde_json::to_value(<CountryCode as utoipa::PartialSchema>::schema()).unwrap();
+        let listed: Vec<&str> = schema["enum"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert!(listed.contains(&"SEN") && !listed.contains(&"XYZ"));
+        assert!(listed.iter().all(|c| parse(c).is_ok()), "every listed code is accepted");
     }
 }

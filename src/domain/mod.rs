@@ -11,7 +11,7 @@ mod vocab;
 pub use country::CountryCode;
 pub use email::Email;
 pub use password::NewPassword;
-pub use vocab::{OrganizationKind, Role};
+pub use vocab::{OrganizationKind, PartnerKind, Role};
 
 /// Declares a closed vocabulary stored as text: snake_case in JSON, in the database and in the
 /// OpenAPI spec (as an enum), with parsing that rejects anything else.

@@ -2,13 +2,14 @@
 //! error responses every operation shares added in one place (`CommonResponses`).
 
 pub mod responses;
+pub mod validate;
 
 use actix_web::App;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 
-use crate::error::{FieldError, Problem};
+use crate::error::{FieldError, FieldErrorCode, Problem};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,10 +26,11 @@ Victim identities are only ever shown to the caseworkers entitled to them."
     ),
     modifiers(&BearerScheme, &CommonResponses),
     components(
-        schemas(Problem, FieldError),
+        schemas(Problem, FieldError, FieldErrorCode, crate::reports::routes::ReportFormat),
         responses(
             responses::BadRequest,
             responses::Unauthorized,
+            responses::CredentialsRefused,
             responses::Forbidden,
             responses::NotFound,
             responses::Conflict,
@@ -131,6 +133,180 @@ fn views_as_any_of(doc: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// PostgreSQL text cannot hold U+0000, and the server refuses it in every string (422): the
+/// document says so with a pattern on every free string, so that a client or fuzzer holding to
+/// the schema never sends one. Strings with an enum, a format or a pattern of their own exclude it
+/// already.
+fn strings_without_nul(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, Schema, SchemaType, Type};
+    fn walk(schema: &mut RefOr<Schema>) {
+        let RefOr::T(schema) = schema else { return };
+        match schema {
+            Schema::Object(object) => {
+                let is_string = match &object.schema_type {
+                    SchemaType::Type(t) => *t == Type::String,
+                    SchemaType::Array(types) => types.contains(&Type::String),
+                    SchemaType::AnyValue => false,
+                };
+                if is_string && object.enum_values.is_none() && object.format.is_none() && object.pattern.is_none() {
+                    object.pattern = Some("^[^\\u0000]*$".into());
+                }
+                object.properties.values_mut().for_each(walk);
+                if let Some(extra) = object.additional_properties.as_deref_mut()
+                    && let AdditionalProperties::RefOr(extra) = extra
+                {
+                    walk(extra);
+                }
+            }
+            Schema::Array(array) => {
+                if let ArrayItems::RefOrSchema(items) = &mut array.items {
+                    walk(items);
+                }
+            }
+            Schema::OneOf(x) => x.items.iter_mut().for_each(walk),
+            Schema::AnyOf(x) => x.items.iter_mut().for_each(walk),
+            Schema::AllOf(x) => x.items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    if let Some(components) = doc.components.as_mut() {
+        components.schemas.values_mut().for_each(walk);
+    }
+    for item in doc.paths.paths.values_mut() {
+        for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten() {
+            for parameter in op.parameters.iter_mut().flatten() {
+                if let RefOr::T(parameter) = parameter
+                    && let Some(schema) = parameter.schema.as_mut()
+                {
+                    walk(schema);
+                }
+            }
+        }
+    }
+}
+
+/// Each shared error response shows what the server really sends for it: examples made from the
+/// errors themselves (`ApiError::problem`), one per problem type the status carries.
+fn error_examples(doc: &mut utoipa::openapi::OpenApi) {
+    use crate::error::ApiError as E;
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::example::ExampleBuilder;
+    let renews_at = chrono::DateTime::parse_from_rfc3339("2027-01-01T00:00:00Z").map(|d| d.to_utc()).unwrap_or_default();
+    let catalogue: [(&str, Vec<E>); 13] = [
+        ("BadRequest", vec![E::BadRequest("A path parameter is malformed.".into())]),
+        ("Unauthorized", vec![E::Unauthorized, E::InvalidToken]),
+        ("CredentialsRefused", vec![E::InvalidCredentials, E::SecondFactorRequired]),
+        ("Forbidden", vec![
+            E::Forbidden,
+            E::SecondPersonRequired("Nobody decides on their own access."),
+            E::AwaitingApproval,
+            E::SecondFactorEnrolmentRequired,
+            E::BudgetExhausted { renews_at, by_cap: false },
+        ]),
+        ("NotFound", vec![E::NotFound]),
+        ("Conflict", vec![E::Conflict("An organisation with this name already exists.".into())]),
+        ("PreconditionFailed", vec![E::PreconditionFailed]),
+        ("PreconditionRequired", vec![E::PreconditionRequired]),
+        ("Invalid", vec![E::Validation(vec![
+            FieldError::new("trafficking_status", "is required"),
+            FieldError::new("identified_on", "must be a date, YYYY-MM-DD"),
+        ])]),
+        ("PayloadTooLarge", vec![E::PayloadTooLarge]),
+        ("UnsupportedMediaType", vec![E::UnsupportedMediaType]),
+        ("TooManyRequests", vec![E::TooManyRequests { retry_after_secs: 30 }]),
+        ("Unavailable", vec![E::Unavailable]),
+    ];
+    let Some(components) = doc.components.as_mut() else { return };
+    for (name, errors) in catalogue {
+        let Some(RefOr::T(response)) = components.responses.get_mut(name) else { continue };
+        let Some(RefOr::T(content)) = response.content.get_mut(crate::error::PROBLEM_JSON) else { continue };
+        for error in errors {
+            let problem = error.problem();
+            let slug = problem.problem_type.trim_start_matches("urn:haven:problem:").to_owned();
+            let value = serde_json::to_value(&problem).unwrap_or_default();
+            content.examples.insert(slug.clone(), RefOr::T(ExampleBuilder::new().summary(slug).value(Some(value)).build()));
+        }
+    }
+}
+
+/// `PATCH /victims/{id}` takes a JSON merge patch (RFC 7396) of `VictimInput`: `VictimPatch` is
+/// derived from it here, so the two cannot drift. Nothing is required; a field that has a default
+/// or may be absent takes `null` (which removes it); `id` cannot be changed and is not offered;
+/// `identity` and `consent` are patches of their own.
+fn merge_patch(doc: &mut utoipa::openapi::OpenApi) {
+    use serde_json::json;
+    use utoipa::openapi::schema::{AnyOfBuilder, Object, Schema, SchemaType, Type};
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, request_body::RequestBodyBuilder};
+    fn is_null(item: &RefOr<Schema>) -> bool {
+        matches!(item, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null))
+    }
+    fn nullable(types: &mut SchemaType) {
+        match types {
+            SchemaType::Type(Type::Null) | SchemaType::AnyValue => {}
+            SchemaType::Type(t) => *types = SchemaType::Array(vec![t.clone(), Type::Null]),
+            SchemaType::Array(ts) if !ts.contains(&Type::Null) => ts.push(Type::Null),
+            SchemaType::Array(_) => {}
+        }
+    }
+    fn make_nullable(property: &mut RefOr<Schema>) {
+        match property {
+            RefOr::T(Schema::Object(o)) => nullable(&mut o.schema_type),
+            RefOr::T(Schema::Array(a)) => nullable(&mut a.schema_type),
+            RefOr::T(Schema::OneOf(x)) if x.items.iter().any(is_null) => {}
+            RefOr::T(Schema::AnyOf(x)) if x.items.iter().any(is_null) => {}
+            other => *other = RefOr::T(Schema::AnyOf(AnyOfBuilder::new().item(other.clone()).item(Object::with_type(Type::Null)).build())),
+        }
+    }
+    fn patch_of(schema: Option<&RefOr<Schema>>, description: &str, nested: &[(&str, &str)]) -> Option<RefOr<Schema>> {
+        let Some(RefOr::T(Schema::Object(source))) = schema else { return None };
+        let mut patch = source.clone();
+        let required = std::mem::take(&mut patch.required);
+        patch.description = Some(description.into());
+        patch.properties.shift_remove("id");
+        for (name, property) in patch.properties.iter_mut() {
+            if let Some((_, target)) = nested.iter().find(|(field, _)| field == name) {
+                *property = RefOr::Ref(Ref::from_schema_name(*target));
+            }
+            if !required.contains(name) {
+                make_nullable(property);
+            }
+        }
+        Some(RefOr::T(Schema::Object(patch)))
+    }
+    let Some(components) = doc.components.as_mut() else { return };
+    let derived = [
+        ("VictimPatch", patch_of(components.schemas.get("VictimInput"), "A JSON merge patch (RFC 7396) of a victim's case file: only the fields to change; `null` removes a field (or restores its default).", &[("identity", "IdentityPatch"), ("consent", "ConsentPatch")])),
+        ("IdentityPatch", patch_of(components.schemas.get("Identity"), "A merge patch of the identity: only the fields to change; `null` removes one, and `\"identity\": null` removes the whole identity.", &[])),
+        ("ConsentPatch", patch_of(components.schemas.get("Consent"), "A merge patch of the consent: only the answers that change.", &[])),
+    ];
+    for (name, schema) in derived {
+        if let Some(schema) = schema {
+            components.schemas.insert(name.into(), schema);
+        }
+    }
+    let path = format!("{}/victims/{{id}}", crate::routes::API_PREFIX);
+    let Some(op) = doc.paths.paths.get_mut(&path).and_then(|item| item.patch.as_mut()) else { return };
+    let content = || {
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("VictimPatch")))
+            .example(Some(json!({ "status": "closed" })))
+            .build()
+    };
+    let description = match &op.request_body {
+        Some(RefOr::T(body)) => body.description.clone(),
+        _ => None,
+    };
+    op.request_body = Some(RefOr::T(
+        RequestBodyBuilder::new()
+            .description(description)
+            .required(Some(Required::True))
+            .content("application/merge-patch+json", content())
+            .content("application/json", content())
+            .build(),
+    ));
+}
+
 /// One documented path per report plugin, with its own parameters, derived from the generic
 /// `/reports/{id}` operation: served by it, documented from the registry, so a new plugin is
 /// documented without touching this file.
@@ -190,8 +366,11 @@ pub fn document_for(registry: &crate::reports::Registry) -> utoipa::openapi::Ope
         .split_for_parts();
     // Modifiers ran before the routes were collected; apply the shared responses to them now.
     ReportPaths(registry).modify(&mut doc);
+    merge_patch(&mut doc);
+    error_examples(&mut doc);
     CommonResponses.modify(&mut doc);
     views_as_any_of(&mut doc);
+    strings_without_nul(&mut doc);
     doc.info.version = env!("CARGO_PKG_VERSION").into();
     doc
 }

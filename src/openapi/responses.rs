@@ -9,12 +9,24 @@ use crate::error::Problem;
 #[response(content_type = "application/problem+json")]
 pub struct BadRequest(#[allow(dead_code)] Problem);
 
-/// Missing, malformed, expired or revoked access token (`urn:haven:problem:unauthorized`).
+/// No access token, or one that is expired, revoked or not valid (`urn:haven:problem:unauthorized`).
 #[derive(ToResponse)]
-#[response(content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`")))]
+#[response(
+    content_type = "application/problem+json",
+    headers(("WWW-Authenticate" = String, description = "`Bearer` without a token; `Bearer error=\"invalid_token\"` when the token sent is expired, revoked or not valid: refresh it or log in again"))
+)]
 pub struct Unauthorized(#[allow(dead_code)] Problem);
 
-/// Your role does not allow this action (`urn:haven:problem:forbidden`).
+/// The email, password, token or code was refused (`urn:haven:problem:invalid-credentials`), or
+/// the account has a second factor and the code is missing
+/// (`urn:haven:problem:second-factor-required`).
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json", headers(("WWW-Authenticate" = String, description = "`Bearer`")))]
+pub struct CredentialsRefused(#[allow(dead_code)] Problem);
+
+/// Your role does not allow this action (`urn:haven:problem:forbidden`); or another refusal of
+/// the same status: `second-person-required`, `awaiting-approval`,
+/// `second-factor-enrolment-required`, `privacy-budget-exhausted` (see each example).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub struct Forbidden(#[allow(dead_code)] Problem);
@@ -52,7 +64,8 @@ pub struct Invalid(#[allow(dead_code)] Problem);
 #[response(content_type = "application/problem+json")]
 pub struct PayloadTooLarge(#[allow(dead_code)] Problem);
 
-/// The body is not `application/json` (`urn:haven:problem:unsupported-media-type`).
+/// The body is not JSON (`application/json`, or `application/merge-patch+json` for a patch)
+/// (`urn:haven:problem:unsupported-media-type`).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub struct UnsupportedMediaType(#[allow(dead_code)] Problem);

@@ -9,7 +9,7 @@ use super::{Organization, OrganizationView};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
 use crate::db::schema::organizations;
-use crate::domain::{CountryCode, OrganizationKind, Role, policy};
+use crate::domain::{CountryCode, OrganizationKind, PartnerKind, Role, policy};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{ApiJson, ApiQuery, IfMatch, RequestContext, etag};
 use crate::pagination::{self, Page};
@@ -34,7 +34,7 @@ pub struct OrganizationQuery {
 pub struct CreateOrganization {
     #[schema(example = "Refuge Dakar", min_length = 1, max_length = 200)]
     pub name: String,
-    pub kind: OrganizationKind,
+    pub kind: PartnerKind,
     pub country: CountryCode,
     #[serde(default)]
     pub shares_statistics: bool,
@@ -45,7 +45,8 @@ pub struct CreateOrganization {
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrganization {
     pub name: Option<String>,
-    pub kind: Option<OrganizationKind>,
+    /// Not for the host organisation, whose kind never changes.
+    pub kind: Option<PartnerKind>,
     pub country: Option<CountryCode>,
     pub shares_statistics: Option<bool>,
 }
@@ -121,13 +122,10 @@ pub async fn create_organization(
     policy::manage_organizations(&principal).require()?;
     let body = body.0;
     let name = super::parse_name(&body.name).map_err(|m| ApiError::validation("name", m))?;
-    if body.kind == OrganizationKind::Host {
-        return Err(ApiError::validation("kind", "must not be host: there is exactly one host organisation"));
-    }
     let mut conn = state.pool.get().await?;
     let org = (*conn)
         .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
-                let org = super::insert(conn, &name, body.kind, Some(body.country.as_str()), body.shares_statistics)
+                let org = super::insert(conn, &name, body.kind.get(), Some(body.country.as_str()), body.shares_statistics)
                     .await
                     .map_err(name_conflict)?;
                 let event = Event::new(AuditAction::OrganizationCreated, AuditOutcome::Success)
@@ -173,7 +171,7 @@ pub async fn get_organization(
     tag = "organizations",
     params(
         ("id" = Uuid, Path, description = "Organisation id"),
-        ("If-Match" = String, Header, description = "ETag of the version you read, e.g. \"3\""),
+        ("If-Match" = String, Header, description = "ETag of the version you read, e.g. \"3\" (a list of them, or `*` for whatever version exists)"),
     ),
     request_body = UpdateOrganization,
     security(("bearer" = [])),
@@ -209,16 +207,17 @@ pub async fn update_organization(
     };
     let mut conn = state.pool.get().await?;
     let current = super::find(&mut conn, id).await?.ok_or(ApiError::NotFound)?;
+    let version = if_match.against(current.version)?;
     let is_host = current.kind == OrganizationKind::Host;
-    if body.kind.is_some_and(|k| (k == OrganizationKind::Host) != is_host) {
-        return Err(ApiError::validation("kind", "the host organisation's kind cannot change, and no other can become host"));
+    if is_host && body.kind.is_some() {
+        return Err(ApiError::validation("kind", "must not be given for the host organisation, whose kind never changes"));
     }
     let org = (*conn)
         .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
-                let changed = diesel::update(organizations::table.find(id).filter(organizations::version.eq(if_match.0)))
+                let changed = diesel::update(organizations::table.find(id).filter(organizations::version.eq(version)))
                     .set((
                         name.as_deref().map(|n| organizations::name.eq(n)),
-                        body.kind.map(|k| organizations::kind.eq(k)),
+                        body.kind.map(|k| organizations::kind.eq(k.get())),
                         body.country.map(|c| organizations::country.eq(c.as_str().to_owned())),
                         body.shares_statistics.map(|s| organizations::shares_statistics.eq(s)),
                         organizations::version.eq(organizations::version + 1),

@@ -126,7 +126,9 @@ pub struct Referral {
 pub struct ReferralWithReason {
     #[serde(flatten)]
     pub referral: Referral,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Always present in this view, `null` when none was given: its presence is what tells this
+    /// view from the one without it.
+    #[schema(required = true)]
     pub reason: Option<String>,
 }
 

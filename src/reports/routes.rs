@@ -181,7 +181,7 @@ pub fn parse_parameters(plugin: &dyn ReportPlugin, raw: HashMap<String, String>)
         None | Some("json") => false,
         Some("csv") => true,
         Some(_) => {
-            errors.push(FieldError::new("format", "must be json or csv"));
+            errors.push(FieldError::new("format", "must be one of: json, csv"));
             false
         }
     };
@@ -211,6 +211,28 @@ fn wants_csv(req: &HttpRequest) -> bool {
         .is_some_and(|v| v.split(',').any(|m| m.trim().starts_with("text/csv")))
 }
 
+/// The framework's filters every report takes (documentation: the query is read as a whole by
+/// `parse_parameters`, with the report's own parameters).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ReportWindow {
+    /// First month, YYYY-MM.
+    from: Option<String>,
+    /// Last month, YYYY-MM.
+    to: Option<String>,
+    /// Only victims identified in this operation.
+    operation: Option<String>,
+}
+
+/// How a report's table is rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportFormat {
+    Json,
+    Csv,
+}
+
 /// Run a report. Parameters are the report's own (see the catalogue) plus `from` and `to`
 /// (months, YYYY-MM, inclusive; a report by month, quarter or year lists the last 36 months, 12
 /// quarters or 10 years by default), `operation` (a tag) and `format` (`json` or `csv`; or send
@@ -230,14 +252,15 @@ fn wants_csv(req: &HttpRequest) -> bool {
     tag = "reports",
     params(
         ("id" = String, Path, description = "Report id from the catalogue"),
-        ("from" = Option<String>, Query, description = "First month, YYYY-MM"),
-        ("to" = Option<String>, Query, description = "Last month, YYYY-MM"),
-        ("operation" = Option<String>, Query, description = "Only victims identified in this operation"),
-        ("format" = Option<String>, Query, description = "`json` (default) or `csv`"),
+        ReportWindow,
+        ("format" = Option<ReportFormat>, Query, description = "`json` (default) or `csv`; `GET /api/v1/reports/{id}/csv` is the same table as CSV only"),
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The table", body = output::ReportResult, content_type = "application/json"),
+        (status = 200, description = "The table: JSON, or CSV with `format=csv` or `Accept: text/csv`", content(
+            (output::ReportResult = "application/json"),
+            (String = "text/csv", example = json!("citizenship,country_of_exploitation,victims,margin,withheld\r\nPER,SEN,41,9,false\r\nPER,total,212,13,false\r\n"))
+        )),
         (status = 401, response = crate::openapi::responses::Unauthorized),
         (status = 403, response = crate::openapi::responses::Forbidden),
         (status = 404, response = crate::openapi::responses::NotFound),
@@ -253,13 +276,58 @@ pub async fn run_report(
     id: web::Path<String>,
     query: ApiQuery<HashMap<String, String>>,
 ) -> ApiResult<HttpResponse> {
-    let plugin = state.reports.get(id.as_str()).ok_or(ApiError::NotFound)?;
+    let csv = wants_csv(&req);
+    answer(&state, &principal, &ctx, &id, query.0, csv).await
+}
+
+/// Run a report and receive its table as CSV: the same release as `GET /api/v1/reports/{id}`
+/// (from the ledger when asked before in the period, at no cost), for clients that want one
+/// declared media type per operation.
+#[utoipa::path(
+    tag = "reports",
+    params(
+        ("id" = String, Path, description = "Report id from the catalogue"),
+        ReportWindow,
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The table as CSV, one row per cell with its margin", body = String, content_type = "text/csv",
+            example = json!("citizenship,country_of_exploitation,victims,margin,withheld\r\nPER,SEN,41,9,false\r\nPER,total,212,13,false\r\n")),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 422, response = crate::openapi::responses::Invalid),
+    )
+)]
+#[get("/reports/{id}/csv")]
+pub async fn run_report_csv(
+    state: web::Data<AppState>,
+    principal: Principal,
+    ctx: RequestContext,
+    id: web::Path<String>,
+    query: ApiQuery<HashMap<String, String>>,
+) -> ApiResult<HttpResponse> {
+    if query.0.contains_key("format") {
+        return Err(ApiError::validation("format", "is not a parameter of the CSV operation, which answers CSV only"));
+    }
+    answer(&state, &principal, &ctx, &id, query.0, true).await
+}
+
+async fn answer(
+    state: &AppState,
+    principal: &Principal,
+    ctx: &RequestContext,
+    id: &str,
+    query: HashMap<String, String>,
+    csv_asked: bool,
+) -> ApiResult<HttpResponse> {
+    let plugin = state.reports.get(id).ok_or(ApiError::NotFound)?;
     if !plugin.roles().contains(&principal.role) {
         return Err(ApiError::Forbidden);
     }
-    let ReportParameters { own, filters, csv } = parse_parameters(plugin, query.0)?;
-    let result = release::answer(&state, &principal, &ctx, Ask { plugin, own, filters }).await?;
-    if csv || wants_csv(&req) {
+    let ReportParameters { own, filters, csv } = parse_parameters(plugin, query)?;
+    let result = release::answer(state, principal, ctx, Ask { plugin, own, filters }).await?;
+    if csv || csv_asked {
         return Ok(HttpResponse::Ok()
             .content_type("text/csv; charset=utf-8; header=present")
             .body(output::csv(&result)));

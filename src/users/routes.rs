@@ -220,7 +220,7 @@ pub async fn get_user(
     tag = "users",
     params(
         ("id" = Uuid, Path, description = "User id"),
-        ("If-Match" = String, Header, description = "ETag of the version you read, e.g. \"3\""),
+        ("If-Match" = String, Header, description = "ETag of the version you read, e.g. \"3\" (a list of them, or `*` for whatever version exists)"),
     ),
     request_body = UpdateUser,
     security(("bearer" = [])),
@@ -283,10 +283,8 @@ pub async fn update_user(
         }
         _ => None,
     };
+    let version = if_match.against(current.version)?;
     if let Some(kind) = grant_kind {
-        if current.version != if_match.0 {
-            return Err(ApiError::PreconditionFailed);
-        }
         let grant = (*conn)
             .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
                 grants::request(conn, &ctx, &principal, org, id, kind).await
@@ -304,7 +302,7 @@ pub async fn update_user(
                         grants::withdraw_pending(conn, &ctx, &principal, id, false).await?;
                     }
                     let changed =
-                        diesel::update(users::table.find(id).filter(users::version.eq(if_match.0)))
+                        diesel::update(users::table.find(id).filter(users::version.eq(version)))
                             .set((
                                 leaves_caseworker.then(|| users::awaiting_approval.eq(false)),
                                 role.map(|r| users::role.eq(r)),

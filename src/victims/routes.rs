@@ -121,7 +121,17 @@ fn respond(status: actix_web::http::StatusCode, version: i32, view: &VictimView)
 /// before it is stored.
 #[utoipa::path(
     tag = "victims",
-    request_body = VictimInput,
+    request_body(content = VictimInput, example = json!({
+        "trafficking_status": "actual", "identified_on": "2026-10-14", "identified_in": "SEN", "identified_by": "ngo",
+        "operation": "OP-SENTINEL-2026", "gender": "woman", "age_at_identification": 24, "citizenship": ["PER"],
+        "migrant_status": "irregular_migrant", "country_of_exploitation": "SEN", "exploitation_types": ["forced_criminality"],
+        "labour_sector": "J", "recruitment_methods": ["deceptive_job_offer"], "means_of_control": ["debt_bondage"],
+        "recruiter_relation": "friend_or_acquaintance",
+        "route": [{"kind": "recruitment", "country": "PER", "month": "2026-03"}, {"kind": "transit", "country": "BRA"},
+                  {"kind": "exploitation", "country": "SEN", "month": "2026-05"}],
+        "consent": {"services": true, "share_with_referral_partners": true, "anonymised_statistics": true},
+        "identity": {"given_names": "Ana María", "family_names": "Quispe Mamani", "date_of_birth": "2002-02-03"}
+    })),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = VictimView, headers(("ETag" = String, description = "Version"))),
@@ -247,9 +257,10 @@ fn merge_patch(target: &mut Value, patch: &Value) {
     tag = "victims",
     params(
         ("id" = Uuid, Path, description = "Victim id"),
-        ("If-Match" = String, Header, description = "ETag of the version you read, e.g. \"3\""),
+        ("If-Match" = String, Header, description = "ETag of the version you read, e.g. \"3\" (a list of them, or `*` for whatever version exists)"),
     ),
-    request_body(content = VictimInput, description = "A JSON merge patch of the case file"),
+    // The schema (`VictimPatch`, derived from `VictimInput`) is filled in by `openapi::merge_patch`.
+    request_body(description = "A JSON merge patch (RFC 7396) of the case file", content(("application/merge-patch+json"), ("application/json"))),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Updated", body = VictimView, headers(("ETag" = String, description = "New version"))),
@@ -282,6 +293,7 @@ pub async fn update_victim(
     let mut conn = state.pool.get().await?;
     let (row, _) = load_in_sight(&state, &mut conn, &ctx, &principal, id).await?;
     redaction::may_write_victim(&principal, row.organization_id)?;
+    let version = if_match.against(row.version)?;
     let changed: Vec<String> = fields.keys().cloned().collect();
     let (updated, view) = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
@@ -303,7 +315,7 @@ pub async fn update_victim(
             let mut merged = serde_json::to_value(&base).map_err(|e| ApiError::internal("patch", e))?;
             merge_patch(&mut merged, &patch);
             let input = from_value::<VictimInput>(merged)?.validate().map_err(ApiError::Validation)?;
-            let updated = store::update(conn, id, if_match.0, principal.user_id, &input)
+            let updated = store::update(conn, id, version, principal.user_id, &input)
                 .await?
                 .ok_or(ApiError::PreconditionFailed)?;
             match (touches_identity, &input.identity) {

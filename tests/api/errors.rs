@@ -103,7 +103,9 @@ async fn nul_characters_are_refused_not_a_server_error() {
         )
         .await;
     let problem = resp.assert_problem(422, "validation");
-    assert_eq!(problem["errors"][0]["field"], "body");
+    assert_eq!(problem["errors"][0]["field"], "email", "the field that holds it is named: {problem}");
+    assert_eq!(problem["errors"][0]["code"], "format");
+    assert!(problem["errors"][0]["message"].as_str().unwrap().contains("NUL"));
     let org = app.create_org().await;
     let (_, token) = app.user_with_token(org, haven::domain::Role::Admin).await;
     let resp = app.get("/api/v1/victims?operation=%00", &token).await;

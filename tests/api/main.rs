@@ -5,6 +5,7 @@ mod helpers;
 mod world;
 
 mod audit;
+mod contract;
 mod auth;
 mod docs_page;
 mod duties;

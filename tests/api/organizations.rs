@@ -58,8 +58,12 @@ async fn organization_role_matrix() {
 async fn create_update_and_concurrency() {
     let app = spawn_app().await;
     let admin = app.token(&app.host_admin).await;
+    // Codes are what the schema lists: capitals only.
+    let lower = app.post("/api/v1/organizations", Some(&admin), json!({ "name": "Refuge Dakar", "kind": "ngo", "country": "sen" })).await;
+    let problem = lower.assert_problem(422, "validation");
+    assert!(problem["errors"][0]["message"].as_str().unwrap().contains("capitals"), "{problem}");
     let resp = app
-        .post("/api/v1/organizations", Some(&admin), json!({ "name": "  Refuge   Dakar ", "kind": "ngo", "country": "sen" }))
+        .post("/api/v1/organizations", Some(&admin), json!({ "name": "  Refuge   Dakar ", "kind": "ngo", "country": "SEN" }))
         .await;
     assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
     assert_eq!(resp.header("etag"), Some("\"1\""));

@@ -145,6 +145,11 @@ async fn a_repeated_question_is_the_same_release_free_in_json_and_csv() {
         assert_eq!(row[4], cell["margin"].to_string());
         assert_eq!(row[5], cell["withheld"].to_string());
     }
+    // The CSV-only operation (one media type, for generated clients) is the same release.
+    let csv_only = app.get("/api/v1/reports/exploitation-profile/csv?age=minor_adult", &partner).await;
+    assert_eq!(csv_only.status, StatusCode::OK, "{}", csv_only.text);
+    assert!(csv_only.header("content-type").unwrap().starts_with("text/csv"));
+    assert_eq!(csv_only.text, csv.text, "the CSV operation answers the recorded release");
     let budget = app.get("/api/v1/reports/budget", &partner).await.json();
     assert_eq!(spent(&budget), 0.25, "repeats and formats cost nothing");
     let mut conn = app.pool.get().await.unwrap();
@@ -157,7 +162,7 @@ async fn a_repeated_question_is_the_same_release_free_in_json_and_csv() {
         .iter()
         .filter(|(a, o)| a == "report.run" && o == "success")
         .count();
-    assert_eq!(repeats, 7, "every answer is audited, repeats included");
+    assert_eq!(repeats, 8, "every answer is audited, repeats included");
 }
 
 /// Released counts are the measured ones within their margins (nearly always), never below k,

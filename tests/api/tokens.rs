@@ -41,7 +41,12 @@ async fn me_status(app: &TestApp, authorization: Option<&str>) -> StatusCode {
     let resp = app.request_with(reqwest::Method::GET, "/api/v1/me", None, None, &headers).await;
     if resp.status == StatusCode::UNAUTHORIZED {
         resp.assert_problem(401, "unauthorized");
-        assert_eq!(resp.header("www-authenticate"), Some("Bearer"));
+        // RFC 6750: no token, no error code; a token refused, `invalid_token` (refresh or log in).
+        let challenge = resp.header("www-authenticate").unwrap_or_default();
+        match authorization.is_some_and(|a| a.starts_with("Bearer ") && a.len() > "Bearer ".len()) {
+            true => assert!(challenge.starts_with("Bearer error=\"invalid_token\""), "{challenge}"),
+            false => assert_eq!(challenge, "Bearer"),
+        }
     }
     resp.status
 }
