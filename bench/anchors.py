@@ -126,7 +126,10 @@ def report_fresh(ctx, report):
             + "INSERT INTO report_releases (user_id, organization_id, report_id, parameters, k, cells_released, cells_suppressed, "
             "epsilon_spent, period, question, rho, mechanism, release) SELECT user_id, organization_id, report_id, parameters, k, "
             "cells_released, cells_suppressed, epsilon_spent, period, 'bench-' || :q, rho, mechanism, release "
-            f"FROM report_releases WHERE id = {sample};\n"
+            f"FROM report_releases WHERE id = {sample} "
+            # Random questions of different rounds may meet; the service's question is new by
+            # construction. Skipping a rare collision keeps the work the same.
+            "ON CONFLICT DO NOTHING;\n"
             "INSERT INTO report_spend (period, organization_id, rho, releases) VALUES (date_trunc('month', now())::date, "
             f"'{ctx.host}', 0, 1) ON CONFLICT (period, organization_id) DO UPDATE SET rho = report_spend.rho + EXCLUDED.rho, "
             "releases = report_spend.releases + 1;\n"

@@ -87,6 +87,61 @@ pub async fn add_host_admin(pool: &Pool, hasher: &PasswordHasher, email: &Email,
     Ok(())
 }
 
+/// A host admin who lost their password (`haven recover-admin`): the password is voided, a lockout
+/// lifted, the sessions ended, and a single-use enrolment token issued, in one transaction with
+/// its audit event (filed in the host organisation's log, no actor: the command line). Only host
+/// admins: every other account is reset by an admin through the API, under the two-person rule.
+/// The credential counts as confirmed, as for an admin added at the console: whoever runs this
+/// holds the machine and its database anyway.
+pub async fn recover_host_admin(pool: &Pool, email: &Email, ttl_hours: u64) -> Result<crate::auth::enrolments::EnrolmentToken, BootstrapError> {
+    use crate::audit::{self, AuditAction, AuditOutcome, Event};
+    use crate::auth::enrolments::{self, Purpose};
+    use crate::db::schema::users;
+    let mut conn = pool.get().await.map_err(|e| BootstrapError::Database(e.to_string()))?;
+    let email = email.as_str().to_owned();
+    (*conn)
+        .transaction::<_, BootstrapError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
+            let found: Option<(uuid::Uuid, uuid::Uuid, Role, OrganizationKind)> = users::table
+                .inner_join(organizations::table)
+                .filter(users::email.eq(&email))
+                .select((users::id, users::organization_id, users::role, organizations::kind))
+                .first(conn)
+                .await
+                .optional()?;
+            let (id, org) = match found {
+                Some((id, org, Role::Admin, OrganizationKind::Host)) => (id, org),
+                Some(_) => {
+                    return Err(BootstrapError::Invalid(
+                        "only host admins are recovered here; an admin of the account's organisation resets the others \
+                         (POST /api/v1/users/{id}/reset)"
+                            .into(),
+                    ));
+                }
+                None => return Err(BootstrapError::Invalid("no account with this email".into())),
+            };
+            diesel::update(users::table.find(id))
+                .set((
+                    users::password_hash.eq(None::<String>),
+                    users::failed_logins.eq(0),
+                    users::locked_until.eq(None::<chrono::DateTime<chrono::Utc>>),
+                    users::credential_issued_by.eq(None::<uuid::Uuid>),
+                    users::version.eq(users::version + 1),
+                    users::updated_at.eq(diesel::dsl::now),
+                ))
+                .execute(conn)
+                .await?;
+            crate::auth::sessions::revoke_user(conn, id).await?;
+            let token = enrolments::issue(conn, id, Purpose::Reset, id, ttl_hours).await?;
+            let event = Event::new(AuditAction::UserPasswordReset, AuditOutcome::Success)
+                .in_org(org)
+                .target("user", id)
+                .details(serde_json::json!({ "via": "command_line", "expires_at": token.expires_at }));
+            audit::record(conn, &crate::extract::RequestContext::none(), event).await?;
+            Ok(token)
+        })
+        .await
+}
+
 pub const LOCAL_ADMIN_EMAILS: [&str; 2] = ["admin@haven.local", "second-admin@haven.local"];
 
 /// In local mode with an empty database: creates a host organisation and two admins (two people

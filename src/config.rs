@@ -1,4 +1,5 @@
-//! Settings: every one has a flag and a `HAVEN_*` variable (`haven --help` lists them), and they
+//! Settings: every one has a flag and a `HAVEN_*` variable (`haven serve --help` lists them all;
+//! each other command lists the few it uses), and they
 //! are validated once at start so a bad value is a clear message, not a failure at 3 a.m.
 
 use std::net::SocketAddr;
@@ -14,26 +15,44 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     long_about = None
 )]
 pub struct Cli {
-    #[command(flatten)]
-    pub settings: Settings,
+    /// Without a command, `serve` with its settings from the environment.
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the HTTP API (the default).
-    Serve,
+    Serve(Settings),
     /// Apply the embedded database migrations and exit.
-    Migrate,
+    Migrate(MachineSettings),
     /// Create the host organisation and its first admin (`--org`), or add a host admin.
     Bootstrap(BootstrapArgs),
+    /// Give a host admin who lost their password a single-use enrolment token (audited).
+    RecoverAdmin(RecoverArgs),
     /// Print the OpenAPI document (JSON) on standard output.
     Openapi,
     /// Re-encrypt identities, notes and reasons under the newest identity key (resumable).
     Rekey(RekeyArgs),
     /// Fill the database with realistic, entirely fictional records.
     Seed(SeedArgs),
+}
+
+impl Command {
+    /// The settings the command runs with: its own flags and environment, the rest from the
+    /// environment and defaults.
+    pub fn settings(&self) -> Settings {
+        match self {
+            Command::Serve(settings) => settings.clone(),
+            Command::Migrate(machine) => Settings::with_machine(machine.clone()),
+            Command::Bootstrap(args) => Settings::with_machine(args.machine.clone()),
+            Command::RecoverAdmin(args) => Settings::with_machine(args.machine.clone()),
+            Command::Rekey(args) => Settings::with_machine(args.machine.clone()),
+            Command::Seed(args) => Settings::with_machine(args.machine.clone()),
+            Command::Openapi => Settings::defaults(),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -49,6 +68,19 @@ pub struct BootstrapArgs {
     /// ISO 3166-1 alpha-3 country of the host organisation (optional).
     #[arg(long)]
     pub country: Option<String>,
+    #[command(flatten)]
+    pub machine: MachineSettings,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// Email address of the host admin. Their password stops working, their sessions end, and a
+    /// single-use enrolment token is printed once: they set a new password with it
+    /// (`POST /api/v1/auth/enrol`). Recorded in the host organisation's audit log.
+    #[arg(long)]
+    pub email: String,
+    #[command(flatten)]
+    pub machine: MachineSettings,
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +88,8 @@ pub struct RekeyArgs {
     /// Also recompute every blind index (after HAVEN_BLIND_INDEX_KEY changed).
     #[arg(long)]
     pub reindex: bool,
+    #[command(flatten)]
+    pub machine: MachineSettings,
 }
 
 #[derive(Debug, Args)]
@@ -69,6 +103,8 @@ pub struct SeedArgs {
     /// How many organisations to spread the victims over.
     #[arg(long, default_value_t = 12)]
     pub organizations: u32,
+    #[command(flatten)]
+    pub machine: MachineSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -93,169 +129,192 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// What every command that works on the database needs: where it is, the keys, and the logs.
 #[derive(Debug, Clone, Args)]
-pub struct Settings {
+pub struct MachineSettings {
     /// Deployment mode.
-    #[arg(long, env = "HAVEN_ENV", value_enum, default_value = "local", global = true)]
+    #[arg(long, env = "HAVEN_ENV", value_enum, default_value = "local")]
     pub env: Environment,
 
-    /// Address to listen on.
-    #[arg(long, env = "HAVEN_BIND", default_value = "127.0.0.1:8080", global = true)]
-    pub bind: SocketAddr,
-
-    /// Address of the Prometheus metrics endpoint (`GET /metrics`), kept apart from the API so it is
-    /// never exposed with it; `off` disables it. Keep it on loopback or a private network.
-    #[arg(long, env = "HAVEN_METRICS_BIND", default_value = "127.0.0.1:9464", global = true)]
-    pub metrics_bind: String,
-
     /// PostgreSQL URL. Without it Haven runs its own private cluster in the data directory.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
-    /// PostgreSQL URL for report queries only (e.g. a read replica); default: the main database.
-    #[arg(long, env = "HAVEN_REPORTS_DATABASE_URL", hide_env_values = true, global = true)]
-    pub reports_database_url: Option<String>,
-
     /// Directory for the private PostgreSQL cluster and the locally generated secrets.
-    #[arg(long, env = "HAVEN_DATA_DIR", default_value = ".haven", global = true)]
+    #[arg(long, env = "HAVEN_DATA_DIR", default_value = ".haven")]
     pub data_dir: PathBuf,
 
     /// Directory holding the PostgreSQL server binaries (initdb, postgres) for the private
     /// cluster; default: the newest /usr/lib/postgresql/*/bin, then PATH.
-    #[arg(long, env = "HAVEN_PG_BIN_DIR", global = true)]
+    #[arg(long, env = "HAVEN_PG_BIN_DIR")]
     pub pg_bin_dir: Option<PathBuf>,
 
     /// JWT signing keys: `kid:base64key[:retired_unix_time]`, comma-separated, the first signs.
     /// A retired key verifies tokens until they expire, then nothing.
-    #[arg(long, env = "HAVEN_JWT_KEYS", hide_env_values = true, global = true)]
+    #[arg(long, env = "HAVEN_JWT_KEYS", hide_env_values = true)]
     pub jwt_keys: Option<String>,
 
     /// Identity encryption keys: `kid:base64key` (32 bytes each), comma-separated; the first
     /// encrypts, the others still decrypt until `haven rekey` has moved everything to the first.
-    #[arg(long, env = "HAVEN_IDENTITY_KEYS", hide_env_values = true, global = true)]
+    #[arg(long, env = "HAVEN_IDENTITY_KEYS", hide_env_values = true)]
     pub identity_keys: Option<String>,
 
     /// Key of the blind indexes used for exact-match search (base64, 32 bytes). Changing it
     /// requires `haven rekey` to recompute the indexes.
-    #[arg(long, env = "HAVEN_BLIND_INDEX_KEY", hide_env_values = true, global = true)]
+    #[arg(long, env = "HAVEN_BLIND_INDEX_KEY", hide_env_values = true)]
     pub blind_index_key: Option<String>,
 
+    /// Log format.
+    #[arg(long, env = "HAVEN_LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "HAVEN_LOG", default_value = "info")]
+    pub log: String,
+}
+
+/// Everything `haven serve` reads: the machine's settings and the server's own. Other commands
+/// take only `MachineSettings` (their `--help` lists only what they use); the rest then come
+/// from the environment and defaults. `settings.env` and the like reach the machine's fields.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    #[command(flatten)]
+    pub machine: MachineSettings,
+
+    /// Address to listen on.
+    #[arg(long, env = "HAVEN_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`), kept apart from the API so it is
+    /// never exposed with it; `off` disables it. Keep it on loopback or a private network.
+    #[arg(long, env = "HAVEN_METRICS_BIND", default_value = "127.0.0.1:9464")]
+    pub metrics_bind: String,
+
+    /// PostgreSQL URL for report queries only (e.g. a read replica); default: the main database.
+    #[arg(long, env = "HAVEN_REPORTS_DATABASE_URL", hide_env_values = true)]
+    pub reports_database_url: Option<String>,
+
     /// `iss` claim of issued access tokens (and the only one accepted).
-    #[arg(long, env = "HAVEN_JWT_ISSUER", default_value = "haven", global = true)]
+    #[arg(long, env = "HAVEN_JWT_ISSUER", default_value = "haven")]
     pub jwt_issuer: String,
 
     /// `aud` claim of issued access tokens (and the only one accepted).
-    #[arg(long, env = "HAVEN_JWT_AUDIENCE", default_value = "haven-api", global = true)]
+    #[arg(long, env = "HAVEN_JWT_AUDIENCE", default_value = "haven-api")]
     pub jwt_audience: String,
 
     /// Lifetime of access tokens, in seconds.
-    #[arg(long, env = "HAVEN_ACCESS_TOKEN_TTL", default_value_t = 900, global = true)]
+    #[arg(long, env = "HAVEN_ACCESS_TOKEN_TTL", default_value_t = 900)]
     pub access_token_ttl: u64,
 
     /// Lifetime of a login session (its refresh tokens), in hours.
-    #[arg(long, env = "HAVEN_SESSION_TTL_HOURS", default_value_t = 720, global = true)]
+    #[arg(long, env = "HAVEN_SESSION_TTL_HOURS", default_value_t = 720)]
     pub session_ttl_hours: u64,
 
     /// HTTP worker threads (default: one per core).
-    #[arg(long, env = "HAVEN_WORKERS", global = true)]
+    #[arg(long, env = "HAVEN_WORKERS")]
     pub workers: Option<usize>,
 
     /// Maximum database connections in the pool.
-    #[arg(long, env = "HAVEN_DB_POOL_SIZE", default_value_t = 16, global = true)]
+    #[arg(long, env = "HAVEN_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: usize,
 
     /// How long a request waits for a database connection before answering 503, in milliseconds.
-    #[arg(long, env = "HAVEN_DB_TIMEOUT_MS", default_value_t = 3000, global = true)]
+    #[arg(long, env = "HAVEN_DB_TIMEOUT_MS", default_value_t = 3000)]
     pub db_timeout_ms: u64,
 
     /// Largest accepted request body, in bytes (larger bodies are answered 413).
-    #[arg(long, env = "HAVEN_BODY_LIMIT", default_value_t = 65536, global = true)]
+    #[arg(long, env = "HAVEN_BODY_LIMIT", default_value_t = 65536)]
     pub body_limit: usize,
 
     /// Failed login attempts allowed per client address per minute (successful logins are not counted).
-    #[arg(long, env = "HAVEN_LOGIN_PER_ADDRESS_PER_MINUTE", default_value_t = 30, global = true)]
+    #[arg(long, env = "HAVEN_LOGIN_PER_ADDRESS_PER_MINUTE", default_value_t = 30)]
     pub login_per_address_per_minute: u32,
 
     /// Failed login attempts allowed per account in a burst; then one every 3 minutes.
-    #[arg(long, env = "HAVEN_LOGIN_PER_ACCOUNT_BURST", default_value_t = 5, global = true)]
+    #[arg(long, env = "HAVEN_LOGIN_PER_ACCOUNT_BURST", default_value_t = 5)]
     pub login_per_account_burst: u32,
 
     /// Consecutive failed logins that lock an account.
-    #[arg(long, env = "HAVEN_LOCKOUT_THRESHOLD", default_value_t = 5, global = true)]
+    #[arg(long, env = "HAVEN_LOCKOUT_THRESHOLD", default_value_t = 5)]
     pub lockout_threshold: u32,
 
     /// How long an enrolment or reset token (with which a person sets their own password) stays
     /// valid, in hours.
-    #[arg(long, env = "HAVEN_ENROLMENT_TTL_HOURS", default_value_t = 48, global = true)]
+    #[arg(long, env = "HAVEN_ENROLMENT_TTL_HOURS", default_value_t = 48)]
     pub enrolment_ttl_hours: u64,
 
     /// How long a locked account stays locked, in minutes.
-    #[arg(long, env = "HAVEN_LOCKOUT_MINUTES", default_value_t = 15, global = true)]
+    #[arg(long, env = "HAVEN_LOCKOUT_MINUTES", default_value_t = 15)]
     pub lockout_minutes: u64,
 
     /// Password hashes computed at once (argon2id is CPU- and memory-heavy); default: cores.
-    #[arg(long, env = "HAVEN_HASH_CONCURRENCY", global = true)]
+    #[arg(long, env = "HAVEN_HASH_CONCURRENCY")]
     pub hash_concurrency: Option<usize>,
 
     /// Addresses of reverse proxies whose `X-Forwarded-For` is trusted for the client address
     /// (login throttling, audit), comma-separated. Without it the TCP peer is the client.
-    #[arg(long, env = "HAVEN_TRUSTED_PROXIES", value_delimiter = ',', global = true)]
+    #[arg(long, env = "HAVEN_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<std::net::IpAddr>,
 
     /// Smallest count a report releases to anyone but a caseworker looking at their own
     /// organisation (k-anonymity threshold; CTDC uses 11). Never below 5.
-    #[arg(long, env = "HAVEN_REPORT_K", default_value_t = 11, global = true)]
+    #[arg(long, env = "HAVEN_REPORT_K", default_value_t = 11)]
     pub report_k: i64,
 
     /// Directory of additional declarative report plugins (`*.toml`), validated at start.
-    #[arg(long, env = "HAVEN_REPORTS_DIR", global = true)]
+    #[arg(long, env = "HAVEN_REPORTS_DIR")]
     pub reports_dir: Option<PathBuf>,
 
     /// Privacy cost of each new statistical release to anyone but a caseworker on their own
     /// organisation, as zero-concentrated DP rho (a repeated question is free). Larger means less
     /// noise and faster spending: 0.01 to 1.
-    #[arg(long, env = "HAVEN_DP_RHO", default_value_t = 0.25, global = true)]
+    #[arg(long, env = "HAVEN_DP_RHO", default_value_t = 0.25)]
     pub dp_rho: f64,
 
     /// Privacy allowance (zCDP rho) an organisation may spend per period, unless a host admin set
     /// its own; renewed at the start of each period.
-    #[arg(long, env = "HAVEN_DP_ALLOWANCE", default_value_t = 5.0, global = true)]
+    #[arg(long, env = "HAVEN_DP_ALLOWANCE", default_value_t = 5.0)]
     pub dp_allowance: f64,
 
     /// What all statistical releases of the deployment together may spend per period (zCDP rho),
     /// so that creating organisations cannot create privacy budget.
-    #[arg(long, env = "HAVEN_DP_CAP", default_value_t = 25.0, global = true)]
+    #[arg(long, env = "HAVEN_DP_CAP", default_value_t = 25.0)]
     pub dp_cap: f64,
 
     /// How often allowances renew (calendar periods, UTC).
-    #[arg(long, env = "HAVEN_DP_PERIOD", value_enum, default_value = "month", global = true)]
+    #[arg(long, env = "HAVEN_DP_PERIOD", value_enum, default_value = "month")]
     pub dp_period: BudgetPeriod,
 
     /// The delta at which releases and allowances are also stated as (epsilon, delta)-DP.
-    #[arg(long, env = "HAVEN_DP_DELTA", default_value_t = 1e-7, global = true)]
+    #[arg(long, env = "HAVEN_DP_DELTA", default_value_t = 1e-7)]
     pub dp_delta: f64,
 
-    /// Log format.
-    #[arg(long, env = "HAVEN_LOG_FORMAT", value_enum, default_value = "json", global = true)]
-    pub log_format: LogFormat,
-
-    /// Log filter (tracing EnvFilter syntax).
-    #[arg(long, env = "HAVEN_LOG", default_value = "info", global = true)]
-    pub log: String,
-
     /// Seconds a request may take before it is answered 503 (a stuck dependency never hangs a client).
-    #[arg(long, env = "HAVEN_REQUEST_TIMEOUT", default_value_t = 30, global = true)]
+    #[arg(long, env = "HAVEN_REQUEST_TIMEOUT", default_value_t = 30)]
     pub request_timeout: u64,
 
     /// How long a session check is remembered, in milliseconds (0: check the database on every
     /// request). Revocations made through this process apply at once; other processes sharing the
     /// database see them within this time.
-    #[arg(long, env = "HAVEN_SESSION_CACHE_MS", default_value_t = 1000, global = true)]
+    #[arg(long, env = "HAVEN_SESSION_CACHE_MS", default_value_t = 1000)]
     pub session_cache_ms: u64,
 
     /// Seconds given to in-flight requests on shutdown.
-    #[arg(long, env = "HAVEN_SHUTDOWN_TIMEOUT", default_value_t = 30, global = true)]
+    #[arg(long, env = "HAVEN_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout: u64,
+}
+
+impl std::ops::Deref for Settings {
+    type Target = MachineSettings;
+    fn deref(&self) -> &MachineSettings {
+        &self.machine
+    }
+}
+
+impl std::ops::DerefMut for Settings {
+    fn deref_mut(&mut self) -> &mut MachineSettings {
+        &mut self.machine
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -270,9 +329,17 @@ fn bad(setting: &'static str, problem: impl Into<String>) -> ConfigError {
 }
 
 impl Settings {
-    /// Defaults as the CLI would give them with no flags and no environment: used by tests.
+    /// What `haven serve` would run with, without flags: the environment, then the defaults.
     pub fn defaults() -> Settings {
-        Cli::parse_from(["haven"]).settings
+        match Cli::parse_from(["haven", "serve"]).command {
+            Some(Command::Serve(settings)) => settings,
+            _ => unreachable!("`haven serve` parses as the serve command"),
+        }
+    }
+
+    /// A command's machine settings, with the server's from the environment and defaults.
+    pub fn with_machine(machine: MachineSettings) -> Settings {
+        Settings { machine, ..Settings::defaults() }
     }
 
     /// What production requires before touching a database (`needs_keys`: before serving).

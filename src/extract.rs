@@ -166,6 +166,11 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
+    /// No request: a command run on the machine itself.
+    pub fn none() -> RequestContext {
+        RequestContext { request_id: None, client_address: None }
+    }
+
     pub fn of(req: &HttpRequest, settings: &crate::config::Settings) -> RequestContext {
         RequestContext {
             request_id: req.extensions().get::<tracing_actix_web::RequestId>().map(|id| id.to_string()),

@@ -3,26 +3,27 @@ use std::net::TcpListener;
 use std::process::ExitCode;
 
 use clap::Parser;
-use haven::config::{BootstrapArgs, Cli, Command, Environment, SeedArgs, Settings};
+use haven::config::{BootstrapArgs, Cli, Command, Environment, RecoverArgs, SeedArgs, Settings};
 use haven::domain::{CountryCode, Email, NewPassword};
 use haven::startup::{self, StartupError};
 
 fn main() -> ExitCode {
     keep_large_allocations_returnable();
-    let cli = Cli::parse();
-    let settings = cli.settings;
+    let command = Cli::parse().command.unwrap_or_else(|| Command::Serve(Settings::defaults()));
+    let settings = command.settings();
     if let Err(e) = settings.validate() {
         eprintln!("haven: {e}");
         return ExitCode::from(2);
     }
     haven::telemetry::init_logging(&settings);
-    let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(settings),
-        Command::Migrate => settings
+    let result = match command {
+        Command::Serve(_) => serve(settings),
+        Command::Migrate(_) => settings
             .require_production_settings(false)
             .map_err(StartupError::from)
             .and_then(|_| startup::prepare_database(&settings).map(|_| ())),
         Command::Bootstrap(args) => bootstrap(settings, args),
+        Command::RecoverAdmin(args) => recover_admin(settings, args),
         Command::Rekey(args) => rekey(settings, args.reindex),
         Command::Seed(args) => seed(settings, args),
         Command::Openapi => {
@@ -130,6 +131,31 @@ fn bootstrap(settings: Settings, args: BootstrapArgs) -> Result<(), StartupError
                 println!("Host admin {} added.", email.as_str());
             }
         }
+        Ok::<_, StartupError>(())
+    });
+    drop(database);
+    result
+}
+
+/// On the machine itself, for operators who already hold the database: a host admin who lost
+/// their password gets a single-use enrolment token (printed once, audited). Other accounts are
+/// reset by an admin through the API, under the two-person rule.
+fn recover_admin(settings: Settings, args: RecoverArgs) -> Result<(), StartupError> {
+    let invalid = |m: String| StartupError::Bootstrap(haven::bootstrap::BootstrapError::Invalid(m));
+    let email = Email::parse(&args.email).map_err(|m| invalid(format!("email {m}")))?;
+    settings.require_production_settings(false)?;
+    let database = startup::prepare_database(&settings)?;
+    let ttl = settings.enrolment_ttl_hours;
+    let result = actix_web::rt::System::new().block_on(async {
+        let pool = haven::db::build_pool(&database.url, 2, std::time::Duration::from_secs(10))?;
+        let token = haven::bootstrap::recover_host_admin(&pool, &email, ttl).await?;
+        println!(
+            "Host admin {}: password voided and sessions ended. Enrolment token (shown only now, single use, until {}):\n\n    {}\n\n\
+             They set a new password with POST /api/v1/auth/enrol {{\"token\": ..., \"password\": ...}}.",
+            email.as_str(),
+            token.expires_at.format("%Y-%m-%d %H:%M UTC"),
+            token.token
+        );
         Ok::<_, StartupError>(())
     });
     drop(database);

@@ -61,7 +61,10 @@ pub fn prepare_database(settings: &Settings) -> Result<Database, StartupError> {
             };
             let cluster = LocalCluster::start(&options)?;
             local_cluster::ensure_database(&cluster.url("postgres"), LOCAL_DATABASE, None)?;
-            tracing::info!(data_dir = %settings.data_dir.display(), "private PostgreSQL cluster started");
+            match cluster.started_here() {
+                true => tracing::info!(data_dir = %settings.data_dir.display(), "private PostgreSQL cluster started"),
+                false => tracing::info!(data_dir = %settings.data_dir.display(), "using the private PostgreSQL cluster another Haven process runs"),
+            }
             (cluster.url(LOCAL_DATABASE), Some(cluster))
         }
     };

@@ -198,6 +198,11 @@ impl LocalCluster {
         if socket.as_os_str().len() > SOCKET_PATH_MAX {
             return Err(ClusterError::SocketPathTooLong(socket));
         }
+        // Another Haven process (the server, while `haven seed` runs) already runs this cluster:
+        // use it, and leave it running when done.
+        if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+            return Ok(LocalCluster { guard: None, socket_dir, log_path: root.join("postgres.log") });
+        }
         run_as.check_reachable(&root)?;
         make_private_dir(&root, &run_as)?;
         make_private_dir(&socket_dir, &run_as)?;
@@ -304,6 +309,12 @@ impl LocalCluster {
         }
         let lines: Vec<&str> = text.lines().rev().take(5).collect();
         lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+    }
+
+    /// Whether this process started the server (and stops it when dropped), rather than finding
+    /// it already running.
+    pub fn started_here(&self) -> bool {
+        self.guard.is_some()
     }
 
     /// Connection URL for a database of this cluster.

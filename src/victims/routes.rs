@@ -260,7 +260,7 @@ fn merge_patch(target: &mut Value, patch: &Value) {
         ("If-Match" = String, Header, description = "ETag of the version you read, e.g. \"3\" (a list of them, or `*` for whatever version exists)"),
     ),
     // The schema (`VictimPatch`, derived from `VictimInput`) is filled in by `openapi::merge_patch`.
-    request_body(description = "A JSON merge patch (RFC 7396) of the case file", content(("application/merge-patch+json"), ("application/json"))),
+    request_body(description = "A JSON merge patch (RFC 7396) of the case file (sent as `application/merge-patch+json`; `application/json` is accepted too)", content(("application/merge-patch+json"))),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Updated", body = VictimView, headers(("ETag" = String, description = "New version"))),

@@ -48,7 +48,7 @@ fn every_example_matches_its_schema() {
             checked += 1;
         }
     }
-    assert!(checked > 20, "only {checked} examples were checked");
+    assert!(checked >= 15, "only {checked} examples were checked");
 }
 
 #[tokio::test]

@@ -255,8 +255,8 @@ async fn an_unreachable_data_directory_is_explained() {
 }
 
 #[tokio::test]
-async fn help_lists_every_setting() {
-    let out = haven().arg("--help").output().await.unwrap();
+async fn serve_help_lists_every_setting() {
+    let out = haven().args(["serve", "--help"]).output().await.unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     for var in ["HAVEN_BIND", "DATABASE_URL", "HAVEN_DATA_DIR", "HAVEN_JWT_KEYS", "HAVEN_ENV", "HAVEN_PG_BIN_DIR"] {
         assert!(help.contains(var), "{var} missing from --help");
@@ -352,4 +352,30 @@ async fn a_bad_report_plugin_file_stops_start_up_with_its_name_and_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("broken.toml: line 5: field `dimensions`: unknown dimension `home_address`"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Each command's `--help` lists the settings it uses, and only those.
+#[tokio::test]
+async fn each_command_lists_only_its_own_settings() {
+    let help = |command: &'static str| async move {
+        let out = haven().args([command, "--help"]).output().await.unwrap();
+        assert!(out.status.success(), "{command} --help");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let serve = help("serve").await;
+    for flag in ["--bind", "--database-url", "--dp-rho", "--jwt-keys"] {
+        assert!(serve.contains(flag), "serve lists {flag}");
+    }
+    let openapi = help("openapi").await;
+    for flag in ["--bind", "--jwt-keys", "--database-url"] {
+        assert!(!openapi.contains(flag), "openapi lists {flag}: {openapi}");
+    }
+    for command in ["migrate", "bootstrap", "recover-admin", "rekey", "seed"] {
+        let text = help(command).await;
+        assert!(text.contains("--database-url"), "{command} lists where the database is");
+        for server_only in ["--bind", "--dp-rho", "--workers", "--body-limit"] {
+            assert!(!text.contains(server_only), "{command} lists {server_only}");
+        }
+        assert!(text.lines().count() < 100, "{command} --help is {} lines", text.lines().count());
+    }
 }

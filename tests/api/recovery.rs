@@ -1,0 +1,40 @@
+//! `haven recover-admin`: a host admin who lost their password gets a single-use enrolment token,
+//! audited; no other account can be recovered that way (the two-person rule stays whole).
+
+use haven::domain::{Email, Role};
+use reqwest::StatusCode;
+
+use crate::helpers::{PASSWORD, spawn_app};
+
+#[tokio::test]
+async fn a_host_admin_regains_access_with_a_one_time_token_and_nobody_else_can() {
+    let app = spawn_app().await;
+    let email = Email::parse(&app.host_admin.email).unwrap();
+    let (old_access, _) = app.login(&app.host_admin).await;
+
+    let token = haven::bootstrap::recover_host_admin(&app.pool, &email, 48).await.expect("recovered");
+    assert_eq!(app.get("/api/v1/me", &old_access).await.status, StatusCode::UNAUTHORIZED, "sessions ended");
+    assert_eq!(app.login_raw(&app.host_admin.email, PASSWORD).await.status, StatusCode::UNAUTHORIZED, "password voided");
+
+    let new_password = "harbour-violet-compass-77";
+    app.enrol(&token.token, new_password).await;
+    let resp = app.login_raw(&app.host_admin.email, new_password).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    // Single use.
+    let again = app.post("/api/v1/auth/enrol", None, serde_json::json!({ "token": token.token, "password": "another-long-passphrase-91" })).await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+
+    let resets: Vec<_> = app.audit_actions().await.into_iter().filter(|(a, _)| a == "user.password_reset").collect();
+    assert_eq!(resets.len(), 1, "the recovery is in the audit log");
+
+    // A caseworker, an organisation's admin and an unknown address are refused.
+    let org = app.create_org().await;
+    for role in [Role::Caseworker, Role::Admin] {
+        let user = app.create_user(org, role).await;
+        let refused = haven::bootstrap::recover_host_admin(&app.pool, &Email::parse(&user.email).unwrap(), 48).await;
+        assert!(refused.is_err(), "{role:?} recovered from the command line");
+        assert_eq!(app.login_raw(&user.email, PASSWORD).await.status, StatusCode::OK, "{role:?} untouched");
+    }
+    let unknown = Email::parse("nobody@example.org").unwrap();
+    assert!(haven::bootstrap::recover_host_admin(&app.pool, &unknown, 48).await.is_err());
+}
