@@ -91,8 +91,10 @@ pub async fn add_host_admin(pool: &Pool, hasher: &PasswordHasher, email: &Email,
 /// lifted, the sessions ended, and a single-use enrolment token issued, in one transaction with
 /// its audit event (filed in the host organisation's log, no actor: the command line). Only host
 /// admins: every other account is reset by an admin through the API, under the two-person rule.
-/// The credential counts as confirmed, as for an admin added at the console: whoever runs this
-/// holds the machine and its database anyway.
+/// The new credential counts as issued, not confirmed (it names the account itself as its
+/// issuer), so the recovered admin cannot be the second person of an access grant: whoever ran
+/// the command could otherwise hold two independent-looking admins. An account with an access
+/// grant pending is refused: that grant is decided through the API first.
 pub async fn recover_host_admin(pool: &Pool, email: &Email, ttl_hours: u64) -> Result<crate::auth::enrolments::EnrolmentToken, BootstrapError> {
     use crate::audit::{self, AuditAction, AuditOutcome, Event};
     use crate::auth::enrolments::{self, Purpose};
@@ -101,13 +103,21 @@ pub async fn recover_host_admin(pool: &Pool, email: &Email, ttl_hours: u64) -> R
     let email = email.as_str().to_owned();
     (*conn)
         .transaction::<_, BootstrapError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
-            let found: Option<(uuid::Uuid, uuid::Uuid, Role, OrganizationKind)> = users::table
-                .inner_join(organizations::table)
+            // Locked, so a promotion cannot be approved between this check and the reset.
+            let account: Option<(uuid::Uuid, uuid::Uuid, Role)> = users::table
                 .filter(users::email.eq(&email))
-                .select((users::id, users::organization_id, users::role, organizations::kind))
+                .select((users::id, users::organization_id, users::role))
+                .for_update()
                 .first(conn)
                 .await
                 .optional()?;
+            let found = match account {
+                Some((id, org, role)) => {
+                    let kind: OrganizationKind = organizations::table.find(org).select(organizations::kind).first(conn).await?;
+                    Some((id, org, role, kind))
+                }
+                None => None,
+            };
             let (id, org) = match found {
                 Some((id, org, Role::Admin, OrganizationKind::Host)) => (id, org),
                 Some(_) => {
@@ -119,12 +129,17 @@ pub async fn recover_host_admin(pool: &Pool, email: &Email, ttl_hours: u64) -> R
                 }
                 None => return Err(BootstrapError::Invalid("no account with this email".into())),
             };
-            diesel::update(users::table.find(id))
+            if crate::grants::pending_for(conn, id).await?.is_some() {
+                return Err(BootstrapError::Invalid(
+                    "this account has an access grant pending: approve or refuse it through the API first".into(),
+                ));
+            }
+            diesel::update(users::table.find(id).filter(users::role.eq(Role::Admin)))
                 .set((
                     users::password_hash.eq(None::<String>),
                     users::failed_logins.eq(0),
                     users::locked_until.eq(None::<chrono::DateTime<chrono::Utc>>),
-                    users::credential_issued_by.eq(None::<uuid::Uuid>),
+                    users::credential_issued_by.eq(Some(id)),
                     users::version.eq(users::version + 1),
                     users::updated_at.eq(diesel::dsl::now),
                 ))

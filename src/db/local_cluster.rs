@@ -198,14 +198,16 @@ impl LocalCluster {
         if socket.as_os_str().len() > SOCKET_PATH_MAX {
             return Err(ClusterError::SocketPathTooLong(socket));
         }
-        // Another Haven process (the server, while `haven seed` runs) already runs this cluster:
-        // use it, and leave it running when done.
-        if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
-            return Ok(LocalCluster { guard: None, socket_dir, log_path: root.join("postgres.log") });
-        }
         run_as.check_reachable(&root)?;
         make_private_dir(&root, &run_as)?;
         make_private_dir(&socket_dir, &run_as)?;
+        // Another Haven process (the server, while `haven seed` runs) already runs this cluster:
+        // use it, and leave it running when done. Only after the directories are ours and private
+        // (no links, mode 0700), so nobody else can have put a server behind that socket; and
+        // only with this cluster's own postmaster.pid.
+        if data.join("postmaster.pid").is_file() && std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+            return Ok(LocalCluster { guard: None, socket_dir, log_path: root.join("postgres.log") });
+        }
         if !data.join("PG_VERSION").exists() {
             make_private_dir(&data, &run_as)?;
             let mut initdb = run_as.command(&binaries.bin("initdb"));

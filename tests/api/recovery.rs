@@ -24,6 +24,21 @@ async fn a_host_admin_regains_access_with_a_one_time_token_and_nobody_else_can()
     let again = app.post("/api/v1/auth/enrol", None, serde_json::json!({ "token": token.token, "password": "another-long-passphrase-91" })).await;
     assert_eq!(again.status, StatusCode::UNAUTHORIZED);
 
+    // Whoever ran the command cannot make the recovered admin a second person: its credential
+    // counts as issued, not confirmed.
+    let recovered = resp.json()["access_token"].as_str().unwrap().to_owned();
+    let (_, requester) = app.user_with_token(app.host_org, Role::Admin).await;
+    let created = app
+        .post("/api/v1/users", Some(&requester), serde_json::json!({ "email": "new-caseworker@example.org", "role": "caseworker" }))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let created = created.json();
+    app.enrol(created["enrolment"]["token"].as_str().unwrap(), "lantern-orchard-river-58").await;
+    let grant = created["grant"]["id"].as_str().unwrap();
+    app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&recovered), serde_json::json!({}))
+        .await
+        .assert_problem(403, "second-person-required");
+
     let resets: Vec<_> = app.audit_actions().await.into_iter().filter(|(a, _)| a == "user.password_reset").collect();
     assert_eq!(resets.len(), 1, "the recovery is in the audit log");
 
