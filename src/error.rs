@@ -89,7 +89,7 @@ fn code_of(message: &str) -> FieldErrorCode {
     let any = |words: &[&str]| words.iter().any(|w| m.contains(w));
     if m == "is required" {
         C::Required
-    } else if any(&["is not a known field", "is not a parameter"]) {
+    } else if any(&["is not a known field", "is not a parameter", "does not take"]) {
         C::Unknown
     } else if m.starts_with("has the wrong type") {
         C::Type
@@ -417,6 +417,7 @@ mod tests {
             ("is required", C::Required),
             ("is not a known field", C::Unknown),
             ("is not a parameter of this report", C::Unknown),
+            ("holds a parameter this report does not take (its name is not repeated back)", C::Unknown),
             ("has the wrong type", C::Type),
             ("must be one of: json, csv", C::Enum),
             ("is not one of the allowed values", C::Enum),

@@ -120,7 +120,11 @@ pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
     let parsed = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
     serde_path_to_error::deserialize(parsed).map_err(|err| {
         let path = sanitize_path(&err.path().to_string());
-        ApiError::Validation(vec![describe(&path, &err.into_inner().to_string())])
+        let mut problem = describe(&path, &err.into_inner().to_string());
+        if problem.field == "body" {
+            problem.field = "query".into();
+        }
+        ApiError::Validation(vec![problem])
     })
 }
 
@@ -137,7 +141,9 @@ fn sanitize_path(path: &str) -> String {
 /// Turns a serde message into our own words; serde's messages can quote the submitted value.
 fn describe(path: &str, message: &str) -> FieldError {
     let text = if message.starts_with("unknown field") {
-        "is not a known field"
+        // The path ends with the client's key, which is not repeated: its parent is named.
+        let parent = path.rsplit_once('.').map(|(p, _)| p.to_owned()).unwrap_or_else(|| "body".into());
+        return FieldError::coded(parent, crate::error::FieldErrorCode::Unknown, crate::openapi::validate::unknown_fields(1));
     } else if message.starts_with("missing field") {
         let field = message.split('`').nth(1).map(sanitize_path).unwrap_or_default();
         return FieldError::new(if path == "body" { field } else { format!("{path}.{field}") }, "is required");

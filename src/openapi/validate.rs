@@ -100,11 +100,10 @@ fn describe(kind: &Kind, at: &Location, found: &mut Vec<FieldError>) {
             let name = property.as_str().unwrap_or_default();
             FieldError::coded(field_of(at, Some(name)), Code::Required, "is required")
         }
+        // The names are the client's and are not repeated: a name or a document number typed as
+        // a key would come back in the answer.
         Kind::AdditionalProperties { unexpected } | Kind::UnevaluatedProperties { unexpected } => {
-            for name in unexpected {
-                found.push(FieldError::coded(field_of(at, Some(name)), Code::Unknown, "is not a known field"));
-            }
-            return;
+            FieldError::coded(here(), Code::Unknown, unknown_fields(unexpected.len()))
         }
         Kind::Enum { options } => FieldError::coded(here(), Code::Enum, one_of(options)),
         Kind::Constant { expected_value } => FieldError::coded(here(), Code::Enum, one_of(&json!([**expected_value]))),
@@ -146,6 +145,14 @@ fn closest<'a>(context: &'a [Vec<jsonschema::ValidationError<'static>>]) -> Opti
         .filter(|errors| !(errors.len() == 1 && matches!(errors[0].kind(), Kind::Type { kind: TypeKind::Single(t) } if t.to_string() == "null")))
         .min_by_key(|errors| errors.len())
         .map(Vec::as_slice)
+}
+
+/// The message for fields the schema does not know, which never names them.
+pub fn unknown_fields(count: usize) -> String {
+    match count {
+        1 => "holds a field this operation does not take (its name is not repeated back)".into(),
+        n => format!("holds {n} fields this operation does not take (their names are not repeated back)"),
+    }
 }
 
 fn one_of(options: &Value) -> String {
@@ -215,7 +222,7 @@ mod tests {
             ("citizenship[1]", Code::Enum),
             ("labour_sector", Code::Format),
             ("route[0].country", Code::Enum),
-            ("MARKERFAMILY", Code::Unknown),
+            ("body", Code::Unknown),
         ] {
             assert!(got.contains(&expected), "{expected:?} missing from {got:?}");
         }
@@ -225,6 +232,7 @@ mod tests {
         assert!(date.message.contains("YYYY-MM-DD"));
         let text = serde_json::to_string(&found).unwrap();
         assert!(!text.contains("MARKERGIVEN") && !text.contains("14/10/2026"), "a value was echoed: {text}");
+        assert!(!text.contains("MARKERFAMILY"), "a key the client typed was echoed: {text}");
     }
 
     #[test]

@@ -148,7 +148,8 @@ pub fn parse_parameters(plugin: &dyn ReportPlugin, raw: HashMap<String, String>)
             continue;
         }
         match specs.iter().find(|s| s.name == name) {
-            None => errors.push(FieldError::new(sanitize(name), "is not a parameter of this report")),
+            // The name is the client's and is not repeated back.
+            None => errors.push(FieldError::new("query", "holds a parameter this report does not take (its name is not repeated back)")),
             Some(spec) if !spec.values.contains(&value.as_str()) => {
                 errors.push(FieldError::new(spec.name, format!("must be one of: {}", spec.values.join(", "))))
             }
@@ -198,10 +199,6 @@ pub fn parse_parameters(plugin: &dyn ReportPlugin, raw: HashMap<String, String>)
     } else {
         Err(ApiError::Validation(errors))
     }
-}
-
-fn sanitize(name: &str) -> String {
-    name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect()
 }
 
 fn wants_csv(req: &HttpRequest) -> bool {

@@ -41,7 +41,8 @@ async fn malformed_requests_get_problem_documents() {
 
     let (status, _, body) = send(r#"{"name": "X", "kind": "ngo", "country": "SEN", "Maria Lopez": 1}"#, "application/json").await;
     assert_eq!(status, 422);
-    assert_eq!(body["errors"][0]["message"], "is not a known field");
+    assert_eq!(body["errors"][0]["code"], "unknown");
+    assert!(!body.to_string().contains("Maria"), "a key the client typed was echoed: {body}");
 
     let (status, _, body) = send(r#"{"kind": "ngo", "country": "SEN"}"#, "application/json").await;
     assert_eq!(status, 422);
