@@ -89,15 +89,33 @@ fn nul_refused(field: &str) -> ApiError {
 
 /// Deserialises a parsed JSON body: first checked against the schema the API document gives `T`
 /// (every problem at once), then read with the same field-naming, value-hiding errors.
-pub fn from_value<T: DeserializeOwned + utoipa::ToSchema>(value: serde_json::Value) -> Result<T, ApiError> {
+pub fn from_value<T: DeserializeOwned + utoipa::ToSchema>(mut value: serde_json::Value) -> Result<T, ApiError> {
     let problems = crate::openapi::validate::problems(&T::name(), &value);
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }
+    whole_numbers_as_integers(&mut value);
     serde_path_to_error::deserialize(value).map_err(|err| {
         let path = sanitize_path(&err.path().to_string());
         ApiError::Validation(vec![describe(&path, &err.into_inner().to_string())])
     })
+}
+
+/// JSON Schema counts `10.0` as an integer, and so does the document; serde's integer types do
+/// not. Every number without a fraction is written as an integer before it is read (a float field
+/// takes an integer as well).
+fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15) {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        Value::Object(map) => map.values_mut().for_each(whole_numbers_as_integers),
+        _ => {}
+    }
 }
 
 /// Query parameters, with the same care.
@@ -280,6 +298,14 @@ mod tests {
         assert!(IfMatch::parse("W/\"3\"").against(3).is_err(), "weak tags never match");
         assert!(IfMatch::parse("3").against(3).is_err(), "an ETag is quoted");
         assert_eq!(IfMatch::Any.against(7).unwrap(), 7);
+    }
+
+    #[test]
+    fn whole_numbers_are_read_as_integers() {
+        let mut v = serde_json::json!({ "age": 10.0, "rho": 0.5, "list": [3.0, -0.0, 1e300] });
+        whole_numbers_as_integers(&mut v);
+        assert_eq!(v, serde_json::json!({ "age": 10, "rho": 0.5, "list": [3, 0, 1e300] }));
+        assert_eq!(serde_json::from_value::<i16>(v["age"].clone()).unwrap(), 10);
     }
 
     #[test]

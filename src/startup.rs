@@ -143,8 +143,10 @@ pub fn build_state(settings: Settings, database_url: &str, keys: Keys) -> Result
         None => pool.clone(),
     };
     let reports = crate::reports::Registry::load(settings.reports_dir.as_deref()).map_err(StartupError::Task)?;
-    let document = crate::openapi::document_for(&reports);
+    let mut document = crate::openapi::document_for(&reports);
+    crate::openapi::deployment_limits(&mut document, &settings);
     let routes = RouteTable::from_openapi(&document);
+    crate::openapi::validate::warm();
     Ok(AppState {
         pool,
         reports_pool,

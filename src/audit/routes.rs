@@ -29,9 +29,11 @@ pub struct AuditQuery {
     pub since: Option<DateTime<Utc>>,
     /// Events before this time (RFC 3339).
     pub until: Option<DateTime<Utc>>,
-    /// Page size, 1 to 200 (default 50).
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{10}[AEIMQUYcgkosw048]$")]
     pub cursor: Option<String>,
 }
 

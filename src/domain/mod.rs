@@ -4,12 +4,14 @@
 pub mod case_vocab;
 pub mod country;
 mod email;
+mod operation;
 mod password;
 pub mod policy;
 mod vocab;
 
 pub use country::CountryCode;
 pub use email::Email;
+pub use operation::OperationTag;
 pub use password::NewPassword;
 pub use vocab::{OrganizationKind, PartnerKind, Role};
 

@@ -23,9 +23,11 @@ pub struct GrantQuery {
     pub organization_id: Option<Uuid>,
     /// Only grants in this state (for example `pending`, the ones waiting for a second person).
     pub status: Option<GrantStatus>,
-    /// Page size, 1 to 200 (default 50).
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{21}[AQgw]$")]
     pub cursor: Option<String>,
 }
 

@@ -186,6 +186,32 @@ fn strings_without_nul(doc: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// A case file may give `is_minor` beside `age_at_identification` only when the two agree: the
+/// server refuses a contradiction (a child recorded as an adult by a slip of the keyboard), and the
+/// document says so, as a `not` (JSON Schema; utoipa has no field for it, so it rides in the
+/// object's extension map, which is written out as is). Applies to the patch too: a patch that
+/// sets both must agree with itself.
+fn minor_agrees_with_age(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::Schema;
+    let contradiction = |minor: bool, age: serde_json::Value| {
+        serde_json::json!({
+            "required": ["age_at_identification", "is_minor"],
+            "properties": { "is_minor": { "const": minor }, "age_at_identification": age },
+        })
+    };
+    let not = serde_json::json!({ "description": "gives is_minor contradicting age_at_identification (under 18 is a minor)", "anyOf": [
+        contradiction(true, serde_json::json!({ "type": "integer", "minimum": 18 })),
+        contradiction(false, serde_json::json!({ "type": "integer", "maximum": 17 })),
+    ] });
+    let Some(components) = doc.components.as_mut() else { return };
+    for name in ["VictimInput", "VictimPatch"] {
+        if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(name) {
+            object.extensions.get_or_insert_with(Default::default).insert("not".into(), not.clone());
+        }
+    }
+}
+
 /// Each shared error response shows what the server really sends for it: examples made from the
 /// errors themselves (`ApiError::problem`), one per problem type the status carries.
 fn error_examples(doc: &mut utoipa::openapi::OpenApi) {
@@ -355,7 +381,22 @@ impl Modify for ReportPaths<'_> {
 /// The document of the shipped build (compiled and shipped declarative reports): what
 /// `haven openapi` prints and `openapi/openapi.json` holds.
 pub fn document() -> utoipa::openapi::OpenApi {
-    document_for(&crate::reports::Registry::shipped())
+    let mut doc = document_for(&crate::reports::Registry::shipped());
+    deployment_limits(&mut doc, &crate::config::Settings::defaults());
+    doc
+}
+
+/// Limits that are settings of a deployment, written into the document it serves (the committed
+/// document gives the defaults): the cap on an organisation's privacy allowance.
+pub fn deployment_limits(doc: &mut utoipa::openapi::OpenApi, settings: &crate::config::Settings) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::Schema;
+    let Some(RefOr::T(Schema::Object(change))) = doc.components.as_mut().and_then(|c| c.schemas.get_mut("AllowanceChange")) else {
+        return;
+    };
+    if let Some(RefOr::T(Schema::Object(allowance))) = change.properties.get_mut("allowance") {
+        allowance.maximum = Some(utoipa::Number::Float(settings.dp_cap));
+    }
 }
 
 /// The document for a registry (a deployment may add declarative reports from a directory).
@@ -368,6 +409,7 @@ pub fn document_for(registry: &crate::reports::Registry) -> utoipa::openapi::Ope
     // Modifiers ran before the routes were collected; apply the shared responses to them now.
     ReportPaths(registry).modify(&mut doc);
     merge_patch(&mut doc);
+    minor_agrees_with_age(&mut doc);
     error_examples(&mut doc);
     CommonResponses.modify(&mut doc);
     views_as_any_of(&mut doc);

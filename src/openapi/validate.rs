@@ -17,8 +17,20 @@ use crate::error::{FieldError, FieldErrorCode as Code};
 pub const MAX_PROBLEMS: usize = 50;
 
 /// The components of the shipped document, once.
-static COMPONENTS: LazyLock<Value> =
-    LazyLock::new(|| serde_json::to_value(crate::openapi::document().components).unwrap_or(Value::Null));
+/// The shipped document's components, without a deployment's limits (`deployment_limits`),
+/// which the handlers check against the deployment's own settings.
+static COMPONENTS: LazyLock<Value> = LazyLock::new(|| {
+    let doc = crate::openapi::document_for(&crate::reports::Registry::shipped());
+    serde_json::to_value(doc.components).unwrap_or(Value::Null)
+});
+
+/// Compiles every request schema's validator now, so that no request pays for it.
+pub fn warm() {
+    let names: Vec<String> = COMPONENTS.get("schemas").and_then(Value::as_object).map(|s| s.keys().cloned().collect()).unwrap_or_default();
+    for name in names {
+        validator(&name);
+    }
+}
 
 static VALIDATORS: LazyLock<Mutex<HashMap<String, Option<Arc<jsonschema::Validator>>>>> = LazyLock::new(Default::default);
 
@@ -122,6 +134,13 @@ fn describe(kind: &Kind, at: &Location, found: &mut Vec<FieldError>) {
         Kind::ExclusiveMinimum { limit } => FieldError::coded(here(), Code::Range, format!("must be more than {limit}")),
         Kind::ExclusiveMaximum { limit } => FieldError::coded(here(), Code::Range, format!("must be less than {limit}")),
         Kind::UniqueItems => FieldError::coded(here(), Code::Conflict, "must not repeat a value"),
+        // The document's `not`s rule out combinations of fields; each says which in its
+        // description (see `openapi::minor_agrees_with_age`).
+        Kind::Not { schema } => FieldError::coded(
+            here(),
+            Code::Conflict,
+            schema.get("description").and_then(Value::as_str).unwrap_or("holds fields that contradict each other"),
+        ),
         // A nullable field (`anyOf` of its schema and null): what is wrong is what its schema says.
         Kind::AnyOf { context } => match closest(context) {
             Some(errors) => {

@@ -89,6 +89,11 @@ pub async fn insert(
         .await
 }
 
+/// What `parse_name` takes, as the document states it (on `CreateOrganization` and
+/// `UpdateOrganization`, with `maxLength` 200): no NUL, and a character that is not whitespace as
+/// Rust's `split_whitespace` counts it (Unicode White_Space, listed: ECMA 262's `\s` differs).
+pub const NAME_PATTERN: &str = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$";
+
 /// A trimmed organisation name of 1 to 200 characters.
 pub fn parse_name(raw: &str) -> Result<String, &'static str> {
     let name = raw.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -96,5 +101,39 @@ pub fn parse_name(raw: &str) -> Result<String, &'static str> {
         0 => Err("must not be empty"),
         1..=200 => Ok(name),
         _ => Err("must be at most 200 characters"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn schema(name: &str) -> serde_json::Value {
+        let doc: serde_json::Value = serde_json::from_str(&crate::openapi::document_json()).unwrap();
+        doc["components"]["schemas"][name]["properties"]["name"].clone()
+    }
+
+    #[test]
+    fn the_document_states_the_name_rule() {
+        for component in ["CreateOrganization", "UpdateOrganization"] {
+            assert_eq!(schema(component)["pattern"], NAME_PATTERN, "{component}");
+            assert_eq!(schema(component)["maxLength"], 200, "{component}");
+        }
+    }
+
+    proptest! {
+        /// Every name the schema allows is taken, whatever the spaces; within 200 characters and
+        /// without NUL, no other (the schema is checked first, so what it refuses never reaches
+        /// the parser, which would collapse a longer name's spaces).
+        #[test]
+        fn the_schema_and_the_parser_agree(raw in "[ \\t\\n\\x0b\\x0c\\r\\u{85}\\u{a0}\\u{2003}\\u{3000}\\u{feff}\\x00aé]{0,4}|.{195,205}") {
+            let allowed = jsonschema::is_valid(&schema("CreateOrganization"), &serde_json::json!(raw));
+            let parsed = parse_name(&raw).is_ok();
+            prop_assert!(!allowed || parsed, "{:?}", raw);
+            if raw.chars().count() <= 200 && !raw.contains('\0') {
+                prop_assert_eq!(allowed, parsed, "{:?}", raw);
+            }
+        }
     }
 }

@@ -20,11 +20,14 @@ use crate::state::AppState;
 #[into_params(parameter_in = Query)]
 pub struct OrganizationQuery {
     pub kind: Option<OrganizationKind>,
-    /// ISO 3166-1 alpha-3.
+    /// ISO 3166-1 alpha-3; lower case is taken too.
+    #[param(value_type = Option<CountryCode>)]
     pub country: Option<String>,
-    /// Page size, 1 to 200 (default 50).
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{21}[AQgw]$")]
     pub cursor: Option<String>,
 }
 
@@ -32,7 +35,8 @@ pub struct OrganizationQuery {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrganization {
-    #[schema(example = "Refuge Dakar", min_length = 1, max_length = 200)]
+    /// Spaces inside are collapsed and spaces around it dropped.
+    #[schema(example = "Refuge Dakar", max_length = 200, pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$")]
     pub name: String,
     pub kind: PartnerKind,
     pub country: CountryCode,
@@ -43,11 +47,21 @@ pub struct CreateOrganization {
 /// Changes to an organisation; at least one field.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct UpdateOrganization {
+    /// Spaces inside are collapsed and spaces around it dropped.
+    #[serde(default)]
+    #[schema(value_type = String, max_length = 200, pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$")]
     pub name: Option<String>,
     /// Not for the host organisation, whose kind never changes.
+    #[serde(default)]
+    #[schema(value_type = PartnerKind)]
     pub kind: Option<PartnerKind>,
+    #[serde(default)]
+    #[schema(value_type = CountryCode)]
     pub country: Option<CountryCode>,
+    #[serde(default)]
+    #[schema(value_type = bool)]
     pub shares_statistics: Option<bool>,
 }
 

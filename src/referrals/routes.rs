@@ -191,9 +191,11 @@ pub struct ReferralQuery {
     pub direction: Option<Direction>,
     pub status: Option<ReferralStatus>,
     pub victim_id: Option<Uuid>,
-    /// Page size, 1 to 200 (default 50).
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{21}[AQgw]$")]
     pub cursor: Option<String>,
 }
 

@@ -149,8 +149,9 @@ pub async fn record_spend(conn: &mut AsyncPgConnection, now: DateTime<Utc>, org:
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AllowanceChange {
-    /// zCDP rho per period; at most the deployment's cap. 0 stops new releases to it.
-    #[schema(example = 5.0)]
+    /// zCDP rho per period; at most the deployment's cap (the document served by a deployment
+    /// gives its cap as `maximum`). 0 stops new releases to it.
+    #[schema(example = 5.0, minimum = 0.0)]
     pub allowance: f64,
 }
 

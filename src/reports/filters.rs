@@ -12,12 +12,20 @@ use crate::text_enum;
 #[schema(value_type = String, pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$", example = "2026-09")]
 pub struct Month(pub chrono::NaiveDate);
 
+/// What `Month` takes, as the API document states it.
+pub const MONTH_PATTERN: &str = "^[0-9]{4}-(0[1-9]|1[0-2])$";
+
 impl TryFrom<String> for Month {
     type Error = String;
+    /// Exactly `MONTH_PATTERN` (chrono alone would also take `2026-1` or `+2026-01`).
     fn try_from(value: String) -> Result<Self, String> {
-        chrono::NaiveDate::parse_from_str(&format!("{value}-01"), "%Y-%m-%d")
+        let b = value.as_bytes();
+        let shaped = b.len() == 7 && b[4] == b'-' && b.iter().enumerate().all(|(i, c)| i == 4 || c.is_ascii_digit());
+        shaped
+            .then(|| chrono::NaiveDate::parse_from_str(&format!("{value}-01"), "%Y-%m-%d").ok())
+            .flatten()
             .map(Month)
-            .map_err(|_| "must be a month, YYYY-MM".to_owned())
+            .ok_or_else(|| "must be a month, YYYY-MM".to_owned())
     }
 }
 

@@ -174,10 +174,13 @@ pub fn parse_parameters(plugin: &dyn ReportPlugin, raw: HashMap<String, String>)
     {
         errors.push(FieldError::new("to", "must not be before from"));
     }
-    let operation = raw.get("operation").map(|o| o.trim().to_owned());
-    if operation.as_ref().is_some_and(|o| o.is_empty() || o.chars().count() > 100) {
-        errors.push(FieldError::new("operation", "must be 1 to 100 characters"));
-    }
+    let operation = raw.get("operation").and_then(|o| match crate::domain::OperationTag::parse(o) {
+        Ok(tag) => Some(tag.into_string()),
+        Err(message) => {
+            errors.push(FieldError::new("operation", message));
+            None
+        }
+    });
     let csv = match raw.get("format").map(String::as_str) {
         None | Some("json") => false,
         Some("csv") => true,
@@ -215,11 +218,13 @@ fn wants_csv(req: &HttpRequest) -> bool {
 #[allow(dead_code)]
 pub struct ReportWindow {
     /// First month, YYYY-MM.
+    #[param(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$")]
     from: Option<String>,
-    /// Last month, YYYY-MM.
+    /// Last month, YYYY-MM, not before `from`.
+    #[param(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$")]
     to: Option<String>,
     /// Only victims identified in this operation.
-    operation: Option<String>,
+    operation: Option<crate::domain::OperationTag>,
 }
 
 /// How a report's table is rendered.

@@ -7,7 +7,7 @@ use rand::Rng;
 use rand::seq::IndexedRandom;
 use rand_chacha::ChaCha8Rng;
 
-use crate::domain::CountryCode;
+use crate::domain::{CountryCode, OperationTag};
 use crate::domain::case_vocab::*;
 use crate::victims::model::{Consent, RouteLeg, VictimInput};
 
@@ -160,7 +160,7 @@ pub fn victim(rng: &mut ChaCha8Rng, p: &Pattern) -> VictimInput {
         identified_on,
         identified_in: Some(country(destination)),
         identified_by: Some(weighted(rng, &[(IdentifiedBy::Police, 4), (IdentifiedBy::Ngo, 4), (IdentifiedBy::SelfIdentified, 1), (IdentifiedBy::Government, 1)])),
-        operation: in_operation.then(|| "OP-SENTINEL-2026".to_owned()),
+        operation: in_operation.then(|| OperationTag::parse("OP-SENTINEL-2026").expect("a valid tag")),
         gender,
         age_at_identification: rng.random_bool(0.9).then_some(age),
         is_minor: Some(minor),

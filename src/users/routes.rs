@@ -26,9 +26,11 @@ pub struct UserQuery {
     pub organization_id: Option<Uuid>,
     pub role: Option<Role>,
     pub disabled: Option<bool>,
-    /// Page size, 1 to 200 (default 50).
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{21}[AQgw]$")]
     pub cursor: Option<String>,
 }
 
@@ -50,8 +52,13 @@ pub struct CreateUser {
 /// set here: see `POST /users/{id}/reset`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(min_properties = 1)]
 pub struct UpdateUser {
+    #[serde(default)]
+    #[schema(value_type = Role)]
     pub role: Option<Role>,
+    #[serde(default)]
+    #[schema(value_type = bool)]
     pub disabled: Option<bool>,
 }
 

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use crate::domain::CountryCode;
+use crate::domain::{CountryCode, OperationTag};
 use crate::domain::case_vocab::{CaseStatus, ExploitationType, TraffickingStatus};
 use crate::error::{ApiError, ApiResult};
 use crate::pagination;
@@ -19,19 +19,24 @@ pub struct VictimQuery {
     pub trafficking_status: Option<TraffickingStatus>,
     /// Victims with this exploitation type among theirs.
     pub exploitation_type: Option<ExploitationType>,
-    /// Victims with this citizenship among theirs (ISO alpha-3).
+    /// Victims with this citizenship among theirs (ISO alpha-3; lower case is taken too).
+    #[param(value_type = Option<CountryCode>)]
     pub citizenship: Option<String>,
+    /// ISO alpha-3; lower case is taken too.
+    #[param(value_type = Option<CountryCode>)]
     pub country_of_exploitation: Option<String>,
-    pub operation: Option<String>,
+    pub operation: Option<OperationTag>,
     /// Identified on or after this date.
     pub identified_from: Option<NaiveDate>,
     /// Identified on or before this date.
     pub identified_to: Option<NaiveDate>,
     /// Changed at or after this time (for client sync).
     pub updated_since: Option<DateTime<Utc>>,
-    /// Page size, 1 to 200 (default 50).
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{21}[AQgw]$")]
     pub cursor: Option<String>,
 }
 
@@ -43,7 +48,7 @@ pub struct VictimFilters {
     pub exploitation_type: Option<ExploitationType>,
     pub citizenship: Option<CountryCode>,
     pub country_of_exploitation: Option<CountryCode>,
-    pub operation: Option<String>,
+    pub operation: Option<OperationTag>,
     pub identified_from: Option<NaiveDate>,
     pub identified_to: Option<NaiveDate>,
     pub updated_since: Option<DateTime<Utc>>,
@@ -66,7 +71,7 @@ impl VictimQuery {
             status: self.status,
             trafficking_status: self.trafficking_status,
             exploitation_type: self.exploitation_type,
-            operation: self.operation.map(|o| o.trim().to_owned()),
+            operation: self.operation,
             identified_from: self.identified_from,
             identified_to: self.identified_to,
             updated_since: self.updated_since,
@@ -83,7 +88,7 @@ mod tests {
     fn parses_typed_values_and_refuses_bad_ones() {
         let f = parse_query::<VictimQuery>("citizenship=per&operation=%20OP-1%20&limit=5").unwrap().parse().unwrap();
         assert_eq!(f.citizenship.map(|c| c.as_str().to_owned()), Some("PER".into()));
-        assert_eq!(f.operation.as_deref(), Some("OP-1"));
+        assert_eq!(f.operation.as_ref().map(OperationTag::as_str), Some("OP-1"));
         assert_eq!(f.limit, 5);
         assert!(parse_query::<VictimQuery>("limit=0").unwrap().parse().is_err());
         assert!(parse_query::<VictimQuery>("citizenship=ZZZ").unwrap().parse().is_err());

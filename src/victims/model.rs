@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::schema::victims;
-use crate::domain::CountryCode;
+use crate::domain::{CountryCode, OperationTag};
 use crate::domain::case_vocab::*;
 use crate::error::FieldError;
 use crate::privacy::identity::Identity;
@@ -59,10 +59,8 @@ pub struct VictimInput {
     pub identified_in: Option<CountryCode>,
     #[serde(default)]
     pub identified_by: Option<IdentifiedBy>,
-    /// Tag of a named operation, e.g. a multi-country operation.
     #[serde(default)]
-    #[schema(max_length = 100, example = "OP-SENTINEL-2026")]
-    pub operation: Option<String>,
+    pub operation: Option<OperationTag>,
     pub gender: Gender,
     #[serde(default)]
     #[schema(minimum = 0, maximum = 120)]
@@ -113,13 +111,6 @@ impl VictimInput {
         let mut errors = Vec::new();
         if self.identified_on > Utc::now().date_naive() {
             errors.push(FieldError::new("identified_on", "must not be in the future"));
-        }
-        if let Some(op) = &self.operation {
-            let op = op.trim().to_owned();
-            if op.is_empty() || op.chars().count() > 100 {
-                errors.push(FieldError::new("operation", "must be 1 to 100 characters"));
-            }
-            self.operation = Some(op);
         }
         match (self.age_at_identification, self.is_minor) {
             (Some(age), _) if !(0..=120).contains(&age) => {
@@ -285,7 +276,8 @@ impl CaseFile {
             identified_on: self.identified_on,
             identified_in: self.identified_in,
             identified_by: self.identified_by,
-            operation: self.operation.clone(),
+            // Stored tags were trimmed and checked when written.
+            operation: self.operation.as_deref().and_then(|o| OperationTag::parse(o).ok()),
             gender: self.gender,
             age_at_identification: self.age_at_identification,
             is_minor: Some(self.is_minor),

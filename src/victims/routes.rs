@@ -382,7 +382,7 @@ pub async fn list_victims(
         sql = sql.filter(victims::country_of_exploitation.eq(c));
     }
     if let Some(op) = f.operation {
-        sql = sql.filter(victims::operation.eq(op));
+        sql = sql.filter(victims::operation.eq(op.into_string()));
     }
     if let Some(from) = f.identified_from {
         sql = sql.filter(victims::identified_on.ge(from));

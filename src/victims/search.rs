@@ -21,16 +21,30 @@ use crate::pagination::Page;
 use crate::privacy::redaction::VictimView;
 use crate::state::AppState;
 
-/// Give exactly one of `name` or `document_number`. Case, accents, punctuation and spacing are
-/// ignored; otherwise the match is exact (a full name in either order, or an alias).
+/// Exactly one of `name` or `document_number`. Case, accents, punctuation and spacing are
+/// ignored; otherwise the match is exact (a full name in either order, or an alias). A value with
+/// no letter or digit matches nobody.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum VictimSearch {
+    ByName(NameSearch),
+    ByDocument(DocumentSearch),
+}
+
+/// Search by full name or alias.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct VictimSearch {
-    #[serde(default)]
+pub struct NameSearch {
     #[schema(example = "Maria Lopez")]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub document_number: Option<String>,
+    pub name: String,
+}
+
+/// Search by identity document number.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentSearch {
+    #[schema(example = "PE-4481220")]
+    pub document_number: String,
 }
 
 const MAX_MATCHES: i64 = 50;
@@ -57,15 +71,15 @@ pub async fn search_victims(
     if principal.role != Role::Caseworker {
         return Err(ApiError::Forbidden);
     }
-    let VictimSearch { name, document_number } = body.0;
-    let (name, document_number) = (name.map(Zeroizing::new), document_number.map(Zeroizing::new));
     let keys = &state.identity_keys;
-    let (by, hash) = match (&name, &document_number) {
-        (Some(n), None) => ("name", keys.name_index(n)),
-        (None, Some(d)) => ("document_number", keys.document_index(d)),
-        _ => return Err(ApiError::validation("body", "give exactly one of name or document_number")),
+    let (by, hash) = match body.0 {
+        VictimSearch::ByName(NameSearch { name }) => ("name", keys.name_index(&Zeroizing::new(name))),
+        VictimSearch::ByDocument(DocumentSearch { document_number }) => {
+            ("document_number", keys.document_index(&Zeroizing::new(document_number)))
+        }
     };
-    let hash = hash.ok_or_else(|| ApiError::validation(by, "must contain letters or digits"))?;
+    // Nothing to compare (no letter or digit): no match, still audited as a search.
+    let hash = hash.unwrap_or_default();
     let org = principal.organization_id;
     let mut conn = state.pool.get().await?;
     let items = (*conn)

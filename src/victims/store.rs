@@ -78,7 +78,7 @@ macro_rules! case_columns {
             victims::identified_on.eq(i.identified_on),
             victims::identified_in.eq(i.identified_in),
             victims::identified_by.eq(i.identified_by),
-            victims::operation.eq(i.operation.clone()),
+            victims::operation.eq(i.operation.clone().map($crate::domain::OperationTag::into_string)),
             victims::gender.eq(i.gender),
             victims::age_at_identification.eq(i.age_at_identification),
             victims::is_minor.eq(i.is_minor.unwrap_or(false)),

@@ -1,35 +1,65 @@
 //! API fuzzing with schemathesis (tests/schemathesis/requirements.txt; `.ci/run` installs it):
-//! generated requests from the served `/openapi.json`, as each role and anonymously, with a
-//! bounded number of examples per operation. No 5xx, every status documented, every response
-//! matching its schema, content type and headers, and no identity marker in any response to a
-//! caller who is not a caseworker (the custom check in tests/schemathesis/haven_hooks.py).
+//! generated requests from the served `/openapi.json`, as each role and anonymously, in every
+//! phase, with every check schemathesis has (`--checks all`: server errors, statuses, content
+//! types, headers and bodies against the document, schema-valid requests accepted and invalid
+//! ones refused, unsupported methods, missing headers, ignored authentication, and the stateful
+//! ones), configured by tests/schemathesis/schemathesis.toml, plus our own: no identity marker in
+//! any response to a caller who is not a caseworker (tests/schemathesis/haven_hooks.py).
+//! Before trusting a clean run, the test shows the checks failing: the identity check on a
+//! caseworker's reads judged as an admin's, and the conformance checks on answers broken by a
+//! proxy (tests/api/breaking_proxy.rs).
 
-use std::process::Command;
+use std::process::{Command, Output};
 
 use serde_json::json;
 
 use crate::victims::MARKERS;
-use crate::world;
+use crate::{breaking_proxy, world};
 
 /// Examples per operation and phase; `HAVEN_FUZZ_EXAMPLES` raises it for a longer local run.
 fn examples() -> String {
     std::env::var("HAVEN_FUZZ_EXAMPLES").unwrap_or_else(|_| "6".into())
 }
 
-/// Runs schemathesis without holding up the runtime that serves the app under test.
-async fn run(cmd: &mut Command) -> std::process::Output {
-    tokio::task::block_in_place(|| cmd.output().expect("run schemathesis"))
+/// Runs schemathesis without holding up the runtime that serves the app under test. CPython 3.11
+/// keeps the `ast` module's recursion depth per interpreter, not per thread, so two workers
+/// parsing at once (hypothesis reads lambdas' source) can crash the tool itself
+/// (python/cpython#106905). That is schemathesis failing, not Haven: such a run is repeated, once.
+async fn run(cmd: &mut Command) -> Output {
+    let mut output = tokio::task::block_in_place(|| cmd.output().expect("run schemathesis"));
+    if String::from_utf8_lossy(&output.stdout).contains("AST constructor recursion depth mismatch") {
+        println!("== schemathesis crashed (CPython 3.11 ast race), running it again");
+        output = tokio::task::block_in_place(|| cmd.output().expect("run schemathesis"));
+    }
+    output
 }
 
-fn schemathesis() -> Command {
+/// `schemathesis run` against `address`, as a caller of `role` holding `token`.
+fn schemathesis(address: &str, role: &str, token: &str, ids: &serde_json::Value) -> Command {
+    let hooks_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis");
     let mut cmd = Command::new("python3");
-    cmd.args(["-m", "schemathesis.cli"]);
+    cmd.args(["-m", "schemathesis.cli", "--config-file", &format!("{hooks_dir}/schemathesis.toml"), "run"])
+        .arg(format!("{address}/openapi.json"))
+        .args(["--header", &format!("Authorization: Bearer {token}")])
+        .args(["--seed", "20261125", "--request-timeout", "30", "--no-color"])
+        // Logging out would end the caller's own session and leave the rest of its run at 401.
+        .args(["--exclude-path", "/api/v1/auth/logout"])
+        .env("PYTHONPATH", hooks_dir)
+        .env("SCHEMATHESIS_HOOKS", "haven_hooks")
+        .env("HAVEN_ROLE", role)
+        .env("HAVEN_IDS", ids.to_string())
+        .env("HAVEN_MARKERS", serde_json::to_string(&MARKERS).unwrap());
     cmd
+}
+
+fn tail(stdout: &str, lines: usize) -> String {
+    let all: Vec<&str> = stdout.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_error_spec_violation_or_identity_leak() {
-    let probe = schemathesis().arg("--version").output();
+    let probe = Command::new("python3").args(["-m", "schemathesis.cli", "--version"]).output();
     if !probe.as_ref().is_ok_and(|o| o.status.success()) {
         let reason = "schemathesis is not installed: pip install -r tests/schemathesis/requirements.txt (or run .ci/run)";
         // Mandatory in CI (`.ci/run` installs it); elsewhere the test says why it skips.
@@ -38,74 +68,53 @@ async fn schemathesis_finds_no_server_error_spec_violation_or_identity_leak() {
         return;
     }
     let w = world::build().await;
+    let reports: Vec<String> = haven::reports::Registry::shipped().plugins.iter().map(|p| p.id().to_owned()).collect();
     let ids = json!({
-        "victim": w.victim, "referral": w.referral, "user": w.target_user.id, "organization": w.org_a, "grant": w.grant,
+        "victim": w.victim, "referral": w.referral, "user": w.target_user.id, "organization": w.org_a, "other_organization": w.org_b, "grant": w.grant,
+        "reports": reports,
     });
-    let hooks_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis");
-    let report_dir = std::env::temp_dir().join(format!("haven-schemathesis-{}", std::process::id()));
-    // Without any credentials schemathesis 4.32 tries to sign up by itself and crashes; a token
-    // that is not one exercises the same unauthenticated paths.
-    let mut callers: Vec<(&str, &str, Option<String>)> = vec![("no_valid_token", "", Some("not-a-token".into()))];
-    for (name, token) in &w.tokens {
-        let role = match *name {
-            "cw_own" => "caseworker",
-            "admin_own" | "host_admin" => "admin",
-            "auditor_own" => "auditor",
-            "partner_own" => "partner",
-            _ => continue, // other organisations' callers add little the matrix test lacks
-        };
-        callers.push((name, role, Some(token.clone())));
-    }
+    let token = |name: &str| w.tokens.iter().find(|(n, _)| *n == name).map(|(_, t)| t.clone()).unwrap();
+
     // The identity check must be able to fail: a caseworker's own reads, judged as if they were
     // an admin's, hold the markers.
-    let mut cmd = schemathesis();
-    cmd.arg("run")
-        .arg(format!("{}/openapi.json", w.app.address))
-        .args(["--checks", "no_identity_marker", "--phases", "fuzzing", "--max-examples", "5", "--no-color"])
-        .args(["--include-path", "/api/v1/victims/{id}"])
-        .args(["--header", &format!("Authorization: Bearer {}", w.tokens[0].1)])
-        .env("PYTHONPATH", hooks_dir)
-        .env("SCHEMATHESIS_HOOKS", "haven_hooks")
-        .env("HAVEN_ROLE", "admin")
-        .env("HAVEN_IDS", ids.to_string())
-        .env("HAVEN_MARKERS", serde_json::to_string(&MARKERS).unwrap());
-    let output = tokio::task::spawn_blocking(move || cmd.output().expect("run schemathesis")).await.unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(!output.status.success() && stdout.contains("identity marker"), "the identity check did not fire:\n{stdout}");
+    let mut cmd = schemathesis(&w.app.address, "admin", &token("cw_own"), &ids);
+    cmd.args(["--checks", "no_identity_marker", "--phases", "fuzzing", "--max-examples", "5"])
+        .args(["--include-path", "/api/v1/victims/{id}"]);
+    let stdout = String::from_utf8_lossy(&run(&mut cmd).await.stdout).into_owned();
+    assert!(stdout.contains("identity marker"), "the identity check did not fire:\n{stdout}");
 
+    // The conformance checks must be able to fail: answers broken on their way out are caught.
+    let proxy = breaking_proxy::start(w.app.address.clone());
+    let mut cmd = schemathesis(&proxy, "admin", &token("admin_own"), &ids);
+    cmd.args(["--checks", "all", "--phases", "examples,coverage", "--max-examples", "2"])
+        .args(["--include-name", &format!("GET {}", breaking_proxy::BROKEN_STATUS_PATH), "--include-name", "GET /api/v1/users"]);
+    let output = run(&mut cmd).await;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        !output.status.success() && stdout.contains("ST108 Response violates schema") && stdout.contains("ST103 Undocumented status code"),
+        "schemathesis did not catch the broken answers:\n{stdout}"
+    );
+
+    // Then the real run: the world's callers of every role in their own organisation, the host's
+    // admin, and a caller without a valid token (without credentials schemathesis 4.32 tries to
+    // sign up by itself and crashes; a token that is not one exercises the same paths).
+    // The caseworker comes last: their run may change or remove the victim's identity, which the
+    // others' runs look for in every answer.
+    let mut callers = vec![("no_valid_token", "", "not-a-token".to_owned())];
+    for (name, role) in [("admin_own", "admin"), ("host_admin", "admin"), ("auditor_own", "auditor"), ("partner_own", "partner"), ("cw_own", "caseworker")] {
+        callers.push((name, role, token(name)));
+    }
+    let report_dir = std::env::temp_dir().join(format!("haven-schemathesis-{}", std::process::id()));
     let mut failures = Vec::new();
     for (name, role, token) in callers {
-        let mut cmd = schemathesis();
-        cmd.arg("run")
-            .arg(format!("{}/openapi.json", w.app.address))
-            .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,no_identity_marker"])
-            .args(["--phases", "examples,coverage,fuzzing"])
-            .args(["--max-examples", &examples()])
-            .args(["--seed", "20261125", "--workers", "2", "--request-timeout", "30", "--no-color"])
-            // Logging out would end the caller's own session and leave the rest of its run at 401.
-            .args(["--exclude-path", "/api/v1/auth/logout"])
+        let mut cmd = schemathesis(&w.app.address, role, &token, &ids);
+        cmd.args(["--checks", "all", "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", &examples(), "--workers", "2"])
             .arg("--report-junit-path")
             .arg(report_dir.join(format!("{name}.xml")))
-            .args(["--report", "junit"])
-            .env("PYTHONPATH", hooks_dir)
-            .env("SCHEMATHESIS_HOOKS", "haven_hooks")
-            .env("HAVEN_ROLE", role)
-            .env("HAVEN_IDS", ids.to_string())
-            .env("HAVEN_MARKERS", serde_json::to_string(&MARKERS).unwrap());
-        if let Some(token) = &token {
-            cmd.args(["--header", &format!("Authorization: Bearer {token}")]);
-        }
-        let mut output = run(&mut cmd).await;
-        // CPython 3.11 keeps the `ast` module's recursion depth per interpreter, not per thread, so
-        // two workers parsing at once (hypothesis reads lambdas' source) can crash the tool itself
-        // with this message (python/cpython#106905). That is schemathesis failing, not Haven: run
-        // that caller again, once.
-        if String::from_utf8_lossy(&output.stdout).contains("AST constructor recursion depth mismatch") {
-            println!("== schemathesis as {name}: the tool crashed (CPython 3.11 ast race), running it again");
-            output = run(&mut cmd).await;
-        }
+            .args(["--report", "junit"]);
+        let output = run(&mut cmd).await;
         let stdout = String::from_utf8_lossy(&output.stdout);
-        println!("== schemathesis as {name} ({role})\n{}", stdout.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"));
+        println!("== schemathesis as {name} ({role})\n{}", tail(&stdout, 12));
         if !output.status.success() {
             failures.push(format!("as {name}:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr)));
         }

@@ -3,6 +3,7 @@
 
 mod helpers;
 mod world;
+mod breaking_proxy;
 
 mod audit;
 mod contract;

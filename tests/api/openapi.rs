@@ -24,7 +24,13 @@ fn committed_spec_matches_the_code() {
 async fn served_spec_is_the_generated_one() {
     let app = spawn_app().await;
     let served = app.client.get(format!("{}/openapi.json", app.address)).send().await.unwrap().text().await.unwrap();
-    assert_eq!(served, haven::openapi::document_json());
+    // With the deployment's own limits: the tests' cap on allowances is not the default.
+    let mut expected = haven::openapi::document_for(&haven::reports::Registry::shipped());
+    haven::openapi::deployment_limits(&mut expected, &crate::helpers::test_settings("postgres://unused"));
+    assert_eq!(served, haven::openapi::to_json(&expected));
+    let allowance = |doc: &str| serde_json::from_str::<serde_json::Value>(doc).unwrap()["components"]["schemas"]["AllowanceChange"]["properties"]["allowance"]["maximum"].clone();
+    assert_eq!(allowance(&served), 100_000.0);
+    assert_ne!(allowance(&served), allowance(&haven::openapi::document_json()), "the committed document gives the default cap");
 }
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
