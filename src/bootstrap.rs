@@ -71,7 +71,7 @@ pub async fn bootstrap(
 }
 
 /// Adds a host admin who sets their own password at the console: a confirmed credential, so a
-/// second person from the start (caseworker access needs one, DESIGN section 3). For operators,
+/// second person from the start (caseworker access needs one, README "Roles and what each sees"). For operators,
 /// who hold the server and its database anyway.
 pub async fn add_host_admin(pool: &Pool, hasher: &PasswordHasher, email: &Email, password: &NewPassword) -> Result<(), BootstrapError> {
     let mut conn = pool.get().await.map_err(|e| BootstrapError::Database(e.to_string()))?;

@@ -10,8 +10,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{assistance, audit, auth, grants, ops, orgs, referrals, reports, users, victims};
 
-pub const API_PREFIX: &str = "/api/v1";
-pub const OPENAPI_PATH: &str = "/openapi.json";
+pub use crate::openapi::route_table::{API_PREFIX, OPENAPI_PATH};
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(ops::healthz).service(ops::readyz).service(
@@ -62,50 +61,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(reports::routes::organization_budget)
             .service(reports::routes::set_organization_allowance),
     );
-}
-
-/// Path templates and their methods, from the OpenAPI document.
-pub struct RouteTable {
-    routes: Vec<(actix_web::dev::ResourceDef, Vec<String>)>,
-}
-
-impl RouteTable {
-    pub fn from_openapi(doc: &utoipa::openapi::OpenApi) -> RouteTable {
-        let routes = doc
-            .paths
-            .paths
-            .iter()
-            .map(|(path, item)| {
-                let mut methods = Vec::new();
-                for (method, op) in [
-                    ("GET", &item.get),
-                    ("POST", &item.post),
-                    ("PUT", &item.put),
-                    ("PATCH", &item.patch),
-                    ("DELETE", &item.delete),
-                ] {
-                    if op.is_some() {
-                        methods.push(method.to_string());
-                    }
-                }
-                (actix_web::dev::ResourceDef::new(path.as_str()), methods)
-            })
-            .collect::<Vec<_>>();
-        // Literal paths before templates: `/victims/search` is not the victim "search".
-        let mut routes = routes;
-        routes.sort_by_key(|(def, _)| def.pattern().is_some_and(|p| p.contains('{')));
-        let mut table = RouteTable { routes };
-        // Served beside the API but not part of it.
-        for meta in [OPENAPI_PATH, "/docs", "/docs/{_:.*}"] {
-            table.routes.push((actix_web::dev::ResourceDef::new(meta), vec!["GET".to_string()]));
-        }
-        table
-    }
-
-    /// Methods served at `path`, if the path is served at all.
-    pub fn methods_for(&self, path: &str) -> Option<&[String]> {
-        self.routes.iter().find(|(def, _)| def.is_match(path)).map(|(_, m)| m.as_slice())
-    }
 }
 
 /// A path segment that did not parse. A literal path (`/victims/search`) also matches a template

@@ -97,7 +97,7 @@ pub fn load_or_create(data_dir: &Path) -> Result<(LocalSecrets, bool), SecretsEr
         }
         return Ok((secrets, added));
     }
-    crate::startup::prepare_data_dir(data_dir).map_err(|e| err(e.to_string()))?;
+    crate::db::local_cluster::prepare_data_dir(data_dir).map_err(|e| err(e.to_string()))?;
     let secrets = LocalSecrets::generate();
     write(&file, &secrets).map_err(|e| err(e.to_string()))?;
     Ok((secrets, true))

@@ -15,7 +15,7 @@ use crate::auth::{Keyring, LoginThrottle, PasswordHasher};
 use crate::privacy::crypto::IdentityKeyring;
 use crate::config::{Environment, Settings};
 use crate::db::local_cluster::{self, ClusterOptions, LocalCluster};
-use crate::routes::RouteTable;
+use crate::openapi::route_table::RouteTable;
 use crate::state::AppState;
 use crate::telemetry::{HavenRootSpan, Metrics};
 
@@ -53,7 +53,7 @@ pub fn prepare_database(settings: &Settings) -> Result<Database, StartupError> {
     let (url, cluster) = match &settings.database_url {
         Some(url) => (url.clone(), None),
         None => {
-            prepare_data_dir(&settings.data_dir)?;
+            local_cluster::prepare_data_dir(&settings.data_dir)?;
             let options = ClusterOptions {
                 root: settings.data_dir.join("pg"),
                 ephemeral: false,
@@ -73,21 +73,6 @@ pub fn prepare_database(settings: &Settings) -> Result<Database, StartupError> {
         tracing::info!(migrations = ?applied, "migrations applied");
     }
     Ok(Database { url, cluster })
-}
-
-/// The data directory: traversable but not listable by others (0711), so the unprivileged
-/// `postgres` user reaches its cluster inside while the secrets file stays private (0600).
-/// Permissions are only set on a directory Haven creates; an existing one is used as it is, so a
-/// mistaken HAVEN_DATA_DIR=/tmp or a home directory is never loosened.
-pub fn prepare_data_dir(dir: &std::path::Path) -> Result<(), StartupError> {
-    use std::os::unix::fs::PermissionsExt;
-    let fail = |e: std::io::Error| local_cluster::ClusterError::Step { step: "preparing the data directory", detail: e.to_string() };
-    if std::fs::symlink_metadata(dir).is_ok() {
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir).map_err(fail)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).map_err(fail)?;
-    Ok(())
 }
 
 /// The keys of the service: from settings, or (local mode only, for whatever settings do not
@@ -198,9 +183,12 @@ pub fn run(state: AppState, listener: TcpListener) -> Result<Server, StartupErro
     let shutdown = state.settings.shutdown_timeout;
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let data = web::Data::new(state);
+    // The request metrics, on their own: the middleware that records them needs nothing else.
+    let metrics: web::Data<Metrics> = web::Data::from(data.metrics.clone());
     let mut server = HttpServer::new(move || {
         let (app, _) = App::new()
             .app_data(data.clone())
+            .app_data(metrics.clone())
             .app_data(web::PathConfig::default().error_handler(|_, req| crate::routes::malformed_path(req).into()))
             .app_data(web::QueryConfig::default().error_handler(|_, _| {
                 crate::error::ApiError::BadRequest("The query string is malformed.".into()).into()

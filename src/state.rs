@@ -30,5 +30,5 @@ pub struct AppState {
     /// The served OpenAPI document, serialised once.
     pub openapi_json: Arc<String>,
     /// Path templates of the spec, to tell 405 from 404.
-    pub routes: Arc<crate::routes::RouteTable>,
+    pub routes: Arc<crate::openapi::route_table::RouteTable>,
 }

@@ -15,6 +15,6 @@ pub mod throttle;
 pub mod tokens;
 
 pub use password::PasswordHasher;
-pub use principal::Principal;
+pub use crate::domain::Principal;
 pub use throttle::LoginThrottle;
 pub use tokens::Keyring;

@@ -1,6 +1,7 @@
-//! The authenticated caller. Extracting a `Principal` verifies the bearer token and then checks
-//! the database (or its short memory of that check, `session_cache`), so a revoked session, a
-//! disabled user or a changed role stops a token.
+//! How the authenticated caller is found. Extracting a `Principal` (the caller itself is a domain
+//! type, `domain::Principal`, which the policy reads without knowing of HTTP) verifies the bearer
+//! token and then checks the database (or its short memory of that check, `session_cache`), so a
+//! revoked session, a disabled user or a changed role stops a token.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,19 +13,9 @@ use uuid::Uuid;
 
 use super::session_cache::SessionFacts;
 use crate::db::schema::{organizations, sessions, users};
-use crate::domain::{OrganizationKind, Role};
+use crate::domain::{OrganizationKind, Principal, Role};
 use crate::error::ApiError;
 use crate::state::AppState;
-
-#[derive(Debug, Clone)]
-pub struct Principal {
-    pub user_id: Uuid,
-    pub organization_id: Uuid,
-    pub role: Role,
-    pub session_id: Uuid,
-    /// Member of the host organisation (runs the deployment).
-    pub is_host: bool,
-}
 
 impl FromRequest for Principal {
     type Error = ApiError;

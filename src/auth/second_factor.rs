@@ -3,7 +3,7 @@
 //! like an identity; recovery codes are stored as SHA-256. A code is accepted once (its time step
 //! is remembered). Enrolling needs the password, not a session, so a caseworker whose organisation
 //! requires a second factor can enrol before their first login; a caseworker's new factor then
-//! waits for a second person's approval like a new password does (DESIGN section 3).
+//! waits for a second person's approval like a new password does (README, "Roles and what each sees").
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use diesel::prelude::*;

@@ -18,6 +18,20 @@ use std::time::{Duration, Instant};
 const PORT: u16 = 5432;
 const SOCKET_PATH_MAX: usize = 100;
 
+/// The data directory: traversable but not listable by others (0711), so the unprivileged
+/// `postgres` user reaches its cluster inside while the secrets file stays private (0600).
+/// Permissions are only set on a directory Haven creates; an existing one is used as it is, so a
+/// mistaken HAVEN_DATA_DIR=/tmp or a home directory is never loosened.
+pub fn prepare_data_dir(dir: &std::path::Path) -> Result<(), ClusterError> {
+    let fail = |e: std::io::Error| ClusterError::Step { step: "preparing the data directory", detail: e.to_string() };
+    if std::fs::symlink_metadata(dir).is_ok() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).map_err(fail)?;
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     #[error(

@@ -7,12 +7,14 @@ mod email;
 mod operation;
 mod password;
 pub mod policy;
+mod principal;
 mod vocab;
 
 pub use country::CountryCode;
 pub use email::Email;
 pub use operation::OperationTag;
 pub use password::NewPassword;
+pub use principal::Principal;
 pub use vocab::{OrganizationKind, PartnerKind, Role};
 
 /// Declares a closed vocabulary stored as text: snake_case in JSON, in the database and in the

@@ -1,10 +1,10 @@
-//! Who may do what with organisations, users and the audit log (DESIGN section 3), in one place.
+//! Who may do what with organisations, users and the audit log (README, "Roles and what each sees"), in one place.
 //! Handlers ask these questions; none decides access on its own.
 
 use uuid::Uuid;
 
 use super::Role;
-use crate::auth::Principal;
+use super::Principal;
 
 /// What a caller may see of another organisation's records: `Hidden` is answered 404, so a caller
 /// cannot learn that a record exists; `Forbidden` (403) is for records the caller knows of but whose
@@ -102,7 +102,7 @@ pub struct OrgStaff {
 /// organisation a host admin may only create its first admin (it has never had one: disabling its
 /// admins does not make room for a host's own), reset the admin of an organisation that has only
 /// that one (a recovery), and disable anyone: so no host admin can make, promote, reset or
-/// re-enable anyone who would reach identities (DESIGN section 3).
+/// re-enable anyone who would reach identities (README, "Roles and what each sees").
 pub fn change_user(p: &Principal, org: Uuid, target_role: Option<Role>, change: UserChange, staff: OrgStaff) -> Access {
     match scoped(p, org, &[Role::Admin], true) {
         Access::Allowed if p.organization_id == org => Access::Allowed,
@@ -150,7 +150,7 @@ pub struct GrantParties<'a> {
     pub subject_chain: &'a [Uuid],
 }
 
-/// Whether the approver is a second person (DESIGN section 3). The approver must hold a confirmed
+/// Whether the approver is a second person (README, "Roles and what each sees"). The approver must hold a confirmed
 /// credential: one they set themselves at the console (bootstrap), or one a second person
 /// confirmed by approving a grant. A credential someone issued and nobody confirmed may be in the
 /// issuer's hands, so its holder approves nothing (an admin's puppet accounts cannot approve for

@@ -1,7 +1,7 @@
 use crate::text_enum;
 
 text_enum! {
-    /// What a user may do (DESIGN section 3).
+    /// What a user may do (README, "Roles and what each sees").
     pub enum Role {
         /// Logs and reads the case files of their organisation, identities included.
         Caseworker => "caseworker",

@@ -1,4 +1,4 @@
-//! Access grants: the two-person rule for identity access (DESIGN section 3). A new caseworker, a
+//! Access grants: the two-person rule for identity access (README, "Roles and what each sees"). A new caseworker, a
 //! promotion to caseworker, re-enabling a caseworker and completing a caseworker's reset each wait,
 //! as a pending grant, for a second person to approve; until then the account reads no identity.
 //! The rules of who may approve are in `domain::policy`; this module stores grants and applies them.

@@ -2,6 +2,7 @@
 //! error responses every operation shares added in one place (`CommonResponses`).
 
 pub mod responses;
+pub mod route_table;
 pub mod validate;
 
 use actix_web::App;
@@ -80,7 +81,7 @@ impl CommonResponses {
                 .entry(status.to_owned())
                 .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
         };
-        if path.starts_with(crate::routes::API_PREFIX) {
+        if path.starts_with(route_table::API_PREFIX) {
             add("503", "Unavailable");
         }
         if path.contains('{') {
@@ -311,7 +312,7 @@ fn merge_patch(doc: &mut utoipa::openapi::OpenApi) {
             components.schemas.insert(name.into(), schema);
         }
     }
-    let path = format!("{}/victims/{{id}}", crate::routes::API_PREFIX);
+    let path = format!("{}/victims/{{id}}", route_table::API_PREFIX);
     let Some(op) = doc.paths.paths.get_mut(&path).and_then(|item| item.patch.as_mut()) else { return };
     let content = || {
         ContentBuilder::new()
@@ -343,7 +344,7 @@ impl Modify for ReportPaths<'_> {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::path::{HttpMethod, ParameterBuilder, ParameterIn, PathItem};
         use utoipa::openapi::{ObjectBuilder, Required, schema::Type};
-        let generic_path = format!("{}/reports/{{id}}", crate::routes::API_PREFIX);
+        let generic_path = format!("{}/reports/{{id}}", route_table::API_PREFIX);
         let Some(generic) = openapi.paths.paths.get(&generic_path).and_then(|item| item.get.clone()) else { return };
         for plugin in &self.0.plugins {
             let mut op = generic.clone();
@@ -372,7 +373,7 @@ impl Modify for ReportPaths<'_> {
                 );
             }
             op.parameters = Some(params);
-            let path = format!("{}/reports/{}", crate::routes::API_PREFIX, plugin.id());
+            let path = format!("{}/reports/{}", route_table::API_PREFIX, plugin.id());
             openapi.paths.paths.insert(path, PathItem::new(HttpMethod::Get, op));
         }
     }

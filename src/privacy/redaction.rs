@@ -7,8 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::identity::Identity;
-use crate::auth::Principal;
-use crate::domain::Role;
+use crate::domain::{Principal, Role};
 use crate::domain::policy::Access;
 use crate::error::ApiError;
 use crate::victims::model::CaseFile;
@@ -51,7 +50,7 @@ impl Sight {
     }
 }
 
-/// DESIGN section 3: caseworkers see identities of their organisation's victims and of victims
+/// README, "Roles and what each sees": caseworkers see identities of their organisation's victims and of victims
 /// referred to it with identity shared; referred without it, the case only. Admins and auditors
 /// see case files of their organisation (host auditors: all), never identities. Partners see no
 /// individual records (403). Anything else is hidden (404).

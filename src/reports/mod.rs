@@ -1,7 +1,7 @@
 //! Reports: anonymised statistics from report plugins. A plugin says what to count (up to three
 //! whitelisted dimensions and fixed filters); the framework gives it a catalogue entry, routing,
 //! parameter validation, OpenAPI documentation, auditing, JSON and CSV output and the privacy
-//! guard (DESIGN section 6). Adding a compiled plugin is one file in `plugins/` plus one line in
+//! guard (README, "What the privacy guard does"). Adding a compiled plugin is one file in `plugins/` plus one line in
 //! `compiled()`.
 //!
 //! Where things are: `catalogue` (dimensions, their values and bounds), `filters`, `counting`

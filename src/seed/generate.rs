@@ -1,5 +1,5 @@
-//! Fictional but realistic case data, shaped like the patterns in DESIGN.md: South America and
-//! Asia into Africa, the West African coast, Peru/Brazil overland, scam compounds in South-East
+//! Fictional but realistic case data, shaped like the patterns partners ask about: South America
+//! and Asia into Africa, the West African coast, Peru/Brazil overland, scam compounds in South-East
 //! Asia. Every name is invented; no record describes a real person.
 
 use chrono::{Duration, NaiveDate};

@@ -1,4 +1,4 @@
-//! Separation of duties: no single person reaches an identity (DESIGN section 3). Each path by
+//! Separation of duties: no single person reaches an identity (README, "Roles and what each sees"). Each path by
 //! which an admin could make themselves a caseworker fails without a second person and succeeds
 //! with one, and the audit log names both people.
 

@@ -1,5 +1,5 @@
 //! Another organisation's existing record is answered like an unknown id, in the same time
-//! (DESIGN section 3): its response time must not tell whether the record exists.
+//! (README, "Roles and what each sees"): its response time must not tell whether the record exists.
 
 use std::time::{Duration, Instant};
 
