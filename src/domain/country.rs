@@ -39,9 +39,9 @@ impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg> for C
     }
 }
 
-/// In JSON bodies a code is exactly what the schema lists (assigned codes, in capitals), so a
-/// client generated from the spec and the server agree; query parameters and the command line
-/// also take lower case.
+/// In JSON bodies and query parameters a code is exactly what the schema lists (assigned codes, in
+/// capitals), so a client generated from the spec and the server agree; the command line also
+/// takes lower case (`parse`).
 impl<'de> Deserialize<'de> for CountryCode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(d)?;

@@ -5,7 +5,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// At most 100 characters, with a character other than a space, tab or line break, and no NUL.
 /// Spaces and line breaks (ASCII) around it are dropped. The document states exactly this (see
 /// `PATTERN`), so every string the schema allows is taken and every other one refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(transparent)]
 pub struct OperationTag(String);
 
@@ -35,6 +36,21 @@ impl OperationTag {
 
     pub fn into_string(self) -> String {
         self.0
+    }
+}
+
+impl diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg> for OperationTag {
+    fn to_sql<'b>(&'b self, out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>) -> diesel::serialize::Result {
+        <str as diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg>>::to_sql(self.as_str(), out)
+    }
+}
+
+/// A stored tag that no longer parses is an error, never silently dropped (a later patch would
+/// otherwise erase it).
+impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg> for OperationTag {
+    fn from_sql(bytes: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+        let text = <String as diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg>>::from_sql(bytes)?;
+        OperationTag::parse(&text).map_err(|m| m.into())
     }
 }
 

@@ -20,9 +20,7 @@ use crate::state::AppState;
 #[into_params(parameter_in = Query)]
 pub struct OrganizationQuery {
     pub kind: Option<OrganizationKind>,
-    /// ISO 3166-1 alpha-3; lower case is taken too.
-    #[param(value_type = Option<CountryCode>)]
-    pub country: Option<String>,
+    pub country: Option<CountryCode>,
     /// Page size (default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
@@ -101,8 +99,7 @@ pub async fn list_organizations(
     if let Some(kind) = q.kind {
         sql = sql.filter(organizations::kind.eq(kind));
     }
-    if let Some(country) = q.country {
-        let code = CountryCode::parse(&country).map_err(|m| ApiError::validation("country", m))?;
+    if let Some(code) = q.country {
         sql = sql.filter(organizations::country.eq(code.as_str().to_owned()));
     }
     if let Some(after) = after {

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::domain::{CountryCode, OperationTag};
 use crate::domain::case_vocab::{CaseStatus, ExploitationType, TraffickingStatus};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::pagination;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -19,12 +19,9 @@ pub struct VictimQuery {
     pub trafficking_status: Option<TraffickingStatus>,
     /// Victims with this exploitation type among theirs.
     pub exploitation_type: Option<ExploitationType>,
-    /// Victims with this citizenship among theirs (ISO alpha-3; lower case is taken too).
-    #[param(value_type = Option<CountryCode>)]
-    pub citizenship: Option<String>,
-    /// ISO alpha-3; lower case is taken too.
-    #[param(value_type = Option<CountryCode>)]
-    pub country_of_exploitation: Option<String>,
+    /// Victims with this citizenship among theirs.
+    pub citizenship: Option<CountryCode>,
+    pub country_of_exploitation: Option<CountryCode>,
     pub operation: Option<OperationTag>,
     /// Identified on or after this date.
     pub identified_from: Option<NaiveDate>,
@@ -57,17 +54,13 @@ pub struct VictimFilters {
     pub after: Option<Uuid>,
 }
 
-fn country(field: &str, value: Option<String>) -> ApiResult<Option<CountryCode>> {
-    value.map(|v| CountryCode::parse(&v).map_err(|m| ApiError::validation(field, m))).transpose()
-}
-
 impl VictimQuery {
     pub fn parse(self) -> ApiResult<VictimFilters> {
         Ok(VictimFilters {
             limit: pagination::limit(self.limit)?,
             after: pagination::decode(self.cursor.as_deref())?,
-            citizenship: country("citizenship", self.citizenship)?,
-            country_of_exploitation: country("country_of_exploitation", self.country_of_exploitation)?,
+            citizenship: self.citizenship,
+            country_of_exploitation: self.country_of_exploitation,
             status: self.status,
             trafficking_status: self.trafficking_status,
             exploitation_type: self.exploitation_type,
@@ -86,12 +79,15 @@ mod tests {
 
     #[test]
     fn parses_typed_values_and_refuses_bad_ones() {
-        let f = parse_query::<VictimQuery>("citizenship=per&operation=%20OP-1%20&limit=5").unwrap().parse().unwrap();
+        let f = parse_query::<VictimQuery>("citizenship=PER&operation=%20OP-1%20&limit=5").unwrap().parse().unwrap();
         assert_eq!(f.citizenship.map(|c| c.as_str().to_owned()), Some("PER".into()));
         assert_eq!(f.operation.as_ref().map(OperationTag::as_str), Some("OP-1"));
         assert_eq!(f.limit, 5);
         assert!(parse_query::<VictimQuery>("limit=0").unwrap().parse().is_err());
-        assert!(parse_query::<VictimQuery>("citizenship=ZZZ").unwrap().parse().is_err());
+        // Exactly what the document lists: an assigned code, in capitals, nothing around it.
+        for bad in ["ZZZ", "per", "%20PER", "PER%E3%80%80"] {
+            assert!(parse_query::<VictimQuery>(&format!("citizenship={bad}")).is_err(), "{bad}");
+        }
         assert!(parse_query::<VictimQuery>("cursor=not-a-cursor").unwrap().parse().is_err());
         assert!(parse_query::<VictimQuery>("unknown=1").is_err());
     }

@@ -163,7 +163,7 @@ pub struct VictimRow {
     pub identified_on: NaiveDate,
     pub identified_in: Option<CountryCode>,
     pub identified_by: Option<IdentifiedBy>,
-    pub operation: Option<String>,
+    pub operation: Option<OperationTag>,
     pub gender: Gender,
     pub age_at_identification: Option<i16>,
     pub is_minor: bool,
@@ -204,7 +204,7 @@ pub struct CaseFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identified_by: Option<IdentifiedBy>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub operation: Option<String>,
+    pub operation: Option<OperationTag>,
     pub gender: Gender,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub age_at_identification: Option<i16>,
@@ -276,8 +276,7 @@ impl CaseFile {
             identified_on: self.identified_on,
             identified_in: self.identified_in,
             identified_by: self.identified_by,
-            // Stored tags were trimmed and checked when written.
-            operation: self.operation.as_deref().and_then(|o| OperationTag::parse(o).ok()),
+            operation: self.operation.clone(),
             gender: self.gender,
             age_at_identification: self.age_at_identification,
             is_minor: Some(self.is_minor),

@@ -229,6 +229,13 @@ pub async fn get_victim(
     Ok(respond(actix_web::http::StatusCode::OK, row.version, &view))
 }
 
+fn minor_contradicts_age(document: &Value) -> bool {
+    match (document.get("age_at_identification").and_then(Value::as_i64), document.get("is_minor").and_then(Value::as_bool)) {
+        (Some(age), Some(minor)) => minor != (age < 18),
+        _ => false,
+    }
+}
+
 /// RFC 7396 JSON merge patch.
 fn merge_patch(target: &mut Value, patch: &Value) {
     match patch {
@@ -253,6 +260,8 @@ fn merge_patch(target: &mut Value, patch: &Value) {
 ///
 /// The body is a JSON merge patch (RFC 7396) of the case file: fields given replace, `null`
 /// removes, absent fields stay. `identity` patches the identity the same way. Requires `If-Match`.
+/// Changing the age alone derives `is_minor` again; a patch that sets `is_minor` against the
+/// recorded age is refused 409 (send both, or the age alone).
 #[utoipa::path(
     tag = "victims",
     params(
@@ -267,6 +276,7 @@ fn merge_patch(target: &mut Value, patch: &Value) {
         (status = 401, response = crate::openapi::responses::Unauthorized),
         (status = 403, response = crate::openapi::responses::Forbidden),
         (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 409, response = crate::openapi::responses::Conflict),
         (status = 412, response = crate::openapi::responses::PreconditionFailed),
         (status = 422, response = crate::openapi::responses::Invalid),
         (status = 428, response = crate::openapi::responses::PreconditionRequired),
@@ -314,6 +324,15 @@ pub async fn update_victim(
             }
             let mut merged = serde_json::to_value(&base).map_err(|e| ApiError::internal("patch", e))?;
             merge_patch(&mut merged, &patch);
+            // Valid in itself, but against what is recorded: a conflict with the stored state, not
+            // an invalid request (a patch that contradicts itself is refused 422 below).
+            let gives_both = fields.contains_key("age_at_identification") && fields.contains_key("is_minor");
+            if !gives_both && minor_contradicts_age(&merged) {
+                return Err(ApiError::Conflict(
+                    "is_minor contradicts the recorded age_at_identification (under 18 is a minor): send both, or the age alone."
+                        .into(),
+                ));
+            }
             let input = from_value::<VictimInput>(merged)?.validate().map_err(ApiError::Validation)?;
             let updated = store::update(conn, id, version, principal.user_id, &input)
                 .await?
@@ -382,7 +401,7 @@ pub async fn list_victims(
         sql = sql.filter(victims::country_of_exploitation.eq(c));
     }
     if let Some(op) = f.operation {
-        sql = sql.filter(victims::operation.eq(op.into_string()));
+        sql = sql.filter(victims::operation.eq(op));
     }
     if let Some(from) = f.identified_from {
         sql = sql.filter(victims::identified_on.ge(from));

@@ -23,29 +23,47 @@ use crate::state::AppState;
 
 /// Exactly one of `name` or `document_number`. Case, accents, punctuation and spacing are
 /// ignored; otherwise the match is exact (a full name in either order, or an alias). A value with
-/// no letter or digit matches nobody.
-#[derive(Deserialize, ToSchema)]
-#[serde(untagged)]
-pub enum VictimSearch {
-    ByName(NameSearch),
-    ByDocument(DocumentSearch),
+/// no letter or digit matches nobody. Read as one struct (an untagged enum would buffer another
+/// copy of the name); the document's `oneOf` of two closed objects, checked before it is read,
+/// guarantees exactly one field.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VictimSearch {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    document_number: Option<String>,
 }
 
 /// Search by full name or alias.
 #[derive(Deserialize, ToSchema)]
+#[allow(dead_code)] // the schema of one alternative (`deny_unknown_fields` closes it)
 #[serde(deny_unknown_fields)]
-pub struct NameSearch {
+struct NameSearch {
     #[schema(example = "Maria Lopez")]
-    pub name: String,
+    name: String,
 }
 
 /// Search by identity document number.
 #[derive(Deserialize, ToSchema)]
+#[allow(dead_code)] // the schema of one alternative (`deny_unknown_fields` closes it)
 #[serde(deny_unknown_fields)]
-pub struct DocumentSearch {
+struct DocumentSearch {
     #[schema(example = "PE-4481220")]
-    pub document_number: String,
+    document_number: String,
 }
+
+impl utoipa::PartialSchema for VictimSearch {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::OneOfBuilder::new()
+            .item(<NameSearch as utoipa::PartialSchema>::schema())
+            .item(<DocumentSearch as utoipa::PartialSchema>::schema())
+            .description(Some("Exactly one of `name` or `document_number`."))
+            .into()
+    }
+}
+
+impl ToSchema for VictimSearch {}
 
 const MAX_MATCHES: i64 = 50;
 
@@ -72,29 +90,35 @@ pub async fn search_victims(
         return Err(ApiError::Forbidden);
     }
     let keys = &state.identity_keys;
-    let (by, hash) = match body.0 {
-        VictimSearch::ByName(NameSearch { name }) => ("name", keys.name_index(&Zeroizing::new(name))),
-        VictimSearch::ByDocument(DocumentSearch { document_number }) => {
-            ("document_number", keys.document_index(&Zeroizing::new(document_number)))
-        }
+    let VictimSearch { name, document_number } = body.0;
+    let (name, document_number) = (name.map(Zeroizing::new), document_number.map(Zeroizing::new));
+    let (by, hash) = match (&name, &document_number) {
+        (Some(n), None) => ("name", keys.name_index(n)),
+        (None, Some(d)) => ("document_number", keys.document_index(d)),
+        // The schema, checked before the body is read, lets only one through.
+        _ => return Err(ApiError::validation("body", "must give exactly one of name or document_number")),
     };
-    // Nothing to compare (no letter or digit): no match, still audited as a search.
-    let hash = hash.unwrap_or_default();
     let org = principal.organization_id;
     let mut conn = state.pool.get().await?;
     let items = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
-            let mut sql = victims::table
-                .inner_join(victim_identities::table)
-                .filter(victims::organization_id.eq(org))
-                .select(VictimRow::as_select())
-                .into_boxed();
-            sql = if by == "name" {
-                sql.filter(victim_identities::name_index.contains(vec![hash.clone()]))
-            } else {
-                sql.filter(victim_identities::document_index.eq(hash.clone()))
+            // Nothing to compare (no letter or digit): nobody matches; still audited as a search.
+            let rows: Vec<VictimRow> = match &hash {
+                None => Vec::new(),
+                Some(hash) => {
+                    let mut sql = victims::table
+                        .inner_join(victim_identities::table)
+                        .filter(victims::organization_id.eq(org))
+                        .select(VictimRow::as_select())
+                        .into_boxed();
+                    sql = if by == "name" {
+                        sql.filter(victim_identities::name_index.contains(vec![hash.clone()]))
+                    } else {
+                        sql.filter(victim_identities::document_index.eq(hash.clone()))
+                    };
+                    sql.order(victims::id.asc()).limit(MAX_MATCHES).load(conn).await?
+                }
             };
-            let rows: Vec<VictimRow> = sql.order(victims::id.asc()).limit(MAX_MATCHES).load(conn).await?;
             let event = Event::new(AuditAction::VictimSearched, AuditOutcome::Success)
                 .by(&principal)
                 .details(serde_json::json!({ "by": by, "matches": rows.len() }));

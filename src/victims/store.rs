@@ -19,7 +19,7 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
 /// caller's sight: its organisation's, referred to it, or any (`org` none: host auditors). The
 /// policy (`redaction::victim_sight`) still decides; this filter only makes a record the caller
 /// cannot see cost what an unknown id costs, so response times do not reveal which ids exist
-/// (DESIGN section 3): neither is read, decoded or sent.
+/// (README, "Roles and what each sees"): neither is read, decoded or sent.
 pub async fn find_in_scope(conn: &mut AsyncPgConnection, id: Uuid, org: Option<Uuid>) -> QueryResult<Option<(VictimRow, Referral)>> {
     // Two fixed query shapes (no boxing, no SQL literal), so diesel prepares each once per
     // connection: this is the hottest read of the service.
@@ -78,7 +78,7 @@ macro_rules! case_columns {
             victims::identified_on.eq(i.identified_on),
             victims::identified_in.eq(i.identified_in),
             victims::identified_by.eq(i.identified_by),
-            victims::operation.eq(i.operation.clone().map($crate::domain::OperationTag::into_string)),
+            victims::operation.eq(i.operation.clone()),
             victims::gender.eq(i.gender),
             victims::age_at_identification.eq(i.age_at_identification),
             victims::is_minor.eq(i.is_minor.unwrap_or(false)),

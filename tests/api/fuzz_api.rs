@@ -80,8 +80,9 @@ async fn schemathesis_finds_no_server_error_spec_violation_or_identity_leak() {
     let mut cmd = schemathesis(&w.app.address, "admin", &token("cw_own"), &ids);
     cmd.args(["--checks", "no_identity_marker", "--phases", "fuzzing", "--max-examples", "5"])
         .args(["--include-path", "/api/v1/victims/{id}"]);
-    let stdout = String::from_utf8_lossy(&run(&mut cmd).await.stdout).into_owned();
-    assert!(stdout.contains("identity marker"), "the identity check did not fire:\n{stdout}");
+    let output = run(&mut cmd).await;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(!output.status.success() && stdout.contains("identity marker"), "the identity check did not fire:\n{stdout}");
 
     // The conformance checks must be able to fail: answers broken on their way out are caught.
     let proxy = breaking_proxy::start(w.app.address.clone());

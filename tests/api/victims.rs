@@ -228,6 +228,11 @@ async fn updates_are_merge_patches_with_optimistic_concurrency() {
     // Changing the age re-derives is_minor.
     let resp = app.patch(&path, &caseworker, "\"2\"", json!({ "age_at_identification": 16 })).await;
     assert_eq!(resp.json()["is_minor"], true);
+    // Against the recorded age (16): a conflict with the stored record; against itself: invalid.
+    app.patch(&path, &caseworker, "\"3\"", json!({ "is_minor": false })).await.assert_problem(409, "conflict");
+    app.patch(&path, &caseworker, "\"3\"", json!({ "is_minor": false, "age_at_identification": 12 }))
+        .await
+        .assert_problem(422, "validation");
     let (_, admin) = app.user_with_token(org, Role::Admin).await;
     app.patch(&path, &admin, "\"3\"", json!({ "status": "closed" })).await.assert_problem(403, "forbidden");
     let (_, stranger) = app.user_with_token(app.create_org().await, Role::Caseworker).await;
