@@ -12,10 +12,10 @@ fn main() {
     files.sort();
     let mut code = String::from("/// The declarative report plugins shipped in `reports/`: (file, contents).\npub const SHIPPED: &[(&str, &str)] = &[\n");
     for path in files {
-        let name = format!("reports/{}", path.file_name().unwrap().to_string_lossy());
-        writeln!(code, "    ({name:?}, include_str!({:?})),", path.display().to_string()).unwrap();
+        let name = format!("reports/{}", path.file_name().expect("a file name").to_string_lossy());
+        writeln!(code, "    ({name:?}, include_str!({:?})),", path.display().to_string()).expect("writing to a String");
     }
     code.push_str("];\n");
-    let out = std::path::Path::new(&std::env::var("OUT_DIR").unwrap()).join("shipped_reports.rs");
-    std::fs::write(out, code).unwrap();
+    let out = std::path::Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("shipped_reports.rs");
+    std::fs::write(out, code).expect("writing the shipped reports");
 }

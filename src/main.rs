@@ -216,6 +216,7 @@ fn seed(settings: Settings, args: SeedArgs) -> Result<(), StartupError> {
 /// Each password check allocates argon2's 19 MiB. glibc's adaptive threshold soon serves blocks
 /// that large from per-thread heaps and keeps them, one per hashing thread: 8 logins left 137 MB
 /// resident. A fixed threshold keeps such blocks as their own mappings, returned when freed.
+#[allow(unsafe_code, reason = "one allocator parameter, set before any thread exists")]
 fn keep_large_allocations_returnable() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator parameter; called first thing, before any thread.

@@ -9,6 +9,7 @@ pub mod password;
 pub mod principal;
 pub mod routes;
 pub mod second_factor;
+pub mod second_factor_store;
 pub mod session_cache;
 pub mod sessions;
 pub mod throttle;

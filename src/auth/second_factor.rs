@@ -301,6 +301,17 @@ pub struct Presented<'a> {
 
 /// Checks the second factor of a login whose password matched, on the login's transaction. A code
 /// is accepted once; a recovery code is spent.
+/// A person's second factor as stored, with their organisation's requirement.
+#[derive(Queryable)]
+struct StoredFactor {
+    active: bool,
+    key_id: Option<String>,
+    nonce: Option<Vec<u8>>,
+    ciphertext: Option<Vec<u8>>,
+    /// The organisation's requirement (`None`: the deployment's default for the role).
+    setting: Option<bool>,
+}
+
 pub async fn check_login(
     state: &AppState,
     conn: &mut AsyncPgConnection,
@@ -309,7 +320,7 @@ pub async fn check_login(
     role: Role,
     presented: &Presented<'_>,
 ) -> ApiResult<()> {
-    let (active, key_id, nonce, ciphertext, setting): (bool, Option<String>, Option<Vec<u8>>, Option<Vec<u8>>, Option<bool>) = users::table
+    let StoredFactor { active, key_id, nonce, ciphertext, setting } = users::table
         .inner_join(organizations::table)
         .filter(users::id.eq(user))
         .select((users::totp_active, users::totp_key_id, users::totp_nonce, users::totp_ciphertext, organizations::require_second_factor))
@@ -352,20 +363,4 @@ pub async fn check_login(
     .execute(conn)
     .await?;
     if accepted == 1 { Ok(()) } else { Err(ApiError::InvalidCredentials) }
-}
-
-/// Removes a person's second factor and recovery codes.
-pub async fn remove(conn: &mut AsyncPgConnection, user: Uuid) -> QueryResult<()> {
-    diesel::update(users::table.find(user))
-        .set((
-            users::totp_active.eq(false),
-            users::totp_key_id.eq(None::<String>),
-            users::totp_nonce.eq(None::<Vec<u8>>),
-            users::totp_ciphertext.eq(None::<Vec<u8>>),
-            users::totp_last_step.eq(None::<i64>),
-        ))
-        .execute(conn)
-        .await?;
-    diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(user))).execute(conn).await?;
-    Ok(())
 }

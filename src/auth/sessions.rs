@@ -68,11 +68,21 @@ pub enum Rotation {
     Invalid,
 }
 
+/// A refresh token as presented, with its session.
+#[derive(Queryable)]
+struct PresentedToken {
+    used_at: Option<DateTime<Utc>>,
+    session_id: Uuid,
+    user_id: Uuid,
+    revoked_at: Option<DateTime<Utc>>,
+    expires_at: DateTime<Utc>,
+}
+
 /// Rotates a refresh token. Call inside a transaction: the token row is locked so two
 /// concurrent uses cannot both succeed.
 pub async fn rotate(conn: &mut AsyncPgConnection, presented: &str) -> QueryResult<Rotation> {
     let hash = hash_token(presented);
-    let found: Option<(Option<DateTime<Utc>>, Uuid, Uuid, Option<DateTime<Utc>>, DateTime<Utc>)> =
+    let found: Option<PresentedToken> =
         refresh_tokens::table
             .inner_join(sessions::table)
             .filter(refresh_tokens::token_hash.eq(&hash))
@@ -87,7 +97,7 @@ pub async fn rotate(conn: &mut AsyncPgConnection, presented: &str) -> QueryResul
             .first(conn)
             .await
             .optional()?;
-    let Some((used_at, session_id, user_id, revoked_at, expires_at)) = found else {
+    let Some(PresentedToken { used_at, session_id, user_id, revoked_at, expires_at }) = found else {
         return Ok(Rotation::Invalid);
     };
     if used_at.is_some() {

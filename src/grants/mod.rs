@@ -236,7 +236,7 @@ pub async fn withdraw_pending(
         .details(serde_json::json!({ "grant": grant.id, "kind": grant.kind, "requested_by": grant.requested_by }));
     audit::record(conn, ctx, event).await?;
     if grant.kind == GrantKind::SecondFactor && !keep_factor {
-        crate::auth::second_factor::remove(conn, user).await?;
+        crate::auth::second_factor_store::remove(conn, user).await?;
     }
     Ok(Some(grant))
 }
@@ -260,7 +260,7 @@ pub(crate) async fn apply(conn: &mut AsyncPgConnection, grant: &Grant) -> QueryR
         GrantKind::Promotion => {
             diesel::update(target).set((users::role.eq(Role::Caseworker), bump)).execute(conn).await?;
             // A factor enrolled as another role was never approved for a caseworker: enrol anew.
-            crate::auth::second_factor::remove(conn, grant.user_id).await?;
+            crate::auth::second_factor_store::remove(conn, grant.user_id).await?;
         }
         GrantKind::ReEnable => {
             diesel::update(target).set((users::disabled.eq(false), bump)).execute(conn).await?;
@@ -281,7 +281,7 @@ pub(crate) async fn void(conn: &mut AsyncPgConnection, grant: &Grant) -> QueryRe
                 .await?;
             crate::auth::enrolments::supersede(conn, grant.user_id).await?;
         }
-        GrantKind::SecondFactor => crate::auth::second_factor::remove(conn, grant.user_id).await?,
+        GrantKind::SecondFactor => crate::auth::second_factor_store::remove(conn, grant.user_id).await?,
         GrantKind::Promotion | GrantKind::ReEnable => {}
     }
     Ok(())

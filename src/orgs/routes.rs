@@ -257,7 +257,7 @@ pub async fn update_organization(
                 if id != principal.organization_id {
                     audit::record(conn, &ctx, event.in_org(id)).await?;
                 }
-                Ok(super::find(conn, id).await?.ok_or(ApiError::NotFound)?)
+                super::find(conn, id).await?.ok_or(ApiError::NotFound)
             })
         .await?;
     Ok(HttpResponse::Ok().insert_header((header::ETAG, etag(org.version))).json(OrganizationView::from(org)))

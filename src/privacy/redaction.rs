@@ -105,6 +105,7 @@ pub struct CaseFileWithIdentity {
 /// A victim as one caller may see it: with identity (entitled caseworkers) or without.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
+#[expect(clippy::large_enum_variant, reason = "a view lives for one response; boxing would allocate for every identity read")]
 pub enum VictimView {
     WithIdentity(CaseFileWithIdentity),
     CaseOnly(CaseFile),

@@ -265,7 +265,7 @@ impl Run<'_> {
         let outcome = (*conn)
             .build_transaction()
             .read_committed()
-            .run(async |conn: &mut AsyncPgConnection| -> ApiResult<(i64, DateTime<Utc>, Option<f64>, Option<StoredRelease>)> {
+            .run(async |conn: &mut AsyncPgConnection| -> ApiResult<Spent> {
                 fixed("SELECT pg_advisory_xact_lock($1)").bind::<diesel::sql_types::BigInt, _>(SPEND_LOCK).execute(conn).await?;
                 // Asked meanwhile by a colleague: theirs is the release, ours is never shown.
                 if let Some(found) = recorded(conn, org, &period, &digest).await? {
@@ -343,6 +343,11 @@ impl Run<'_> {
         Ok(self.result(stored.cells(), stored.privacy, Some(info)))
     }
 }
+
+/// What the spending transaction settled: the ledger row's id and time, the allowance left after
+/// our release, and a colleague's release when theirs was recorded first (ours is then never
+/// shown).
+type Spent = (i64, DateTime<Utc>, Option<f64>, Option<StoredRelease>);
 
 fn exhausted(budget: &budget::Budget, period: &Period) -> ApiError {
     ApiError::BudgetExhausted { renews_at: period.renews_at(), by_cap: budget.limited_by == "deployment_cap" }

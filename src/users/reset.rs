@@ -144,7 +144,7 @@ pub async fn reset_second_factor(
             .transaction::<_, ApiError, _>(async move |conn: &mut AsyncPgConnection| {
                 let role: Role = users::table.find(id).select(users::role).for_update().first(conn).await?;
                 grants::withdraw_pending(conn, &ctx, &principal, id, false).await?;
-                crate::auth::second_factor::remove(conn, id).await?;
+                crate::auth::second_factor_store::remove(conn, id).await?;
                 if role == Role::Caseworker {
                     // The admin who reset it must not be the one to approve the next factor (D81),
                     // and until one is approved the account waits.

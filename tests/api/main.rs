@@ -1,6 +1,9 @@
 //! Integration tests against a real PostgreSQL: one binary (one throw-away cluster), one fresh
 //! database per test, cloned from a migrated template.
 
+// The harness unwraps as tests do: a panic here is a failing test, with its message.
+#![allow(clippy::unwrap_used)]
+
 mod helpers;
 mod world;
 mod breaking_proxy;

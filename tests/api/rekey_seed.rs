@@ -99,7 +99,8 @@ async fn seeded(rng_seed: u64) -> (haven::seed::SeedReport, Vec<CaseSummary>, ha
     let options = haven::seed::SeedOptions { victims: 1500, rng_seed, organizations: 5, progress: false };
     let report = haven::seed::run(&pool, &keys, &options).await.unwrap();
     let mut conn = pool.get().await.unwrap();
-    let rows: Vec<(uuid::Uuid, i32, String, Vec<String>, Vec<String>, bool)> = victims::table
+    type Row = (uuid::Uuid, i32, String, Vec<String>, Vec<String>, bool);
+    let rows: Vec<Row> = victims::table
         .select((
             victims::id,
             victims::case_number,

@@ -41,7 +41,8 @@ pub async fn independent_flows(app: &TestApp, org: Option<Uuid>) -> HashMap<(Str
         .unwrap()
         .into_iter()
         .collect();
-    let rows: Vec<(Uuid, Uuid, bool, Vec<String>, Option<String>)> = victims::table
+    type Row = (Uuid, Uuid, bool, Vec<String>, Option<String>);
+    let rows: Vec<Row> = victims::table
         .select((victims::id, victims::organization_id, victims::consent_anonymised_statistics, victims::citizenship, victims::country_of_exploitation))
         .load(&mut conn)
         .await

@@ -27,9 +27,9 @@ fn exact(plan: &Plan, victims: &[Vec<Vec<usize>>]) -> Vec<i64> {
         let mut keys = std::collections::BTreeSet::new();
         for mask in 0..(1usize << dims) {
             let mut partial: Vec<Vec<usize>> = vec![Vec::new()];
-            for d in 0..dims {
+            for (d, values) in victim.iter().enumerate().take(dims) {
                 let choices: Vec<usize> = if mask & (1 << d) != 0 {
-                    victim[d].clone()
+                    values.clone()
                 } else {
                     vec![plan.total_index(d)]
                 };
@@ -64,7 +64,10 @@ fn victims_strategy(sizes: Vec<usize>, multi: Vec<bool>) -> impl Strategy<Value 
     proptest::collection::vec(per_dim, 0..60)
 }
 
-fn table() -> impl Strategy<Value = (Vec<usize>, Vec<usize>, Vec<Vec<Vec<usize>>>, Vec<i64>)> {
+/// Dimension sizes, bounds, each victim's values per dimension, and noise.
+type Table = (Vec<usize>, Vec<usize>, Vec<Vec<Vec<usize>>>, Vec<i64>);
+
+fn table() -> impl Strategy<Value = Table> {
     (
         proptest::sample::subsequence(vec![0usize, 1, 2, 3, 4], 1..=3),
         proptest::collection::vec(1usize..5, 3),
