@@ -7,10 +7,14 @@ fn main() {
     println!("cargo:rerun-if-changed=reports");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("reports");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map(|entries| entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect())
+        .map(|entries| {
+            entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect()
+        })
         .unwrap_or_default();
     files.sort();
-    let mut code = String::from("/// The declarative report plugins shipped in `reports/`: (file, contents).\npub const SHIPPED: &[(&str, &str)] = &[\n");
+    let mut code = String::from(
+        "/// The declarative report plugins shipped in `reports/`: (file, contents).\npub const SHIPPED: &[(&str, &str)] = &[\n",
+    );
     for path in files {
         let name = format!("reports/{}", path.file_name().expect("a file name").to_string_lossy());
         writeln!(code, "    ({name:?}, include_str!({:?})),", path.display().to_string()).expect("writing to a String");

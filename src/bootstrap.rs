@@ -29,7 +29,9 @@ impl From<ApiError> for BootstrapError {
 impl From<diesel::result::Error> for BootstrapError {
     fn from(e: diesel::result::Error) -> Self {
         if crate::users::is_unique_violation(&e) {
-            BootstrapError::Invalid("an account with this email or an organisation with this name already exists".into())
+            BootstrapError::Invalid(
+                "an account with this email or an organisation with this name already exists".into(),
+            )
         } else {
             BootstrapError::Database(e.to_string())
         }
@@ -55,25 +57,35 @@ pub async fn bootstrap(
     email: &Email,
     password: &NewPassword,
 ) -> Result<(), BootstrapError> {
-    let name = crate::orgs::parse_name(org_name).map_err(|m| BootstrapError::Invalid(format!("organisation name {m}")))?;
+    let name =
+        crate::orgs::parse_name(org_name).map_err(|m| BootstrapError::Invalid(format!("organisation name {m}")))?;
     if host_exists(pool).await? {
         return Err(BootstrapError::AlreadyDone);
     }
     let hash = hasher.hash(password.expose()).await?;
     let mut conn = pool.get().await.map_err(|e| BootstrapError::Database(e.to_string()))?;
     let email = email.as_str().to_owned();
-    (*conn).transaction::<_, BootstrapError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
-            let org = crate::orgs::insert(conn, &name, OrganizationKind::Host, country.as_ref().map(|c| c.as_str()), false).await?;
-            crate::users::insert(conn, org.id, &email, Role::Admin, crate::users::NewCredential::Password(Some(&hash))).await?;
+    (*conn)
+        .transaction::<_, BootstrapError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
+            let org =
+                crate::orgs::insert(conn, &name, OrganizationKind::Host, country.as_ref().map(|c| c.as_str()), false)
+                    .await?;
+            crate::users::insert(conn, org.id, &email, Role::Admin, crate::users::NewCredential::Password(Some(&hash)))
+                .await?;
             Ok(())
         })
-    .await
+        .await
 }
 
 /// Adds a host admin who sets their own password at the console: a confirmed credential, so a
 /// second person from the start (caseworker access needs one, README "Roles and what each sees"). For operators,
 /// who hold the server and its database anyway.
-pub async fn add_host_admin(pool: &Pool, hasher: &PasswordHasher, email: &Email, password: &NewPassword) -> Result<(), BootstrapError> {
+pub async fn add_host_admin(
+    pool: &Pool,
+    hasher: &PasswordHasher,
+    email: &Email,
+    password: &NewPassword,
+) -> Result<(), BootstrapError> {
     let mut conn = pool.get().await.map_err(|e| BootstrapError::Database(e.to_string()))?;
     let host: Option<uuid::Uuid> = organizations::table
         .filter(organizations::kind.eq(OrganizationKind::Host))
@@ -81,9 +93,18 @@ pub async fn add_host_admin(pool: &Pool, hasher: &PasswordHasher, email: &Email,
         .first(&mut conn)
         .await
         .optional()?;
-    let host = host.ok_or_else(|| BootstrapError::Invalid("no host organisation yet: run `haven bootstrap --org NAME --email E` first".into()))?;
+    let host = host.ok_or_else(|| {
+        BootstrapError::Invalid("no host organisation yet: run `haven bootstrap --org NAME --email E` first".into())
+    })?;
     let hash = hasher.hash(password.expose()).await?;
-    crate::users::insert(&mut conn, host, email.as_str(), Role::Admin, crate::users::NewCredential::Password(Some(&hash))).await?;
+    crate::users::insert(
+        &mut conn,
+        host,
+        email.as_str(),
+        Role::Admin,
+        crate::users::NewCredential::Password(Some(&hash)),
+    )
+    .await?;
     Ok(())
 }
 
@@ -95,7 +116,11 @@ pub async fn add_host_admin(pool: &Pool, hasher: &PasswordHasher, email: &Email,
 /// issuer), so the recovered admin cannot be the second person of an access grant: whoever ran
 /// the command could otherwise hold two independent-looking admins. An account with an access
 /// grant pending is refused: that grant is decided through the API first.
-pub async fn recover_host_admin(pool: &Pool, email: &Email, ttl_hours: u64) -> Result<crate::auth::enrolments::EnrolmentToken, BootstrapError> {
+pub async fn recover_host_admin(
+    pool: &Pool,
+    email: &Email,
+    ttl_hours: u64,
+) -> Result<crate::auth::enrolments::EnrolmentToken, BootstrapError> {
     use crate::audit::{self, AuditAction, AuditOutcome, Event};
     use crate::auth::enrolments::{self, Purpose};
     use crate::db::schema::users;
@@ -113,7 +138,8 @@ pub async fn recover_host_admin(pool: &Pool, email: &Email, ttl_hours: u64) -> R
                 .optional()?;
             let found = match account {
                 Some((id, org, role)) => {
-                    let kind: OrganizationKind = organizations::table.find(org).select(organizations::kind).first(conn).await?;
+                    let kind: OrganizationKind =
+                        organizations::table.find(org).select(organizations::kind).first(conn).await?;
                     Some((id, org, role, kind))
                 }
                 None => None,

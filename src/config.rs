@@ -365,7 +365,10 @@ impl Settings {
     pub fn metrics_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
         match self.metrics_bind.trim() {
             "off" => Ok(None),
-            addr => addr.parse().map(Some).map_err(|_| bad("HAVEN_METRICS_BIND", "must be an address like 127.0.0.1:9464, or off")),
+            addr => addr
+                .parse()
+                .map(Some)
+                .map_err(|_| bad("HAVEN_METRICS_BIND", "must be an address like 127.0.0.1:9464, or off")),
         }
     }
 
@@ -387,7 +390,10 @@ impl Settings {
             return Err(bad("HAVEN_LOGIN_PER_*", "login rates must be at least 1"));
         }
         if self.session_cache_ms > 5_000 {
-            return Err(bad("HAVEN_SESSION_CACHE_MS", "must be at most 5000 (five seconds): revocations must take effect"));
+            return Err(bad(
+                "HAVEN_SESSION_CACHE_MS",
+                "must be at most 5000 (five seconds): revocations must take effect",
+            ));
         }
         if !(1..=3600).contains(&self.request_timeout) {
             return Err(bad("HAVEN_REQUEST_TIMEOUT", "must be 1 to 3600 seconds"));
@@ -401,7 +407,8 @@ impl Settings {
         if !(0.01..=1.0).contains(&self.dp_rho) {
             return Err(bad("HAVEN_DP_RHO", "must be 0.01 to 1 (noise cannot be turned off)"));
         }
-        if !(self.dp_allowance >= 0.0 && self.dp_allowance.is_finite() && self.dp_cap >= 0.0 && self.dp_cap.is_finite()) {
+        if !(self.dp_allowance >= 0.0 && self.dp_allowance.is_finite() && self.dp_cap >= 0.0 && self.dp_cap.is_finite())
+        {
             return Err(bad("HAVEN_DP_ALLOWANCE/HAVEN_DP_CAP", "must be non-negative numbers"));
         }
         if !(self.dp_delta > 0.0 && self.dp_delta <= 1e-3) {
@@ -421,7 +428,6 @@ impl Settings {
     }
 
     pub fn hash_concurrency(&self) -> usize {
-        self.hash_concurrency
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+        self.hash_concurrency.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
     }
 }

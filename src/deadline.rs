@@ -14,7 +14,10 @@ use crate::error::ApiError;
 
 /// The answer past the deadline is an error (the request itself went to the handler, so there
 /// is nothing left to build a response from); actix turns it into the problem document.
-pub async fn enforce(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, Error> {
+pub async fn enforce(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let limit = req
         .app_data::<actix_web::web::Data<crate::state::AppState>>()
         .map(|s| Duration::from_secs(s.settings.request_timeout))

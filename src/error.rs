@@ -95,7 +95,14 @@ fn code_of(message: &str) -> FieldErrorCode {
         C::Type
     } else if any(&["one of the allowed values", "must be one of"]) {
         C::Enum
-    } else if any(&["contradicts", "cannot be changed", "more than once", "must change at least one", "must not be host", "must not be given"]) {
+    } else if any(&[
+        "contradicts",
+        "cannot be changed",
+        "more than once",
+        "must change at least one",
+        "must not be host",
+        "must not be given",
+    ]) {
         C::Conflict
     } else if any(&["characters", "entries", "legs", "number of elements"]) {
         C::Length
@@ -310,9 +317,10 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unauthorized | ApiError::InvalidToken | ApiError::InvalidCredentials | ApiError::SecondFactorRequired => {
-                StatusCode::UNAUTHORIZED
-            }
+            ApiError::Unauthorized
+            | ApiError::InvalidToken
+            | ApiError::InvalidCredentials
+            | ApiError::SecondFactorRequired => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden
             | ApiError::BudgetExhausted { .. }
             | ApiError::SecondPersonRequired(_)

@@ -20,15 +20,11 @@ impl<T: DeserializeOwned + utoipa::ToSchema + 'static> FromRequest for ApiJson<T
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let is_json = req
-            .mime_type()
-            .ok()
-            .flatten()
-            .is_some_and(|m| m.type_() == "application" && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json")));
-        let limit = req
-            .app_data::<web::Data<crate::state::AppState>>()
-            .map(|s| s.settings.body_limit)
-            .unwrap_or(64 * 1024);
+        let is_json = req.mime_type().ok().flatten().is_some_and(|m| {
+            m.type_() == "application" && (m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"))
+        });
+        let limit =
+            req.app_data::<web::Data<crate::state::AppState>>().map(|s| s.settings.body_limit).unwrap_or(64 * 1024);
         let declared_too_large = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -148,11 +144,8 @@ pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
 
 /// Field paths come from the client's keys; keep only characters a real field name has.
 fn sanitize_path(path: &str) -> String {
-    let clean: String = path
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']'))
-        .take(64)
-        .collect();
+    let clean: String =
+        path.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']')).take(64).collect();
     if clean.is_empty() || clean == "." { "body".into() } else { clean }
 }
 
@@ -161,7 +154,11 @@ fn describe(path: &str, message: &str) -> FieldError {
     let text = if message.starts_with("unknown field") {
         // The path ends with the client's key, which is not repeated: its parent is named.
         let parent = path.rsplit_once('.').map(|(p, _)| p.to_owned()).unwrap_or_else(|| "body".into());
-        return FieldError::coded(parent, crate::error::FieldErrorCode::Unknown, crate::openapi::validate::unknown_fields(1));
+        return FieldError::coded(
+            parent,
+            crate::error::FieldErrorCode::Unknown,
+            crate::openapi::validate::unknown_fields(1),
+        );
     } else if message.starts_with("missing field") {
         let field = message.split('`').nth(1).map(sanitize_path).unwrap_or_default();
         return FieldError::new(if path == "body" { field } else { format!("{path}.{field}") }, "is required");

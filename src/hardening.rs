@@ -31,7 +31,10 @@ pub fn security_headers(docs: bool) -> [(HeaderName, &'static str); 5] {
 /// Adds the security headers to every response that passes through. An error raised by an inner
 /// middleware (the deadline) is turned into its response later, by `ApiError::error_response`,
 /// which adds the same headers.
-pub async fn headers(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, Error> {
+pub async fn headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let docs = req.path().starts_with("/docs");
     let mut response = next.call(req).await?;
     let set = response.headers_mut();

@@ -198,7 +198,8 @@ fn seed(settings: Settings, args: SeedArgs) -> Result<(), StartupError> {
             progress: std::io::stderr().is_terminal(),
         };
         let started = std::time::Instant::now();
-        let report = haven::seed::run(&pool, &keys.identity, &options).await.map_err(|e| StartupError::Task(e.to_string()))?;
+        let report =
+            haven::seed::run(&pool, &keys.identity, &options).await.map_err(|e| StartupError::Task(e.to_string()))?;
         println!(
             "Seeded {} organisations, {} victims, {} assistance records, {} referrals in {:.1} s.",
             report.organizations,

@@ -43,7 +43,5 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 /// status, and process figures. Served on its own address (`HAVEN_METRICS_BIND`), not the API's.
 #[get("/metrics")]
 pub async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(metrics.render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(metrics.render())
 }

@@ -70,18 +70,13 @@ pub fn encode<K: CursorKey>(key: &K) -> String {
 
 pub fn decode<K: CursorKey>(cursor: Option<&str>) -> Result<Option<K>, ApiError> {
     let Some(cursor) = cursor else { return Ok(None) };
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| K::from_bytes(&bytes))
-        .map(Some)
-        .ok_or_else(|| {
-            ApiError::Validation(vec![crate::error::FieldError::coded(
-                "cursor",
-                crate::error::FieldErrorCode::Format,
-                "must be a `next_cursor` this API issued",
-            )])
-        })
+    URL_SAFE_NO_PAD.decode(cursor).ok().and_then(|bytes| K::from_bytes(&bytes)).map(Some).ok_or_else(|| {
+        ApiError::Validation(vec![crate::error::FieldError::coded(
+            "cursor",
+            crate::error::FieldErrorCode::Format,
+            "must be a `next_cursor` this API issued",
+        )])
+    })
 }
 
 /// Builds a page from `limit + 1` fetched rows: the extra row only says there is more.

@@ -52,7 +52,12 @@ fn bar(show: bool, total: u64, what: &str) -> ProgressBar {
     bar
 }
 
-pub async fn run(pool: &Pool, keys: &IdentityKeyring, reindex: bool, progress: bool) -> Result<RekeyReport, RekeyError> {
+pub async fn run(
+    pool: &Pool,
+    keys: &IdentityKeyring,
+    reindex: bool,
+    progress: bool,
+) -> Result<RekeyReport, RekeyError> {
     let mut conn = pool.get().await.map_err(|e| RekeyError::Database(e.to_string()))?;
     let current = keys.current_key_id().to_owned();
     Ok(RekeyReport {
@@ -65,11 +70,22 @@ pub async fn run(pool: &Pool, keys: &IdentityKeyring, reindex: bool, progress: b
 
 type IdentityRow = (Uuid, String, Vec<u8>, Vec<u8>);
 
-async fn identities(conn: &mut AsyncPgConnection, keys: &IdentityKeyring, current: &str, reindex: bool, progress: bool) -> Result<u64, RekeyError> {
+async fn identities(
+    conn: &mut AsyncPgConnection,
+    keys: &IdentityKeyring,
+    current: &str,
+    reindex: bool,
+    progress: bool,
+) -> Result<u64, RekeyError> {
     let pending = |after: Uuid| {
         let mut q = victim_identities::table
             .filter(victim_identities::victim_id.gt(after))
-            .select((victim_identities::victim_id, victim_identities::key_id, victim_identities::nonce, victim_identities::ciphertext))
+            .select((
+                victim_identities::victim_id,
+                victim_identities::key_id,
+                victim_identities::nonce,
+                victim_identities::ciphertext,
+            ))
             .order(victim_identities::victim_id)
             .limit(BATCH)
             .into_boxed();
@@ -93,7 +109,8 @@ async fn identities(conn: &mut AsyncPgConnection, keys: &IdentityKeyring, curren
         conn.transaction::<_, RekeyError, _>(async |conn: &mut AsyncPgConnection| {
             for (victim, key_id, nonce, ciphertext) in rows {
                 let old = Sealed { key_id, nonce, ciphertext };
-                let plain = identity::open(keys, victim, &old).map_err(|e| RekeyError::Crypto(victim, e.to_string()))?;
+                let plain =
+                    identity::open(keys, victim, &old).map_err(|e| RekeyError::Crypto(victim, e.to_string()))?;
                 let stored = identity::seal(keys, victim, &plain);
                 // Guarded by the nonce, unique to each sealing: a row rewritten meanwhile is left as is.
                 diesel::update(victim_identities::table.find(victim).filter(victim_identities::nonce.eq(old.nonce)))
@@ -120,7 +137,12 @@ async fn identities(conn: &mut AsyncPgConnection, keys: &IdentityKeyring, curren
 /// Re-seals one optional free-text column family (assistance notes, referral reasons).
 macro_rules! reseal_column {
     ($fn_name:ident, $table:ident, $key:ident, $nonce:ident, $cipher:ident, $purpose:expr, $label:literal) => {
-        async fn $fn_name(conn: &mut AsyncPgConnection, keys: &IdentityKeyring, current: &str, progress: bool) -> Result<u64, RekeyError> {
+        async fn $fn_name(
+            conn: &mut AsyncPgConnection,
+            keys: &IdentityKeyring,
+            current: &str,
+            progress: bool,
+        ) -> Result<u64, RekeyError> {
             let stale = $table::$key.is_not_null().and($table::$key.ne(current.to_owned()));
             let total: i64 = $table::table.filter(stale).count().get_result(conn).await?;
             let bar = bar(progress, total as u64, $label);
@@ -144,7 +166,11 @@ macro_rules! reseal_column {
                         let plain = keys.open($purpose, id, &old).map_err(|e| RekeyError::Crypto(id, e.to_string()))?;
                         let new = keys.seal($purpose, id, &plain);
                         diesel::update($table::table.find(id).filter($table::$nonce.eq(old.nonce)))
-                            .set(($table::$key.eq(new.key_id), $table::$nonce.eq(new.nonce), $table::$cipher.eq(new.ciphertext)))
+                            .set((
+                                $table::$key.eq(new.key_id),
+                                $table::$nonce.eq(new.nonce),
+                                $table::$cipher.eq(new.ciphertext),
+                            ))
                             .execute(conn)
                             .await?;
                     }
@@ -160,6 +186,30 @@ macro_rules! reseal_column {
     };
 }
 
-reseal_column!(notes, assistance_records, notes_key_id, notes_nonce, notes_ciphertext, Purpose::AssistanceNotes, "assistance notes");
-reseal_column!(reasons, referrals, reason_key_id, reason_nonce, reason_ciphertext, Purpose::ReferralReason, "referral reasons");
-reseal_column!(second_factors, users, totp_key_id, totp_nonce, totp_ciphertext, Purpose::SecondFactor, "second factors");
+reseal_column!(
+    notes,
+    assistance_records,
+    notes_key_id,
+    notes_nonce,
+    notes_ciphertext,
+    Purpose::AssistanceNotes,
+    "assistance notes"
+);
+reseal_column!(
+    reasons,
+    referrals,
+    reason_key_id,
+    reason_nonce,
+    reason_ciphertext,
+    Purpose::ReferralReason,
+    "referral reasons"
+);
+reseal_column!(
+    second_factors,
+    users,
+    totp_key_id,
+    totp_nonce,
+    totp_ciphertext,
+    Purpose::SecondFactor,
+    "second factors"
+);

@@ -67,7 +67,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
 /// (`/victims/{id}`): asked with a method only the template serves, that is a wrong method (405),
 /// not a malformed id.
 pub fn malformed_path(req: &HttpRequest) -> ApiError {
-    let methods = req.app_data::<web::Data<AppState>>().and_then(|s| s.routes.methods_for(req.path()).map(<[String]>::to_vec));
+    let methods =
+        req.app_data::<web::Data<AppState>>().and_then(|s| s.routes.methods_for(req.path()).map(<[String]>::to_vec));
     match methods {
         Some(methods) if !methods.iter().any(|m| m == req.method().as_str()) => ApiError::MethodNotAllowed(methods),
         _ => ApiError::BadRequest("A path parameter is malformed.".into()),

@@ -12,10 +12,10 @@ use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::auth::{Keyring, LoginThrottle, PasswordHasher};
-use crate::privacy::crypto::IdentityKeyring;
 use crate::config::{Environment, Settings};
 use crate::db::local_cluster::{self, ClusterOptions, LocalCluster};
 use crate::openapi::route_table::RouteTable;
+use crate::privacy::crypto::IdentityKeyring;
 use crate::state::AppState;
 use crate::telemetry::{HavenRootSpan, Metrics};
 
@@ -63,7 +63,9 @@ pub fn prepare_database(settings: &Settings) -> Result<Database, StartupError> {
             local_cluster::ensure_database(&cluster.url("postgres"), LOCAL_DATABASE, None)?;
             match cluster.started_here() {
                 true => tracing::info!(data_dir = %settings.data_dir.display(), "private PostgreSQL cluster started"),
-                false => tracing::info!(data_dir = %settings.data_dir.display(), "using the private PostgreSQL cluster another Haven process runs"),
+                false => {
+                    tracing::info!(data_dir = %settings.data_dir.display(), "using the private PostgreSQL cluster another Haven process runs")
+                }
             }
             (cluster.url(LOCAL_DATABASE), Some(cluster))
         }
@@ -84,23 +86,24 @@ pub struct Keys {
 
 pub fn keys(settings: &Settings) -> Result<Keys, StartupError> {
     let mut local = None;
-    let mut from_file = |pick: fn(&crate::secrets::LocalSecrets) -> String, name: &str| -> Result<String, StartupError> {
-        if settings.env != Environment::Local {
-            return Err(StartupError::Keys(format!("{name} is required in production")));
-        }
-        if local.is_none() {
-            let (secrets, created) = crate::secrets::load_or_create(&settings.data_dir)?;
-            if created {
-                tracing::warn!(
-                    path = %crate::secrets::path(&settings.data_dir).display(),
-                    "generated local secrets (JWT signing key, identity encryption and index keys) with 0600 \
-                     permissions; set HAVEN_JWT_KEYS, HAVEN_IDENTITY_KEYS and HAVEN_BLIND_INDEX_KEY in production"
-                );
+    let mut from_file =
+        |pick: fn(&crate::secrets::LocalSecrets) -> String, name: &str| -> Result<String, StartupError> {
+            if settings.env != Environment::Local {
+                return Err(StartupError::Keys(format!("{name} is required in production")));
             }
-            local = Some(secrets);
-        }
-        Ok(pick(local.as_ref().expect("loaded")))
-    };
+            if local.is_none() {
+                let (secrets, created) = crate::secrets::load_or_create(&settings.data_dir)?;
+                if created {
+                    tracing::warn!(
+                        path = %crate::secrets::path(&settings.data_dir).display(),
+                        "generated local secrets (JWT signing key, identity encryption and index keys) with 0600 \
+                         permissions; set HAVEN_JWT_KEYS, HAVEN_IDENTITY_KEYS and HAVEN_BLIND_INDEX_KEY in production"
+                    );
+                }
+                local = Some(secrets);
+            }
+            Ok(pick(local.as_ref().expect("loaded")))
+        };
     let jwt_spec = match &settings.jwt_keys {
         Some(spec) => spec.clone(),
         None => from_file(|s| s.jwt_keys.clone(), "HAVEN_JWT_KEYS")?,
@@ -137,9 +140,13 @@ pub fn build_state(settings: Settings, database_url: &str, keys: Keys) -> Result
         reports_pool,
         hasher: Arc::new(PasswordHasher::new(settings.hash_concurrency())),
         throttle: Arc::new(LoginThrottle::new(settings.login_per_address_per_minute, settings.login_per_account_burst)),
-        sessions: Arc::new(crate::auth::session_cache::SessionCache::new(Duration::from_millis(settings.session_cache_ms))),
+        sessions: Arc::new(crate::auth::session_cache::SessionCache::new(Duration::from_millis(
+            settings.session_cache_ms,
+        ))),
         keyring: Arc::new(keys.jwt),
-        bounding_key: Arc::new(crate::reports::counting::BoundingKey::new(keys.identity.derive(crate::reports::counting::BOUNDING_PURPOSE))),
+        bounding_key: Arc::new(crate::reports::counting::BoundingKey::new(
+            keys.identity.derive(crate::reports::counting::BOUNDING_PURPOSE),
+        )),
         identity_keys: Arc::new(keys.identity),
         metrics: Arc::new(Metrics::new()),
         openapi_json: Arc::new(crate::openapi::to_json(&document)),
@@ -164,7 +171,9 @@ pub fn run_metrics(state: &AppState, listener: TcpListener) -> Result<Server, St
             .app_data(metrics.clone())
             .service(crate::ops::metrics)
             .wrap(from_fn(crate::hardening::headers))
-            .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(crate::error::ApiError::RouteNotFound) }))
+            .default_service(web::to(|| async {
+                Err::<actix_web::HttpResponse, _>(crate::error::ApiError::RouteNotFound)
+            }))
     })
     .workers(1)
     // Stopped by whoever runs it, after the API has finished its in-flight requests: two servers
@@ -200,7 +209,9 @@ pub fn run(state: AppState, listener: TcpListener) -> Result<Server, StartupErro
             .wrap(from_fn(crate::deadline::enforce))
             .wrap(from_fn(crate::hardening::headers))
             // Responses can hold identities: no browser, proxy or client cache may keep them.
-            .wrap(actix_web::middleware::DefaultHeaders::new().add((actix_web::http::header::CACHE_CONTROL, "no-store")))
+            .wrap(
+                actix_web::middleware::DefaultHeaders::new().add((actix_web::http::header::CACHE_CONTROL, "no-store")),
+            )
             .wrap(from_fn(crate::telemetry::observe))
             .wrap(TracingLogger::<HavenRootSpan>::new())
             .into_utoipa_app()
@@ -211,9 +222,9 @@ pub fn run(state: AppState, listener: TcpListener) -> Result<Server, StartupErro
                 .get(openapi_json)
                 .default_service(web::to(crate::routes::fallback)),
         )
-            .service(SwaggerUi::new("/docs/{_:.*}").config(Config::new(["/openapi.json"]).try_it_out_enabled(true)))
-            .service(web::redirect("/docs", "/docs/"))
-            .default_service(web::to(crate::routes::fallback))
+        .service(SwaggerUi::new("/docs/{_:.*}").config(Config::new(["/openapi.json"]).try_it_out_enabled(true)))
+        .service(web::redirect("/docs", "/docs/"))
+        .default_service(web::to(crate::routes::fallback))
     })
     .shutdown_timeout(shutdown)
     // A client must send its request head within 5 s and is dropped 1 s after its connection

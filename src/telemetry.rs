@@ -71,17 +71,18 @@ impl Metrics {
         )
         .expect("valid metric");
         let latency = HistogramVec::new(
-            HistogramOpts::new("haven_http_request_duration_seconds", "HTTP request latency by method, route template and status")
-                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            HistogramOpts::new(
+                "haven_http_request_duration_seconds",
+                "HTTP request latency by method, route template and status",
+            )
+            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
             &["method", "route", "status"],
         )
         .expect("valid metric");
         registry.register(Box::new(requests.clone())).expect("register");
         registry.register(Box::new(latency.clone())).expect("register");
         #[cfg(target_os = "linux")]
-        registry
-            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
-            .expect("register");
+        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())).expect("register");
         Metrics { registry, requests, latency }
     }
 

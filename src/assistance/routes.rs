@@ -65,7 +65,8 @@ pub async fn create_assistance(
         return Err(ApiError::Forbidden);
     }
     let record_id = input.id.unwrap_or_else(Uuid::now_v7);
-    let sealed = input.notes.as_ref().map(|n| state.identity_keys.seal(Purpose::AssistanceNotes, record_id, n.as_bytes()));
+    let sealed =
+        input.notes.as_ref().map(|n| state.identity_keys.seal(Purpose::AssistanceNotes, record_id, n.as_bytes()));
     let retry_of = |existing: AssistanceRow| {
         if existing.organization_id == org && existing.victim_id == victim_id && existing.create_digest == digest {
             Ok((existing, false))
@@ -176,7 +177,11 @@ pub async fn list_assistance(
             let mut views = Vec::with_capacity(rows.len());
             let mut with_notes = 0;
             for row in &rows {
-                let notes = state.identity_keys.open_text(Purpose::AssistanceNotes, row.id, (&row.notes_key_id, &row.notes_nonce, &row.notes_ciphertext))?;
+                let notes = state.identity_keys.open_text(
+                    Purpose::AssistanceNotes,
+                    row.id,
+                    (&row.notes_key_id, &row.notes_nonce, &row.notes_ciphertext),
+                )?;
                 with_notes += usize::from(notes.is_some());
                 views.push(AssistanceView::with_notes(grant, row, notes));
             }

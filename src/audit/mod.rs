@@ -79,14 +79,7 @@ pub struct Event {
 
 impl Event {
     pub fn new(action: AuditAction, outcome: AuditOutcome) -> Event {
-        Event {
-            organization_id: None,
-            actor: None,
-            action,
-            target: None,
-            outcome,
-            details: serde_json::json!({}),
-        }
+        Event { organization_id: None, actor: None, action, target: None, outcome, details: serde_json::json!({}) }
     }
 
     /// Performed by `p`, filed in `p`'s organisation's log.

@@ -65,7 +65,11 @@ fn address(ctx: &RequestContext) -> std::net::IpAddr {
     )
 )]
 #[post("/auth/enrol")]
-pub async fn enrol(state: web::Data<AppState>, req: HttpRequest, body: ApiJson<EnrolRequest>) -> ApiResult<HttpResponse> {
+pub async fn enrol(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: ApiJson<EnrolRequest>,
+) -> ApiResult<HttpResponse> {
     let ctx = RequestContext::of(&req, &state.settings);
     let EnrolRequest { token, password } = body.0;
     let password = Zeroizing::new(password);
@@ -85,7 +89,8 @@ pub async fn enrol(state: web::Data<AppState>, req: HttpRequest, body: ApiJson<E
     let Some(user) = found else {
         return Err(ApiError::InvalidCredentials);
     };
-    let parsed = NewPassword::parse(password.to_string(), &user.email).map_err(|m| ApiError::validation("password", m))?;
+    let parsed =
+        NewPassword::parse(password.to_string(), &user.email).map_err(|m| ApiError::validation("password", m))?;
     let hash = state.hasher.hash(parsed.expose()).await?;
     let mut conn = state.pool.get().await?;
     let enrolled = (*conn)
@@ -166,7 +171,11 @@ pub async fn change_password(
         (*conn)
             .transaction::<_, ApiError, _>(async move |conn: &mut AsyncPgConnection| {
                 diesel::update(users::table.find(principal.user_id))
-                    .set((users::password_hash.eq(&hash), users::version.eq(users::version + 1), users::updated_at.eq(diesel::dsl::now)))
+                    .set((
+                        users::password_hash.eq(&hash),
+                        users::version.eq(users::version + 1),
+                        users::updated_at.eq(diesel::dsl::now),
+                    ))
                     .execute(conn)
                     .await?;
                 diesel::update(
@@ -175,7 +184,10 @@ pub async fn change_password(
                         .filter(sessions_table::id.ne(principal.session_id))
                         .filter(sessions_table::revoked_at.is_null()),
                 )
-                .set((sessions_table::revoked_at.eq(diesel::dsl::now), sessions_table::revoked_reason.eq(sessions::REVOKED_PASSWORD_CHANGED)))
+                .set((
+                    sessions_table::revoked_at.eq(diesel::dsl::now),
+                    sessions_table::revoked_reason.eq(sessions::REVOKED_PASSWORD_CHANGED),
+                ))
                 .execute(conn)
                 .await?;
                 let event = Event::new(AuditAction::PasswordChanged, AuditOutcome::Success)

@@ -51,7 +51,11 @@ fn locked(retry_after: chrono::Duration) -> ApiError {
     )
 )]
 #[post("/auth/login")]
-pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: ApiJson<LoginRequest>) -> ApiResult<HttpResponse> {
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: ApiJson<LoginRequest>,
+) -> ApiResult<HttpResponse> {
     let ctx = RequestContext::of(&req, &state.settings);
     let LoginRequest { email, password, code, recovery_code } = body.0;
     let password = Zeroizing::new(password);
@@ -91,7 +95,8 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: ApiJson<L
     if let Some(left) = lock_left {
         let event = match &found {
             Some(user) => failure_event(user, AuditOutcome::Denied, "locked", false),
-            None => Event::new(AuditAction::LoginFailed, AuditOutcome::Denied).details(serde_json::json!({ "reason": "locked" })),
+            None => Event::new(AuditAction::LoginFailed, AuditOutcome::Denied)
+                .details(serde_json::json!({ "reason": "locked" })),
         };
         audit::record(&mut *state.pool.get().await?, &ctx, event).await?;
         return Err(locked(left));
@@ -101,7 +106,8 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: ApiJson<L
     let settings = &state.settings;
     let mut conn = state.pool.get().await?;
     let Some(user) = found else {
-        let locked_now = state.throttle.record_unknown_failure(&account, settings.lockout_threshold, settings.lockout_minutes);
+        let locked_now =
+            state.throttle.record_unknown_failure(&account, settings.lockout_threshold, settings.lockout_minutes);
         let event = Event::new(AuditAction::LoginFailed, AuditOutcome::Failure)
             .details(serde_json::json!({ "reason": "unknown_account", "locked": locked_now }));
         audit::record(&mut conn, &ctx, event).await?;
@@ -144,12 +150,13 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: ApiJson<L
         .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
             // The account may have changed while the password was being checked (an admin reset
             // or disable): re-read it under a row lock, so no session outlives such a change.
-            let (current_version, disabled, locked_until, awaiting): (i32, bool, Option<DateTime<Utc>>, bool) = users::table
-                .find(id)
-                .select((users::token_version, users::disabled, users::locked_until, users::awaiting_approval))
-                .for_update()
-                .first(conn)
-                .await?;
+            let (current_version, disabled, locked_until, awaiting): (i32, bool, Option<DateTime<Utc>>, bool) =
+                users::table
+                    .find(id)
+                    .select((users::token_version, users::disabled, users::locked_until, users::awaiting_approval))
+                    .for_update()
+                    .first(conn)
+                    .await?;
             if current_version != version || disabled || awaiting || locked_until.is_some_and(|t| t > Utc::now()) {
                 return Err(ApiError::InvalidCredentials);
             }
@@ -174,7 +181,15 @@ pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: ApiJson<L
         })
         .await?;
     state.throttle.record_success(address, Some(&account));
-    Ok(HttpResponse::Ok().insert_header(no_store()).json(tokens(&state, id, org, role, session_id, version, refresh_token)?))
+    Ok(HttpResponse::Ok().insert_header(no_store()).json(tokens(
+        &state,
+        id,
+        org,
+        role,
+        session_id,
+        version,
+        refresh_token,
+    )?))
 }
 
 fn failure_event(user: &Account, outcome: AuditOutcome, reason: &str, locked: bool) -> Event {

@@ -15,7 +15,7 @@ pub mod sessions;
 pub mod throttle;
 pub mod tokens;
 
-pub use password::PasswordHasher;
 pub use crate::domain::Principal;
+pub use password::PasswordHasher;
 pub use throttle::LoginThrottle;
 pub use tokens::Keyring;

@@ -37,9 +37,9 @@ impl PasswordHasher {
             let _permit = permit;
             hash_now(password.as_bytes())
         })
-            .await
-            .map_err(|e| ApiError::internal("hasher", e))?
-            .map_err(|e| ApiError::internal("hasher", e))
+        .await
+        .map_err(|e| ApiError::internal("hasher", e))?
+        .map_err(|e| ApiError::internal("hasher", e))
     }
 
     /// Whether `password` matches `hash`; with no hash (unknown account) it does the same work

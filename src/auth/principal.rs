@@ -35,33 +35,47 @@ impl FromRequest for Principal {
                 (Some(facts), _) => facts,
                 (None, generation) => {
                     let mut conn = state.pool.get().await?;
-                    let row: Option<(Role, Uuid, bool, i32, OrganizationKind, chrono::DateTime<chrono::Utc>)> = sessions::table
-                        .inner_join(users::table.inner_join(organizations::table))
-                        .filter(sessions::id.eq(claims.sid))
-                        .filter(sessions::user_id.eq(claims.sub))
-                        .filter(sessions::revoked_at.is_null())
-                        .filter(sessions::expires_at.gt(chrono::Utc::now()))
-                        .select((
-                            users::role,
-                            users::organization_id,
-                            users::disabled,
-                            users::token_version,
-                            organizations::kind,
-                            sessions::expires_at,
-                        ))
-                        .first(&mut conn)
-                        .await
-                        .optional()?;
+                    let row: Option<(Role, Uuid, bool, i32, OrganizationKind, chrono::DateTime<chrono::Utc>)> =
+                        sessions::table
+                            .inner_join(users::table.inner_join(organizations::table))
+                            .filter(sessions::id.eq(claims.sid))
+                            .filter(sessions::user_id.eq(claims.sub))
+                            .filter(sessions::revoked_at.is_null())
+                            .filter(sessions::expires_at.gt(chrono::Utc::now()))
+                            .select((
+                                users::role,
+                                users::organization_id,
+                                users::disabled,
+                                users::token_version,
+                                organizations::kind,
+                                sessions::expires_at,
+                            ))
+                            .first(&mut conn)
+                            .await
+                            .optional()?;
                     let Some((role, organization_id, disabled, token_version, kind, expires_at)) = row else {
                         return Err(ApiError::InvalidToken);
                     };
-                    let facts = SessionFacts { user_id: claims.sub, role, organization_id, disabled, token_version, kind, expires_at };
+                    let facts = SessionFacts {
+                        user_id: claims.sub,
+                        role,
+                        organization_id,
+                        disabled,
+                        token_version,
+                        kind,
+                        expires_at,
+                    };
                     state.sessions.remember(claims.sid, facts, generation);
                     facts
                 }
             };
             let SessionFacts { user_id, role, organization_id, disabled, token_version: version, kind, .. } = facts;
-            if user_id != claims.sub || disabled || version != claims.ver || role != claims.role || organization_id != claims.org {
+            if user_id != claims.sub
+                || disabled
+                || version != claims.ver
+                || role != claims.role
+                || organization_id != claims.org
+            {
                 return Err(ApiError::InvalidToken);
             }
             let principal = Principal {

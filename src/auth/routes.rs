@@ -70,16 +70,9 @@ pub(super) fn tokens(
     version: i32,
     refresh_token: String,
 ) -> ApiResult<TokenResponse> {
-    let access_token = state
-        .keyring
-        .issue(user, org, role, session, version)
-        .map_err(|e| ApiError::internal("issuing token", e))?;
-    Ok(TokenResponse {
-        access_token,
-        refresh_token,
-        token_type: "Bearer",
-        expires_in: state.keyring.ttl_secs(),
-    })
+    let access_token =
+        state.keyring.issue(user, org, role, session, version).map_err(|e| ApiError::internal("issuing token", e))?;
+    Ok(TokenResponse { access_token, refresh_token, token_type: "Bearer", expires_in: state.keyring.ttl_secs() })
 }
 
 pub(super) fn no_store() -> (actix_web::http::header::HeaderName, &'static str) {
@@ -110,59 +103,42 @@ pub async fn refresh(
     let mut conn = state.pool.get().await?;
     let rotation = async move {
         (*conn)
-            .transaction::<_, ApiError, _>(
-                async move |conn: &mut diesel_async::AsyncPgConnection| {
-                    let rotation = sessions::rotate(conn, &presented).await?;
-                    match rotation {
-                        Rotation::Rotated {
-                            session_id,
-                            user_id,
-                            refresh_token,
-                        } => {
-                            let user: (Uuid, Role, bool, i32) = users::table
-                                .find(user_id)
-                                .select((
-                                    users::organization_id,
-                                    users::role,
-                                    users::disabled,
-                                    users::token_version,
-                                ))
-                                .first(conn)
-                                .await?;
-                            Ok((Some((session_id, user_id, refresh_token, user)), false))
-                        }
-                        Rotation::Reused {
-                            session_id,
-                            user_id,
-                        } => {
-                            let (org, role): (Uuid, Role) = users::table
-                                .find(user_id)
-                                .select((users::organization_id, users::role))
-                                .first(conn)
-                                .await?;
-                            let event =
-                                Event::new(AuditAction::RefreshReused, AuditOutcome::Denied)
-                                    .actor(user_id, role)
-                                    .in_org(org)
-                                    .target("session", session_id);
-                            audit::record(conn, &ctx, event).await?;
-                            Ok((None, true))
-                        }
-                        Rotation::Invalid => Ok((None, false)),
+            .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
+                let rotation = sessions::rotate(conn, &presented).await?;
+                match rotation {
+                    Rotation::Rotated { session_id, user_id, refresh_token } => {
+                        let user: (Uuid, Role, bool, i32) = users::table
+                            .find(user_id)
+                            .select((users::organization_id, users::role, users::disabled, users::token_version))
+                            .first(conn)
+                            .await?;
+                        Ok((Some((session_id, user_id, refresh_token, user)), false))
                     }
-                },
-            )
+                    Rotation::Reused { session_id, user_id } => {
+                        let (org, role): (Uuid, Role) = users::table
+                            .find(user_id)
+                            .select((users::organization_id, users::role))
+                            .first(conn)
+                            .await?;
+                        let event = Event::new(AuditAction::RefreshReused, AuditOutcome::Denied)
+                            .actor(user_id, role)
+                            .in_org(org)
+                            .target("session", session_id);
+                        audit::record(conn, &ctx, event).await?;
+                        Ok((None, true))
+                    }
+                    Rotation::Invalid => Ok((None, false)),
+                }
+            })
             .await
     };
     // Reuse of a spent refresh token ends the session: a revocation. A plain rotation is not, and
     // leaves the remembered session checks alone.
     let (outcome, _) = revoking_when(state.sessions.clone(), rotation, |(_, reused)| *reused).await?;
     match outcome {
-        Some((session_id, user_id, new_token, (org, role, false, version))) => {
-            Ok(HttpResponse::Ok().insert_header(no_store()).json(tokens(
-                &state, user_id, org, role, session_id, version, new_token,
-            )?))
-        }
+        Some((session_id, user_id, new_token, (org, role, false, version))) => Ok(HttpResponse::Ok()
+            .insert_header(no_store())
+            .json(tokens(&state, user_id, org, role, session_id, version, new_token)?)),
         _ => Err(ApiError::InvalidCredentials),
     }
 }
@@ -177,24 +153,18 @@ pub async fn refresh(
     )
 )]
 #[post("/auth/logout")]
-pub async fn logout(
-    state: web::Data<AppState>,
-    principal: Principal,
-    ctx: RequestContext,
-) -> ApiResult<HttpResponse> {
+pub async fn logout(state: web::Data<AppState>, principal: Principal, ctx: RequestContext) -> ApiResult<HttpResponse> {
     let mut conn = state.pool.get().await?;
     let logout = async move {
         (*conn)
-            .transaction::<_, ApiError, _>(
-                async move |conn: &mut diesel_async::AsyncPgConnection| {
-                    sessions::revoke(conn, principal.session_id, sessions::REVOKED_LOGOUT).await?;
-                    let event = Event::new(AuditAction::Logout, AuditOutcome::Success)
-                        .by(&principal)
-                        .target("session", principal.session_id);
-                    audit::record(conn, &ctx, event).await?;
-                    Ok(())
-                },
-            )
+            .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
+                sessions::revoke(conn, principal.session_id, sessions::REVOKED_LOGOUT).await?;
+                let event = Event::new(AuditAction::Logout, AuditOutcome::Success)
+                    .by(&principal)
+                    .target("session", principal.session_id);
+                audit::record(conn, &ctx, event).await?;
+                Ok(())
+            })
             .await
     };
     revoking(state.sessions.clone(), logout).await?;
@@ -213,14 +183,7 @@ pub async fn logout(
 #[get("/me")]
 pub async fn me(state: web::Data<AppState>, principal: Principal) -> ApiResult<HttpResponse> {
     let mut conn = state.pool.get().await?;
-    let user = crate::users::find(&mut conn, principal.user_id)
-        .await?
-        .ok_or(ApiError::InvalidToken)?;
-    let org = crate::orgs::find(&mut conn, principal.organization_id)
-        .await?
-        .ok_or(ApiError::InvalidToken)?;
-    Ok(HttpResponse::Ok().json(MeResponse {
-        user: user.into(),
-        organization: org.into(),
-    }))
+    let user = crate::users::find(&mut conn, principal.user_id).await?.ok_or(ApiError::InvalidToken)?;
+    let org = crate::orgs::find(&mut conn, principal.organization_id).await?.ok_or(ApiError::InvalidToken)?;
+    Ok(HttpResponse::Ok().json(MeResponse { user: user.into(), organization: org.into() }))
 }

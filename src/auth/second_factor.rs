@@ -156,7 +156,11 @@ async fn holder(state: &AppState, ctx: &RequestContext, email: &str, password: S
     )
 )]
 #[post("/auth/second-factor")]
-pub async fn start(state: web::Data<AppState>, req: HttpRequest, body: ApiJson<SecondFactorStart>) -> ApiResult<HttpResponse> {
+pub async fn start(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: ApiJson<SecondFactorStart>,
+) -> ApiResult<HttpResponse> {
     let ctx = RequestContext::of(&req, &state.settings);
     let SecondFactorStart { email, password } = body.0;
     let holder = holder(&state, &ctx, &email, password).await?;
@@ -198,7 +202,11 @@ pub async fn start(state: web::Data<AppState>, req: HttpRequest, body: ApiJson<S
     )
 )]
 #[post("/auth/second-factor/confirm")]
-pub async fn confirm(state: web::Data<AppState>, req: HttpRequest, body: ApiJson<SecondFactorConfirm>) -> ApiResult<HttpResponse> {
+pub async fn confirm(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: ApiJson<SecondFactorConfirm>,
+) -> ApiResult<HttpResponse> {
     let ctx = RequestContext::of(&req, &state.settings);
     let SecondFactorConfirm { email, password, code } = body.0;
     let holder = holder(&state, &ctx, &email, password).await?;
@@ -208,10 +216,13 @@ pub async fn confirm(state: web::Data<AppState>, req: HttpRequest, body: ApiJson
         (_, true) => return Err(ApiError::Conflict("A second factor is already enrolled.".into())),
         (None, _) => return Err(ApiError::Conflict("Start with POST /api/v1/auth/second-factor.".into())),
     };
-    let secret = state.identity_keys.open(Purpose::SecondFactor, holder.id, &sealed).map_err(|e| ApiError::internal("second factor", e))?;
-    let step = totp(secret.to_vec(), &holder.email)?
-        .check(code.trim(), now())
-        .ok_or_else(|| ApiError::validation("code", "is not the current code of this secret (check the phone's clock)"))?;
+    let secret = state
+        .identity_keys
+        .open(Purpose::SecondFactor, holder.id, &sealed)
+        .map_err(|e| ApiError::internal("second factor", e))?;
+    let step = totp(secret.to_vec(), &holder.email)?.check(code.trim(), now()).ok_or_else(|| {
+        ApiError::validation("code", "is not the current code of this secret (check the phone's clock)")
+    })?;
     let codes: Vec<String> = (0..RECOVERY_CODES)
         .map(|_| {
             let raw: [u8; 8] = rand::random();
@@ -246,9 +257,13 @@ pub async fn confirm(state: web::Data<AppState>, req: HttpRequest, body: ApiJson
                 if activated != 1 {
                     return Err(ApiError::Conflict("The secret changed while you confirmed it; start again.".into()));
                 }
-                diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(holder.id))).execute(conn).await?;
-                let rows: Vec<_> =
-                    hashes.iter().map(|h| (recovery_codes::user_id.eq(holder.id), recovery_codes::code_hash.eq(h))).collect();
+                diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(holder.id)))
+                    .execute(conn)
+                    .await?;
+                let rows: Vec<_> = hashes
+                    .iter()
+                    .map(|h| (recovery_codes::user_id.eq(holder.id), recovery_codes::code_hash.eq(h)))
+                    .collect();
                 diesel::insert_into(recovery_codes::table).values(rows).execute(conn).await?;
                 let event = Event::new(AuditAction::SecondFactorEnrolled, AuditOutcome::Success)
                     .by(&subject)
@@ -264,16 +279,22 @@ pub async fn confirm(state: web::Data<AppState>, req: HttpRequest, body: ApiJson
                     .is_some_and(|g| matches!(g.kind, GrantKind::NewCaseworker | GrantKind::CredentialReset));
                 if !covered {
                     grants::withdraw_pending(conn, &ctx, &subject, holder.id, true).await?;
-                    grants::request(conn, &ctx, &subject, holder.organization_id, holder.id, GrantKind::SecondFactor).await?;
+                    grants::request(conn, &ctx, &subject, holder.organization_id, holder.id, GrantKind::SecondFactor)
+                        .await?;
                 }
-                diesel::update(users::table.find(holder.id)).set(users::awaiting_approval.eq(true)).execute(conn).await?;
+                diesel::update(users::table.find(holder.id))
+                    .set(users::awaiting_approval.eq(true))
+                    .execute(conn)
+                    .await?;
                 super::sessions::revoke_user(conn, holder.id).await?;
                 Ok(true)
             })
             .await
     };
     let awaiting_approval = super::session_cache::revoking(state.sessions.clone(), enrol).await?;
-    Ok(HttpResponse::Ok().insert_header(super::routes::no_store()).json(RecoveryCodes { recovery_codes: codes, awaiting_approval }))
+    Ok(HttpResponse::Ok()
+        .insert_header(super::routes::no_store())
+        .json(RecoveryCodes { recovery_codes: codes, awaiting_approval }))
 }
 
 /// Crockford-style base32 of random bytes, without look-alike letters (no I, L, O, U).
@@ -323,7 +344,13 @@ pub async fn check_login(
     let StoredFactor { active, key_id, nonce, ciphertext, setting } = users::table
         .inner_join(organizations::table)
         .filter(users::id.eq(user))
-        .select((users::totp_active, users::totp_key_id, users::totp_nonce, users::totp_ciphertext, organizations::require_second_factor))
+        .select((
+            users::totp_active,
+            users::totp_key_id,
+            users::totp_nonce,
+            users::totp_ciphertext,
+            organizations::require_second_factor,
+        ))
         .first(conn)
         .await?;
     if !active {
@@ -355,9 +382,7 @@ pub async fn check_login(
     let step = totp(secret.to_vec(), email)?.check(code.trim(), now()).ok_or(ApiError::InvalidCredentials)? as i64;
     // Once per code: a step at or before the last accepted one is a replay.
     let accepted = diesel::update(
-        users::table
-            .find(user)
-            .filter(users::totp_last_step.is_null().or(users::totp_last_step.lt(step))),
+        users::table.find(user).filter(users::totp_last_step.is_null().or(users::totp_last_step.lt(step))),
     )
     .set(users::totp_last_step.eq(step))
     .execute(conn)

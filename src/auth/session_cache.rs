@@ -158,7 +158,8 @@ mod tests {
         cache.remember(sid, facts(), cache.recall(sid).1);
         let kept = revoking_when(cache.clone(), async { Ok(false) }, |revoked| *revoked).await.unwrap();
         assert!(!kept && cache.recall(sid).0.is_some(), "a plain rotation keeps what is remembered");
-        let failed = revoking_when(cache.clone(), async { Err::<bool, _>(crate::error::ApiError::Unavailable) }, |r| *r).await;
+        let failed =
+            revoking_when(cache.clone(), async { Err::<bool, _>(crate::error::ApiError::Unavailable) }, |r| *r).await;
         assert!(failed.is_err() && cache.recall(sid).0.is_none(), "a failed revocation may have committed");
         cache.remember(sid, facts(), cache.recall(sid).1);
         revoking(cache.clone(), async { Ok(()) }).await.unwrap();

@@ -82,21 +82,14 @@ struct PresentedToken {
 /// concurrent uses cannot both succeed.
 pub async fn rotate(conn: &mut AsyncPgConnection, presented: &str) -> QueryResult<Rotation> {
     let hash = hash_token(presented);
-    let found: Option<PresentedToken> =
-        refresh_tokens::table
-            .inner_join(sessions::table)
-            .filter(refresh_tokens::token_hash.eq(&hash))
-            .select((
-                refresh_tokens::used_at,
-                sessions::id,
-                sessions::user_id,
-                sessions::revoked_at,
-                sessions::expires_at,
-            ))
-            .for_update()
-            .first(conn)
-            .await
-            .optional()?;
+    let found: Option<PresentedToken> = refresh_tokens::table
+        .inner_join(sessions::table)
+        .filter(refresh_tokens::token_hash.eq(&hash))
+        .select((refresh_tokens::used_at, sessions::id, sessions::user_id, sessions::revoked_at, sessions::expires_at))
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?;
     let Some(PresentedToken { used_at, session_id, user_id, revoked_at, expires_at }) = found else {
         return Ok(Rotation::Invalid);
     };

@@ -67,7 +67,9 @@ impl Keyring {
             let kid = parts.next().unwrap_or_default();
             let secret = parts.next().ok_or_else(|| format!("key `{kid}` has no secret"))?;
             let retired_at = match parts.next() {
-                Some(t) => Some(t.parse::<i64>().map_err(|_| format!("key `{kid}`: retirement time must be unix seconds"))?),
+                Some(t) => {
+                    Some(t.parse::<i64>().map_err(|_| format!("key `{kid}`: retirement time must be unix seconds"))?)
+                }
                 None => None,
             };
             if kid.is_empty() || !kid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {

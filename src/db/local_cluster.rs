@@ -135,10 +135,7 @@ impl RunAs {
         if !nix::unistd::geteuid().is_root() {
             return Ok(RunAs { ids: None });
         }
-        let user = nix::unistd::User::from_name("postgres")
-            .ok()
-            .flatten()
-            .ok_or(ClusterError::NoUnprivilegedUser)?;
+        let user = nix::unistd::User::from_name("postgres").ok().flatten().ok_or(ClusterError::NoUnprivilegedUser)?;
         Ok(RunAs { ids: Some((user.uid, user.gid)) })
     }
 
@@ -147,10 +144,7 @@ impl RunAs {
             None => Command::new(program),
             Some((uid, gid)) => {
                 let mut cmd = Command::new("setpriv");
-                cmd.arg(format!("--reuid={uid}"))
-                    .arg(format!("--regid={gid}"))
-                    .arg("--init-groups")
-                    .arg(program);
+                cmd.arg(format!("--reuid={uid}")).arg(format!("--regid={gid}")).arg("--init-groups").arg(program);
                 cmd
             }
         }
@@ -183,9 +177,10 @@ impl RunAs {
 /// must never follow a link planted there, or that user could have root chown any file.
 fn refuse_link(path: &Path) -> Result<(), ClusterError> {
     match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_symlink() => {
-            Err(step("checking the data directory", format!("{} is a symbolic link; refusing to use it", path.display())))
-        }
+        Ok(meta) if meta.file_type().is_symlink() => Err(step(
+            "checking the data directory",
+            format!("{} is a symbolic link; refusing to use it", path.display()),
+        )),
         _ => Ok(()),
     }
 }
@@ -274,9 +269,7 @@ impl LocalCluster {
         // `$0 "$@"` is the server command line; the shell waits for our pipe to close, then asks
         // the server for a fast shutdown and waits for it.
         let cleanup = if options.ephemeral { "; rm -rf \"$ROOT\"" } else { "" };
-        let script = format!(
-            "\"$0\" \"$@\" & p=$!; cat >/dev/null; kill -INT $p 2>/dev/null; wait $p{cleanup}"
-        );
+        let script = format!("\"$0\" \"$@\" & p=$!; cat >/dev/null; kill -INT $p 2>/dev/null; wait $p{cleanup}");
         let mut shell = run_as.command(Path::new("/bin/sh"));
         shell
             .current_dir(&root)
@@ -360,9 +353,7 @@ fn percent_encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()

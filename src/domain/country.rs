@@ -1,7 +1,9 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// An ISO 3166-1 alpha-3 country code, checked against the `keshvar` country database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, diesel::AsExpression, diesel::FromSqlRow)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, diesel::AsExpression, diesel::FromSqlRow,
+)]
 #[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(transparent)]
 pub struct CountryCode(#[serde(serialize_with = "ser_code")] [u8; 3]);

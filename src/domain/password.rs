@@ -8,8 +8,7 @@ static COMMON: LazyLock<HashSet<&'static str>> =
 
 /// Passwords published as examples of good passwords (xkcd 936 and the like): the first ones an
 /// attacker tries, although estimators rate them strong. Compared without separators.
-const PUBLISHED_EXAMPLES: &[&str] =
-    &["correcthorsebatterystaple", "tr0ub4dor&3", "troubadorandthree", "iloveyoutoo"];
+const PUBLISHED_EXAMPLES: &[&str] = &["correcthorsebatterystaple", "tr0ub4dor&3", "troubadorandthree", "iloveyoutoo"];
 
 pub const MIN_LEN: usize = 12;
 pub const MAX_LEN: usize = 128;
@@ -50,7 +49,8 @@ impl NewPassword {
         if core.len() < lower.len() && COMMON.contains(core.as_str()) {
             return Err("is a common password with digits or symbols added".into());
         }
-        let bare: Zeroizing<String> = Zeroizing::new(lower.chars().filter(|c| c.is_alphanumeric() || *c == '&').collect());
+        let bare: Zeroizing<String> =
+            Zeroizing::new(lower.chars().filter(|c| c.is_alphanumeric() || *c == '&').collect());
         if PUBLISHED_EXAMPLES.contains(&bare.as_str()) {
             return Err("is a published example password, among the first an attacker tries".into());
         }

@@ -3,8 +3,8 @@
 
 use uuid::Uuid;
 
-use super::Role;
 use super::Principal;
+use super::Role;
 
 /// What a caller may see of another organisation's records: `Hidden` is answered 404, so a caller
 /// cannot learn that a record exists; `Forbidden` (403) is for records the caller knows of but whose
@@ -166,7 +166,9 @@ pub fn independent(g: &GrantParties) -> Result<(), &'static str> {
         return Err("Nobody approves their own access.");
     }
     if !g.approver_chain.is_empty() {
-        return Err("Your credential was issued by someone and never confirmed by a second person, so you cannot approve.");
+        return Err(
+            "Your credential was issued by someone and never confirmed by a second person, so you cannot approve.",
+        );
     }
     if g.requester_chain.contains(&g.approver) {
         return Err("You issued the requester's credential; another person must approve.");

@@ -42,7 +42,9 @@ impl PartnerKind {
 impl<'de> serde::Deserialize<'de> for PartnerKind {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match OrganizationKind::deserialize(d)? {
-            OrganizationKind::Host => Err(serde::de::Error::custom("must not be host: there is exactly one host organisation")),
+            OrganizationKind::Host => {
+                Err(serde::de::Error::custom("must not be host: there is exactly one host organisation"))
+            }
             kind => Ok(PartnerKind(kind)),
         }
     }
@@ -52,8 +54,12 @@ impl utoipa::PartialSchema for PartnerKind {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .enum_values(Some(OrganizationKind::ALL.iter().filter(|k| **k != OrganizationKind::Host).map(|k| k.as_str())))
-            .description(Some("Kind of organisation (`host`, the one running the deployment, is not made through the API)"))
+            .enum_values(Some(
+                OrganizationKind::ALL.iter().filter(|k| **k != OrganizationKind::Host).map(|k| k.as_str()),
+            ))
+            .description(Some(
+                "Kind of organisation (`host`, the one running the deployment, is not made through the API)",
+            ))
             .into()
     }
 }

@@ -162,7 +162,9 @@ pub async fn request(
         .await
         .map_err(|e| {
             if crate::users::is_unique_violation(&e) {
-                ApiError::Conflict("A grant for this account is already waiting for a decision; decide it first.".into())
+                ApiError::Conflict(
+                    "A grant for this account is already waiting for a decision; decide it first.".into(),
+                )
             } else {
                 e.into()
             }

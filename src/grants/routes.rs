@@ -93,7 +93,11 @@ pub async fn list_grants(
     )
 )]
 #[get("/access-grants/{id}")]
-pub async fn get_grant(state: web::Data<AppState>, principal: Principal, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+pub async fn get_grant(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
     let (grant, set) = super::find(&mut *state.pool.get().await?, *id).await?.ok_or(ApiError::NotFound)?;
     policy::read_grants(&principal, grant.organization_id).require()?;
     Ok(HttpResponse::Ok().json(GrantView::new(grant, set)))
@@ -223,7 +227,9 @@ pub async fn refuse_grant(
                 .by(&principal)
                 .in_org(grant.organization_id)
                 .target("user", grant.user_id)
-                .details(serde_json::json!({ "grant": grant.id, "kind": grant.kind, "requested_by": grant.requested_by }));
+                .details(
+                    serde_json::json!({ "grant": grant.id, "kind": grant.kind, "requested_by": grant.requested_by }),
+                );
             audit::record(conn, &ctx, event).await?;
             // A refused or withdrawn grant's credential is void (`void` above).
             Ok(GrantView::new(decided, false))

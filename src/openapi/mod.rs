@@ -64,7 +64,10 @@ impl Modify for BearerScheme {
         let mut http = Http::new(HttpAuthScheme::Bearer);
         http.bearer_format = Some("JWT".into());
         http.description = Some("Access token from /api/v1/auth/login".into());
-        openapi.components.get_or_insert_with(Default::default).add_security_scheme("bearer", SecurityScheme::Http(http));
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(http));
     }
 }
 
@@ -98,7 +101,9 @@ impl CommonResponses {
 impl Modify for CommonResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for (path, item) in openapi.paths.paths.iter_mut() {
-            for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten() {
+            for op in
+                [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
+            {
                 CommonResponses::apply(op, path);
             }
         }
@@ -175,7 +180,9 @@ fn strings_without_nul(doc: &mut utoipa::openapi::OpenApi) {
         components.schemas.values_mut().for_each(walk);
     }
     for item in doc.paths.paths.values_mut() {
-        for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten() {
+        for op in
+            [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
+        {
             for parameter in op.parameters.iter_mut().flatten() {
                 if let RefOr::T(parameter) = parameter
                     && let Some(schema) = parameter.schema.as_mut()
@@ -219,26 +226,33 @@ fn error_examples(doc: &mut utoipa::openapi::OpenApi) {
     use crate::error::ApiError as E;
     use utoipa::openapi::RefOr;
     use utoipa::openapi::example::ExampleBuilder;
-    let renews_at = chrono::DateTime::parse_from_rfc3339("2027-01-01T00:00:00Z").map(|d| d.to_utc()).unwrap_or_default();
+    let renews_at =
+        chrono::DateTime::parse_from_rfc3339("2027-01-01T00:00:00Z").map(|d| d.to_utc()).unwrap_or_default();
     let catalogue: [(&str, Vec<E>); 13] = [
         ("BadRequest", vec![E::BadRequest("A path parameter is malformed.".into())]),
         ("Unauthorized", vec![E::Unauthorized, E::InvalidToken]),
         ("CredentialsRefused", vec![E::InvalidCredentials, E::SecondFactorRequired]),
-        ("Forbidden", vec![
-            E::Forbidden,
-            E::SecondPersonRequired("Nobody decides on their own access."),
-            E::AwaitingApproval,
-            E::SecondFactorEnrolmentRequired,
-            E::BudgetExhausted { renews_at, by_cap: false },
-        ]),
+        (
+            "Forbidden",
+            vec![
+                E::Forbidden,
+                E::SecondPersonRequired("Nobody decides on their own access."),
+                E::AwaitingApproval,
+                E::SecondFactorEnrolmentRequired,
+                E::BudgetExhausted { renews_at, by_cap: false },
+            ],
+        ),
         ("NotFound", vec![E::NotFound]),
         ("Conflict", vec![E::Conflict("An organisation with this name already exists.".into())]),
         ("PreconditionFailed", vec![E::PreconditionFailed]),
         ("PreconditionRequired", vec![E::PreconditionRequired]),
-        ("Invalid", vec![E::Validation(vec![
-            FieldError::new("trafficking_status", "is required"),
-            FieldError::new("identified_on", "must be a date, YYYY-MM-DD"),
-        ])]),
+        (
+            "Invalid",
+            vec![E::Validation(vec![
+                FieldError::new("trafficking_status", "is required"),
+                FieldError::new("identified_on", "must be a date, YYYY-MM-DD"),
+            ])],
+        ),
         ("PayloadTooLarge", vec![E::PayloadTooLarge]),
         ("UnsupportedMediaType", vec![E::UnsupportedMediaType]),
         ("TooManyRequests", vec![E::TooManyRequests { retry_after_secs: 30 }]),
@@ -252,7 +266,9 @@ fn error_examples(doc: &mut utoipa::openapi::OpenApi) {
             let problem = error.problem();
             let slug = problem.problem_type.trim_start_matches("urn:haven:problem:").to_owned();
             let value = serde_json::to_value(&problem).unwrap_or_default();
-            content.examples.insert(slug.clone(), RefOr::T(ExampleBuilder::new().summary(slug).value(Some(value)).build()));
+            content
+                .examples
+                .insert(slug.clone(), RefOr::T(ExampleBuilder::new().summary(slug).value(Some(value)).build()));
         }
     }
 }
@@ -282,7 +298,11 @@ fn merge_patch(doc: &mut utoipa::openapi::OpenApi) {
             RefOr::T(Schema::Array(a)) => nullable(&mut a.schema_type),
             RefOr::T(Schema::OneOf(x)) if x.items.iter().any(is_null) => {}
             RefOr::T(Schema::AnyOf(x)) if x.items.iter().any(is_null) => {}
-            other => *other = RefOr::T(Schema::AnyOf(AnyOfBuilder::new().item(other.clone()).item(Object::with_type(Type::Null)).build())),
+            other => {
+                *other = RefOr::T(Schema::AnyOf(
+                    AnyOfBuilder::new().item(other.clone()).item(Object::with_type(Type::Null)).build(),
+                ))
+            }
         }
     }
     fn patch_of(schema: Option<&RefOr<Schema>>, description: &str, nested: &[(&str, &str)]) -> Option<RefOr<Schema>> {
@@ -303,9 +323,30 @@ fn merge_patch(doc: &mut utoipa::openapi::OpenApi) {
     }
     let Some(components) = doc.components.as_mut() else { return };
     let derived = [
-        ("VictimPatch", patch_of(components.schemas.get("VictimInput"), "A JSON merge patch (RFC 7396) of a victim's case file: only the fields to change; `null` removes a field (or restores its default).", &[("identity", "IdentityPatch"), ("consent", "ConsentPatch")])),
-        ("IdentityPatch", patch_of(components.schemas.get("Identity"), "A merge patch of the identity: only the fields to change; `null` removes one, and `\"identity\": null` removes the whole identity.", &[])),
-        ("ConsentPatch", patch_of(components.schemas.get("Consent"), "A merge patch of the consent: only the answers that change.", &[])),
+        (
+            "VictimPatch",
+            patch_of(
+                components.schemas.get("VictimInput"),
+                "A JSON merge patch (RFC 7396) of a victim's case file: only the fields to change; `null` removes a field (or restores its default).",
+                &[("identity", "IdentityPatch"), ("consent", "ConsentPatch")],
+            ),
+        ),
+        (
+            "IdentityPatch",
+            patch_of(
+                components.schemas.get("Identity"),
+                "A merge patch of the identity: only the fields to change; `null` removes one, and `\"identity\": null` removes the whole identity.",
+                &[],
+            ),
+        ),
+        (
+            "ConsentPatch",
+            patch_of(
+                components.schemas.get("Consent"),
+                "A merge patch of the consent: only the answers that change.",
+                &[],
+            ),
+        ),
     ];
     for (name, schema) in derived {
         if let Some(schema) = schema {
@@ -355,7 +396,13 @@ impl Modify for ReportPaths<'_> {
                 plugin.description(),
                 plugin.roles().iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
             ));
-            let mut params: Vec<_> = op.parameters.take().unwrap_or_default().into_iter().filter(|p| !matches!(p, utoipa::openapi::RefOr::T(param) if param.name == "id")).collect();
+            let mut params: Vec<_> = op
+                .parameters
+                .take()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|p| !matches!(p, utoipa::openapi::RefOr::T(param) if param.name == "id"))
+                .collect();
             for spec in plugin.parameters() {
                 let schema = ObjectBuilder::new()
                     .schema_type(Type::String)
@@ -392,7 +439,9 @@ pub fn document() -> utoipa::openapi::OpenApi {
 pub fn deployment_limits(doc: &mut utoipa::openapi::OpenApi, settings: &crate::config::Settings) {
     use utoipa::openapi::RefOr;
     use utoipa::openapi::schema::Schema;
-    let Some(RefOr::T(Schema::Object(change))) = doc.components.as_mut().and_then(|c| c.schemas.get_mut("AllowanceChange")) else {
+    let Some(RefOr::T(Schema::Object(change))) =
+        doc.components.as_mut().and_then(|c| c.schemas.get_mut("AllowanceChange"))
+    else {
         return;
     };
     if let Some(RefOr::T(Schema::Object(allowance))) = change.properties.get_mut("allowance") {
@@ -402,11 +451,8 @@ pub fn deployment_limits(doc: &mut utoipa::openapi::OpenApi, settings: &crate::c
 
 /// The document for a registry (a deployment may add declarative reports from a directory).
 pub fn document_for(registry: &crate::reports::Registry) -> utoipa::openapi::OpenApi {
-    let (_, mut doc) = App::new()
-        .into_utoipa_app()
-        .openapi(ApiDoc::openapi())
-        .configure(crate::routes::configure)
-        .split_for_parts();
+    let (_, mut doc) =
+        App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(crate::routes::configure).split_for_parts();
     // Modifiers ran before the routes were collected; apply the shared responses to them now.
     ReportPaths(registry).modify(&mut doc);
     merge_patch(&mut doc);

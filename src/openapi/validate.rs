@@ -26,13 +26,15 @@ static COMPONENTS: LazyLock<Value> = LazyLock::new(|| {
 
 /// Compiles every request schema's validator now, so that no request pays for it.
 pub fn warm() {
-    let names: Vec<String> = COMPONENTS.get("schemas").and_then(Value::as_object).map(|s| s.keys().cloned().collect()).unwrap_or_default();
+    let names: Vec<String> =
+        COMPONENTS.get("schemas").and_then(Value::as_object).map(|s| s.keys().cloned().collect()).unwrap_or_default();
     for name in names {
         validator(&name);
     }
 }
 
-static VALIDATORS: LazyLock<Mutex<HashMap<String, Option<Arc<jsonschema::Validator>>>>> = LazyLock::new(Default::default);
+static VALIDATORS: LazyLock<Mutex<HashMap<String, Option<Arc<jsonschema::Validator>>>>> =
+    LazyLock::new(Default::default);
 
 /// The validator of a component schema, or `None` when the document has no schema of that name
 /// (a body taken as free JSON, like a merge patch before it is applied).
@@ -124,15 +126,29 @@ fn describe(kind: &Kind, at: &Location, found: &mut Vec<FieldError>) {
         Kind::Pattern { pattern } if pattern.contains("u0000") => {
             FieldError::coded(here(), Code::Format, "must not contain the NUL character (U+0000)")
         }
-        Kind::Pattern { pattern } => FieldError::coded(here(), Code::Format, format!("must match the pattern {pattern}")),
-        Kind::MinLength { limit } => FieldError::coded(here(), Code::Length, format!("must be at least {limit} characters")),
-        Kind::MaxLength { limit } => FieldError::coded(here(), Code::Length, format!("must be at most {limit} characters")),
-        Kind::MinItems { limit } => FieldError::coded(here(), Code::Length, format!("must have at least {limit} entries")),
-        Kind::MaxItems { limit } => FieldError::coded(here(), Code::Length, format!("must have at most {limit} entries")),
+        Kind::Pattern { pattern } => {
+            FieldError::coded(here(), Code::Format, format!("must match the pattern {pattern}"))
+        }
+        Kind::MinLength { limit } => {
+            FieldError::coded(here(), Code::Length, format!("must be at least {limit} characters"))
+        }
+        Kind::MaxLength { limit } => {
+            FieldError::coded(here(), Code::Length, format!("must be at most {limit} characters"))
+        }
+        Kind::MinItems { limit } => {
+            FieldError::coded(here(), Code::Length, format!("must have at least {limit} entries"))
+        }
+        Kind::MaxItems { limit } => {
+            FieldError::coded(here(), Code::Length, format!("must have at most {limit} entries"))
+        }
         Kind::Minimum { limit } => FieldError::coded(here(), Code::Range, format!("must be at least {limit}")),
         Kind::Maximum { limit } => FieldError::coded(here(), Code::Range, format!("must be at most {limit}")),
-        Kind::ExclusiveMinimum { limit } => FieldError::coded(here(), Code::Range, format!("must be more than {limit}")),
-        Kind::ExclusiveMaximum { limit } => FieldError::coded(here(), Code::Range, format!("must be less than {limit}")),
+        Kind::ExclusiveMinimum { limit } => {
+            FieldError::coded(here(), Code::Range, format!("must be more than {limit}"))
+        }
+        Kind::ExclusiveMaximum { limit } => {
+            FieldError::coded(here(), Code::Range, format!("must be less than {limit}"))
+        }
         Kind::UniqueItems => FieldError::coded(here(), Code::Conflict, "must not repeat a value"),
         // The document's `not`s rule out combinations of fields; each says which in its
         // description (see `openapi::minor_agrees_with_age`).
@@ -157,11 +173,16 @@ fn describe(kind: &Kind, at: &Location, found: &mut Vec<FieldError>) {
 }
 
 /// The alternative that came nearest (fewest problems), ignoring a bare `null`'s type complaint.
-fn closest<'a>(context: &'a [Vec<jsonschema::ValidationError<'static>>]) -> Option<&'a [jsonschema::ValidationError<'static>]> {
+fn closest<'a>(
+    context: &'a [Vec<jsonschema::ValidationError<'static>>],
+) -> Option<&'a [jsonschema::ValidationError<'static>]> {
     context
         .iter()
         .filter(|errors| !errors.is_empty())
-        .filter(|errors| !(errors.len() == 1 && matches!(errors[0].kind(), Kind::Type { kind: TypeKind::Single(t) } if t.to_string() == "null")))
+        .filter(|errors| {
+            !(errors.len() == 1
+                && matches!(errors[0].kind(), Kind::Type { kind: TypeKind::Single(t) } if t.to_string() == "null"))
+        })
         .min_by_key(|errors| errors.len())
         .map(Vec::as_slice)
 }
@@ -175,7 +196,12 @@ pub fn unknown_fields(count: usize) -> String {
 }
 
 fn one_of(options: &Value) -> String {
-    let values: Vec<String> = options.as_array().into_iter().flatten().map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())).collect();
+    let values: Vec<String> = options
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
+        .collect();
     match values.len() {
         0 => "is not one of the allowed values".into(),
         1..=30 => format!("must be one of: {}", values.join(", ")),

@@ -34,7 +34,11 @@ pub struct OrganizationQuery {
 #[serde(deny_unknown_fields)]
 pub struct CreateOrganization {
     /// Spaces inside are collapsed and spaces around it dropped.
-    #[schema(example = "Refuge Dakar", max_length = 200, pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$")]
+    #[schema(
+        example = "Refuge Dakar",
+        max_length = 200,
+        pattern = "^[^\\u0000]*[^\\u0000\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\u0000]*$"
+    )]
     pub name: String,
     pub kind: PartnerKind,
     pub country: CountryCode,
@@ -136,17 +140,17 @@ pub async fn create_organization(
     let mut conn = state.pool.get().await?;
     let org = (*conn)
         .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
-                let org = super::insert(conn, &name, body.kind.get(), Some(body.country.as_str()), body.shares_statistics)
-                    .await
-                    .map_err(name_conflict)?;
-                let event = Event::new(AuditAction::OrganizationCreated, AuditOutcome::Success)
-                    .by(&principal)
-                    .target("organization", org.id)
-                    .details(serde_json::json!({ "kind": org.kind, "shares_statistics": org.shares_statistics }));
-                audit::record(conn, &ctx, event.clone()).await?;
-                audit::record(conn, &ctx, event.in_org(org.id)).await?;
-                Ok(org)
-            })
+            let org = super::insert(conn, &name, body.kind.get(), Some(body.country.as_str()), body.shares_statistics)
+                .await
+                .map_err(name_conflict)?;
+            let event = Event::new(AuditAction::OrganizationCreated, AuditOutcome::Success)
+                .by(&principal)
+                .target("organization", org.id)
+                .details(serde_json::json!({ "kind": org.kind, "shares_statistics": org.shares_statistics }));
+            audit::record(conn, &ctx, event.clone()).await?;
+            audit::record(conn, &ctx, event.in_org(org.id)).await?;
+            Ok(org)
+        })
         .await?;
     Ok(HttpResponse::Created()
         .insert_header((header::ETAG, etag(org.version)))
@@ -221,44 +225,47 @@ pub async fn update_organization(
     let version = if_match.against(current.version)?;
     let is_host = current.kind == OrganizationKind::Host;
     if is_host && body.kind.is_some() {
-        return Err(ApiError::validation("kind", "must not be given for the host organisation, whose kind never changes"));
+        return Err(ApiError::validation(
+            "kind",
+            "must not be given for the host organisation, whose kind never changes",
+        ));
     }
     let org = (*conn)
         .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
-                let changed = diesel::update(organizations::table.find(id).filter(organizations::version.eq(version)))
-                    .set((
-                        name.as_deref().map(|n| organizations::name.eq(n)),
-                        body.kind.map(|k| organizations::kind.eq(k.get())),
-                        body.country.map(|c| organizations::country.eq(c.as_str().to_owned())),
-                        body.shares_statistics.map(|s| organizations::shares_statistics.eq(s)),
-                        organizations::version.eq(organizations::version + 1),
-                        organizations::updated_at.eq(diesel::dsl::now),
-                    ))
-                    .execute(conn)
-                    .await
-                    .map_err(name_conflict)?;
-                if changed == 0 {
-                    return Err(ApiError::PreconditionFailed);
-                }
-                let fields: Vec<&str> = [
-                    name.as_ref().map(|_| "name"),
-                    body.kind.map(|_| "kind"),
-                    body.country.map(|_| "country"),
-                    body.shares_statistics.map(|_| "shares_statistics"),
-                ]
-                .into_iter()
-                .flatten()
-                .collect();
-                let event = Event::new(AuditAction::OrganizationUpdated, AuditOutcome::Success)
-                    .by(&principal)
-                    .target("organization", id)
-                    .details(serde_json::json!({ "fields": fields }));
-                audit::record(conn, &ctx, event.clone()).await?;
-                if id != principal.organization_id {
-                    audit::record(conn, &ctx, event.in_org(id)).await?;
-                }
-                super::find(conn, id).await?.ok_or(ApiError::NotFound)
-            })
+            let changed = diesel::update(organizations::table.find(id).filter(organizations::version.eq(version)))
+                .set((
+                    name.as_deref().map(|n| organizations::name.eq(n)),
+                    body.kind.map(|k| organizations::kind.eq(k.get())),
+                    body.country.map(|c| organizations::country.eq(c.as_str().to_owned())),
+                    body.shares_statistics.map(|s| organizations::shares_statistics.eq(s)),
+                    organizations::version.eq(organizations::version + 1),
+                    organizations::updated_at.eq(diesel::dsl::now),
+                ))
+                .execute(conn)
+                .await
+                .map_err(name_conflict)?;
+            if changed == 0 {
+                return Err(ApiError::PreconditionFailed);
+            }
+            let fields: Vec<&str> = [
+                name.as_ref().map(|_| "name"),
+                body.kind.map(|_| "kind"),
+                body.country.map(|_| "country"),
+                body.shares_statistics.map(|_| "shares_statistics"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let event = Event::new(AuditAction::OrganizationUpdated, AuditOutcome::Success)
+                .by(&principal)
+                .target("organization", id)
+                .details(serde_json::json!({ "fields": fields }));
+            audit::record(conn, &ctx, event.clone()).await?;
+            if id != principal.organization_id {
+                audit::record(conn, &ctx, event.in_org(id)).await?;
+            }
+            super::find(conn, id).await?.ok_or(ApiError::NotFound)
+        })
         .await?;
     Ok(HttpResponse::Ok().insert_header((header::ETAG, etag(org.version))).json(OrganizationView::from(org)))
 }

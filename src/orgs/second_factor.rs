@@ -58,41 +58,41 @@ pub async fn set_policy(
     let state_in = state.clone();
     let change = async move {
         (*conn)
-        .transaction::<_, ApiError, _>(async move |conn: &mut AsyncPgConnection| {
-            let state = state_in;
-            let org = diesel::update(organizations::table.find(id))
-                .set((
-                    organizations::require_second_factor.eq(required),
-                    organizations::version.eq(organizations::version + 1),
-                    organizations::updated_at.eq(diesel::dsl::now),
-                ))
-                .returning(super::Organization::as_returning())
-                .get_result(conn)
-                .await
-                .optional()?
-                .ok_or(ApiError::NotFound)?;
-            // Sessions opened with the password alone must not outlive the requirement.
-            if crate::auth::second_factor::required(&state, crate::domain::Role::Caseworker, required) {
-                let without: Vec<Uuid> = users::table
-                    .filter(users::organization_id.eq(id))
-                    .filter(users::role.eq(crate::domain::Role::Caseworker))
-                    .filter(users::totp_active.eq(false))
-                    .select(users::id)
-                    .load(conn)
-                    .await?;
-                for user in without {
-                    crate::auth::sessions::revoke_user(conn, user).await?;
+            .transaction::<_, ApiError, _>(async move |conn: &mut AsyncPgConnection| {
+                let state = state_in;
+                let org = diesel::update(organizations::table.find(id))
+                    .set((
+                        organizations::require_second_factor.eq(required),
+                        organizations::version.eq(organizations::version + 1),
+                        organizations::updated_at.eq(diesel::dsl::now),
+                    ))
+                    .returning(super::Organization::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()?
+                    .ok_or(ApiError::NotFound)?;
+                // Sessions opened with the password alone must not outlive the requirement.
+                if crate::auth::second_factor::required(&state, crate::domain::Role::Caseworker, required) {
+                    let without: Vec<Uuid> = users::table
+                        .filter(users::organization_id.eq(id))
+                        .filter(users::role.eq(crate::domain::Role::Caseworker))
+                        .filter(users::totp_active.eq(false))
+                        .select(users::id)
+                        .load(conn)
+                        .await?;
+                    for user in without {
+                        crate::auth::sessions::revoke_user(conn, user).await?;
+                    }
                 }
-            }
-            let event = Event::new(AuditAction::SecondFactorPolicySet, AuditOutcome::Success)
-                .by(&principal)
-                .in_org(id)
-                .target("organization", id)
-                .details(serde_json::json!({ "required_for_caseworkers": required }));
-            audit::record(conn, &ctx, event).await?;
-            Ok(org)
-        })
-        .await
+                let event = Event::new(AuditAction::SecondFactorPolicySet, AuditOutcome::Success)
+                    .by(&principal)
+                    .in_org(id)
+                    .target("organization", id)
+                    .details(serde_json::json!({ "required_for_caseworkers": required }));
+                audit::record(conn, &ctx, event).await?;
+                Ok(org)
+            })
+            .await
     };
     let org = crate::auth::session_cache::revoking(state.sessions.clone(), change).await?;
     Ok(HttpResponse::Ok().json(OrganizationView::from(org)))

@@ -64,10 +64,8 @@ pub struct IdentityKeyring {
 
 fn decode_key(text: &str, what: &str) -> Result<Zeroizing<Vec<u8>>, String> {
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-    let bytes = STANDARD
-        .decode(text)
-        .or_else(|_| URL_SAFE_NO_PAD.decode(text))
-        .map_err(|_| format!("{what} is not base64"))?;
+    let bytes =
+        STANDARD.decode(text).or_else(|_| URL_SAFE_NO_PAD.decode(text)).map_err(|_| format!("{what} is not base64"))?;
     if bytes.len() != KEY_BYTES {
         return Err(format!("{what} must be exactly {KEY_BYTES} bytes"));
     }

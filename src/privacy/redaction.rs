@@ -7,8 +7,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::identity::Identity;
-use crate::domain::{Principal, Role};
 use crate::domain::policy::Access;
+use crate::domain::{Principal, Role};
 use crate::error::ApiError;
 use crate::victims::model::CaseFile;
 
@@ -65,8 +65,20 @@ pub fn victim_sight(p: &Principal, victim: Uuid, victim_org: Uuid, referral: Ref
             (false, Referral::Referred { identity_shared: false }) => return Ok(Sight::CaseOnly),
             (false, Referral::None) => Access::Hidden,
         },
-        Role::Admin => if own { Access::Allowed } else { Access::Hidden },
-        Role::Auditor => if own || p.is_host { Access::Allowed } else { Access::Hidden },
+        Role::Admin => {
+            if own {
+                Access::Allowed
+            } else {
+                Access::Hidden
+            }
+        }
+        Role::Auditor => {
+            if own || p.is_host {
+                Access::Allowed
+            } else {
+                Access::Hidden
+            }
+        }
     };
     access.require().map(|_| Sight::CaseOnly)
 }
@@ -105,7 +117,10 @@ pub struct CaseFileWithIdentity {
 /// A victim as one caller may see it: with identity (entitled caseworkers) or without.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
-#[expect(clippy::large_enum_variant, reason = "a view lives for one response; boxing would allocate for every identity read")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a view lives for one response; boxing would allocate for every identity read"
+)]
 pub enum VictimView {
     WithIdentity(CaseFileWithIdentity),
     CaseOnly(CaseFile),
@@ -137,7 +152,9 @@ mod tests {
         let v = Uuid::new_v4();
         let sees_identity = |p: &Principal, r| matches!(victim_sight(p, v, a, r), Ok(Sight::Identity(_)));
         let case_only = |p: &Principal, r| matches!(victim_sight(p, v, a, r), Ok(Sight::CaseOnly));
-        let status = |p: &Principal, r| victim_sight(p, v, a, r).err().map(|e| actix_web::ResponseError::status_code(&e).as_u16());
+        let status = |p: &Principal, r| {
+            victim_sight(p, v, a, r).err().map(|e| actix_web::ResponseError::status_code(&e).as_u16())
+        };
         let shared = Referral::Referred { identity_shared: true };
         let unshared = Referral::Referred { identity_shared: false };
 
@@ -167,7 +184,10 @@ mod properties {
     }
 
     fn referral() -> impl Strategy<Value = Referral> {
-        prop_oneof![Just(Referral::None), any::<bool>().prop_map(|identity_shared| Referral::Referred { identity_shared })]
+        prop_oneof![
+            Just(Referral::None),
+            any::<bool>().prop_map(|identity_shared| Referral::Referred { identity_shared })
+        ]
     }
 
     proptest! {

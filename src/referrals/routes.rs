@@ -61,7 +61,11 @@ async fn view(
         Err(_) => None,
     };
     let Some(grant) = grant else { return Ok(ReferralView::without_reason(row)) };
-    let reason = state.identity_keys.open_text(Purpose::ReferralReason, row.id, (&row.reason_key_id, &row.reason_nonce, &row.reason_ciphertext))?;
+    let reason = state.identity_keys.open_text(
+        Purpose::ReferralReason,
+        row.id,
+        (&row.reason_key_id, &row.reason_nonce, &row.reason_ciphertext),
+    )?;
     if reason.is_some() {
         let event = Event::new(AuditAction::IdentityRead, AuditOutcome::Success)
             .by(p)
@@ -269,7 +273,9 @@ pub async fn get_referral(
     let row = find(&mut conn, id.into_inner()).await?.ok_or(ApiError::NotFound)?;
     may_see(&principal, &row)?;
     let view = (*conn)
-        .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| view(&state, conn, &ctx, &principal, &row).await)
+        .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            view(&state, conn, &ctx, &principal, &row).await
+        })
         .await?;
     Ok(HttpResponse::Ok().json(view))
 }
@@ -338,6 +344,8 @@ async fn transition(
     Ok(HttpResponse::Ok().json(view))
 }
 
+// rustfmt re-indents the attribute inside on every run (it is not idempotent on it): kept as written.
+#[rustfmt::skip]
 macro_rules! transition_handler {
     ($name:ident, $path:literal, $step:expr, $doc:literal) => {
         #[doc = $doc]
@@ -365,12 +373,24 @@ macro_rules! transition_handler {
     };
 }
 
-transition_handler!(accept_referral, "/referrals/{id}/accept", Transition::Accept,
-    "Accept a pending referral (caseworkers of the receiving organisation).");
-transition_handler!(complete_referral, "/referrals/{id}/complete", Transition::Complete,
-    "Mark an accepted referral completed (caseworkers of the receiving organisation).");
-transition_handler!(cancel_referral, "/referrals/{id}/cancel", Transition::Cancel,
-    "Cancel a pending or accepted referral (caseworkers of the sending organisation).");
+transition_handler!(
+    accept_referral,
+    "/referrals/{id}/accept",
+    Transition::Accept,
+    "Accept a pending referral (caseworkers of the receiving organisation)."
+);
+transition_handler!(
+    complete_referral,
+    "/referrals/{id}/complete",
+    Transition::Complete,
+    "Mark an accepted referral completed (caseworkers of the receiving organisation)."
+);
+transition_handler!(
+    cancel_referral,
+    "/referrals/{id}/cancel",
+    Transition::Cancel,
+    "Cancel a pending or accepted referral (caseworkers of the sending organisation)."
+);
 
 /// Decline a pending referral, with a reason code (caseworkers of the receiving organisation).
 #[utoipa::path(

@@ -33,10 +33,7 @@ impl Period {
             BudgetPeriod::Year => (1, 12),
         };
         let start = NaiveDate::from_ymd_opt(day.year(), month, 1).expect("a valid first day");
-        Period {
-            start,
-            end: start + Months::new(length),
-        }
+        Period { start, end: start + Months::new(length) }
     }
 
     pub fn renews_at(&self) -> DateTime<Utc> {
@@ -88,7 +85,12 @@ struct Spent {
 }
 
 /// The organisation's budget now, as it stands in the database (callers that spend hold the lock).
-pub async fn current(conn: &mut AsyncPgConnection, settings: &Settings, org: Uuid, now: DateTime<Utc>) -> Result<Budget, ApiError> {
+pub async fn current(
+    conn: &mut AsyncPgConnection,
+    settings: &Settings,
+    org: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Budget, ApiError> {
     let period = Period::containing(now, settings.dp_period);
     // Spending is kept per calendar month: a period's is the sum of its months.
     let spent: Spent = fixed(
@@ -120,7 +122,9 @@ pub async fn current(conn: &mut AsyncPgConnection, settings: &Settings, org: Uui
         limited_by: if cap_left < own_left { "deployment_cap" } else { "allowance" },
         cost_per_release: settings.dp_rho,
         new_releases_left: ((left + 1e-9) / settings.dp_rho).floor() as i64,
-        allowance_epsilon: super::measure::epsilon_at(allowance.max(1e-12), settings.dp_delta).ok().map(|e| (e * 1000.0).ceil() / 1000.0),
+        allowance_epsilon: super::measure::epsilon_at(allowance.max(1e-12), settings.dp_delta)
+            .ok()
+            .map(|e| (e * 1000.0).ceil() / 1000.0),
         delta: settings.dp_delta,
     })
 }
@@ -131,7 +135,12 @@ pub fn affords(budget: &Budget, cost: f64) -> bool {
 }
 
 /// Adds a release's cost to its calendar month's running total (inside the ledger's transaction).
-pub async fn record_spend(conn: &mut AsyncPgConnection, now: DateTime<Utc>, org: Uuid, rho: f64) -> Result<(), ApiError> {
+pub async fn record_spend(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    org: Uuid,
+    rho: f64,
+) -> Result<(), ApiError> {
     let month = Period::containing(now, BudgetPeriod::Month).start;
     fixed(
         "INSERT INTO report_spend (period, organization_id, rho, releases) VALUES ($1, $2, $3, 1) \
@@ -156,7 +165,12 @@ pub struct AllowanceChange {
 }
 
 /// Stores the allowance; returns the previous one (`None`: the default).
-pub async fn set_allowance(conn: &mut AsyncPgConnection, org: Uuid, allowance: f64, by: Uuid) -> Result<Option<f64>, ApiError> {
+pub async fn set_allowance(
+    conn: &mut AsyncPgConnection,
+    org: Uuid,
+    allowance: f64,
+    by: Uuid,
+) -> Result<Option<f64>, ApiError> {
     let previous: Option<f64> = report_allowances::table
         .find(org)
         .select(report_allowances::allowance)

@@ -44,15 +44,8 @@ text_enum! {
 }
 
 /// The headline figures of the `figure` dimension. (The number identified is the total.)
-pub const FIGURES: [&str; 7] = [
-    "minors",
-    "confirmed_victims",
-    "assisted",
-    "referred",
-    "referral_accepted",
-    "referral_completed",
-    "none_of_these",
-];
+pub const FIGURES: [&str; 7] =
+    ["minors", "confirmed_victims", "assisted", "referred", "referral_accepted", "referral_completed", "none_of_these"];
 
 /// Time grains: their values depend on the window asked for, not on a vocabulary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,14 +161,9 @@ impl Dimension {
                 "minor_age_unknown",
                 "unknown",
             ]),
-            ReferralResponseTime => listed(&[
-                "under_1_day",
-                "1_to_3_days",
-                "4_to_7_days",
-                "8_to_30_days",
-                "over_30_days",
-                "no_response",
-            ]),
+            ReferralResponseTime => {
+                listed(&["under_1_day", "1_to_3_days", "4_to_7_days", "8_to_30_days", "over_30_days", "no_response"])
+            }
             Figure => listed(&FIGURES),
             IdentifiedMonth | IdentifiedQuarter | IdentifiedYear => return None,
         })
@@ -189,10 +177,7 @@ mod tests {
     #[test]
     fn every_dimension_is_placed_and_has_values_or_a_grain() {
         for d in Dimension::ALL {
-            assert!(
-                d.values().is_some() != d.time_grain().is_some(),
-                "{d}: values or a time grain, not both"
-            );
+            assert!(d.values().is_some() != d.time_grain().is_some(), "{d}: values or a time grain, not both");
             if let Some(values) = d.values() {
                 let mut sorted = values.clone();
                 sorted.sort();

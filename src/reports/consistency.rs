@@ -33,11 +33,8 @@ pub fn fit(plan: &Plan, noisy: &[i64], noise_variance: f64) -> Fitted {
     let mut level_var = vec![noise_variance; k + 1];
     for level in (0..k).rev() {
         let fan = plan.values[plan.chain[level]].len() as f64;
-        level_var[level] = if fan == 0.0 {
-            noise_variance
-        } else {
-            1.0 / (1.0 / noise_variance + 1.0 / (fan * level_var[level + 1]))
-        };
+        level_var[level] =
+            if fan == 0.0 { noise_variance } else { 1.0 / (1.0 / noise_variance + 1.0 / (fan * level_var[level + 1])) };
     }
     let mut fit = Fitter {
         plan,
@@ -151,12 +148,7 @@ impl Fitter<'_> {
             // the first one alone always leaves room, since this node is within its entry.
             caps = children
                 .iter()
-                .map(|&c| {
-                    self.parents(c)
-                        .first()
-                        .map(|&p| self.values[p].expect("parents first"))
-                        .unwrap_or(i64::MAX)
-                })
+                .map(|&c| self.parents(c).first().map(|&p| self.values[p].expect("parents first")).unwrap_or(i64::MAX))
                 .collect();
         }
         let parts = round_preserving_sum(&project(&estimates, value, &caps), value, &caps);
@@ -170,10 +162,8 @@ impl Fitter<'_> {
     fn derive_off_chain(&mut self) {
         let plan = self.plan;
         let totals_in = |key: &[usize]| plan.chain.iter().filter(|&&d| key[d] == plan.total_index(d)).count();
-        let mut pending: Vec<(usize, usize)> = (0..plan.len())
-            .filter(|&i| self.values[i].is_none())
-            .map(|i| (totals_in(&plan.key(i)), i))
-            .collect();
+        let mut pending: Vec<(usize, usize)> =
+            (0..plan.len()).filter(|&i| self.values[i].is_none()).map(|i| (totals_in(&plan.key(i)), i)).collect();
         pending.sort();
         for (_, entry) in pending {
             let key = plan.key(entry);

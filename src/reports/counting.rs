@@ -58,10 +58,7 @@ pub(super) struct Row {
 
 impl Row {
     pub(super) fn into_entry(self, dims: usize) -> Entry {
-        Entry {
-            key: [self.d1, self.d2, self.d3].into_iter().take(dims).collect(),
-            count: self.n,
-        }
+        Entry { key: [self.d1, self.d2, self.d3].into_iter().take(dims).collect(), count: self.n }
     }
 }
 
@@ -135,7 +132,9 @@ fn list_join(list: &str, bound: Option<u32>, name: &str, column: &str, counting:
 }
 
 fn legs(kind: &str) -> String {
-    format!("ARRAY(SELECT DISTINCT leg->>'country' FROM jsonb_array_elements(v.route) leg WHERE leg->>'kind' = '{kind}')")
+    format!(
+        "ARRAY(SELECT DISTINCT leg->>'country' FROM jsonb_array_elements(v.route) leg WHERE leg->>'kind' = '{kind}')"
+    )
 }
 
 impl Join {
@@ -245,23 +244,18 @@ fn dimension_sql(d: Dimension) -> (&'static str, &'static [Join]) {
     use Dimension::*;
     match d {
         Citizenship => ("cit.code", &[Join::Citizenship]),
-        CitizenshipSubregion => (
-            "coalesce(cr_cit.subregion, 'unknown')",
-            &[Join::Citizenship, Join::CitizenshipRegion],
-        ),
+        CitizenshipSubregion => {
+            ("coalesce(cr_cit.subregion, 'unknown')", &[Join::Citizenship, Join::CitizenshipRegion])
+        }
         CitizenshipRegion => ("coalesce(cr_cit.region, 'unknown')", &[Join::Citizenship, Join::CitizenshipRegion]),
         CountryOfExploitation => ("coalesce(v.country_of_exploitation::text, 'unknown')", &[]),
         ExploitationSubregion => ("coalesce(cr_exp.subregion, 'unknown')", &[Join::ExploitationRegion]),
         ExploitationRegion => ("coalesce(cr_exp.region, 'unknown')", &[Join::ExploitationRegion]),
         RecruitmentCountry => ("rec.code", &[Join::RouteRecruitment]),
-        RecruitmentSubregion => (
-            "coalesce(cr_rec.subregion, 'unknown')",
-            &[Join::RouteRecruitment, Join::RecruitmentRegion],
-        ),
-        RecruitmentRegion => (
-            "coalesce(cr_rec.region, 'unknown')",
-            &[Join::RouteRecruitment, Join::RecruitmentRegion],
-        ),
+        RecruitmentSubregion => {
+            ("coalesce(cr_rec.subregion, 'unknown')", &[Join::RouteRecruitment, Join::RecruitmentRegion])
+        }
+        RecruitmentRegion => ("coalesce(cr_rec.region, 'unknown')", &[Join::RouteRecruitment, Join::RecruitmentRegion]),
         TransitCountry => ("tr.code", &[Join::RouteTransit]),
         TransitSubregion => (
             "CASE WHEN tr.code IN ('none', 'unknown') THEN tr.code ELSE coalesce(cr_tr.subregion, 'unknown') END",
@@ -335,11 +329,7 @@ pub(super) fn table_sql(table: &TableQuery, counting: Counting, first: usize) ->
     }
     Ok(TableSql {
         select: select.join(", "),
-        joins: joins
-            .iter()
-            .map(|j| j.sql(counting).replace("{key}", &key))
-            .collect::<Vec<_>>()
-            .join(" "),
+        joins: joins.iter().map(|j| j.sql(counting).replace("{key}", &key)).collect::<Vec<_>>().join(" "),
         restrictions,
         group: (1..=dims.len()).map(|i| format!("d{i}")).collect::<Vec<_>>().join(", "),
         next,

@@ -99,8 +99,9 @@ pub fn parse(source: &str, text: &str) -> Result<DeclarativePlugin, String> {
         .get_ref()
         .iter()
         .map(|d| {
-            d.parse::<Dimension>()
-                .map_err(|_| at(raw.dimensions.span(), "dimensions", format!("unknown dimension `{d}` (known: {known_dims})")))
+            d.parse::<Dimension>().map_err(|_| {
+                at(raw.dimensions.span(), "dimensions", format!("unknown dimension `{d}` (known: {known_dims})"))
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut unique = dimensions.clone();
@@ -253,12 +254,18 @@ minor_or_adult = ["minor"]
     #[test]
     fn bad_files_name_the_file_line_and_problem() {
         let cases = [
-            (GOOD.replace("\"country_of_exploitation\"]", "\"victim_name\"]"), "line 6: field `dimensions`: unknown dimension `victim_name`"),
+            (
+                GOOD.replace("\"country_of_exploitation\"]", "\"victim_name\"]"),
+                "line 6: field `dimensions`: unknown dimension `victim_name`",
+            ),
             (GOOD.replace("roles = [\"partner\"]", "roles = [\"auditor\"]"), "line 5: field `roles`"),
             (GOOD.replace("[\"minor\"]", "[\"toddler\"]"), "field `filters`: `toddler` is not a minor_or_adult"),
             (GOOD.replace("dimensions = [", "dimensions = [\"gender\", \"age_band\", "), "must list 1 to 3 dimensions"),
             (GOOD.replace("dimensions = [", "dimensions = [\"country_of_exploitation\", "), "lists a dimension twice"),
-            (GOOD.replace("caller_filters = [\"gender\"]", "caller_filters = [\"citizenship\"]"), "cannot be set by callers"),
+            (
+                GOOD.replace("caller_filters = [\"gender\"]", "caller_filters = [\"citizenship\"]"),
+                "cannot be set by callers",
+            ),
             (format!("sql = \"DROP TABLE victims\"\n{GOOD}"), "unknown field `sql`"),
             (GOOD.replace("id = \"flows-of-minors\"", "id = \"Flows Of Minors\""), "line 2: field `id`"),
             (GOOD.replace("title = \"Flows of minors\"", "title = [1]"), "line 3:"),

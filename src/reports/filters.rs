@@ -80,9 +80,7 @@ impl FilterField {
         match self.values() {
             Some(values) if values.contains(&value) => Ok(()),
             Some(values) => Err(format!("`{value}` is not a {self} (one of: {})", values.join(", "))),
-            None => crate::domain::CountryCode::parse(value)
-                .map(|_| ())
-                .map_err(|m| format!("`{value}` {m}")),
+            None => crate::domain::CountryCode::parse(value).map(|_| ()).map_err(|m| format!("`{value}` {m}")),
         }
     }
 

@@ -51,9 +51,8 @@ pub fn resolve_window(dims: &[Dimension], mut filters: Filters, today: NaiveDate
     let this_month = period_start(today, TimeGrain::Month);
     let to_exclusive = filters.to_exclusive.unwrap_or(this_month + Months::new(1));
     let last = to_exclusive - Months::new(1);
-    let from = filters
-        .from
-        .unwrap_or_else(|| period_start(last, grain) - Months::new(months_in(grain) * (default - 1)));
+    let from =
+        filters.from.unwrap_or_else(|| period_start(last, grain) - Months::new(months_in(grain) * (default - 1)));
     if periods(from, to_exclusive, grain).len() > max as usize {
         return Err(ApiError::Validation(vec![FieldError::new(
             "from",
@@ -126,21 +125,10 @@ mod tests {
 
     #[test]
     fn a_window_lists_the_periods_it_touches_and_no_more_than_the_maximum() {
-        let f = Filters {
-            from: Some(day(2025, 2, 1)),
-            to_exclusive: Some(day(2025, 8, 1)),
-            operation: None,
-        };
+        let f = Filters { from: Some(day(2025, 2, 1)), to_exclusive: Some(day(2025, 8, 1)), operation: None };
         let f = resolve_window(&[Dimension::IdentifiedQuarter], f, day(2026, 12, 1)).unwrap();
-        assert_eq!(
-            values(&[Dimension::IdentifiedQuarter], &f).unwrap()[0],
-            ["2025-Q1", "2025-Q2", "2025-Q3"]
-        );
-        let long = Filters {
-            from: Some(day(2000, 1, 1)),
-            to_exclusive: Some(day(2026, 1, 1)),
-            operation: None,
-        };
+        assert_eq!(values(&[Dimension::IdentifiedQuarter], &f).unwrap()[0], ["2025-Q1", "2025-Q2", "2025-Q3"]);
+        let long = Filters { from: Some(day(2000, 1, 1)), to_exclusive: Some(day(2026, 1, 1)), operation: None };
         assert!(resolve_window(&[Dimension::IdentifiedMonth], long, day(2026, 12, 1)).is_err());
     }
 

@@ -47,14 +47,7 @@ impl Plan {
         let multi: Vec<usize> = (0..dims.len()).filter(|&i| dims[i].bound().is_some()).collect();
         let mut chain: Vec<usize> = (0..dims.len()).filter(|&i| dims[i].bound().is_none()).collect();
         chain.sort_by_key(|&i| (values[i].len(), i));
-        let mut plan = Plan {
-            dims,
-            values,
-            radix,
-            multi,
-            chain,
-            measured: Vec::new(),
-        };
+        let mut plan = Plan { dims, values, radix, multi, chain, measured: Vec::new() };
         let mut measured = Vec::new();
         for block in 0..(1usize << plan.multi.len()) {
             for level in 0..=plan.chain.len() {
@@ -132,10 +125,7 @@ impl Plan {
 
     /// Each multi-valued dimension's bound, for the release's description.
     pub fn bounds(&self) -> Vec<(Dimension, u32)> {
-        self.multi
-            .iter()
-            .filter_map(|&d| self.dims[d].bound().map(|b| (self.dims[d], b)))
-            .collect()
+        self.multi.iter().filter_map(|&d| self.dims[d].bound().map(|b| (self.dims[d], b))).collect()
     }
 }
 
@@ -181,13 +171,7 @@ pub fn calibrate(sensitivity: u64, rho: f64) -> Result<[Noise; 2], String> {
     let laplace = make_pureDP_to_zCDP(laplace(b)?).map_err(|e| e.to_string())?;
     let laplace_rho = laplace.map(&(sensitivity as i64)).map_err(|e| e.to_string())?;
     let mut both = [
-        Noise {
-            mechanism: Mechanism::DiscreteGaussian,
-            scale: sigma,
-            sd: sigma,
-            rho: gaussian_rho,
-            sensitivity,
-        },
+        Noise { mechanism: Mechanism::DiscreteGaussian, scale: sigma, sd: sigma, rho: gaussian_rho, sensitivity },
         Noise {
             mechanism: Mechanism::DiscreteLaplace,
             scale: b,
@@ -202,24 +186,16 @@ pub fn calibrate(sensitivity: u64, rho: f64) -> Result<[Noise; 2], String> {
 
 type Vector = VectorDomain<AtomDomain<i64>>;
 
-fn gaussian(sigma: f64) -> Result<opendp::core::Measurement<Vector, L2Distance<f64>, ZeroConcentratedDivergence, Vec<i64>>, String> {
-    make_gaussian(
-        VectorDomain::new(AtomDomain::<i64>::default()),
-        L2Distance::<f64>::default(),
-        sigma,
-        None,
-    )
-    .map_err(|e| e.to_string())
+fn gaussian(
+    sigma: f64,
+) -> Result<opendp::core::Measurement<Vector, L2Distance<f64>, ZeroConcentratedDivergence, Vec<i64>>, String> {
+    make_gaussian(VectorDomain::new(AtomDomain::<i64>::default()), L2Distance::<f64>::default(), sigma, None)
+        .map_err(|e| e.to_string())
 }
 
 fn laplace(b: f64) -> Result<opendp::core::Measurement<Vector, L1Distance<i64>, MaxDivergence, Vec<i64>>, String> {
-    make_laplace(
-        VectorDomain::new(AtomDomain::<i64>::default()),
-        L1Distance::<i64>::default(),
-        b,
-        None,
-    )
-    .map_err(|e| e.to_string())
+    make_laplace(VectorDomain::new(AtomDomain::<i64>::default()), L1Distance::<i64>::default(), b, None)
+        .map_err(|e| e.to_string())
 }
 
 /// The noisy counts of the measured entries: one invocation of the chosen OpenDP measurement on
@@ -246,8 +222,12 @@ pub fn epsilon_at(rho: f64, delta: f64) -> Result<f64, String> {
     }
     let epsilon = (|| {
         // A unit-scale Gaussian at distance sqrt(2 rho) is exactly rho-zCDP.
-        let unit = make_gaussian(AtomDomain::<i64>::default(), AbsoluteDistance::<f64>::default(), 1.0, None).map_err(|e| e.to_string())?;
-        let profile = make_zCDP_to_approxDP(unit).map_err(|e| e.to_string())?.map(&(2.0 * rho).sqrt()).map_err(|e| e.to_string())?;
+        let unit = make_gaussian(AtomDomain::<i64>::default(), AbsoluteDistance::<f64>::default(), 1.0, None)
+            .map_err(|e| e.to_string())?;
+        let profile = make_zCDP_to_approxDP(unit)
+            .map_err(|e| e.to_string())?
+            .map(&(2.0 * rho).sqrt())
+            .map_err(|e| e.to_string())?;
         profile.epsilon(delta).map_err(|e| e.to_string())
     })();
     let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
@@ -269,10 +249,7 @@ mod tests {
     use Dimension as D;
 
     fn plan(dims: &[Dimension], sizes: &[usize]) -> Plan {
-        Plan::new(
-            dims.to_vec(),
-            sizes.iter().map(|n| (0..*n).map(|i| format!("v{i}")).collect()).collect(),
-        )
+        Plan::new(dims.to_vec(), sizes.iter().map(|n| (0..*n).map(|i| format!("v{i}")).collect()).collect())
     }
 
     #[test]
@@ -309,11 +286,7 @@ mod tests {
         for sensitivity in [1, 3, 9, 18, 36] {
             let [best, other] = calibrate(sensitivity, 0.25).unwrap();
             assert!(best.sd <= other.sd);
-            assert_eq!(
-                best.mechanism,
-                Mechanism::DiscreteGaussian,
-                "counts: the Gaussian has the smaller noise"
-            );
+            assert_eq!(best.mechanism, Mechanism::DiscreteGaussian, "counts: the Gaussian has the smaller noise");
             for n in [best, other] {
                 assert!(n.rho <= 0.25 + 1e-9 && n.rho > 0.2499, "{n:?}");
             }

@@ -171,16 +171,8 @@ impl StoredRelease {
 pub fn csv(result: &ReportResult) -> String {
     fn field(value: &str) -> String {
         // A leading = + - @ would make a spreadsheet evaluate the cell.
-        let value = if value.starts_with(['=', '+', '-', '@']) {
-            format!("'{value}")
-        } else {
-            value.to_owned()
-        };
-        if value.contains([',', '"', '\r', '\n']) {
-            format!("\"{}\"", value.replace('"', "\"\""))
-        } else {
-            value
-        }
+        let value = if value.starts_with(['=', '+', '-', '@']) { format!("'{value}") } else { value.to_owned() };
+        if value.contains([',', '"', '\r', '\n']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
     }
     let mut out = String::new();
     let mut header: Vec<String> = result.dimensions.iter().map(|d| d.to_string()).collect();
@@ -214,14 +206,7 @@ mod tests {
         let keys: Vec<Vec<String>> = cells.iter().map(|c| c.key.clone()).collect();
         assert_eq!(
             keys,
-            [
-                ["a", "x"],
-                ["a", "_total"],
-                ["b", "x"],
-                ["b", "_total"],
-                ["_total", "x"],
-                ["_total", "_total"]
-            ]
+            [["a", "x"], ["a", "_total"], ["b", "x"], ["b", "_total"], ["_total", "x"], ["_total", "_total"]]
         );
         assert_eq!(cells.iter().map(|c| c.margin).collect::<Vec<_>>(), [5, 9, 5, 9, 7, 11]);
         assert!(cells[2].withheld && cells[2].victims.is_none());

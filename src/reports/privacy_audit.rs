@@ -53,9 +53,7 @@ fn gaussian_violation(noise: &Noise, epsilon: f64, delta: f64) -> f64 {
         let sets: [&dyn Fn(i64) -> bool; 2] = [&|x| x >= t, &|x| x <= t];
         for set in sets {
             let (p, q) = (share(&a, set), share(&b, set));
-            worst = worst
-                .max(p - epsilon.exp() * q - delta - tolerance)
-                .max(q - epsilon.exp() * p - delta - tolerance);
+            worst = worst.max(p - epsilon.exp() * q - delta - tolerance).max(q - epsilon.exp() * p - delta - tolerance);
         }
     }
     worst
@@ -64,18 +62,12 @@ fn gaussian_violation(noise: &Noise, epsilon: f64, delta: f64) -> f64 {
 /// The largest ratio of an output's frequencies over e^eps, among well-observed outputs.
 fn laplace_excess(noise: &Noise, epsilon: f64) -> f64 {
     let above = |input: &[i64; 3], base: &[i64; 3]| -> Vec<usize> {
-        outputs(noise, input)
-            .iter()
-            .map(|o| o.iter().zip(base).filter(|(y, x)| **y > **x).count())
-            .collect()
+        outputs(noise, input).iter().map(|o| o.iter().zip(base).filter(|(y, x)| **y > **x).count()).collect()
     };
     let (a, b) = (above(&SMALLER, &SMALLER), above(&LARGER, &SMALLER));
     let mut worst: f64 = 0.0;
     for s in 0..=3 {
-        let (p, q) = (
-            a.iter().filter(|&&x| x == s).count() as f64,
-            b.iter().filter(|&&x| x == s).count() as f64,
-        );
+        let (p, q) = (a.iter().filter(|&&x| x == s).count() as f64, b.iter().filter(|&&x| x == s).count() as f64);
         if p >= 1000.0 && q >= 1000.0 {
             worst = worst.max((p / q).max(q / p) / epsilon.exp());
         }
@@ -89,10 +81,7 @@ fn the_gaussian_measurement_keeps_its_zcdp_bound_and_the_audit_catches_half_the_
     let (epsilon, delta) = (1.0, measure_delta(RHO, 1.0));
     assert!(delta < 0.2, "the audit needs a meaningful delta: {delta}");
     let honest = gaussian_violation(&noise, epsilon, delta);
-    assert!(
-        honest <= 0.0,
-        "the measurement exceeds (eps={epsilon}, delta={delta:.4}) by {honest:.4}"
-    );
+    assert!(honest <= 0.0, "the measurement exceeds (eps={epsilon}, delta={delta:.4}) by {honest:.4}");
     let broken = gaussian_violation(&halved(noise), epsilon, delta);
     assert!(broken > 0.0, "the audit missed half the noise (margin {broken:.4})");
 }
@@ -112,11 +101,7 @@ fn measure_delta(rho: f64, epsilon: f64) -> f64 {
     let (mut lo, mut hi) = (1e-12f64, 0.5f64);
     for _ in 0..60 {
         let mid = (lo * hi).sqrt();
-        if measure::epsilon_at(rho, mid).unwrap() > epsilon {
-            lo = mid
-        } else {
-            hi = mid
-        }
+        if measure::epsilon_at(rho, mid).unwrap() > epsilon { lo = mid } else { hi = mid }
     }
     hi
 }

@@ -40,7 +40,8 @@ use crate::state::AppState;
 /// release, deployment-wide (the cap is shared).
 const SPEND_LOCK: i64 = 0x4841_5645_4e42; // "HAVENB"
 
-pub const POOLED: &str = "distinct victims consenting to anonymised statistics, of organisations that share statistics, other than yours";
+pub const POOLED: &str =
+    "distinct victims consenting to anonymised statistics, of organisations that share statistics, other than yours";
 
 /// Who is asking, as far as statistics go.
 #[derive(Debug, Clone, Copy)]
@@ -54,12 +55,8 @@ pub enum Audience {
 impl Audience {
     pub fn of(principal: &Principal) -> Audience {
         match principal.role {
-            Role::Caseworker => Audience::OwnCaseLoad {
-                org: principal.organization_id,
-            },
-            _ => Audience::Guarded {
-                org: principal.organization_id,
-            },
+            Role::Caseworker => Audience::OwnCaseLoad { org: principal.organization_id },
+            _ => Audience::Guarded { org: principal.organization_id },
         }
     }
 }
@@ -71,18 +68,16 @@ pub struct Ask<'a> {
     pub filters: Filters,
 }
 
-pub async fn answer(state: &AppState, principal: &Principal, ctx: &RequestContext, ask: Ask<'_>) -> ApiResult<ReportResult> {
+pub async fn answer(
+    state: &AppState,
+    principal: &Principal,
+    ctx: &RequestContext,
+    ask: Ask<'_>,
+) -> ApiResult<ReportResult> {
     let table = ask.plugin.table(&ask.own)?;
     let now = Utc::now();
     let filters = grid::resolve_window(&table.dimensions, ask.filters.clone(), now.date_naive())?;
-    let run = Run {
-        state,
-        principal,
-        ctx,
-        ask: &ask,
-        table,
-        filters,
-    };
+    let run = Run { state, principal, ctx, ask: &ask, table, filters };
     match Audience::of(principal) {
         Audience::OwnCaseLoad { org } => run.own_case_load(org).await,
         Audience::Guarded { org } => run.guarded(org, now).await,
@@ -115,16 +110,15 @@ impl Run<'_> {
 
     async fn own_case_load(&self, org: Uuid) -> ApiResult<ReportResult> {
         let state = self.state;
-        let shape = Shape {
-            table: &self.table,
-            bounded: false,
-        };
+        let shape = Shape { table: &self.table, bounded: false };
         let key = &state.bounding_key;
         let mut conn = state.pool.get().await?;
         rollup::upkeep(&mut conn, &state.pool, &self.table, false, key).await?;
         let population = Population::OwnOrganization(org);
         let mut entries = match state.settings.reports_database_url {
-            Some(_) => rollup::read(&mut *state.reports_pool.get().await?, &shape, key, population, &self.filters).await?,
+            Some(_) => {
+                rollup::read(&mut *state.reports_pool.get().await?, &shape, key, population, &self.filters).await?
+            }
             None => rollup::read(&mut conn, &shape, key, population, &self.filters).await?,
         };
         entries.sort_by_key(sort_key);
@@ -141,9 +135,7 @@ impl Run<'_> {
         let details = serde_json::json!({
             "report": self.ask.plugin.id(), "question": question(self.ask, &self.table, &self.filters, 1, 0.0).0, "guarded": false,
         });
-        let event = Event::new(AuditAction::ReportRun, AuditOutcome::Success)
-            .by(self.principal)
-            .details(details);
+        let event = Event::new(AuditAction::ReportRun, AuditOutcome::Success).by(self.principal).details(details);
         audit::record(&mut conn, self.ctx, event).await?;
         Ok(self.result(cells, privacy, None))
     }
@@ -161,13 +153,7 @@ fn question(ask: &Ask<'_>, table: &TableQuery, filters: &Filters, k: i64, rho: f
         .plugin
         .parameters()
         .into_iter()
-        .filter_map(|spec| {
-            ask.own
-                .get(spec.name)
-                .cloned()
-                .or(spec.default.map(str::to_owned))
-                .map(|v| (spec.name, v))
-        })
+        .filter_map(|spec| ask.own.get(spec.name).cloned().or(spec.default.map(str::to_owned)).map(|v| (spec.name, v)))
         .collect();
     let month = |d: Option<chrono::NaiveDate>| d.map(|d| d.format("%Y-%m").to_string());
     let json = serde_json::json!({
@@ -201,7 +187,12 @@ impl Recorded {
     }
 }
 
-async fn recorded(conn: &mut AsyncPgConnection, org: Uuid, period: &Period, digest: &str) -> ApiResult<Option<Recorded>> {
+async fn recorded(
+    conn: &mut AsyncPgConnection,
+    org: Uuid,
+    period: &Period,
+    digest: &str,
+) -> ApiResult<Option<Recorded>> {
     Ok(
         fixed("SELECT id, released_at, release::text AS release FROM report_releases WHERE organization_id = $1 AND period = $2 AND question = $3")
             .bind::<SqlUuid, _>(org)
@@ -215,7 +206,8 @@ async fn recorded(conn: &mut AsyncPgConnection, org: Uuid, period: &Period, dige
 
 impl Run<'_> {
     async fn guarded(&self, org: Uuid, now: DateTime<Utc>) -> ApiResult<ReportResult> {
-        let (state, principal, ctx, ask, table, filters) = (self.state, self.principal, self.ctx, self.ask, &self.table, &self.filters);
+        let (state, principal, ctx, ask, table, filters) =
+            (self.state, self.principal, self.ctx, self.ask, &self.table, &self.filters);
         let settings = &state.settings;
         let (k, rho) = (settings.report_k, settings.dp_rho);
         let values = grid::values(&table.dimensions, filters)?;
@@ -232,7 +224,9 @@ impl Run<'_> {
         let mut conn = state.pool.get().await?;
         if let Some(found) = recorded(&mut conn, org, &period, &digest).await? {
             audit::record(&mut conn, ctx, event(true, AuditOutcome::Success, None)).await?;
-            return self.render(&mut conn, found.id, found.released_at, found.stored()?, &period, true, org, now, None).await;
+            return self
+                .render(&mut conn, found.id, found.released_at, found.stored()?, &period, true, org, now, None)
+                .await;
         }
         // Nothing left: refuse before counting (checked again under the lock below).
         let budget = budget::current(&mut conn, settings, org, now).await?;
@@ -242,7 +236,8 @@ impl Run<'_> {
             return Err(refusal);
         }
         let plan = Plan::new(table.dimensions.clone(), values);
-        let [noise, alternative] = measure::calibrate(plan.sensitivity(), rho).map_err(|e| ApiError::internal("noise calibration", e))?;
+        let [noise, alternative] =
+            measure::calibrate(plan.sensitivity(), rho).map_err(|e| ApiError::internal("noise calibration", e))?;
         // What is charged must cover what OpenDP accounts for the measurement.
         if noise.rho > rho {
             return Err(ApiError::Internal(format!("OpenDP accounts rho {} for a release charged {rho}", noise.rho)));
@@ -266,7 +261,10 @@ impl Run<'_> {
             .build_transaction()
             .read_committed()
             .run(async |conn: &mut AsyncPgConnection| -> ApiResult<Spent> {
-                fixed("SELECT pg_advisory_xact_lock($1)").bind::<diesel::sql_types::BigInt, _>(SPEND_LOCK).execute(conn).await?;
+                fixed("SELECT pg_advisory_xact_lock($1)")
+                    .bind::<diesel::sql_types::BigInt, _>(SPEND_LOCK)
+                    .execute(conn)
+                    .await?;
                 // Asked meanwhile by a colleague: theirs is the release, ours is never shown.
                 if let Some(found) = recorded(conn, org, &period, &digest).await? {
                     audit::record(conn, ctx, event(true, AuditOutcome::Success, None)).await?;
@@ -304,8 +302,12 @@ impl Run<'_> {
             .await;
         match outcome {
             // `Some`: a colleague's release, recorded while ours was computed.
-            Ok((id, released_at, _, Some(theirs))) => self.render(&mut conn, id, released_at, theirs, &period, true, org, now, None).await,
-            Ok((id, released_at, left, None)) => self.render(&mut conn, id, released_at, stored, &period, false, org, now, left).await,
+            Ok((id, released_at, _, Some(theirs))) => {
+                self.render(&mut conn, id, released_at, theirs, &period, true, org, now, None).await
+            }
+            Ok((id, released_at, left, None)) => {
+                self.render(&mut conn, id, released_at, stored, &period, false, org, now, left).await
+            }
             Err(e @ ApiError::BudgetExhausted { .. }) => {
                 audit::record(&mut conn, ctx, event(false, AuditOutcome::Denied, Some(reason(&e)))).await?;
                 Err(e)
@@ -362,12 +364,15 @@ fn reason(refusal: &ApiError) -> &'static str {
 
 /// Measures, makes consistent and withholds: everything between the exact counts and what may be
 /// shown. The exact counts go in; only post-processed noisy values come out.
-fn release(plan: Plan, entries: &[Entry], noise: &Noise, k: i64, privacy: PrivacyStatement) -> ApiResult<StoredRelease> {
-    let index: Vec<HashMap<&str, usize>> = plan
-        .values
-        .iter()
-        .map(|v| v.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect())
-        .collect();
+fn release(
+    plan: Plan,
+    entries: &[Entry],
+    noise: &Noise,
+    k: i64,
+    privacy: PrivacyStatement,
+) -> ApiResult<StoredRelease> {
+    let index: Vec<HashMap<&str, usize>> =
+        plan.values.iter().map(|v| v.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect()).collect();
     let mut exact: HashMap<usize, i64> = HashMap::with_capacity(entries.len());
     'entries: for entry in entries {
         let mut key = Vec::with_capacity(entry.key.len());
@@ -390,15 +395,10 @@ fn release(plan: Plan, entries: &[Entry], noise: &Noise, k: i64, privacy: Privac
     let dims = plan.dims.len();
     let margins: Vec<i64> = (0..1usize << dims)
         .map(|mask| {
-            let key: Vec<usize> = (0..dims)
-                .map(|d| if mask & (1 << d) != 0 { plan.total_index(d) } else { 0 })
-                .collect();
+            let key: Vec<usize> =
+                (0..dims).map(|d| if mask & (1 << d) != 0 { plan.total_index(d) } else { 0 }).collect();
             let exists = (0..dims).all(|d| mask & (1 << d) != 0 || !plan.values[d].is_empty());
-            if exists {
-                measure::margin(fitted.variance[plan.dense(&key)])
-            } else {
-                0
-            }
+            if exists { measure::margin(fitted.variance[plan.dense(&key)]) } else { 0 }
         })
         .collect();
     Ok(StoredRelease {
@@ -410,17 +410,21 @@ fn release(plan: Plan, entries: &[Entry], noise: &Noise, k: i64, privacy: Privac
 }
 
 /// The statement of a guarded release: all of it follows from the plan and the settings.
-fn statement(plan: &Plan, noise: &Noise, alternative: &Noise, k: i64, rho: f64, delta: f64) -> ApiResult<PrivacyStatement> {
+fn statement(
+    plan: &Plan,
+    noise: &Noise,
+    alternative: &Noise,
+    k: i64,
+    rho: f64,
+    delta: f64,
+) -> ApiResult<PrivacyStatement> {
     let epsilon = measure::epsilon_at(rho, delta).map_err(|e| ApiError::internal("privacy accounting", e))?;
     Ok(PrivacyStatement {
         guarded: true,
         population: POOLED.into(),
         k,
         cells: plan.len(),
-        noise: Some(NoiseStatement {
-            mechanism: noise.mechanism,
-            noise_sd: (noise.sd * 100.0).round() / 100.0,
-        }),
+        noise: Some(NoiseStatement { mechanism: noise.mechanism, noise_sd: (noise.sd * 100.0).round() / 100.0 }),
         alternative: Some(NoiseStatement {
             mechanism: alternative.mechanism,
             noise_sd: (alternative.sd * 100.0).round() / 100.0,

@@ -43,11 +43,7 @@ impl Shape<'_> {
 
 fn filters_json(table: &TableQuery) -> serde_json::Value {
     serde_json::Value::Array(
-        table
-            .filters
-            .iter()
-            .map(|f| serde_json::json!({ "field": f.field.as_str(), "values": f.values }))
-            .collect(),
+        table.filters.iter().map(|f| serde_json::json!({ "field": f.field.as_str(), "values": f.values })).collect(),
     )
 }
 
@@ -59,11 +55,7 @@ fn table_from(dims: &[String], filters: &serde_json::Value) -> Option<TableQuery
         .map(|f| {
             Some(Filter {
                 field: f["field"].as_str()?.parse::<FilterField>().ok()?,
-                values: f["values"]
-                    .as_array()?
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect(),
+                values: f["values"].as_array()?.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
             })
         })
         .collect::<Option<Vec<_>>>()?;
@@ -103,15 +95,10 @@ async fn build(
         restrictions = parts.restrictions,
         group = parts.group,
     );
-    let mut query = TableSql::bind(
-        diesel::sql_query(sql).into_boxed().bind::<Text, _>(id.to_owned()),
-        shape.table,
-        counting,
-    );
+    let mut query =
+        TableSql::bind(diesel::sql_query(sql).into_boxed().bind::<Text, _>(id.to_owned()), shape.table, counting);
     if let Some((orgs, months)) = partitions {
-        query = query
-            .bind::<Array<SqlUuid>, _>(orgs.to_vec())
-            .bind::<Array<Date>, _>(months.to_vec());
+        query = query.bind::<Array<SqlUuid>, _>(orgs.to_vec()).bind::<Array<Date>, _>(months.to_vec());
     }
     query.execute(conn).await?;
     Ok(())
@@ -321,10 +308,7 @@ pub async fn read(
     let mut entries: Vec<Entry> = rows.into_iter().map(|r| r.into_entry(n)).collect();
     if !entries.iter().any(|e| e.key.iter().all(Option::is_none)) {
         // Like a CUBE over no rows: the grand total exists, and is zero.
-        entries.push(Entry {
-            key: vec![None; n],
-            count: 0,
-        });
+        entries.push(Entry { key: vec![None; n], count: 0 });
     }
     Ok(entries)
 }

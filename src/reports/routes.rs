@@ -83,14 +83,8 @@ fn privacy_of(dims: &[Dimension], settings: &Settings) -> Result<ReportPrivacy, 
     Ok(ReportPrivacy {
         bounds: dims.iter().filter_map(|d| d.bound().map(|b| (d.to_string(), b))).collect(),
         sensitivity: noise.sensitivity,
-        noise: NoiseStatement {
-            mechanism: noise.mechanism,
-            noise_sd: round(noise.sd),
-        },
-        alternative: NoiseStatement {
-            mechanism: alternative.mechanism,
-            noise_sd: round(alternative.sd),
-        },
+        noise: NoiseStatement { mechanism: noise.mechanism, noise_sd: round(noise.sd) },
+        alternative: NoiseStatement { mechanism: alternative.mechanism, noise_sd: round(alternative.sd) },
         cell_margin: measure::margin(noise.sd * noise.sd),
         rho: settings.dp_rho,
         epsilon: (measure::epsilon_at(settings.dp_rho, settings.dp_delta)? * 1000.0).ceil() / 1000.0,
@@ -149,7 +143,10 @@ pub fn parse_parameters(plugin: &dyn ReportPlugin, raw: HashMap<String, String>)
         }
         match specs.iter().find(|s| s.name == name) {
             // The name is the client's and is not repeated back.
-            None => errors.push(FieldError::new("query", "holds a parameter this report does not take (its name is not repeated back)")),
+            None => errors.push(FieldError::new(
+                "query",
+                "holds a parameter this report does not take (its name is not repeated back)",
+            )),
             Some(spec) if !spec.values.contains(&value.as_str()) => {
                 errors.push(FieldError::new(spec.name, format!("must be one of: {}", spec.values.join(", "))))
             }
@@ -190,15 +187,7 @@ pub fn parse_parameters(plugin: &dyn ReportPlugin, raw: HashMap<String, String>)
         }
     };
     if errors.is_empty() {
-        Ok(ReportParameters {
-            own,
-            filters: Filters {
-                from,
-                to_exclusive,
-                operation,
-            },
-            csv,
-        })
+        Ok(ReportParameters { own, filters: Filters { from, to_exclusive, operation }, csv })
     } else {
         Err(ApiError::Validation(errors))
     }
@@ -354,7 +343,8 @@ pub async fn own_budget(state: web::Data<AppState>, principal: Principal) -> Api
         return Err(ApiError::Forbidden);
     }
     let mut conn = state.pool.get().await?;
-    Ok(HttpResponse::Ok().json(budget::current(&mut conn, &state.settings, principal.organization_id, chrono::Utc::now()).await?))
+    Ok(HttpResponse::Ok()
+        .json(budget::current(&mut conn, &state.settings, principal.organization_id, chrono::Utc::now()).await?))
 }
 
 /// An organisation's privacy budget: your own, or any for host-organisation admins and auditors.
@@ -369,7 +359,11 @@ pub async fn own_budget(state: web::Data<AppState>, principal: Principal) -> Api
     )
 )]
 #[get("/organizations/{id}/report-budget")]
-pub async fn organization_budget(state: web::Data<AppState>, principal: Principal, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+pub async fn organization_budget(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
     policy::read_organization(&principal, *id).require()?;
     let mut conn = state.pool.get().await?;
     crate::orgs::find(&mut conn, *id).await?.ok_or(ApiError::NotFound)?;

@@ -7,8 +7,8 @@ use rand::Rng;
 use rand::seq::IndexedRandom;
 use rand_chacha::ChaCha8Rng;
 
-use crate::domain::{CountryCode, OperationTag};
 use crate::domain::case_vocab::*;
+use crate::domain::{CountryCode, OperationTag};
 use crate::victims::model::{Consent, RouteLeg, VictimInput};
 
 pub struct Pattern {
@@ -29,8 +29,16 @@ pub const PATTERNS: &[Pattern] = &[
         origins: &["PER", "BRA", "COL", "VEN", "BOL"],
         transits: &["BRA", "CPV"],
         destinations: &["SEN", "GNB", "MAR", "NGA"],
-        exploitation: &[(ExploitationType::SexualExploitation, 5), (ExploitationType::ForcedLabour, 3), (ExploitationType::ForcedCriminality, 2)],
-        recruitment: &[(RecruitmentMethod::DeceptiveJobOffer, 6), (RecruitmentMethod::OnlineSocialNetwork, 3), (RecruitmentMethod::IntimatePartner, 1)],
+        exploitation: &[
+            (ExploitationType::SexualExploitation, 5),
+            (ExploitationType::ForcedLabour, 3),
+            (ExploitationType::ForcedCriminality, 2),
+        ],
+        recruitment: &[
+            (RecruitmentMethod::DeceptiveJobOffer, 6),
+            (RecruitmentMethod::OnlineSocialNetwork, 3),
+            (RecruitmentMethod::IntimatePartner, 1),
+        ],
         women_share: 0.7,
         minor_share: 0.12,
     },
@@ -40,8 +48,16 @@ pub const PATTERNS: &[Pattern] = &[
         origins: &["CHN", "VNM", "PHL", "IND", "BGD", "NPL"],
         transits: &["ARE", "ETH"],
         destinations: &["NGA", "GHA", "KEN", "ZAF", "AGO"],
-        exploitation: &[(ExploitationType::ForcedLabour, 6), (ExploitationType::DomesticServitude, 3), (ExploitationType::SexualExploitation, 2)],
-        recruitment: &[(RecruitmentMethod::RecruitmentAgency, 5), (RecruitmentMethod::DeceptiveJobOffer, 4), (RecruitmentMethod::FamilyOrFriends, 1)],
+        exploitation: &[
+            (ExploitationType::ForcedLabour, 6),
+            (ExploitationType::DomesticServitude, 3),
+            (ExploitationType::SexualExploitation, 2),
+        ],
+        recruitment: &[
+            (RecruitmentMethod::RecruitmentAgency, 5),
+            (RecruitmentMethod::DeceptiveJobOffer, 4),
+            (RecruitmentMethod::FamilyOrFriends, 1),
+        ],
         women_share: 0.45,
         minor_share: 0.08,
     },
@@ -51,8 +67,17 @@ pub const PATTERNS: &[Pattern] = &[
         origins: &["NGA", "GHA", "GIN", "SLE", "LBR", "CIV", "MLI"],
         transits: &["SEN", "GNB", "MRT"],
         destinations: &["MAR", "DZA", "SEN", "GNB"],
-        exploitation: &[(ExploitationType::SexualExploitation, 4), (ExploitationType::ForcedLabour, 3), (ExploitationType::ForcedBegging, 2), (ExploitationType::ChildLabour, 1)],
-        recruitment: &[(RecruitmentMethod::FamilyOrFriends, 4), (RecruitmentMethod::DeceptiveJobOffer, 4), (RecruitmentMethod::PeerRecruitmentPyramid, 2)],
+        exploitation: &[
+            (ExploitationType::SexualExploitation, 4),
+            (ExploitationType::ForcedLabour, 3),
+            (ExploitationType::ForcedBegging, 2),
+            (ExploitationType::ChildLabour, 1),
+        ],
+        recruitment: &[
+            (RecruitmentMethod::FamilyOrFriends, 4),
+            (RecruitmentMethod::DeceptiveJobOffer, 4),
+            (RecruitmentMethod::PeerRecruitmentPyramid, 2),
+        ],
         women_share: 0.6,
         minor_share: 0.3,
     },
@@ -62,8 +87,16 @@ pub const PATTERNS: &[Pattern] = &[
         origins: &["VEN", "COL", "BOL", "ECU", "HTI"],
         transits: &["PER", "BOL"],
         destinations: &["BRA", "PER", "CHL"],
-        exploitation: &[(ExploitationType::ForcedLabour, 5), (ExploitationType::SexualExploitation, 4), (ExploitationType::ForcedBegging, 1)],
-        recruitment: &[(RecruitmentMethod::DeceptiveJobOffer, 5), (RecruitmentMethod::OnlineAdvertisement, 3), (RecruitmentMethod::FamilyOrFriends, 2)],
+        exploitation: &[
+            (ExploitationType::ForcedLabour, 5),
+            (ExploitationType::SexualExploitation, 4),
+            (ExploitationType::ForcedBegging, 1),
+        ],
+        recruitment: &[
+            (RecruitmentMethod::DeceptiveJobOffer, 5),
+            (RecruitmentMethod::OnlineAdvertisement, 3),
+            (RecruitmentMethod::FamilyOrFriends, 2),
+        ],
         women_share: 0.55,
         minor_share: 0.18,
     },
@@ -74,14 +107,46 @@ pub const PATTERNS: &[Pattern] = &[
         transits: &["THA", "ARE"],
         destinations: &["MMR", "KHM", "LAO"],
         exploitation: &[(ExploitationType::ForcedCriminality, 9), (ExploitationType::ForcedLabour, 1)],
-        recruitment: &[(RecruitmentMethod::DeceptiveJobOffer, 6), (RecruitmentMethod::OnlineSocialNetwork, 3), (RecruitmentMethod::PeerRecruitmentPyramid, 2)],
+        recruitment: &[
+            (RecruitmentMethod::DeceptiveJobOffer, 6),
+            (RecruitmentMethod::OnlineSocialNetwork, 3),
+            (RecruitmentMethod::PeerRecruitmentPyramid, 2),
+        ],
         women_share: 0.35,
         minor_share: 0.04,
     },
 ];
 
-const GIVEN: &[&str] = &["Amara", "Kofi", "Lucía", "Thanh", "Ifeoma", "Mateo", "Siti", "Juma", "Rosa", "Arjun", "Nia", "Tomás", "Mei", "Yaw", "Valentina", "Dawit"];
-const FAMILY: &[&str] = &["Sesay-Fict", "Okonkwo-Fict", "Quispe-Fict", "Nguyen-Fict", "Mensah-Fict", "Rojas-Fict", "Putri-Fict", "Otieno-Fict", "Diallo-Fict", "Silva-Fict"];
+const GIVEN: &[&str] = &[
+    "Amara",
+    "Kofi",
+    "Lucía",
+    "Thanh",
+    "Ifeoma",
+    "Mateo",
+    "Siti",
+    "Juma",
+    "Rosa",
+    "Arjun",
+    "Nia",
+    "Tomás",
+    "Mei",
+    "Yaw",
+    "Valentina",
+    "Dawit",
+];
+const FAMILY: &[&str] = &[
+    "Sesay-Fict",
+    "Okonkwo-Fict",
+    "Quispe-Fict",
+    "Nguyen-Fict",
+    "Mensah-Fict",
+    "Rojas-Fict",
+    "Putri-Fict",
+    "Otieno-Fict",
+    "Diallo-Fict",
+    "Silva-Fict",
+];
 
 fn weighted<T: Copy>(rng: &mut ChaCha8Rng, options: &[(T, u32)]) -> T {
     let total: u32 = options.iter().map(|o| o.1).sum();
@@ -145,7 +210,8 @@ pub fn victim(rng: &mut ChaCha8Rng, p: &Pattern) -> VictimInput {
     let month = |d: NaiveDate| Some(d.format("%Y-%m").to_string());
     let recruited = identified_on - Duration::days(rng.random_range(60..400));
     let exploited = identified_on - Duration::days(rng.random_range(10..59));
-    let mut route = vec![RouteLeg { kind: RouteLegKind::Recruitment, country: country(origin), month: month(recruited) }];
+    let mut route =
+        vec![RouteLeg { kind: RouteLegKind::Recruitment, country: country(origin), month: month(recruited) }];
     if rng.random_bool(0.6) {
         route.push(RouteLeg { kind: RouteLegKind::Transit, country: country(pick(rng, p.transits)), month: None });
     }
@@ -155,23 +221,60 @@ pub fn victim(rng: &mut ChaCha8Rng, p: &Pattern) -> VictimInput {
         && identified_on <= NaiveDate::from_ymd_opt(2026, 9, 20).expect("date");
     VictimInput {
         id: None,
-        status: weighted(rng, &[(CaseStatus::Active, 4), (CaseStatus::FollowUp, 3), (CaseStatus::Closed, 2), (CaseStatus::ClosedReferred, 1)]),
-        trafficking_status: weighted(rng, &[(TraffickingStatus::Actual, 6), (TraffickingStatus::Possible, 3), (TraffickingStatus::NotAVictim, 1)]),
+        status: weighted(
+            rng,
+            &[
+                (CaseStatus::Active, 4),
+                (CaseStatus::FollowUp, 3),
+                (CaseStatus::Closed, 2),
+                (CaseStatus::ClosedReferred, 1),
+            ],
+        ),
+        trafficking_status: weighted(
+            rng,
+            &[(TraffickingStatus::Actual, 6), (TraffickingStatus::Possible, 3), (TraffickingStatus::NotAVictim, 1)],
+        ),
         identified_on,
         identified_in: Some(country(destination)),
-        identified_by: Some(weighted(rng, &[(IdentifiedBy::Police, 4), (IdentifiedBy::Ngo, 4), (IdentifiedBy::SelfIdentified, 1), (IdentifiedBy::Government, 1)])),
+        identified_by: Some(weighted(
+            rng,
+            &[
+                (IdentifiedBy::Police, 4),
+                (IdentifiedBy::Ngo, 4),
+                (IdentifiedBy::SelfIdentified, 1),
+                (IdentifiedBy::Government, 1),
+            ],
+        )),
         operation: in_operation.then(|| OperationTag::parse("OP-SENTINEL-2026").expect("a valid tag")),
         gender,
         age_at_identification: rng.random_bool(0.9).then_some(age),
         is_minor: Some(minor),
         citizenship: vec![country(origin)],
-        migrant_status: Some(weighted(rng, &[(MigrantStatus::IrregularMigrant, 5), (MigrantStatus::RegularMigrant, 2), (MigrantStatus::AsylumSeeker, 1), (MigrantStatus::Unknown, 1)])),
+        migrant_status: Some(weighted(
+            rng,
+            &[
+                (MigrantStatus::IrregularMigrant, 5),
+                (MigrantStatus::RegularMigrant, 2),
+                (MigrantStatus::AsylumSeeker, 1),
+                (MigrantStatus::Unknown, 1),
+            ],
+        )),
         country_of_exploitation: Some(country(destination)),
         exploitation_types,
-        labour_sector: (primary == ExploitationType::ForcedLabour).then(|| ["A", "C", "F", "I"].choose(rng).expect("non-empty").to_string()),
+        labour_sector: (primary == ExploitationType::ForcedLabour)
+            .then(|| ["A", "C", "F", "I"].choose(rng).expect("non-empty").to_string()),
         recruitment_methods: vec![weighted(rng, p.recruitment)],
         means_of_control,
-        recruiter_relation: Some(weighted(rng, &[(RecruiterRelation::Stranger, 3), (RecruiterRelation::FriendOrAcquaintance, 3), (RecruiterRelation::RecruitmentAgent, 2), (RecruiterRelation::Family, 1), (RecruiterRelation::IntimatePartner, 1)])),
+        recruiter_relation: Some(weighted(
+            rng,
+            &[
+                (RecruiterRelation::Stranger, 3),
+                (RecruiterRelation::FriendOrAcquaintance, 3),
+                (RecruiterRelation::RecruitmentAgent, 2),
+                (RecruiterRelation::Family, 1),
+                (RecruiterRelation::IntimatePartner, 1),
+            ],
+        )),
         route,
         consent: Consent {
             services: rng.random_bool(0.95),
@@ -197,18 +300,33 @@ pub fn identity(rng: &mut ChaCha8Rng, n: u64) -> crate::privacy::identity::Ident
 }
 
 pub fn assistance_kind(rng: &mut ChaCha8Rng) -> ServiceKind {
-    weighted(rng, &[
-        (ServiceKind::Shelter, 5), (ServiceKind::Medical, 4), (ServiceKind::Psychosocial, 4), (ServiceKind::Legal, 3),
-        (ServiceKind::Interpretation, 2), (ServiceKind::Repatriation, 2), (ServiceKind::FamilyReunification, 1),
-        (ServiceKind::Financial, 1), (ServiceKind::Livelihood, 1),
-    ])
+    weighted(
+        rng,
+        &[
+            (ServiceKind::Shelter, 5),
+            (ServiceKind::Medical, 4),
+            (ServiceKind::Psychosocial, 4),
+            (ServiceKind::Legal, 3),
+            (ServiceKind::Interpretation, 2),
+            (ServiceKind::Repatriation, 2),
+            (ServiceKind::FamilyReunification, 1),
+            (ServiceKind::Financial, 1),
+            (ServiceKind::Livelihood, 1),
+        ],
+    )
 }
 
 pub fn referral_outcome(rng: &mut ChaCha8Rng) -> ReferralStatus {
-    weighted(rng, &[
-        (ReferralStatus::Completed, 40), (ReferralStatus::Accepted, 20), (ReferralStatus::Pending, 15),
-        (ReferralStatus::Declined, 15), (ReferralStatus::Cancelled, 10),
-    ])
+    weighted(
+        rng,
+        &[
+            (ReferralStatus::Completed, 40),
+            (ReferralStatus::Accepted, 20),
+            (ReferralStatus::Pending, 15),
+            (ReferralStatus::Declined, 15),
+            (ReferralStatus::Cancelled, 10),
+        ],
+    )
 }
 
 /// Organisations of the seed: (name, kind, country).

@@ -13,7 +13,9 @@ use rand_chacha::ChaCha8Rng;
 use uuid::Uuid;
 
 use crate::db::Pool;
-use crate::db::schema::{assistance_records, case_counters, organizations, referrals, users, victim_identities, victims};
+use crate::db::schema::{
+    assistance_records, case_counters, organizations, referrals, users, victim_identities, victims,
+};
 use crate::domain::Role;
 use crate::domain::case_vocab::{ReferralStatus, Urgency};
 use crate::privacy::crypto::IdentityKeyring;
@@ -75,10 +77,15 @@ async fn organizations(conn: &mut AsyncPgConnection, count: u32) -> Result<Vec<S
             None => crate::orgs::insert(conn, &name, kind, Some(country), i % 6 != 5).await?.id,
         };
         let email = format!("seed-caseworker-{}@seed.invalid", &id.simple().to_string()[..12]);
-        let user: Option<Uuid> = users::table.filter(users::email.eq(&email)).select(users::id).first(conn).await.optional()?;
+        let user: Option<Uuid> =
+            users::table.filter(users::email.eq(&email)).select(users::id).first(conn).await.optional()?;
         let user = match user {
             Some(u) => u,
-            None => crate::users::insert(conn, id, &email, Role::Caseworker, crate::users::NewCredential::Password(None)).await?.id,
+            None => {
+                crate::users::insert(conn, id, &email, Role::Caseworker, crate::users::NewCredential::Password(None))
+                    .await?
+                    .id
+            }
         };
         let last: Option<i32> =
             case_counters::table.find(id).select(case_counters::last_number).first(conn).await.optional()?;
@@ -148,7 +155,8 @@ pub async fn run(pool: &Pool, keys: &IdentityKeyring, options: &SeedOptions) -> 
                     to = (to + 1) % orgs.len();
                 }
                 let status = generate::referral_outcome(&mut rng);
-                let created = (input.identified_on + Duration::days(rng.random_range(0..14))).and_time(NaiveTime::MIN).and_utc();
+                let created =
+                    (input.identified_on + Duration::days(rng.random_range(0..14))).and_time(NaiveTime::MIN).and_utc();
                 let responded = created + Duration::hours(rng.random_range(2..24 * 20));
                 let finished = responded + Duration::days(rng.random_range(3..60));
                 let at = |s: &[ReferralStatus], t| s.contains(&status).then_some(t);
@@ -170,7 +178,8 @@ pub async fn run(pool: &Pool, keys: &IdentityKeyring, options: &SeedOptions) -> 
                         referrals::created_at.eq(created),
                         referrals::accepted_at.eq(at(&[Accepted, Completed], responded)),
                         referrals::declined_at.eq(at(&[Declined], responded)),
-                        referrals::decline_reason.eq((status == Declined).then_some(crate::domain::case_vocab::DeclineReason::NoCapacity)),
+                        referrals::decline_reason
+                            .eq((status == Declined).then_some(crate::domain::case_vocab::DeclineReason::NoCapacity)),
                         referrals::completed_at.eq(at(&[Completed], finished)),
                         referrals::cancelled_at.eq(at(&[Cancelled], responded)),
                         referrals::updated_at.eq(created),
@@ -200,28 +209,41 @@ pub async fn run(pool: &Pool, keys: &IdentityKeyring, options: &SeedOptions) -> 
             .iter()
             .map(|o| (case_counters::organization_id.eq(o.id), case_counters::last_number.eq(o.next_case - 1)))
             .collect();
-        (*conn).transaction::<_, SeedError, _>(async |conn: &mut AsyncPgConnection| {
-            // Counters advance with each batch, so an interrupted seed leaves them consistent.
-            diesel::insert_into(case_counters::table)
-                .values(counters)
-                .on_conflict(case_counters::organization_id)
-                .do_update()
-                .set(case_counters::last_number.eq(diesel::upsert::excluded(case_counters::last_number)))
-                .execute(conn)
-                .await?;
-            diesel::insert_into(victims::table).values(rows).on_conflict_do_nothing().execute(conn).await?;
-            if !identity_rows.is_empty() {
-                diesel::insert_into(victim_identities::table).values(identity_rows).on_conflict_do_nothing().execute(conn).await?;
-            }
-            for chunk in assistance_rows.chunks(2000) {
-                diesel::insert_into(assistance_records::table).values(chunk.to_vec()).on_conflict_do_nothing().execute(conn).await?;
-            }
-            if !referral_rows.is_empty() {
-                diesel::insert_into(referrals::table).values(referral_rows).on_conflict_do_nothing().execute(conn).await?;
-            }
-            Ok(())
-        })
-        .await?;
+        (*conn)
+            .transaction::<_, SeedError, _>(async |conn: &mut AsyncPgConnection| {
+                // Counters advance with each batch, so an interrupted seed leaves them consistent.
+                diesel::insert_into(case_counters::table)
+                    .values(counters)
+                    .on_conflict(case_counters::organization_id)
+                    .do_update()
+                    .set(case_counters::last_number.eq(diesel::upsert::excluded(case_counters::last_number)))
+                    .execute(conn)
+                    .await?;
+                diesel::insert_into(victims::table).values(rows).on_conflict_do_nothing().execute(conn).await?;
+                if !identity_rows.is_empty() {
+                    diesel::insert_into(victim_identities::table)
+                        .values(identity_rows)
+                        .on_conflict_do_nothing()
+                        .execute(conn)
+                        .await?;
+                }
+                for chunk in assistance_rows.chunks(2000) {
+                    diesel::insert_into(assistance_records::table)
+                        .values(chunk.to_vec())
+                        .on_conflict_do_nothing()
+                        .execute(conn)
+                        .await?;
+                }
+                if !referral_rows.is_empty() {
+                    diesel::insert_into(referrals::table)
+                        .values(referral_rows)
+                        .on_conflict_do_nothing()
+                        .execute(conn)
+                        .await?;
+                }
+                Ok(())
+            })
+            .await?;
         report.victims += counts.0;
         report.assistance += counts.1;
         report.referrals += counts.2;

@@ -138,7 +138,8 @@ pub async fn reset_second_factor(
 ) -> ApiResult<HttpResponse> {
     let id = id.into_inner();
     let mut conn = state.pool.get().await?;
-    let org = resettable(&mut conn, &principal, id, "Another admin of your organisation resets your second factor.").await?;
+    let org =
+        resettable(&mut conn, &principal, id, "Another admin of your organisation resets your second factor.").await?;
     let reset = async move {
         (*conn)
             .transaction::<_, ApiError, _>(async move |conn: &mut AsyncPgConnection| {

@@ -12,9 +12,9 @@ use crate::auth::{Principal, sessions};
 use crate::db::schema::users;
 use crate::domain::policy::{self, UserChange};
 use crate::domain::{Email, Role};
-use crate::grants::{self, GrantKind, GrantView};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{ApiJson, ApiQuery, IfMatch, RequestContext, etag};
+use crate::grants::{self, GrantKind, GrantView};
 use crate::pagination::{self, Page};
 use crate::state::AppState;
 
@@ -97,10 +97,7 @@ pub async fn list_users(
     policy::read_users(&principal, org).require()?;
     let limit = pagination::limit(q.limit)?;
     let after: Option<Uuid> = pagination::decode(q.cursor.as_deref())?;
-    let mut sql = users::table
-        .filter(users::organization_id.eq(org))
-        .select(User::as_select())
-        .into_boxed();
+    let mut sql = users::table.filter(users::organization_id.eq(org)).select(User::as_select()).into_boxed();
     if let Some(role) = q.role {
         sql = sql.filter(users::role.eq(role));
     }
@@ -111,11 +108,7 @@ pub async fn list_users(
         sql = sql.filter(users::id.gt(after));
     }
     let mut conn = state.pool.get().await?;
-    let rows = sql
-        .order(users::id.asc())
-        .limit(limit + 1)
-        .load(&mut conn)
-        .await?;
+    let rows = sql.order(users::id.asc()).limit(limit + 1).load(&mut conn).await?;
     Ok(HttpResponse::Ok().json(pagination::page(rows, limit, |u| u.id, UserView::from)))
 }
 
@@ -157,16 +150,15 @@ pub async fn create_user(
     let created = (*conn)
         .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
             let caseworker = body.role == Role::Caseworker;
-            let credential = super::NewCredential::Enrolment { issued_by: principal.user_id, awaiting_approval: caseworker };
-            let user = super::insert(conn, org, body.email.as_str(), body.role, credential)
-                .await
-                .map_err(|e| {
-                    if super::is_unique_violation(&e) {
-                        ApiError::Conflict("An account with this email already exists.".into())
-                    } else {
-                        e.into()
-                    }
-                })?;
+            let credential =
+                super::NewCredential::Enrolment { issued_by: principal.user_id, awaiting_approval: caseworker };
+            let user = super::insert(conn, org, body.email.as_str(), body.role, credential).await.map_err(|e| {
+                if super::is_unique_violation(&e) {
+                    ApiError::Conflict("An account with this email already exists.".into())
+                } else {
+                    e.into()
+                }
+            })?;
             let event = Event::new(AuditAction::UserCreated, AuditOutcome::Success)
                 .by(&principal)
                 .in_org(org)
@@ -207,13 +199,9 @@ pub async fn get_user(
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     let mut conn = state.pool.get().await?;
-    let user = super::find(&mut conn, *id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let user = super::find(&mut conn, *id).await?.ok_or(ApiError::NotFound)?;
     policy::read_user(&principal, user.id, user.organization_id).require()?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::ETAG, etag(user.version)))
-        .json(UserView::from(user)))
+    Ok(HttpResponse::Ok().insert_header((header::ETAG, etag(user.version))).json(UserView::from(user)))
 }
 
 /// Change a staff account's role, or disable or enable it.
@@ -255,9 +243,7 @@ pub async fn update_user(
     let body = body.0;
     let id = id.into_inner();
     let mut conn = state.pool.get().await?;
-    let current = super::find(&mut conn, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let current = super::find(&mut conn, id).await?.ok_or(ApiError::NotFound)?;
     let org = current.organization_id;
     let staff = crate::grants::staff(&mut conn, org).await?;
     let change = if body.disabled == Some(true) && body.role.is_none_or(|r| r == current.role) {
@@ -269,15 +255,10 @@ pub async fn update_user(
     let role = body.role.filter(|r| *r != current.role);
     let enable = body.disabled == Some(false) && current.disabled;
     if body.role.is_none() && body.disabled.is_none() {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "body",
-            "must change at least one field",
-        )]));
+        return Err(ApiError::Validation(vec![FieldError::new("body", "must change at least one field")]));
     }
     if id == principal.user_id && (role.is_some() || body.disabled == Some(true)) {
-        return Err(ApiError::Conflict(
-            "You cannot change your own role or disable yourself.".into(),
-        ));
+        return Err(ApiError::Conflict("You cannot change your own role or disable yourself.".into()));
     }
     let grant_kind = match (role, enable) {
         (Some(Role::Caseworker), false) => Some(GrantKind::Promotion),
@@ -301,63 +282,49 @@ pub async fn update_user(
     }
     let update = async move {
         (*conn)
-            .transaction::<_, ApiError, _>(
-                async move |conn: &mut diesel_async::AsyncPgConnection| {
-                    // Leaving the caseworker role ends any wait for caseworker access.
-                    let leaves_caseworker = role.is_some() && current.role == Role::Caseworker;
-                    if leaves_caseworker {
-                        grants::withdraw_pending(conn, &ctx, &principal, id, false).await?;
+            .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
+                // Leaving the caseworker role ends any wait for caseworker access.
+                let leaves_caseworker = role.is_some() && current.role == Role::Caseworker;
+                if leaves_caseworker {
+                    grants::withdraw_pending(conn, &ctx, &principal, id, false).await?;
+                }
+                let changed = diesel::update(users::table.find(id).filter(users::version.eq(version)))
+                    .set((
+                        leaves_caseworker.then(|| users::awaiting_approval.eq(false)),
+                        role.map(|r| users::role.eq(r)),
+                        body.disabled.map(|d| users::disabled.eq(d)),
+                        users::version.eq(users::version + 1),
+                        users::updated_at.eq(diesel::dsl::now),
+                    ))
+                    .execute(conn)
+                    .await?;
+                if changed == 0 {
+                    return Err(ApiError::PreconditionFailed);
+                }
+                sessions::revoke_user(conn, id).await?;
+                let base =
+                    |action| Event::new(action, AuditOutcome::Success).by(&principal).in_org(org).target("user", id);
+                if let Some(role) = role {
+                    let details = serde_json::json!({ "from": current.role, "to": role });
+                    audit::record(conn, &ctx, base(AuditAction::UserRoleChanged).details(details)).await?;
+                }
+                match body.disabled {
+                    Some(true) if !current.disabled => {
+                        audit::record(conn, &ctx, base(AuditAction::UserDisabled)).await?
                     }
-                    let changed =
-                        diesel::update(users::table.find(id).filter(users::version.eq(version)))
-                            .set((
-                                leaves_caseworker.then(|| users::awaiting_approval.eq(false)),
-                                role.map(|r| users::role.eq(r)),
-                                body.disabled.map(|d| users::disabled.eq(d)),
-                                users::version.eq(users::version + 1),
-                                users::updated_at.eq(diesel::dsl::now),
-                            ))
-                            .execute(conn)
-                            .await?;
-                    if changed == 0 {
-                        return Err(ApiError::PreconditionFailed);
+                    Some(false) if current.disabled => {
+                        audit::record(conn, &ctx, base(AuditAction::UserEnabled)).await?
                     }
-                    sessions::revoke_user(conn, id).await?;
-                    let base = |action| {
-                        Event::new(action, AuditOutcome::Success)
-                            .by(&principal)
-                            .in_org(org)
-                            .target("user", id)
-                    };
-                    if let Some(role) = role {
-                        let details = serde_json::json!({ "from": current.role, "to": role });
-                        audit::record(
-                            conn,
-                            &ctx,
-                            base(AuditAction::UserRoleChanged).details(details),
-                        )
-                        .await?;
-                    }
-                    match body.disabled {
-                        Some(true) if !current.disabled => {
-                            audit::record(conn, &ctx, base(AuditAction::UserDisabled)).await?
-                        }
-                        Some(false) if current.disabled => {
-                            audit::record(conn, &ctx, base(AuditAction::UserEnabled)).await?
-                        }
-                        _ => {}
-                    }
-                    audit::record(conn, &ctx, base(AuditAction::UserUpdated)).await?;
-                    let user = super::find(conn, id).await?.ok_or(ApiError::NotFound)?;
-                    Ok(user)
-                },
-            )
+                    _ => {}
+                }
+                audit::record(conn, &ctx, base(AuditAction::UserUpdated)).await?;
+                let user = super::find(conn, id).await?.ok_or(ApiError::NotFound)?;
+                Ok(user)
+            })
             .await
     };
     // It ends the user's sessions: no remembered check may outlive them, even if this request is
     // dropped while it commits.
     let updated = crate::auth::session_cache::revoking(state.sessions.clone(), update).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::ETAG, etag(updated.version)))
-        .json(UserView::from(updated)))
+    Ok(HttpResponse::Ok().insert_header((header::ETAG, etag(updated.version))).json(UserView::from(updated)))
 }

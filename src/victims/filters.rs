@@ -6,8 +6,8 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use crate::domain::{CountryCode, OperationTag};
 use crate::domain::case_vocab::{CaseStatus, ExploitationType, TraffickingStatus};
+use crate::domain::{CountryCode, OperationTag};
 use crate::error::ApiResult;
 use crate::pagination;
 

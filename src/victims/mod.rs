@@ -1,8 +1,8 @@
 //! Victims: case files, their encrypted identities, and the handlers in `routes`.
 
+pub mod filters;
 pub mod model;
 pub mod routes;
-pub mod filters;
 pub mod search;
 pub mod store;
 
@@ -38,10 +38,12 @@ pub fn canonical_digest(keys: &IdentityKeyring, value: &serde_json::Value) -> Ve
                 out.push(']');
             }
             // `10.0` and `10` are one number to the schema and to the stored record.
-            serde_json::Value::Number(n) if n.is_f64() => match n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15) {
-                Some(whole) => out.push_str(&(whole as i64).to_string()),
-                None => out.push_str(&n.to_string()),
-            },
+            serde_json::Value::Number(n) if n.is_f64() => {
+                match n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15) {
+                    Some(whole) => out.push_str(&(whole as i64).to_string()),
+                    None => out.push_str(&n.to_string()),
+                }
+            }
             other => out.push_str(&other.to_string()),
         }
     }

@@ -8,8 +8,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::schema::victims;
-use crate::domain::{CountryCode, OperationTag};
 use crate::domain::case_vocab::*;
+use crate::domain::{CountryCode, OperationTag};
 use crate::error::FieldError;
 use crate::privacy::identity::Identity;
 

@@ -4,8 +4,8 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::model::{CaseFile, VictimInput, VictimRow};
 use super::filters::VictimQuery;
+use super::model::{CaseFile, VictimInput, VictimRow};
 use super::store;
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
@@ -39,7 +39,8 @@ pub async fn view_of(
     let identity = match store::sealed_identity(conn, row.id).await? {
         Some(sealed) => {
             let identity = open_identity(state, row.id, &sealed)?;
-            let event = Event::new(AuditAction::IdentityRead, AuditOutcome::Success).by(principal).target("victim", row.id);
+            let event =
+                Event::new(AuditAction::IdentityRead, AuditOutcome::Success).by(principal).target("victim", row.id);
             // The owning organisation's log also shows who outside it read the identity. The
             // identity is returned only once its events are durable (one statement, both or none).
             let events = match row.organization_id == principal.organization_id {
@@ -169,7 +170,14 @@ pub async fn create_victim(
                 return retry_of(existing);
             }
             let case_number = store::next_case_number(conn, org).await?;
-            let new = store::NewVictim { id, organization_id: org, user_id: principal.user_id, case_number, input: &input, digest: digest.clone() };
+            let new = store::NewVictim {
+                id,
+                organization_id: org,
+                user_id: principal.user_id,
+                case_number,
+                input: &input,
+                digest: digest.clone(),
+            };
             let Some(row) = store::insert(conn, new).await? else {
                 // A concurrent retry created it first.
                 return retry_of(store::find(conn, id).await?.ok_or(ApiError::NotFound)?);
@@ -189,7 +197,9 @@ pub async fn create_victim(
     let view = match sight.grant() {
         // The creator gets back the identity it has just sent: that is no read of a stored
         // identity, so no second audited transaction. A retry answers from what is stored.
-        Some(grant) if created => VictimView::with_identity(grant, CaseFile::from(&row), input.identity.clone().unwrap_or_default()),
+        Some(grant) if created => {
+            VictimView::with_identity(grant, CaseFile::from(&row), input.identity.clone().unwrap_or_default())
+        }
         _ => view_of(&state, &mut conn, &ctx, &principal, &row, sight).await?,
     };
     let status = if created { actix_web::http::StatusCode::CREATED } else { actix_web::http::StatusCode::OK };
@@ -230,7 +240,10 @@ pub async fn get_victim(
 }
 
 fn minor_contradicts_age(document: &Value) -> bool {
-    match (document.get("age_at_identification").and_then(Value::as_i64), document.get("is_minor").and_then(Value::as_bool)) {
+    match (
+        document.get("age_at_identification").and_then(Value::as_i64),
+        document.get("is_minor").and_then(Value::as_bool),
+    ) {
         (Some(age), Some(minor)) => minor != (age < 18),
         _ => false,
     }

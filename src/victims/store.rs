@@ -20,7 +20,11 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
 /// policy (`redaction::victim_sight`) still decides; this filter only makes a record the caller
 /// cannot see cost what an unknown id costs, so response times do not reveal which ids exist
 /// (README, "Roles and what each sees"): neither is read, decoded or sent.
-pub async fn find_in_scope(conn: &mut AsyncPgConnection, id: Uuid, org: Option<Uuid>) -> QueryResult<Option<(VictimRow, Referral)>> {
+pub async fn find_in_scope(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    org: Option<Uuid>,
+) -> QueryResult<Option<(VictimRow, Referral)>> {
     // Two fixed query shapes (no boxing, no SQL literal), so diesel prepares each once per
     // connection: this is the hottest read of the service.
     let caller = org.unwrap_or(Uuid::nil());
@@ -34,7 +38,9 @@ pub async fn find_in_scope(conn: &mut AsyncPgConnection, id: Uuid, org: Option<U
         .filter(victims::id.eq(id))
         .select((VictimRow::as_select(), referrals::identity_shared.nullable()));
     let rows: Vec<(VictimRow, Option<bool>)> = match org {
-        Some(org) => base.filter(victims::organization_id.eq(org).or(referrals::victim_id.is_not_null())).load(conn).await?,
+        Some(org) => {
+            base.filter(victims::organization_id.eq(org).or(referrals::victim_id.is_not_null())).load(conn).await?
+        }
         None => base.load(conn).await?,
     };
     // One row per live referral to the caller (or one with none).
@@ -43,7 +49,9 @@ pub async fn find_in_scope(conn: &mut AsyncPgConnection, id: Uuid, org: Option<U
         let referral = match shared {
             None => Referral::None,
             // Shared only while the victim's consent to sharing still stands.
-            Some(at_referral) => Referral::Referred { identity_shared: at_referral && row.consent_share_with_referral_partners },
+            Some(at_referral) => {
+                Referral::Referred { identity_shared: at_referral && row.consent_share_with_referral_partners }
+            }
         };
         (row, referral)
     }))
@@ -159,7 +167,12 @@ pub async fn update(
         .optional()
 }
 
-pub async fn store_identity(conn: &mut AsyncPgConnection, victim: Uuid, org: Uuid, stored: StoredIdentity) -> QueryResult<()> {
+pub async fn store_identity(
+    conn: &mut AsyncPgConnection,
+    victim: Uuid,
+    org: Uuid,
+    stored: StoredIdentity,
+) -> QueryResult<()> {
     let values = (
         victim_identities::victim_id.eq(victim),
         victim_identities::organization_id.eq(org),

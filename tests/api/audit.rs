@@ -36,7 +36,9 @@ async fn audit_log_visibility_by_role_and_organization() {
 
     // Another organisation's log is hidden (404), even to its admins' peers elsewhere.
     app.get(&format!("/api/v1/audit-events?organization_id={org_a}"), &b_admin).await.assert_problem(404, "not-found");
-    app.get(&format!("/api/v1/audit-events?organization_id={org_a}"), &host_admin).await.assert_problem(404, "not-found");
+    app.get(&format!("/api/v1/audit-events?organization_id={org_a}"), &host_admin)
+        .await
+        .assert_problem(404, "not-found");
     let b_log = app.get("/api/v1/audit-events", &b_admin).await.json();
     assert!(b_log["items"].as_array().unwrap().iter().all(|e| e["organization_id"] == org_b.to_string()));
 
@@ -45,12 +47,16 @@ async fn audit_log_visibility_by_role_and_organization() {
     let all = all["items"].as_array().unwrap();
     assert!(all.iter().any(|e| e["organization_id"] == org_a.to_string()));
     assert!(all.iter().any(|e| e["organization_id"] == org_b.to_string()));
-    let unknown = all.iter().find(|e| e["organization_id"].is_null() && e["action"] == "auth.login_failed").expect("org-less event");
+    let unknown = all
+        .iter()
+        .find(|e| e["organization_id"].is_null() && e["action"] == "auth.login_failed")
+        .expect("org-less event");
     assert_eq!(unknown["details"], json!({ "reason": "unknown_account", "locked": false }));
     assert!(!unknown.to_string().contains("nobody@example.org"), "attempted emails are not recorded");
 
     // Filters.
-    let only = app.get(&format!("/api/v1/audit-events?action=auth.login&organization_id={org_a}"), &host_auditor).await.json();
+    let only =
+        app.get(&format!("/api/v1/audit-events?action=auth.login&organization_id={org_a}"), &host_auditor).await.json();
     assert!(only["items"].as_array().unwrap().iter().all(|e| e["action"] == "auth.login"));
     app.get("/api/v1/audit-events?action=made.up", &a_admin).await.assert_problem(422, "validation");
     app.get("/api/v1/audit-events?since=yesterday", &a_admin).await.assert_problem(422, "validation");
@@ -111,8 +117,12 @@ async fn an_identity_read_that_cannot_be_audited_is_refused() {
     let (_, admin) = app.user_with_token(org, Role::Admin).await;
     let (_, receiver) = app.user_with_token(other, Role::Caseworker).await;
     let referral = app
-        .post("/api/v1/referrals", Some(&caseworker), json!({ "victim_id": victim, "to_organization_id": other,
-            "service": "shelter", "urgency": "urgent" }))
+        .post(
+            "/api/v1/referrals",
+            Some(&caseworker),
+            json!({ "victim_id": victim, "to_organization_id": other,
+            "service": "shelter", "urgency": "urgent" }),
+        )
         .await;
     assert_eq!(referral.status, StatusCode::CREATED, "{}", referral.text);
     let path = format!("/api/v1/victims/{victim}");
@@ -130,7 +140,8 @@ async fn an_identity_read_that_cannot_be_audited_is_refused() {
     execute(&app, "CREATE TRIGGER refuse_identity_audit BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_identity_audit()").await;
     let reads_before = app.audit_actions().await.iter().filter(|(a, _)| a == "victim.identity_read").count();
 
-    for (who, token) in [("owner's caseworker", &caseworker), ("receiver, whose own event could be written", &receiver)] {
+    for (who, token) in [("owner's caseworker", &caseworker), ("receiver, whose own event could be written", &receiver)]
+    {
         let resp = app.get(&path, token).await;
         assert_eq!(resp.status, StatusCode::INTERNAL_SERVER_ERROR, "{who}: {}", resp.text);
         assert_no_marker(who, &resp.text);

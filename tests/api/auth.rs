@@ -170,7 +170,9 @@ async fn per_account_throttling_counts_failures_and_answers_429_before_hashing()
 async fn per_address_throttling_spans_accounts() {
     let app = spawn_app_with(|s| s.login_per_address_per_minute = 4).await;
     for i in 0..4 {
-        app.login_raw(&format!("user{i}@example.org"), "whatever-password").await.assert_problem(401, "invalid-credentials");
+        app.login_raw(&format!("user{i}@example.org"), "whatever-password")
+            .await
+            .assert_problem(401, "invalid-credentials");
     }
     app.login_raw(&app.host_admin.email, PASSWORD).await.assert_problem(429, "too-many-requests");
 }
@@ -234,7 +236,8 @@ async fn parallel_guesses_cannot_slip_under_the_lockout() {
     let app = spawn_app_with(|s| s.lockout_threshold = 3).await;
     let org = app.create_org().await;
     let user = app.create_user(org, Role::Caseworker).await;
-    let guesses = (0..8).map(|i| app.login_raw(&user.email, if i % 2 == 0 { "wrong-password-one" } else { "wrong-password-two" }));
+    let guesses = (0..8)
+        .map(|i| app.login_raw(&user.email, if i % 2 == 0 { "wrong-password-one" } else { "wrong-password-two" }));
     futures::future::join_all(guesses).await;
     app.login_raw(&user.email, PASSWORD).await.assert_problem(429, "too-many-requests");
 }
@@ -243,7 +246,14 @@ async fn parallel_guesses_cannot_slip_under_the_lockout() {
 async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
     async fn with_header(app: &crate::helpers::TestApp, forwarded: &str) -> crate::helpers::Response {
         let body = json!({ "email": format!("{}@example.org", uuid::Uuid::new_v4()), "password": "whatever-password" });
-        app.request_with(reqwest::Method::POST, "/api/v1/auth/login", None, Some(body), &[("x-forwarded-for", forwarded)]).await
+        app.request_with(
+            reqwest::Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(body),
+            &[("x-forwarded-for", forwarded)],
+        )
+        .await
     }
     // Untrusted peer: the header is ignored, so spoofing it does not buy a fresh budget.
     let app = spawn_app_with(|s| s.login_per_address_per_minute = 2).await;

@@ -37,7 +37,8 @@ async fn forward(client: reqwest::Client, upstream: String, req: HttpRequest, bo
         return HttpResponse::BadGateway().finish();
     };
     let mut status = answer.status().as_u16();
-    let content_type = answer.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let content_type =
+        answer.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let mut bytes = answer.bytes().await.unwrap_or_default().to_vec();
     if req.path() == BROKEN_STATUS_PATH && req.method() == actix_web::http::Method::GET {
         status = 299;

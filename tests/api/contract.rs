@@ -25,14 +25,24 @@ fn every_example_matches_its_schema() {
     for (path, item) in spec["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             let bodies = op["requestBody"]["content"].as_object().into_iter().flatten();
-            let responses = op["responses"].as_object().into_iter().flatten().flat_map(|(_, r)| r["content"].as_object().into_iter().flatten());
+            let responses = op["responses"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .flat_map(|(_, r)| r["content"].as_object().into_iter().flatten());
             for (media, content) in bodies.chain(responses) {
                 let Some(name) = schema_name(content) else { continue };
-                let examples = content["example"].as_object().map(|_| content["example"].clone()).into_iter()
+                let examples = content["example"]
+                    .as_object()
+                    .map(|_| content["example"].clone())
+                    .into_iter()
                     .chain(content["examples"].as_object().into_iter().flatten().map(|(_, e)| e["value"].clone()));
                 for example in examples {
                     let problems = haven::openapi::validate::problems(name, &example);
-                    assert!(problems.is_empty(), "{method} {path} {media}: the example is not a valid {name}: {problems:?}");
+                    assert!(
+                        problems.is_empty(),
+                        "{method} {path} {media}: the example is not a valid {name}: {problems:?}"
+                    );
                     checked += 1;
                 }
             }
@@ -56,7 +66,8 @@ async fn the_documented_create_victim_example_is_accepted() {
     let app = spawn_app().await;
     let org = app.create_org().await;
     let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
-    let example = spec()["paths"]["/api/v1/victims"]["post"]["requestBody"]["content"]["application/json"]["example"].clone();
+    let example =
+        spec()["paths"]["/api/v1/victims"]["post"]["requestBody"]["content"]["application/json"]["example"].clone();
     assert!(example.get("id").is_none(), "no shared example id: each client chooses its own");
     let resp = app.post("/api/v1/victims", Some(&caseworker), example).await;
     assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
@@ -78,12 +89,20 @@ async fn validation_names_every_problem_at_once() {
         assert!(errors.contains(&(field.to_owned(), "required".to_owned())), "{field} not named: {errors:?}");
     }
     let problem = app
-        .post("/api/v1/victims", Some(&caseworker), json!({ "trafficking_status": "sometimes", "identified_on": "14/10/2026", "gender": "woman" }))
+        .post(
+            "/api/v1/victims",
+            Some(&caseworker),
+            json!({ "trafficking_status": "sometimes", "identified_on": "14/10/2026", "gender": "woman" }),
+        )
         .await
         .assert_problem(422, "validation");
-    let by_field = |f: &str| problem["errors"].as_array().unwrap().iter().find(|e| e["field"] == f).cloned().unwrap_or_default();
+    let by_field =
+        |f: &str| problem["errors"].as_array().unwrap().iter().find(|e| e["field"] == f).cloned().unwrap_or_default();
     assert_eq!(by_field("trafficking_status")["code"], "enum");
-    assert!(by_field("trafficking_status")["message"].as_str().unwrap().contains("actual"), "the allowed values are listed");
+    assert!(
+        by_field("trafficking_status")["message"].as_str().unwrap().contains("actual"),
+        "the allowed values are listed"
+    );
     assert_eq!(by_field("identified_on")["code"], "format");
     assert!(by_field("identified_on")["message"].as_str().unwrap().contains("YYYY-MM-DD"), "the format is named");
 }
@@ -134,7 +153,10 @@ async fn a_merge_patch_is_typed_as_one_and_accepted_as_such() {
     assert!(view["identity"].get("phone").is_none(), "null removed the phone");
     // The spec's patch schema requires nothing, so a one-field patch is a valid instance.
     assert!(haven::openapi::validate::problems("VictimPatch", &json!({ "status": "closed" })).is_empty());
-    assert!(!haven::openapi::validate::problems("VictimPatch", &json!({ "id": Uuid::new_v4() })).is_empty(), "id is not patchable");
+    assert!(
+        !haven::openapi::validate::problems("VictimPatch", &json!({ "id": Uuid::new_v4() })).is_empty(),
+        "id is not patchable"
+    );
 }
 
 #[tokio::test]
@@ -142,7 +164,9 @@ async fn a_literal_path_asked_with_a_templates_method_is_405() {
     let app = spawn_app().await;
     let org = app.create_org().await;
     let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
-    let resp = app.request_with(Method::PATCH, "/api/v1/victims/search", Some(&caseworker), Some(json!({})), &[("if-match", "*")]).await;
+    let resp = app
+        .request_with(Method::PATCH, "/api/v1/victims/search", Some(&caseworker), Some(json!({})), &[("if-match", "*")])
+        .await;
     resp.assert_problem(405, "method-not-allowed");
     assert_eq!(resp.header("allow"), Some("POST"));
     // A malformed id at the template is still a bad request.
@@ -156,7 +180,11 @@ async fn the_fuller_view_always_carries_its_field() {
     let (from, to) = (app.create_org().await, app.create_org().await);
     let (victim, sender) = create_victim(&app, from).await;
     let referral = app
-        .post("/api/v1/referrals", Some(&sender), json!({ "victim_id": victim, "to_organization_id": to, "service": "shelter", "urgency": "urgent" }))
+        .post(
+            "/api/v1/referrals",
+            Some(&sender),
+            json!({ "victim_id": victim, "to_organization_id": to, "service": "shelter", "urgency": "urgent" }),
+        )
         .await;
     assert_eq!(referral.status, StatusCode::CREATED, "{}", referral.text);
     let view = referral.json();

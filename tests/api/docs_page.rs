@@ -26,7 +26,8 @@ async fn docs_page_renders_operations_offline() {
     let Some(chromium) = browser() else { return };
     let app = spawn_app().await;
     let page = app.client.get(format!("{}/docs/", app.address)).send().await.unwrap();
-    let policy = page.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let policy =
+        page.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     assert_eq!(policy, haven::hardening::DOCS_POLICY);
     assert_eq!(page.headers().get("x-frame-options").and_then(|v| v.to_str().ok()), Some("DENY"));
     let profile = std::env::temp_dir().join(format!("haven-chromium-{}", uuid::Uuid::new_v4()));

@@ -50,7 +50,8 @@ async fn grant_event(app: &TestApp, action: &str, grant: &str) -> (Uuid, Value) 
         .load(&mut conn)
         .await
         .unwrap();
-    let (actor, details) = rows.into_iter().find(|(_, d)| d["grant"] == grant).unwrap_or_else(|| panic!("no {action} for {grant}"));
+    let (actor, details) =
+        rows.into_iter().find(|(_, d)| d["grant"] == grant).unwrap_or_else(|| panic!("no {action} for {grant}"));
     (actor.unwrap(), details)
 }
 
@@ -62,14 +63,17 @@ async fn an_admin_made_caseworker_needs_a_second_person() {
     let (admin_y, y) = app.user_with_token(org, Role::Admin).await;
 
     // X creates a caseworker and, as an attacker would, redeems the token itself.
-    let created = app.post("/api/v1/users", Some(&x), json!({ "email": "mule@example.org", "role": "caseworker" })).await;
+    let created =
+        app.post("/api/v1/users", Some(&x), json!({ "email": "mule@example.org", "role": "caseworker" })).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     let created = created.json();
     let grant = created["grant"]["id"].as_str().expect("a caseworker waits for a grant").to_owned();
     assert_eq!(created["grant"]["kind"], "new_caseworker");
     assert_eq!(created["user"]["awaiting_approval"], true);
     // Approval waits for the person to set their password.
-    app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&y), json!({})).await.assert_problem(409, "conflict");
+    app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&y), json!({}))
+        .await
+        .assert_problem(409, "conflict");
     let enrolled = app.enrol(created["enrolment"]["token"].as_str().unwrap(), THEIR_PASSWORD).await;
     assert_eq!(enrolled["awaiting_approval"], true);
 
@@ -94,11 +98,17 @@ async fn an_admin_made_caseworker_needs_a_second_person() {
     // X's own admins are X's puppets: one requests, the other cannot approve.
     let mut puppets = Vec::new();
     for name in ["s", "p"] {
-        let made = app.post("/api/v1/users", Some(&x), json!({ "email": format!("{name}@example.org"), "role": "admin" })).await.json();
+        let made = app
+            .post("/api/v1/users", Some(&x), json!({ "email": format!("{name}@example.org"), "role": "admin" }))
+            .await
+            .json();
         app.enrol(made["enrolment"]["token"].as_str().unwrap(), THEIR_PASSWORD).await;
         puppets.push(token_of(&log_in(&app, &format!("{name}@example.org"), THEIR_PASSWORD).await));
     }
-    let t = app.post("/api/v1/users", Some(&puppets[0]), json!({ "email": "t@example.org", "role": "caseworker" })).await.json();
+    let t = app
+        .post("/api/v1/users", Some(&puppets[0]), json!({ "email": "t@example.org", "role": "caseworker" }))
+        .await
+        .json();
     app.enrol(t["enrolment"]["token"].as_str().unwrap(), THEIR_PASSWORD).await;
     let t_grant = t["grant"]["id"].as_str().unwrap();
     app.post(&format!("/api/v1/access-grants/{t_grant}/approve"), Some(&puppets[1]), json!({}))
@@ -110,7 +120,9 @@ async fn an_admin_made_caseworker_needs_a_second_person() {
     assert_eq!(requester, admin_x.id);
     assert_eq!(approver, admin_y.id);
     assert_eq!(details["requested_by"], admin_x.id.to_string(), "the approval names both people");
-    app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&y), json!({})).await.assert_problem(409, "conflict");
+    app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&y), json!({}))
+        .await
+        .assert_problem(409, "conflict");
 }
 
 #[tokio::test]
@@ -122,13 +134,21 @@ async fn a_host_admin_cannot_make_a_caseworker_in_another_organisation() {
     let auditor = app.create_user(org, Role::Auditor).await;
     let caseworker = app.create_user(org, Role::Caseworker).await;
 
-    app.post("/api/v1/users", Some(&host), json!({ "email": "h1@example.org", "role": "caseworker", "organization_id": org }))
-        .await
-        .assert_problem(403, "forbidden");
+    app.post(
+        "/api/v1/users",
+        Some(&host),
+        json!({ "email": "h1@example.org", "role": "caseworker", "organization_id": org }),
+    )
+    .await
+    .assert_problem(403, "forbidden");
     // The organisation has an admin: the host does not create another.
-    app.post("/api/v1/users", Some(&host), json!({ "email": "h2@example.org", "role": "admin", "organization_id": org }))
-        .await
-        .assert_problem(403, "forbidden");
+    app.post(
+        "/api/v1/users",
+        Some(&host),
+        json!({ "email": "h2@example.org", "role": "admin", "organization_id": org }),
+    )
+    .await
+    .assert_problem(403, "forbidden");
     app.patch(&format!("/api/v1/users/{}", auditor.id), &host, "\"1\"", json!({ "role": "caseworker" }))
         .await
         .assert_problem(403, "forbidden");
@@ -136,30 +156,47 @@ async fn a_host_admin_cannot_make_a_caseworker_in_another_organisation() {
         .await
         .assert_problem(403, "forbidden");
     // Taking access away stays possible.
-    let resp = app.patch(&format!("/api/v1/users/{}", caseworker.id), &host, "\"1\"", json!({ "disabled": true })).await;
+    let resp =
+        app.patch(&format!("/api/v1/users/{}", caseworker.id), &host, "\"1\"", json!({ "disabled": true })).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
     assert!(!reads_identity(&app, &host, victim).await);
-    app.post("/api/v1/victims/search", Some(&host), json!({ "name": "MARKERGIVEN" })).await.assert_problem(403, "forbidden");
+    app.post("/api/v1/victims/search", Some(&host), json!({ "name": "MARKERGIVEN" }))
+        .await
+        .assert_problem(403, "forbidden");
 
     // Disabling an organisation's admins does not make room for a host's own.
     let lone = app.create_org().await;
     let lone_admin = app.create_user(lone, Role::Admin).await;
-    let resp = app.patch(&format!("/api/v1/users/{}", lone_admin.id), &host, "\"1\"", json!({ "disabled": true })).await;
+    let resp =
+        app.patch(&format!("/api/v1/users/{}", lone_admin.id), &host, "\"1\"", json!({ "disabled": true })).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
-    app.post("/api/v1/users", Some(&host), json!({ "email": "h3@example.org", "role": "admin", "organization_id": lone }))
-        .await
-        .assert_problem(403, "forbidden");
+    app.post(
+        "/api/v1/users",
+        Some(&host),
+        json!({ "email": "h3@example.org", "role": "admin", "organization_id": lone }),
+    )
+    .await
+    .assert_problem(403, "forbidden");
 
     // A new organisation's first admin is the host's to create (no grant: admins read no identity).
     let fresh = app.create_org().await;
-    let created = app.post("/api/v1/users", Some(&host), json!({ "email": "first@example.org", "role": "admin", "organization_id": fresh })).await;
+    let created = app
+        .post(
+            "/api/v1/users",
+            Some(&host),
+            json!({ "email": "first@example.org", "role": "admin", "organization_id": fresh }),
+        )
+        .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     assert!(created.json().get("grant").is_none());
     // ... and that admin's caseworker cannot be approved by the host that holds the admin's token.
     let first = app.enrol(created.json()["enrolment"]["token"].as_str().unwrap(), THEIR_PASSWORD).await;
     assert_eq!(first["awaiting_approval"], false);
     let first = token_of(&log_in(&app, "first@example.org", THEIR_PASSWORD).await);
-    let cw = app.post("/api/v1/users", Some(&first), json!({ "email": "cw@example.org", "role": "caseworker" })).await.json();
+    let cw = app
+        .post("/api/v1/users", Some(&first), json!({ "email": "cw@example.org", "role": "caseworker" }))
+        .await
+        .json();
     app.enrol(cw["enrolment"]["token"].as_str().unwrap(), THEIR_PASSWORD).await;
     let grant = cw["grant"]["id"].as_str().unwrap();
     app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&host), json!({}))
@@ -172,7 +209,10 @@ async fn a_host_admin_cannot_make_a_caseworker_in_another_organisation() {
     let cw_token = token_of(&log_in(&app, "cw@example.org", THEIR_PASSWORD).await);
     // Once confirmed by a second person, that caseworker is a second person for the admin's next
     // request, although the admin issued their token.
-    let next = app.post("/api/v1/users", Some(&first), json!({ "email": "cw2@example.org", "role": "caseworker" })).await.json();
+    let next = app
+        .post("/api/v1/users", Some(&first), json!({ "email": "cw2@example.org", "role": "caseworker" }))
+        .await
+        .json();
     app.enrol(next["enrolment"]["token"].as_str().unwrap(), THEIR_PASSWORD).await;
     let grant = next["grant"]["id"].as_str().unwrap();
     let resp = app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&cw_token), json!({})).await;
@@ -200,7 +240,8 @@ async fn an_admin_reset_then_log_in_needs_a_second_person() {
         .await
         .assert_problem(403, "second-person-required");
     // An admin whose credential X issued is X's puppet, not a second person.
-    let puppet = app.post("/api/v1/users", Some(&x), json!({ "email": "puppet@example.org", "role": "admin" })).await.json();
+    let puppet =
+        app.post("/api/v1/users", Some(&x), json!({ "email": "puppet@example.org", "role": "admin" })).await.json();
     app.enrol(puppet["enrolment"]["token"].as_str().unwrap(), THEIR_PASSWORD).await;
     let puppet = token_of(&log_in(&app, "puppet@example.org", THEIR_PASSWORD).await);
     app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&puppet), json!({}))
@@ -247,7 +288,10 @@ async fn a_promotion_or_re_enabling_waits_for_a_second_person() {
     // Disabled, then enabled again: another grant.
     let path = format!("/api/v1/users/{}", auditor.id);
     let version = app.get(&path, &x).await.json()["version"].to_string();
-    assert_eq!(app.patch(&path, &x, &format!("\"{version}\""), json!({ "disabled": true })).await.status, StatusCode::OK);
+    assert_eq!(
+        app.patch(&path, &x, &format!("\"{version}\""), json!({ "disabled": true })).await.status,
+        StatusCode::OK
+    );
     let version = app.get(&path, &x).await.json()["version"].to_string();
     let resp = app.patch(&path, &x, &format!("\"{version}\""), json!({ "disabled": false })).await;
     assert_eq!(resp.status, StatusCode::ACCEPTED, "{}", resp.text);
@@ -255,7 +299,9 @@ async fn a_promotion_or_re_enabling_waits_for_a_second_person() {
     let grant = resp.json()["id"].as_str().unwrap().to_owned();
     log_in(&app, &auditor.email, crate::helpers::PASSWORD).await.assert_problem(401, "invalid-credentials");
     // Refused by the colleague: still disabled, and both people are on record.
-    let refused = app.post(&format!("/api/v1/access-grants/{grant}/refuse"), Some(&colleague), json!({ "reason": "Not confirmed." })).await;
+    let refused = app
+        .post(&format!("/api/v1/access-grants/{grant}/refuse"), Some(&colleague), json!({ "reason": "Not confirmed." }))
+        .await;
     assert_eq!(refused.status, StatusCode::OK, "{}", refused.text);
     assert_eq!(refused.json()["status"], "refused");
     let (_, details) = grant_event(&app, "access_grant.refuse", &grant).await;
@@ -268,7 +314,8 @@ async fn enrolment_tokens_work_once_expire_and_are_replaced() {
     let app = spawn_app().await;
     let org = app.create_org().await;
     let (_, admin) = app.user_with_token(org, Role::Admin).await;
-    let created = app.post("/api/v1/users", Some(&admin), json!({ "email": "ana@example.org", "role": "partner" })).await.json();
+    let created =
+        app.post("/api/v1/users", Some(&admin), json!({ "email": "ana@example.org", "role": "partner" })).await.json();
     let first = created["enrolment"]["token"].as_str().unwrap().to_owned();
     let user = created["user"]["id"].as_str().unwrap().to_owned();
     // A weak password is refused with the reason, and the token still works afterwards.

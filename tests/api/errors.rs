@@ -34,12 +34,14 @@ async fn malformed_requests_get_problem_documents() {
     assert_eq!(status, 422);
     assert_eq!(body["errors"][0]["field"], "name");
 
-    let (status, _, body) = send(r#"{"name": "Maria Lopez", "kind": "Maria Lopez", "country": "SEN"}"#, "application/json").await;
+    let (status, _, body) =
+        send(r#"{"name": "Maria Lopez", "kind": "Maria Lopez", "country": "SEN"}"#, "application/json").await;
     assert_eq!(status, 422);
     assert_eq!(body["errors"][0]["field"], "kind");
     assert!(!body.to_string().contains("Maria"), "a submitted value was echoed: {body}");
 
-    let (status, _, body) = send(r#"{"name": "X", "kind": "ngo", "country": "SEN", "Maria Lopez": 1}"#, "application/json").await;
+    let (status, _, body) =
+        send(r#"{"name": "X", "kind": "ngo", "country": "SEN", "Maria Lopez": 1}"#, "application/json").await;
     assert_eq!(status, 422);
     assert_eq!(body["errors"][0]["code"], "unknown");
     assert!(!body.to_string().contains("Maria"), "a key the client typed was echoed: {body}");
@@ -62,7 +64,11 @@ async fn oversized_bodies_are_refused_with_413() {
     let admin = app.token(&app.host_admin).await;
     let name = "x".repeat(70 * 1024);
     let resp = app
-        .post("/api/v1/organizations", Some(&admin), serde_json::json!({ "name": name, "kind": "ngo", "country": "SEN" }))
+        .post(
+            "/api/v1/organizations",
+            Some(&admin),
+            serde_json::json!({ "name": name, "kind": "ngo", "country": "SEN" }),
+        )
         .await;
     resp.assert_problem(413, "payload-too-large");
 }
@@ -113,6 +119,12 @@ async fn nul_characters_are_refused_not_a_server_error() {
     let problem = resp.assert_problem(422, "validation");
     assert_eq!(problem["errors"][0]["field"], "query");
     // An escaped backslash followed by "u0000" is text, not NUL: it gets past the check.
-    let resp = app.post("/api/v1/auth/login", None, serde_json::json!({ "email": "a\\u0000@example.org", "password": "whatever-it-is-here" })).await;
+    let resp = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            serde_json::json!({ "email": "a\\u0000@example.org", "password": "whatever-it-is-here" }),
+        )
+        .await;
     assert_eq!(resp.status, 401, "{}", resp.text);
 }

@@ -13,7 +13,9 @@ use haven::domain::{OrganizationKind, Role};
 use reqwest::StatusCode;
 use uuid::Uuid;
 
-use crate::helpers::{BLIND_INDEX_KEY, IDENTITY_KEY_SPEC, TestApp, TestUser, key_spec, serve_with_metrics, spawn_app, test_settings};
+use crate::helpers::{
+    BLIND_INDEX_KEY, IDENTITY_KEY_SPEC, TestApp, TestUser, key_spec, serve_with_metrics, spawn_app, test_settings,
+};
 use crate::victims::victim_body;
 
 /// `haven serve` as its own process on `port`, against the test app's database and keys.
@@ -79,7 +81,12 @@ async fn sigkill_during_writes_loses_no_acknowledged_create() {
         writers.push(tokio::spawn(async move {
             loop {
                 let id = Uuid::new_v4();
-                let sent = client.post(format!("{base}/api/v1/victims")).bearer_auth(&token).json(&victim_body(id)).send().await;
+                let sent = client
+                    .post(format!("{base}/api/v1/victims"))
+                    .bearer_auth(&token)
+                    .json(&victim_body(id))
+                    .send()
+                    .await;
                 match sent {
                     Ok(resp) if resp.status() == StatusCode::CREATED => acknowledged.lock().unwrap().push(id),
                     Ok(resp) => panic!("create answered {} before the kill", resp.status()),
@@ -122,7 +129,9 @@ async fn sigkill_during_writes_loses_no_acknowledged_create() {
     )
     .await;
     assert_eq!(whole, victims, "a victim without its identity or its audit event");
-    let numbers = count(&app, &format!("SELECT count(DISTINCT case_number) AS n FROM victims WHERE organization_id = '{org}'")).await;
+    let numbers =
+        count(&app, &format!("SELECT count(DISTINCT case_number) AS n FROM victims WHERE organization_id = '{org}'"))
+            .await;
     assert_eq!(numbers, victims);
     child.start_kill().unwrap();
     child.wait().await.unwrap();
@@ -209,11 +218,17 @@ async fn postgresql_outage_gives_503_and_the_service_recovers_by_itself() {
     let seen: Arc<Mutex<HashSet<u16>>> = Default::default();
     let mut readers = Vec::new();
     for _ in 0..4 {
-        let (client, base, token, stop, seen) = (client.clone(), app.address.clone(), token.clone(), stop.clone(), seen.clone());
+        let (client, base, token, stop, seen) =
+            (client.clone(), app.address.clone(), token.clone(), stop.clone(), seen.clone());
         readers.push(tokio::spawn(async move {
             while !std::sync::atomic::AtomicBool::load(&stop, std::sync::atomic::Ordering::Relaxed) {
                 let started = Instant::now();
-                let resp = client.get(format!("{base}/api/v1/victims")).bearer_auth(&token).send().await.expect("an answer, not a hang");
+                let resp = client
+                    .get(format!("{base}/api/v1/victims"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .expect("an answer, not a hang");
                 let status = assert_available_or_503(resp, "victim list during the outage").await;
                 assert!(started.elapsed() < Duration::from_secs(10), "answered only after {:?}", started.elapsed());
                 seen.lock().unwrap().insert(status.as_u16());

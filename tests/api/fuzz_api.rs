@@ -61,7 +61,8 @@ fn tail(stdout: &str, lines: usize) -> String {
 async fn schemathesis_finds_no_server_error_spec_violation_or_identity_leak() {
     let probe = Command::new("python3").args(["-m", "schemathesis.cli", "--version"]).output();
     if !probe.as_ref().is_ok_and(|o| o.status.success()) {
-        let reason = "schemathesis is not installed: pip install -r tests/schemathesis/requirements.txt (or run .ci/run)";
+        let reason =
+            "schemathesis is not installed: pip install -r tests/schemathesis/requirements.txt (or run .ci/run)";
         // Mandatory in CI (`.ci/run` installs it); elsewhere the test says why it skips.
         assert!(std::env::var_os("CI").is_none(), "{reason}");
         eprintln!("skipped the API fuzzing test: {reason}");
@@ -82,17 +83,26 @@ async fn schemathesis_finds_no_server_error_spec_violation_or_identity_leak() {
         .args(["--include-path", "/api/v1/victims/{id}"]);
     let output = run(&mut cmd).await;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(!output.status.success() && stdout.contains("identity marker"), "the identity check did not fire:\n{stdout}");
+    assert!(
+        !output.status.success() && stdout.contains("identity marker"),
+        "the identity check did not fire:\n{stdout}"
+    );
 
     // The conformance checks must be able to fail: answers broken on their way out are caught.
     let proxy = breaking_proxy::start(w.app.address.clone());
     let mut cmd = schemathesis(&proxy, "admin", &token("admin_own"), &ids);
-    cmd.args(["--checks", "all", "--phases", "examples,coverage", "--max-examples", "2"])
-        .args(["--include-name", &format!("GET {}", breaking_proxy::BROKEN_STATUS_PATH), "--include-name", "GET /api/v1/users"]);
+    cmd.args(["--checks", "all", "--phases", "examples,coverage", "--max-examples", "2"]).args([
+        "--include-name",
+        &format!("GET {}", breaking_proxy::BROKEN_STATUS_PATH),
+        "--include-name",
+        "GET /api/v1/users",
+    ]);
     let output = run(&mut cmd).await;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
-        !output.status.success() && stdout.contains("ST108 Response violates schema") && stdout.contains("ST103 Undocumented status code"),
+        !output.status.success()
+            && stdout.contains("ST108 Response violates schema")
+            && stdout.contains("ST103 Undocumented status code"),
         "schemathesis did not catch the broken answers:\n{stdout}"
     );
 
@@ -102,17 +112,32 @@ async fn schemathesis_finds_no_server_error_spec_violation_or_identity_leak() {
     // The caseworker comes last: their run may change or remove the victim's identity, which the
     // others' runs look for in every answer.
     let mut callers = vec![("no_valid_token", "", "not-a-token".to_owned())];
-    for (name, role) in [("admin_own", "admin"), ("host_admin", "admin"), ("auditor_own", "auditor"), ("partner_own", "partner"), ("cw_own", "caseworker")] {
+    for (name, role) in [
+        ("admin_own", "admin"),
+        ("host_admin", "admin"),
+        ("auditor_own", "auditor"),
+        ("partner_own", "partner"),
+        ("cw_own", "caseworker"),
+    ] {
         callers.push((name, role, token(name)));
     }
     let report_dir = std::env::temp_dir().join(format!("haven-schemathesis-{}", std::process::id()));
     let mut failures = Vec::new();
     for (name, role, token) in callers {
         let mut cmd = schemathesis(&w.app.address, role, &token, &ids);
-        cmd.args(["--checks", "all", "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", &examples(), "--workers", "2"])
-            .arg("--report-junit-path")
-            .arg(report_dir.join(format!("{name}.xml")))
-            .args(["--report", "junit"]);
+        cmd.args([
+            "--checks",
+            "all",
+            "--phases",
+            "examples,coverage,fuzzing,stateful",
+            "--max-examples",
+            &examples(),
+            "--workers",
+            "2",
+        ])
+        .arg("--report-junit-path")
+        .arg(report_dir.join(format!("{name}.xml")))
+        .args(["--report", "junit"]);
         let output = run(&mut cmd).await;
         let stdout = String::from_utf8_lossy(&output.stdout);
         println!("== schemathesis as {name} ({role})\n{}", tail(&stdout, 12));

@@ -14,7 +14,8 @@ fn generator_present() -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_generated_python_client_works_without_workarounds() {
     if !generator_present() {
-        let reason = "openapi-python-client is not installed: pip install -r tests/clients/requirements.txt (or run .ci/run)";
+        let reason =
+            "openapi-python-client is not installed: pip install -r tests/clients/requirements.txt (or run .ci/run)";
         // Mandatory in CI (`.ci/run` installs it); elsewhere the test says why it skips.
         assert!(std::env::var_os("CI").is_none(), "{reason}");
         eprintln!("skipped the generated-client test: {reason}");

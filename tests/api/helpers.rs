@@ -54,7 +54,12 @@ fn server() -> &'static TestServer {
                 let query = url.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
                 let prefix = base.rsplit_once('/').map(|(p, _)| p.to_owned()).unwrap_or(base);
                 let url_for = move |db: &str| format!("{prefix}/{db}{query}");
-                TestServer { admin_url: url_for("postgres"), url_for: Box::new(url_for), template: template.clone(), _cluster: None }
+                TestServer {
+                    admin_url: url_for("postgres"),
+                    url_for: Box::new(url_for),
+                    template: template.clone(),
+                    _cluster: None,
+                }
             }
             Err(_) => {
                 let root = std::env::temp_dir().join(format!("haven-test-{}", std::process::id()));
@@ -213,9 +218,15 @@ impl TestApp {
     pub async fn create_user(&self, org: Uuid, role: Role) -> TestUser {
         let email = format!("{}-{}@example.org", role, &Uuid::new_v4().simple().to_string()[..10]);
         let mut conn = self.pool.get().await.unwrap();
-        let user = haven::users::insert(&mut conn, org, &email, role, haven::users::NewCredential::Password(Some(&PASSWORD_HASH)))
-            .await
-            .unwrap();
+        let user = haven::users::insert(
+            &mut conn,
+            org,
+            &email,
+            role,
+            haven::users::NewCredential::Password(Some(&PASSWORD_HASH)),
+        )
+        .await
+        .unwrap();
         TestUser { id: user.id, email }
     }
 
@@ -301,7 +312,8 @@ impl TestApp {
             n: i64,
         }
         let mut conn = self.pool.get().await.unwrap();
-        let c: Count = diesel::sql_query(format!("SELECT count(*) AS n FROM {table}")).get_result(&mut conn).await.unwrap();
+        let c: Count =
+            diesel::sql_query(format!("SELECT count(*) AS n FROM {table}")).get_result(&mut conn).await.unwrap();
         c.n
     }
 
@@ -315,7 +327,8 @@ impl TestApp {
             outcome: String,
         }
         let mut conn = self.pool.get().await.unwrap();
-        let rows: Vec<Row> = diesel::sql_query("SELECT action, outcome FROM audit_events ORDER BY id").load(&mut conn).await.unwrap();
+        let rows: Vec<Row> =
+            diesel::sql_query("SELECT action, outcome FROM audit_events ORDER BY id").load(&mut conn).await.unwrap();
         rows.into_iter().map(|r| (r.action, r.outcome)).collect()
     }
 }

@@ -31,7 +31,8 @@ async fn bad_login_flood_locks_the_account_and_others_are_still_served() {
     let stop = Arc::new(AtomicBool::new(false));
     let mut attackers = Vec::new();
     for _ in 0..8 {
-        let (client, address, email, stop) = (app.client.clone(), app.address.clone(), target.email.clone(), stop.clone());
+        let (client, address, email, stop) =
+            (app.client.clone(), app.address.clone(), target.email.clone(), stop.clone());
         attackers.push(tokio::spawn(async move {
             let mut statuses = Vec::new();
             while !stop.load(Ordering::Relaxed) && statuses.len() < 100 {
@@ -102,7 +103,9 @@ async fn slow_clients_are_cut_off_and_block_nobody() {
 
     // Others are served meanwhile, promptly enough to notice no queue behind the slow ones.
     for _ in 0..50 {
-        let resp = tokio::time::timeout(Duration::from_secs(5), app.get("/api/v1/users", &token)).await.expect("served while slow clients hang on");
+        let resp = tokio::time::timeout(Duration::from_secs(5), app.get("/api/v1/users", &token))
+            .await
+            .expect("served while slow clients hang on");
         assert_eq!(resp.status, StatusCode::OK);
     }
     let cut_off = tokio::task::spawn_blocking(move || trickle.join().unwrap()).await.unwrap();

@@ -31,7 +31,8 @@ async fn no_identity_reaches_anyone_but_entitled_caseworkers() {
                 body.as_mut().unwrap()["identity"] = serde_json::json!({ "given_names": "Own Record" });
             }
             let resp = app.request_with(m, &concrete, Some(token), body, &headers).await;
-            let header_text: String = resp.headers.iter().map(|(k, v)| format!("{k}: {}\n", v.to_str().unwrap_or(""))).collect();
+            let header_text: String =
+                resp.headers.iter().map(|(k, v)| format!("{k}: {}\n", v.to_str().unwrap_or(""))).collect();
             for marker in MARKERS {
                 assert!(
                     !resp.text.contains(marker) && !header_text.contains(marker),

@@ -4,13 +4,13 @@
 // The harness unwraps as tests do: a panic here is a failing test, with its message.
 #![allow(clippy::unwrap_used)]
 
+mod breaking_proxy;
 mod helpers;
 mod world;
-mod breaking_proxy;
 
 mod audit;
-mod contract;
 mod auth;
+mod contract;
 mod docs_page;
 mod duties;
 mod errors;
@@ -23,14 +23,14 @@ mod matrix;
 mod openapi;
 mod operations;
 mod organizations;
+mod recovery;
 mod referrals;
 mod refusal_timing;
-mod releases;
-mod recovery;
 mod rekey_seed;
+mod releases;
+mod reports;
 mod second_factor;
 mod sensitivity;
-mod reports;
 mod tokens;
 mod users;
 mod victims;

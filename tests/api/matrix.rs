@@ -85,7 +85,10 @@ fn every_operation_has_a_row() {
         assert!(row_for(method, path).is_some(), "{method} {path} has no row in the role matrix");
     }
     for (method, path, _) in MATRIX {
-        assert!(ops.iter().any(|(m, p)| m == method && p == path), "{method} {path} is in the matrix but not in the spec");
+        assert!(
+            ops.iter().any(|(m, p)| m == method && p == path),
+            "{method} {path} is in the matrix but not in the spec"
+        );
     }
 }
 

@@ -28,9 +28,15 @@ async fn served_spec_is_the_generated_one() {
     let mut expected = haven::openapi::document_for(&haven::reports::Registry::shipped());
     haven::openapi::deployment_limits(&mut expected, &crate::helpers::test_settings("postgres://unused"));
     assert_eq!(served, haven::openapi::to_json(&expected));
-    let allowance = |doc: &str| serde_json::from_str::<serde_json::Value>(doc).unwrap()["components"]["schemas"]["AllowanceChange"]["properties"]["allowance"]["maximum"].clone();
+    let allowance = |doc: &str| {
+        serde_json::from_str::<serde_json::Value>(doc).unwrap()["components"]["schemas"]["AllowanceChange"]["properties"]["allowance"]["maximum"].clone()
+    };
     assert_eq!(allowance(&served), 100_000.0);
-    assert_ne!(allowance(&served), allowance(&haven::openapi::document_json()), "the committed document gives the default cap");
+    assert_ne!(
+        allowance(&served),
+        allowance(&haven::openapi::document_json()),
+        "the committed document gives the default cap"
+    );
 }
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
@@ -44,10 +50,12 @@ async fn every_documented_operation_is_served() {
         for method in METHODS.iter().filter(|m| item.get(**m).is_some()) {
             let concrete = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
             let body = matches!(*method, "post" | "patch").then(|| serde_json::json!({}));
-            let resp = app.request(Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(), &concrete, None, body).await;
+            let resp =
+                app.request(Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(), &concrete, None, body).await;
             let text = &resp.text;
             assert!(
-                !text.contains("urn:haven:problem:route-not-found") && !text.contains("urn:haven:problem:method-not-allowed"),
+                !text.contains("urn:haven:problem:route-not-found")
+                    && !text.contains("urn:haven:problem:method-not-allowed"),
                 "{method} {path} is documented but not served: {} {text}",
                 resp.status
             );
@@ -165,13 +173,23 @@ fn every_reference_resolves() {
 fn enums_are_documented_with_their_wire_values() {
     let schemas = &spec()["components"]["schemas"];
     let listed = |name: &str| -> Vec<String> {
-        schemas[name]["enum"].as_array().unwrap_or_else(|| panic!("{name} has no enum")).iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+        schemas[name]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} has no enum"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
     };
     let wire = |values: Vec<String>| values;
     assert_eq!(listed("Role"), wire(haven::domain::Role::ALL.iter().map(|r| r.as_str().to_owned()).collect()));
     assert_eq!(
         listed("Dimension"),
-        wire(haven::reports::catalogue::Dimension::ALL.iter().map(|d| serde_json::to_value(d).unwrap().as_str().unwrap().to_owned()).collect())
+        wire(
+            haven::reports::catalogue::Dimension::ALL
+                .iter()
+                .map(|d| serde_json::to_value(d).unwrap().as_str().unwrap().to_owned())
+                .collect()
+        )
     );
     // And the redacted views, whose fuller variant also matches the other, are anyOf.
     for view in ["VictimView", "ReferralView", "AssistanceView"] {

@@ -39,7 +39,9 @@ async fn organization_role_matrix() {
         let resp = app.patch(&read_a, token, &format!("\"{version}\""), json!({ "shares_statistics": true })).await;
         assert_eq!(resp.status.as_u16(), patch, "{who} PATCH: {}", resp.text);
         let name = format!("Org by {who}");
-        let resp = app.post("/api/v1/organizations", Some(token), json!({ "name": name, "kind": "ngo", "country": "PER" })).await;
+        let resp = app
+            .post("/api/v1/organizations", Some(token), json!({ "name": name, "kind": "ngo", "country": "PER" }))
+            .await;
         assert_eq!(resp.status.as_u16(), create, "{who} POST: {}", resp.text);
     }
 
@@ -59,11 +61,17 @@ async fn create_update_and_concurrency() {
     let app = spawn_app().await;
     let admin = app.token(&app.host_admin).await;
     // Codes are what the schema lists: capitals only.
-    let lower = app.post("/api/v1/organizations", Some(&admin), json!({ "name": "Refuge Dakar", "kind": "ngo", "country": "sen" })).await;
+    let lower = app
+        .post("/api/v1/organizations", Some(&admin), json!({ "name": "Refuge Dakar", "kind": "ngo", "country": "sen" }))
+        .await;
     let problem = lower.assert_problem(422, "validation");
     assert!(problem["errors"][0]["message"].as_str().unwrap().contains("capitals"), "{problem}");
     let resp = app
-        .post("/api/v1/organizations", Some(&admin), json!({ "name": "  Refuge   Dakar ", "kind": "ngo", "country": "SEN" }))
+        .post(
+            "/api/v1/organizations",
+            Some(&admin),
+            json!({ "name": "  Refuge   Dakar ", "kind": "ngo", "country": "SEN" }),
+        )
         .await;
     assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
     assert_eq!(resp.header("etag"), Some("\"1\""));
@@ -84,7 +92,8 @@ async fn create_update_and_concurrency() {
 
     let missing = app.request(Method::PATCH, &path, Some(&admin), Some(json!({ "name": "X" }))).await;
     missing.assert_problem(428, "precondition-required");
-    let resp = app.patch(&path, &admin, "\"1\"", json!({ "name": "Refuge Dakar Sud", "shares_statistics": true })).await;
+    let resp =
+        app.patch(&path, &admin, "\"1\"", json!({ "name": "Refuge Dakar Sud", "shares_statistics": true })).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
     assert_eq!(resp.header("etag"), Some("\"2\""));
     app.patch(&path, &admin, "\"1\"", json!({ "name": "Stale" })).await.assert_problem(412, "precondition-failed");

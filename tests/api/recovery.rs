@@ -14,14 +14,24 @@ async fn a_host_admin_regains_access_with_a_one_time_token_and_nobody_else_can()
 
     let token = haven::bootstrap::recover_host_admin(&app.pool, &email, 48).await.expect("recovered");
     assert_eq!(app.get("/api/v1/me", &old_access).await.status, StatusCode::UNAUTHORIZED, "sessions ended");
-    assert_eq!(app.login_raw(&app.host_admin.email, PASSWORD).await.status, StatusCode::UNAUTHORIZED, "password voided");
+    assert_eq!(
+        app.login_raw(&app.host_admin.email, PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED,
+        "password voided"
+    );
 
     let new_password = "harbour-violet-compass-77";
     app.enrol(&token.token, new_password).await;
     let resp = app.login_raw(&app.host_admin.email, new_password).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
     // Single use.
-    let again = app.post("/api/v1/auth/enrol", None, serde_json::json!({ "token": token.token, "password": "another-long-passphrase-91" })).await;
+    let again = app
+        .post(
+            "/api/v1/auth/enrol",
+            None,
+            serde_json::json!({ "token": token.token, "password": "another-long-passphrase-91" }),
+        )
+        .await;
     assert_eq!(again.status, StatusCode::UNAUTHORIZED);
 
     // Whoever ran the command cannot make the recovered admin a second person: its credential
@@ -29,7 +39,11 @@ async fn a_host_admin_regains_access_with_a_one_time_token_and_nobody_else_can()
     let recovered = resp.json()["access_token"].as_str().unwrap().to_owned();
     let (_, requester) = app.user_with_token(app.host_org, Role::Admin).await;
     let created = app
-        .post("/api/v1/users", Some(&requester), serde_json::json!({ "email": "new-caseworker@example.org", "role": "caseworker" }))
+        .post(
+            "/api/v1/users",
+            Some(&requester),
+            serde_json::json!({ "email": "new-caseworker@example.org", "role": "caseworker" }),
+        )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     let created = created.json();

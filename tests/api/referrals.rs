@@ -8,8 +8,12 @@ use crate::victims::{assert_no_marker, create_victim, victim_body};
 
 async fn refer(app: &TestApp, token: &str, victim: Uuid, to: Uuid) -> serde_json::Value {
     let resp = app
-        .post("/api/v1/referrals", Some(token), json!({ "victim_id": victim, "to_organization_id": to,
-            "service": "shelter", "urgency": "urgent", "reason": "MARKERNOTES needs a safe house" }))
+        .post(
+            "/api/v1/referrals",
+            Some(token),
+            json!({ "victim_id": victim, "to_organization_id": to,
+            "service": "shelter", "urgency": "urgent", "reason": "MARKERNOTES needs a safe house" }),
+        )
         .await;
     assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
     resp.json()
@@ -17,8 +21,13 @@ async fn refer(app: &TestApp, token: &str, victim: Uuid, to: Uuid) -> serde_json
 
 async fn step(app: &TestApp, token: &str, id: &str, action: &str) -> crate::helpers::Response {
     let body = (action == "decline").then(|| json!({ "reason": "no_capacity" }));
-    app.request(reqwest::Method::POST, &format!("/api/v1/referrals/{id}/{action}"), Some(token), body.or(Some(json!({}))))
-        .await
+    app.request(
+        reqwest::Method::POST,
+        &format!("/api/v1/referrals/{id}/{action}"),
+        Some(token),
+        body.or(Some(json!({}))),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -46,7 +55,10 @@ async fn referral_with_consent_shares_the_identity_with_the_receiver() {
     assert_eq!(as_admin.status, StatusCode::OK);
     assert!(as_admin.json().get("reason").is_none());
     assert_no_marker("receiver admin", &as_admin.text);
-    assert_eq!(app.get(&format!("/api/v1/referrals/{id}"), &receiver).await.json()["reason"], "MARKERNOTES needs a safe house");
+    assert_eq!(
+        app.get(&format!("/api/v1/referrals/{id}"), &receiver).await.json()["reason"],
+        "MARKERNOTES needs a safe house"
+    );
 
     // Only the receiver accepts and completes; only the sender cancels.
     step(&app, &sender, &id, "accept").await.assert_problem(403, "forbidden");
@@ -59,8 +71,11 @@ async fn referral_with_consent_shares_the_identity_with_the_receiver() {
 
     // The receiver records the assistance it gives; both see it, notes only with the identity.
     let resp = app
-        .post(&format!("/api/v1/victims/{victim}/assistance"), Some(&receiver),
-            json!({ "kind": "shelter", "provided_on": "2026-11-20", "notes": "MARKERNOTES arrived safely" }))
+        .post(
+            &format!("/api/v1/victims/{victim}/assistance"),
+            Some(&receiver),
+            json!({ "kind": "shelter", "provided_on": "2026-11-20", "notes": "MARKERNOTES arrived safely" }),
+        )
         .await;
     assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
     assert_eq!(resp.json()["provided_by"], to.to_string());
@@ -146,9 +161,13 @@ async fn who_may_refer_and_what_is_refused() {
     let (_, outsider) = app.user_with_token(app.create_org().await, Role::Caseworker).await;
     app.get(&format!("/api/v1/referrals/{id}"), &outsider).await.assert_problem(404, "not-found");
     // Assistance by an organisation without an accepted referral is refused.
-    app.post(&format!("/api/v1/victims/{victim}/assistance"), Some(&stranger), json!({ "kind": "legal", "provided_on": "2026-11-01" }))
-        .await
-        .assert_problem(404, "not-found");
+    app.post(
+        &format!("/api/v1/victims/{victim}/assistance"),
+        Some(&stranger),
+        json!({ "kind": "legal", "provided_on": "2026-11-01" }),
+    )
+    .await
+    .assert_problem(404, "not-found");
 }
 
 #[tokio::test]
@@ -163,7 +182,9 @@ async fn withdrawn_consent_or_a_finished_referral_ends_the_receivers_sight() {
     assert!(app.get(&victim_path, &receiver).await.json()["identity"].is_object());
 
     // The victim withdraws consent to sharing: the identity, the notes and the reason stop at once.
-    let resp = app.patch(&victim_path, &sender, "\"1\"", json!({ "consent": { "share_with_referral_partners": false } })).await;
+    let resp = app
+        .patch(&victim_path, &sender, "\"1\"", json!({ "consent": { "share_with_referral_partners": false } }))
+        .await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
     let case_only = app.get(&victim_path, &receiver).await;
     assert_eq!(case_only.status, StatusCode::OK);

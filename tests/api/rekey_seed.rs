@@ -25,10 +25,18 @@ async fn rekey_moves_everything_to_the_newest_key_and_resumes() {
     let app = spawn_app().await;
     let (from, to) = (app.create_org().await, app.create_org().await);
     let (victim, caseworker) = create_victim(&app, from).await;
-    app.post(&format!("/api/v1/victims/{victim}/assistance"), Some(&caseworker),
-        json!({ "kind": "medical", "provided_on": "2026-11-01", "notes": "seen by a doctor" })).await;
-    app.post("/api/v1/referrals", Some(&caseworker),
-        json!({ "victim_id": victim, "to_organization_id": to, "service": "legal", "reason": "court date" })).await;
+    app.post(
+        &format!("/api/v1/victims/{victim}/assistance"),
+        Some(&caseworker),
+        json!({ "kind": "medical", "provided_on": "2026-11-01", "notes": "seen by a doctor" }),
+    )
+    .await;
+    app.post(
+        "/api/v1/referrals",
+        Some(&caseworker),
+        json!({ "victim_id": victim, "to_organization_id": to, "service": "legal", "reason": "court date" }),
+    )
+    .await;
     create_victim(&app, from).await;
 
     let rotated = IdentityKeyring::parse(&format!("{NEW_KEY},{IDENTITY_KEY_SPEC}"), BLIND_INDEX_KEY).unwrap();
@@ -49,7 +57,8 @@ async fn rekey_moves_everything_to_the_newest_key_and_resumes() {
     let get = |path: String| client.get(format!("{address}{path}")).bearer_auth(&caseworker).send();
     let seen: serde_json::Value = get(format!("/api/v1/victims/{victim}")).await.unwrap().json().await.unwrap();
     assert_eq!(seen["identity"]["document_number"], "MARKERDOC123");
-    let notes: serde_json::Value = get(format!("/api/v1/victims/{victim}/assistance")).await.unwrap().json().await.unwrap();
+    let notes: serde_json::Value =
+        get(format!("/api/v1/victims/{victim}/assistance")).await.unwrap().json().await.unwrap();
     assert_eq!(notes["items"][0]["notes"], "seen by a doctor");
     let found: serde_json::Value = client
         .post(format!("{address}/api/v1/victims/search"))
@@ -144,12 +153,8 @@ async fn seed_is_realistic_and_deterministic() {
 async fn seeded_identities_are_readable_by_their_caseworkers() {
     let (_, _, pool) = seeded(3).await;
     let mut conn = pool.get().await.unwrap();
-    let victim: uuid::Uuid = victims::table
-        .inner_join(victim_identities::table)
-        .select(victims::id)
-        .first(&mut conn)
-        .await
-        .unwrap();
+    let victim: uuid::Uuid =
+        victims::table.inner_join(victim_identities::table).select(victims::id).first(&mut conn).await.unwrap();
     let keys = IdentityKeyring::parse(IDENTITY_KEY_SPEC, BLIND_INDEX_KEY).unwrap();
     let sealed = haven::victims::store::sealed_identity(&mut conn, victim).await.unwrap().unwrap();
     let identity = haven::privacy::identity::open(&keys, victim, &sealed).unwrap();

@@ -53,15 +53,18 @@ async fn one_victim_more_changes_no_releases_shape() {
     seed(&app, 600).await;
     let (_, before) = app
         .user_with_token(
-            app.create_org_of_kind("Partner A", haven::domain::OrganizationKind::InternationalOrganization, Some("CHE"))
-                .await,
+            app.create_org_of_kind(
+                "Partner A",
+                haven::domain::OrganizationKind::InternationalOrganization,
+                Some("CHE"),
+            )
+            .await,
             Role::Partner,
         )
         .await;
     let (_, after) = app
         .user_with_token(
-            app.create_org_of_kind("Partner B", haven::domain::OrganizationKind::Government, Some("SEN"))
-                .await,
+            app.create_org_of_kind("Partner B", haven::domain::OrganizationKind::Government, Some("SEN")).await,
             Role::Partner,
         )
         .await;
@@ -78,10 +81,7 @@ async fn one_victim_more_changes_no_releases_shape() {
     one["citizenship"] = json!(["TUV"]);
     one["age_at_identification"] = json!(12);
     one["route"] = json!([{"kind": "recruitment", "country": "TUV"}, {"kind": "transit", "country": "NRU"}, {"kind": "exploitation", "country": "SEN"}]);
-    assert_eq!(
-        app.post("/api/v1/victims", Some(&caseworker), one).await.status,
-        StatusCode::CREATED
-    );
+    assert_eq!(app.post("/api/v1/victims", Some(&caseworker), one).await.status, StatusCode::CREATED);
     for path in questions() {
         let second = app.get(&path, &after).await.json();
         let first = &first[&path];
@@ -119,10 +119,7 @@ async fn a_repeated_question_is_the_same_release_free_in_json_and_csv() {
         assert_eq!(again["privacy"], first["privacy"]);
     }
     // Parameters in another order, and the default made explicit, are the same question.
-    let explicit = app
-        .get("/api/v1/reports/exploitation-profile?format=json&age=minor_adult", &partner)
-        .await
-        .json();
+    let explicit = app.get("/api/v1/reports/exploitation-profile?format=json&age=minor_adult", &partner).await.json();
     assert_eq!(explicit["release"]["id"], first["release"]["id"]);
     let csv = app.get(&format!("{path}&format=csv"), &partner).await;
     let rows: Vec<Vec<String>> = csv
@@ -134,12 +131,7 @@ async fn a_repeated_question_is_the_same_release_free_in_json_and_csv() {
         .collect();
     assert_eq!(rows.len(), cells(&first).len());
     for (row, cell) in rows.iter().zip(cells(&first)) {
-        let key: Vec<String> = cell["key"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap().to_owned())
-            .collect();
+        let key: Vec<String> = cell["key"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
         assert_eq!(row[..3], key[..]);
         assert_eq!(row[3], cell["victims"].as_i64().map(|n| n.to_string()).unwrap_or_default());
         assert_eq!(row[4], cell["margin"].to_string());
@@ -156,12 +148,7 @@ async fn a_repeated_question_is_the_same_release_free_in_json_and_csv() {
     let recorded: i64 = report_releases::table.count().get_result(&mut conn).await.unwrap();
     assert_eq!(recorded, 1, "one release in the ledger");
     drop(conn);
-    let repeats = app
-        .audit_actions()
-        .await
-        .iter()
-        .filter(|(a, o)| a == "report.run" && o == "success")
-        .count();
+    let repeats = app.audit_actions().await.iter().filter(|(a, o)| a == "report.run" && o == "success").count();
     assert_eq!(repeats, 8, "every answer is audited, repeats included");
 }
 
@@ -176,12 +163,7 @@ async fn released_counts_are_close_consistent_and_at_least_k() {
     let truth = crate::reports::independent_flows(&app, None).await;
     let (mut released, mut close) = (0, 0);
     for cell in cells(&body) {
-        let key: Vec<String> = cell["key"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap().to_owned())
-            .collect();
+        let key: Vec<String> = cell["key"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
         if let Some(n) = cell["victims"].as_i64() {
             assert!(n >= 11, "released below k: {cell}");
             released += 1;
@@ -192,10 +174,7 @@ async fn released_counts_are_close_consistent_and_at_least_k() {
         }
     }
     assert!(released >= 10, "{body}");
-    assert!(
-        close * 10 >= released * 8,
-        "{close} of {released} released cells within their 95% margin"
-    );
+    assert!(close * 10 >= released * 8, "{close} of {released} released cells within their 95% margin");
     // Exploitation regions are single-valued: each row of cells adds up to its total.
     let all = cells(&body);
     let value = |k0: &str, k1: &str| all.iter().find(|c| c["key"] == json!([k0, k1])).map(|c| c["victims"].as_i64());
@@ -230,18 +209,10 @@ async fn allowances_and_the_deployment_cap_bound_new_releases() {
     let refused = ask(&partner_a, 3).await;
     let problem = refused.assert_problem(403, "privacy-budget-exhausted");
     assert!(problem["detail"].as_str().unwrap().contains("allowance"), "{problem}");
-    assert_eq!(
-        ask(&partner_a, 1).await.status,
-        StatusCode::OK,
-        "an answered question is still answered, free"
-    );
+    assert_eq!(ask(&partner_a, 1).await.status, StatusCode::OK, "an answered question is still answered, free");
     let budget = app.get("/api/v1/reports/budget", &partner_a).await.json();
     assert_eq!(
-        (
-            budget["left"].as_f64(),
-            budget["new_releases_left"].as_i64(),
-            budget["limited_by"].as_str()
-        ),
+        (budget["left"].as_f64(), budget["new_releases_left"].as_i64(), budget["limited_by"].as_str()),
         (Some(0.0), Some(0), Some("allowance"))
     );
     assert!(budget["renews_at"].as_str().unwrap().ends_with("T00:00:00Z"));
@@ -261,11 +232,7 @@ async fn allowances_and_the_deployment_cap_bound_new_releases() {
         (raised.json()["allowance"].as_f64(), raised.json()["default_allowance"].as_bool()),
         (Some(4.0), Some(false))
     );
-    assert!(
-        app.audit_actions()
-            .await
-            .contains(&("report.allowance_set".into(), "success".into()))
-    );
+    assert!(app.audit_actions().await.contains(&("report.allowance_set".into(), "success".into())));
     let too_much = app
         .request_with(
             reqwest::Method::PUT,
@@ -298,12 +265,7 @@ async fn allowances_and_the_deployment_cap_bound_new_releases() {
     ask(&partner_a, 4).await.assert_problem(403, "privacy-budget-exhausted");
     let budget = app.get("/api/v1/reports/budget", &partner_b).await.json();
     assert_eq!(budget["limited_by"], "deployment_cap");
-    let denied = app
-        .audit_actions()
-        .await
-        .iter()
-        .filter(|(a, o)| a == "report.run" && o == "denied")
-        .count();
+    let denied = app.audit_actions().await.iter().filter(|(a, o)| a == "report.run" && o == "denied").count();
     assert_eq!(denied, 3, "refusals are audited");
     let mut conn = app.pool.get().await.unwrap();
     let ledger: f64 = report_releases::table
@@ -332,7 +294,8 @@ async fn a_new_period_brings_a_fresh_allowance_and_fresh_releases() {
     let path = "/api/v1/reports/trends?from=2025-01&to=2025-12";
     assert_eq!(app.get(path, &partner_d).await.status, StatusCode::OK);
     let today = chrono::Utc::now().date_naive();
-    let this_period = haven::reports::budget::Period::containing(chrono::Utc::now(), haven::config::BudgetPeriod::Month).start;
+    let this_period =
+        haven::reports::budget::Period::containing(chrono::Utc::now(), haven::config::BudgetPeriod::Month).start;
     let last_period = this_period - chrono::Months::new(1);
     assert!(last_period < today);
     let mut conn = app.pool.get().await.unwrap();
@@ -371,11 +334,7 @@ async fn a_new_period_brings_a_fresh_allowance_and_fresh_releases() {
         .unwrap();
     drop(conn);
     let budget = app.get("/api/v1/reports/budget", &partner_c).await.json();
-    assert_eq!(
-        (budget["spent"].as_f64(), budget["left"].as_f64()),
-        (Some(0.0), Some(1.0)),
-        "{budget}"
-    );
+    assert_eq!((budget["spent"].as_f64(), budget["left"].as_f64()), (Some(0.0), Some(1.0)), "{budget}");
     let answer = app.get(path, &partner_c).await.json();
     assert_eq!(answer["release"]["repeat"], false, "last period's release is not this period's");
     assert_eq!(answer["release"]["period"], json!(this_period.to_string()));
@@ -385,9 +344,7 @@ async fn a_new_period_brings_a_fresh_allowance_and_fresh_releases() {
 async fn refused_runs_are_audited() {
     let app = spawn_app_with(|s| s.dp_allowance = 0.0).await;
     let (_, partner) = app.user_with_token(app.host_org, Role::Partner).await;
-    app.get("/api/v1/reports/trends", &partner)
-        .await
-        .assert_problem(403, "privacy-budget-exhausted");
+    app.get("/api/v1/reports/trends", &partner).await.assert_problem(403, "privacy-budget-exhausted");
     assert!(app.audit_actions().await.contains(&("report.run".into(), "denied".into())));
 }
 
@@ -412,16 +369,12 @@ async fn a_victims_contribution_is_bounded_the_same_way_every_time() {
         "threatens_family",
         "restricts_movement"
     ]);
-    many["recruitment_methods"] = json!(["deceptive_job_offer", "online_social_network", "family_or_friends", "abduction"]);
-    assert_eq!(
-        app.post("/api/v1/victims", Some(&caseworker), many).await.status,
-        StatusCode::CREATED
-    );
+    many["recruitment_methods"] =
+        json!(["deceptive_job_offer", "online_social_network", "family_or_friends", "abduction"]);
+    assert_eq!(app.post("/api/v1/victims", Some(&caseworker), many).await.status, StatusCode::CREATED);
     let key = crate::reports::bounding_key();
-    let table = TableQuery {
-        dimensions: vec![Dimension::MeansOfControl, Dimension::RecruitmentMethod],
-        ..Default::default()
-    };
+    let table =
+        TableQuery { dimensions: vec![Dimension::MeansOfControl, Dimension::RecruitmentMethod], ..Default::default() };
     let mut conn = app.pool.get().await.unwrap();
     let values = |entries: &[haven::reports::counting::Entry], d: usize| -> Vec<String> {
         let mut v: Vec<String> = entries
@@ -433,37 +386,22 @@ async fn a_victims_contribution_is_bounded_the_same_way_every_time() {
         v
     };
     let population = Population::OwnOrganization(org);
-    let exact = count_direct(&mut conn, &table, Counting::Exact, population, &Filters::default())
-        .await
-        .unwrap();
+    let exact = count_direct(&mut conn, &table, Counting::Exact, population, &Filters::default()).await.unwrap();
     assert_eq!((values(&exact, 0).len(), values(&exact, 1).len()), (8, 4));
-    let bounded = count_direct(&mut conn, &table, Counting::Bounded(&key), population, &Filters::default())
-        .await
-        .unwrap();
-    assert_eq!(
-        (values(&bounded, 0).len(), values(&bounded, 1).len()),
-        (5, 2),
-        "bounds: 5 means of control, 2 methods"
-    );
+    let bounded =
+        count_direct(&mut conn, &table, Counting::Bounded(&key), population, &Filters::default()).await.unwrap();
+    assert_eq!((values(&bounded, 0).len(), values(&bounded, 1).len()), (5, 2), "bounds: 5 means of control, 2 methods");
     for _ in 0..3 {
-        let again = count_direct(&mut conn, &table, Counting::Bounded(&key), population, &Filters::default())
-            .await
-            .unwrap();
+        let again =
+            count_direct(&mut conn, &table, Counting::Bounded(&key), population, &Filters::default()).await.unwrap();
         assert_eq!(values(&again, 0), values(&bounded, 0), "the same values every time");
     }
     let other = haven::reports::counting::BoundingKey::new([7; 32]);
-    let elsewhere = count_direct(&mut conn, &table, Counting::Bounded(&other), population, &Filters::default())
-        .await
-        .unwrap();
+    let elsewhere =
+        count_direct(&mut conn, &table, Counting::Bounded(&other), population, &Filters::default()).await.unwrap();
     assert_eq!(values(&elsewhere, 0).len(), 5);
     drop(conn);
     // Bounded in partners' releases, unbounded in the caseworker's own figures.
     let own = app.get("/api/v1/reports/recruitment-and-control", &caseworker).await.json();
-    assert_eq!(
-        cells(&own)
-            .iter()
-            .filter(|c| c["key"][0] == "_total" && c["key"][1] != "_total")
-            .count(),
-        8
-    );
+    assert_eq!(cells(&own).iter().filter(|c| c["key"][0] == "_total" && c["key"][1] != "_total").count(), 8);
 }

@@ -43,12 +43,22 @@ pub async fn independent_flows(app: &TestApp, org: Option<Uuid>) -> HashMap<(Str
         .collect();
     type Row = (Uuid, Uuid, bool, Vec<String>, Option<String>);
     let rows: Vec<Row> = victims::table
-        .select((victims::id, victims::organization_id, victims::consent_anonymised_statistics, victims::citizenship, victims::country_of_exploitation))
+        .select((
+            victims::id,
+            victims::organization_id,
+            victims::consent_anonymised_statistics,
+            victims::citizenship,
+            victims::country_of_exploitation,
+        ))
         .load(&mut conn)
         .await
         .unwrap();
     let region = |code: &str| {
-        keshvar::Alpha3::try_from(code).ok().and_then(|c| c.to_country().maybe_region()).map(|r| r.to_string()).unwrap_or("unknown".into())
+        keshvar::Alpha3::try_from(code)
+            .ok()
+            .and_then(|c| c.to_country().maybe_region())
+            .map(|r| r.to_string())
+            .unwrap_or("unknown".into())
     };
     let mut sets: HashMap<(String, String), HashSet<Uuid>> = HashMap::new();
     for (id, owner, consent, citizenship, exploited) in rows {
@@ -103,7 +113,9 @@ async fn pooled_total(app: &TestApp, caller: Uuid, report: &str) -> i64 {
     let registry = haven::reports::Registry::shipped();
     let table = registry.get(report).unwrap().table(&HashMap::new()).unwrap();
     let mut conn = app.pool.get().await.unwrap();
-    let entries = count_direct(&mut conn, &table, Counting::Exact, Population::Pooled { caller }, &Filters::default()).await.unwrap();
+    let entries = count_direct(&mut conn, &table, Counting::Exact, Population::Pooled { caller }, &Filters::default())
+        .await
+        .unwrap();
     entries.iter().find(|e| e.key.iter().all(Option::is_none)).map(|e| e.count).unwrap_or(0)
 }
 
@@ -114,7 +126,11 @@ async fn consent_and_sharing_decide_who_is_counted() {
     let private = app.create_org_of_kind("Private NGO", haven::domain::OrganizationKind::Ngo, Some("PER")).await;
     {
         let mut conn = app.pool.get().await.unwrap();
-        diesel::update(organizations::table.find(private)).set(organizations::shares_statistics.eq(false)).execute(&mut conn).await.unwrap();
+        diesel::update(organizations::table.find(private))
+            .set(organizations::shares_statistics.eq(false))
+            .execute(&mut conn)
+            .await
+            .unwrap();
     }
     for (org, consent, n) in [(sharing, true, 40), (sharing, false, 25), (private, true, 30)] {
         let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
@@ -124,10 +140,15 @@ async fn consent_and_sharing_decide_who_is_counted() {
             assert_eq!(app.post("/api/v1/victims", Some(&caseworker), body).await.status, StatusCode::CREATED);
         }
     }
-    assert_eq!(pooled_total(&app, app.host_org, "trends").await, 40, "only consenting victims of sharing organisations");
+    assert_eq!(
+        pooled_total(&app, app.host_org, "trends").await,
+        40,
+        "only consenting victims of sharing organisations"
+    );
     let (_, partner) = app.user_with_token(app.host_org, Role::Partner).await;
     let body = app.get("/api/v1/reports/trends?period=quarter", &partner).await.json();
-    let grand = body["cells"].as_array().unwrap().iter().find(|c| c["key"] == json!(["_total", "_total"])).unwrap().clone();
+    let grand =
+        body["cells"].as_array().unwrap().iter().find(|c| c["key"] == json!(["_total", "_total"])).unwrap().clone();
     let released = grand["victims"].as_i64().unwrap();
     // Noise of sd about 1.7 here: 65 (consent ignored) or 70 (sharing ignored) would be far off.
     assert!((released - 40).abs() <= 10, "the release measures the 40 who count: {grand}");
@@ -135,7 +156,8 @@ async fn consent_and_sharing_decide_who_is_counted() {
     let (_, caseworker) = app.user_with_token(sharing, Role::Caseworker).await;
     let own = app.get("/api/v1/reports/trends", &caseworker).await.json();
     assert_eq!(own["privacy"]["guarded"], false);
-    let grand = own["cells"].as_array().unwrap().iter().find(|c| c["key"] == json!(["_total", "_total"])).unwrap().clone();
+    let grand =
+        own["cells"].as_array().unwrap().iter().find(|c| c["key"] == json!(["_total", "_total"])).unwrap().clone();
     assert_eq!(grand["victims"], 65);
 }
 
@@ -148,7 +170,14 @@ async fn catalogue_roles_parameters_csv_audit_and_ledger() {
     let (_, caseworker) = app.user_with_token(app.create_org().await, Role::Caseworker).await;
     let catalogue = app.get("/api/v1/reports", &partner).await.json();
     let ids: Vec<&str> = catalogue.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
-    for id in ["trafficking-flows", "exploitation-profile", "recruitment-and-control", "trends", "route-corridors", "labour-and-migration"] {
+    for id in [
+        "trafficking-flows",
+        "exploitation-profile",
+        "recruitment-and-control",
+        "trends",
+        "route-corridors",
+        "labour-and-migration",
+    ] {
         assert!(ids.contains(&id), "{id} missing from the catalogue");
     }
     // Each report states its bounds, mechanism and expected error per cell at these settings.
@@ -173,10 +202,19 @@ async fn catalogue_roles_parameters_csv_audit_and_ledger() {
     assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
     let lines: Vec<&str> = csv.text.split("\r\n").filter(|l| !l.is_empty()).collect();
     assert_eq!(lines[0], "exploitation_type,gender,age_band,victims,margin,withheld");
-    assert!(lines.iter().skip(1).any(|l| l.ends_with(",true") && l.split(',').nth(3) == Some("")), "withheld cells carry no count");
+    assert!(
+        lines.iter().skip(1).any(|l| l.ends_with(",true") && l.split(',').nth(3) == Some("")),
+        "withheld cells carry no count"
+    );
     assert!(lines.iter().skip(1).all(|l| l.split(',').count() == 6));
-    assert_eq!(lines.len() - 1, 12 * 5 * 12, "the full grid: (10 types + unknown + total) x (4 genders + total) x (11 bands + total)");
-    let via_accept = app.request_with(reqwest::Method::GET, "/api/v1/reports/trends", Some(&partner), None, &[("accept", "text/csv")]).await;
+    assert_eq!(
+        lines.len() - 1,
+        12 * 5 * 12,
+        "the full grid: (10 types + unknown + total) x (4 genders + total) x (11 bands + total)"
+    );
+    let via_accept = app
+        .request_with(reqwest::Method::GET, "/api/v1/reports/trends", Some(&partner), None, &[("accept", "text/csv")])
+        .await;
     assert!(via_accept.text.starts_with("identified_quarter,exploitation_type,victims,margin,withheld\r\n"));
 
     let window = app.get("/api/v1/reports/trends?period=month&from=2026-01&to=2026-03", &partner).await.json();
@@ -197,7 +235,10 @@ async fn catalogue_roles_parameters_csv_audit_and_ledger() {
 #[test]
 fn a_withheld_cell_carries_no_count_but_the_same_fields() {
     let cell = haven::reports::output::Cell { key: vec!["a".into()], victims: None, margin: 4, withheld: true };
-    assert_eq!(serde_json::to_value(cell).unwrap(), json!({ "key": ["a"], "victims": null, "margin": 4, "withheld": true }));
+    assert_eq!(
+        serde_json::to_value(cell).unwrap(),
+        json!({ "key": ["a"], "victims": null, "margin": 4, "withheld": true })
+    );
 }
 
 pub fn figure(body: &Value, key: Value) -> Option<i64> {
@@ -241,7 +282,10 @@ async fn operation_summary_and_referral_outcomes_match_independent_counts() {
     let body = app.get("/api/v1/reports/operation-summary", &token).await.json();
     assert_eq!(figure(&body, json!(["_total"])), Some(ids.len() as i64), "the total is the number identified");
     assert_eq!(figure(&body, json!(["minors"])).unwrap_or(0), ids.iter().filter(|r| r.1).count() as i64);
-    assert_eq!(figure(&body, json!(["confirmed_victims"])).unwrap_or(0), ids.iter().filter(|r| r.2 == "actual").count() as i64);
+    assert_eq!(
+        figure(&body, json!(["confirmed_victims"])).unwrap_or(0),
+        ids.iter().filter(|r| r.2 == "actual").count() as i64
+    );
     assert_eq!(figure(&body, json!(["assisted"])), Some(assisted.len() as i64));
     let referred: HashSet<Uuid> = refs.iter().map(|r| r.0).collect();
     assert_eq!(figure(&body, json!(["referred"])), Some(referred.len() as i64));
@@ -259,7 +303,9 @@ async fn operation_summary_and_referral_outcomes_match_independent_counts() {
     let bands = app.get("/api/v1/reports/referral-outcomes?by=response_time", &token).await.json();
     assert_eq!(bands["dimensions"], json!(["referral_service", "referral_response_time"]));
     let (_, partner) = app.user_with_token(app.host_org, Role::Partner).await;
-    let pooled = app.get("/api/v1/reports/operation-summary?by=country_of_exploitation&operation=OP-SENTINEL-2026", &partner).await;
+    let pooled = app
+        .get("/api/v1/reports/operation-summary?by=country_of_exploitation&operation=OP-SENTINEL-2026", &partner)
+        .await;
     assert_eq!(pooled.status, StatusCode::OK, "{}", pooled.text);
 }
 
@@ -293,14 +339,16 @@ async fn declarative_plugins_run_like_compiled_ones() {
     let expected = rows.iter().filter(|r| r.1.contains(&"forced_criminality".to_owned())).count() as i64;
     assert_eq!(figure(&scam, json!(["_total", "_total"])), Some(expected), "{scam}");
     let women = app.get("/api/v1/reports/scam-compound-recruitment?gender=woman", &token).await.json();
-    let expected_women = rows.iter().filter(|r| r.1.contains(&"forced_criminality".to_owned()) && r.2 == "woman").count() as i64;
+    let expected_women =
+        rows.iter().filter(|r| r.1.contains(&"forced_criminality".to_owned()) && r.2 == "woman").count() as i64;
     assert_eq!(figure(&women, json!(["_total", "_total"])).unwrap_or(0), expected_women);
     app.get("/api/v1/reports/scam-compound-recruitment?gender=robot", &token).await.assert_problem(422, "validation");
 
     // The directory's report: in the catalogue, the served spec, and counting what it says.
     let catalogue = app.get("/api/v1/reports", &token).await.json();
     assert!(catalogue.as_array().unwrap().iter().any(|r| r["id"] == "minors-by-gender"));
-    let spec: Value = app.client.get(format!("{}/openapi.json", app.address)).send().await.unwrap().json().await.unwrap();
+    let spec: Value =
+        app.client.get(format!("{}/openapi.json", app.address)).send().await.unwrap().json().await.unwrap();
     assert!(spec["paths"].get("/api/v1/reports/minors-by-gender").is_some());
     let minors = app.get("/api/v1/reports/minors-by-gender", &token).await.json();
     assert_eq!(figure(&minors, json!(["_total"])), Some(rows.iter().filter(|r| r.0).count() as i64));
@@ -319,11 +367,19 @@ async fn report_queries_go_to_the_reports_database_when_one_is_set() {
         app.post("/api/v1/victims", Some(&caseworker), victim_body(Uuid::new_v4())).await;
     }
     let body = app.get("/api/v1/reports/trends", &caseworker).await.json();
-    assert_eq!(figure(&body, json!(["_total", "_total"])), Some(0), "counted on the replica, which holds nothing: {body}");
+    assert_eq!(
+        figure(&body, json!(["_total", "_total"])),
+        Some(0),
+        "counted on the replica, which holds nothing: {body}"
+    );
     let primary = app.get("/api/v1/victims", &caseworker).await.json();
     assert_eq!(primary["items"].as_array().unwrap().len(), 3, "the records are on the primary");
     let (_, partner) = app.user_with_token(app.host_org, Role::Partner).await;
-    assert_eq!(app.get("/api/v1/reports/trends", &partner).await.status, StatusCode::OK, "the ledger is written on the primary");
+    assert_eq!(
+        app.get("/api/v1/reports/trends", &partner).await.status,
+        StatusCode::OK,
+        "the ledger is written on the primary"
+    );
 }
 
 #[tokio::test]
@@ -363,14 +419,21 @@ async fn rollups_stay_equal_to_direct_counts_as_records_change() {
                 let shape = Shape { table: &table, bounded };
                 rollup::maintain(conn, &shape, &key).await.unwrap();
                 let (counting, populations) = if bounded {
-                    (Counting::Bounded(&key), vec![Population::Pooled { caller: host }, Population::Pooled { caller: org }])
+                    (
+                        Counting::Bounded(&key),
+                        vec![Population::Pooled { caller: host }, Population::Pooled { caller: org }],
+                    )
                 } else {
                     (Counting::Exact, vec![Population::OwnOrganization(org)])
                 };
                 for population in populations {
                     for filters in [
                         Filters::default(),
-                        Filters { from: chrono::NaiveDate::from_ymd_opt(2025, 1, 1), to_exclusive: chrono::NaiveDate::from_ymd_opt(2025, 7, 1), operation: None },
+                        Filters {
+                            from: chrono::NaiveDate::from_ymd_opt(2025, 1, 1),
+                            to_exclusive: chrono::NaiveDate::from_ymd_opt(2025, 7, 1),
+                            operation: None,
+                        },
                         Filters { operation: Some("OP-SENTINEL-2026".into()), ..Default::default() },
                     ] {
                         let sorted = |mut e: Vec<Entry>| {
@@ -392,17 +455,33 @@ async fn rollups_stay_equal_to_direct_counts_as_records_change() {
     for _ in 0..5 {
         app.post("/api/v1/victims", Some(&caseworker), victim_body(Uuid::new_v4())).await;
     }
-    let some: Uuid = victims::table.filter(victims::organization_id.eq(org)).select(victims::id).first(&mut conn).await.unwrap();
+    let some: Uuid =
+        victims::table.filter(victims::organization_id.eq(org)).select(victims::id).first(&mut conn).await.unwrap();
     let path = format!("/api/v1/victims/{some}");
     let version = app.get(&path, &caseworker).await.json()["version"].to_string();
     let resp = app
-        .patch(&path, &caseworker, &format!("\"{version}\""), json!({ "identified_on": "2025-03-03", "consent": { "anonymised_statistics": false }, "gender": "man" }))
+        .patch(
+            &path,
+            &caseworker,
+            &format!("\"{version}\""),
+            json!({ "identified_on": "2025-03-03", "consent": { "anonymised_statistics": false }, "gender": "man" }),
+        )
         .await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
-    app.post(&format!("{path}/assistance"), Some(&caseworker), json!({ "kind": "legal", "provided_on": "2026-11-01" })).await;
+    app.post(&format!("{path}/assistance"), Some(&caseworker), json!({ "kind": "legal", "provided_on": "2026-11-01" }))
+        .await;
     check(&mut conn).await;
     // An organisation stops sharing statistics: the pooled figures lose its victims.
-    let other: Uuid = victims::table.filter(victims::organization_id.ne(org)).select(victims::organization_id).first(&mut conn).await.unwrap();
-    diesel::update(organizations::table.find(other)).set(organizations::shares_statistics.eq(false)).execute(&mut conn).await.unwrap();
+    let other: Uuid = victims::table
+        .filter(victims::organization_id.ne(org))
+        .select(victims::organization_id)
+        .first(&mut conn)
+        .await
+        .unwrap();
+    diesel::update(organizations::table.find(other))
+        .set(organizations::shares_statistics.eq(false))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     check(&mut conn).await;
 }

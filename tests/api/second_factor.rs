@@ -30,7 +30,8 @@ fn next_code(totp: &Totp) -> String {
 
 /// Enrols `user`'s second factor; returns the phone and the confirmation's answer.
 async fn enrol(app: &TestApp, user: &TestUser) -> (Totp, Value) {
-    let start = app.post("/api/v1/auth/second-factor", None, json!({ "email": user.email, "password": PASSWORD })).await;
+    let start =
+        app.post("/api/v1/auth/second-factor", None, json!({ "email": user.email, "password": PASSWORD })).await;
     assert_eq!(start.status, StatusCode::OK, "{}", start.text);
     assert!(start.json()["otpauth_uri"].as_str().unwrap().starts_with("otpauth://totp/"));
     let totp = phone(start.json()["secret"].as_str().unwrap());
@@ -40,7 +41,11 @@ async fn enrol(app: &TestApp, user: &TestUser) -> (Totp, Value) {
     }
     let code = totp.generate(now()).to_string();
     let confirmed = app
-        .post("/api/v1/auth/second-factor/confirm", None, json!({ "email": user.email, "password": PASSWORD, "code": code }))
+        .post(
+            "/api/v1/auth/second-factor/confirm",
+            None,
+            json!({ "email": user.email, "password": PASSWORD, "code": code }),
+        )
         .await;
     assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.text);
     (totp, confirmed.json())
@@ -100,8 +105,12 @@ async fn an_organisation_requires_it_and_a_caseworkers_new_factor_waits_for_a_se
     assert_eq!(login(&app, &caseworker, json!({})).await.status, StatusCode::OK, "not required by default here");
 
     let set = app
-        .request(reqwest::Method::PUT, &format!("/api/v1/organizations/{org}/second-factor"), Some(&admin),
-            Some(json!({ "required_for_caseworkers": true })))
+        .request(
+            reqwest::Method::PUT,
+            &format!("/api/v1/organizations/{org}/second-factor"),
+            Some(&admin),
+            Some(json!({ "required_for_caseworkers": true })),
+        )
         .await;
     assert_eq!(set.status, StatusCode::OK, "{}", set.text);
     assert_eq!(set.json()["require_second_factor"], true);
@@ -111,15 +120,20 @@ async fn an_organisation_requires_it_and_a_caseworkers_new_factor_waits_for_a_se
     let (totp, confirmed) = enrol(&app, &caseworker).await;
     assert_eq!(confirmed["awaiting_approval"], true);
     login(&app, &caseworker, json!({ "code": next_code(&totp) })).await.assert_problem(403, "awaiting-approval");
-    let pending = app.get(&format!("/api/v1/access-grants?organization_id={org}&status=pending"), &colleague).await.json();
-    let grant = pending["items"].as_array().unwrap().iter().find(|g| g["kind"] == "second_factor").expect("a grant").clone();
+    let pending =
+        app.get(&format!("/api/v1/access-grants?organization_id={org}&status=pending"), &colleague).await.json();
+    let grant =
+        pending["items"].as_array().unwrap().iter().find(|g| g["kind"] == "second_factor").expect("a grant").clone();
     assert_eq!(grant["requested_by"], caseworker.id.to_string());
-    let approved = app.post(&format!("/api/v1/access-grants/{}/approve", grant["id"].as_str().unwrap()), Some(&colleague), json!({})).await;
+    let approved = app
+        .post(&format!("/api/v1/access-grants/{}/approve", grant["id"].as_str().unwrap()), Some(&colleague), json!({}))
+        .await;
     assert_eq!(approved.status, StatusCode::OK, "{}", approved.text);
     assert_eq!(login(&app, &caseworker, json!({ "code": next_code(&totp) })).await.status, StatusCode::OK);
 
     // A lost phone: the admin who resets the factor cannot approve the next one.
-    let reset = app.post(&format!("/api/v1/users/{}/second-factor/reset", caseworker.id), Some(&admin), json!({})).await;
+    let reset =
+        app.post(&format!("/api/v1/users/{}/second-factor/reset", caseworker.id), Some(&admin), json!({})).await;
     assert_eq!(reset.status, StatusCode::NO_CONTENT, "{}", reset.text);
     login(&app, &caseworker, json!({})).await.assert_problem(403, "awaiting-approval");
     let (totp, _) = enrol(&app, &caseworker).await;
@@ -135,8 +149,12 @@ async fn an_organisation_requires_it_and_a_caseworkers_new_factor_waits_for_a_se
     // Other organisations' admins cannot set it.
     let other = app.create_org().await;
     let (_, other_admin) = app.user_with_token(other, Role::Admin).await;
-    app.request(reqwest::Method::PUT, &format!("/api/v1/organizations/{org}/second-factor"), Some(&other_admin),
-        Some(json!({ "required_for_caseworkers": false })))
-        .await
-        .assert_problem(404, "not-found");
+    app.request(
+        reqwest::Method::PUT,
+        &format!("/api/v1/organizations/{org}/second-factor"),
+        Some(&other_admin),
+        Some(json!({ "required_for_caseworkers": false })),
+    )
+    .await
+    .assert_problem(404, "not-found");
 }

@@ -37,8 +37,11 @@ async fn measured(app: &TestApp, table: &TableQuery, plan: &Plan, filters: &Filt
     let key = bounding_key();
     let mut conn = app.pool.get().await.unwrap();
     let entries: Vec<Entry> =
-        count_direct(&mut conn, table, Counting::Bounded(&key), Population::Pooled { caller: app.host_org }, filters).await.unwrap();
-    let index: Vec<HashMap<&str, usize>> = plan.values.iter().map(|v| v.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect()).collect();
+        count_direct(&mut conn, table, Counting::Bounded(&key), Population::Pooled { caller: app.host_org }, filters)
+            .await
+            .unwrap();
+    let index: Vec<HashMap<&str, usize>> =
+        plan.values.iter().map(|v| v.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect()).collect();
     let mut counts = HashMap::new();
     for entry in entries {
         let key: Option<Vec<usize>> = entry
@@ -64,14 +67,48 @@ async fn add_the_busiest_victim(app: &TestApp) {
     let mut body = victim_body(id);
     body["age_at_identification"] = json!(15);
     body["citizenship"] = json!(["PER", "NGA", "VNM", "UKR", "FJI"]);
-    body["exploitation_types"] = json!(["sexual_exploitation", "forced_labour", "forced_criminality", "forced_begging",
-        "domestic_servitude", "forced_marriage", "child_labour", "forced_military", "organ_removal", "other"]);
-    body["recruitment_methods"] = json!(["deceptive_job_offer", "online_social_network", "online_advertisement",
-        "recruitment_agency", "family_or_friends", "peer_recruitment_pyramid", "intimate_partner", "abduction", "other"]);
-    body["means_of_control"] = json!(["debt_bondage", "takes_earnings", "withholds_documents", "restricts_movement", "threats",
-        "physical_abuse", "sexual_abuse", "psychological_abuse", "false_promises", "psychoactive_substances",
-        "excessive_working_hours", "withholds_necessities", "restricts_medical_care", "restricts_financial_access",
-        "threat_of_law_enforcement", "threatens_family", "other"]);
+    body["exploitation_types"] = json!([
+        "sexual_exploitation",
+        "forced_labour",
+        "forced_criminality",
+        "forced_begging",
+        "domestic_servitude",
+        "forced_marriage",
+        "child_labour",
+        "forced_military",
+        "organ_removal",
+        "other"
+    ]);
+    body["recruitment_methods"] = json!([
+        "deceptive_job_offer",
+        "online_social_network",
+        "online_advertisement",
+        "recruitment_agency",
+        "family_or_friends",
+        "peer_recruitment_pyramid",
+        "intimate_partner",
+        "abduction",
+        "other"
+    ]);
+    body["means_of_control"] = json!([
+        "debt_bondage",
+        "takes_earnings",
+        "withholds_documents",
+        "restricts_movement",
+        "threats",
+        "physical_abuse",
+        "sexual_abuse",
+        "psychological_abuse",
+        "false_promises",
+        "psychoactive_substances",
+        "excessive_working_hours",
+        "withholds_necessities",
+        "restricts_medical_care",
+        "restricts_financial_access",
+        "threat_of_law_enforcement",
+        "threatens_family",
+        "other"
+    ]);
     body["route"] = json!([
         {"kind": "recruitment", "country": "PER"}, {"kind": "recruitment", "country": "VNM"}, {"kind": "recruitment", "country": "FJI"},
         {"kind": "transit", "country": "BRA"}, {"kind": "transit", "country": "THA"}, {"kind": "transit", "country": "DEU"},
@@ -79,15 +116,34 @@ async fn add_the_busiest_victim(app: &TestApp) {
     let resp = app.post("/api/v1/victims", Some(&caseworker), body).await;
     assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
     for kind in ["shelter", "medical", "legal", "psychosocial", "financial"] {
-        let resp = app.post(&format!("/api/v1/victims/{id}/assistance"), Some(&caseworker), json!({ "kind": kind, "provided_on": "2026-11-01" })).await;
+        let resp = app
+            .post(
+                &format!("/api/v1/victims/{id}/assistance"),
+                Some(&caseworker),
+                json!({ "kind": kind, "provided_on": "2026-11-01" }),
+            )
+            .await;
         assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
     }
     for (service, accept) in [("shelter", true), ("medical", false), ("legal", true), ("repatriation", false)] {
-        let resp = app.post("/api/v1/referrals", Some(&caseworker), json!({ "victim_id": id, "to_organization_id": other, "service": service })).await;
+        let resp = app
+            .post(
+                "/api/v1/referrals",
+                Some(&caseworker),
+                json!({ "victim_id": id, "to_organization_id": other, "service": service }),
+            )
+            .await;
         assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
         if accept {
             let referral = resp.json()["id"].as_str().unwrap().to_owned();
-            let resp = app.request(reqwest::Method::POST, &format!("/api/v1/referrals/{referral}/accept"), Some(&receiver), Some(json!({}))).await;
+            let resp = app
+                .request(
+                    reqwest::Method::POST,
+                    &format!("/api/v1/referrals/{referral}/accept"),
+                    Some(&receiver),
+                    Some(json!({})),
+                )
+                .await;
             assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
         }
     }
@@ -108,7 +164,8 @@ async fn one_victim_moves_at_most_sensitivity_measured_entries_by_one() {
     add_the_busiest_victim(&app).await;
     for (name, table, filters, plan, counts) in before {
         let after = measured(&app, &table, &plan, &filters).await;
-        let moved: Vec<i64> = plan.measured.iter().map(|d| after[d] - counts[d]).filter(|change| *change != 0).collect();
+        let moved: Vec<i64> =
+            plan.measured.iter().map(|d| after[d] - counts[d]).filter(|change| *change != 0).collect();
         assert!(moved.iter().all(|change| *change == 1), "{name}: an entry moved by more than one: {moved:?}");
         // A caller filter can leave the victim out (she is not a man); every default table counts her.
         assert!(!moved.is_empty() || name.contains('?'), "{name}: the victim counts nowhere");

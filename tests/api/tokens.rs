@@ -63,7 +63,8 @@ async fn every_defective_token_is_refused() {
     let later_expiry = good(&with(&claims, json!({ "exp": now + 300 })));
     assert_eq!(me_status(&app, Some(&format!("Bearer {later_expiry}"))).await, StatusCode::OK);
 
-    let header_json = |alg: &str| URL_SAFE_NO_PAD.encode(json!({ "alg": alg, "typ": "JWT", "kid": KEY_ID }).to_string());
+    let header_json =
+        |alg: &str| URL_SAFE_NO_PAD.encode(json!({ "alg": alg, "typ": "JWT", "kid": KEY_ID }).to_string());
     let body_b64 = URL_SAFE_NO_PAD.encode(claims.to_string());
     let signature = access.split('.').nth(2).unwrap();
 
@@ -73,14 +74,29 @@ async fn every_defective_token_is_refused() {
         ("other scheme", Some(format!("Basic {}", good(&claims)))),
         ("malformed", Some("Bearer not.a.jwt".into())),
         ("garbage", Some("Bearer xxxxxxxx".into())),
-        ("bad signature", Some(format!("Bearer {}", sign(&claims, Algorithm::HS256, Some(KEY_ID), b"another-key-of-thirty-two-bytes!")))),
+        (
+            "bad signature",
+            Some(format!(
+                "Bearer {}",
+                sign(&claims, Algorithm::HS256, Some(KEY_ID), b"another-key-of-thirty-two-bytes!")
+            )),
+        ),
         ("alg none", Some(format!("Bearer {}.{body_b64}.", header_json("none")))),
         ("alg none, original signature", Some(format!("Bearer {}.{body_b64}.{signature}", header_json("none")))),
         ("RS256 header on an HS256 signature", Some(format!("Bearer {}.{body_b64}.{signature}", header_json("RS256")))),
-        ("other algorithm (HS512)", Some(format!("Bearer {}", sign(&claims, Algorithm::HS512, Some(KEY_ID), &KEY_SECRET)))),
+        (
+            "other algorithm (HS512)",
+            Some(format!("Bearer {}", sign(&claims, Algorithm::HS512, Some(KEY_ID), &KEY_SECRET))),
+        ),
         ("wrong audience", Some(format!("Bearer {}", good(&with(&claims, json!({ "aud": "someone-else" })))))),
         ("wrong issuer", Some(format!("Bearer {}", good(&with(&claims, json!({ "iss": "evil" })))))),
-        ("expired", Some(format!("Bearer {}", good(&with(&claims, json!({ "exp": now - 120, "iat": now - 1000, "nbf": now - 1000 })))))),
+        (
+            "expired",
+            Some(format!(
+                "Bearer {}",
+                good(&with(&claims, json!({ "exp": now - 120, "iat": now - 1000, "nbf": now - 1000 })))
+            )),
+        ),
         ("not yet valid", Some(format!("Bearer {}", good(&with(&claims, json!({ "nbf": now + 600 })))))),
         ("missing exp", Some(format!("Bearer {}", good(&with(&claims, json!({ "exp": null })))))),
         ("missing sub", Some(format!("Bearer {}", good(&with(&claims, json!({ "sub": null })))))),

@@ -58,7 +58,8 @@ async fn admins_manage_users_and_every_change_is_audited() {
     let app = spawn_app().await;
     let org = app.create_org().await;
     let (admin_user, admin) = app.user_with_token(org, Role::Admin).await;
-    let resp = app.post("/api/v1/users", Some(&admin), json!({ "email": "Fatou.Sow@Example.org", "role": "auditor" })).await;
+    let resp =
+        app.post("/api/v1/users", Some(&admin), json!({ "email": "Fatou.Sow@Example.org", "role": "auditor" })).await;
     assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
     assert_eq!(resp.header("cache-control"), Some("no-store"), "the token is shown once and never cached");
     let created = resp.json();
@@ -82,7 +83,9 @@ async fn admins_manage_users_and_every_change_is_audited() {
     assert_eq!(reset.status, StatusCode::OK, "{}", reset.text);
     app.patch(&path, &admin, "\"4\"", json!({ "role": "auditor" })).await.assert_problem(412, "precondition-failed");
     // Passwords are never set by an admin.
-    app.patch(&path, &admin, "\"5\"", json!({ "password": "another-long-passphrase" })).await.assert_problem(422, "validation");
+    app.patch(&path, &admin, "\"5\"", json!({ "password": "another-long-passphrase" }))
+        .await
+        .assert_problem(422, "validation");
 
     // Admins cannot lock themselves out, nor reset themselves.
     let own = format!("/api/v1/users/{}", admin_user.id);
@@ -116,10 +119,14 @@ async fn invalid_users_are_not_stored() {
         assert!(!problem.to_string().contains("quiet-harbour-lamp-88"));
     }
     // An organisation that does not exist.
-    app.post("/api/v1/users", Some(&admin), json!({ "email": "a@example.org", "role": "admin",
-        "organization_id": uuid::Uuid::new_v4() }))
-        .await
-        .assert_problem(404, "not-found");
+    app.post(
+        "/api/v1/users",
+        Some(&admin),
+        json!({ "email": "a@example.org", "role": "admin",
+        "organization_id": uuid::Uuid::new_v4() }),
+    )
+    .await
+    .assert_problem(404, "not-found");
     assert_eq!(app.count("users").await, before);
 }
 

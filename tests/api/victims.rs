@@ -12,8 +12,15 @@ use crate::helpers::{TestApp, spawn_app};
 
 /// Every identity field holds a marker that must never appear where it should not.
 pub const MARKERS: [&str; 9] = [
-    "MARKERGIVEN", "MARKERFAMILY", "MARKERALIAS", "MARKERPHONE", "MARKER@MAIL.EXAMPLE", "MARKERADDRESS",
-    "MARKERDOCTYPE", "MARKERDOC123", "MARKERNOTES",
+    "MARKERGIVEN",
+    "MARKERFAMILY",
+    "MARKERALIAS",
+    "MARKERPHONE",
+    "MARKER@MAIL.EXAMPLE",
+    "MARKERADDRESS",
+    "MARKERDOCTYPE",
+    "MARKERDOC123",
+    "MARKERNOTES",
 ];
 
 pub fn marked_identity() -> Value {
@@ -133,9 +140,15 @@ async fn create_read_and_who_sees_what() {
     assert_no_marker("audit", &audit.text);
 
     // A second victim gets the next case number.
-    let resp = app.post("/api/v1/victims", Some(&caseworker), json!({
-        "trafficking_status": "possible", "identified_on": "2026-11-01", "gender": "man"
-    })).await;
+    let resp = app
+        .post(
+            "/api/v1/victims",
+            Some(&caseworker),
+            json!({
+                "trafficking_status": "possible", "identified_on": "2026-11-01", "gender": "man"
+            }),
+        )
+        .await;
     assert_eq!(resp.json()["case_number"], 2);
     // Only caseworkers create.
     app.post("/api/v1/victims", Some(&admin), victim_body(Uuid::new_v4())).await.assert_problem(403, "forbidden");
@@ -181,10 +194,12 @@ async fn identities_are_encrypted_at_rest_and_tampering_is_refused() {
         }
     }
     // Flip one bit of the ciphertext: the identity is refused, not returned.
-    diesel::sql_query("UPDATE victim_identities SET ciphertext = overlay(ciphertext placing decode('ff', 'hex') from 5 for 1)")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    diesel::sql_query(
+        "UPDATE victim_identities SET ciphertext = overlay(ciphertext placing decode('ff', 'hex') from 5 for 1)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
     let resp = app.get(&format!("/api/v1/victims/{id}"), &caseworker).await;
     resp.assert_problem(500, "internal");
     assert_no_marker("tampered", &resp.text);
@@ -210,8 +225,13 @@ async fn updates_are_merge_patches_with_optimistic_concurrency() {
         .await
         .assert_problem(428, "precondition-required");
     let resp = app
-        .patch(&path, &caseworker, "\"1\"", json!({ "status": "follow_up", "operation": null,
-            "identity": { "family_names": "MARKERFAMILY Diallo", "phone": null } }))
+        .patch(
+            &path,
+            &caseworker,
+            "\"1\"",
+            json!({ "status": "follow_up", "operation": null,
+            "identity": { "family_names": "MARKERFAMILY Diallo", "phone": null } }),
+        )
         .await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
     assert_eq!(resp.header("etag"), Some("\"2\""));
@@ -222,7 +242,9 @@ async fn updates_are_merge_patches_with_optimistic_concurrency() {
     assert_eq!(body["identity"]["given_names"], "MARKERGIVEN Ana", "absent fields stay");
     assert!(body["identity"].get("phone").is_none());
     assert_eq!(body["gender"], "woman");
-    app.patch(&path, &caseworker, "\"1\"", json!({ "status": "closed" })).await.assert_problem(412, "precondition-failed");
+    app.patch(&path, &caseworker, "\"1\"", json!({ "status": "closed" }))
+        .await
+        .assert_problem(412, "precondition-failed");
     app.patch(&path, &caseworker, "\"2\"", json!({ "gender": "robot" })).await.assert_problem(422, "validation");
     app.patch(&path, &caseworker, "\"2\"", json!({ "id": Uuid::new_v4() })).await.assert_problem(422, "validation");
     // Changing the age re-derives is_minor.
@@ -380,7 +402,9 @@ async fn null_identity_erases_it_and_new_consent_is_dated() {
     let (id, caseworker) = create_victim(&app, org).await;
     let path = format!("/api/v1/victims/{id}");
     let before = app.get(&path, &caseworker).await.json()["consent"]["recorded_at"].clone();
-    let resp = app.patch(&path, &caseworker, "\"1\"", json!({ "identity": null, "consent": { "anonymised_statistics": false } })).await;
+    let resp = app
+        .patch(&path, &caseworker, "\"1\"", json!({ "identity": null, "consent": { "anonymised_statistics": false } }))
+        .await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
     let body = resp.json();
     assert_eq!(body["identity"], json!({}), "no identity left");
@@ -396,12 +420,24 @@ async fn reads_by_another_organisation_show_in_the_owners_audit_log() {
     let (from, to) = (app.create_org().await, app.create_org().await);
     let (victim, sender) = create_victim(&app, from).await;
     let (receiver_user, receiver) = app.user_with_token(to, Role::Caseworker).await;
-    app.post("/api/v1/referrals", Some(&sender), json!({ "victim_id": victim, "to_organization_id": to, "service": "medical" })).await;
+    app.post(
+        "/api/v1/referrals",
+        Some(&sender),
+        json!({ "victim_id": victim, "to_organization_id": to, "service": "medical" }),
+    )
+    .await;
     assert_eq!(app.get(&format!("/api/v1/victims/{victim}"), &receiver).await.status, StatusCode::OK);
     let (_, owner_auditor) = app.user_with_token(from, Role::Auditor).await;
-    let log = app.get(&format!("/api/v1/audit-events?action=victim.identity_read&target_id={victim}"), &owner_auditor).await.json();
-    let readers: Vec<&str> = log["items"].as_array().unwrap().iter().filter_map(|e| e["actor_user_id"].as_str()).collect();
-    assert!(readers.contains(&receiver_user.id.to_string().as_str()), "the owner's log names the receiver's read: {log}");
+    let log = app
+        .get(&format!("/api/v1/audit-events?action=victim.identity_read&target_id={victim}"), &owner_auditor)
+        .await
+        .json();
+    let readers: Vec<&str> =
+        log["items"].as_array().unwrap().iter().filter_map(|e| e["actor_user_id"].as_str()).collect();
+    assert!(
+        readers.contains(&receiver_user.id.to_string().as_str()),
+        "the owner's log names the receiver's read: {log}"
+    );
 }
 
 #[tokio::test]
@@ -423,7 +459,8 @@ async fn probes_reveal_nothing_to_the_prober() {
     let own_log = app.get(&format!("/api/v1/audit-events?target_id={victim}"), &other_admin).await.json();
     assert!(own_log["items"].as_array().unwrap().is_empty(), "{own_log}");
     let (_, owner_admin) = app.user_with_token(org, Role::Admin).await;
-    let owner_log = app.get(&format!("/api/v1/audit-events?action=access.denied&target_id={victim}"), &owner_admin).await.json();
+    let owner_log =
+        app.get(&format!("/api/v1/audit-events?action=access.denied&target_id={victim}"), &owner_admin).await.json();
     assert!(!owner_log["items"].as_array().unwrap().is_empty());
 
     // Identity responses are never cached.
@@ -440,7 +477,9 @@ async fn removing_the_age_keeps_the_minor_flag() {
     let mut body = victim_body(id);
     body["age_at_identification"] = json!(15);
     app.post("/api/v1/victims", Some(&caseworker), body).await;
-    let resp = app.patch(&format!("/api/v1/victims/{id}"), &caseworker, "\"1\"", json!({ "age_at_identification": null })).await;
+    let resp = app
+        .patch(&format!("/api/v1/victims/{id}"), &caseworker, "\"1\"", json!({ "age_at_identification": null }))
+        .await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
     let body = resp.json();
     assert!(body.get("age_at_identification").is_none());

@@ -34,13 +34,20 @@ pub async fn build() -> World {
     let resp = app.post("/api/v1/victims", Some(&cw_a), victim_body(victim)).await;
     assert_eq!(resp.status.as_u16(), 201, "{}", resp.text);
     let resp = app
-        .post(&format!("/api/v1/victims/{victim}/assistance"), Some(&cw_a),
-            json!({ "kind": "medical", "provided_on": "2026-11-01", "notes": "MARKERNOTES clinic visit" }))
+        .post(
+            &format!("/api/v1/victims/{victim}/assistance"),
+            Some(&cw_a),
+            json!({ "kind": "medical", "provided_on": "2026-11-01", "notes": "MARKERNOTES clinic visit" }),
+        )
         .await;
     assert_eq!(resp.status.as_u16(), 201, "{}", resp.text);
     let resp = app
-        .post("/api/v1/referrals", Some(&cw_a), json!({ "victim_id": victim, "to_organization_id": org_b,
-            "service": "legal", "reason": "MARKERNOTES court date" }))
+        .post(
+            "/api/v1/referrals",
+            Some(&cw_a),
+            json!({ "victim_id": victim, "to_organization_id": org_b,
+            "service": "legal", "reason": "MARKERNOTES court date" }),
+        )
         .await;
     assert_eq!(resp.status.as_u16(), 201, "{}", resp.text);
     let referral: Uuid = resp.json()["id"].as_str().unwrap().parse().unwrap();
@@ -61,7 +68,9 @@ pub async fn build() -> World {
     // Requested by an admin of A who is none of the callers, so any caller may be the second person.
     let (_, requester) = app.user_with_token(org_a, Role::Admin).await;
     let promoted = app.create_user(org_a, Role::Auditor).await;
-    let resp = app.patch(&format!("/api/v1/users/{}", promoted.id), &requester, "\"1\"", json!({ "role": "caseworker" })).await;
+    let resp = app
+        .patch(&format!("/api/v1/users/{}", promoted.id), &requester, "\"1\"", json!({ "role": "caseworker" }))
+        .await;
     assert_eq!(resp.status.as_u16(), 202, "{}", resp.text);
     let grant: Uuid = resp.json()["id"].as_str().unwrap().parse().unwrap();
     World { app, org_a, org_b, victim, referral, target_user, grant, tokens }
@@ -91,23 +100,39 @@ impl World {
     pub fn body(&self, method: &str, path: &str) -> Option<Value> {
         let body = match (method, path) {
             ("post", "/api/v1/victims") => victim_body(Uuid::new_v4()),
-            ("patch", "/api/v1/victims/{id}") => json!({ "status": "follow_up", "identity": { "notes": "MARKERNOTES update" } }),
+            ("patch", "/api/v1/victims/{id}") => {
+                json!({ "status": "follow_up", "identity": { "notes": "MARKERNOTES update" } })
+            }
             ("post", "/api/v1/victims/search") => json!({ "name": "MARKERGIVEN Ana MARKERFAMILY López" }),
-            ("post", "/api/v1/victims/{id}/assistance") => json!({ "kind": "legal", "provided_on": "2026-11-02", "notes": "MARKERNOTES" }),
-            ("post", "/api/v1/referrals") => json!({ "victim_id": self.victim, "to_organization_id": self.org_b, "service": "shelter" }),
+            ("post", "/api/v1/victims/{id}/assistance") => {
+                json!({ "kind": "legal", "provided_on": "2026-11-02", "notes": "MARKERNOTES" })
+            }
+            ("post", "/api/v1/referrals") => {
+                json!({ "victim_id": self.victim, "to_organization_id": self.org_b, "service": "shelter" })
+            }
             ("post", "/api/v1/referrals/{id}/decline") => json!({ "reason": "no_capacity" }),
-            ("post", "/api/v1/organizations") => json!({ "name": format!("Org {}", Uuid::new_v4()), "kind": "ngo", "country": "SEN" }),
+            ("post", "/api/v1/organizations") => {
+                json!({ "name": format!("Org {}", Uuid::new_v4()), "kind": "ngo", "country": "SEN" })
+            }
             ("patch", "/api/v1/organizations/{id}") => json!({ "shares_statistics": true }),
-            ("post", "/api/v1/users") => json!({ "email": format!("{}@example.org", Uuid::new_v4()), "role": "auditor" }),
+            ("post", "/api/v1/users") => {
+                json!({ "email": format!("{}@example.org", Uuid::new_v4()), "role": "auditor" })
+            }
             ("post", "/api/v1/auth/enrol") => json!({ "token": "MARKERDOC123", "password": "MARKERNOTES-password" }),
-            ("post", "/api/v1/me/password") => json!({ "current_password": "MARKERNOTES-old", "new_password": "MARKERNOTES-password" }),
+            ("post", "/api/v1/me/password") => {
+                json!({ "current_password": "MARKERNOTES-old", "new_password": "MARKERNOTES-password" })
+            }
             ("post", "/api/v1/access-grants/{id}/refuse") => json!({ "reason": "Not confirmed yet." }),
             ("patch", "/api/v1/users/{id}") => json!({ "role": "auditor" }),
-            ("post", "/api/v1/auth/login") => json!({ "email": "MARKERGIVEN@example.org", "password": "MARKERNOTES-password" }),
+            ("post", "/api/v1/auth/login") => {
+                json!({ "email": "MARKERGIVEN@example.org", "password": "MARKERNOTES-password" })
+            }
             ("post", "/api/v1/auth/refresh") => json!({ "refresh_token": "MARKERDOC123" }),
             ("put", "/api/v1/organizations/{id}/report-budget") => json!({ "allowance": 500.0 }),
             ("put", "/api/v1/organizations/{id}/second-factor") => json!({ "required_for_caseworkers": false }),
-            ("post", "/api/v1/auth/second-factor") => json!({ "email": "MARKERGIVEN@example.org", "password": "MARKERNOTES-password" }),
+            ("post", "/api/v1/auth/second-factor") => {
+                json!({ "email": "MARKERGIVEN@example.org", "password": "MARKERNOTES-password" })
+            }
             ("post", _) => json!({}),
             _ => return None,
         };

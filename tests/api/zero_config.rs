@@ -151,7 +151,11 @@ async fn zero_configuration_start_persists_and_stops_cleanly() {
             let client = client.clone();
             let url = format!("{base}/api/v1/auth/login");
             tokio::spawn(async move {
-                client.post(url).json(&json!({ "email": format!("u{i}@example.org"), "password": "whatever-it-is" })).send().await
+                client
+                    .post(url)
+                    .json(&json!({ "email": format!("u{i}@example.org"), "password": "whatever-it-is" }))
+                    .send()
+                    .await
             })
         })
         .collect();
@@ -297,7 +301,9 @@ async fn bootstrap_creates_the_first_admin_once() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(haven::startup::run(state, listener).unwrap());
-    for (email, password) in [("root@example.org", "steady-baobab-river-31"), ("second@example.org", "quiet-tamarind-sextant-8")] {
+    for (email, password) in
+        [("root@example.org", "steady-baobab-river-31"), ("second@example.org", "quiet-tamarind-sextant-8")]
+    {
         let resp = reqwest::Client::new()
             .post(format!("{address}/api/v1/auth/login"))
             .json(&json!({ "email": email, "password": password }))
@@ -340,7 +346,11 @@ async fn links_planted_in_the_cluster_directory_are_refused() {
 async fn a_bad_report_plugin_file_stops_start_up_with_its_name_and_line() {
     let dir = data_dir();
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("broken.toml"), "id = \"x\"\ntitle = \"X\"\ndescription = \"X\"\nroles = [\"partner\"]\ndimensions = [\"home_address\"]\n").unwrap();
+    std::fs::write(
+        dir.join("broken.toml"),
+        "id = \"x\"\ntitle = \"X\"\ndescription = \"X\"\nroles = [\"partner\"]\ndimensions = [\"home_address\"]\n",
+    )
+    .unwrap();
     let out = haven()
         .env("DATABASE_URL", fresh_database())
         .env("HAVEN_REPORTS_DIR", &dir)

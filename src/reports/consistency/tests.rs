@@ -28,15 +28,9 @@ fn exact(plan: &Plan, victims: &[Vec<Vec<usize>>]) -> Vec<i64> {
         for mask in 0..(1usize << dims) {
             let mut partial: Vec<Vec<usize>> = vec![Vec::new()];
             for (d, values) in victim.iter().enumerate().take(dims) {
-                let choices: Vec<usize> = if mask & (1 << d) != 0 {
-                    values.clone()
-                } else {
-                    vec![plan.total_index(d)]
-                };
-                partial = partial
-                    .iter()
-                    .flat_map(|k| choices.iter().map(move |&c| [k.clone(), vec![c]].concat()))
-                    .collect();
+                let choices: Vec<usize> = if mask & (1 << d) != 0 { values.clone() } else { vec![plan.total_index(d)] };
+                partial =
+                    partial.iter().flat_map(|k| choices.iter().map(move |&c| [k.clone(), vec![c]].concat())).collect();
             }
             keys.extend(partial.into_iter().map(|k| plan.dense(&k)));
         }
@@ -53,9 +47,7 @@ fn victims_strategy(sizes: Vec<usize>, multi: Vec<bool>) -> impl Strategy<Value 
         .zip(&multi)
         .map(|(&n, &is_multi)| {
             if is_multi {
-                proptest::collection::btree_set(0..n, 1..=n.min(2))
-                    .prop_map(|s| s.into_iter().collect())
-                    .boxed()
+                proptest::collection::btree_set(0..n, 1..=n.min(2)).prop_map(|s| s.into_iter().collect()).boxed()
             } else {
                 (0..n).prop_map(|v| vec![v]).boxed()
             }
@@ -68,10 +60,7 @@ fn victims_strategy(sizes: Vec<usize>, multi: Vec<bool>) -> impl Strategy<Value 
 type Table = (Vec<usize>, Vec<usize>, Vec<Vec<Vec<usize>>>, Vec<i64>);
 
 fn table() -> impl Strategy<Value = Table> {
-    (
-        proptest::sample::subsequence(vec![0usize, 1, 2, 3, 4], 1..=3),
-        proptest::collection::vec(1usize..5, 3),
-    )
+    (proptest::sample::subsequence(vec![0usize, 1, 2, 3, 4], 1..=3), proptest::collection::vec(1usize..5, 3))
         .prop_flat_map(|(dims, sizes)| {
             let sizes: Vec<usize> = sizes[..dims.len()].to_vec();
             let multi: Vec<bool> = dims.iter().map(|&d| KINDS[d].bound().is_some()).collect();
@@ -156,9 +145,5 @@ fn projection_keeps_totals_unbiased_where_clamping_would_not() {
         let fitted = fit(&plan, &noisy, 6.7);
         drift += (fitted.values[plan.len() - 1] - 100) as f64;
     }
-    assert!(
-        (drift / 200.0).abs() < 2.0,
-        "the grand total drifts by {} on average",
-        drift / 200.0
-    );
+    assert!((drift / 200.0).abs() < 2.0, "the grand total drifts by {} on average", drift / 200.0);
 }

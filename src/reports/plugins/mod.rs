@@ -25,8 +25,11 @@ mod tests {
     #[test]
     fn declared_defaults_are_the_defaults_used() {
         for plugin in crate::reports::Registry::shipped().plugins {
-            let defaults: HashMap<String, String> =
-                plugin.parameters().into_iter().filter_map(|p| p.default.map(|d| (p.name.to_owned(), d.to_owned()))).collect();
+            let defaults: HashMap<String, String> = plugin
+                .parameters()
+                .into_iter()
+                .filter_map(|p| p.default.map(|d| (p.name.to_owned(), d.to_owned())))
+                .collect();
             let implicit = plugin.table(&HashMap::new()).unwrap().signature();
             let explicit = plugin.table(&defaults).unwrap().signature();
             assert_eq!(implicit, explicit, "{}: its declared defaults are not the ones it uses", plugin.id());

@@ -31,12 +31,11 @@ impl ReportPlugin for RouteCorridors {
     }
     fn table(&self, params: &HashMap<String, String>) -> Result<TableQuery, ApiError> {
         let dimensions = match choice(params, "level", "region") {
-            "subregion" => vec![Dimension::RecruitmentSubregion, Dimension::TransitSubregion, Dimension::ExploitationSubregion],
+            "subregion" => {
+                vec![Dimension::RecruitmentSubregion, Dimension::TransitSubregion, Dimension::ExploitationSubregion]
+            }
             _ => vec![Dimension::RecruitmentRegion, Dimension::TransitRegion, Dimension::ExploitationRegion],
         };
-        Ok(TableQuery {
-            dimensions,
-            ..Default::default()
-        })
+        Ok(TableQuery { dimensions, ..Default::default() })
     }
 }

@@ -19,10 +19,19 @@ impl ReportPlugin for Trends {
         "Newly identified victims by month or quarter of identification and type of exploitation."
     }
     fn parameters(&self) -> Vec<ParamSpec> {
-        vec![ParamSpec { name: "period", description: "Time grain.", values: vec!["month", "quarter"], default: Some("quarter") }]
+        vec![ParamSpec {
+            name: "period",
+            description: "Time grain.",
+            values: vec!["month", "quarter"],
+            default: Some("quarter"),
+        }]
     }
     fn table(&self, params: &HashMap<String, String>) -> Result<TableQuery, ApiError> {
-        let period = if choice(params, "period", "quarter") == "month" { Dimension::IdentifiedMonth } else { Dimension::IdentifiedQuarter };
+        let period = if choice(params, "period", "quarter") == "month" {
+            Dimension::IdentifiedMonth
+        } else {
+            Dimension::IdentifiedQuarter
+        };
         Ok(TableQuery { dimensions: vec![period, Dimension::ExploitationType], ..Default::default() })
     }
 }
