@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -138,7 +139,7 @@ pub struct MachineSettings {
 
     /// PostgreSQL URL. Without it Haven runs its own private cluster in the data directory.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    pub database_url: Option<SecretString>,
 
     /// Directory for the private PostgreSQL cluster and the locally generated secrets.
     #[arg(long, env = "HAVEN_DATA_DIR", default_value = ".haven")]
@@ -152,17 +153,17 @@ pub struct MachineSettings {
     /// JWT signing keys: `kid:base64key[:retired_unix_time]`, comma-separated, the first signs.
     /// A retired key verifies tokens until they expire, then nothing.
     #[arg(long, env = "HAVEN_JWT_KEYS", hide_env_values = true)]
-    pub jwt_keys: Option<String>,
+    pub jwt_keys: Option<SecretString>,
 
     /// Identity encryption keys: `kid:base64key` (32 bytes each), comma-separated; the first
     /// encrypts, the others still decrypt until `haven rekey` has moved everything to the first.
     #[arg(long, env = "HAVEN_IDENTITY_KEYS", hide_env_values = true)]
-    pub identity_keys: Option<String>,
+    pub identity_keys: Option<SecretString>,
 
     /// Key of the blind indexes used for exact-match search (base64, 32 bytes). Changing it
     /// requires `haven rekey` to recompute the indexes.
     #[arg(long, env = "HAVEN_BLIND_INDEX_KEY", hide_env_values = true)]
-    pub blind_index_key: Option<String>,
+    pub blind_index_key: Option<SecretString>,
 
     /// Log format.
     #[arg(long, env = "HAVEN_LOG_FORMAT", value_enum, default_value = "json")]
@@ -192,7 +193,7 @@ pub struct Settings {
 
     /// PostgreSQL URL for report queries only (e.g. a read replica); default: the main database.
     #[arg(long, env = "HAVEN_REPORTS_DATABASE_URL", hide_env_values = true)]
-    pub reports_database_url: Option<String>,
+    pub reports_database_url: Option<SecretString>,
 
     /// `iss` claim of issued access tokens (and the only one accepted).
     #[arg(long, env = "HAVEN_JWT_ISSUER", default_value = "haven")]
@@ -429,5 +430,26 @@ impl Settings {
 
     pub fn hash_concurrency(&self) -> usize {
         self.hash_concurrency.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Settings are `Debug` (clap needs it); the keys and the database URLs never show in it.
+    #[test]
+    fn debug_output_holds_no_secret() {
+        let mut settings = Settings::defaults();
+        settings.database_url = Some("postgres://haven:DBPASSWORD@db/haven".into());
+        settings.reports_database_url = Some("postgres://reader:REPLICAPASSWORD@replica/haven".into());
+        settings.jwt_keys = Some("k1:JWTKEYMATERIAL".into());
+        settings.identity_keys = Some("i1:IDENTITYKEYMATERIAL".into());
+        settings.blind_index_key = Some("INDEXKEYMATERIAL".into());
+        let shown = format!("{settings:?} {:?}", settings.clone());
+        for secret in ["DBPASSWORD", "REPLICAPASSWORD", "JWTKEYMATERIAL", "IDENTITYKEYMATERIAL", "INDEXKEYMATERIAL"] {
+            assert!(!shown.contains(secret), "{secret} shown");
+        }
+        assert!(shown.contains("REDACTED"), "the fields are there, their values are not");
     }
 }

@@ -11,6 +11,8 @@ use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
+use secrecy::ExposeSecret;
+
 use crate::auth::{Keyring, LoginThrottle, PasswordHasher};
 use crate::config::{Environment, Settings};
 use crate::db::local_cluster::{self, ClusterOptions, LocalCluster};
@@ -51,7 +53,7 @@ pub struct Database {
 /// Blocking: call it before starting the async runtime.
 pub fn prepare_database(settings: &Settings) -> Result<Database, StartupError> {
     let (url, cluster) = match &settings.database_url {
-        Some(url) => (url.clone(), None),
+        Some(url) => (url.expose_secret().to_owned(), None),
         None => {
             local_cluster::prepare_data_dir(&settings.data_dir)?;
             let options = ClusterOptions {
@@ -105,15 +107,15 @@ pub fn keys(settings: &Settings) -> Result<Keys, StartupError> {
             Ok(pick(local.as_ref().expect("loaded")))
         };
     let jwt_spec = match &settings.jwt_keys {
-        Some(spec) => spec.clone(),
+        Some(spec) => spec.expose_secret().to_owned(),
         None => from_file(|s| s.jwt_keys.clone(), "HAVEN_JWT_KEYS")?,
     };
     let identity_spec = match &settings.identity_keys {
-        Some(spec) => spec.clone(),
+        Some(spec) => spec.expose_secret().to_owned(),
         None => from_file(|s| s.identity_keys.clone(), "HAVEN_IDENTITY_KEYS")?,
     };
     let index_key = match &settings.blind_index_key {
-        Some(key) => key.clone(),
+        Some(key) => key.expose_secret().to_owned(),
         None => from_file(|s| s.blind_index_key.clone(), "HAVEN_BLIND_INDEX_KEY")?,
     };
     Ok(Keys {
@@ -127,7 +129,7 @@ pub fn build_state(settings: Settings, database_url: &str, keys: Keys) -> Result
     let timeout = Duration::from_millis(settings.db_timeout_ms);
     let pool = crate::db::build_pool(database_url, settings.db_pool_size, timeout)?;
     let reports_pool = match &settings.reports_database_url {
-        Some(url) => crate::db::build_pool(url, settings.db_pool_size, timeout)?,
+        Some(url) => crate::db::build_pool(url.expose_secret(), settings.db_pool_size, timeout)?,
         None => pool.clone(),
     };
     let reports = crate::reports::Registry::load(settings.reports_dir.as_deref()).map_err(StartupError::Task)?;

@@ -93,8 +93,8 @@ pub fn fresh_database() -> String {
 
 pub fn test_settings(database_url: &str) -> Settings {
     let mut s = Settings::defaults();
-    s.database_url = Some(database_url.to_owned());
-    s.jwt_keys = Some(key_spec());
+    s.database_url = Some(database_url.into());
+    s.jwt_keys = Some(key_spec().into());
     s.identity_keys = Some(IDENTITY_KEY_SPEC.into());
     s.blind_index_key = Some(BLIND_INDEX_KEY.into());
     s.workers = Some(1);

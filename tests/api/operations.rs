@@ -39,7 +39,7 @@ async fn database_outage_is_503_and_readyz_says_so() {
     // A database URL pointing nowhere: the pool cannot connect.
     let mut settings = test_settings(&fresh_database());
     let unreachable = "postgres://postgres@127.0.0.1:1/haven".to_owned();
-    settings.database_url = Some(unreachable.clone());
+    settings.database_url = Some(unreachable.clone().into());
     settings.db_timeout_ms = 500;
     let keyring = haven::startup::keys(&settings).unwrap();
     let state = haven::startup::build_state(settings, &unreachable, keyring).unwrap();

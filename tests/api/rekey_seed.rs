@@ -83,7 +83,7 @@ async fn reindex_recomputes_blind_indexes_under_a_new_index_key() {
     let report = haven::rekey::run(&app.pool, &keys, true, false).await.unwrap();
     assert_eq!(report.identities, 1);
     let mut settings = test_settings(&app.url);
-    settings.blind_index_key = Some(new_index);
+    settings.blind_index_key = Some(new_index.into());
     let (address, _) = serve(settings, &app.url);
     let found: serde_json::Value = reqwest::Client::new()
         .post(format!("{address}/api/v1/victims/search"))

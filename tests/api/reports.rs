@@ -360,7 +360,7 @@ async fn report_queries_go_to_the_reports_database_when_one_is_set() {
     // A second, empty database stands in for a read replica that has not caught up.
     let replica = crate::helpers::fresh_database();
     let replica_url = replica.clone();
-    let app = spawn_app_with(move |s| s.reports_database_url = Some(replica_url)).await;
+    let app = spawn_app_with(move |s| s.reports_database_url = Some(replica_url.into())).await;
     let org = app.create_org().await;
     let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
     for _ in 0..3 {
