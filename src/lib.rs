@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod grants;
 pub mod hardening;
+pub mod idempotency;
 pub mod openapi;
 pub mod ops;
 pub mod orgs;

@@ -46,11 +46,8 @@ pub async fn create_assistance(
     body: ApiJson<Value>,
 ) -> ApiResult<HttpResponse> {
     let victim_id = id.into_inner();
-    let digest = crate::victims::canonical_digest(&state.identity_keys, &body.0);
+    let digest = crate::idempotency::digest(&state.identity_keys, &body.0);
     let input: AssistanceInput = from_value(body.0)?;
-    if input.notes.as_ref().is_some_and(|n| n.chars().count() > 5000) {
-        return Err(ApiError::validation("notes", "must be at most 5000 characters"));
-    }
     if input.provided_on > chrono::Utc::now().date_naive() {
         return Err(ApiError::validation("provided_on", "must not be in the future"));
     }
@@ -121,7 +118,7 @@ pub async fn create_assistance(
         Sight::Identity(grant) => AssistanceView::with_notes(grant, &row, input.notes.clone()),
         Sight::CaseOnly => AssistanceView::without_notes(&row),
     };
-    Ok(if created { HttpResponse::Created() } else { HttpResponse::Ok() }.json(view))
+    Ok(crate::idempotency::answer(created).json(view))
 }
 
 async fn accepted_referral(conn: &mut AsyncPgConnection, victim: Uuid, org: Uuid) -> ApiResult<bool> {
@@ -190,10 +187,7 @@ pub async fn list_assistance(
                     .by(&principal)
                     .target("victim", victim_id)
                     .details(serde_json::json!({ "assistance_notes": with_notes }));
-                audit::record(conn, &ctx, event.clone()).await?;
-                if victim.organization_id != principal.organization_id {
-                    audit::record(conn, &ctx, event.in_org(victim.organization_id)).await?;
-                }
+                audit::record_read(conn, &ctx, event, victim.organization_id).await?;
             }
             Ok(views)
         })

@@ -127,6 +127,22 @@ pub async fn record(conn: &mut AsyncPgConnection, ctx: &RequestContext, event: E
     Ok(())
 }
 
+/// Records a read of identity-grade data (an identity, notes, a referral's reason) belonging to
+/// `owner`'s organisation: in the reader's log (the event's organisation) and, when the reader is
+/// from another organisation, in the owner's too, so its log shows who outside it read the record.
+/// One statement, both or none; the data is returned only after it succeeds.
+pub async fn record_read(
+    conn: &mut AsyncPgConnection,
+    ctx: &RequestContext,
+    event: Event,
+    owner: Uuid,
+) -> QueryResult<()> {
+    match event.organization_id == Some(owner) {
+        true => record(conn, ctx, event).await,
+        false => record_all(conn, ctx, &[event.clone(), event.in_org(owner)]).await,
+    }
+}
+
 /// Writes several events in one statement: all of them or none. A read that must not happen
 /// unrecorded (an identity) returns its data only after this succeeds, which needs no transaction.
 pub async fn record_all(conn: &mut AsyncPgConnection, ctx: &RequestContext, events: &[Event]) -> QueryResult<()> {

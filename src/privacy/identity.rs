@@ -19,8 +19,9 @@ pub struct Identity {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_length = 200)]
     pub family_names: Option<String>,
-    /// Other names the person is known by (at most 20).
+    /// Other names the person is known by.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(schema_with = aliases_schema)]
     pub aliases: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date_of_birth: Option<NaiveDate>,
@@ -52,30 +53,19 @@ impl std::fmt::Debug for Identity {
     }
 }
 
-fn check(errors: &mut Vec<FieldError>, field: &str, value: &Option<String>, max: usize) {
-    if let Some(v) = value
-        && v.chars().count() > max
-    {
-        errors.push(FieldError::new(format!("identity.{field}"), format!("must be at most {max} characters")));
-    }
+/// At most 20 aliases of at most 200 characters each (utoipa has no attribute for the items').
+fn aliases_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(ObjectBuilder::new().schema_type(Type::String).max_length(Some(200)))
+        .max_items(Some(20))
+        .description(Some("Other names the person is known by."))
+        .build()
 }
 
 impl Identity {
+    /// What depends on the day; the lengths are the schema's (see `VictimInput::validate`).
     pub fn validate(&self, errors: &mut Vec<FieldError>) {
-        check(errors, "given_names", &self.given_names, 200);
-        check(errors, "family_names", &self.family_names, 200);
-        check(errors, "phone", &self.phone, 200);
-        check(errors, "email", &self.email, 200);
-        check(errors, "address", &self.address, 1000);
-        check(errors, "document_type", &self.document_type, 100);
-        check(errors, "document_number", &self.document_number, 100);
-        check(errors, "notes", &self.notes, 20_000);
-        if self.aliases.len() > 20 {
-            errors.push(FieldError::new("identity.aliases", "must have at most 20 entries"));
-        }
-        if self.aliases.iter().any(|a| a.chars().count() > 200) {
-            errors.push(FieldError::new("identity.aliases", "entries must be at most 200 characters"));
-        }
         if self.date_of_birth.is_some_and(|d| d > chrono::Utc::now().date_naive()) {
             errors.push(FieldError::new("identity.date_of_birth", "must not be in the future"));
         }

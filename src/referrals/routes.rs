@@ -71,10 +71,7 @@ async fn view(
             .by(p)
             .target("referral", row.id)
             .details(serde_json::json!({ "victim_id": row.victim_id, "referral_reason": true }));
-        audit::record(conn, ctx, event.clone()).await?;
-        if p.organization_id != row.from_organization_id {
-            audit::record(conn, ctx, event.in_org(row.from_organization_id)).await?;
-        }
+        audit::record_read(conn, ctx, event, row.from_organization_id).await?;
     }
     Ok(ReferralView::with_reason(grant, row, reason))
 }
@@ -109,11 +106,8 @@ pub async fn create_referral(
     body: ApiJson<Value>,
 ) -> ApiResult<HttpResponse> {
     redaction::refuse_partners(&principal)?;
-    let digest = crate::victims::canonical_digest(&state.identity_keys, &body.0);
+    let digest = crate::idempotency::digest(&state.identity_keys, &body.0);
     let input: ReferralInput = from_value(body.0)?;
-    if input.reason.as_ref().is_some_and(|r| r.chars().count() > 5000) {
-        return Err(ApiError::validation("reason", "must be at most 5000 characters"));
-    }
     let (victim, _) = load_in_sight(&state, &mut *state.pool.get().await?, &ctx, &principal, input.victim_id).await?;
     redaction::may_write_victim(&principal, victim.organization_id)?;
     let org = principal.organization_id;
@@ -175,7 +169,7 @@ pub async fn create_referral(
         })
         .await?;
     let view = view(&state, &mut conn, &ctx, &principal, &row).await?;
-    Ok(if created { HttpResponse::Created() } else { HttpResponse::Ok() }.json(view))
+    Ok(crate::idempotency::answer(created).json(view))
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]

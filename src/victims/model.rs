@@ -69,6 +69,7 @@ pub struct VictimInput {
     #[serde(default)]
     pub is_minor: Option<bool>,
     #[serde(default)]
+    #[schema(max_items = 5)]
     pub citizenship: Vec<CountryCode>,
     #[serde(default)]
     pub migrant_status: Option<MigrantStatus>,
@@ -87,6 +88,7 @@ pub struct VictimInput {
     #[serde(default)]
     pub recruiter_relation: Option<RecruiterRelation>,
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub route: Vec<RouteLeg>,
     #[serde(default)]
     pub consent: Consent,
@@ -112,34 +114,12 @@ impl VictimInput {
         if self.identified_on > Utc::now().date_naive() {
             errors.push(FieldError::new("identified_on", "must not be in the future"));
         }
+        // Limits, patterns and the age agreeing with `is_minor` are the schema's, checked before
+        // an input exists (`extract::from_value`); only what depends on the day is checked here.
         match (self.age_at_identification, self.is_minor) {
-            (Some(age), _) if !(0..=120).contains(&age) => {
-                errors.push(FieldError::new("age_at_identification", "must be between 0 and 120"))
-            }
-            (Some(age), Some(minor)) if minor != (age < 18) => {
-                errors.push(FieldError::new("is_minor", "contradicts age_at_identification"))
-            }
             (Some(age), _) => self.is_minor = Some(age < 18),
             (None, None) => self.is_minor = Some(false),
             (None, Some(_)) => {}
-        }
-        if let Some(sector) = &self.labour_sector
-            && !(sector.len() == 1 && ('A'..='U').contains(&sector.chars().next().unwrap_or('?')))
-        {
-            errors.push(FieldError::new("labour_sector", "must be an ISIC section letter A to U"));
-        }
-        if self.citizenship.len() > 5 {
-            errors.push(FieldError::new("citizenship", "must have at most 5 entries"));
-        }
-        if self.route.len() > 20 {
-            errors.push(FieldError::new("route", "must have at most 20 legs"));
-        }
-        for (i, leg) in self.route.iter().enumerate() {
-            if let Some(month) = &leg.month
-                && chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").is_err()
-            {
-                errors.push(FieldError::new(format!("route[{i}].month"), "must be YYYY-MM"));
-            }
         }
         if let Some(identity) = &self.identity {
             identity.validate(&mut errors);

@@ -41,13 +41,7 @@ pub async fn view_of(
             let identity = open_identity(state, row.id, &sealed)?;
             let event =
                 Event::new(AuditAction::IdentityRead, AuditOutcome::Success).by(principal).target("victim", row.id);
-            // The owning organisation's log also shows who outside it read the identity. The
-            // identity is returned only once its events are durable (one statement, both or none).
-            let events = match row.organization_id == principal.organization_id {
-                true => vec![event],
-                false => vec![event.clone(), event.in_org(row.organization_id)],
-            };
-            audit::record_all(conn, ctx, &events).await?;
+            audit::record_read(conn, ctx, event, row.organization_id).await?;
             identity
         }
         None => Identity::default(),
@@ -151,7 +145,7 @@ pub async fn create_victim(
     body: ApiJson<Value>,
 ) -> ApiResult<HttpResponse> {
     redaction::may_write_victim(&principal, principal.organization_id)?;
-    let digest = super::canonical_digest(&state.identity_keys, &body.0);
+    let digest = crate::idempotency::digest(&state.identity_keys, &body.0);
     let input = from_value::<VictimInput>(body.0)?.validate().map_err(ApiError::Validation)?;
     let id = input.id.unwrap_or_else(Uuid::now_v7);
     let sealed = input.identity.as_ref().map(|i| identity::seal(&state.identity_keys, id, i));
@@ -202,7 +196,7 @@ pub async fn create_victim(
         }
         _ => view_of(&state, &mut conn, &ctx, &principal, &row, sight).await?,
     };
-    let status = if created { actix_web::http::StatusCode::CREATED } else { actix_web::http::StatusCode::OK };
+    let status = crate::idempotency::status(created);
     Ok(respond(status, row.version, &view))
 }
 
@@ -484,7 +478,8 @@ pub(super) async fn list_views(
         let event = Event::new(AuditAction::IdentityRead, AuditOutcome::Success)
             .by(principal)
             .details(serde_json::json!({ "victim_ids": read }));
-        audit::record(conn, ctx, event).await?;
+        // Lists and searches hold the caller's own organisation's victims only.
+        audit::record_read(conn, ctx, event, principal.organization_id).await?;
     }
     Ok(views)
 }

@@ -145,6 +145,16 @@ async fn who_may_refer_and_what_is_refused() {
     app.post("/api/v1/referrals", Some(&stranger), body(from)).await.assert_problem(404, "not-found");
     app.post("/api/v1/referrals", Some(&sender), body(from)).await.assert_problem(422, "validation");
     app.post("/api/v1/referrals", Some(&sender), body(Uuid::new_v4())).await.assert_problem(422, "validation");
+    let mut long = body(to);
+    long["reason"] = json!("x".repeat(5001));
+    app.post("/api/v1/referrals", Some(&sender), long).await.assert_problem(422, "validation");
+    app.post(
+        &format!("/api/v1/victims/{victim}/assistance"),
+        Some(&sender),
+        json!({ "kind": "legal", "provided_on": "2026-11-01", "notes": "x".repeat(5001) }),
+    )
+    .await
+    .assert_problem(422, "validation");
     app.get("/api/v1/referrals", &partner).await.assert_problem(403, "forbidden");
 
     // Idempotent by id; cancelled by the sender.

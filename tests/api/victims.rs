@@ -277,14 +277,23 @@ async fn invalid_case_files_are_refused_and_not_stored() {
         ("route", json!([{"kind": "transit", "country": "SEN", "month": "2026-13"}])),
         ("age_at_identification", json!(300)),
         ("unknown_field", json!(1)),
+        ("citizenship", json!(["PER", "BRA", "SEN", "GNB", "COL", "ECU"])),
+        ("route", json!(vec![json!({"kind": "transit", "country": "SEN"}); 21])),
     ] {
         let mut body = base.clone();
         body[field] = value;
         cases.push(body);
     }
-    let mut body = base.clone();
-    body["identity"]["notes"] = json!("x".repeat(20_001));
-    cases.push(body);
+    for (field, value) in [
+        ("notes", json!("x".repeat(20_001))),
+        ("aliases", json!(vec!["Alias"; 21])),
+        ("aliases", json!(["y".repeat(201)])),
+        ("date_of_birth", json!("2999-01-01")),
+    ] {
+        let mut body = base.clone();
+        body["identity"][field] = value;
+        cases.push(body);
+    }
     for body in cases {
         let resp = app.post("/api/v1/victims", Some(&caseworker), body).await;
         resp.assert_problem(422, "validation");
