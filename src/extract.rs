@@ -97,6 +97,12 @@ pub fn from_value<T: DeserializeOwned + utoipa::ToSchema>(mut value: serde_json:
     })
 }
 
+/// A number written with a fraction part that has none (`10.0`), as the integer it is; `None` for
+/// integers as written, real fractions, and magnitudes a float cannot hold exactly.
+pub fn whole_float(n: &serde_json::Number) -> Option<i64> {
+    n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64)
+}
+
 /// JSON Schema counts `10.0` as an integer, and so does the document; serde's integer types do
 /// not. Every number without a fraction is written as an integer before it is read (a float field
 /// takes an integer as well).
@@ -104,8 +110,8 @@ fn whole_numbers_as_integers(value: &mut serde_json::Value) {
     use serde_json::Value;
     match value {
         Value::Number(n) => {
-            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15) {
-                *value = Value::from(f as i64);
+            if let Some(whole) = whole_float(n) {
+                *value = Value::from(whole);
             }
         }
         Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),

@@ -51,12 +51,10 @@ pub fn digest(keys: &IdentityKeyring, value: &serde_json::Value) -> Vec<u8> {
                 out.push(']');
             }
             // `10.0` and `10` are one number to the schema and to the stored record.
-            serde_json::Value::Number(n) if n.is_f64() => {
-                match n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15) {
-                    Some(whole) => out.push_str(&(whole as i64).to_string()),
-                    None => out.push_str(&n.to_string()),
-                }
-            }
+            serde_json::Value::Number(n) => match crate::extract::whole_float(n) {
+                Some(whole) => out.push_str(&whole.to_string()),
+                None => out.push_str(&n.to_string()),
+            },
             other => out.push_str(&other.to_string()),
         }
     }
@@ -79,5 +77,9 @@ mod tests {
         let c = serde_json::json!({"b": {"y": null, "x": [2, 1]}, "a": 1});
         assert_eq!(super::digest(&keys, &a), super::digest(&keys, &b));
         assert_ne!(super::digest(&keys, &a), super::digest(&keys, &c));
+        // One number however it is written; a real fraction stays apart.
+        let whole = serde_json::json!({"age": 10.0});
+        assert_eq!(super::digest(&keys, &whole), super::digest(&keys, &serde_json::json!({"age": 10})));
+        assert_ne!(super::digest(&keys, &serde_json::json!({"age": 10.5})), super::digest(&keys, &whole));
     }
 }
