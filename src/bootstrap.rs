@@ -28,7 +28,7 @@ impl From<ApiError> for BootstrapError {
 
 impl From<diesel::result::Error> for BootstrapError {
     fn from(e: diesel::result::Error) -> Self {
-        if crate::users::is_unique_violation(&e) {
+        if crate::db::is_unique_violation(&e) {
             BootstrapError::Invalid(
                 "an account with this email or an organisation with this name already exists".into(),
             )

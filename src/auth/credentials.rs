@@ -124,7 +124,7 @@ pub async fn enrol(
         })
         .await?;
     state.throttle.record_success(address, None);
-    Ok(HttpResponse::Ok().insert_header(super::routes::no_store()).json(enrolled))
+    Ok(HttpResponse::Ok().insert_header(super::credential_answer::no_store()).json(enrolled))
 }
 
 /// Change your own password.

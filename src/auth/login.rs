@@ -7,10 +7,12 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Int4, Nullable, Timestamptz};
 use diesel_async::{AsyncConnection, RunQueryDsl};
+use serde::Deserialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::routes::{LoginRequest, TokenResponse, no_store, tokens};
+use super::credential_answer::{TokenResponse, no_store, tokens};
 use super::{second_factor, sessions};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::db::schema::users;
@@ -18,6 +20,24 @@ use crate::domain::Role;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, RequestContext};
 use crate::state::AppState;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    #[schema(example = "amina.diallo@example.org")]
+    pub email: String,
+    #[schema(write_only, example = "ferry-lagos-quiet-orchid")]
+    pub password: String,
+    /// The current code of your second factor, if you enrolled one (401 `second-factor-required`
+    /// without it).
+    #[serde(default)]
+    #[schema(write_only, example = "492039")]
+    pub code: Option<String>,
+    /// A recovery code instead of `code`; each works once.
+    #[serde(default)]
+    #[schema(write_only)]
+    pub recovery_code: Option<String>,
+}
 
 #[derive(Queryable)]
 struct Account {

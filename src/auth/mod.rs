@@ -2,6 +2,7 @@
 //! sessions with reuse detection, login throttling, enrolment tokens with which people set their own
 //! passwords, and the `Principal` extractor.
 
+pub mod credential_answer;
 pub mod credentials;
 pub mod enrolments;
 pub mod login;

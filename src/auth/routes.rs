@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::Principal;
+use super::credential_answer::{TokenResponse, no_store, tokens};
 use super::session_cache::{revoking, revoking_when};
 use super::sessions::{self, Rotation};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
@@ -19,64 +20,15 @@ use crate::users::UserView;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct LoginRequest {
-    #[schema(example = "amina.diallo@example.org")]
-    pub email: String,
-    #[schema(write_only, example = "ferry-lagos-quiet-orchid")]
-    pub password: String,
-    /// The current code of your second factor, if you enrolled one (401 `second-factor-required`
-    /// without it).
-    #[serde(default)]
-    #[schema(write_only, example = "492039")]
-    pub code: Option<String>,
-    /// A recovery code instead of `code`; each works once.
-    #[serde(default)]
-    #[schema(write_only)]
-    pub recovery_code: Option<String>,
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// The refresh token from the last login or refresh; it is single-use.
     pub refresh_token: String,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct TokenResponse {
-    /// JWT to send as `Authorization: Bearer <token>`.
-    pub access_token: String,
-    /// Opaque, single-use: exchange it at `/auth/refresh` for a new pair.
-    pub refresh_token: String,
-    #[schema(example = "Bearer")]
-    pub token_type: &'static str,
-    /// Seconds until the access token expires.
-    #[schema(example = 900)]
-    pub expires_in: i64,
-}
-
-#[derive(Serialize, ToSchema)]
 pub struct MeResponse {
     pub user: UserView,
     pub organization: OrganizationView,
-}
-
-pub(super) fn tokens(
-    state: &AppState,
-    user: Uuid,
-    org: Uuid,
-    role: Role,
-    session: Uuid,
-    version: i32,
-    refresh_token: String,
-) -> ApiResult<TokenResponse> {
-    let access_token =
-        state.keyring.issue(user, org, role, session, version).map_err(|e| ApiError::internal("issuing token", e))?;
-    Ok(TokenResponse { access_token, refresh_token, token_type: "Bearer", expires_in: state.keyring.ttl_secs() })
-}
-
-pub(super) fn no_store() -> (actix_web::http::header::HeaderName, &'static str) {
-    (actix_web::http::header::CACHE_CONTROL, "no-store")
 }
 
 /// Exchange a refresh token for a new access and refresh token.

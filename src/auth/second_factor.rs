@@ -183,7 +183,7 @@ pub async fn start(
         secret: totp.secret().to_base32(),
         otpauth_uri: totp.to_url().map_err(|e| ApiError::internal("totp url", e))?,
     };
-    Ok(HttpResponse::Ok().insert_header(super::routes::no_store()).json(answer))
+    Ok(HttpResponse::Ok().insert_header(super::credential_answer::no_store()).json(answer))
 }
 
 /// Confirm a second factor with a code from the app.
@@ -293,7 +293,7 @@ pub async fn confirm(
     };
     let awaiting_approval = super::session_cache::revoking(state.sessions.clone(), enrol).await?;
     Ok(HttpResponse::Ok()
-        .insert_header(super::routes::no_store())
+        .insert_header(super::credential_answer::no_store())
         .json(RecoveryCodes { recovery_codes: codes, awaiting_approval }))
 }
 

@@ -104,3 +104,8 @@ pub async fn ping(pool: &Pool) -> bool {
     let probe = diesel::sql_query("SELECT 1").execute(&mut conn);
     matches!(tokio::time::timeout(Duration::from_secs(2), probe).await, Ok(Ok(_)))
 }
+
+/// Whether a statement failed on a unique constraint (a name or email already taken).
+pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
+    matches!(err, diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))
+}

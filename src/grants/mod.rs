@@ -161,7 +161,7 @@ pub async fn request(
         .get_result(conn)
         .await
         .map_err(|e| {
-            if crate::users::is_unique_violation(&e) {
+            if crate::db::is_unique_violation(&e) {
                 ApiError::Conflict(
                     "A grant for this account is already waiting for a decision; decide it first.".into(),
                 )
@@ -185,18 +185,8 @@ pub async fn issuer_chain(conn: &mut AsyncPgConnection, user: Uuid) -> QueryResu
         #[diesel(sql_type = SqlUuid)]
         id: Uuid,
     }
-    // UNION (not UNION ALL) ends the walk if two people reset each other.
-    let links: Vec<Link> = diesel::sql_query(
-        "WITH RECURSIVE chain(id) AS ( \
-             SELECT credential_issued_by FROM users WHERE id = $1 AND credential_issued_by IS NOT NULL \
-             UNION \
-             SELECT u.credential_issued_by FROM users u JOIN chain c ON u.id = c.id \
-              WHERE u.credential_issued_by IS NOT NULL) \
-         SELECT id FROM chain",
-    )
-    .bind::<SqlUuid, _>(user)
-    .load(conn)
-    .await?;
+    let links: Vec<Link> =
+        diesel::sql_query(include_str!("issuer_chain.sql")).bind::<SqlUuid, _>(user).load(conn).await?;
     Ok(links.into_iter().map(|l| l.id).collect())
 }
 

@@ -68,7 +68,7 @@ pub struct UpdateOrganization {
 }
 
 fn name_conflict(err: diesel::result::Error) -> ApiError {
-    if crate::users::is_unique_violation(&err) {
+    if crate::db::is_unique_violation(&err) {
         ApiError::Conflict("An organisation with this name already exists.".into())
     } else {
         err.into()

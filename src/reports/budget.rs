@@ -93,18 +93,12 @@ pub async fn current(
 ) -> Result<Budget, ApiError> {
     let period = Period::containing(now, settings.dp_period);
     // Spending is kept per calendar month: a period's is the sum of its months.
-    let spent: Spent = fixed(
-        "SELECT coalesce(sum(rho) FILTER (WHERE organization_id = $3), 0) AS own, \
-                coalesce(sum(releases) FILTER (WHERE organization_id = $3), 0)::bigint AS releases, \
-                coalesce(sum(rho), 0) AS everyone, \
-                (SELECT allowance FROM report_allowances WHERE organization_id = $3) AS allowance \
-         FROM report_spend WHERE period >= $1 AND period < $2",
-    )
-    .bind::<Date, _>(period.start)
-    .bind::<Date, _>(period.end)
-    .bind::<SqlUuid, _>(org)
-    .get_result(conn)
-    .await?;
+    let spent: Spent = fixed(include_str!("sql/spent.sql"))
+        .bind::<Date, _>(period.start)
+        .bind::<Date, _>(period.end)
+        .bind::<SqlUuid, _>(org)
+        .get_result(conn)
+        .await?;
     let allowance = spent.allowance.unwrap_or(settings.dp_allowance);
     let own_left = (allowance - spent.own).max(0.0);
     let cap_left = (settings.dp_cap - spent.everyone).max(0.0);
@@ -142,15 +136,12 @@ pub async fn record_spend(
     rho: f64,
 ) -> Result<(), ApiError> {
     let month = Period::containing(now, BudgetPeriod::Month).start;
-    fixed(
-        "INSERT INTO report_spend (period, organization_id, rho, releases) VALUES ($1, $2, $3, 1) \
-         ON CONFLICT (period, organization_id) DO UPDATE SET rho = report_spend.rho + EXCLUDED.rho, releases = report_spend.releases + 1",
-    )
-    .bind::<Date, _>(month)
-    .bind::<SqlUuid, _>(org)
-    .bind::<Double, _>(rho)
-    .execute(conn)
-    .await?;
+    fixed(include_str!("sql/spend.sql"))
+        .bind::<Date, _>(month)
+        .bind::<SqlUuid, _>(org)
+        .bind::<Double, _>(rho)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

@@ -117,7 +117,3 @@ pub async fn insert(
         .get_result(conn)
         .await
 }
-
-pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
-    matches!(err, diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))
-}

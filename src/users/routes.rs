@@ -153,7 +153,7 @@ pub async fn create_user(
             let credential =
                 super::NewCredential::Enrolment { issued_by: principal.user_id, awaiting_approval: caseworker };
             let user = super::insert(conn, org, body.email.as_str(), body.role, credential).await.map_err(|e| {
-                if super::is_unique_violation(&e) {
+                if crate::db::is_unique_violation(&e) {
                     ApiError::Conflict("An account with this email already exists.".into())
                 } else {
                     e.into()
