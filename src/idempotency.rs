@@ -3,13 +3,52 @@
 //! with the stored record (200 instead of 201), and the same id with other content is a conflict
 //! (409). Retries can race: the insert does nothing on a conflicting id and the winner's row is
 //! read back. Each create keeps the keyed digest of its body (`digest`) on the row to tell a retry
-//! from a conflict. (The find / insert / read-back flow itself is still written out in each of the
-//! three creates: a generic version over async closures hit rustc's "Send is not general enough"
-//! limit inside diesel-async transactions.)
+//! from a conflict. The flow is [`create_once`], over what each resource says in [`CreateOnce`].
+
+use std::future::Future;
 
 use actix_web::HttpResponseBuilder;
+use diesel::QueryResult;
+use diesel_async::AsyncPgConnection;
 
+use crate::error::{ApiError, ApiResult};
 use crate::privacy::crypto::IdentityKeyring;
+
+/// A create a client may retry, as one resource makes it.
+pub trait CreateOnce: Sync {
+    type Row: Send;
+
+    /// The stored row with this create's id, if any.
+    fn find(&self, conn: &mut AsyncPgConnection) -> impl Future<Output = QueryResult<Option<Self::Row>>> + Send;
+
+    /// Inserts the row; `None` when a row with the id appeared meanwhile (`ON CONFLICT DO
+    /// NOTHING`: the statement waits for a concurrent retry's transaction, then does nothing).
+    fn insert(&self, conn: &mut AsyncPgConnection) -> impl Future<Output = QueryResult<Option<Self::Row>>> + Send;
+
+    /// Whether `existing` was made by this same create: the same organisation and body digest.
+    fn is_retry_of(&self, existing: &Self::Row) -> bool;
+}
+
+/// Runs a create once, inside the caller's transaction: the new row and `true`, or the row of an
+/// earlier identical create and `false` (nothing else to do), or 409 for the same id with other
+/// content.
+pub async fn create_once<C: CreateOnce>(conn: &mut AsyncPgConnection, create: &C) -> ApiResult<(C::Row, bool)> {
+    let retry = |existing: C::Row| {
+        if create.is_retry_of(&existing) {
+            Ok((existing, false))
+        } else {
+            Err(ApiError::Conflict("A record with this id already exists with other content.".into()))
+        }
+    };
+    if let Some(existing) = create.find(conn).await? {
+        return retry(existing);
+    }
+    match create.insert(conn).await? {
+        Some(row) => Ok((row, true)),
+        // A concurrent retry created it first.
+        None => retry(create.find(conn).await?.ok_or(ApiError::NotFound)?),
+    }
+}
 
 /// 201 for the request that created the record, 200 for a retry.
 pub fn status(created: bool) -> actix_web::http::StatusCode {

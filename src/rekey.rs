@@ -13,6 +13,7 @@ use crate::db::Pool;
 use crate::db::schema::{assistance_records, referrals, users, victim_identities};
 use crate::privacy::crypto::{IdentityKeyring, Purpose, Sealed};
 use crate::privacy::identity;
+use crate::victims::store::{SealedColumns, SealedIdentity};
 
 const BATCH: i64 = 500;
 
@@ -68,8 +69,6 @@ pub async fn run(
     })
 }
 
-type IdentityRow = (Uuid, String, Vec<u8>, Vec<u8>);
-
 async fn identities(
     conn: &mut AsyncPgConnection,
     keys: &IdentityKeyring,
@@ -80,12 +79,7 @@ async fn identities(
     let pending = |after: Uuid| {
         let mut q = victim_identities::table
             .filter(victim_identities::victim_id.gt(after))
-            .select((
-                victim_identities::victim_id,
-                victim_identities::key_id,
-                victim_identities::nonce,
-                victim_identities::ciphertext,
-            ))
+            .select(SealedIdentity::as_select())
             .order(victim_identities::victim_id)
             .limit(BATCH)
             .into_boxed();
@@ -102,25 +96,20 @@ async fn identities(
     let bar = bar(progress, total as u64, "identities");
     let (mut after, mut done) = (Uuid::nil(), 0u64);
     loop {
-        let rows: Vec<IdentityRow> = pending(after).load(conn).await?;
+        let rows: Vec<SealedIdentity> = pending(after).load(conn).await?;
         let Some(last) = rows.last() else { break };
-        after = last.0;
+        after = last.victim_id;
         let count = rows.len() as u64;
         conn.transaction::<_, RekeyError, _>(async |conn: &mut AsyncPgConnection| {
-            for (victim, key_id, nonce, ciphertext) in rows {
-                let old = Sealed { key_id, nonce, ciphertext };
+            for row in rows {
+                let victim = row.victim_id;
+                let old = Sealed::from(row);
                 let plain =
                     identity::open(keys, victim, &old).map_err(|e| RekeyError::Crypto(victim, e.to_string()))?;
                 let stored = identity::seal(keys, victim, &plain);
                 // Guarded by the nonce, unique to each sealing: a row rewritten meanwhile is left as is.
                 diesel::update(victim_identities::table.find(victim).filter(victim_identities::nonce.eq(old.nonce)))
-                    .set((
-                        victim_identities::key_id.eq(stored.sealed.key_id),
-                        victim_identities::nonce.eq(stored.sealed.nonce),
-                        victim_identities::ciphertext.eq(stored.sealed.ciphertext),
-                        victim_identities::name_index.eq(stored.name_index),
-                        victim_identities::document_index.eq(stored.document_index),
-                    ))
+                    .set(SealedColumns::from(stored))
                     .execute(conn)
                     .await?;
             }

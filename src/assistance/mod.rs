@@ -5,13 +5,15 @@ pub mod routes;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::schema::assistance_records;
 use crate::domain::case_vocab::ServiceKind;
-use crate::privacy::redaction::IdentityGrant;
+use crate::idempotency::CreateOnce;
+use crate::privacy::redaction::{Gated, View};
 
 /// Assistance as a client records it.
 #[derive(Deserialize, ToSchema)]
@@ -26,6 +28,48 @@ pub struct AssistanceInput {
     #[serde(default)]
     #[schema(max_length = 5000)]
     pub notes: Option<String>,
+}
+
+/// A new assistance record, created once however often the client retries (`idempotency`).
+#[derive(Insertable)]
+#[diesel(table_name = assistance_records)]
+pub struct NewAssistance {
+    pub id: Uuid,
+    pub victim_id: Uuid,
+    pub organization_id: Uuid,
+    pub kind: ServiceKind,
+    pub provided_on: NaiveDate,
+    pub provided_by: Uuid,
+    pub notes_key_id: Option<String>,
+    pub notes_nonce: Option<Vec<u8>>,
+    pub notes_ciphertext: Option<Vec<u8>>,
+    pub create_digest: Vec<u8>,
+    pub created_by: Uuid,
+}
+
+impl CreateOnce for NewAssistance {
+    type Row = AssistanceRow;
+
+    async fn find(&self, conn: &mut AsyncPgConnection) -> QueryResult<Option<AssistanceRow>> {
+        assistance_records::table.find(self.id).select(AssistanceRow::as_select()).first(conn).await.optional()
+    }
+
+    async fn insert(&self, conn: &mut AsyncPgConnection) -> QueryResult<Option<AssistanceRow>> {
+        diesel::insert_into(assistance_records::table)
+            .values(self)
+            .on_conflict(assistance_records::id)
+            .do_nothing()
+            .returning(AssistanceRow::as_returning())
+            .get_result(conn)
+            .await
+            .optional()
+    }
+
+    fn is_retry_of(&self, existing: &AssistanceRow) -> bool {
+        existing.organization_id == self.organization_id
+            && existing.victim_id == self.victim_id
+            && existing.create_digest == self.create_digest
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -57,34 +101,33 @@ pub struct Assistance {
     pub created_at: DateTime<Utc>,
 }
 
-/// An assistance record with its notes, for callers holding an identity grant.
+// An assistance record's notes, for callers holding an identity grant (no doc comment: it would
+// become a schema description).
 #[derive(Serialize, ToSchema)]
-pub struct AssistanceWithNotes {
-    #[serde(flatten)]
-    pub record: Assistance,
+pub struct NotesPart {
     /// Always present in this view, `null` when there are none: its presence is what tells this
     /// view from the one without notes.
     #[schema(required = true)]
     pub notes: Option<String>,
 }
 
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum AssistanceView {
-    WithNotes(AssistanceWithNotes),
-    WithoutNotes(Assistance),
-}
+impl Gated for Assistance {
+    type Part = NotesPart;
 
-impl AssistanceView {
-    pub fn without_notes(row: &AssistanceRow) -> AssistanceView {
-        AssistanceView::WithoutNotes(Assistance::from(row))
-    }
+    const VIEW: &'static str = "AssistanceView";
+    const VIEW_DESCRIPTION: &'static str =
+        "An assistance record as one caller may see it: with notes (caseworkers entitled to the identity) or without.";
+    const DISCLOSED: &'static str = "AssistanceWithNotes";
+    const DISCLOSED_DESCRIPTION: &'static str =
+        "An assistance record with its notes, for callers holding an identity grant.";
 
-    pub fn with_notes(grant: IdentityGrant, row: &AssistanceRow, notes: Option<String>) -> AssistanceView {
-        assert_eq!(grant.victim(), row.victim_id, "identity grant used for another victim");
-        AssistanceView::WithNotes(AssistanceWithNotes { record: Assistance::from(row), notes })
+    fn victim_id(&self) -> Uuid {
+        self.victim_id
     }
 }
+
+/// An assistance record as one caller may see it.
+pub type AssistanceView = View<Assistance>;
 
 impl From<&AssistanceRow> for Assistance {
     fn from(r: &AssistanceRow) -> Assistance {

@@ -4,19 +4,17 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{AssistanceInput, AssistanceRow, AssistanceView};
+use super::{Assistance, AssistanceInput, AssistanceRow, AssistanceView, NewAssistance, NotesPart};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
 use crate::db::schema::assistance_records;
-use crate::domain::Role;
-use crate::domain::case_vocab::ReferralStatus;
+use crate::domain::policy;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, RequestContext, from_value};
 use crate::pagination::Page;
-use crate::privacy::crypto::Purpose;
-use crate::privacy::redaction::Sight;
+use crate::privacy::crypto::{Purpose, Sealed};
 use crate::state::AppState;
-use crate::victims::routes::load_in_sight;
+use crate::victims::access::{self, Visible};
 
 /// Record assistance given to a victim.
 ///
@@ -51,58 +49,34 @@ pub async fn create_assistance(
     if input.provided_on > chrono::Utc::now().date_naive() {
         return Err(ApiError::validation("provided_on", "must not be in the future"));
     }
-    crate::privacy::redaction::refuse_partners(&principal)?;
-    let (victim, sight) = load_in_sight(&state, &mut *state.pool.get().await?, &ctx, &principal, victim_id).await?;
-    let org = principal.organization_id;
+    policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
-    if principal.role != Role::Caseworker {
-        return Err(ApiError::Forbidden);
-    }
-    if victim.organization_id != org && !accepted_referral(&mut conn, victim_id, org).await? {
-        return Err(ApiError::Forbidden);
-    }
-    let record_id = input.id.unwrap_or_else(Uuid::now_v7);
-    let sealed =
-        input.notes.as_ref().map(|n| state.identity_keys.seal(Purpose::AssistanceNotes, record_id, n.as_bytes()));
-    let retry_of = |existing: AssistanceRow| {
-        if existing.organization_id == org && existing.victim_id == victim_id && existing.create_digest == digest {
-            Ok((existing, false))
-        } else {
-            Err(ApiError::Conflict("A record with this id already exists with other content.".into()))
-        }
-    };
-    let find = async |conn: &mut AsyncPgConnection| -> ApiResult<Option<AssistanceRow>> {
-        Ok(assistance_records::table.find(record_id).select(AssistanceRow::as_select()).first(conn).await.optional()?)
+    let Visible { row: victim, sight, relation } =
+        access::load_visible(&state, &mut conn, &ctx, &principal, victim_id).await?;
+    let org = principal.organization_id;
+    policy::record_assistance(&principal, victim.organization_id, relation).require()?;
+    let id = input.id.unwrap_or_else(Uuid::now_v7);
+    let sealed = input.notes.as_ref().map(|n| state.identity_keys.seal(Purpose::AssistanceNotes, id, n.as_bytes()));
+    let (notes_key_id, notes_nonce, notes_ciphertext) = Sealed::columns(sealed);
+    let new = NewAssistance {
+        id,
+        victim_id,
+        organization_id: org,
+        kind: input.kind,
+        provided_on: input.provided_on,
+        provided_by: org,
+        notes_key_id,
+        notes_nonce,
+        notes_ciphertext,
+        create_digest: digest,
+        created_by: principal.user_id,
     };
     let (row, created) = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
-            if let Some(existing) = find(conn).await? {
-                return retry_of(existing);
+            let (row, created) = crate::idempotency::create_once(conn, &new).await?;
+            if !created {
+                return Ok((row, false));
             }
-            let row: Option<AssistanceRow> = diesel::insert_into(assistance_records::table)
-                .values((
-                    assistance_records::id.eq(record_id),
-                    assistance_records::victim_id.eq(victim_id),
-                    assistance_records::organization_id.eq(org),
-                    assistance_records::kind.eq(input.kind),
-                    assistance_records::provided_on.eq(input.provided_on),
-                    assistance_records::provided_by.eq(org),
-                    assistance_records::notes_key_id.eq(sealed.as_ref().map(|s| s.key_id.clone())),
-                    assistance_records::notes_nonce.eq(sealed.as_ref().map(|s| s.nonce.clone())),
-                    assistance_records::notes_ciphertext.eq(sealed.as_ref().map(|s| s.ciphertext.clone())),
-                    assistance_records::create_digest.eq(&digest),
-                    assistance_records::created_by.eq(principal.user_id),
-                ))
-                .on_conflict(assistance_records::id)
-                .do_nothing()
-                .returning(AssistanceRow::as_returning())
-                .get_result(conn)
-                .await
-                .optional()?;
-            let Some(row) = row else {
-                // A concurrent retry created it first.
-                return retry_of(find(conn).await?.ok_or(ApiError::NotFound)?);
-            };
             let event = Event::new(AuditAction::AssistanceCreated, AuditOutcome::Success)
                 .by(&principal)
                 .target("victim", victim_id)
@@ -114,23 +88,12 @@ pub async fn create_assistance(
             Ok((row, true))
         })
         .await?;
-    let view = match sight {
-        Sight::Identity(grant) => AssistanceView::with_notes(grant, &row, input.notes.clone()),
-        Sight::CaseOnly => AssistanceView::without_notes(&row),
+    let record = Assistance::from(&row);
+    let view = match sight.grant() {
+        Some(grant) => AssistanceView::disclosed(grant, record, NotesPart { notes: input.notes.clone() }),
+        None => AssistanceView::redacted(record),
     };
     Ok(crate::idempotency::answer(created).json(view))
-}
-
-async fn accepted_referral(conn: &mut AsyncPgConnection, victim: Uuid, org: Uuid) -> ApiResult<bool> {
-    use crate::db::schema::referrals;
-    let n: i64 = referrals::table
-        .filter(referrals::victim_id.eq(victim))
-        .filter(referrals::to_organization_id.eq(org))
-        .filter(referrals::status.eq(ReferralStatus::Accepted))
-        .count()
-        .get_result(conn)
-        .await?;
-    Ok(n > 0)
 }
 
 /// List the assistance a victim received, oldest first.
@@ -156,9 +119,10 @@ pub async fn list_assistance(
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     let victim_id = id.into_inner();
-    crate::privacy::redaction::refuse_partners(&principal)?;
-    let (victim, sight) = load_in_sight(&state, &mut *state.pool.get().await?, &ctx, &principal, victim_id).await?;
+    policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
+    let Visible { row: victim, sight, .. } =
+        access::load_visible(&state, &mut conn, &ctx, &principal, victim_id).await?;
     let items = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
             let rows: Vec<AssistanceRow> = assistance_records::table
@@ -169,7 +133,7 @@ pub async fn list_assistance(
                 .load(conn)
                 .await?;
             let Some(grant) = sight.grant() else {
-                return Ok(rows.iter().map(AssistanceView::without_notes).collect::<Vec<_>>());
+                return Ok(rows.iter().map(|row| AssistanceView::redacted(row.into())).collect::<Vec<_>>());
             };
             let mut views = Vec::with_capacity(rows.len());
             let mut with_notes = 0;
@@ -180,7 +144,7 @@ pub async fn list_assistance(
                     (&row.notes_key_id, &row.notes_nonce, &row.notes_ciphertext),
                 )?;
                 with_notes += usize::from(notes.is_some());
-                views.push(AssistanceView::with_notes(grant, row, notes));
+                views.push(AssistanceView::disclosed(grant, row.into(), NotesPart { notes }));
             }
             if with_notes > 0 {
                 let event = Event::new(AuditAction::IdentityRead, AuditOutcome::Success)

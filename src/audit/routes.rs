@@ -9,8 +9,8 @@ use uuid::Uuid;
 use super::{AuditAction, AuditOutcome};
 use crate::auth::Principal;
 use crate::db::schema::audit_events;
-use crate::domain::{Role, policy};
-use crate::error::{ApiError, ApiResult};
+use crate::domain::policy;
+use crate::error::ApiResult;
 use crate::extract::ApiQuery;
 use crate::pagination::{self, Page};
 use crate::state::AppState;
@@ -83,16 +83,9 @@ pub async fn list_audit_events(
     let q = query.0;
     let limit = pagination::limit(q.limit)?;
     let after: Option<i64> = pagination::decode(q.cursor.as_deref())?;
-    let all = policy::reads_all_audit(&principal);
-    let org = q.organization_id.unwrap_or(principal.organization_id);
-    if !all || q.organization_id.is_some() {
-        policy::read_audit(&principal, org).require()?;
-    }
-    if !matches!(principal.role, Role::Admin | Role::Auditor) {
-        return Err(ApiError::Forbidden);
-    }
+    let scope = policy::audit_scope(&principal, q.organization_id)?;
     let mut sql = audit_events::table.select(AuditEventView::as_select()).into_boxed();
-    if !all || q.organization_id.is_some() {
+    if let Some(org) = scope {
         sql = sql.filter(audit_events::organization_id.eq(org));
     }
     if let Some(actor) = q.actor_user_id {

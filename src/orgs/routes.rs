@@ -9,7 +9,7 @@ use super::{Organization, OrganizationView};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
 use crate::db::schema::organizations;
-use crate::domain::{CountryCode, OrganizationKind, PartnerKind, Role, policy};
+use crate::domain::{CountryCode, OrganizationKind, PartnerKind, policy};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::extract::{ApiJson, ApiQuery, IfMatch, RequestContext, etag};
 use crate::pagination::{self, Page};
@@ -96,9 +96,8 @@ pub async fn list_organizations(
     let limit = pagination::limit(q.limit)?;
     let after: Option<Uuid> = pagination::decode(q.cursor.as_deref())?;
     let mut sql = organizations::table.select(Organization::as_select()).into_boxed();
-    let sees_all = principal.is_host && matches!(principal.role, Role::Admin | Role::Auditor);
-    if !sees_all {
-        sql = sql.filter(organizations::id.eq(principal.organization_id));
+    if let Some(own) = policy::organization_list_scope(&principal) {
+        sql = sql.filter(organizations::id.eq(own));
     }
     if let Some(kind) = q.kind {
         sql = sql.filter(organizations::kind.eq(kind));

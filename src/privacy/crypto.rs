@@ -48,6 +48,19 @@ pub struct Sealed {
     pub ciphertext: Vec<u8>,
 }
 
+/// The three nullable columns (key id, nonce, ciphertext) of an optional sealed text.
+pub type OptionalSealed = (Option<String>, Option<Vec<u8>>, Option<Vec<u8>>);
+
+impl Sealed {
+    /// An optional sealed text (notes, a reason) as its three nullable columns.
+    pub fn columns(sealed: Option<Sealed>) -> OptionalSealed {
+        match sealed {
+            Some(s) => (Some(s.key_id), Some(s.nonce), Some(s.ciphertext)),
+            None => (None, None, None),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CryptoError {
     #[error("unknown identity key id `{0}`")]

@@ -6,13 +6,15 @@ pub mod routes;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::schema::referrals;
 use crate::domain::case_vocab::{DeclineReason, ReferralStatus, ServiceKind, Urgency};
-use crate::privacy::redaction::IdentityGrant;
+use crate::idempotency::CreateOnce;
+use crate::privacy::redaction::{Gated, View};
 
 /// A transition and who may make it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +72,52 @@ pub struct DeclineInput {
     pub reason: DeclineReason,
 }
 
+pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<ReferralRow>> {
+    referrals::table.find(id).select(ReferralRow::as_select()).first(conn).await.optional()
+}
+
+/// A new referral, created once however often the client retries (`idempotency`).
+#[derive(Insertable)]
+#[diesel(table_name = referrals)]
+pub struct NewReferral {
+    pub id: Uuid,
+    pub victim_id: Uuid,
+    pub from_organization_id: Uuid,
+    pub from_user_id: Uuid,
+    pub to_organization_id: Uuid,
+    pub service: ServiceKind,
+    pub urgency: Urgency,
+    pub reason_key_id: Option<String>,
+    pub reason_nonce: Option<Vec<u8>>,
+    pub reason_ciphertext: Option<Vec<u8>>,
+    pub status: ReferralStatus,
+    pub identity_shared: bool,
+    pub create_digest: Vec<u8>,
+}
+
+impl CreateOnce for NewReferral {
+    type Row = ReferralRow;
+
+    async fn find(&self, conn: &mut AsyncPgConnection) -> QueryResult<Option<ReferralRow>> {
+        find(conn, self.id).await
+    }
+
+    async fn insert(&self, conn: &mut AsyncPgConnection) -> QueryResult<Option<ReferralRow>> {
+        diesel::insert_into(referrals::table)
+            .values(self)
+            .on_conflict(referrals::id)
+            .do_nothing()
+            .returning(ReferralRow::as_returning())
+            .get_result(conn)
+            .await
+            .optional()
+    }
+
+    fn is_retry_of(&self, existing: &ReferralRow) -> bool {
+        existing.from_organization_id == self.from_organization_id && existing.create_digest == self.create_digest
+    }
+}
+
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = referrals)]
 pub struct ReferralRow {
@@ -122,35 +170,32 @@ pub struct Referral {
     pub version: i32,
 }
 
+// A referral's free-text reason, for callers holding an identity grant (no doc comment: it would
+// become a schema description).
 #[derive(Serialize, ToSchema)]
-pub struct ReferralWithReason {
-    #[serde(flatten)]
-    pub referral: Referral,
+pub struct ReasonPart {
     /// Always present in this view, `null` when none was given: its presence is what tells this
     /// view from the one without it.
     #[schema(required = true)]
     pub reason: Option<String>,
 }
 
-/// A referral as one caller may see it: with the reason (caseworkers entitled to the identity)
-/// or without.
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum ReferralView {
-    WithReason(ReferralWithReason),
-    WithoutReason(Referral),
-}
+impl Gated for Referral {
+    type Part = ReasonPart;
 
-impl ReferralView {
-    pub fn without_reason(row: &ReferralRow) -> ReferralView {
-        ReferralView::WithoutReason(Referral::from(row))
-    }
+    const VIEW: &'static str = "ReferralView";
+    const VIEW_DESCRIPTION: &'static str =
+        "A referral as one caller may see it: with the reason (caseworkers entitled to the identity) or without.";
+    const DISCLOSED: &'static str = "ReferralWithReason";
+    const DISCLOSED_DESCRIPTION: &'static str = "A referral with its reason, for callers holding an identity grant.";
 
-    pub fn with_reason(grant: IdentityGrant, row: &ReferralRow, reason: Option<String>) -> ReferralView {
-        assert_eq!(grant.victim(), row.victim_id, "identity grant used for another victim");
-        ReferralView::WithReason(ReferralWithReason { referral: Referral::from(row), reason })
+    fn victim_id(&self) -> Uuid {
+        self.victim_id
     }
 }
+
+/// A referral as one caller may see it.
+pub type ReferralView = View<Referral>;
 
 impl From<&ReferralRow> for Referral {
     fn from(r: &ReferralRow) -> Referral {

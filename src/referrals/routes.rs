@@ -6,32 +6,19 @@ use serde_json::Value;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::{DeclineInput, ReferralInput, ReferralRow, ReferralView, Transition};
+use super::{DeclineInput, NewReferral, ReasonPart, Referral, ReferralInput, ReferralRow, ReferralView, Transition};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
 use crate::db::schema::referrals;
-use crate::domain::Role;
 use crate::domain::case_vocab::ReferralStatus;
+use crate::domain::policy::{self, Relation};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, RequestContext, from_value};
 use crate::pagination::{self, Page};
-use crate::privacy::crypto::Purpose;
-use crate::privacy::redaction::{self, Referral as Relation};
+use crate::privacy::crypto::{Purpose, Sealed};
+use crate::privacy::redaction;
 use crate::state::AppState;
-use crate::victims::routes::load_in_sight;
-
-async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<ReferralRow>> {
-    referrals::table.find(id).select(ReferralRow::as_select()).first(conn).await.optional()
-}
-
-/// Who may see a referral at all: both organisations' staff (not partners), and host auditors.
-fn may_see(p: &Principal, row: &ReferralRow) -> ApiResult<()> {
-    if p.role == Role::Partner {
-        return Err(ApiError::Forbidden);
-    }
-    let party = p.organization_id == row.from_organization_id || p.organization_id == row.to_organization_id;
-    if party || (p.is_host && p.role == Role::Auditor) { Ok(()) } else { Err(ApiError::NotFound) }
-}
+use crate::victims::access::{self, Visible};
 
 /// The view of one referral; the reason (identity-grade) only for caseworkers entitled to the
 /// victim's identity through this referral, and reading it is audited.
@@ -42,25 +29,23 @@ async fn view(
     p: &Principal,
     row: &ReferralRow,
 ) -> ApiResult<ReferralView> {
-    let victim_org = row.from_organization_id;
-    // Sender-side caseworkers own the victim; for the receiver the referral must be live and the
-    // victim's consent to sharing must still stand.
+    // Sender-side caseworkers own the victim; what the referral gives the receiver is the
+    // policy's one rule, with the victim's consent to sharing as it stands now.
     let relation = if p.organization_id == row.to_organization_id {
-        let live = crate::victims::store::LIVE.contains(&row.status);
         let consent: bool = crate::db::schema::victims::table
             .find(row.victim_id)
             .select(crate::db::schema::victims::consent_share_with_referral_partners)
             .first(conn)
             .await?;
-        Relation::Referred { identity_shared: row.identity_shared && live && consent }
+        policy::relation([(row.status, row.identity_shared)], consent)
     } else {
         Relation::None
     };
-    let grant = match redaction::victim_sight(p, row.victim_id, victim_org, relation) {
+    let grant = match redaction::sight(p, row.victim_id, row.from_organization_id, relation) {
         Ok(sight) => sight.grant(),
         Err(_) => None,
     };
-    let Some(grant) = grant else { return Ok(ReferralView::without_reason(row)) };
+    let Some(grant) = grant else { return Ok(ReferralView::redacted(row.into())) };
     let reason = state.identity_keys.open_text(
         Purpose::ReferralReason,
         row.id,
@@ -73,7 +58,7 @@ async fn view(
             .details(serde_json::json!({ "victim_id": row.victim_id, "referral_reason": true }));
         audit::record_read(conn, ctx, event, row.from_organization_id).await?;
     }
-    Ok(ReferralView::with_reason(grant, row, reason))
+    Ok(ReferralView::disclosed(grant, row.into(), ReasonPart { reason }))
 }
 
 fn both_logs(event: Event, row: &ReferralRow) -> [Event; 2] {
@@ -105,59 +90,44 @@ pub async fn create_referral(
     ctx: RequestContext,
     body: ApiJson<Value>,
 ) -> ApiResult<HttpResponse> {
-    redaction::refuse_partners(&principal)?;
+    policy::refuse_partners(&principal)?;
     let digest = crate::idempotency::digest(&state.identity_keys, &body.0);
     let input: ReferralInput = from_value(body.0)?;
-    let (victim, _) = load_in_sight(&state, &mut *state.pool.get().await?, &ctx, &principal, input.victim_id).await?;
-    redaction::may_write_victim(&principal, victim.organization_id)?;
+    let mut conn = state.pool.get().await?;
+    let Visible { row: victim, .. } =
+        access::load_visible(&state, &mut conn, &ctx, &principal, input.victim_id).await?;
+    policy::write_victim(&principal, victim.organization_id).require()?;
     let org = principal.organization_id;
     if input.to_organization_id == org {
         return Err(ApiError::validation("to_organization_id", "must be another organisation"));
     }
-    let mut conn = state.pool.get().await?;
     if crate::orgs::find(&mut conn, input.to_organization_id).await?.is_none() {
         return Err(ApiError::validation("to_organization_id", "is not an organisation"));
     }
     let id = input.id.unwrap_or_else(Uuid::now_v7);
     let sealed = input.reason.as_ref().map(|r| state.identity_keys.seal(Purpose::ReferralReason, id, r.as_bytes()));
-    let retry_of = |existing: ReferralRow| {
-        if existing.from_organization_id == org && existing.create_digest == digest {
-            Ok((existing, false))
-        } else {
-            Err(ApiError::Conflict("A referral with this id already exists with other content.".into()))
-        }
+    let (reason_key_id, reason_nonce, reason_ciphertext) = Sealed::columns(sealed);
+    let new = NewReferral {
+        id,
+        victim_id: victim.id,
+        from_organization_id: org,
+        from_user_id: principal.user_id,
+        to_organization_id: input.to_organization_id,
+        service: input.service,
+        urgency: input.urgency,
+        reason_key_id,
+        reason_nonce,
+        reason_ciphertext,
+        status: ReferralStatus::Pending,
+        identity_shared: victim.consent_share_with_referral_partners,
+        create_digest: digest,
     };
     let (row, created) = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
-            if let Some(existing) = find(conn, id).await? {
-                return retry_of(existing);
+            let (row, created) = crate::idempotency::create_once(conn, &new).await?;
+            if !created {
+                return Ok((row, false));
             }
-            let row: Option<ReferralRow> = diesel::insert_into(referrals::table)
-                .values((
-                    referrals::id.eq(id),
-                    referrals::victim_id.eq(victim.id),
-                    referrals::from_organization_id.eq(org),
-                    referrals::from_user_id.eq(principal.user_id),
-                    referrals::to_organization_id.eq(input.to_organization_id),
-                    referrals::service.eq(input.service),
-                    referrals::urgency.eq(input.urgency),
-                    referrals::reason_key_id.eq(sealed.as_ref().map(|s| s.key_id.clone())),
-                    referrals::reason_nonce.eq(sealed.as_ref().map(|s| s.nonce.clone())),
-                    referrals::reason_ciphertext.eq(sealed.as_ref().map(|s| s.ciphertext.clone())),
-                    referrals::status.eq(ReferralStatus::Pending),
-                    referrals::identity_shared.eq(victim.consent_share_with_referral_partners),
-                    referrals::create_digest.eq(&digest),
-                ))
-                .on_conflict(referrals::id)
-                .do_nothing()
-                .returning(ReferralRow::as_returning())
-                .get_result(conn)
-                .await
-                .optional()?;
-            let Some(row) = row else {
-                // A concurrent retry created it first.
-                return retry_of(find(conn, id).await?.ok_or(ApiError::NotFound)?);
-            };
             let event = Event::new(AuditAction::ReferralCreated, AuditOutcome::Success)
                 .actor(principal.user_id, principal.role)
                 .target("referral", row.id)
@@ -215,19 +185,19 @@ pub async fn list_referrals(
     principal: Principal,
     query: ApiQuery<ReferralQuery>,
 ) -> ApiResult<HttpResponse> {
-    if principal.role == Role::Partner {
-        return Err(ApiError::Forbidden);
-    }
+    let scope = policy::referral_list_scope(&principal)?;
     let q = query.0;
     let limit = pagination::limit(q.limit)?;
     let after: Option<Uuid> = pagination::decode(q.cursor.as_deref())?;
     let org = principal.organization_id;
     let mut sql = referrals::table.select(ReferralRow::as_select()).into_boxed();
-    sql = match q.direction {
-        Some(Direction::Incoming) => sql.filter(referrals::to_organization_id.eq(org)),
-        Some(Direction::Outgoing) => sql.filter(referrals::from_organization_id.eq(org)),
-        None if principal.is_host && principal.role == Role::Auditor => sql,
-        None => sql.filter(referrals::to_organization_id.eq(org).or(referrals::from_organization_id.eq(org))),
+    sql = match (q.direction, scope) {
+        (Some(Direction::Incoming), _) => sql.filter(referrals::to_organization_id.eq(org)),
+        (Some(Direction::Outgoing), _) => sql.filter(referrals::from_organization_id.eq(org)),
+        (None, None) => sql,
+        (None, Some(org)) => {
+            sql.filter(referrals::to_organization_id.eq(org).or(referrals::from_organization_id.eq(org)))
+        }
     };
     if let Some(status) = q.status {
         sql = sql.filter(referrals::status.eq(status));
@@ -240,7 +210,7 @@ pub async fn list_referrals(
     }
     let mut conn = state.pool.get().await?;
     let rows: Vec<ReferralRow> = sql.order(referrals::id.asc()).limit(limit + 1).load(&mut conn).await?;
-    Ok(HttpResponse::Ok().json(pagination::page(rows, limit, |r| r.id, |r| ReferralView::without_reason(&r))))
+    Ok(HttpResponse::Ok().json(pagination::page(rows, limit, |r| r.id, |r| ReferralView::redacted(Referral::from(&r)))))
 }
 
 /// Read a referral and its history. Caseworkers entitled to the victim's identity also get the reason.
@@ -262,10 +232,10 @@ pub async fn get_referral(
     ctx: RequestContext,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    redaction::refuse_partners(&principal)?;
+    policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
-    let row = find(&mut conn, id.into_inner()).await?.ok_or(ApiError::NotFound)?;
-    may_see(&principal, &row)?;
+    let row = super::find(&mut conn, id.into_inner()).await?.ok_or(ApiError::NotFound)?;
+    policy::see_referral(&principal, row.from_organization_id, row.to_organization_id).require()?;
     let view = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
             view(&state, conn, &ctx, &principal, &row).await
@@ -282,7 +252,7 @@ async fn transition(
     step: Transition,
     decline: Option<DeclineInput>,
 ) -> ApiResult<HttpResponse> {
-    redaction::refuse_partners(principal)?;
+    policy::refuse_partners(principal)?;
     let mut conn = state.pool.get().await?;
     let row = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
@@ -294,11 +264,9 @@ async fn transition(
                 .await
                 .optional()?
                 .ok_or(ApiError::NotFound)?;
-            may_see(principal, &row)?;
+            policy::see_referral(principal, row.from_organization_id, row.to_organization_id).require()?;
             let side = if step.by_receiver() { row.to_organization_id } else { row.from_organization_id };
-            if principal.role != Role::Caseworker || principal.organization_id != side {
-                return Err(ApiError::Forbidden);
-            }
+            policy::move_referral(principal, side).require()?;
             let to = step.apply(row.status).ok_or_else(|| {
                 ApiError::Conflict(format!("This referral is {}; that transition is not allowed from it.", row.status))
             })?;

@@ -70,9 +70,7 @@ pub struct ReportInfo {
 )]
 #[get("/reports")]
 pub async fn list_reports(state: web::Data<AppState>, principal: Principal) -> ApiResult<HttpResponse> {
-    if principal.role == Role::Auditor {
-        return Err(ApiError::Forbidden);
-    }
+    policy::run_reports(&principal).require()?;
     let json = state.report_catalogue.get(&principal.role).cloned().unwrap_or_default();
     Ok(HttpResponse::Ok().content_type("application/json").body(json))
 }
@@ -339,9 +337,7 @@ async fn answer(
 )]
 #[get("/reports/budget")]
 pub async fn own_budget(state: web::Data<AppState>, principal: Principal) -> ApiResult<HttpResponse> {
-    if principal.role == Role::Auditor {
-        return Err(ApiError::Forbidden);
-    }
+    policy::run_reports(&principal).require()?;
     let mut conn = state.pool.get().await?;
     Ok(HttpResponse::Ok()
         .json(budget::current(&mut conn, &state.settings, principal.organization_id, chrono::Utc::now()).await?))

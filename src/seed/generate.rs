@@ -9,7 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::domain::case_vocab::*;
 use crate::domain::{CountryCode, OperationTag};
-use crate::victims::model::{Consent, RouteLeg, VictimInput};
+use crate::victims::model::{Consent, RouteLeg, ValidVictim, VictimInput};
 
 pub struct Pattern {
     pub weight: u32,
@@ -174,7 +174,7 @@ pub fn pattern(rng: &mut ChaCha8Rng) -> &'static Pattern {
 }
 
 /// A case file following `p`, identified between 2024-01-01 and 2026-10-31.
-pub fn victim(rng: &mut ChaCha8Rng, p: &Pattern) -> VictimInput {
+pub fn victim(rng: &mut ChaCha8Rng, p: &Pattern) -> ValidVictim {
     let start = NaiveDate::from_ymd_opt(2024, 1, 1).expect("date");
     let identified_on = start + Duration::days(rng.random_range(0..1035));
     let minor = rng.random_bool(p.minor_share);
@@ -219,7 +219,7 @@ pub fn victim(rng: &mut ChaCha8Rng, p: &Pattern) -> VictimInput {
     // A named two-week operation in September 2026 tags its cases.
     let in_operation = identified_on >= NaiveDate::from_ymd_opt(2026, 9, 7).expect("date")
         && identified_on <= NaiveDate::from_ymd_opt(2026, 9, 20).expect("date");
-    VictimInput {
+    let input = VictimInput {
         id: None,
         status: weighted(
             rng,
@@ -283,9 +283,8 @@ pub fn victim(rng: &mut ChaCha8Rng, p: &Pattern) -> VictimInput {
             recorded_at: None,
         },
         identity: None,
-    }
-    .validate()
-    .expect("generated records are valid")
+    };
+    ValidVictim::try_from(input).expect("generated records are valid")
 }
 
 pub fn identity(rng: &mut ChaCha8Rng, n: u64) -> crate::privacy::identity::Identity {

@@ -20,7 +20,7 @@ use crate::domain::Role;
 use crate::domain::case_vocab::{ReferralStatus, Urgency};
 use crate::privacy::crypto::IdentityKeyring;
 use crate::privacy::identity;
-use crate::victims::store::case_columns;
+use crate::victims::store::{NewIdentity, case_columns};
 
 const BATCH: u64 = 1000;
 
@@ -126,15 +126,7 @@ pub async fn run(pool: &Pool, keys: &IdentityKeyring, options: &SeedOptions) -> 
             let (org_id, user) = (org.id, org.user);
             if rng.random_bool(0.6) {
                 let stored = identity::seal(keys, id, &generate::identity(&mut rng, serial));
-                identity_rows.push((
-                    victim_identities::victim_id.eq(id),
-                    victim_identities::organization_id.eq(org_id),
-                    victim_identities::key_id.eq(stored.sealed.key_id),
-                    victim_identities::nonce.eq(stored.sealed.nonce),
-                    victim_identities::ciphertext.eq(stored.sealed.ciphertext),
-                    victim_identities::name_index.eq(stored.name_index),
-                    victim_identities::document_index.eq(stored.document_index),
-                ));
+                identity_rows.push(NewIdentity { victim_id: id, organization_id: org_id, sealed: stored.into() });
             }
             for _ in 0..rng.random_range(0..=4u32) {
                 let provided_on = (input.identified_on + Duration::days(rng.random_range(0..90))).min(today);

@@ -1,5 +1,6 @@
 //! Victims: case files, their encrypted identities, and the handlers in `routes`.
 
+pub mod access;
 pub mod filters;
 pub mod model;
 pub mod routes;

@@ -12,6 +12,7 @@ use crate::domain::case_vocab::*;
 use crate::domain::{CountryCode, OperationTag};
 use crate::error::FieldError;
 use crate::privacy::identity::Identity;
+use crate::privacy::redaction::{Gated, View};
 
 /// One stage of the journey: where and (at month precision) when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -107,28 +108,43 @@ fn sorted_unique<T: Ord + Clone>(values: &[T]) -> Vec<T> {
     v
 }
 
-impl VictimInput {
-    /// Checks what types cannot, and normalises (sorted sets, derived `is_minor`).
-    pub fn validate(mut self) -> Result<VictimInput, Vec<FieldError>> {
+/// A case file that passed every check and is normalised (sorted sets, derived `is_minor`): what
+/// storage takes. Only `TryFrom<VictimInput>` makes one.
+#[derive(Debug, Clone)]
+pub struct ValidVictim(VictimInput);
+
+impl std::ops::Deref for ValidVictim {
+    type Target = VictimInput;
+
+    fn deref(&self) -> &VictimInput {
+        &self.0
+    }
+}
+
+impl TryFrom<VictimInput> for ValidVictim {
+    type Error = Vec<FieldError>;
+
+    /// Checks what the schema cannot, and normalises.
+    fn try_from(mut input: VictimInput) -> Result<ValidVictim, Vec<FieldError>> {
         let mut errors = Vec::new();
-        if self.identified_on > Utc::now().date_naive() {
+        if input.identified_on > Utc::now().date_naive() {
             errors.push(FieldError::new("identified_on", "must not be in the future"));
         }
         // Limits, patterns and the age agreeing with `is_minor` are the schema's, checked before
         // an input exists (`extract::from_value`); only what depends on the day is checked here.
-        match (self.age_at_identification, self.is_minor) {
-            (Some(age), _) => self.is_minor = Some(age < 18),
-            (None, None) => self.is_minor = Some(false),
+        match (input.age_at_identification, input.is_minor) {
+            (Some(age), _) => input.is_minor = Some(age < 18),
+            (None, None) => input.is_minor = Some(false),
             (None, Some(_)) => {}
         }
-        if let Some(identity) = &self.identity {
+        if let Some(identity) = &input.identity {
             identity.validate(&mut errors);
         }
-        self.citizenship = sorted_unique(&self.citizenship);
-        self.exploitation_types = sorted_unique(&self.exploitation_types);
-        self.recruitment_methods = sorted_unique(&self.recruitment_methods);
-        self.means_of_control = sorted_unique(&self.means_of_control);
-        if errors.is_empty() { Ok(self) } else { Err(errors) }
+        input.citizenship = sorted_unique(&input.citizenship);
+        input.exploitation_types = sorted_unique(&input.exploitation_types);
+        input.recruitment_methods = sorted_unique(&input.recruitment_methods);
+        input.means_of_control = sorted_unique(&input.means_of_control);
+        if errors.is_empty() { Ok(ValidVictim(input)) } else { Err(errors) }
     }
 }
 
@@ -274,3 +290,26 @@ impl CaseFile {
         }
     }
 }
+
+// The identity-grade part of a case file (no doc comment: it would become a schema description).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IdentityPart {
+    pub identity: Identity,
+}
+
+impl Gated for CaseFile {
+    type Part = IdentityPart;
+
+    const VIEW: &'static str = "VictimView";
+    const VIEW_DESCRIPTION: &'static str =
+        "A victim as one caller may see it: with identity (entitled caseworkers) or without.";
+    const DISCLOSED: &'static str = "CaseFileWithIdentity";
+    const DISCLOSED_DESCRIPTION: &'static str = "A case file with the identity, for callers holding a grant.";
+
+    fn victim_id(&self) -> Uuid {
+        self.id
+    }
+}
+
+/// A victim as one caller may see it.
+pub type VictimView = View<CaseFile>;

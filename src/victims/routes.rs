@@ -4,106 +4,20 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::access::{self, Visible};
 use super::filters::VictimQuery;
-use super::model::{CaseFile, VictimInput, VictimRow};
+use super::model::{CaseFile, IdentityPart, ValidVictim, VictimInput, VictimRow, VictimView};
 use super::store;
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
 use crate::db::schema::victims;
+use crate::domain::policy::{self, Relation};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, IfMatch, RequestContext, etag, from_value};
 use crate::pagination::{self, Page};
 use crate::privacy::identity::{self, Identity};
-use crate::privacy::redaction::{self, IdentityGrant, Referral, Sight, VictimView};
+use crate::privacy::redaction;
 use crate::state::AppState;
-
-/// Opens a sealed identity, refusing (500, logged by id) one that fails its integrity check.
-pub fn open_identity(state: &AppState, victim: Uuid, sealed: &crate::privacy::crypto::Sealed) -> ApiResult<Identity> {
-    identity::open(&state.identity_keys, victim, sealed).map_err(|e| {
-        tracing::error!(victim_id = %victim, error = %e, "identity refused: ciphertext failed its integrity check");
-        ApiError::Internal(format!("identity of {victim} failed its integrity check"))
-    })
-}
-
-/// The view of one victim for a caller with `sight`; reading an identity is audited on `conn`.
-pub async fn view_of(
-    state: &AppState,
-    conn: &mut AsyncPgConnection,
-    ctx: &RequestContext,
-    principal: &Principal,
-    row: &VictimRow,
-    sight: Sight,
-) -> ApiResult<VictimView> {
-    let case = CaseFile::from(row);
-    let Some(grant) = sight.grant() else { return Ok(VictimView::case_only(case)) };
-    let identity = match store::sealed_identity(conn, row.id).await? {
-        Some(sealed) => {
-            let identity = open_identity(state, row.id, &sealed)?;
-            let event =
-                Event::new(AuditAction::IdentityRead, AuditOutcome::Success).by(principal).target("victim", row.id);
-            audit::record_read(conn, ctx, event, row.organization_id).await?;
-            identity
-        }
-        None => Identity::default(),
-    };
-    Ok(VictimView::with_identity(grant, case, identity))
-}
-
-/// Loads a victim and what the caller may see of it. An unknown id and another organisation's
-/// hidden record are answered alike and in the same time: the query returns neither, and either
-/// refusal is audited off the response path (in a task of its own, which also lets the record of
-/// it survive the request). A refusal of an existing record goes to its owner's log, a probe of an
-/// unknown id to the deployment's (host auditors), never to the caller's organisation, whose admins
-/// could otherwise tell the two apart.
-pub async fn load_in_sight(
-    state: &AppState,
-    conn: &mut AsyncPgConnection,
-    ctx: &RequestContext,
-    principal: &Principal,
-    id: Uuid,
-) -> ApiResult<(VictimRow, Sight)> {
-    let scope = redaction::victim_list_scope(principal)?;
-    let refused = |refusal: ApiError| {
-        let status = actix_web::ResponseError::status_code(&refusal).as_u16();
-        audit_refusal(state, ctx, principal, id, status);
-        Err(refusal)
-    };
-    let Some((row, referral)) = store::find_in_scope(conn, id, scope).await? else {
-        return refused(ApiError::NotFound);
-    };
-    let referral = if row.organization_id == principal.organization_id { Referral::None } else { referral };
-    match redaction::victim_sight(principal, row.id, row.organization_id, referral) {
-        Ok(sight) => Ok((row, sight)),
-        Err(refusal) => refused(refusal),
-    }
-}
-
-/// Refusal audits written at once: a flood of probes queues its audit writes (memory only) instead
-/// of taking every database connection.
-static REFUSAL_WRITERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
-
-/// Records a refused access in a task of its own, after the response.
-fn audit_refusal(state: &AppState, ctx: &RequestContext, principal: &Principal, victim: Uuid, status: u16) {
-    let (pool, ctx) = (state.pool.clone(), ctx.clone());
-    let event = Event::new(AuditAction::AccessDenied, AuditOutcome::Denied)
-        .actor(principal.user_id, principal.role)
-        .target("victim", victim)
-        .details(serde_json::json!({ "status": status }));
-    actix_web::rt::spawn(async move {
-        let recorded = async {
-            let _writer = REFUSAL_WRITERS.acquire().await.map_err(|e| e.to_string())?;
-            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-            let event = match store::owner_of(&mut conn, victim).await.map_err(|e| e.to_string())? {
-                Some(owner) => event.in_org(owner),
-                None => event,
-            };
-            audit::record(&mut conn, &ctx, event).await.map_err(|e| e.to_string())
-        };
-        if let Err(error) = recorded.await {
-            tracing::error!(%error, "a refused access could not be audited");
-        }
-    });
-}
 
 fn respond(status: actix_web::http::StatusCode, version: i32, view: &VictimView) -> HttpResponse {
     HttpResponse::build(status).insert_header((header::ETAG, etag(version))).json(view)
@@ -144,57 +58,40 @@ pub async fn create_victim(
     ctx: RequestContext,
     body: ApiJson<Value>,
 ) -> ApiResult<HttpResponse> {
-    redaction::may_write_victim(&principal, principal.organization_id)?;
+    policy::write_victim(&principal, principal.organization_id).require()?;
     let digest = crate::idempotency::digest(&state.identity_keys, &body.0);
-    let input = from_value::<VictimInput>(body.0)?.validate().map_err(ApiError::Validation)?;
+    let input = ValidVictim::try_from(from_value::<VictimInput>(body.0)?).map_err(ApiError::Validation)?;
     let id = input.id.unwrap_or_else(Uuid::now_v7);
     let sealed = input.identity.as_ref().map(|i| identity::seal(&state.identity_keys, id, i));
     let org = principal.organization_id;
     let mut conn = state.pool.get().await?;
-    let retry_of = |existing: VictimRow| {
-        if existing.organization_id == org && existing.create_digest == digest {
-            Ok((existing, false))
-        } else {
-            Err(ApiError::Conflict("A record with this id already exists with other content.".into()))
-        }
-    };
+    let new = store::NewVictim { id, organization_id: org, user_id: principal.user_id, input: &input, digest };
     let (row, created) = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
-            if let Some(existing) = store::find(conn, id).await? {
-                return retry_of(existing);
+            let (row, created) = crate::idempotency::create_once(conn, &new).await?;
+            if !created {
+                return Ok((row, false));
             }
-            let case_number = store::next_case_number(conn, org).await?;
-            let new = store::NewVictim {
-                id,
-                organization_id: org,
-                user_id: principal.user_id,
-                case_number,
-                input: &input,
-                digest: digest.clone(),
-            };
-            let Some(row) = store::insert(conn, new).await? else {
-                // A concurrent retry created it first.
-                return retry_of(store::find(conn, id).await?.ok_or(ApiError::NotFound)?);
-            };
             if let Some(sealed) = sealed {
                 store::store_identity(conn, id, org, sealed).await?;
             }
             let event = Event::new(AuditAction::VictimCreated, AuditOutcome::Success)
                 .by(&principal)
                 .target("victim", id)
-                .details(serde_json::json!({ "case_number": case_number, "identity": input.identity.is_some() }));
+                .details(serde_json::json!({ "case_number": row.case_number, "identity": input.identity.is_some() }));
             audit::record(conn, &ctx, event).await?;
             Ok((row, true))
         })
         .await?;
-    let sight = redaction::victim_sight(&principal, row.id, row.organization_id, Referral::None)?;
+    let sight = redaction::sight(&principal, row.id, row.organization_id, Relation::None)?;
     let view = match sight.grant() {
         // The creator gets back the identity it has just sent: that is no read of a stored
         // identity, so no second audited transaction. A retry answers from what is stored.
         Some(grant) if created => {
-            VictimView::with_identity(grant, CaseFile::from(&row), input.identity.clone().unwrap_or_default())
+            let identity = input.identity.clone().unwrap_or_default();
+            VictimView::disclosed(grant, CaseFile::from(&row), IdentityPart { identity })
         }
-        _ => view_of(&state, &mut conn, &ctx, &principal, &row, sight).await?,
+        _ => access::view_of(&state, &mut conn, &ctx, &principal, &row, sight).await?,
     };
     let status = crate::idempotency::status(created);
     Ok(respond(status, row.version, &view))
@@ -224,12 +121,12 @@ pub async fn get_victim(
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     let id = id.into_inner();
-    redaction::refuse_partners(&principal)?;
+    policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
-    let (row, sight) = load_in_sight(&state, &mut conn, &ctx, &principal, id).await?;
+    let Visible { row, sight, .. } = access::load_visible(&state, &mut conn, &ctx, &principal, id).await?;
     // Three round trips for an identity read (the record, the sealed identity, its audit events),
     // one for a case file: this is the service's hottest read.
-    let view = view_of(&state, &mut conn, &ctx, &principal, &row, sight).await?;
+    let view = access::view_of(&state, &mut conn, &ctx, &principal, &row, sight).await?;
     Ok(respond(actix_web::http::StatusCode::OK, row.version, &view))
 }
 
@@ -306,10 +203,10 @@ pub async fn update_victim(
     if fields.contains_key("id") {
         return Err(ApiError::validation("id", "cannot be changed"));
     }
-    redaction::refuse_partners(&principal)?;
+    policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
-    let (row, _) = load_in_sight(&state, &mut conn, &ctx, &principal, id).await?;
-    redaction::may_write_victim(&principal, row.organization_id)?;
+    let Visible { row, .. } = access::load_visible(&state, &mut conn, &ctx, &principal, id).await?;
+    policy::write_victim(&principal, row.organization_id).require()?;
     let version = if_match.against(row.version)?;
     let changed: Vec<String> = fields.keys().cloned().collect();
     let (updated, view) = (*conn)
@@ -325,7 +222,7 @@ pub async fn update_victim(
             let touches_identity = fields.contains_key("identity");
             if touches_identity {
                 base.identity = match store::sealed_identity(conn, id).await? {
-                    Some(sealed) => Some(open_identity(&state, id, &sealed)?),
+                    Some(sealed) => Some(access::open_identity(&state, id, &sealed)?),
                     None => Some(Identity::default()),
                 };
             }
@@ -340,7 +237,7 @@ pub async fn update_victim(
                         .into(),
                 ));
             }
-            let input = from_value::<VictimInput>(merged)?.validate().map_err(ApiError::Validation)?;
+            let input = ValidVictim::try_from(from_value::<VictimInput>(merged)?).map_err(ApiError::Validation)?;
             let updated = store::update(conn, id, version, principal.user_id, &input)
                 .await?
                 .ok_or(ApiError::PreconditionFailed)?;
@@ -356,8 +253,8 @@ pub async fn update_victim(
                 .target("victim", id)
                 .details(serde_json::json!({ "fields": changed, "version": updated.version }));
             audit::record(conn, &ctx, event).await?;
-            let sight = redaction::victim_sight(&principal, id, updated.organization_id, Referral::None)?;
-            let view = view_of(&state, conn, &ctx, &principal, &updated, sight).await?;
+            let sight = redaction::sight(&principal, id, updated.organization_id, Relation::None)?;
+            let view = access::view_of(&state, conn, &ctx, &principal, &updated, sight).await?;
             Ok((updated, view))
         })
         .await?;
@@ -386,7 +283,7 @@ pub async fn list_victims(
     ctx: RequestContext,
     query: ApiQuery<VictimQuery>,
 ) -> ApiResult<HttpResponse> {
-    let scope = redaction::victim_list_scope(&principal)?;
+    let scope = policy::victim_list_scope(&principal)?;
     let f = query.0.parse()?;
     let mut sql = victims::table.select(VictimRow::as_select()).into_boxed();
     if let Some(org) = scope {
@@ -430,56 +327,9 @@ pub async fn list_victims(
             let more = rows.len() as i64 > limit;
             let rows: Vec<VictimRow> = rows.into_iter().take(limit as usize).collect();
             let next_cursor = if more { rows.last().map(|r| pagination::encode(&r.id)) } else { None };
-            let items = list_views(&state, conn, &ctx, &principal, rows).await?;
+            let items = access::list_views(&state, conn, &ctx, &principal, rows).await?;
             Ok(Page { items, next_cursor })
         })
         .await?;
     Ok(HttpResponse::Ok().json(page))
-}
-
-/// Views for a page of the caller's own organisation's victims; identities for caseworkers, read
-/// in one query and audited as one event naming the ids.
-pub(super) async fn list_views(
-    state: &AppState,
-    conn: &mut AsyncPgConnection,
-    ctx: &RequestContext,
-    principal: &Principal,
-    rows: Vec<VictimRow>,
-) -> ApiResult<Vec<VictimView>> {
-    let grants: Vec<Option<IdentityGrant>> = rows
-        .iter()
-        .map(|r| redaction::victim_sight(principal, r.id, r.organization_id, Referral::None).map(|s| s.grant()))
-        .collect::<Result<_, _>>()?;
-    let wanted: Vec<Uuid> = rows.iter().zip(&grants).filter(|(_, g)| g.is_some()).map(|(r, _)| r.id).collect();
-    let mut sealed: std::collections::HashMap<Uuid, _> = if wanted.is_empty() {
-        Default::default()
-    } else {
-        store::sealed_identities(conn, &wanted).await?.into_iter().collect()
-    };
-    let mut read = Vec::new();
-    let mut views = Vec::with_capacity(rows.len());
-    for (row, grant) in rows.iter().zip(grants) {
-        let case = CaseFile::from(row);
-        views.push(match grant {
-            None => VictimView::case_only(case),
-            Some(grant) => {
-                let identity = match sealed.remove(&row.id) {
-                    Some(s) => {
-                        read.push(row.id);
-                        open_identity(state, row.id, &s)?
-                    }
-                    None => Identity::default(),
-                };
-                VictimView::with_identity(grant, case, identity)
-            }
-        });
-    }
-    if !read.is_empty() {
-        let event = Event::new(AuditAction::IdentityRead, AuditOutcome::Success)
-            .by(principal)
-            .details(serde_json::json!({ "victim_ids": read }));
-        // Lists and searches hold the caller's own organisation's victims only.
-        audit::record_read(conn, ctx, event, principal.organization_id).await?;
-    }
-    Ok(views)
 }

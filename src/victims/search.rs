@@ -9,16 +9,16 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
+use super::access::list_views;
 use super::model::VictimRow;
-use super::routes::list_views;
+use super::model::VictimView;
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
 use crate::db::schema::{victim_identities, victims};
-use crate::domain::Role;
+use crate::domain::policy;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, RequestContext};
 use crate::pagination::Page;
-use crate::privacy::redaction::VictimView;
 use crate::state::AppState;
 
 /// Exactly one of `name` or `document_number`. Case, accents, punctuation and spacing are
@@ -86,9 +86,7 @@ pub async fn search_victims(
     ctx: RequestContext,
     body: ApiJson<VictimSearch>,
 ) -> ApiResult<HttpResponse> {
-    if principal.role != Role::Caseworker {
-        return Err(ApiError::Forbidden);
-    }
+    policy::search_victims(&principal).require()?;
     let keys = &state.identity_keys;
     let VictimSearch { name, document_number } = body.0;
     let (name, document_number) = (name.map(Zeroizing::new), document_number.map(Zeroizing::new));

@@ -4,27 +4,29 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::model::{VictimInput, VictimRow};
+use super::model::{ValidVictim, VictimRow};
 use crate::db::schema::{case_counters, referrals, victim_identities, victims};
 use crate::domain::case_vocab::ReferralStatus;
+use crate::domain::policy::{self, LIVE, Relation};
+use crate::idempotency::CreateOnce;
 use crate::privacy::crypto::Sealed;
 use crate::privacy::identity::StoredIdentity;
-use crate::privacy::redaction::Referral;
 
 pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<VictimRow>> {
     victims::table.find(id).select(VictimRow::as_select()).first(conn).await.optional()
 }
 
-/// The victim and its live referral to `org`, in one query, if the victim is a candidate for the
+/// The victim and how it is referred to `org`, in one query, if the victim is a candidate for the
 /// caller's sight: its organisation's, referred to it, or any (`org` none: host auditors). The
-/// policy (`redaction::victim_sight`) still decides; this filter only makes a record the caller
+/// policy (`policy::victim_sight`) still decides; this filter only makes a record the caller
 /// cannot see cost what an unknown id costs, so response times do not reveal which ids exist
-/// (README, "Roles and what each sees"): neither is read, decoded or sent.
+/// (README, "Roles and what each sees"): neither is read, decoded or sent. This is the one query
+/// of a victim's referrals to an organisation; `policy::relation` reads them.
 pub async fn find_in_scope(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     org: Option<Uuid>,
-) -> QueryResult<Option<(VictimRow, Referral)>> {
+) -> QueryResult<Option<(VictimRow, Relation)>> {
     // Two fixed query shapes (no boxing, no SQL literal), so diesel prepares each once per
     // connection: this is the hottest read of the service.
     let caller = org.unwrap_or(Uuid::nil());
@@ -36,34 +38,23 @@ pub async fn find_in_scope(
                 .and(referrals::status.eq_any(LIVE))),
         )
         .filter(victims::id.eq(id))
-        .select((VictimRow::as_select(), referrals::identity_shared.nullable()));
-    let rows: Vec<(VictimRow, Option<bool>)> = match org {
+        .select((VictimRow::as_select(), (referrals::status, referrals::identity_shared).nullable()));
+    let rows: Vec<(VictimRow, Option<(ReferralStatus, bool)>)> = match org {
         Some(org) => {
             base.filter(victims::organization_id.eq(org).or(referrals::victim_id.is_not_null())).load(conn).await?
         }
         None => base.load(conn).await?,
     };
     // One row per live referral to the caller (or one with none).
-    let shared = rows.iter().filter_map(|(_, s)| *s).reduce(|a, b| a || b);
-    Ok(rows.into_iter().next().map(|(row, _)| {
-        let referral = match shared {
-            None => Referral::None,
-            // Shared only while the victim's consent to sharing still stands.
-            Some(at_referral) => {
-                Referral::Referred { identity_shared: at_referral && row.consent_share_with_referral_partners }
-            }
-        };
-        (row, referral)
-    }))
+    let consent = <[_]>::first(&rows).is_some_and(|(row, _)| row.consent_share_with_referral_partners);
+    let relation = policy::relation(rows.iter().filter_map(|(_, referral)| *referral), consent);
+    Ok(rows.into_iter().next().map(|(row, _)| (row, relation)))
 }
 
 /// The organisation that holds a victim, if it exists (for filing a refusal in its audit log).
 pub async fn owner_of(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Uuid>> {
     victims::table.find(id).select(victims::organization_id).first(conn).await.optional()
 }
-
-/// Referral states in which the receiving organisation may see the victim's record.
-pub const LIVE: [ReferralStatus; 2] = [ReferralStatus::Pending, ReferralStatus::Accepted];
 
 pub async fn next_case_number(conn: &mut AsyncPgConnection, org: Uuid) -> QueryResult<i32> {
     diesel::insert_into(case_counters::table)
@@ -79,7 +70,7 @@ pub async fn next_case_number(conn: &mut AsyncPgConnection, org: Uuid) -> QueryR
 /// The columns of a case file from validated input (identity excluded).
 macro_rules! case_columns {
     ($input:expr) => {{
-        let i: &$crate::victims::model::VictimInput = $input;
+        let i: &$crate::victims::model::ValidVictim = $input;
         (
             victims::status.eq(i.status),
             victims::trafficking_status.eq(i.trafficking_status),
@@ -111,34 +102,45 @@ macro_rules! case_columns {
 
 pub(crate) use case_columns;
 
+/// A new case file, created once however often the client retries (`idempotency`).
 pub struct NewVictim<'a> {
     pub id: Uuid,
     pub organization_id: Uuid,
     pub user_id: Uuid,
-    pub case_number: i32,
-    pub input: &'a VictimInput,
+    pub input: &'a ValidVictim,
     pub digest: Vec<u8>,
 }
 
-/// Inserts the victim; `None` if a record with this id appeared meanwhile (a concurrent retry:
-/// the statement waits for that transaction and then does nothing).
-pub async fn insert(conn: &mut AsyncPgConnection, new: NewVictim<'_>) -> QueryResult<Option<VictimRow>> {
-    diesel::insert_into(victims::table)
-        .values((
-            victims::id.eq(new.id),
-            victims::organization_id.eq(new.organization_id),
-            victims::case_number.eq(new.case_number),
-            victims::create_digest.eq(new.digest),
-            victims::created_by.eq(new.user_id),
-            victims::updated_by.eq(new.user_id),
-            case_columns!(new.input),
-        ))
-        .on_conflict(victims::id)
-        .do_nothing()
-        .returning(VictimRow::as_returning())
-        .get_result(conn)
-        .await
-        .optional()
+impl CreateOnce for NewVictim<'_> {
+    type Row = VictimRow;
+
+    async fn find(&self, conn: &mut AsyncPgConnection) -> QueryResult<Option<VictimRow>> {
+        find(conn, self.id).await
+    }
+
+    async fn insert(&self, conn: &mut AsyncPgConnection) -> QueryResult<Option<VictimRow>> {
+        let case_number = next_case_number(conn, self.organization_id).await?;
+        diesel::insert_into(victims::table)
+            .values((
+                victims::id.eq(self.id),
+                victims::organization_id.eq(self.organization_id),
+                victims::case_number.eq(case_number),
+                victims::create_digest.eq(&self.digest),
+                victims::created_by.eq(self.user_id),
+                victims::updated_by.eq(self.user_id),
+                case_columns!(self.input),
+            ))
+            .on_conflict(victims::id)
+            .do_nothing()
+            .returning(VictimRow::as_returning())
+            .get_result(conn)
+            .await
+            .optional()
+    }
+
+    fn is_retry_of(&self, existing: &VictimRow) -> bool {
+        existing.organization_id == self.organization_id && existing.create_digest == self.digest
+    }
 }
 
 pub async fn delete_identity(conn: &mut AsyncPgConnection, victim: Uuid) -> QueryResult<()> {
@@ -152,7 +154,7 @@ pub async fn update(
     id: Uuid,
     version: i32,
     user: Uuid,
-    input: &VictimInput,
+    input: &ValidVictim,
 ) -> QueryResult<Option<VictimRow>> {
     diesel::update(victims::table.find(id).filter(victims::version.eq(version)))
         .set((
@@ -167,52 +169,84 @@ pub async fn update(
         .optional()
 }
 
+/// The sealed document and blind indexes of an identity: the one list of these columns, for
+/// writing a new identity and rewriting one (a document number removed clears its index).
+#[derive(Clone, Insertable, AsChangeset)]
+#[diesel(table_name = victim_identities, treat_none_as_null = true)]
+pub struct SealedColumns {
+    key_id: String,
+    nonce: Vec<u8>,
+    ciphertext: Vec<u8>,
+    name_index: Vec<Vec<u8>>,
+    document_index: Option<Vec<u8>>,
+}
+
+impl From<StoredIdentity> for SealedColumns {
+    fn from(stored: StoredIdentity) -> SealedColumns {
+        let Sealed { key_id, nonce, ciphertext } = stored.sealed;
+        SealedColumns {
+            key_id,
+            nonce,
+            ciphertext,
+            name_index: stored.name_index,
+            document_index: stored.document_index,
+        }
+    }
+}
+
+/// A new identity row.
+#[derive(Clone, Insertable)]
+#[diesel(table_name = victim_identities)]
+pub struct NewIdentity {
+    pub victim_id: Uuid,
+    pub organization_id: Uuid,
+    #[diesel(embed)]
+    pub sealed: SealedColumns,
+}
+
+/// A stored identity as read back: whose it is and its sealed document.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = victim_identities)]
+pub struct SealedIdentity {
+    pub victim_id: Uuid,
+    key_id: String,
+    nonce: Vec<u8>,
+    ciphertext: Vec<u8>,
+}
+
+impl From<SealedIdentity> for Sealed {
+    fn from(row: SealedIdentity) -> Sealed {
+        Sealed { key_id: row.key_id, nonce: row.nonce, ciphertext: row.ciphertext }
+    }
+}
+
 pub async fn store_identity(
     conn: &mut AsyncPgConnection,
     victim: Uuid,
     org: Uuid,
     stored: StoredIdentity,
 ) -> QueryResult<()> {
-    let values = (
-        victim_identities::victim_id.eq(victim),
-        victim_identities::organization_id.eq(org),
-        victim_identities::key_id.eq(stored.sealed.key_id),
-        victim_identities::nonce.eq(stored.sealed.nonce),
-        victim_identities::ciphertext.eq(stored.sealed.ciphertext),
-        victim_identities::name_index.eq(stored.name_index),
-        victim_identities::document_index.eq(stored.document_index),
-        victim_identities::updated_at.eq(diesel::dsl::now),
-    );
+    let sealed = SealedColumns::from(stored);
     diesel::insert_into(victim_identities::table)
-        .values(values.clone())
+        .values(NewIdentity { victim_id: victim, organization_id: org, sealed: sealed.clone() })
         .on_conflict(victim_identities::victim_id)
         .do_update()
-        .set(values)
+        .set((sealed, victim_identities::updated_at.eq(diesel::dsl::now)))
         .execute(conn)
         .await?;
     Ok(())
 }
 
 pub async fn sealed_identity(conn: &mut AsyncPgConnection, victim: Uuid) -> QueryResult<Option<Sealed>> {
-    let row: Option<(String, Vec<u8>, Vec<u8>)> = victim_identities::table
-        .find(victim)
-        .select((victim_identities::key_id, victim_identities::nonce, victim_identities::ciphertext))
-        .first(conn)
-        .await
-        .optional()?;
-    Ok(row.map(|(key_id, nonce, ciphertext)| Sealed { key_id, nonce, ciphertext }))
+    let row = victim_identities::table.find(victim).select(SealedIdentity::as_select()).first(conn).await.optional()?;
+    Ok(row.map(Sealed::from))
 }
 
 pub async fn sealed_identities(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<Vec<(Uuid, Sealed)>> {
-    let rows: Vec<(Uuid, String, Vec<u8>, Vec<u8>)> = victim_identities::table
+    let rows: Vec<SealedIdentity> = victim_identities::table
         .filter(victim_identities::victim_id.eq_any(ids))
-        .select((
-            victim_identities::victim_id,
-            victim_identities::key_id,
-            victim_identities::nonce,
-            victim_identities::ciphertext,
-        ))
+        .select(SealedIdentity::as_select())
         .load(conn)
         .await?;
-    Ok(rows.into_iter().map(|(id, key_id, nonce, ciphertext)| (id, Sealed { key_id, nonce, ciphertext })).collect())
+    Ok(rows.into_iter().map(|row| (row.victim_id, Sealed::from(row))).collect())
 }

@@ -1,6 +1,10 @@
-//! Who may do what with organisations, users and the audit log (README, "Roles and what each sees"), in one place.
-//! Handlers ask these questions; none decides access on its own.
+//! Who may do what (README, "Roles and what each sees"), in one place: organisations, users,
+//! grants and the audit log here, case records in `records`. Handlers ask these questions; none
+//! decides access on its own.
 
+mod records;
+
+pub use records::*;
 use uuid::Uuid;
 
 use super::Principal;
@@ -179,16 +183,23 @@ pub fn independent(g: &GrantParties) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Reading the audit log of an organisation: its admins and auditors; host auditors read all.
-pub fn read_audit(p: &Principal, org: Uuid) -> Access {
-    if p.is_host && p.role == Role::Auditor {
-        return Access::Allowed;
+/// Whose audit log a caller reads, asked for `requested` (or their own): `None` means every
+/// organisation's, with the events that belong to none (failed logins for unknown accounts), which
+/// only host auditors read. Admins and auditors read their organisation's.
+pub fn audit_scope(p: &Principal, requested: Option<Uuid>) -> Result<Option<Uuid>, crate::error::ApiError> {
+    let host_auditor = p.is_host && p.role == Role::Auditor;
+    match requested {
+        None if host_auditor => Ok(None),
+        _ if host_auditor => Ok(requested),
+        requested => {
+            let org = requested.unwrap_or(p.organization_id);
+            scoped(p, org, &[Role::Admin, Role::Auditor], false).require().map(|_| Some(org))
+        }
     }
-    scoped(p, org, &[Role::Admin, Role::Auditor], false)
 }
 
-/// Whether the caller reads every organisation's audit log (host auditors), which also includes
-/// events that belong to no organisation (failed logins for unknown accounts).
-pub fn reads_all_audit(p: &Principal) -> bool {
-    p.is_host && p.role == Role::Auditor
+/// Whose organisations a caller lists: `None` means all (host admins and auditors).
+pub fn organization_list_scope(p: &Principal) -> Option<Uuid> {
+    let sees_all = p.is_host && matches!(p.role, Role::Admin | Role::Auditor);
+    if sees_all { None } else { Some(p.organization_id) }
 }

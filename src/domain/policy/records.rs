@@ -1,0 +1,196 @@
+//! Who may see and change case records: victims, the assistance they receive and their referrals
+//! (README, "Roles and what each sees"). What a decision lets a caller see of an identity becomes
+//! a type in `privacy::redaction`, which alone turns an `Identity` decision into a grant.
+
+use uuid::Uuid;
+
+use super::Access;
+use crate::domain::case_vocab::ReferralStatus;
+use crate::domain::{Principal, Role};
+use crate::error::ApiError;
+
+/// Referral states in which the receiving organisation may see the victim's record.
+pub const LIVE: [ReferralStatus; 2] = [ReferralStatus::Pending, ReferralStatus::Accepted];
+
+/// How a victim relates to the caller's organisation through referrals to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relation {
+    /// No live referral of the victim to the caller's organisation (or the caller owns it).
+    None,
+    /// Referred to the caller's organisation and not yet finished.
+    Referred {
+        /// The identity travels with the referral (see [`relation`]).
+        identity_shared: bool,
+        /// The caller's organisation accepted a referral, so it provides services.
+        accepted: bool,
+    },
+}
+
+/// The one rule for what referrals to an organisation give it: a referral counts while it is live
+/// (pending or accepted), and shares the identity when it was made with the identity shared and
+/// the victim's consent to sharing still stands. `referrals` are (status, identity shared when
+/// made) of the referrals of one victim to one organisation.
+pub fn relation(referrals: impl IntoIterator<Item = (ReferralStatus, bool)>, consent_to_share: bool) -> Relation {
+    referrals.into_iter().filter(|(status, _)| LIVE.contains(status)).fold(Relation::None, |seen, (status, shared)| {
+        let (was_shared, was_accepted) = match seen {
+            Relation::None => (false, false),
+            Relation::Referred { identity_shared, accepted } => (identity_shared, accepted),
+        };
+        Relation::Referred {
+            identity_shared: was_shared || (shared && consent_to_share),
+            accepted: was_accepted || status == ReferralStatus::Accepted,
+        }
+    })
+}
+
+/// What a caller may see of one victim, when they may see it at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VictimSight {
+    Identity,
+    CaseOnly,
+}
+
+/// Caseworkers see the identities of their organisation's victims and of victims referred to it
+/// with the identity shared; referred without it, the case only. Admins and auditors see case
+/// files of their organisation (host auditors: all), never identities. Partners see no
+/// individual record (403). Anything else is hidden (404).
+pub fn victim_sight(p: &Principal, victim_org: Uuid, relation: Relation) -> Result<VictimSight, ApiError> {
+    let own = p.organization_id == victim_org;
+    // What another organisation's referral gives is the receiver's business, never the owner's.
+    let relation = if own { Relation::None } else { relation };
+    let access = match p.role {
+        Role::Partner => Access::Forbidden,
+        Role::Caseworker => match (own, relation) {
+            (true, _) | (false, Relation::Referred { identity_shared: true, .. }) => return Ok(VictimSight::Identity),
+            (false, Relation::Referred { identity_shared: false, .. }) => return Ok(VictimSight::CaseOnly),
+            (false, Relation::None) => Access::Hidden,
+        },
+        Role::Admin if own => Access::Allowed,
+        Role::Auditor if own || p.is_host => Access::Allowed,
+        Role::Admin | Role::Auditor => Access::Hidden,
+    };
+    access.require().map(|_| VictimSight::CaseOnly)
+}
+
+/// Partners see no individual record, whether or not it exists: refused before any lookup, so a
+/// 403-versus-404 difference cannot reveal which ids exist.
+pub fn refuse_partners(p: &Principal) -> Result<(), ApiError> {
+    if p.role == Role::Partner { Err(ApiError::Forbidden) } else { Ok(()) }
+}
+
+/// Whose victims a caller may list: `None` means every organisation's (host auditors).
+pub fn victim_list_scope(p: &Principal) -> Result<Option<Uuid>, ApiError> {
+    match p.role {
+        Role::Partner => Err(ApiError::Forbidden),
+        Role::Auditor if p.is_host => Ok(None),
+        _ => Ok(Some(p.organization_id)),
+    }
+}
+
+/// Writing a victim's case file (create, update) and referring the victim: caseworkers of the
+/// owning organisation.
+pub fn write_victim(p: &Principal, victim_org: Uuid) -> Access {
+    if p.role == Role::Caseworker && p.organization_id == victim_org { Access::Allowed } else { Access::Forbidden }
+}
+
+/// Searching identities by name or document: caseworkers, in their own organisation.
+pub fn search_victims(p: &Principal) -> Access {
+    if p.role == Role::Caseworker { Access::Allowed } else { Access::Forbidden }
+}
+
+/// Recording assistance: caseworkers of the victim's organisation, and of an organisation that
+/// accepted a referral of the victim (it provides the service).
+pub fn record_assistance(p: &Principal, victim_org: Uuid, relation: Relation) -> Access {
+    let provides = p.organization_id == victim_org || matches!(relation, Relation::Referred { accepted: true, .. });
+    if p.role == Role::Caseworker && provides { Access::Allowed } else { Access::Forbidden }
+}
+
+/// Seeing a referral: both organisations' staff, and host auditors; partners never (403).
+pub fn see_referral(p: &Principal, from_org: Uuid, to_org: Uuid) -> Access {
+    if p.role == Role::Partner {
+        return Access::Forbidden;
+    }
+    let party = p.organization_id == from_org || p.organization_id == to_org;
+    if party || (p.is_host && p.role == Role::Auditor) { Access::Allowed } else { Access::Hidden }
+}
+
+/// Moving a referral on (accept, decline, complete, cancel): caseworkers of the organisation whose
+/// move it is.
+pub fn move_referral(p: &Principal, side_org: Uuid) -> Access {
+    if p.role == Role::Caseworker && p.organization_id == side_org { Access::Allowed } else { Access::Forbidden }
+}
+
+/// Whose referrals a caller may list: `None` means every organisation's (host auditors); partners
+/// none.
+pub fn referral_list_scope(p: &Principal) -> Result<Option<Uuid>, ApiError> {
+    refuse_partners(p)?;
+    Ok(if p.is_host && p.role == Role::Auditor { None } else { Some(p.organization_id) })
+}
+
+/// Running reports and reading one's own budget: everyone but auditors, whose role is the log.
+pub fn run_reports(p: &Principal) -> Access {
+    if p.role == Role::Auditor { Access::Forbidden } else { Access::Allowed }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::case_vocab::ReferralStatus::*;
+
+    fn principal(role: Role, org: Uuid, is_host: bool) -> Principal {
+        Principal { user_id: Uuid::new_v4(), organization_id: org, role, session_id: Uuid::new_v4(), is_host }
+    }
+
+    #[test]
+    fn the_role_table() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let sight =
+            |p: &Principal, r| victim_sight(p, a, r).map_err(|e| actix_web::ResponseError::status_code(&e).as_u16());
+        let shared = Relation::Referred { identity_shared: true, accepted: false };
+        let unshared = Relation::Referred { identity_shared: false, accepted: true };
+
+        assert_eq!(sight(&principal(Role::Caseworker, a, false), Relation::None), Ok(VictimSight::Identity));
+        assert_eq!(sight(&principal(Role::Caseworker, b, false), shared), Ok(VictimSight::Identity));
+        assert_eq!(sight(&principal(Role::Caseworker, b, false), unshared), Ok(VictimSight::CaseOnly));
+        assert_eq!(sight(&principal(Role::Caseworker, b, false), Relation::None), Err(404));
+        for role in [Role::Admin, Role::Auditor] {
+            assert_eq!(sight(&principal(role, a, false), Relation::None), Ok(VictimSight::CaseOnly));
+            assert_eq!(
+                sight(&principal(role, a, false), shared),
+                Ok(VictimSight::CaseOnly),
+                "{role}: never identities"
+            );
+            assert_eq!(sight(&principal(role, b, false), shared), Err(404));
+        }
+        assert_eq!(sight(&principal(Role::Auditor, b, true), Relation::None), Ok(VictimSight::CaseOnly));
+        assert_eq!(sight(&principal(Role::Admin, b, true), Relation::None), Err(404), "host admins do not");
+        assert_eq!(sight(&principal(Role::Partner, a, false), shared), Err(403));
+    }
+
+    #[test]
+    fn what_referrals_give() {
+        assert_eq!(relation([], true), Relation::None);
+        assert_eq!(relation([(Completed, true), (Declined, true), (Cancelled, true)], true), Relation::None);
+        assert_eq!(relation([(Pending, true)], true), Relation::Referred { identity_shared: true, accepted: false });
+        assert_eq!(relation([(Pending, true)], false), Relation::Referred { identity_shared: false, accepted: false });
+        assert_eq!(
+            relation([(Accepted, false), (Pending, true)], true),
+            Relation::Referred { identity_shared: true, accepted: true }
+        );
+        assert_eq!(
+            relation([(Completed, true), (Pending, false)], true),
+            Relation::Referred { identity_shared: false, accepted: false }
+        );
+    }
+
+    #[test]
+    fn who_records_assistance() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let accepted = Relation::Referred { identity_shared: false, accepted: true };
+        let pending = Relation::Referred { identity_shared: true, accepted: false };
+        assert_eq!(record_assistance(&principal(Role::Caseworker, a, false), a, Relation::None), Access::Allowed);
+        assert_eq!(record_assistance(&principal(Role::Caseworker, b, false), a, accepted), Access::Allowed);
+        assert_eq!(record_assistance(&principal(Role::Caseworker, b, false), a, pending), Access::Forbidden);
+        assert_eq!(record_assistance(&principal(Role::Admin, a, false), a, Relation::None), Access::Forbidden);
+    }
+}

@@ -1,0 +1,159 @@
+//! The shared victim rules of every handler that touches a victim (case files, assistance,
+//! referrals, search): loading a victim the caller may see, on the caller's one connection, and
+//! building what they are shown, with every identity read audited.
+
+use diesel_async::AsyncPgConnection;
+use uuid::Uuid;
+
+use super::model::{CaseFile, IdentityPart, VictimRow, VictimView};
+use super::store;
+use crate::audit::{self, AuditAction, AuditOutcome, Event};
+use crate::domain::Principal;
+use crate::domain::policy::{self, Relation};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::RequestContext;
+use crate::privacy::crypto::Sealed;
+use crate::privacy::identity::{self, Identity};
+use crate::privacy::redaction::{self, IdentityGrant, Sight};
+use crate::state::AppState;
+
+/// A victim the caller may see, what they may see of it, and how it is referred to them.
+pub struct Visible {
+    pub row: VictimRow,
+    pub sight: Sight,
+    pub relation: Relation,
+}
+
+/// Loads a victim and what the caller may see of it, in one query on `conn`. An unknown id and
+/// another organisation's hidden record are answered alike and in the same time: the query
+/// returns neither, and either refusal is audited off the response path (in a task of its own,
+/// which also lets the record of it survive the request). A refusal of an existing record goes to
+/// its owner's log, a probe of an unknown id to the deployment's (host auditors), never to the
+/// caller's organisation, whose admins could otherwise tell the two apart.
+pub async fn load_visible(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    ctx: &RequestContext,
+    principal: &Principal,
+    id: Uuid,
+) -> ApiResult<Visible> {
+    let scope = policy::victim_list_scope(principal)?;
+    let refused = |refusal: ApiError| {
+        let status = actix_web::ResponseError::status_code(&refusal).as_u16();
+        audit_refusal(state, ctx, principal, id, status);
+        Err(refusal)
+    };
+    let Some((row, relation)) = store::find_in_scope(conn, id, scope).await? else {
+        return refused(ApiError::NotFound);
+    };
+    match redaction::sight(principal, row.id, row.organization_id, relation) {
+        Ok(sight) => Ok(Visible { row, sight, relation }),
+        Err(refusal) => refused(refusal),
+    }
+}
+
+/// Refusal audits written at once: a flood of probes queues its audit writes (memory only) instead
+/// of taking every database connection.
+static REFUSAL_WRITERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// Records a refused access in a task of its own, after the response.
+fn audit_refusal(state: &AppState, ctx: &RequestContext, principal: &Principal, victim: Uuid, status: u16) {
+    let (pool, ctx) = (state.pool.clone(), ctx.clone());
+    let event = Event::new(AuditAction::AccessDenied, AuditOutcome::Denied)
+        .actor(principal.user_id, principal.role)
+        .target("victim", victim)
+        .details(serde_json::json!({ "status": status }));
+    actix_web::rt::spawn(async move {
+        let recorded = async {
+            let _writer = REFUSAL_WRITERS.acquire().await.map_err(|e| e.to_string())?;
+            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+            let event = match store::owner_of(&mut conn, victim).await.map_err(|e| e.to_string())? {
+                Some(owner) => event.in_org(owner),
+                None => event,
+            };
+            audit::record(&mut conn, &ctx, event).await.map_err(|e| e.to_string())
+        };
+        if let Err(error) = recorded.await {
+            tracing::error!(%error, "a refused access could not be audited");
+        }
+    });
+}
+
+/// Opens a sealed identity, refusing (500, logged by id) one that fails its integrity check.
+pub fn open_identity(state: &AppState, victim: Uuid, sealed: &Sealed) -> ApiResult<Identity> {
+    identity::open(&state.identity_keys, victim, sealed).map_err(|e| {
+        tracing::error!(victim_id = %victim, error = %e, "identity refused: ciphertext failed its integrity check");
+        ApiError::Internal(format!("identity of {victim} failed its integrity check"))
+    })
+}
+
+/// The view of one victim for a caller with `sight`; reading an identity is audited on `conn`.
+pub async fn view_of(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    ctx: &RequestContext,
+    principal: &Principal,
+    row: &VictimRow,
+    sight: Sight,
+) -> ApiResult<VictimView> {
+    let case = CaseFile::from(row);
+    let Some(grant) = sight.grant() else { return Ok(VictimView::redacted(case)) };
+    let identity = match store::sealed_identity(conn, row.id).await? {
+        Some(sealed) => {
+            let identity = open_identity(state, row.id, &sealed)?;
+            let event =
+                Event::new(AuditAction::IdentityRead, AuditOutcome::Success).by(principal).target("victim", row.id);
+            audit::record_read(conn, ctx, event, row.organization_id).await?;
+            identity
+        }
+        None => Identity::default(),
+    };
+    Ok(VictimView::disclosed(grant, case, IdentityPart { identity }))
+}
+
+/// Views for a page of the caller's own organisation's victims; identities for caseworkers, read
+/// in one query and audited as one event naming the ids.
+pub async fn list_views(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    ctx: &RequestContext,
+    principal: &Principal,
+    rows: Vec<VictimRow>,
+) -> ApiResult<Vec<VictimView>> {
+    let grants: Vec<Option<IdentityGrant>> = rows
+        .iter()
+        .map(|r| redaction::sight(principal, r.id, r.organization_id, Relation::None).map(|s| s.grant()))
+        .collect::<Result<_, _>>()?;
+    let wanted: Vec<Uuid> = rows.iter().zip(&grants).filter(|(_, g)| g.is_some()).map(|(r, _)| r.id).collect();
+    let mut sealed: std::collections::HashMap<Uuid, _> = if wanted.is_empty() {
+        Default::default()
+    } else {
+        store::sealed_identities(conn, &wanted).await?.into_iter().collect()
+    };
+    let mut read = Vec::new();
+    let mut views = Vec::with_capacity(rows.len());
+    for (row, grant) in rows.iter().zip(grants) {
+        let case = CaseFile::from(row);
+        views.push(match grant {
+            None => VictimView::redacted(case),
+            Some(grant) => {
+                let identity = match sealed.remove(&row.id) {
+                    Some(s) => {
+                        read.push(row.id);
+                        open_identity(state, row.id, &s)?
+                    }
+                    None => Identity::default(),
+                };
+                VictimView::disclosed(grant, case, IdentityPart { identity })
+            }
+        });
+    }
+    if !read.is_empty() {
+        let event = Event::new(AuditAction::IdentityRead, AuditOutcome::Success)
+            .by(principal)
+            .details(serde_json::json!({ "victim_ids": read }));
+        // Lists and searches hold the caller's own organisation's victims only.
+        audit::record_read(conn, ctx, event, principal.organization_id).await?;
+    }
+    Ok(views)
+}
