@@ -1,5 +1,4 @@
 use std::io::{IsTerminal, Write};
-use std::net::TcpListener;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -47,11 +46,10 @@ fn serve(settings: Settings) -> Result<(), StartupError> {
     // The generated first admin is for the zero-configuration start only; a database given by
     // DATABASE_URL is set up with `haven bootstrap`.
     let generate_admin = settings.env == Environment::Local && database.cluster.is_some();
-    let bind = settings.bind;
-    let metrics_bind = settings.metrics_addr()?;
     let url = database.url.clone();
     let result = actix_web::rt::System::new().block_on(async move {
-        let state = startup::build_state(settings, &url, keys)?;
+        let app = startup::Application::build(settings, &url, keys)?;
+        let state = app.state();
         if !generate_admin && !haven::bootstrap::host_exists(&state.pool).await? {
             tracing::warn!("no host organisation yet: create it and its first admin with `haven bootstrap`");
         }
@@ -59,6 +57,7 @@ fn serve(settings: Settings) -> Result<(), StartupError> {
             true => haven::bootstrap::ensure_local_admin(&state.pool, &state.hasher).await?,
             false => Vec::new(),
         };
+        let bind = app.address().map(|a| a.to_string()).unwrap_or_default();
         if !admins.is_empty() {
             // Shown once, on the terminal: they are not logged and not stored anywhere in clear.
             let listed: String = admins.iter().map(|(email, password)| format!("\n    {email}   {password}")).collect();
@@ -68,27 +67,11 @@ fn serve(settings: Settings) -> Result<(), StartupError> {
             );
             let _ = std::io::stdout().flush();
         }
-        let (pool, reports, key) = (state.pool.clone(), state.reports.clone(), state.bounding_key.clone());
-        actix_web::rt::spawn(async move { haven::reports::rollup::warm(&pool, &reports, &key).await });
-        let listener = TcpListener::bind(bind).map_err(|e| StartupError::Bind { addr: bind.to_string(), detail: e.to_string() })?;
         tracing::info!(address = %bind, docs = %format!("http://{bind}/docs"), "Haven is listening");
-        let metrics = match metrics_bind {
-            Some(addr) => {
-                let listener = TcpListener::bind(addr)
-                    .map_err(|e| StartupError::Bind { addr: format!("{addr} (HAVEN_METRICS_BIND)"), detail: e.to_string() })?;
-                tracing::info!(address = %addr, "metrics served at /metrics");
-                let server = startup::run_metrics(&state, listener)?;
-                let handle = server.handle();
-                actix_web::rt::spawn(server);
-                Some(handle)
-            }
-            None => None,
-        };
-        let server = startup::run(state, listener)?;
-        server.await.map_err(|e| StartupError::Bind { addr: bind.to_string(), detail: e.to_string() })?;
-        if let Some(metrics) = metrics {
-            metrics.stop(true).await;
+        if let Some(metrics) = app.metrics_address() {
+            tracing::info!(address = %metrics, "metrics served at /metrics");
         }
+        app.run_until_stopped().await?;
         tracing::info!("stopped accepting requests; in-flight requests finished");
         Ok::<_, StartupError>(())
     });

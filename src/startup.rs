@@ -125,7 +125,7 @@ pub fn keys(settings: &Settings) -> Result<Keys, StartupError> {
     })
 }
 
-pub fn build_state(settings: Settings, database_url: &str, keys: Keys) -> Result<AppState, StartupError> {
+fn build_state(settings: Settings, database_url: &str, keys: Keys) -> Result<AppState, StartupError> {
     let timeout = Duration::from_millis(settings.db_timeout_ms);
     let pool = crate::db::build_pool(database_url, settings.db_pool_size, timeout)?;
     let reports_pool = match &settings.reports_database_url {
@@ -163,9 +163,68 @@ async fn openapi_json(state: web::Data<AppState>) -> actix_web::HttpResponse {
     actix_web::HttpResponse::Ok().content_type("application/json").body(state.openapi_json.as_str().to_owned())
 }
 
+/// A Haven built and ready to serve: what `haven serve` and the tests both start, so the tests run
+/// what ships (state, listeners, the rollup warm-up).
+pub struct Application {
+    state: AppState,
+    api: TcpListener,
+    metrics: Option<TcpListener>,
+}
+
+impl Application {
+    /// Builds the shared state on the database at `url`, binds the API (`HAVEN_BIND`) and metrics
+    /// (`HAVEN_METRICS_BIND`) addresses, and starts warming the report rollups in the background.
+    /// Call it inside the runtime that will serve.
+    pub fn build(settings: Settings, url: &str, keys: Keys) -> Result<Application, StartupError> {
+        let bind = |addr: std::net::SocketAddr, name: &str| {
+            TcpListener::bind(addr)
+                .map_err(|e| StartupError::Bind { addr: format!("{addr}{name}"), detail: e.to_string() })
+        };
+        let api = bind(settings.bind, "")?;
+        let metrics = settings.metrics_addr()?.map(|addr| bind(addr, " (HAVEN_METRICS_BIND)")).transpose()?;
+        let state = build_state(settings, url, keys)?;
+        let (pool, reports, key) = (state.pool.clone(), state.reports.clone(), state.bounding_key.clone());
+        tokio::spawn(async move { crate::reports::rollup::warm(&pool, &reports, &key).await });
+        Ok(Application { state, api, metrics })
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Where the API listens (the port chosen when the setting asked for port 0).
+    pub fn address(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.api.local_addr()
+    }
+
+    /// Where the metrics are served, when they are.
+    pub fn metrics_address(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.as_ref().and_then(|m| m.local_addr().ok())
+    }
+
+    /// Serves until SIGINT/SIGTERM; the API finishes its in-flight requests, then metrics stop.
+    pub async fn run_until_stopped(self) -> Result<(), StartupError> {
+        let metrics = match self.metrics {
+            Some(listener) => {
+                let server = run_metrics(&self.state, listener)?;
+                let handle = server.handle();
+                tokio::spawn(server);
+                Some(handle)
+            }
+            None => None,
+        };
+        let addr = self.api.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        run(self.state, self.api)?.await.map_err(|e| StartupError::Bind { addr, detail: e.to_string() })?;
+        if let Some(metrics) = metrics {
+            metrics.stop(true).await;
+        }
+        Ok(())
+    }
+}
+
 /// Serves Prometheus metrics alone on `listener` (`HAVEN_METRICS_BIND`), apart from the API: an
 /// operator scrapes it on loopback or a private network, and it is never reachable where the API is.
-pub fn run_metrics(state: &AppState, listener: TcpListener) -> Result<Server, StartupError> {
+fn run_metrics(state: &AppState, listener: TcpListener) -> Result<Server, StartupError> {
     let metrics = web::Data::from(state.metrics.clone());
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let server = HttpServer::new(move || {
@@ -189,7 +248,7 @@ pub fn run_metrics(state: &AppState, listener: TcpListener) -> Result<Server, St
 
 /// Starts serving on `listener`; the returned server stops gracefully on SIGINT/SIGTERM,
 /// finishing in-flight requests within the shutdown timeout.
-pub fn run(state: AppState, listener: TcpListener) -> Result<Server, StartupError> {
+fn run(state: AppState, listener: TcpListener) -> Result<Server, StartupError> {
     let workers = state.settings.workers;
     let shutdown = state.settings.shutdown_timeout;
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();

@@ -3,31 +3,32 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{PASSWORD, spawn_app};
+use crate::paths;
 
 #[tokio::test]
 async fn audit_log_visibility_by_role_and_organization() {
     let app = spawn_app().await;
     let org_a = app.create_org().await;
     let org_b = app.create_org().await;
-    let (a_admin_user, a_admin) = app.user_with_token(org_a, Role::Admin).await;
-    let (_, a_auditor) = app.user_with_token(org_a, Role::Auditor).await;
-    let (_, a_caseworker) = app.user_with_token(org_a, Role::Caseworker).await;
-    let (_, a_partner) = app.user_with_token(org_a, Role::Partner).await;
-    let (_, b_admin) = app.user_with_token(org_b, Role::Admin).await;
-    let (_, host_auditor) = app.user_with_token(app.host_org, Role::Auditor).await;
-    let host_admin = app.token(&app.host_admin).await;
+    let a_admin = app.caller(org_a, Role::Admin).await;
+    let a_auditor = app.caller(org_a, Role::Auditor).await;
+    let a_caseworker = app.caller(org_a, Role::Caseworker).await;
+    let a_partner = app.caller(org_a, Role::Partner).await;
+    let b_admin = app.caller(org_b, Role::Admin).await;
+    let host_auditor = app.caller(app.host_org, Role::Auditor).await;
+    let host_admin = app.host_admin().await;
     app.login_raw("nobody@example.org", PASSWORD).await;
 
-    for (who, token, status) in [("caseworker", &a_caseworker, 403), ("partner", &a_partner, 403)] {
-        let resp = app.get("/api/v1/audit-events", token).await;
+    for (who, caller, status) in [("caseworker", &a_caseworker, 403), ("partner", &a_partner, 403)] {
+        let resp = caller.get(paths::AUDIT_EVENTS).await;
         assert_eq!(resp.status.as_u16(), status, "{who}: {}", resp.text);
     }
-    let a_log = app.get("/api/v1/audit-events?limit=200", &a_auditor).await;
+    let a_log = a_auditor.get(&paths::query(paths::AUDIT_EVENTS, "limit=200")).await;
     assert_eq!(a_log.status, StatusCode::OK);
     let items = a_log.json()["items"].as_array().unwrap().clone();
     assert!(!items.is_empty());
     assert!(items.iter().all(|e| e["organization_id"] == org_a.to_string()), "only org A's events");
-    assert!(items.iter().any(|e| e["action"] == "auth.login" && e["actor_user_id"] == a_admin_user.id.to_string()));
+    assert!(items.iter().any(|e| e["action"] == "auth.login" && e["actor_user_id"] == a_admin.id().to_string()));
 
     // Newest first, and every event names its request.
     let ids: Vec<i64> = items.iter().map(|e| e["id"].as_i64().unwrap()).collect();
@@ -35,15 +36,14 @@ async fn audit_log_visibility_by_role_and_organization() {
     assert!(items.iter().all(|e| e["request_id"].is_string()));
 
     // Another organisation's log is hidden (404), even to its admins' peers elsewhere.
-    app.get(&format!("/api/v1/audit-events?organization_id={org_a}"), &b_admin).await.assert_problem(404, "not-found");
-    app.get(&format!("/api/v1/audit-events?organization_id={org_a}"), &host_admin)
-        .await
-        .assert_problem(404, "not-found");
-    let b_log = app.get("/api/v1/audit-events", &b_admin).await.json();
+    let a_events = paths::query(paths::AUDIT_EVENTS, format!("organization_id={org_a}"));
+    b_admin.get(&a_events).await.assert_problem(404, "not-found");
+    host_admin.get(&a_events).await.assert_problem(404, "not-found");
+    let b_log = b_admin.get(paths::AUDIT_EVENTS).await.json();
     assert!(b_log["items"].as_array().unwrap().iter().all(|e| e["organization_id"] == org_b.to_string()));
 
     // Host auditors read everything, including events of no organisation.
-    let all = app.get("/api/v1/audit-events?limit=200", &host_auditor).await.json();
+    let all = host_auditor.get(&paths::query(paths::AUDIT_EVENTS, "limit=200")).await.json();
     let all = all["items"].as_array().unwrap();
     assert!(all.iter().any(|e| e["organization_id"] == org_a.to_string()));
     assert!(all.iter().any(|e| e["organization_id"] == org_b.to_string()));
@@ -55,27 +55,28 @@ async fn audit_log_visibility_by_role_and_organization() {
     assert!(!unknown.to_string().contains("nobody@example.org"), "attempted emails are not recorded");
 
     // Filters.
-    let only =
-        app.get(&format!("/api/v1/audit-events?action=auth.login&organization_id={org_a}"), &host_auditor).await.json();
+    let logins_of_a = paths::query(paths::AUDIT_EVENTS, format!("action=auth.login&organization_id={org_a}"));
+    let only = host_auditor.get(&logins_of_a).await.json();
     assert!(only["items"].as_array().unwrap().iter().all(|e| e["action"] == "auth.login"));
-    app.get("/api/v1/audit-events?action=made.up", &a_admin).await.assert_problem(422, "validation");
-    app.get("/api/v1/audit-events?since=yesterday", &a_admin).await.assert_problem(422, "validation");
-    let future = app.get("/api/v1/audit-events?since=2999-01-01T00:00:00Z", &a_admin).await.json();
+    a_admin.get(&paths::query(paths::AUDIT_EVENTS, "action=made.up")).await.assert_problem(422, "validation");
+    a_admin.get(&paths::query(paths::AUDIT_EVENTS, "since=yesterday")).await.assert_problem(422, "validation");
+    let future = a_admin.get(&paths::query(paths::AUDIT_EVENTS, "since=2999-01-01T00:00:00Z")).await.json();
     assert!(future["items"].as_array().unwrap().is_empty());
 }
 
 #[tokio::test]
 async fn audit_pagination_walks_every_event_once() {
     let app = spawn_app().await;
-    let admin = app.token(&app.host_admin).await;
+    let admin = app.host_admin().await;
     for _ in 0..4 {
         app.login(&app.host_admin).await;
     }
-    let total = app.get("/api/v1/audit-events?limit=200", &admin).await.json()["items"].as_array().unwrap().len();
+    let everything = admin.get(&paths::query(paths::AUDIT_EVENTS, "limit=200")).await.json();
+    let total = everything["items"].as_array().unwrap().len();
     let mut seen = 0;
     let mut cursor = String::new();
     loop {
-        let page = app.get(&format!("/api/v1/audit-events?limit=2{cursor}"), &admin).await.json();
+        let page = admin.get(&paths::query(paths::AUDIT_EVENTS, format!("limit=2{cursor}"))).await.json();
         seen += page["items"].as_array().unwrap().len();
         match page["next_cursor"].as_str() {
             Some(c) => cursor = format!("&cursor={c}"),
@@ -114,19 +115,18 @@ async fn an_identity_read_that_cannot_be_audited_is_refused() {
     let app = spawn_app().await;
     let (org, other) = (app.create_org().await, app.create_org().await);
     let (victim, caseworker) = create_victim(&app, org).await;
-    let (_, admin) = app.user_with_token(org, Role::Admin).await;
-    let (_, receiver) = app.user_with_token(other, Role::Caseworker).await;
-    let referral = app
+    let admin = app.caller(org, Role::Admin).await;
+    let receiver = app.caller(other, Role::Caseworker).await;
+    let referral = caseworker
         .post(
-            "/api/v1/referrals",
-            Some(&caseworker),
+            paths::REFERRALS,
             json!({ "victim_id": victim, "to_organization_id": other,
             "service": "shelter", "urgency": "urgent" }),
         )
         .await;
     assert_eq!(referral.status, StatusCode::CREATED, "{}", referral.text);
-    let path = format!("/api/v1/victims/{victim}");
-    assert_eq!(app.get(&path, &receiver).await.json()["identity"]["document_number"], "MARKERDOC123");
+    let path = paths::victim(victim);
+    assert_eq!(receiver.get(&path).await.json()["identity"]["document_number"], "MARKERDOC123");
 
     execute(
         &app,
@@ -140,16 +140,16 @@ async fn an_identity_read_that_cannot_be_audited_is_refused() {
     execute(&app, "CREATE TRIGGER refuse_identity_audit BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_identity_audit()").await;
     let reads_before = app.audit_actions().await.iter().filter(|(a, _)| a == "victim.identity_read").count();
 
-    for (who, token) in [("owner's caseworker", &caseworker), ("receiver, whose own event could be written", &receiver)]
-    {
-        let resp = app.get(&path, token).await;
+    let readers = [("owner's caseworker", &caseworker), ("receiver, whose own event could be written", &receiver)];
+    for (who, reader) in readers {
+        let resp = reader.get(&path).await;
         assert_eq!(resp.status, StatusCode::INTERNAL_SERVER_ERROR, "{who}: {}", resp.text);
         assert_no_marker(who, &resp.text);
     }
     let reads_after = app.audit_actions().await.iter().filter(|(a, _)| a == "victim.identity_read").count();
     assert_eq!(reads_after, reads_before, "no half-recorded read");
     // A case file without the identity needs no such event.
-    let resp = app.get(&path, &admin).await;
+    let resp = admin.get(&path).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
     assert!(resp.json().get("identity").is_none());
 }

@@ -3,6 +3,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{PASSWORD, spawn_app, spawn_app_with};
+use crate::paths;
 
 #[tokio::test]
 async fn login_me_and_token_shape() {
@@ -13,8 +14,9 @@ async fn login_me_and_token_shape() {
     let body = resp.json();
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 900);
+    // The token straight from the answer, as a client would use it.
     let token = body["access_token"].as_str().unwrap();
-    let me = app.get("/api/v1/me", token).await;
+    let me = app.request(reqwest::Method::GET, paths::ME, Some(token), None).await;
     assert_eq!(me.status, StatusCode::OK);
     let me = me.json();
     assert_eq!(me["user"]["id"], app.host_admin.id.to_string());
@@ -59,35 +61,37 @@ async fn unknown_email_costs_a_password_hash() {
 #[tokio::test]
 async fn refresh_rotates_and_reuse_revokes_the_session() {
     let app = spawn_app().await;
-    let (access1, refresh1) = app.login(&app.host_admin).await;
-    let resp = app.post("/api/v1/auth/refresh", None, json!({ "refresh_token": refresh1 })).await;
+    let admin = app.host_admin().await;
+    let (access1, refresh1) = app.login(&admin.user).await;
+    let first = admin.with_token(access1);
+    let resp = app.post(paths::REFRESH, None, json!({ "refresh_token": refresh1 })).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
     let body = resp.json();
-    let access2 = body["access_token"].as_str().unwrap().to_owned();
+    let refreshed = admin.with_token(body["access_token"].as_str().unwrap());
     let refresh2 = body["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(refresh1, refresh2);
-    assert_eq!(app.get("/api/v1/me", &access2).await.status, StatusCode::OK);
-    assert_eq!(app.get("/api/v1/me", &access1).await.status, StatusCode::OK, "same session, still valid");
+    assert_eq!(refreshed.get(paths::ME).await.status, StatusCode::OK);
+    assert_eq!(first.get(paths::ME).await.status, StatusCode::OK, "same session, still valid");
 
     // Replaying the used token: refused, and the whole session dies.
-    app.post("/api/v1/auth/refresh", None, json!({ "refresh_token": refresh1 }))
+    app.post(paths::REFRESH, None, json!({ "refresh_token": refresh1 }))
         .await
         .assert_problem(401, "invalid-credentials");
-    app.post("/api/v1/auth/refresh", None, json!({ "refresh_token": refresh2 }))
+    app.post(paths::REFRESH, None, json!({ "refresh_token": refresh2 }))
         .await
         .assert_problem(401, "invalid-credentials");
-    app.get("/api/v1/me", &access2).await.assert_problem(401, "unauthorized");
+    refreshed.get(paths::ME).await.assert_problem(401, "unauthorized");
     assert!(app.audit_actions().await.contains(&("auth.refresh_reused".into(), "denied".into())));
 
     // Another login is a separate session and unaffected.
-    let (access3, _) = app.login(&app.host_admin).await;
-    assert_eq!(app.get("/api/v1/me", &access3).await.status, StatusCode::OK);
+    let another = app.host_admin().await;
+    assert_eq!(another.get(paths::ME).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn unknown_refresh_token_is_refused() {
     let app = spawn_app().await;
-    app.post("/api/v1/auth/refresh", None, json!({ "refresh_token": "made-up" }))
+    app.post(paths::REFRESH, None, json!({ "refresh_token": "made-up" }))
         .await
         .assert_problem(401, "invalid-credentials");
 }
@@ -95,11 +99,13 @@ async fn unknown_refresh_token_is_refused() {
 #[tokio::test]
 async fn logout_revokes_access_and_refresh_tokens() {
     let app = spawn_app().await;
-    let (access, refresh) = app.login(&app.host_admin).await;
-    let resp = app.request(reqwest::Method::POST, "/api/v1/auth/logout", Some(&access), None).await;
+    let admin = app.host_admin().await;
+    let (access, refresh) = app.login(&admin.user).await;
+    let session = admin.with_token(access);
+    let resp = session.request(reqwest::Method::POST, paths::LOGOUT, None).await;
     assert_eq!(resp.status, StatusCode::NO_CONTENT);
-    app.get("/api/v1/me", &access).await.assert_problem(401, "unauthorized");
-    app.post("/api/v1/auth/refresh", None, json!({ "refresh_token": refresh }))
+    session.get(paths::ME).await.assert_problem(401, "unauthorized");
+    app.post(paths::REFRESH, None, json!({ "refresh_token": refresh }))
         .await
         .assert_problem(401, "invalid-credentials");
     assert!(app.audit_actions().await.contains(&("auth.logout".into(), "success".into())));
@@ -109,20 +115,20 @@ async fn logout_revokes_access_and_refresh_tokens() {
 async fn disabling_changing_role_or_resetting_password_stops_tokens_at_once() {
     let app = spawn_app().await;
     let org = app.create_org().await;
-    let (_, admin) = app.user_with_token(org, Role::Admin).await;
+    let admin = app.caller(org, Role::Admin).await;
     for change in ["disable", "demote", "reset"] {
-        let (user, token) = app.user_with_token(org, Role::Caseworker).await;
-        let (_, refresh) = app.login(&user).await;
-        assert_eq!(app.get("/api/v1/me", &token).await.status, StatusCode::OK);
-        let path = format!("/api/v1/users/{}", user.id);
+        let caseworker = app.caller(org, Role::Caseworker).await;
+        let (_, refresh) = app.login(&caseworker.user).await;
+        assert_eq!(caseworker.get(paths::ME).await.status, StatusCode::OK);
+        let path = paths::user(caseworker.id());
         let resp = match change {
-            "disable" => app.patch(&path, &admin, "\"1\"", json!({ "disabled": true })).await,
-            "demote" => app.patch(&path, &admin, "\"1\"", json!({ "role": "auditor" })).await,
-            _ => app.post(&format!("{path}/reset"), Some(&admin), json!({})).await,
+            "disable" => admin.patch(&path, "\"1\"", json!({ "disabled": true })).await,
+            "demote" => admin.patch(&path, "\"1\"", json!({ "role": "auditor" })).await,
+            _ => admin.post(&paths::user_reset(caseworker.id()), json!({})).await,
         };
         assert_eq!(resp.status, StatusCode::OK, "{change}: {}", resp.text);
-        app.get("/api/v1/me", &token).await.assert_problem(401, "unauthorized");
-        app.post("/api/v1/auth/refresh", None, json!({ "refresh_token": refresh }))
+        caseworker.get(paths::ME).await.assert_problem(401, "unauthorized");
+        app.post(paths::REFRESH, None, json!({ "refresh_token": refresh }))
             .await
             .assert_problem(401, "invalid-credentials");
     }
@@ -132,12 +138,12 @@ async fn disabling_changing_role_or_resetting_password_stops_tokens_at_once() {
 async fn disabled_users_cannot_log_in_and_a_reset_lets_the_person_set_a_new_password() {
     let app = spawn_app().await;
     let org = app.create_org().await;
-    let (_, admin) = app.user_with_token(org, Role::Admin).await;
+    let admin = app.caller(org, Role::Admin).await;
     let user = app.create_user(org, Role::Auditor).await;
-    let path = format!("/api/v1/users/{}", user.id);
-    app.patch(&path, &admin, "\"1\"", json!({ "disabled": true })).await;
+    let path = paths::user(user.id);
+    admin.patch(&path, "\"1\"", json!({ "disabled": true })).await;
     app.login_raw(&user.email, PASSWORD).await.assert_problem(401, "invalid-credentials");
-    let resp = app.patch(&path, &admin, "\"2\"", json!({ "disabled": false })).await;
+    let resp = admin.patch(&path, "\"2\"", json!({ "disabled": false })).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
     let enrolled = app.reset_and_enrol(&admin, user.id, "river-stone-harbour-9").await;
     assert_eq!(enrolled["awaiting_approval"], false, "{enrolled}");
@@ -190,8 +196,8 @@ async fn repeated_failures_lock_the_account() {
     resp.assert_problem(429, "too-many-requests");
     let retry: i64 = resp.header("retry-after").unwrap().parse().unwrap();
     assert!(retry > 60 && retry <= 15 * 60, "retry-after {retry}");
-    let (_, admin) = app.user_with_token(org, Role::Admin).await;
-    let view = app.get(&format!("/api/v1/users/{}", user.id), &admin).await.json();
+    let admin = app.caller(org, Role::Admin).await;
+    let view = admin.get(&paths::user(user.id)).await.json();
     assert!(view["locked_until"].is_string(), "{view}");
     assert!(app.audit_actions().await.contains(&("auth.login_failed".into(), "denied".into())));
     // A reset lifts the lock once the person sets their new password.
@@ -246,14 +252,8 @@ async fn parallel_guesses_cannot_slip_under_the_lockout() {
 async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
     async fn with_header(app: &crate::helpers::TestApp, forwarded: &str) -> crate::helpers::Response {
         let body = json!({ "email": format!("{}@example.org", uuid::Uuid::new_v4()), "password": "whatever-password" });
-        app.request_with(
-            reqwest::Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(body),
-            &[("x-forwarded-for", forwarded)],
-        )
-        .await
+        let headers = [("x-forwarded-for", forwarded)];
+        app.request_with(reqwest::Method::POST, paths::LOGIN, None, Some(body), &headers).await
     }
     // Untrusted peer: the header is ignored, so spoofing it does not buy a fresh budget.
     let app = spawn_app_with(|s| s.login_per_address_per_minute = 2).await;

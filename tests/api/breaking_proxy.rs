@@ -5,8 +5,10 @@
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, http::StatusCode, web};
 use serde_json::Value;
 
+use crate::paths;
+
 /// The operation whose status is broken.
-pub const BROKEN_STATUS_PATH: &str = "/api/v1/organizations";
+pub const BROKEN_STATUS_PATH: &str = paths::ORGANIZATIONS;
 
 /// Starts the proxy; returns its address (`http://127.0.0.1:PORT`).
 pub fn start(upstream: String) -> String {

@@ -6,7 +6,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{Caller, spawn_app};
+use crate::paths;
 use crate::victims::create_victim;
 
 fn spec() -> Value {
@@ -65,11 +66,11 @@ fn every_example_matches_its_schema() {
 async fn the_documented_create_victim_example_is_accepted() {
     let app = spawn_app().await;
     let org = app.create_org().await;
-    let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
+    let caseworker = app.caller(org, Role::Caseworker).await;
     let example =
-        spec()["paths"]["/api/v1/victims"]["post"]["requestBody"]["content"]["application/json"]["example"].clone();
+        spec()["paths"][paths::VICTIMS]["post"]["requestBody"]["content"]["application/json"]["example"].clone();
     assert!(example.get("id").is_none(), "no shared example id: each client chooses its own");
-    let resp = app.post("/api/v1/victims", Some(&caseworker), example).await;
+    let resp = caseworker.post(paths::VICTIMS, example).await;
     assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
 }
 
@@ -77,8 +78,8 @@ async fn the_documented_create_victim_example_is_accepted() {
 async fn validation_names_every_problem_at_once() {
     let app = spawn_app().await;
     let org = app.create_org().await;
-    let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
-    let problem = app.post("/api/v1/victims", Some(&caseworker), json!({})).await.assert_problem(422, "validation");
+    let caseworker = app.caller(org, Role::Caseworker).await;
+    let problem = caseworker.post(paths::VICTIMS, json!({})).await.assert_problem(422, "validation");
     let errors: Vec<(String, String)> = problem["errors"]
         .as_array()
         .unwrap()
@@ -88,10 +89,9 @@ async fn validation_names_every_problem_at_once() {
     for field in ["trafficking_status", "identified_on", "gender"] {
         assert!(errors.contains(&(field.to_owned(), "required".to_owned())), "{field} not named: {errors:?}");
     }
-    let problem = app
+    let problem = caseworker
         .post(
-            "/api/v1/victims",
-            Some(&caseworker),
+            paths::VICTIMS,
             json!({ "trafficking_status": "sometimes", "identified_on": "14/10/2026", "gender": "woman" }),
         )
         .await
@@ -107,8 +107,8 @@ async fn validation_names_every_problem_at_once() {
     assert!(by_field("identified_on")["message"].as_str().unwrap().contains("YYYY-MM-DD"), "the format is named");
 }
 
-async fn version(app: &TestApp, path: &str, token: &str) -> String {
-    app.get(path, token).await.header("etag").unwrap().to_owned()
+async fn version(reader: &Caller<'_>, path: &str) -> String {
+    reader.get(path).await.header("etag").unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -116,19 +116,19 @@ async fn if_match_takes_star_lists_and_strong_tags_only() {
     let app = spawn_app().await;
     let org = app.create_org().await;
     let (id, caseworker) = create_victim(&app, org).await;
-    let path = format!("/api/v1/victims/{id}");
+    let path = paths::victim(id);
     let patch = |tag: &'static str, status: &'static str| {
-        let (app, path, caseworker) = (&app, path.clone(), caseworker.clone());
-        async move { app.patch(&path, &caseworker, tag, json!({ "status": status })).await }
+        let (path, caseworker) = (path.clone(), caseworker.clone());
+        async move { caseworker.patch(&path, tag, json!({ "status": status })).await }
     };
     assert_eq!(patch("*", "follow_up").await.status, StatusCode::OK, "* matches the existing record");
-    assert_eq!(version(&app, &path, &caseworker).await, "\"2\"");
+    assert_eq!(version(&caseworker, &path).await, "\"2\"");
     assert_eq!(patch("\"1\", \"2\"", "active").await.status, StatusCode::OK, "a list matches if one tag does");
     patch("W/\"3\"", "closed").await.assert_problem(412, "precondition-failed");
     patch("\"2\"", "closed").await.assert_problem(412, "precondition-failed");
     // `*` for a record that does not exist is still not found.
-    let missing = format!("/api/v1/victims/{}", Uuid::new_v4());
-    app.patch(&missing, &caseworker, "*", json!({ "status": "closed" })).await.assert_problem(404, "not-found");
+    let missing = paths::victim(Uuid::new_v4());
+    caseworker.patch(&missing, "*", json!({ "status": "closed" })).await.assert_problem(404, "not-found");
 }
 
 #[tokio::test]
@@ -136,11 +136,11 @@ async fn a_merge_patch_is_typed_as_one_and_accepted_as_such() {
     let app = spawn_app().await;
     let org = app.create_org().await;
     let (id, caseworker) = create_victim(&app, org).await;
-    let path = format!("/api/v1/victims/{id}");
+    let path = paths::victim(id);
     let resp = app
         .client
         .patch(format!("{}{path}", app.address))
-        .bearer_auth(&caseworker)
+        .bearer_auth(&caseworker.token)
         .header("if-match", "\"1\"")
         .header("content-type", "application/merge-patch+json")
         .body(r#"{"identity": {"phone": null}, "status": "follow_up"}"#)
@@ -163,14 +163,13 @@ async fn a_merge_patch_is_typed_as_one_and_accepted_as_such() {
 async fn a_literal_path_asked_with_a_templates_method_is_405() {
     let app = spawn_app().await;
     let org = app.create_org().await;
-    let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
-    let resp = app
-        .request_with(Method::PATCH, "/api/v1/victims/search", Some(&caseworker), Some(json!({})), &[("if-match", "*")])
-        .await;
+    let caseworker = app.caller(org, Role::Caseworker).await;
+    let resp =
+        caseworker.request_with(Method::PATCH, paths::VICTIM_SEARCH, Some(json!({})), &[("if-match", "*")]).await;
     resp.assert_problem(405, "method-not-allowed");
     assert_eq!(resp.header("allow"), Some("POST"));
     // A malformed id at the template is still a bad request.
-    let resp = app.get("/api/v1/victims/not-a-uuid", &caseworker).await;
+    let resp = caseworker.get(&format!("{}/not-a-uuid", paths::VICTIMS)).await;
     resp.assert_problem(400, "bad-request");
 }
 
@@ -179,17 +178,16 @@ async fn the_fuller_view_always_carries_its_field() {
     let app = spawn_app().await;
     let (from, to) = (app.create_org().await, app.create_org().await);
     let (victim, sender) = create_victim(&app, from).await;
-    let referral = app
+    let referral = sender
         .post(
-            "/api/v1/referrals",
-            Some(&sender),
+            paths::REFERRALS,
             json!({ "victim_id": victim, "to_organization_id": to, "service": "shelter", "urgency": "urgent" }),
         )
         .await;
     assert_eq!(referral.status, StatusCode::CREATED, "{}", referral.text);
     let view = referral.json();
     assert!(view.as_object().unwrap().contains_key("reason") && view["reason"].is_null(), "{view}");
-    let (_, admin) = app.user_with_token(from, Role::Admin).await;
-    let as_admin = app.get(&format!("/api/v1/referrals/{}", view["id"].as_str().unwrap()), &admin).await.json();
+    let admin = app.caller(from, Role::Admin).await;
+    let as_admin = admin.get(&paths::referral(view["id"].as_str().unwrap())).await.json();
     assert!(!as_admin.as_object().unwrap().contains_key("reason"), "{as_admin}");
 }

@@ -3,6 +3,7 @@
 //! elsewhere, and the browser reports no policy violation.
 
 use crate::helpers::spawn_app;
+use crate::paths;
 
 /// The headless browser, or none outside CI (the test then says why it skips; in CI, where
 /// `.ci/run` installs Debian's `chromium`, a missing browser fails).
@@ -55,7 +56,7 @@ async fn docs_page_renders_operations_offline() {
     let _ = std::fs::remove_dir_all(&profile);
     let dom = String::from_utf8_lossy(&output.stdout);
     assert!(dom.contains("Haven API"), "title not rendered; stderr: {}", String::from_utf8_lossy(&output.stderr));
-    for operation in ["/api/v1/auth/login", "/api/v1/organizations", "/api/v1/audit-events"] {
+    for operation in [paths::LOGIN, paths::ORGANIZATIONS, paths::AUDIT_EVENTS] {
         assert!(dom.contains(operation), "{operation} not rendered");
     }
     assert!(dom.contains("opblock"), "operations are not rendered as Swagger UI blocks");

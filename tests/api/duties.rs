@@ -9,7 +9,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{Caller, TestApp, TestUser, spawn_app};
+use crate::paths;
 use crate::victims::victim_body;
 
 const THEIR_PASSWORD: &str = "kora-baobab-tide-lantern";
@@ -17,9 +18,9 @@ const THEIR_PASSWORD: &str = "kora-baobab-tide-lantern";
 /// An organisation with a victim whose identity is on file; returns (org, victim id).
 async fn org_with_victim(app: &TestApp) -> (Uuid, Uuid) {
     let org = app.create_org().await;
-    let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
+    let caseworker = app.caller(org, Role::Caseworker).await;
     let victim = Uuid::new_v4();
-    let resp = app.post("/api/v1/victims", Some(&caseworker), victim_body(victim)).await;
+    let resp = caseworker.post(paths::VICTIMS, victim_body(victim)).await;
     assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
     (org, victim)
 }
@@ -29,14 +30,19 @@ async fn log_in(app: &TestApp, email: &str, password: &str) -> crate::helpers::R
     app.login_raw(email, password).await
 }
 
-fn token_of(resp: &crate::helpers::Response) -> String {
-    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
-    resp.json()["access_token"].as_str().unwrap().to_owned()
+/// Someone who chose [`THEIR_PASSWORD`] at enrolment, signed in with it.
+async fn sign_in_with_own_password<'a>(app: &'a TestApp, email: &str) -> Caller<'a> {
+    let id: Uuid = {
+        use haven::db::schema::users::dsl as u;
+        let mut conn = app.pool.get().await.unwrap();
+        u::users.filter(u::email.eq(email)).select(u::id).first(&mut conn).await.unwrap()
+    };
+    app.sign_in_with(&TestUser { id, email: email.to_owned() }, THEIR_PASSWORD).await
 }
 
-/// Whether this token reads the victim's identity.
-async fn reads_identity(app: &TestApp, token: &str, victim: Uuid) -> bool {
-    let resp = app.get(&format!("/api/v1/victims/{victim}"), token).await;
+/// Whether this caller reads the victim's identity.
+async fn reads_identity(caller: &Caller<'_>, victim: Uuid) -> bool {
+    let resp = caller.get(&paths::victim(victim)).await;
     resp.status == StatusCode::OK && resp.json().get("identity").is_some()
 }
 
@@ -59,163 +65,119 @@ async fn grant_event(app: &TestApp, action: &str, grant: &str) -> (Uuid, Value) 
 async fn an_admin_made_caseworker_needs_a_second_person() {
     let app = spawn_app().await;
     let (org, victim) = org_with_victim(&app).await;
-    let (admin_x, x) = app.user_with_token(org, Role::Admin).await;
-    let (admin_y, y) = app.user_with_token(org, Role::Admin).await;
+    let x = app.caller(org, Role::Admin).await;
+    let y = app.caller(org, Role::Admin).await;
 
     // X creates a caseworker and, as an attacker would, redeems the token itself.
-    let created =
-        app.post("/api/v1/users", Some(&x), json!({ "email": "mule@example.org", "role": "caseworker" })).await;
+    let created = x.post(paths::USERS, json!({ "email": "mule@example.org", "role": "caseworker" })).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     let created = created.json();
     let grant = created["grant"]["id"].as_str().expect("a caseworker waits for a grant").to_owned();
     assert_eq!(created["grant"]["kind"], "new_caseworker");
     assert_eq!(created["user"]["awaiting_approval"], true);
     // Approval waits for the person to set their password.
-    app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&y), json!({}))
-        .await
-        .assert_problem(409, "conflict");
+    y.post(&paths::grant_approval(&grant), json!({})).await.assert_problem(409, "conflict");
     let enrolled = app.enrol(created["enrolment"]["token"].as_str().unwrap(), THEIR_PASSWORD).await;
     assert_eq!(enrolled["awaiting_approval"], true);
 
     // Without a second person: no login, and X cannot approve its own request.
     log_in(&app, "mule@example.org", THEIR_PASSWORD).await.assert_problem(403, "awaiting-approval");
-    app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&x), json!({}))
-        .await
-        .assert_problem(403, "second-person-required");
+    x.post(&paths::grant_approval(&grant), json!({})).await.assert_problem(403, "second-person-required");
     log_in(&app, "mule@example.org", THEIR_PASSWORD).await.assert_problem(403, "awaiting-approval");
 
     // The pending grant is listed for the people who may approve it.
-    let pending = app.get("/api/v1/access-grants?status=pending", &y).await.json();
+    let pending = y.get(&paths::query(paths::GRANTS, "status=pending")).await.json();
     assert!(pending["items"].as_array().unwrap().iter().any(|g| g["id"] == grant.as_str()), "{pending}");
 
     // With one: Y approves, the caseworker logs in and reads identities.
-    let approved = app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&y), json!({})).await;
+    let approved = y.post(&paths::grant_approval(&grant), json!({})).await;
     assert_eq!(approved.status, StatusCode::OK, "{}", approved.text);
-    assert_eq!(approved.json()["decided_by"], admin_y.id.to_string());
-    let caseworker = token_of(&log_in(&app, "mule@example.org", THEIR_PASSWORD).await);
-    assert!(reads_identity(&app, &caseworker, victim).await);
+    assert_eq!(approved.json()["decided_by"], y.id().to_string());
+    let caseworker = sign_in_with_own_password(&app, "mule@example.org").await;
+    assert!(reads_identity(&caseworker, victim).await);
 
     // X's own admins are X's puppets: one requests, the other cannot approve.
     let mut puppets = Vec::new();
     for name in ["s", "p"] {
-        let made = app
-            .post("/api/v1/users", Some(&x), json!({ "email": format!("{name}@example.org"), "role": "admin" }))
-            .await
-            .json();
+        let made = x.post(paths::USERS, json!({ "email": format!("{name}@example.org"), "role": "admin" })).await;
+        let made = made.json();
         app.enrol(made["enrolment"]["token"].as_str().unwrap(), THEIR_PASSWORD).await;
-        puppets.push(token_of(&log_in(&app, &format!("{name}@example.org"), THEIR_PASSWORD).await));
+        puppets.push(sign_in_with_own_password(&app, &format!("{name}@example.org")).await);
     }
-    let t = app
-        .post("/api/v1/users", Some(&puppets[0]), json!({ "email": "t@example.org", "role": "caseworker" }))
-        .await
-        .json();
+    let t = puppets[0].post(paths::USERS, json!({ "email": "t@example.org", "role": "caseworker" })).await.json();
     app.enrol(t["enrolment"]["token"].as_str().unwrap(), THEIR_PASSWORD).await;
     let t_grant = t["grant"]["id"].as_str().unwrap();
-    app.post(&format!("/api/v1/access-grants/{t_grant}/approve"), Some(&puppets[1]), json!({}))
-        .await
-        .assert_problem(403, "second-person-required");
+    puppets[1].post(&paths::grant_approval(t_grant), json!({})).await.assert_problem(403, "second-person-required");
 
     let (requester, _) = grant_event(&app, "access_grant.request", &grant).await;
     let (approver, details) = grant_event(&app, "access_grant.approve", &grant).await;
-    assert_eq!(requester, admin_x.id);
-    assert_eq!(approver, admin_y.id);
-    assert_eq!(details["requested_by"], admin_x.id.to_string(), "the approval names both people");
-    app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&y), json!({}))
-        .await
-        .assert_problem(409, "conflict");
+    assert_eq!(requester, x.id());
+    assert_eq!(approver, y.id());
+    assert_eq!(details["requested_by"], x.id().to_string(), "the approval names both people");
+    y.post(&paths::grant_approval(&grant), json!({})).await.assert_problem(409, "conflict");
 }
 
 #[tokio::test]
 async fn a_host_admin_cannot_make_a_caseworker_in_another_organisation() {
     let app = spawn_app().await;
     let (org, victim) = org_with_victim(&app).await;
-    let host = app.token(&app.host_admin).await;
-    app.user_with_token(org, Role::Admin).await;
+    let host = app.host_admin().await;
+    app.caller(org, Role::Admin).await;
     let auditor = app.create_user(org, Role::Auditor).await;
     let caseworker = app.create_user(org, Role::Caseworker).await;
 
-    app.post(
-        "/api/v1/users",
-        Some(&host),
-        json!({ "email": "h1@example.org", "role": "caseworker", "organization_id": org }),
-    )
-    .await
-    .assert_problem(403, "forbidden");
+    host.post(paths::USERS, json!({ "email": "h1@example.org", "role": "caseworker", "organization_id": org }))
+        .await
+        .assert_problem(403, "forbidden");
     // The organisation has an admin: the host does not create another.
-    app.post(
-        "/api/v1/users",
-        Some(&host),
-        json!({ "email": "h2@example.org", "role": "admin", "organization_id": org }),
-    )
-    .await
-    .assert_problem(403, "forbidden");
-    app.patch(&format!("/api/v1/users/{}", auditor.id), &host, "\"1\"", json!({ "role": "caseworker" }))
+    host.post(paths::USERS, json!({ "email": "h2@example.org", "role": "admin", "organization_id": org }))
         .await
         .assert_problem(403, "forbidden");
-    app.post(&format!("/api/v1/users/{}/reset", caseworker.id), Some(&host), json!({}))
+    host.patch(&paths::user(auditor.id), "\"1\"", json!({ "role": "caseworker" }))
         .await
         .assert_problem(403, "forbidden");
+    host.post(&paths::user_reset(caseworker.id), json!({})).await.assert_problem(403, "forbidden");
     // Taking access away stays possible.
-    let resp =
-        app.patch(&format!("/api/v1/users/{}", caseworker.id), &host, "\"1\"", json!({ "disabled": true })).await;
+    let resp = host.patch(&paths::user(caseworker.id), "\"1\"", json!({ "disabled": true })).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
-    assert!(!reads_identity(&app, &host, victim).await);
-    app.post("/api/v1/victims/search", Some(&host), json!({ "name": "MARKERGIVEN" }))
-        .await
-        .assert_problem(403, "forbidden");
+    assert!(!reads_identity(&host, victim).await);
+    host.post(paths::VICTIM_SEARCH, json!({ "name": "MARKERGIVEN" })).await.assert_problem(403, "forbidden");
 
     // Disabling an organisation's admins does not make room for a host's own.
     let lone = app.create_org().await;
     let lone_admin = app.create_user(lone, Role::Admin).await;
-    let resp =
-        app.patch(&format!("/api/v1/users/{}", lone_admin.id), &host, "\"1\"", json!({ "disabled": true })).await;
+    let resp = host.patch(&paths::user(lone_admin.id), "\"1\"", json!({ "disabled": true })).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
-    app.post(
-        "/api/v1/users",
-        Some(&host),
-        json!({ "email": "h3@example.org", "role": "admin", "organization_id": lone }),
-    )
-    .await
-    .assert_problem(403, "forbidden");
+    host.post(paths::USERS, json!({ "email": "h3@example.org", "role": "admin", "organization_id": lone }))
+        .await
+        .assert_problem(403, "forbidden");
 
     // A new organisation's first admin is the host's to create (no grant: admins read no identity).
     let fresh = app.create_org().await;
-    let created = app
-        .post(
-            "/api/v1/users",
-            Some(&host),
-            json!({ "email": "first@example.org", "role": "admin", "organization_id": fresh }),
-        )
+    let created = host
+        .post(paths::USERS, json!({ "email": "first@example.org", "role": "admin", "organization_id": fresh }))
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     assert!(created.json().get("grant").is_none());
     // ... and that admin's caseworker cannot be approved by the host that holds the admin's token.
     let first = app.enrol(created.json()["enrolment"]["token"].as_str().unwrap(), THEIR_PASSWORD).await;
     assert_eq!(first["awaiting_approval"], false);
-    let first = token_of(&log_in(&app, "first@example.org", THEIR_PASSWORD).await);
-    let cw = app
-        .post("/api/v1/users", Some(&first), json!({ "email": "cw@example.org", "role": "caseworker" }))
-        .await
-        .json();
+    let first = sign_in_with_own_password(&app, "first@example.org").await;
+    let cw = first.post(paths::USERS, json!({ "email": "cw@example.org", "role": "caseworker" })).await.json();
     app.enrol(cw["enrolment"]["token"].as_str().unwrap(), THEIR_PASSWORD).await;
     let grant = cw["grant"]["id"].as_str().unwrap();
-    app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&host), json!({}))
-        .await
-        .assert_problem(403, "second-person-required");
+    host.post(&paths::grant_approval(grant), json!({})).await.assert_problem(403, "second-person-required");
     // Another host admin may approve for an organisation with a single admin.
-    let (_, other_host) = app.user_with_token(app.host_org, Role::Admin).await;
-    let resp = app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&other_host), json!({})).await;
+    let other_host = app.caller(app.host_org, Role::Admin).await;
+    let resp = other_host.post(&paths::grant_approval(grant), json!({})).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
-    let cw_token = token_of(&log_in(&app, "cw@example.org", THEIR_PASSWORD).await);
+    let confirmed_caseworker = sign_in_with_own_password(&app, "cw@example.org").await;
     // Once confirmed by a second person, that caseworker is a second person for the admin's next
     // request, although the admin issued their token.
-    let next = app
-        .post("/api/v1/users", Some(&first), json!({ "email": "cw2@example.org", "role": "caseworker" }))
-        .await
-        .json();
+    let next = first.post(paths::USERS, json!({ "email": "cw2@example.org", "role": "caseworker" })).await.json();
     app.enrol(next["enrolment"]["token"].as_str().unwrap(), THEIR_PASSWORD).await;
     let grant = next["grant"]["id"].as_str().unwrap();
-    let resp = app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&cw_token), json!({})).await;
+    let resp = confirmed_caseworker.post(&paths::grant_approval(grant), json!({})).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
 }
 
@@ -223,11 +185,11 @@ async fn a_host_admin_cannot_make_a_caseworker_in_another_organisation() {
 async fn an_admin_reset_then_log_in_needs_a_second_person() {
     let app = spawn_app().await;
     let (org, victim) = org_with_victim(&app).await;
-    let (admin_x, x) = app.user_with_token(org, Role::Admin).await;
-    let (colleague, colleague_token) = app.user_with_token(org, Role::Caseworker).await;
+    let x = app.caller(org, Role::Admin).await;
+    let colleague = app.caller(org, Role::Caseworker).await;
     let target = app.create_user(org, Role::Caseworker).await;
 
-    let reset = app.post(&format!("/api/v1/users/{}/reset", target.id), Some(&x), json!({})).await;
+    let reset = x.post(&paths::user_reset(target.id), json!({})).await;
     assert_eq!(reset.status, StatusCode::OK, "{}", reset.text);
     let reset = reset.json();
     let grant = reset["grant"]["id"].as_str().unwrap().to_owned();
@@ -236,101 +198,86 @@ async fn an_admin_reset_then_log_in_needs_a_second_person() {
     log_in(&app, &target.email, crate::helpers::PASSWORD).await.assert_problem(401, "invalid-credentials");
     app.enrol(reset["enrolment"]["token"].as_str().unwrap(), THEIR_PASSWORD).await;
     log_in(&app, &target.email, THEIR_PASSWORD).await.assert_problem(403, "awaiting-approval");
-    app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&x), json!({}))
-        .await
-        .assert_problem(403, "second-person-required");
+    x.post(&paths::grant_approval(&grant), json!({})).await.assert_problem(403, "second-person-required");
     // An admin whose credential X issued is X's puppet, not a second person.
-    let puppet =
-        app.post("/api/v1/users", Some(&x), json!({ "email": "puppet@example.org", "role": "admin" })).await.json();
+    let puppet = x.post(paths::USERS, json!({ "email": "puppet@example.org", "role": "admin" })).await.json();
     app.enrol(puppet["enrolment"]["token"].as_str().unwrap(), THEIR_PASSWORD).await;
-    let puppet = token_of(&log_in(&app, "puppet@example.org", THEIR_PASSWORD).await);
-    app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&puppet), json!({}))
-        .await
-        .assert_problem(403, "second-person-required");
+    let puppet = sign_in_with_own_password(&app, "puppet@example.org").await;
+    puppet.post(&paths::grant_approval(&grant), json!({})).await.assert_problem(403, "second-person-required");
 
     // A caseworker of the organisation is a second person.
-    let resp = app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&colleague_token), json!({})).await;
+    let resp = colleague.post(&paths::grant_approval(&grant), json!({})).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
-    let token = token_of(&log_in(&app, &target.email, THEIR_PASSWORD).await);
-    assert!(reads_identity(&app, &token, victim).await);
+    let target = sign_in_with_own_password(&app, &target.email).await;
+    assert!(reads_identity(&target, victim).await);
     let (requester, _) = grant_event(&app, "access_grant.request", &grant).await;
     let (approver, _) = grant_event(&app, "access_grant.approve", &grant).await;
-    assert_eq!((requester, approver), (admin_x.id, colleague.id));
+    assert_eq!((requester, approver), (x.id(), colleague.id()));
 }
 
 #[tokio::test]
 async fn a_promotion_or_re_enabling_waits_for_a_second_person() {
     let app = spawn_app().await;
     let (org, victim) = org_with_victim(&app).await;
-    let (admin_x, x) = app.user_with_token(org, Role::Admin).await;
-    let (_, colleague) = app.user_with_token(org, Role::Caseworker).await;
-    let (auditor, auditor_token) = app.user_with_token(org, Role::Auditor).await;
+    let x = app.caller(org, Role::Admin).await;
+    let colleague = app.caller(org, Role::Caseworker).await;
+    let auditor = app.caller(org, Role::Auditor).await;
 
-    let resp = app.patch(&format!("/api/v1/users/{}", auditor.id), &x, "\"1\"", json!({ "role": "caseworker" })).await;
+    let resp = x.patch(&paths::user(auditor.id()), "\"1\"", json!({ "role": "caseworker" })).await;
     assert_eq!(resp.status, StatusCode::ACCEPTED, "{}", resp.text);
     let grant = resp.json()["id"].as_str().unwrap().to_owned();
-    let view = app.get(&format!("/api/v1/users/{}", auditor.id), &x).await.json();
+    let view = x.get(&paths::user(auditor.id())).await.json();
     assert_eq!(view["role"], "auditor", "nothing changes before approval");
-    assert!(!reads_identity(&app, &auditor_token, victim).await);
-    app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&x), json!({}))
-        .await
-        .assert_problem(403, "second-person-required");
-    app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&auditor_token), json!({}))
-        .await
-        .assert_problem(403, "forbidden");
-    let resp = app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&colleague), json!({})).await;
+    assert!(!reads_identity(&auditor, victim).await);
+    x.post(&paths::grant_approval(&grant), json!({})).await.assert_problem(403, "second-person-required");
+    auditor.post(&paths::grant_approval(&grant), json!({})).await.assert_problem(403, "forbidden");
+    let resp = colleague.post(&paths::grant_approval(&grant), json!({})).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
     // The approval ends the old sessions: the new role comes with a new login.
-    app.get("/api/v1/me", &auditor_token).await.assert_problem(401, "unauthorized");
-    let promoted = app.token(&auditor).await;
-    assert!(reads_identity(&app, &promoted, victim).await);
+    auditor.get(paths::ME).await.assert_problem(401, "unauthorized");
+    let promoted = app.sign_in(&auditor.user).await;
+    assert!(reads_identity(&promoted, victim).await);
 
     // Disabled, then enabled again: another grant.
-    let path = format!("/api/v1/users/{}", auditor.id);
-    let version = app.get(&path, &x).await.json()["version"].to_string();
-    assert_eq!(
-        app.patch(&path, &x, &format!("\"{version}\""), json!({ "disabled": true })).await.status,
-        StatusCode::OK
-    );
-    let version = app.get(&path, &x).await.json()["version"].to_string();
-    let resp = app.patch(&path, &x, &format!("\"{version}\""), json!({ "disabled": false })).await;
+    let path = paths::user(auditor.id());
+    let version = x.get(&path).await.json()["version"].to_string();
+    assert_eq!(x.patch(&path, &format!("\"{version}\""), json!({ "disabled": true })).await.status, StatusCode::OK);
+    let version = x.get(&path).await.json()["version"].to_string();
+    let resp = x.patch(&path, &format!("\"{version}\""), json!({ "disabled": false })).await;
     assert_eq!(resp.status, StatusCode::ACCEPTED, "{}", resp.text);
     assert_eq!(resp.json()["kind"], "re_enable");
     let grant = resp.json()["id"].as_str().unwrap().to_owned();
-    log_in(&app, &auditor.email, crate::helpers::PASSWORD).await.assert_problem(401, "invalid-credentials");
+    log_in(&app, &auditor.user.email, crate::helpers::PASSWORD).await.assert_problem(401, "invalid-credentials");
     // Refused by the colleague: still disabled, and both people are on record.
-    let refused = app
-        .post(&format!("/api/v1/access-grants/{grant}/refuse"), Some(&colleague), json!({ "reason": "Not confirmed." }))
-        .await;
+    let refused = colleague.post(&paths::grant_refusal(&grant), json!({ "reason": "Not confirmed." })).await;
     assert_eq!(refused.status, StatusCode::OK, "{}", refused.text);
     assert_eq!(refused.json()["status"], "refused");
     let (_, details) = grant_event(&app, "access_grant.refuse", &grant).await;
-    assert_eq!(details["requested_by"], admin_x.id.to_string());
-    assert_eq!(app.get(&path, &x).await.json()["disabled"], true);
+    assert_eq!(details["requested_by"], x.id().to_string());
+    assert_eq!(x.get(&path).await.json()["disabled"], true);
 }
 
 #[tokio::test]
 async fn enrolment_tokens_work_once_expire_and_are_replaced() {
     let app = spawn_app().await;
     let org = app.create_org().await;
-    let (_, admin) = app.user_with_token(org, Role::Admin).await;
-    let created =
-        app.post("/api/v1/users", Some(&admin), json!({ "email": "ana@example.org", "role": "partner" })).await.json();
+    let admin = app.caller(org, Role::Admin).await;
+    let created = admin.post(paths::USERS, json!({ "email": "ana@example.org", "role": "partner" })).await.json();
     let first = created["enrolment"]["token"].as_str().unwrap().to_owned();
     let user = created["user"]["id"].as_str().unwrap().to_owned();
     // A weak password is refused with the reason, and the token still works afterwards.
-    let weak = app.post("/api/v1/auth/enrol", None, json!({ "token": first, "password": "qwertyuiopas" })).await;
+    let weak = app.post(paths::ENROL, None, json!({ "token": first, "password": "qwertyuiopas" })).await;
     let problem = weak.assert_problem(422, "validation");
     assert!(problem["errors"][0]["message"].as_str().unwrap().contains("too easy to guess"), "{problem}");
     app.enrol(&first, THEIR_PASSWORD).await;
-    app.post("/api/v1/auth/enrol", None, json!({ "token": first, "password": "another-kora-lantern" }))
+    app.post(paths::ENROL, None, json!({ "token": first, "password": "another-kora-lantern" }))
         .await
         .assert_problem(401, "invalid-credentials");
 
     // A second reset replaces the first token; an expired one is refused.
-    let one = app.post(&format!("/api/v1/users/{user}/reset"), Some(&admin), json!({})).await.json();
-    let two = app.post(&format!("/api/v1/users/{user}/reset"), Some(&admin), json!({})).await.json();
-    app.post("/api/v1/auth/enrol", None, json!({ "token": one["enrolment"]["token"], "password": THEIR_PASSWORD }))
+    let one = admin.post(&paths::user_reset(&user), json!({})).await.json();
+    let two = admin.post(&paths::user_reset(&user), json!({})).await.json();
+    app.post(paths::ENROL, None, json!({ "token": one["enrolment"]["token"], "password": THEIR_PASSWORD }))
         .await
         .assert_problem(401, "invalid-credentials");
     {
@@ -342,7 +289,7 @@ async fn enrolment_tokens_work_once_expire_and_are_replaced() {
             .await
             .unwrap();
     }
-    app.post("/api/v1/auth/enrol", None, json!({ "token": two["enrolment"]["token"], "password": THEIR_PASSWORD }))
+    app.post(paths::ENROL, None, json!({ "token": two["enrolment"]["token"], "password": THEIR_PASSWORD }))
         .await
         .assert_problem(401, "invalid-credentials");
     // Only hashes are stored.
@@ -358,17 +305,17 @@ async fn people_change_their_own_password_and_their_other_sessions_end() {
     let app = spawn_app().await;
     let org = app.create_org().await;
     let user = app.create_user(org, Role::Caseworker).await;
-    let (this, _) = app.login(&user).await;
-    let (other, _) = app.login(&user).await;
+    let this = app.sign_in(&user).await;
+    let other = app.sign_in(&user).await;
     let change = |current: &str, new: &str| json!({ "current_password": current, "new_password": new });
-    let wrong = app.post("/api/v1/me/password", Some(&this), change("not-the-password", THEIR_PASSWORD)).await;
+    let wrong = this.post(paths::MY_PASSWORD, change("not-the-password", THEIR_PASSWORD)).await;
     assert_eq!(wrong.assert_problem(422, "validation")["errors"][0]["field"], "current_password");
-    let weak = app.post("/api/v1/me/password", Some(&this), change(crate::helpers::PASSWORD, "trustno1trustno1")).await;
+    let weak = this.post(paths::MY_PASSWORD, change(crate::helpers::PASSWORD, "trustno1trustno1")).await;
     assert!(weak.assert_problem(422, "validation")["errors"][0]["field"] == "new_password");
-    let resp = app.post("/api/v1/me/password", Some(&this), change(crate::helpers::PASSWORD, THEIR_PASSWORD)).await;
+    let resp = this.post(paths::MY_PASSWORD, change(crate::helpers::PASSWORD, THEIR_PASSWORD)).await;
     assert_eq!(resp.status, StatusCode::NO_CONTENT, "{}", resp.text);
-    assert_eq!(app.get("/api/v1/me", &this).await.status, StatusCode::OK, "this session goes on");
-    app.get("/api/v1/me", &other).await.assert_problem(401, "unauthorized");
+    assert_eq!(this.get(paths::ME).await.status, StatusCode::OK, "this session goes on");
+    other.get(paths::ME).await.assert_problem(401, "unauthorized");
     log_in(&app, &user.email, crate::helpers::PASSWORD).await.assert_problem(401, "invalid-credentials");
     assert_eq!(log_in(&app, &user.email, THEIR_PASSWORD).await.status, StatusCode::OK);
     assert!(app.audit_actions().await.contains(&("user.password_change".into(), "success".into())));

@@ -4,17 +4,18 @@
 use reqwest::Method;
 
 use crate::helpers::spawn_app;
+use crate::paths;
 
 #[tokio::test]
 async fn malformed_requests_get_problem_documents() {
     let app = spawn_app().await;
-    let admin = app.token(&app.host_admin).await;
+    let admin = app.host_admin().await;
     let before = app.count("organizations").await;
     let send = |body: &'static str, content_type: &'static str| {
         let req = app
             .client
-            .post(format!("{}/api/v1/organizations", app.address))
-            .bearer_auth(&admin)
+            .post(format!("{}{}", app.address, paths::ORGANIZATIONS))
+            .bearer_auth(&admin.token)
             .header("content-type", content_type)
             .body(body);
         async move {
@@ -61,38 +62,33 @@ async fn malformed_requests_get_problem_documents() {
 #[tokio::test]
 async fn oversized_bodies_are_refused_with_413() {
     let app = spawn_app().await;
-    let admin = app.token(&app.host_admin).await;
+    let admin = app.host_admin().await;
     let name = "x".repeat(70 * 1024);
-    let resp = app
-        .post(
-            "/api/v1/organizations",
-            Some(&admin),
-            serde_json::json!({ "name": name, "kind": "ngo", "country": "SEN" }),
-        )
-        .await;
+    let organization = serde_json::json!({ "name": name, "kind": "ngo", "country": "SEN" });
+    let resp = admin.post(paths::ORGANIZATIONS, organization).await;
     resp.assert_problem(413, "payload-too-large");
 }
 
 #[tokio::test]
 async fn bad_paths_queries_routes_and_methods() {
     let app = spawn_app().await;
-    let admin = app.token(&app.host_admin).await;
-    app.get("/api/v1/users/not-a-uuid", &admin).await.assert_problem(400, "bad-request");
-    app.get("/api/v1/users?limit=abc", &admin).await.assert_problem(422, "validation");
-    app.get("/api/v1/users?unknown=1", &admin).await.assert_problem(422, "validation");
-    app.get("/api/v1/nothing-here", &admin).await.assert_problem(404, "route-not-found");
-    app.get("/definitely/not/served", &admin).await.assert_problem(404, "route-not-found");
-    let resp = app.request(Method::DELETE, "/api/v1/organizations", Some(&admin), None).await;
+    let admin = app.host_admin().await;
+    admin.get(&format!("{}/not-a-uuid", paths::USERS)).await.assert_problem(400, "bad-request");
+    admin.get(&paths::query(paths::USERS, "limit=abc")).await.assert_problem(422, "validation");
+    admin.get(&paths::query(paths::USERS, "unknown=1")).await.assert_problem(422, "validation");
+    admin.get(&format!("{}/nothing-here", paths::API)).await.assert_problem(404, "route-not-found");
+    admin.get("/definitely/not/served").await.assert_problem(404, "route-not-found");
+    let resp = admin.request(Method::DELETE, paths::ORGANIZATIONS, None).await;
     resp.assert_problem(405, "method-not-allowed");
     assert_eq!(resp.header("allow"), Some("GET, POST"));
-    let resp = app.request(Method::PUT, &format!("/api/v1/users/{}", app.host_admin.id), Some(&admin), None).await;
+    let resp = admin.request(Method::PUT, &paths::user(admin.id()), None).await;
     resp.assert_problem(405, "method-not-allowed");
     assert_eq!(resp.header("allow"), Some("GET, PATCH"));
     let resp = app.request(Method::POST, "/openapi.json", None, None).await;
     resp.assert_problem(405, "method-not-allowed");
     assert_eq!(resp.header("allow"), Some("GET"));
     // Unknown ids are 404 problem documents too.
-    app.get(&format!("/api/v1/users/{}", uuid::Uuid::new_v4()), &admin).await.assert_problem(404, "not-found");
+    admin.get(&paths::user(uuid::Uuid::new_v4())).await.assert_problem(404, "not-found");
 }
 
 /// Found by schemathesis: a NUL character (which PostgreSQL text cannot hold) in a login email
@@ -103,7 +99,7 @@ async fn nul_characters_are_refused_not_a_server_error() {
     let resp = app
         .request_with(
             Method::POST,
-            "/api/v1/auth/login",
+            paths::LOGIN,
             None,
             Some(serde_json::json!({ "email": "ana\u{0}@example.org", "password": "whatever-it-is-here" })),
             &[],
@@ -114,14 +110,14 @@ async fn nul_characters_are_refused_not_a_server_error() {
     assert_eq!(problem["errors"][0]["code"], "format");
     assert!(problem["errors"][0]["message"].as_str().unwrap().contains("NUL"));
     let org = app.create_org().await;
-    let (_, token) = app.user_with_token(org, haven::domain::Role::Admin).await;
-    let resp = app.get("/api/v1/victims?operation=%00", &token).await;
+    let admin = app.caller(org, haven::domain::Role::Admin).await;
+    let resp = admin.get(&paths::query(paths::VICTIMS, "operation=%00")).await;
     let problem = resp.assert_problem(422, "validation");
     assert_eq!(problem["errors"][0]["field"], "query");
     // An escaped backslash followed by "u0000" is text, not NUL: it gets past the check.
     let resp = app
         .post(
-            "/api/v1/auth/login",
+            paths::LOGIN,
             None,
             serde_json::json!({ "email": "a\\u0000@example.org", "password": "whatever-it-is-here" }),
         )

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::helpers::{
     BLIND_INDEX_KEY, IDENTITY_KEY_SPEC, TestApp, TestUser, key_spec, serve_with_metrics, spawn_app, test_settings,
 };
+use crate::paths;
 use crate::victims::victim_body;
 
 /// `haven serve` as its own process on `port`, against the test app's database and keys.
@@ -65,7 +66,8 @@ async fn count(app: &TestApp, sql: &str) -> i64 {
 async fn sigkill_during_writes_loses_no_acknowledged_create() {
     let app = spawn_app().await;
     let org = app.create_org().await;
-    let (_, token) = app.user_with_token(org, Role::Caseworker).await;
+    // The caseworker's token goes to a separate `haven serve` process, through a plain client.
+    let caseworker = app.caller(org, Role::Caseworker).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dir = std::env::temp_dir().join(format!("hk-{}", &Uuid::new_v4().simple().to_string()[..8]));
     let base = format!("http://127.0.0.1:{port}");
@@ -77,12 +79,13 @@ async fn sigkill_during_writes_loses_no_acknowledged_create() {
     let acknowledged: Arc<Mutex<Vec<Uuid>>> = Default::default();
     let mut writers = Vec::new();
     for _ in 0..8 {
-        let (client, base, token, acknowledged) = (client.clone(), base.clone(), token.clone(), acknowledged.clone());
+        let (client, base, token, acknowledged) =
+            (client.clone(), base.clone(), caseworker.token.clone(), acknowledged.clone());
         writers.push(tokio::spawn(async move {
             loop {
                 let id = Uuid::new_v4();
                 let sent = client
-                    .post(format!("{base}/api/v1/victims"))
+                    .post(format!("{base}{}", paths::VICTIMS))
                     .bearer_auth(&token)
                     .json(&victim_body(id))
                     .send()
@@ -110,7 +113,8 @@ async fn sigkill_during_writes_loses_no_acknowledged_create() {
     let mut child = spawn_binary(&app, port, &dir);
     wait_ready(&client, &base).await;
     for id in &acknowledged {
-        let resp = client.get(format!("{base}/api/v1/victims/{id}")).bearer_auth(&token).send().await.unwrap();
+        let victim_url = format!("{base}{}", paths::victim(id));
+        let resp = client.get(victim_url).bearer_auth(&caseworker.token).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "acknowledged victim {id} lost");
         let body: serde_json::Value = resp.json().await.unwrap();
         assert_eq!(body["identity"]["given_names"], "MARKERGIVEN Ana", "identity of {id} unreadable");
@@ -209,22 +213,23 @@ async fn postgresql_outage_gives_503_and_the_service_recovers_by_itself() {
     };
     app.host_org = app.create_org_of_kind("Host", OrganizationKind::Host, None).await;
     let org = app.create_org().await;
-    let (_, token) = app.user_with_token(org, Role::Caseworker).await;
-    let created = app.post("/api/v1/victims", Some(&token), victim_body(Uuid::new_v4())).await;
+    let caseworker = app.caller(org, Role::Caseworker).await;
+    let created = caseworker.post(paths::VICTIMS, victim_body(Uuid::new_v4())).await;
     assert_eq!(created.status, StatusCode::CREATED);
 
-    // Readers keep going through the outage; each answer is checked.
+    // Readers keep going through the outage; each answer is checked. They run as tasks of their
+    // own, so they hold the caseworker's token, not the caller.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let seen: Arc<Mutex<HashSet<u16>>> = Default::default();
     let mut readers = Vec::new();
     for _ in 0..4 {
         let (client, base, token, stop, seen) =
-            (client.clone(), app.address.clone(), token.clone(), stop.clone(), seen.clone());
+            (client.clone(), app.address.clone(), caseworker.token.clone(), stop.clone(), seen.clone());
         readers.push(tokio::spawn(async move {
             while !std::sync::atomic::AtomicBool::load(&stop, std::sync::atomic::Ordering::Relaxed) {
                 let started = Instant::now();
                 let resp = client
-                    .get(format!("{base}/api/v1/victims"))
+                    .get(format!("{base}{}", paths::VICTIMS))
                     .bearer_auth(&token)
                     .send()
                     .await
@@ -246,12 +251,12 @@ async fn postgresql_outage_gives_503_and_the_service_recovers_by_itself() {
 
     let down = app.request(reqwest::Method::GET, "/readyz", None, None).await;
     assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE, "readyz while the database is down");
-    for path in ["/api/v1/me", "/api/v1/victims"] {
-        let resp = client.get(format!("{}{path}", app.address)).bearer_auth(&token).send().await.unwrap();
+    for path in [paths::ME, paths::VICTIMS] {
+        let resp = client.get(format!("{}{path}", app.address)).bearer_auth(&caseworker.token).send().await.unwrap();
         assert_eq!(assert_available_or_503(resp, path).await, StatusCode::SERVICE_UNAVAILABLE);
     }
     let login = client
-        .post(format!("{}/api/v1/auth/login", app.address))
+        .post(format!("{}{}", app.address, paths::LOGIN))
         .json(&serde_json::json!({"email": "someone@example.org", "password": "tidal-mango-lantern-42"}))
         .send()
         .await
@@ -267,7 +272,7 @@ async fn postgresql_outage_gives_503_and_the_service_recovers_by_itself() {
     .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let resp = app.get("/api/v1/victims", &token).await;
+        let resp = caseworker.get(paths::VICTIMS).await;
         if resp.status == StatusCode::OK {
             break;
         }
@@ -276,7 +281,7 @@ async fn postgresql_outage_gives_503_and_the_service_recovers_by_itself() {
     }
     let ready = app.request(reqwest::Method::GET, "/readyz", None, None).await;
     assert_eq!(ready.status, StatusCode::OK);
-    let again = app.post("/api/v1/victims", Some(&token), victim_body(Uuid::new_v4())).await;
+    let again = caseworker.post(paths::VICTIMS, victim_body(Uuid::new_v4())).await;
     assert_eq!(again.status, StatusCode::CREATED, "writes work again: {}", again.text);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for r in readers {
@@ -292,17 +297,19 @@ async fn postgresql_outage_gives_503_and_the_service_recovers_by_itself() {
 async fn a_stuck_request_gets_503_at_its_deadline() {
     let app = crate::helpers::spawn_app_with(|s| s.request_timeout = 1).await;
     let org = app.create_org().await;
-    let (_, partner) = app.user_with_token(org, Role::Partner).await;
-    // Hold the lock that report upkeep takes, as a long rebuild would.
+    let partner = app.caller(org, Role::Partner).await;
+    // A new record leaves the rollups to bring up to date (the start-up warm-up built the shapes),
+    // so the report needs upkeep; hold the lock that upkeep takes, as a long rebuild would.
+    crate::victims::create_victim(&app, org).await;
     let mut holder = app.pool.get().await.unwrap();
     diesel::sql_query("SELECT pg_advisory_lock(79445457456722)").execute(&mut holder).await.unwrap();
     let started = Instant::now();
-    let resp = app.get("/api/v1/reports/trends", &partner).await;
+    let resp = partner.get(&paths::report("trends")).await;
     let problem = resp.assert_problem(503, "unavailable");
     assert!(resp.header("retry-after").is_some(), "{problem}");
     assert!(started.elapsed() < Duration::from_secs(5), "answered after {:?}", started.elapsed());
     diesel::sql_query("SELECT pg_advisory_unlock(79445457456722)").execute(&mut holder).await.unwrap();
     drop(holder);
-    let resp = app.get("/api/v1/reports/trends", &partner).await;
+    let resp = partner.get(&paths::report("trends")).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
 }

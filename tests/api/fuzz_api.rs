@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use serde_json::json;
 
 use crate::victims::MARKERS;
-use crate::{breaking_proxy, world};
+use crate::{breaking_proxy, paths, world};
 
 /// Examples per operation and phase; `HAVEN_FUZZ_EXAMPLES` raises it for a longer local run.
 fn examples() -> String {
@@ -43,7 +43,7 @@ fn schemathesis(address: &str, role: &str, token: &str, ids: &serde_json::Value)
         .args(["--header", &format!("Authorization: Bearer {token}")])
         .args(["--seed", "20261125", "--request-timeout", "30", "--no-color"])
         // Logging out would end the caller's own session and leave the rest of its run at 401.
-        .args(["--exclude-path", "/api/v1/auth/logout"])
+        .args(["--exclude-path", paths::LOGOUT])
         .env("PYTHONPATH", hooks_dir)
         .env("SCHEMATHESIS_HOOKS", "haven_hooks")
         .env("HAVEN_ROLE", role)
@@ -80,7 +80,7 @@ async fn schemathesis_finds_no_server_error_spec_violation_or_identity_leak() {
     // an admin's, hold the markers.
     let mut cmd = schemathesis(&w.app.address, "admin", &token("cw_own"), &ids);
     cmd.args(["--checks", "no_identity_marker", "--phases", "fuzzing", "--max-examples", "5"])
-        .args(["--include-path", "/api/v1/victims/{id}"]);
+        .args(["--include-path", &paths::victim("{id}")]);
     let output = run(&mut cmd).await;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
@@ -95,7 +95,7 @@ async fn schemathesis_finds_no_server_error_spec_violation_or_identity_leak() {
         "--include-name",
         &format!("GET {}", breaking_proxy::BROKEN_STATUS_PATH),
         "--include-name",
-        "GET /api/v1/users",
+        &format!("GET {}", paths::USERS),
     ]);
     let output = run(&mut cmd).await;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();

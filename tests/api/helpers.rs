@@ -9,6 +9,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::paths;
+
 /// The password of every user the helpers create.
 pub const PASSWORD: &str = "tidal-mango-lantern-42";
 
@@ -129,6 +131,57 @@ pub struct TestUser {
     pub email: String,
 }
 
+/// A signed-in person making requests as themselves: their account and the access token they
+/// hold, so a test never passes a bare token around.
+#[derive(Clone)]
+pub struct Caller<'a> {
+    app: &'a TestApp,
+    pub user: TestUser,
+    pub token: String,
+}
+
+impl<'a> Caller<'a> {
+    /// The same person holding another token (a refreshed or a forged one).
+    pub fn with_token(&self, token: impl Into<String>) -> Caller<'a> {
+        Caller { app: self.app, user: self.user.clone(), token: token.into() }
+    }
+
+    pub fn id(&self) -> Uuid {
+        self.user.id
+    }
+
+    pub async fn request(&self, method: Method, path: &str, body: Option<Value>) -> Response {
+        self.app.request(method, path, Some(&self.token), body).await
+    }
+
+    pub async fn request_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        self.app.request_with(method, path, Some(&self.token), body, headers).await
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.request(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.request(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Response {
+        self.request(Method::PUT, path, Some(body)).await
+    }
+
+    /// A PATCH with `If-Match: version`.
+    pub async fn patch(&self, path: &str, version: &str, body: Value) -> Response {
+        self.request_with(Method::PATCH, path, Some(body), &[("if-match", version)]).await
+    }
+}
+
 pub struct Response {
     pub status: StatusCode,
     pub headers: reqwest::header::HeaderMap,
@@ -168,17 +221,17 @@ pub fn serve(settings: Settings, url: &str) -> (String, haven::db::Pool) {
     (address, pool)
 }
 
-/// As [`serve`], also returning the metrics address.
-pub fn serve_with_metrics(settings: Settings, url: &str) -> (String, haven::db::Pool, String) {
+/// As [`serve`], also returning the metrics address. Built as `haven serve` builds it
+/// (`startup::Application`), on free loopback ports.
+pub fn serve_with_metrics(mut settings: Settings, url: &str) -> (String, haven::db::Pool, String) {
+    settings.bind = "127.0.0.1:0".parse().unwrap();
+    settings.metrics_bind = "127.0.0.1:0".into();
     let keys = haven::startup::keys(&settings).expect("keys");
-    let state = haven::startup::build_state(settings, url, keys).expect("state");
-    let pool = state.pool.clone();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    let metrics = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let metrics_address = format!("http://{}", metrics.local_addr().unwrap());
-    tokio::spawn(haven::startup::run_metrics(&state, metrics).expect("metrics server"));
-    tokio::spawn(haven::startup::run(state, listener).expect("server"));
+    let app = haven::startup::Application::build(settings, url, keys).expect("application");
+    let pool = app.state().pool.clone();
+    let address = format!("http://{}", app.address().unwrap());
+    let metrics_address = format!("http://{}", app.metrics_address().unwrap());
+    tokio::spawn(app.run_until_stopped());
     (address, pool, metrics_address)
 }
 
@@ -256,20 +309,12 @@ impl TestApp {
         Response { status: resp.status(), headers: resp.headers().clone(), text: resp.text().await.unwrap() }
     }
 
-    pub async fn get(&self, path: &str, token: &str) -> Response {
-        self.request(Method::GET, path, Some(token), None).await
-    }
-
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Response {
         self.request(Method::POST, path, token, Some(body)).await
     }
 
-    pub async fn patch(&self, path: &str, token: &str, version: &str, body: Value) -> Response {
-        self.request_with(Method::PATCH, path, Some(token), Some(body), &[("if-match", version)]).await
-    }
-
     pub async fn login_raw(&self, email: &str, password: &str) -> Response {
-        self.post("/api/v1/auth/login", None, json!({ "email": email, "password": password })).await
+        self.post(paths::LOGIN, None, json!({ "email": email, "password": password })).await
     }
 
     /// Logs in and returns (access token, refresh token).
@@ -282,27 +327,40 @@ impl TestApp {
 
     /// Redeems an enrolment or reset token with `password`; returns the answer's body.
     pub async fn enrol(&self, token: &str, password: &str) -> Value {
-        let resp = self.post("/api/v1/auth/enrol", None, json!({ "token": token, "password": password })).await;
+        let resp = self.post(paths::ENROL, None, json!({ "token": token, "password": password })).await;
         assert_eq!(resp.status, StatusCode::OK, "enrolment failed: {}", resp.text);
         resp.json()
     }
 
     /// An admin resets `user`'s password and the person sets `password` with the token.
-    pub async fn reset_and_enrol(&self, admin: &str, user: Uuid, password: &str) -> Value {
-        let resp = self.post(&format!("/api/v1/users/{user}/reset"), Some(admin), json!({})).await;
+    pub async fn reset_and_enrol(&self, admin: &Caller<'_>, user: Uuid, password: &str) -> Value {
+        let resp = admin.post(&paths::user_reset(user), json!({})).await;
         assert_eq!(resp.status, StatusCode::OK, "reset failed: {}", resp.text);
         self.enrol(resp.json()["enrolment"]["token"].as_str().unwrap(), password).await
     }
 
-    pub async fn token(&self, user: &TestUser) -> String {
-        self.login(user).await.0
+    /// A new user of `role` in `org`, signed in.
+    pub async fn caller(&self, org: Uuid, role: Role) -> Caller<'_> {
+        let user = self.create_user(org, role).await;
+        self.sign_in(&user).await
     }
 
-    /// A user of `role` in `org`, logged in.
-    pub async fn user_with_token(&self, org: Uuid, role: Role) -> (TestUser, String) {
-        let user = self.create_user(org, role).await;
-        let token = self.token(&user).await;
-        (user, token)
+    /// `user`, signed in with [`PASSWORD`].
+    pub async fn sign_in(&self, user: &TestUser) -> Caller<'_> {
+        self.sign_in_with(user, PASSWORD).await
+    }
+
+    /// `user`, signed in with a password of their own choosing.
+    pub async fn sign_in_with(&self, user: &TestUser, password: &str) -> Caller<'_> {
+        let resp = self.login_raw(&user.email, password).await;
+        assert_eq!(resp.status, StatusCode::OK, "login failed: {}", resp.text);
+        let token = resp.json()["access_token"].as_str().unwrap().to_owned();
+        Caller { app: self, user: user.clone(), token }
+    }
+
+    /// The host organisation's admin, signed in.
+    pub async fn host_admin(&self) -> Caller<'_> {
+        self.sign_in(&self.host_admin).await
     }
 
     pub async fn count(&self, table: &str) -> i64 {

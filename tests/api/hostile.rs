@@ -13,6 +13,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::{PASSWORD, spawn_app_with};
+use crate::paths;
 
 #[tokio::test]
 async fn bad_login_flood_locks_the_account_and_others_are_still_served() {
@@ -26,7 +27,7 @@ async fn bad_login_flood_locks_the_account_and_others_are_still_served() {
     .await;
     let org = app.create_org().await;
     let target = app.create_user(org, Role::Caseworker).await;
-    let (_, token) = app.user_with_token(org, Role::Admin).await;
+    let admin = app.caller(org, Role::Admin).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut attackers = Vec::new();
@@ -37,7 +38,7 @@ async fn bad_login_flood_locks_the_account_and_others_are_still_served() {
             let mut statuses = Vec::new();
             while !stop.load(Ordering::Relaxed) && statuses.len() < 100 {
                 let resp = client
-                    .post(format!("{address}/api/v1/auth/login"))
+                    .post(format!("{address}{}", paths::LOGIN))
                     .json(&json!({ "email": email, "password": "not-the-password-at-all" }))
                     .send()
                     .await
@@ -51,7 +52,7 @@ async fn bad_login_flood_locks_the_account_and_others_are_still_served() {
     let started = Instant::now();
     let mut served = 0;
     while started.elapsed() < Duration::from_secs(2) {
-        let resp = app.get("/api/v1/users", &token).await;
+        let resp = admin.get(paths::USERS).await;
         assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
         served += 1;
     }
@@ -76,14 +77,14 @@ async fn bad_login_flood_locks_the_account_and_others_are_still_served() {
 async fn slow_clients_are_cut_off_and_block_nobody() {
     let app = spawn_app_with(|_| {}).await;
     let org = app.create_org().await;
-    let (_, token) = app.user_with_token(org, Role::Admin).await;
+    let admin = app.caller(org, Role::Admin).await;
     let address = app.address.trim_start_matches("http://").to_owned();
 
     // 200 connections that start a request head and then trickle one byte a second.
     let sockets: Vec<std::net::TcpStream> = (0..200)
         .map(|_| {
             let mut s = std::net::TcpStream::connect(&address).unwrap();
-            s.write_all(b"GET /api/v1/me HTTP/1.1\r\nHost: haven\r\n").unwrap();
+            s.write_all(format!("GET {} HTTP/1.1\r\nHost: haven\r\n", paths::ME).as_bytes()).unwrap();
             s
         })
         .collect();
@@ -103,7 +104,7 @@ async fn slow_clients_are_cut_off_and_block_nobody() {
 
     // Others are served meanwhile, promptly enough to notice no queue behind the slow ones.
     for _ in 0..50 {
-        let resp = tokio::time::timeout(Duration::from_secs(5), app.get("/api/v1/users", &token))
+        let resp = tokio::time::timeout(Duration::from_secs(5), admin.get(paths::USERS))
             .await
             .expect("served while slow clients hang on");
         assert_eq!(resp.status, StatusCode::OK);

@@ -4,6 +4,7 @@
 
 use reqwest::Method;
 
+use crate::paths;
 use crate::victims::MARKERS;
 use crate::world::{build, operations};
 
@@ -15,7 +16,7 @@ async fn no_identity_reaches_anyone_but_entitled_caseworkers() {
     for (name, token) in world.tokens.iter().filter(|(name, _)| *name != "cw_own") {
         // Logging out ends the caller's session: do it last.
         let mut ops = operations();
-        ops.sort_by_key(|(_, path)| path == "/api/v1/auth/logout");
+        ops.sort_by_key(|(_, path)| path == paths::LOGOUT);
         for (method, path) in ops {
             let concrete = world.concrete(&path);
             let mut headers = Vec::new();
@@ -26,7 +27,7 @@ async fn no_identity_reaches_anyone_but_entitled_caseworkers() {
             }
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let mut body = world.body(&method, &path);
-            if *name == "cw_other" && method == "post" && path == "/api/v1/victims" {
+            if *name == "cw_other" && method == "post" && path == paths::VICTIMS {
                 // Their own new record: what they send comes back to them, so it carries no marker.
                 body.as_mut().unwrap()["identity"] = serde_json::json!({ "given_names": "Own Record" });
             }
@@ -46,6 +47,6 @@ async fn no_identity_reaches_anyone_but_entitled_caseworkers() {
     }
     assert!(calls >= 7 * 25, "only {calls} calls made");
     // The entitled caseworker does see the identity: the markers are real.
-    let own = app.get(&format!("/api/v1/victims/{}", world.victim), &world.tokens[0].1).await;
+    let own = app.request(Method::GET, &paths::victim(world.victim), Some(&world.tokens[0].1), None).await;
     assert!(own.text.contains("MARKERDOC123"));
 }

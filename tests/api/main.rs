@@ -6,6 +6,7 @@
 
 mod breaking_proxy;
 mod helpers;
+mod paths;
 mod world;
 
 mod audit;

@@ -1,6 +1,7 @@
 use reqwest::StatusCode;
 
-use crate::helpers::{fresh_database, spawn_app, test_settings};
+use crate::helpers::{fresh_database, serve, spawn_app, test_settings};
+use crate::paths;
 
 #[tokio::test]
 async fn health_readiness_and_request_ids() {
@@ -16,15 +17,14 @@ async fn health_readiness_and_request_ids() {
 #[tokio::test]
 async fn metrics_count_requests_by_route_template() {
     let app = spawn_app().await;
-    let admin = app.token(&app.host_admin).await;
-    app.get(&format!("/api/v1/users/{}", app.host_admin.id), &admin).await;
+    let admin = app.host_admin().await;
+    admin.get(&paths::user(admin.id())).await;
     let on_api = app.client.get(format!("{}/metrics", app.address)).send().await.unwrap();
     assert_eq!(on_api.status(), StatusCode::NOT_FOUND, "metrics are not served where the API is");
     let text = app.client.get(format!("{}/metrics", app.metrics_address)).send().await.unwrap().text().await.unwrap();
-    assert!(
-        text.contains(r#"haven_http_requests_total{method="GET",route="/api/v1/users/{id}",status="200"} 1"#),
-        "{text}"
-    );
+    let route = paths::user("{id}");
+    let counted = format!(r#"haven_http_requests_total{{method="GET",route="{route}",status="200"}} 1"#);
+    assert!(text.contains(&counted), "{text}");
     assert!(text.contains("haven_http_request_duration_seconds_bucket"));
     assert!(!text.contains(&app.host_admin.id.to_string()), "raw paths must not become labels");
     let odd = reqwest::Method::from_bytes(b"FROBNICATE").unwrap();
@@ -41,16 +41,12 @@ async fn database_outage_is_503_and_readyz_says_so() {
     let unreachable = "postgres://postgres@127.0.0.1:1/haven".to_owned();
     settings.database_url = Some(unreachable.clone().into());
     settings.db_timeout_ms = 500;
-    let keyring = haven::startup::keys(&settings).unwrap();
-    let state = haven::startup::build_state(settings, &unreachable, keyring).unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(haven::startup::run(state, listener).unwrap());
+    let (address, _) = serve(settings, &unreachable);
     let client = reqwest::Client::new();
     let ready = client.get(format!("{address}/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     let login = client
-        .post(format!("{address}/api/v1/auth/login"))
+        .post(format!("{address}{}", paths::LOGIN))
         .json(&serde_json::json!({ "email": "a@example.org", "password": "whatever-password" }))
         .send()
         .await

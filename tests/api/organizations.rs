@@ -3,23 +3,24 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::helpers::spawn_app;
+use crate::paths;
 
 #[tokio::test]
 async fn organization_role_matrix() {
     let app = spawn_app().await;
     let org_a = app.create_org().await;
     let org_b = app.create_org().await;
-    let host_admin = app.token(&app.host_admin).await;
-    let (_, host_auditor) = app.user_with_token(app.host_org, Role::Auditor).await;
-    let (_, host_caseworker) = app.user_with_token(app.host_org, Role::Caseworker).await;
-    let (_, host_partner) = app.user_with_token(app.host_org, Role::Partner).await;
-    let (_, a_admin) = app.user_with_token(org_a, Role::Admin).await;
-    let (_, a_auditor) = app.user_with_token(org_a, Role::Auditor).await;
-    let (_, a_caseworker) = app.user_with_token(org_a, Role::Caseworker).await;
-    let (_, a_partner) = app.user_with_token(org_a, Role::Partner).await;
-    let (_, b_admin) = app.user_with_token(org_b, Role::Admin).await;
+    let host_admin = app.host_admin().await;
+    let host_auditor = app.caller(app.host_org, Role::Auditor).await;
+    let host_caseworker = app.caller(app.host_org, Role::Caseworker).await;
+    let host_partner = app.caller(app.host_org, Role::Partner).await;
+    let a_admin = app.caller(org_a, Role::Admin).await;
+    let a_auditor = app.caller(org_a, Role::Auditor).await;
+    let a_caseworker = app.caller(org_a, Role::Caseworker).await;
+    let a_partner = app.caller(org_a, Role::Partner).await;
+    let b_admin = app.caller(org_b, Role::Admin).await;
 
-    let read_a = format!("/api/v1/organizations/{org_a}");
+    let read_a = paths::organization(org_a);
     // (caller, GET org A, PATCH org A, POST /organizations)
     let matrix = [
         ("host admin", &host_admin, 200, 200, 201),
@@ -32,24 +33,22 @@ async fn organization_role_matrix() {
         ("A partner", &a_partner, 200, 403, 403),
         ("B admin", &b_admin, 404, 404, 403),
     ];
-    for (who, token, get, patch, create) in matrix {
-        let resp = app.get(&read_a, token).await;
+    for (who, caller, get, patch, create) in matrix {
+        let resp = caller.get(&read_a).await;
         assert_eq!(resp.status.as_u16(), get, "{who} GET: {}", resp.text);
-        let version = app.get(&read_a, &host_admin).await.json()["version"].to_string();
-        let resp = app.patch(&read_a, token, &format!("\"{version}\""), json!({ "shares_statistics": true })).await;
+        let version = host_admin.get(&read_a).await.json()["version"].to_string();
+        let resp = caller.patch(&read_a, &format!("\"{version}\""), json!({ "shares_statistics": true })).await;
         assert_eq!(resp.status.as_u16(), patch, "{who} PATCH: {}", resp.text);
         let name = format!("Org by {who}");
-        let resp = app
-            .post("/api/v1/organizations", Some(token), json!({ "name": name, "kind": "ngo", "country": "PER" }))
-            .await;
+        let resp = caller.post(paths::ORGANIZATIONS, json!({ "name": name, "kind": "ngo", "country": "PER" })).await;
         assert_eq!(resp.status.as_u16(), create, "{who} POST: {}", resp.text);
     }
 
     // Lists: host admins and auditors see every organisation, the others only their own.
-    let all = app.get("/api/v1/organizations?limit=200", &host_auditor).await.json();
+    let all = host_auditor.get(&paths::query(paths::ORGANIZATIONS, "limit=200")).await.json();
     assert!(all["items"].as_array().unwrap().len() >= 4);
-    for token in [&a_admin, &a_caseworker, &a_partner] {
-        let own = app.get("/api/v1/organizations", token).await.json();
+    for caller in [&a_admin, &a_caseworker, &a_partner] {
+        let own = caller.get(paths::ORGANIZATIONS).await.json();
         let items = own["items"].as_array().unwrap();
         assert_eq!(items.len(), 1);
         assert_eq!(items[0]["id"], org_a.to_string());
@@ -59,47 +58,42 @@ async fn organization_role_matrix() {
 #[tokio::test]
 async fn create_update_and_concurrency() {
     let app = spawn_app().await;
-    let admin = app.token(&app.host_admin).await;
+    let admin = app.host_admin().await;
     // Codes are what the schema lists: capitals only.
-    let lower = app
-        .post("/api/v1/organizations", Some(&admin), json!({ "name": "Refuge Dakar", "kind": "ngo", "country": "sen" }))
-        .await;
+    let lower =
+        admin.post(paths::ORGANIZATIONS, json!({ "name": "Refuge Dakar", "kind": "ngo", "country": "sen" })).await;
     let problem = lower.assert_problem(422, "validation");
     assert!(problem["errors"][0]["message"].as_str().unwrap().contains("capitals"), "{problem}");
-    let resp = app
-        .post(
-            "/api/v1/organizations",
-            Some(&admin),
-            json!({ "name": "  Refuge   Dakar ", "kind": "ngo", "country": "SEN" }),
-        )
-        .await;
+    let resp =
+        admin.post(paths::ORGANIZATIONS, json!({ "name": "  Refuge   Dakar ", "kind": "ngo", "country": "SEN" })).await;
     assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
     assert_eq!(resp.header("etag"), Some("\"1\""));
     let org = resp.json();
     assert_eq!(org["name"], "Refuge Dakar");
     assert_eq!(org["country"], "SEN");
     assert_eq!(org["shares_statistics"], false);
-    let path = format!("/api/v1/organizations/{}", org["id"].as_str().unwrap());
+    let path = paths::organization(org["id"].as_str().unwrap());
 
     // Names are unique case-insensitively.
-    app.post("/api/v1/organizations", Some(&admin), json!({ "name": "REFUGE DAKAR", "kind": "ngo", "country": "SEN" }))
+    admin
+        .post(paths::ORGANIZATIONS, json!({ "name": "REFUGE DAKAR", "kind": "ngo", "country": "SEN" }))
         .await
         .assert_problem(409, "conflict");
     // No second host.
-    app.post("/api/v1/organizations", Some(&admin), json!({ "name": "Other", "kind": "host", "country": "SEN" }))
+    admin
+        .post(paths::ORGANIZATIONS, json!({ "name": "Other", "kind": "host", "country": "SEN" }))
         .await
         .assert_problem(422, "validation");
 
-    let missing = app.request(Method::PATCH, &path, Some(&admin), Some(json!({ "name": "X" }))).await;
+    let missing = admin.request(Method::PATCH, &path, Some(json!({ "name": "X" }))).await;
     missing.assert_problem(428, "precondition-required");
-    let resp =
-        app.patch(&path, &admin, "\"1\"", json!({ "name": "Refuge Dakar Sud", "shares_statistics": true })).await;
+    let resp = admin.patch(&path, "\"1\"", json!({ "name": "Refuge Dakar Sud", "shares_statistics": true })).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
     assert_eq!(resp.header("etag"), Some("\"2\""));
-    app.patch(&path, &admin, "\"1\"", json!({ "name": "Stale" })).await.assert_problem(412, "precondition-failed");
-    app.patch(&path, &admin, "\"2\"", json!({})).await.assert_problem(422, "validation");
-    app.patch(&path, &admin, "\"2\"", json!({ "kind": "host" })).await.assert_problem(422, "validation");
-    let now = app.get(&path, &admin).await.json();
+    admin.patch(&path, "\"1\"", json!({ "name": "Stale" })).await.assert_problem(412, "precondition-failed");
+    admin.patch(&path, "\"2\"", json!({})).await.assert_problem(422, "validation");
+    admin.patch(&path, "\"2\"", json!({ "kind": "host" })).await.assert_problem(422, "validation");
+    let now = admin.get(&path).await.json();
     assert_eq!(now["name"], "Refuge Dakar Sud");
     assert_eq!(now["version"], 2);
 
@@ -111,7 +105,7 @@ async fn create_update_and_concurrency() {
 #[tokio::test]
 async fn invalid_organizations_are_not_stored() {
     let app = spawn_app().await;
-    let admin = app.token(&app.host_admin).await;
+    let admin = app.host_admin().await;
     let before = app.count("organizations").await;
     for body in [
         json!({ "name": "", "kind": "ngo", "country": "SEN" }),
@@ -121,7 +115,7 @@ async fn invalid_organizations_are_not_stored() {
         json!({ "name": "X", "kind": "ngo", "country": "SEN", "extra": 1 }),
         json!({ "name": "x".repeat(201), "kind": "ngo", "country": "SEN" }),
     ] {
-        app.post("/api/v1/organizations", Some(&admin), body).await.assert_problem(422, "validation");
+        admin.post(paths::ORGANIZATIONS, body).await.assert_problem(422, "validation");
     }
     assert_eq!(app.count("organizations").await, before);
 }

@@ -5,15 +5,16 @@ use haven::domain::{Email, Role};
 use reqwest::StatusCode;
 
 use crate::helpers::{PASSWORD, spawn_app};
+use crate::paths;
 
 #[tokio::test]
 async fn a_host_admin_regains_access_with_a_one_time_token_and_nobody_else_can() {
     let app = spawn_app().await;
     let email = Email::parse(&app.host_admin.email).unwrap();
-    let (old_access, _) = app.login(&app.host_admin).await;
+    let old_session = app.host_admin().await;
 
     let token = haven::bootstrap::recover_host_admin(&app.pool, &email, 48).await.expect("recovered");
-    assert_eq!(app.get("/api/v1/me", &old_access).await.status, StatusCode::UNAUTHORIZED, "sessions ended");
+    assert_eq!(old_session.get(paths::ME).await.status, StatusCode::UNAUTHORIZED, "sessions ended");
     assert_eq!(
         app.login_raw(&app.host_admin.email, PASSWORD).await.status,
         StatusCode::UNAUTHORIZED,
@@ -26,30 +27,23 @@ async fn a_host_admin_regains_access_with_a_one_time_token_and_nobody_else_can()
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
     // Single use.
     let again = app
-        .post(
-            "/api/v1/auth/enrol",
-            None,
-            serde_json::json!({ "token": token.token, "password": "another-long-passphrase-91" }),
-        )
+        .post(paths::ENROL, None, serde_json::json!({ "token": token.token, "password": "another-long-passphrase-91" }))
         .await;
     assert_eq!(again.status, StatusCode::UNAUTHORIZED);
 
     // Whoever ran the command cannot make the recovered admin a second person: its credential
     // counts as issued, not confirmed.
-    let recovered = resp.json()["access_token"].as_str().unwrap().to_owned();
-    let (_, requester) = app.user_with_token(app.host_org, Role::Admin).await;
-    let created = app
-        .post(
-            "/api/v1/users",
-            Some(&requester),
-            serde_json::json!({ "email": "new-caseworker@example.org", "role": "caseworker" }),
-        )
+    let recovered = old_session.with_token(resp.json()["access_token"].as_str().unwrap());
+    let requester = app.caller(app.host_org, Role::Admin).await;
+    let created = requester
+        .post(paths::USERS, serde_json::json!({ "email": "new-caseworker@example.org", "role": "caseworker" }))
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     let created = created.json();
     app.enrol(created["enrolment"]["token"].as_str().unwrap(), "lantern-orchard-river-58").await;
     let grant = created["grant"]["id"].as_str().unwrap();
-    app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&recovered), serde_json::json!({}))
+    recovered
+        .post(&paths::grant_approval(grant), serde_json::json!({}))
         .await
         .assert_problem(403, "second-person-required");
 

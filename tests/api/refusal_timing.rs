@@ -10,6 +10,7 @@ use reqwest::StatusCode;
 use uuid::Uuid;
 
 use crate::helpers::spawn_app;
+use crate::paths;
 use crate::victims::victim_body;
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -34,16 +35,16 @@ fn rank_z(a: &[Duration], b: &[Duration]) -> f64 {
 async fn a_hidden_record_is_refused_in_the_time_of_an_unknown_id() {
     let app = spawn_app().await;
     let (owner, other) = (app.create_org().await, app.create_org().await);
-    let (_, owner_cw) = app.user_with_token(owner, Role::Caseworker).await;
-    let (_, prober) = app.user_with_token(other, Role::Caseworker).await;
+    let owner_caseworker = app.caller(owner, Role::Caseworker).await;
+    let prober = app.caller(other, Role::Caseworker).await;
     let existing = Uuid::new_v4();
-    assert_eq!(app.post("/api/v1/victims", Some(&owner_cw), victim_body(existing)).await.status, StatusCode::CREATED);
+    assert_eq!(owner_caseworker.post(paths::VICTIMS, victim_body(existing)).await.status, StatusCode::CREATED);
 
     let time = |id: Uuid| {
-        let (app, prober) = (&app, &prober);
+        let prober = &prober;
         async move {
             let started = Instant::now();
-            let resp = app.get(&format!("/api/v1/victims/{id}"), prober).await;
+            let resp = prober.get(&paths::victim(id)).await;
             let took = started.elapsed();
             resp.assert_problem(404, "not-found");
             took

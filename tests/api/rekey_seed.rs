@@ -7,6 +7,7 @@ use haven::privacy::crypto::IdentityKeyring;
 use serde_json::json;
 
 use crate::helpers::{BLIND_INDEX_KEY, IDENTITY_KEY_SPEC, TestApp, fresh_database, serve, spawn_app, test_settings};
+use crate::paths;
 use crate::victims::create_victim;
 
 const NEW_KEY: &str = "id2:bmV3LWlkZW50aXR5LWtleS1mb3ItaGF2ZW4tdGVzdHM=";
@@ -25,18 +26,18 @@ async fn rekey_moves_everything_to_the_newest_key_and_resumes() {
     let app = spawn_app().await;
     let (from, to) = (app.create_org().await, app.create_org().await);
     let (victim, caseworker) = create_victim(&app, from).await;
-    app.post(
-        &format!("/api/v1/victims/{victim}/assistance"),
-        Some(&caseworker),
-        json!({ "kind": "medical", "provided_on": "2026-11-01", "notes": "seen by a doctor" }),
-    )
-    .await;
-    app.post(
-        "/api/v1/referrals",
-        Some(&caseworker),
-        json!({ "victim_id": victim, "to_organization_id": to, "service": "legal", "reason": "court date" }),
-    )
-    .await;
+    caseworker
+        .post(
+            &paths::assistance(victim),
+            json!({ "kind": "medical", "provided_on": "2026-11-01", "notes": "seen by a doctor" }),
+        )
+        .await;
+    caseworker
+        .post(
+            paths::REFERRALS,
+            json!({ "victim_id": victim, "to_organization_id": to, "service": "legal", "reason": "court date" }),
+        )
+        .await;
     create_victim(&app, from).await;
 
     let rotated = IdentityKeyring::parse(&format!("{NEW_KEY},{IDENTITY_KEY_SPEC}"), BLIND_INDEX_KEY).unwrap();
@@ -49,20 +50,20 @@ async fn rekey_moves_everything_to_the_newest_key_and_resumes() {
     let again = haven::rekey::run(&app.pool, &rotated, false, false).await.unwrap();
     assert_eq!((again.identities, again.notes, again.reasons), (0, 0, 0), "nothing left to do");
 
-    // A service holding only the new key reads everything; the old key is no longer needed.
+    // A service holding only the new key reads everything; the old key is no longer needed. It is
+    // another server than the caller's, so the caseworker's token is sent with a plain client.
     let mut settings = test_settings(&app.url);
     settings.identity_keys = Some(NEW_KEY.into());
     let (address, _) = serve(settings, &app.url);
     let client = reqwest::Client::new();
-    let get = |path: String| client.get(format!("{address}{path}")).bearer_auth(&caseworker).send();
-    let seen: serde_json::Value = get(format!("/api/v1/victims/{victim}")).await.unwrap().json().await.unwrap();
+    let get = |path: String| client.get(format!("{address}{path}")).bearer_auth(&caseworker.token).send();
+    let seen: serde_json::Value = get(paths::victim(victim)).await.unwrap().json().await.unwrap();
     assert_eq!(seen["identity"]["document_number"], "MARKERDOC123");
-    let notes: serde_json::Value =
-        get(format!("/api/v1/victims/{victim}/assistance")).await.unwrap().json().await.unwrap();
+    let notes: serde_json::Value = get(paths::assistance(victim)).await.unwrap().json().await.unwrap();
     assert_eq!(notes["items"][0]["notes"], "seen by a doctor");
     let found: serde_json::Value = client
-        .post(format!("{address}/api/v1/victims/search"))
-        .bearer_auth(&caseworker)
+        .post(format!("{address}{}", paths::VICTIM_SEARCH))
+        .bearer_auth(&caseworker.token)
         .json(&json!({ "document_number": "MARKERDOC123" }))
         .send()
         .await
@@ -86,8 +87,8 @@ async fn reindex_recomputes_blind_indexes_under_a_new_index_key() {
     settings.blind_index_key = Some(new_index.into());
     let (address, _) = serve(settings, &app.url);
     let found: serde_json::Value = reqwest::Client::new()
-        .post(format!("{address}/api/v1/victims/search"))
-        .bearer_auth(&caseworker)
+        .post(format!("{address}{}", paths::VICTIM_SEARCH))
+        .bearer_auth(&caseworker.token)
         .json(&json!({ "name": "MARKERALIAS" }))
         .send()
         .await

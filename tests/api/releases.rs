@@ -13,7 +13,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::{Caller, spawn_app, spawn_app_with};
+use crate::paths;
 use crate::reports::seed;
 use crate::victims::victim_body;
 
@@ -30,17 +31,18 @@ fn fields(cell: &Value) -> Vec<String> {
 /// Every report with its default parameters, and the variants the neighbouring test needs.
 fn questions() -> Vec<String> {
     let registry = haven::reports::Registry::shipped();
-    let mut paths: Vec<String> = registry.plugins.iter().map(|p| format!("/api/v1/reports/{}", p.id())).collect();
-    paths.extend([
-        "/api/v1/reports/operation-summary?operation=OP-ONLY-ONE".to_owned(),
-        "/api/v1/reports/operation-summary?by=country_of_exploitation&operation=OP-ONLY-ONE".to_owned(),
-        "/api/v1/reports/trafficking-flows?level=country".to_owned(),
-        "/api/v1/reports/exploitation-profile?age=minor_adult".to_owned(),
-        "/api/v1/reports/trends?period=month".to_owned(),
-        "/api/v1/reports/route-corridors?level=subregion".to_owned(),
-        "/api/v1/reports/labour-and-migration?by=minor_or_adult".to_owned(),
+    let mut questions: Vec<String> = registry.plugins.iter().map(|p| paths::report(p.id())).collect();
+    let asked = |id: &str, parameters: &str| paths::query(paths::report(id), parameters);
+    questions.extend([
+        asked("operation-summary", "operation=OP-ONLY-ONE"),
+        asked("operation-summary", "by=country_of_exploitation&operation=OP-ONLY-ONE"),
+        asked("trafficking-flows", "level=country"),
+        asked("exploitation-profile", "age=minor_adult"),
+        asked("trends", "period=month"),
+        asked("route-corridors", "level=subregion"),
+        asked("labour-and-migration", "by=minor_or_adult"),
     ]);
-    paths
+    questions
 }
 
 /// Adding one consenting victim (a unique operation tag, a rare citizenship and transit country,
@@ -51,8 +53,8 @@ fn questions() -> Vec<String> {
 async fn one_victim_more_changes_no_releases_shape() {
     let app = spawn_app().await;
     seed(&app, 600).await;
-    let (_, before) = app
-        .user_with_token(
+    let before = app
+        .caller(
             app.create_org_of_kind(
                 "Partner A",
                 haven::domain::OrganizationKind::InternationalOrganization,
@@ -62,28 +64,28 @@ async fn one_victim_more_changes_no_releases_shape() {
             Role::Partner,
         )
         .await;
-    let (_, after) = app
-        .user_with_token(
+    let after = app
+        .caller(
             app.create_org_of_kind("Partner B", haven::domain::OrganizationKind::Government, Some("SEN")).await,
             Role::Partner,
         )
         .await;
     let mut first = HashMap::new();
     for path in questions() {
-        let resp = app.get(&path, &before).await;
+        let resp = before.get(&path).await;
         assert_eq!(resp.status, StatusCode::OK, "{path}: {}", resp.text);
         first.insert(path, resp.json());
     }
     let org = app.create_org().await;
-    let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
+    let caseworker = app.caller(org, Role::Caseworker).await;
     let mut one = victim_body(Uuid::new_v4());
     one["operation"] = json!("OP-ONLY-ONE");
     one["citizenship"] = json!(["TUV"]);
     one["age_at_identification"] = json!(12);
     one["route"] = json!([{"kind": "recruitment", "country": "TUV"}, {"kind": "transit", "country": "NRU"}, {"kind": "exploitation", "country": "SEN"}]);
-    assert_eq!(app.post("/api/v1/victims", Some(&caseworker), one).await.status, StatusCode::CREATED);
+    assert_eq!(caseworker.post(paths::VICTIMS, one).await.status, StatusCode::CREATED);
     for path in questions() {
-        let second = app.get(&path, &after).await.json();
+        let second = after.get(&path).await.json();
         let first = &first[&path];
         let keys = |b: &Value| cells(b).iter().map(|c| c["key"].clone()).collect::<Vec<_>>();
         assert_eq!(keys(first), keys(&second), "{path}: the keys changed");
@@ -104,24 +106,25 @@ async fn one_victim_more_changes_no_releases_shape() {
 async fn a_repeated_question_is_the_same_release_free_in_json_and_csv() {
     let app = spawn_app_with(|s| s.dp_rho = 0.25).await;
     seed(&app, 500).await;
-    let (_, partner) = app.user_with_token(app.host_org, Role::Partner).await;
-    let path = "/api/v1/reports/exploitation-profile?age=minor_adult";
-    let first = app.get(path, &partner).await.json();
+    let partner = app.caller(app.host_org, Role::Partner).await;
+    let profile = paths::report("exploitation-profile");
+    let path = paths::query(&profile, "age=minor_adult");
+    let first = partner.get(&path).await.json();
     assert_eq!(first["release"]["repeat"], false);
     let spent = |b: &Value| b["spent"].as_f64().unwrap();
-    let budget = app.get("/api/v1/reports/budget", &partner).await.json();
+    let budget = partner.get(paths::OWN_BUDGET).await.json();
     assert_eq!((spent(&budget), budget["releases"].as_i64()), (0.25, Some(1)));
     for _ in 0..4 {
-        let again = app.get(path, &partner).await.json();
+        let again = partner.get(&path).await.json();
         assert_eq!(again["release"]["repeat"], true);
         assert_eq!(again["release"]["id"], first["release"]["id"]);
         assert_eq!(again["cells"], first["cells"], "the recorded release, not a new draw");
         assert_eq!(again["privacy"], first["privacy"]);
     }
     // Parameters in another order, and the default made explicit, are the same question.
-    let explicit = app.get("/api/v1/reports/exploitation-profile?format=json&age=minor_adult", &partner).await.json();
+    let explicit = partner.get(&paths::query(&profile, "format=json&age=minor_adult")).await.json();
     assert_eq!(explicit["release"]["id"], first["release"]["id"]);
-    let csv = app.get(&format!("{path}&format=csv"), &partner).await;
+    let csv = partner.get(&format!("{path}&format=csv")).await;
     let rows: Vec<Vec<String>> = csv
         .text
         .split("\r\n")
@@ -138,11 +141,11 @@ async fn a_repeated_question_is_the_same_release_free_in_json_and_csv() {
         assert_eq!(row[5], cell["withheld"].to_string());
     }
     // The CSV-only operation (one media type, for generated clients) is the same release.
-    let csv_only = app.get("/api/v1/reports/exploitation-profile/csv?age=minor_adult", &partner).await;
+    let csv_only = partner.get(&paths::query(paths::report_csv("exploitation-profile"), "age=minor_adult")).await;
     assert_eq!(csv_only.status, StatusCode::OK, "{}", csv_only.text);
     assert!(csv_only.header("content-type").unwrap().starts_with("text/csv"));
     assert_eq!(csv_only.text, csv.text, "the CSV operation answers the recorded release");
-    let budget = app.get("/api/v1/reports/budget", &partner).await.json();
+    let budget = partner.get(paths::OWN_BUDGET).await.json();
     assert_eq!(spent(&budget), 0.25, "repeats and formats cost nothing");
     let mut conn = app.pool.get().await.unwrap();
     let recorded: i64 = report_releases::table.count().get_result(&mut conn).await.unwrap();
@@ -158,8 +161,8 @@ async fn a_repeated_question_is_the_same_release_free_in_json_and_csv() {
 async fn released_counts_are_close_consistent_and_at_least_k() {
     let app = spawn_app().await;
     seed(&app, 2000).await;
-    let (_, partner) = app.user_with_token(app.host_org, Role::Partner).await;
-    let body = app.get("/api/v1/reports/trafficking-flows?level=region", &partner).await.json();
+    let partner = app.caller(app.host_org, Role::Partner).await;
+    let body = partner.get(&paths::query(paths::report("trafficking-flows"), "level=region")).await.json();
     let truth = crate::reports::independent_flows(&app, None).await;
     let (mut released, mut close) = (0, 0);
     for cell in cells(&body) {
@@ -199,10 +202,12 @@ async fn allowances_and_the_deployment_cap_bound_new_releases() {
     })
     .await;
     let (a, b) = (app.create_org().await, app.create_org().await);
-    let (_, partner_a) = app.user_with_token(a, Role::Partner).await;
-    let (_, partner_b) = app.user_with_token(b, Role::Partner).await;
-    let host_admin = app.token(&app.host_admin).await;
-    let ask = async |token: &str, n: usize| app.get(&format!("/api/v1/reports/trends?from=2025-{:02}", n), token).await;
+    let partner_a = app.caller(a, Role::Partner).await;
+    let partner_b = app.caller(b, Role::Partner).await;
+    let host_admin = app.host_admin().await;
+    let ask = async |partner: &Caller<'_>, n: usize| {
+        partner.get(&paths::query(paths::report("trends"), format!("from=2025-{n:02}"))).await
+    };
     for n in 1..=2 {
         assert_eq!(ask(&partner_a, n).await.status, StatusCode::OK);
     }
@@ -210,7 +215,7 @@ async fn allowances_and_the_deployment_cap_bound_new_releases() {
     let problem = refused.assert_problem(403, "privacy-budget-exhausted");
     assert!(problem["detail"].as_str().unwrap().contains("allowance"), "{problem}");
     assert_eq!(ask(&partner_a, 1).await.status, StatusCode::OK, "an answered question is still answered, free");
-    let budget = app.get("/api/v1/reports/budget", &partner_a).await.json();
+    let budget = partner_a.get(paths::OWN_BUDGET).await.json();
     assert_eq!(
         (budget["left"].as_f64(), budget["new_releases_left"].as_i64(), budget["limited_by"].as_str()),
         (Some(0.0), Some(0), Some("allowance"))
@@ -218,43 +223,19 @@ async fn allowances_and_the_deployment_cap_bound_new_releases() {
     assert!(budget["renews_at"].as_str().unwrap().ends_with("T00:00:00Z"));
 
     // A host admin raises A's allowance; the change is audited.
-    let raised = app
-        .request_with(
-            reqwest::Method::PUT,
-            &format!("/api/v1/organizations/{a}/report-budget"),
-            Some(&host_admin),
-            Some(json!({ "allowance": 4.0 })),
-            &[],
-        )
-        .await;
+    let raised = host_admin.put(&paths::organization_budget(a), json!({ "allowance": 4.0 })).await;
     assert_eq!(raised.status, StatusCode::OK, "{}", raised.text);
     assert_eq!(
         (raised.json()["allowance"].as_f64(), raised.json()["default_allowance"].as_bool()),
         (Some(4.0), Some(false))
     );
     assert!(app.audit_actions().await.contains(&("report.allowance_set".into(), "success".into())));
-    let too_much = app
-        .request_with(
-            reqwest::Method::PUT,
-            &format!("/api/v1/organizations/{a}/report-budget"),
-            Some(&host_admin),
-            Some(json!({ "allowance": 6.0 })),
-            &[],
-        )
-        .await;
+    let too_much = host_admin.put(&paths::organization_budget(a), json!({ "allowance": 6.0 })).await;
     too_much.assert_problem(422, "validation");
     assert_eq!(ask(&partner_a, 3).await.status, StatusCode::OK);
 
     // The cap holds across organisations: B (allowed 4 too) gets two, then nobody gets more.
-    let put = app
-        .request_with(
-            reqwest::Method::PUT,
-            &format!("/api/v1/organizations/{b}/report-budget"),
-            Some(&host_admin),
-            Some(json!({ "allowance": 4.0 })),
-            &[],
-        )
-        .await;
+    let put = host_admin.put(&paths::organization_budget(b), json!({ "allowance": 4.0 })).await;
     assert_eq!(put.status, StatusCode::OK);
     for n in 1..=2 {
         assert_eq!(ask(&partner_b, n).await.status, StatusCode::OK);
@@ -263,7 +244,7 @@ async fn allowances_and_the_deployment_cap_bound_new_releases() {
     let problem = refused.assert_problem(403, "privacy-budget-exhausted");
     assert!(problem["detail"].as_str().unwrap().contains("deployment"), "{problem}");
     ask(&partner_a, 4).await.assert_problem(403, "privacy-budget-exhausted");
-    let budget = app.get("/api/v1/reports/budget", &partner_b).await.json();
+    let budget = partner_b.get(paths::OWN_BUDGET).await.json();
     assert_eq!(budget["limited_by"], "deployment_cap");
     let denied = app.audit_actions().await.iter().filter(|(a, o)| a == "report.run" && o == "denied").count();
     assert_eq!(denied, 3, "refusals are audited");
@@ -289,10 +270,10 @@ async fn allowances_and_the_deployment_cap_bound_new_releases() {
 async fn a_new_period_brings_a_fresh_allowance_and_fresh_releases() {
     let app = spawn_app_with(|s| s.dp_allowance = 1.0).await;
     let (c, d) = (app.create_org().await, app.create_org().await);
-    let (_, partner_c) = app.user_with_token(c, Role::Partner).await;
-    let (_, partner_d) = app.user_with_token(d, Role::Partner).await;
-    let path = "/api/v1/reports/trends?from=2025-01&to=2025-12";
-    assert_eq!(app.get(path, &partner_d).await.status, StatusCode::OK);
+    let partner_c = app.caller(c, Role::Partner).await;
+    let partner_d = app.caller(d, Role::Partner).await;
+    let path = paths::query(paths::report("trends"), "from=2025-01&to=2025-12");
+    assert_eq!(partner_d.get(&path).await.status, StatusCode::OK);
     let today = chrono::Utc::now().date_naive();
     let this_period =
         haven::reports::budget::Period::containing(chrono::Utc::now(), haven::config::BudgetPeriod::Month).start;
@@ -333,9 +314,9 @@ async fn a_new_period_brings_a_fresh_allowance_and_fresh_releases() {
         .await
         .unwrap();
     drop(conn);
-    let budget = app.get("/api/v1/reports/budget", &partner_c).await.json();
+    let budget = partner_c.get(paths::OWN_BUDGET).await.json();
     assert_eq!((budget["spent"].as_f64(), budget["left"].as_f64()), (Some(0.0), Some(1.0)), "{budget}");
-    let answer = app.get(path, &partner_c).await.json();
+    let answer = partner_c.get(&path).await.json();
     assert_eq!(answer["release"]["repeat"], false, "last period's release is not this period's");
     assert_eq!(answer["release"]["period"], json!(this_period.to_string()));
 }
@@ -343,8 +324,8 @@ async fn a_new_period_brings_a_fresh_allowance_and_fresh_releases() {
 #[tokio::test]
 async fn refused_runs_are_audited() {
     let app = spawn_app_with(|s| s.dp_allowance = 0.0).await;
-    let (_, partner) = app.user_with_token(app.host_org, Role::Partner).await;
-    app.get("/api/v1/reports/trends", &partner).await.assert_problem(403, "privacy-budget-exhausted");
+    let partner = app.caller(app.host_org, Role::Partner).await;
+    partner.get(&paths::report("trends")).await.assert_problem(403, "privacy-budget-exhausted");
     assert!(app.audit_actions().await.contains(&("report.run".into(), "denied".into())));
 }
 
@@ -357,7 +338,7 @@ async fn a_victims_contribution_is_bounded_the_same_way_every_time() {
     use haven::reports::counting::{Counting, Filters, Population, count_direct};
     let app = spawn_app().await;
     let org = app.create_org().await;
-    let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
+    let caseworker = app.caller(org, Role::Caseworker).await;
     let mut many = victim_body(Uuid::new_v4());
     many["means_of_control"] = json!([
         "debt_bondage",
@@ -371,7 +352,7 @@ async fn a_victims_contribution_is_bounded_the_same_way_every_time() {
     ]);
     many["recruitment_methods"] =
         json!(["deceptive_job_offer", "online_social_network", "family_or_friends", "abduction"]);
-    assert_eq!(app.post("/api/v1/victims", Some(&caseworker), many).await.status, StatusCode::CREATED);
+    assert_eq!(caseworker.post(paths::VICTIMS, many).await.status, StatusCode::CREATED);
     let key = crate::reports::bounding_key();
     let table =
         TableQuery { dimensions: vec![Dimension::MeansOfControl, Dimension::RecruitmentMethod], ..Default::default() };
@@ -402,6 +383,6 @@ async fn a_victims_contribution_is_bounded_the_same_way_every_time() {
     assert_eq!(values(&elsewhere, 0).len(), 5);
     drop(conn);
     // Bounded in partners' releases, unbounded in the caseworker's own figures.
-    let own = app.get("/api/v1/reports/recruitment-and-control", &caseworker).await.json();
+    let own = caseworker.get(&paths::report("recruitment-and-control")).await.json();
     assert_eq!(cells(&own).iter().filter(|c| c["key"][0] == "_total" && c["key"][1] != "_total").count(), 8);
 }

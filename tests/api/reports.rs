@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{BLIND_INDEX_KEY, IDENTITY_KEY_SPEC, TestApp, spawn_app, spawn_app_with};
+use crate::paths;
 
 /// The bounding key the test apps derive from their fixed blind-index key.
 pub fn bounding_key() -> haven::reports::counting::BoundingKey {
@@ -88,8 +89,8 @@ async fn a_caseworkers_flows_match_independent_counts_exactly() {
         let mut conn = app.pool.get().await.unwrap();
         victims::table.select(victims::organization_id).first(&mut conn).await.unwrap()
     };
-    let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
-    let resp = app.get("/api/v1/reports/trafficking-flows?level=region", &caseworker).await;
+    let caseworker = app.caller(org, Role::Caseworker).await;
+    let resp = caseworker.get(&paths::query(paths::report("trafficking-flows"), "level=region")).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
     let body = resp.json();
     assert_eq!(body["privacy"]["guarded"], false);
@@ -133,11 +134,11 @@ async fn consent_and_sharing_decide_who_is_counted() {
             .unwrap();
     }
     for (org, consent, n) in [(sharing, true, 40), (sharing, false, 25), (private, true, 30)] {
-        let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
+        let caseworker = app.caller(org, Role::Caseworker).await;
         for _ in 0..n {
             let mut body = victim_body(Uuid::new_v4());
             body["consent"]["anonymised_statistics"] = json!(consent);
-            assert_eq!(app.post("/api/v1/victims", Some(&caseworker), body).await.status, StatusCode::CREATED);
+            assert_eq!(caseworker.post(paths::VICTIMS, body).await.status, StatusCode::CREATED);
         }
     }
     assert_eq!(
@@ -145,16 +146,16 @@ async fn consent_and_sharing_decide_who_is_counted() {
         40,
         "only consenting victims of sharing organisations"
     );
-    let (_, partner) = app.user_with_token(app.host_org, Role::Partner).await;
-    let body = app.get("/api/v1/reports/trends?period=quarter", &partner).await.json();
+    let partner = app.caller(app.host_org, Role::Partner).await;
+    let body = partner.get(&paths::query(paths::report("trends"), "period=quarter")).await.json();
     let grand =
         body["cells"].as_array().unwrap().iter().find(|c| c["key"] == json!(["_total", "_total"])).unwrap().clone();
     let released = grand["victims"].as_i64().unwrap();
     // Noise of sd about 1.7 here: 65 (consent ignored) or 70 (sharing ignored) would be far off.
     assert!((released - 40).abs() <= 10, "the release measures the 40 who count: {grand}");
     // A caseworker's own report counts their whole case load, unguarded.
-    let (_, caseworker) = app.user_with_token(sharing, Role::Caseworker).await;
-    let own = app.get("/api/v1/reports/trends", &caseworker).await.json();
+    let caseworker = app.caller(sharing, Role::Caseworker).await;
+    let own = caseworker.get(&paths::report("trends")).await.json();
     assert_eq!(own["privacy"]["guarded"], false);
     let grand =
         own["cells"].as_array().unwrap().iter().find(|c| c["key"] == json!(["_total", "_total"])).unwrap().clone();
@@ -165,10 +166,10 @@ async fn consent_and_sharing_decide_who_is_counted() {
 async fn catalogue_roles_parameters_csv_audit_and_ledger() {
     let app = spawn_app().await;
     seed(&app, 600).await;
-    let (_, partner) = app.user_with_token(app.host_org, Role::Partner).await;
-    let (_, auditor) = app.user_with_token(app.host_org, Role::Auditor).await;
-    let (_, caseworker) = app.user_with_token(app.create_org().await, Role::Caseworker).await;
-    let catalogue = app.get("/api/v1/reports", &partner).await.json();
+    let partner = app.caller(app.host_org, Role::Partner).await;
+    let auditor = app.caller(app.host_org, Role::Auditor).await;
+    let caseworker = app.caller(app.create_org().await, Role::Caseworker).await;
+    let catalogue = partner.get(paths::REPORTS).await.json();
     let ids: Vec<&str> = catalogue.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
     for id in [
         "trafficking-flows",
@@ -188,16 +189,18 @@ async fn catalogue_roles_parameters_csv_audit_and_ledger() {
     assert_eq!(rc["privacy"]["alternative"]["mechanism"], "discrete_laplace");
     assert_eq!(rc["privacy"]["noise"]["noise_sd"], 3.0, "sigma = sqrt(18 / (2 rho)) at rho 1");
     assert_eq!(rc["privacy"]["cell_margin"], 6);
-    app.get("/api/v1/reports", &auditor).await.assert_problem(403, "forbidden");
-    app.get("/api/v1/reports/trends", &auditor).await.assert_problem(403, "forbidden");
-    app.get("/api/v1/reports/no-such-report", &partner).await.assert_problem(404, "not-found");
-    app.get("/api/v1/reports/trends?period=week", &partner).await.assert_problem(422, "validation");
-    app.get("/api/v1/reports/trends?k=1", &partner).await.assert_problem(422, "validation");
-    app.get("/api/v1/reports/trends?from=2026-13", &partner).await.assert_problem(422, "validation");
-    app.get("/api/v1/reports/trends?period=month&from=2010-01", &partner).await.assert_problem(422, "validation");
-    app.get("/api/v1/reports/route-corridors?level=country", &partner).await.assert_problem(422, "validation");
+    let trends = paths::report("trends");
+    auditor.get(paths::REPORTS).await.assert_problem(403, "forbidden");
+    auditor.get(&trends).await.assert_problem(403, "forbidden");
+    partner.get(&paths::report("no-such-report")).await.assert_problem(404, "not-found");
+    partner.get(&paths::query(&trends, "period=week")).await.assert_problem(422, "validation");
+    partner.get(&paths::query(&trends, "k=1")).await.assert_problem(422, "validation");
+    partner.get(&paths::query(&trends, "from=2026-13")).await.assert_problem(422, "validation");
+    partner.get(&paths::query(&trends, "period=month&from=2010-01")).await.assert_problem(422, "validation");
+    let corridors_by_country = paths::query(paths::report("route-corridors"), "level=country");
+    partner.get(&corridors_by_country).await.assert_problem(422, "validation");
 
-    let csv = app.get("/api/v1/reports/exploitation-profile?format=csv", &partner).await;
+    let csv = partner.get(&paths::query(paths::report("exploitation-profile"), "format=csv")).await;
     assert_eq!(csv.status, StatusCode::OK);
     assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
     let lines: Vec<&str> = csv.text.split("\r\n").filter(|l| !l.is_empty()).collect();
@@ -212,18 +215,16 @@ async fn catalogue_roles_parameters_csv_audit_and_ledger() {
         12 * 5 * 12,
         "the full grid: (10 types + unknown + total) x (4 genders + total) x (11 bands + total)"
     );
-    let via_accept = app
-        .request_with(reqwest::Method::GET, "/api/v1/reports/trends", Some(&partner), None, &[("accept", "text/csv")])
-        .await;
+    let via_accept = partner.request_with(reqwest::Method::GET, &trends, None, &[("accept", "text/csv")]).await;
     assert!(via_accept.text.starts_with("identified_quarter,exploitation_type,victims,margin,withheld\r\n"));
 
-    let window = app.get("/api/v1/reports/trends?period=month&from=2026-01&to=2026-03", &partner).await.json();
+    let window = partner.get(&paths::query(&trends, "period=month&from=2026-01&to=2026-03")).await.json();
     for cell in window["cells"].as_array().unwrap() {
         let month = cell["key"][0].as_str().unwrap();
         assert!(month == "_total" || ("2026-01"..="2026-03").contains(&month), "{month} outside the window");
     }
 
-    app.get("/api/v1/reports/trends", &caseworker).await;
+    caseworker.get(&trends).await;
     let mut conn = app.pool.get().await.unwrap();
     let releases: i64 = haven::db::schema::report_releases::table.count().get_result(&mut conn).await.unwrap();
     assert_eq!(releases, 3, "every partner release is in the ledger, the caseworker's own report is not");
@@ -277,9 +278,8 @@ async fn operation_summary_and_referral_outcomes_match_independent_counts() {
         .filter(|r: &(Uuid, String, String)| own.contains(&r.0))
         .collect();
     drop(conn);
-    let user = app.create_user(org, Role::Caseworker).await;
-    let token = app.token(&user).await;
-    let body = app.get("/api/v1/reports/operation-summary", &token).await.json();
+    let caseworker = app.caller(org, Role::Caseworker).await;
+    let body = caseworker.get(&paths::report("operation-summary")).await.json();
     assert_eq!(figure(&body, json!(["_total"])), Some(ids.len() as i64), "the total is the number identified");
     assert_eq!(figure(&body, json!(["minors"])).unwrap_or(0), ids.iter().filter(|r| r.1).count() as i64);
     assert_eq!(
@@ -292,7 +292,7 @@ async fn operation_summary_and_referral_outcomes_match_independent_counts() {
     let completed: HashSet<Uuid> = refs.iter().filter(|r| r.1 == "completed").map(|r| r.0).collect();
     assert_eq!(figure(&body, json!(["referral_completed"])).unwrap_or(0), completed.len() as i64);
 
-    let outcomes = app.get("/api/v1/reports/referral-outcomes", &token).await.json();
+    let outcomes = caseworker.get(&paths::report("referral-outcomes")).await.json();
     let mut by_pair: HashMap<(String, String), HashSet<Uuid>> = HashMap::new();
     for (victim, status, service) in &refs {
         by_pair.entry((service.clone(), status.clone())).or_default().insert(*victim);
@@ -300,12 +300,11 @@ async fn operation_summary_and_referral_outcomes_match_independent_counts() {
     for ((service, status), victims) in by_pair {
         assert_eq!(figure(&outcomes, json!([service, status])), Some(victims.len() as i64), "{service} {status}");
     }
-    let bands = app.get("/api/v1/reports/referral-outcomes?by=response_time", &token).await.json();
+    let bands = caseworker.get(&paths::query(paths::report("referral-outcomes"), "by=response_time")).await.json();
     assert_eq!(bands["dimensions"], json!(["referral_service", "referral_response_time"]));
-    let (_, partner) = app.user_with_token(app.host_org, Role::Partner).await;
-    let pooled = app
-        .get("/api/v1/reports/operation-summary?by=country_of_exploitation&operation=OP-SENTINEL-2026", &partner)
-        .await;
+    let partner = app.caller(app.host_org, Role::Partner).await;
+    let by_country = "by=country_of_exploitation&operation=OP-SENTINEL-2026";
+    let pooled = partner.get(&paths::query(paths::report("operation-summary"), by_country)).await;
     assert_eq!(pooled.status, StatusCode::OK, "{}", pooled.text);
 }
 
@@ -331,26 +330,27 @@ async fn declarative_plugins_run_like_compiled_ones() {
         .await
         .unwrap();
     drop(conn);
-    let user = app.create_user(org, Role::Caseworker).await;
-    let token = app.token(&user).await;
+    let caseworker = app.caller(org, Role::Caseworker).await;
 
     // The shipped declarative report: only forced criminality is counted.
-    let scam = app.get("/api/v1/reports/scam-compound-recruitment", &token).await.json();
+    let scam_path = paths::report("scam-compound-recruitment");
+    let scam = caseworker.get(&scam_path).await.json();
     let expected = rows.iter().filter(|r| r.1.contains(&"forced_criminality".to_owned())).count() as i64;
     assert_eq!(figure(&scam, json!(["_total", "_total"])), Some(expected), "{scam}");
-    let women = app.get("/api/v1/reports/scam-compound-recruitment?gender=woman", &token).await.json();
+    let women = caseworker.get(&paths::query(&scam_path, "gender=woman")).await.json();
     let expected_women =
         rows.iter().filter(|r| r.1.contains(&"forced_criminality".to_owned()) && r.2 == "woman").count() as i64;
     assert_eq!(figure(&women, json!(["_total", "_total"])).unwrap_or(0), expected_women);
-    app.get("/api/v1/reports/scam-compound-recruitment?gender=robot", &token).await.assert_problem(422, "validation");
+    caseworker.get(&paths::query(&scam_path, "gender=robot")).await.assert_problem(422, "validation");
 
     // The directory's report: in the catalogue, the served spec, and counting what it says.
-    let catalogue = app.get("/api/v1/reports", &token).await.json();
+    let catalogue = caseworker.get(paths::REPORTS).await.json();
     assert!(catalogue.as_array().unwrap().iter().any(|r| r["id"] == "minors-by-gender"));
     let spec: Value =
         app.client.get(format!("{}/openapi.json", app.address)).send().await.unwrap().json().await.unwrap();
-    assert!(spec["paths"].get("/api/v1/reports/minors-by-gender").is_some());
-    let minors = app.get("/api/v1/reports/minors-by-gender", &token).await.json();
+    let minors_path = paths::report("minors-by-gender");
+    assert!(spec["paths"].get(&minors_path).is_some());
+    let minors = caseworker.get(&minors_path).await.json();
     assert_eq!(figure(&minors, json!(["_total"])), Some(rows.iter().filter(|r| r.0).count() as i64));
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -362,21 +362,21 @@ async fn report_queries_go_to_the_reports_database_when_one_is_set() {
     let replica_url = replica.clone();
     let app = spawn_app_with(move |s| s.reports_database_url = Some(replica_url.into())).await;
     let org = app.create_org().await;
-    let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
+    let caseworker = app.caller(org, Role::Caseworker).await;
     for _ in 0..3 {
-        app.post("/api/v1/victims", Some(&caseworker), victim_body(Uuid::new_v4())).await;
+        caseworker.post(paths::VICTIMS, victim_body(Uuid::new_v4())).await;
     }
-    let body = app.get("/api/v1/reports/trends", &caseworker).await.json();
+    let body = caseworker.get(&paths::report("trends")).await.json();
     assert_eq!(
         figure(&body, json!(["_total", "_total"])),
         Some(0),
         "counted on the replica, which holds nothing: {body}"
     );
-    let primary = app.get("/api/v1/victims", &caseworker).await.json();
+    let primary = caseworker.get(paths::VICTIMS).await.json();
     assert_eq!(primary["items"].as_array().unwrap().len(), 3, "the records are on the primary");
-    let (_, partner) = app.user_with_token(app.host_org, Role::Partner).await;
+    let partner = app.caller(app.host_org, Role::Partner).await;
     assert_eq!(
-        app.get("/api/v1/reports/trends", &partner).await.status,
+        partner.get(&paths::report("trends")).await.status,
         StatusCode::OK,
         "the ledger is written on the primary"
     );
@@ -387,14 +387,14 @@ async fn pooled_releases_leave_out_the_callers_own_organisation() {
     let app = spawn_app().await;
     let (own, other) = (app.create_org().await, app.create_org().await);
     for (org, n) in [(own, 40), (other, 15)] {
-        let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
+        let caseworker = app.caller(org, Role::Caseworker).await;
         for _ in 0..n {
-            app.post("/api/v1/victims", Some(&caseworker), victim_body(Uuid::new_v4())).await;
+            caseworker.post(paths::VICTIMS, victim_body(Uuid::new_v4())).await;
         }
     }
     assert_eq!(pooled_total(&app, own, "operation-summary").await, 15, "only the other organisation's victims");
-    let (_, admin) = app.user_with_token(own, Role::Admin).await;
-    let body = app.get("/api/v1/reports/operation-summary", &admin).await.json();
+    let admin = app.caller(own, Role::Admin).await;
+    let body = admin.get(&paths::report("operation-summary")).await.json();
     let total = figure(&body, json!(["_total"])).unwrap();
     assert!((total - 15).abs() <= 8, "measured over the 15 others, not 55: {body}");
 }
@@ -451,25 +451,23 @@ async fn rollups_stay_equal_to_direct_counts_as_records_change() {
     };
     check(&mut conn).await;
     // Change records through the API: the next maintenance rebuilds exactly the dirty partitions.
-    let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
+    let caseworker = app.caller(org, Role::Caseworker).await;
     for _ in 0..5 {
-        app.post("/api/v1/victims", Some(&caseworker), victim_body(Uuid::new_v4())).await;
+        caseworker.post(paths::VICTIMS, victim_body(Uuid::new_v4())).await;
     }
     let some: Uuid =
         victims::table.filter(victims::organization_id.eq(org)).select(victims::id).first(&mut conn).await.unwrap();
-    let path = format!("/api/v1/victims/{some}");
-    let version = app.get(&path, &caseworker).await.json()["version"].to_string();
-    let resp = app
+    let path = paths::victim(some);
+    let version = caseworker.get(&path).await.json()["version"].to_string();
+    let resp = caseworker
         .patch(
             &path,
-            &caseworker,
             &format!("\"{version}\""),
             json!({ "identified_on": "2025-03-03", "consent": { "anonymised_statistics": false }, "gender": "man" }),
         )
         .await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
-    app.post(&format!("{path}/assistance"), Some(&caseworker), json!({ "kind": "legal", "provided_on": "2026-11-01" }))
-        .await;
+    caseworker.post(&paths::assistance(some), json!({ "kind": "legal", "provided_on": "2026-11-01" })).await;
     check(&mut conn).await;
     // An organisation stops sharing statistics: the pooled figures lose its victims.
     let other: Uuid = victims::table

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use totp_rs::{Builder, Secret, Totp};
 
 use crate::helpers::{PASSWORD, TestApp, TestUser, spawn_app};
+use crate::paths;
 
 fn now() -> u64 {
     chrono::Utc::now().timestamp() as u64
@@ -30,22 +31,17 @@ fn next_code(totp: &Totp) -> String {
 
 /// Enrols `user`'s second factor; returns the phone and the confirmation's answer.
 async fn enrol(app: &TestApp, user: &TestUser) -> (Totp, Value) {
-    let start =
-        app.post("/api/v1/auth/second-factor", None, json!({ "email": user.email, "password": PASSWORD })).await;
+    let start = app.post(paths::SECOND_FACTOR, None, json!({ "email": user.email, "password": PASSWORD })).await;
     assert_eq!(start.status, StatusCode::OK, "{}", start.text);
     assert!(start.json()["otpauth_uri"].as_str().unwrap().starts_with("otpauth://totp/"));
     let totp = phone(start.json()["secret"].as_str().unwrap());
     let wrong = json!({ "email": user.email, "password": PASSWORD, "code": "000000" });
     if totp.generate(now()).to_string() != "000000" {
-        app.post("/api/v1/auth/second-factor/confirm", None, wrong).await.assert_problem(422, "validation");
+        app.post(paths::SECOND_FACTOR_CONFIRM, None, wrong).await.assert_problem(422, "validation");
     }
     let code = totp.generate(now()).to_string();
     let confirmed = app
-        .post(
-            "/api/v1/auth/second-factor/confirm",
-            None,
-            json!({ "email": user.email, "password": PASSWORD, "code": code }),
-        )
+        .post(paths::SECOND_FACTOR_CONFIRM, None, json!({ "email": user.email, "password": PASSWORD, "code": code }))
         .await;
     assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.text);
     (totp, confirmed.json())
@@ -54,7 +50,7 @@ async fn enrol(app: &TestApp, user: &TestUser) -> (Totp, Value) {
 async fn login(app: &TestApp, user: &TestUser, extra: Value) -> crate::helpers::Response {
     let mut body = json!({ "email": user.email, "password": PASSWORD });
     body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
-    app.post("/api/v1/auth/login", None, body).await
+    app.post(paths::LOGIN, None, body).await
 }
 
 #[tokio::test]
@@ -78,15 +74,15 @@ async fn a_second_factor_is_enrolled_and_asked_for_at_every_login() {
     assert_eq!(login(&app, &auditor, json!({ "recovery_code": recovery[0] })).await.status, StatusCode::OK);
     login(&app, &auditor, json!({ "recovery_code": recovery[0] })).await.assert_problem(401, "invalid-credentials");
     // A wrong password never reveals that a second factor is enrolled.
-    app.post("/api/v1/auth/login", None, json!({ "email": auditor.email, "password": "not-the-password-at-all" }))
+    app.post(paths::LOGIN, None, json!({ "email": auditor.email, "password": "not-the-password-at-all" }))
         .await
         .assert_problem(401, "invalid-credentials");
     // Enrolled once: a new secret needs an admin's reset first.
-    app.post("/api/v1/auth/second-factor", None, json!({ "email": auditor.email, "password": PASSWORD }))
+    app.post(paths::SECOND_FACTOR, None, json!({ "email": auditor.email, "password": PASSWORD }))
         .await
         .assert_problem(409, "conflict");
-    let (_, admin) = app.user_with_token(org, Role::Admin).await;
-    let reset = app.post(&format!("/api/v1/users/{}/second-factor/reset", auditor.id), Some(&admin), json!({})).await;
+    let admin = app.caller(org, Role::Admin).await;
+    let reset = admin.post(&paths::user_second_factor_reset(auditor.id), json!({})).await;
     assert_eq!(reset.status, StatusCode::NO_CONTENT, "{}", reset.text);
     assert_eq!(login(&app, &auditor, json!({})).await.status, StatusCode::OK, "no factor, none required of an auditor");
     // Only hashes of recovery codes are stored, and the secret only sealed.
@@ -97,64 +93,48 @@ async fn a_second_factor_is_enrolled_and_asked_for_at_every_login() {
 async fn an_organisation_requires_it_and_a_caseworkers_new_factor_waits_for_a_second_person() {
     let app = spawn_app().await;
     let org = app.create_org().await;
-    let (_, admin) = app.user_with_token(org, Role::Admin).await;
+    let admin = app.caller(org, Role::Admin).await;
     // The second person: another admin (the organisation's caseworkers have no factor yet).
-    let (_, colleague) = app.user_with_token(org, Role::Admin).await;
-    let (_, bystander) = app.user_with_token(org, Role::Caseworker).await;
+    let colleague = app.caller(org, Role::Admin).await;
+    let bystander = app.caller(org, Role::Caseworker).await;
     let caseworker = app.create_user(org, Role::Caseworker).await;
     assert_eq!(login(&app, &caseworker, json!({})).await.status, StatusCode::OK, "not required by default here");
 
-    let set = app
-        .request(
-            reqwest::Method::PUT,
-            &format!("/api/v1/organizations/{org}/second-factor"),
-            Some(&admin),
-            Some(json!({ "required_for_caseworkers": true })),
-        )
-        .await;
+    let set = admin.put(&paths::organization_second_factor(org), json!({ "required_for_caseworkers": true })).await;
     assert_eq!(set.status, StatusCode::OK, "{}", set.text);
     assert_eq!(set.json()["require_second_factor"], true);
-    app.get("/api/v1/me", &bystander).await.assert_problem(401, "unauthorized");
+    bystander.get(paths::ME).await.assert_problem(401, "unauthorized");
     login(&app, &caseworker, json!({})).await.assert_problem(403, "second-factor-enrolment-required");
 
     let (totp, confirmed) = enrol(&app, &caseworker).await;
     assert_eq!(confirmed["awaiting_approval"], true);
     login(&app, &caseworker, json!({ "code": next_code(&totp) })).await.assert_problem(403, "awaiting-approval");
-    let pending =
-        app.get(&format!("/api/v1/access-grants?organization_id={org}&status=pending"), &colleague).await.json();
+    let pending_grants = paths::query(paths::GRANTS, format!("organization_id={org}&status=pending"));
+    let pending = colleague.get(&pending_grants).await.json();
     let grant =
         pending["items"].as_array().unwrap().iter().find(|g| g["kind"] == "second_factor").expect("a grant").clone();
     assert_eq!(grant["requested_by"], caseworker.id.to_string());
-    let approved = app
-        .post(&format!("/api/v1/access-grants/{}/approve", grant["id"].as_str().unwrap()), Some(&colleague), json!({}))
-        .await;
+    let approved = colleague.post(&paths::grant_approval(grant["id"].as_str().unwrap()), json!({})).await;
     assert_eq!(approved.status, StatusCode::OK, "{}", approved.text);
     assert_eq!(login(&app, &caseworker, json!({ "code": next_code(&totp) })).await.status, StatusCode::OK);
 
     // A lost phone: the admin who resets the factor cannot approve the next one.
-    let reset =
-        app.post(&format!("/api/v1/users/{}/second-factor/reset", caseworker.id), Some(&admin), json!({})).await;
+    let reset = admin.post(&paths::user_second_factor_reset(caseworker.id), json!({})).await;
     assert_eq!(reset.status, StatusCode::NO_CONTENT, "{}", reset.text);
     login(&app, &caseworker, json!({})).await.assert_problem(403, "awaiting-approval");
     let (totp, _) = enrol(&app, &caseworker).await;
-    let pending = app.get(&format!("/api/v1/access-grants?organization_id={org}&status=pending"), &admin).await.json();
+    let pending = admin.get(&pending_grants).await.json();
     let grant = pending["items"][0]["id"].as_str().unwrap().to_owned();
-    app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&admin), json!({}))
-        .await
-        .assert_problem(403, "second-person-required");
-    let approved = app.post(&format!("/api/v1/access-grants/{grant}/approve"), Some(&colleague), json!({})).await;
+    admin.post(&paths::grant_approval(&grant), json!({})).await.assert_problem(403, "second-person-required");
+    let approved = colleague.post(&paths::grant_approval(&grant), json!({})).await;
     assert_eq!(approved.status, StatusCode::OK, "{}", approved.text);
     assert_eq!(login(&app, &caseworker, json!({ "code": next_code(&totp) })).await.status, StatusCode::OK);
 
     // Other organisations' admins cannot set it.
     let other = app.create_org().await;
-    let (_, other_admin) = app.user_with_token(other, Role::Admin).await;
-    app.request(
-        reqwest::Method::PUT,
-        &format!("/api/v1/organizations/{org}/second-factor"),
-        Some(&other_admin),
-        Some(json!({ "required_for_caseworkers": false })),
-    )
-    .await
-    .assert_problem(404, "not-found");
+    let other_admin = app.caller(other, Role::Admin).await;
+    other_admin
+        .put(&paths::organization_second_factor(org), json!({ "required_for_caseworkers": false }))
+        .await
+        .assert_problem(404, "not-found");
 }

@@ -13,6 +13,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::helpers::{TestApp, spawn_app};
+use crate::paths;
 use crate::reports::{bounding_key, seed};
 use crate::victims::victim_body;
 
@@ -61,8 +62,8 @@ async fn measured(app: &TestApp, table: &TableQuery, plan: &Plan, filters: &Filt
 
 async fn add_the_busiest_victim(app: &TestApp) {
     let (org, other) = (app.create_org().await, app.create_org().await);
-    let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
-    let (_, receiver) = app.user_with_token(other, Role::Caseworker).await;
+    let caseworker = app.caller(org, Role::Caseworker).await;
+    let receiver = app.caller(other, Role::Caseworker).await;
     let id = Uuid::new_v4();
     let mut body = victim_body(id);
     body["age_at_identification"] = json!(15);
@@ -113,37 +114,20 @@ async fn add_the_busiest_victim(app: &TestApp) {
         {"kind": "recruitment", "country": "PER"}, {"kind": "recruitment", "country": "VNM"}, {"kind": "recruitment", "country": "FJI"},
         {"kind": "transit", "country": "BRA"}, {"kind": "transit", "country": "THA"}, {"kind": "transit", "country": "DEU"},
         {"kind": "exploitation", "country": "SEN"}]);
-    let resp = app.post("/api/v1/victims", Some(&caseworker), body).await;
+    let resp = caseworker.post(paths::VICTIMS, body).await;
     assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
     for kind in ["shelter", "medical", "legal", "psychosocial", "financial"] {
-        let resp = app
-            .post(
-                &format!("/api/v1/victims/{id}/assistance"),
-                Some(&caseworker),
-                json!({ "kind": kind, "provided_on": "2026-11-01" }),
-            )
-            .await;
+        let resp = caseworker.post(&paths::assistance(id), json!({ "kind": kind, "provided_on": "2026-11-01" })).await;
         assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
     }
     for (service, accept) in [("shelter", true), ("medical", false), ("legal", true), ("repatriation", false)] {
-        let resp = app
-            .post(
-                "/api/v1/referrals",
-                Some(&caseworker),
-                json!({ "victim_id": id, "to_organization_id": other, "service": service }),
-            )
+        let resp = caseworker
+            .post(paths::REFERRALS, json!({ "victim_id": id, "to_organization_id": other, "service": service }))
             .await;
         assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
         if accept {
             let referral = resp.json()["id"].as_str().unwrap().to_owned();
-            let resp = app
-                .request(
-                    reqwest::Method::POST,
-                    &format!("/api/v1/referrals/{referral}/accept"),
-                    Some(&receiver),
-                    Some(json!({})),
-                )
-                .await;
+            let resp = receiver.post(&paths::referral_step(&referral, "accept"), json!({})).await;
             assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
         }
     }

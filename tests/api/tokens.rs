@@ -8,6 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::helpers::{KEY_ID, KEY_SECRET, TestApp, spawn_app};
+use crate::paths;
 
 fn claims_of(token: &str) -> Value {
     let payload = token.split('.').nth(1).unwrap();
@@ -38,7 +39,7 @@ fn with(claims: &Value, changes: Value) -> Value {
 
 async fn me_status(app: &TestApp, authorization: Option<&str>) -> StatusCode {
     let headers: Vec<(&str, &str)> = authorization.map(|a| vec![("authorization", a)]).unwrap_or_default();
-    let resp = app.request_with(reqwest::Method::GET, "/api/v1/me", None, None, &headers).await;
+    let resp = app.request_with(reqwest::Method::GET, paths::ME, None, None, &headers).await;
     if resp.status == StatusCode::UNAUTHORIZED {
         resp.assert_problem(401, "unauthorized");
         // RFC 6750: no token, no error code; a token refused, `invalid_token` (refresh or log in).
@@ -116,16 +117,16 @@ async fn every_defective_token_is_refused() {
 #[tokio::test]
 async fn tokens_of_disabled_or_logged_out_users_are_refused() {
     let app = spawn_app().await;
-    let admin = app.token(&app.host_admin).await;
-    let (user, token) = app.user_with_token(app.host_org, Role::Auditor).await;
-    let forged_later = good(&claims_of(&token));
-    app.patch(&format!("/api/v1/users/{}", user.id), &admin, "\"1\"", json!({ "disabled": true })).await;
-    assert_eq!(me_status(&app, Some(&format!("Bearer {token}"))).await, StatusCode::UNAUTHORIZED);
+    let admin = app.host_admin().await;
+    let auditor = app.caller(app.host_org, Role::Auditor).await;
+    let forged_later = good(&claims_of(&auditor.token));
+    admin.patch(&paths::user(auditor.id()), "\"1\"", json!({ "disabled": true })).await;
+    assert_eq!(me_status(&app, Some(&format!("Bearer {}", auditor.token))).await, StatusCode::UNAUTHORIZED);
     assert_eq!(me_status(&app, Some(&format!("Bearer {forged_later}"))).await, StatusCode::UNAUTHORIZED);
 
-    let (_, token) = app.login(&app.host_admin).await;
-    app.request(reqwest::Method::POST, "/api/v1/auth/logout", Some(&token), None).await;
-    assert_eq!(me_status(&app, Some(&format!("Bearer {token}"))).await, StatusCode::UNAUTHORIZED);
+    let session = app.host_admin().await;
+    session.request(reqwest::Method::POST, paths::LOGOUT, None).await;
+    assert_eq!(me_status(&app, Some(&format!("Bearer {}", session.token))).await, StatusCode::UNAUTHORIZED);
 }
 
 /// A revocation made outside this process (another Haven process, or an operator in psql) is
@@ -135,20 +136,20 @@ async fn revocations_from_outside_the_process_apply_within_the_session_cache_ttl
     for ttl_ms in [0u64, 300] {
         let app = crate::helpers::spawn_app_with(|s| s.session_cache_ms = ttl_ms).await;
         let org = app.create_org().await;
-        let (user, token) = app.user_with_token(org, haven::domain::Role::Caseworker).await;
-        assert_eq!(app.get("/api/v1/me", &token).await.status, 200);
+        let caseworker = app.caller(org, Role::Caseworker).await;
+        assert_eq!(caseworker.get(paths::ME).await.status, 200);
         let mut conn = app.pool.get().await.unwrap();
         diesel_async::RunQueryDsl::execute(
-            diesel::sql_query(format!("UPDATE sessions SET revoked_at = now() WHERE user_id = '{}'", user.id)),
+            diesel::sql_query(format!("UPDATE sessions SET revoked_at = now() WHERE user_id = '{}'", caseworker.id())),
             &mut conn,
         )
         .await
         .unwrap();
         if ttl_ms == 0 {
-            assert_eq!(app.get("/api/v1/me", &token).await.status, 401, "no memory: refused at once");
+            assert_eq!(caseworker.get(paths::ME).await.status, 401, "no memory: refused at once");
         } else {
             tokio::time::sleep(std::time::Duration::from_millis(ttl_ms + 200)).await;
-            assert_eq!(app.get("/api/v1/me", &token).await.status, 401, "refused once the memory has lapsed");
+            assert_eq!(caseworker.get(paths::ME).await.status, 401, "refused once the memory has lapsed");
         }
     }
 }

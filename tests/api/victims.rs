@@ -8,7 +8,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{Caller, TestApp, spawn_app};
+use crate::paths;
 
 /// Every identity field holds a marker that must never appear where it should not.
 pub const MARKERS: [&str; 9] = [
@@ -64,13 +65,14 @@ pub fn assert_no_marker(context: &str, text: &str) {
     }
 }
 
-/// Creates a victim in `org` through the API as a new caseworker; returns (id, caseworker token).
-pub async fn create_victim(app: &TestApp, org: Uuid) -> (Uuid, String) {
-    let (_, token) = app.user_with_token(org, Role::Caseworker).await;
+/// Creates a victim in `org` through the API as a new caseworker; returns its id and the
+/// caseworker.
+pub async fn create_victim(app: &TestApp, org: Uuid) -> (Uuid, Caller<'_>) {
+    let caseworker = app.caller(org, Role::Caseworker).await;
     let id = Uuid::new_v4();
-    let resp = app.post("/api/v1/victims", Some(&token), victim_body(id)).await;
+    let resp = caseworker.post(paths::VICTIMS, victim_body(id)).await;
     assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
-    (id, token)
+    (id, caseworker)
 }
 
 async fn audit_count(app: &TestApp, action: &str) -> usize {
@@ -82,9 +84,9 @@ async fn create_read_and_who_sees_what() {
     let app = spawn_app().await;
     let org = app.create_org().await;
     let other = app.create_org().await;
-    let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
+    let caseworker = app.caller(org, Role::Caseworker).await;
     let id = Uuid::new_v4();
-    let resp = app.post("/api/v1/victims", Some(&caseworker), victim_body(id)).await;
+    let resp = caseworker.post(paths::VICTIMS, victim_body(id)).await;
     assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
     assert_eq!(resp.header("etag"), Some("\"1\""));
     let created = resp.json();
@@ -98,30 +100,30 @@ async fn create_read_and_who_sees_what() {
     assert_eq!(audit_count(&app, "victim.identity_read").await, 0);
     assert_eq!(audit_count(&app, "victim.create").await, 1);
 
-    let path = format!("/api/v1/victims/{id}");
+    let path = paths::victim(id);
     let reads_before = audit_count(&app, "victim.identity_read").await;
-    let own = app.get(&path, &caseworker).await.json();
+    let own = caseworker.get(&path).await.json();
     assert_eq!(own["identity"]["document_number"], "MARKERDOC123");
     assert_eq!(audit_count(&app, "victim.identity_read").await, reads_before + 1, "identity reads are audited");
 
-    let (_, admin) = app.user_with_token(org, Role::Admin).await;
-    let (_, auditor) = app.user_with_token(org, Role::Auditor).await;
-    let (_, host_auditor) = app.user_with_token(app.host_org, Role::Auditor).await;
-    for (who, token) in [("admin", &admin), ("auditor", &auditor), ("host auditor", &host_auditor)] {
-        let resp = app.get(&path, token).await;
+    let admin = app.caller(org, Role::Admin).await;
+    let auditor = app.caller(org, Role::Auditor).await;
+    let host_auditor = app.caller(app.host_org, Role::Auditor).await;
+    for (who, reader) in [("admin", &admin), ("auditor", &auditor), ("host auditor", &host_auditor)] {
+        let resp = reader.get(&path).await;
         assert_eq!(resp.status, StatusCode::OK, "{who}: {}", resp.text);
         let body = resp.json();
         assert!(body.get("identity").is_none(), "{who} got an identity key");
         assert_eq!(body["case_number"], 1);
         assert_no_marker(who, &resp.text);
     }
-    let (_, partner) = app.user_with_token(org, Role::Partner).await;
-    app.get(&path, &partner).await.assert_problem(403, "forbidden");
-    let (_, stranger) = app.user_with_token(other, Role::Caseworker).await;
-    let (_, other_admin) = app.user_with_token(other, Role::Admin).await;
-    let host_admin = app.token(&app.host_admin).await;
-    for token in [&stranger, &other_admin, &host_admin] {
-        let resp = app.get(&path, token).await;
+    let partner = app.caller(org, Role::Partner).await;
+    partner.get(&path).await.assert_problem(403, "forbidden");
+    let stranger = app.caller(other, Role::Caseworker).await;
+    let other_admin = app.caller(other, Role::Admin).await;
+    let host_admin = app.host_admin().await;
+    for outsider in [&stranger, &other_admin, &host_admin] {
+        let resp = outsider.get(&path).await;
         resp.assert_problem(404, "not-found");
         assert_no_marker("refusal", &resp.text);
     }
@@ -136,14 +138,13 @@ async fn create_read_and_who_sees_what() {
     }
     assert!(denied >= 3, "refused accesses to the record are audited");
     // Audit events carry ids, never identity values.
-    let audit = app.get("/api/v1/audit-events?limit=200", &auditor).await;
+    let audit = auditor.get(&paths::query(paths::AUDIT_EVENTS, "limit=200")).await;
     assert_no_marker("audit", &audit.text);
 
     // A second victim gets the next case number.
-    let resp = app
+    let resp = caseworker
         .post(
-            "/api/v1/victims",
-            Some(&caseworker),
+            paths::VICTIMS,
             json!({
                 "trafficking_status": "possible", "identified_on": "2026-11-01", "gender": "man"
             }),
@@ -151,23 +152,23 @@ async fn create_read_and_who_sees_what() {
         .await;
     assert_eq!(resp.json()["case_number"], 2);
     // Only caseworkers create.
-    app.post("/api/v1/victims", Some(&admin), victim_body(Uuid::new_v4())).await.assert_problem(403, "forbidden");
+    admin.post(paths::VICTIMS, victim_body(Uuid::new_v4())).await.assert_problem(403, "forbidden");
 }
 
 #[tokio::test]
 async fn creates_are_idempotent_by_client_id() {
     let app = spawn_app().await;
     let org = app.create_org().await;
-    let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
+    let caseworker = app.caller(org, Role::Caseworker).await;
     let id = Uuid::new_v4();
-    let first = app.post("/api/v1/victims", Some(&caseworker), victim_body(id)).await;
+    let first = caseworker.post(paths::VICTIMS, victim_body(id)).await;
     assert_eq!(first.status, StatusCode::CREATED);
-    let again = app.post("/api/v1/victims", Some(&caseworker), victim_body(id)).await;
+    let again = caseworker.post(paths::VICTIMS, victim_body(id)).await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.text);
     assert_eq!(again.json()["case_number"], first.json()["case_number"]);
     let mut changed = victim_body(id);
     changed["gender"] = json!("man");
-    app.post("/api/v1/victims", Some(&caseworker), changed).await.assert_problem(409, "conflict");
+    caseworker.post(paths::VICTIMS, changed).await.assert_problem(409, "conflict");
     assert_eq!(app.count("victims").await, 1);
 }
 
@@ -200,7 +201,7 @@ async fn identities_are_encrypted_at_rest_and_tampering_is_refused() {
     .execute(&mut conn)
     .await
     .unwrap();
-    let resp = app.get(&format!("/api/v1/victims/{id}"), &caseworker).await;
+    let resp = caseworker.get(&paths::victim(id)).await;
     resp.assert_problem(500, "internal");
     assert_no_marker("tampered", &resp.text);
     // Moving a valid ciphertext to another victim is refused too (it is bound to its victim id).
@@ -212,7 +213,7 @@ async fn identities_are_encrypted_at_rest_and_tampering_is_refused() {
     .execute(&mut conn)
     .await
     .unwrap();
-    app.get(&format!("/api/v1/victims/{id}"), &caseworker).await.assert_problem(500, "internal");
+    caseworker.get(&paths::victim(id)).await.assert_problem(500, "internal");
 }
 
 #[tokio::test]
@@ -220,14 +221,14 @@ async fn updates_are_merge_patches_with_optimistic_concurrency() {
     let app = spawn_app().await;
     let org = app.create_org().await;
     let (id, caseworker) = create_victim(&app, org).await;
-    let path = format!("/api/v1/victims/{id}");
-    app.request(Method::PATCH, &path, Some(&caseworker), Some(json!({ "status": "follow_up" })))
+    let path = paths::victim(id);
+    caseworker
+        .request(Method::PATCH, &path, Some(json!({ "status": "follow_up" })))
         .await
         .assert_problem(428, "precondition-required");
-    let resp = app
+    let resp = caseworker
         .patch(
             &path,
-            &caseworker,
             "\"1\"",
             json!({ "status": "follow_up", "operation": null,
             "identity": { "family_names": "MARKERFAMILY Diallo", "phone": null } }),
@@ -242,30 +243,29 @@ async fn updates_are_merge_patches_with_optimistic_concurrency() {
     assert_eq!(body["identity"]["given_names"], "MARKERGIVEN Ana", "absent fields stay");
     assert!(body["identity"].get("phone").is_none());
     assert_eq!(body["gender"], "woman");
-    app.patch(&path, &caseworker, "\"1\"", json!({ "status": "closed" }))
-        .await
-        .assert_problem(412, "precondition-failed");
-    app.patch(&path, &caseworker, "\"2\"", json!({ "gender": "robot" })).await.assert_problem(422, "validation");
-    app.patch(&path, &caseworker, "\"2\"", json!({ "id": Uuid::new_v4() })).await.assert_problem(422, "validation");
+    caseworker.patch(&path, "\"1\"", json!({ "status": "closed" })).await.assert_problem(412, "precondition-failed");
+    caseworker.patch(&path, "\"2\"", json!({ "gender": "robot" })).await.assert_problem(422, "validation");
+    caseworker.patch(&path, "\"2\"", json!({ "id": Uuid::new_v4() })).await.assert_problem(422, "validation");
     // Changing the age re-derives is_minor.
-    let resp = app.patch(&path, &caseworker, "\"2\"", json!({ "age_at_identification": 16 })).await;
+    let resp = caseworker.patch(&path, "\"2\"", json!({ "age_at_identification": 16 })).await;
     assert_eq!(resp.json()["is_minor"], true);
     // Against the recorded age (16): a conflict with the stored record; against itself: invalid.
-    app.patch(&path, &caseworker, "\"3\"", json!({ "is_minor": false })).await.assert_problem(409, "conflict");
-    app.patch(&path, &caseworker, "\"3\"", json!({ "is_minor": false, "age_at_identification": 12 }))
+    caseworker.patch(&path, "\"3\"", json!({ "is_minor": false })).await.assert_problem(409, "conflict");
+    caseworker
+        .patch(&path, "\"3\"", json!({ "is_minor": false, "age_at_identification": 12 }))
         .await
         .assert_problem(422, "validation");
-    let (_, admin) = app.user_with_token(org, Role::Admin).await;
-    app.patch(&path, &admin, "\"3\"", json!({ "status": "closed" })).await.assert_problem(403, "forbidden");
-    let (_, stranger) = app.user_with_token(app.create_org().await, Role::Caseworker).await;
-    app.patch(&path, &stranger, "\"3\"", json!({ "status": "closed" })).await.assert_problem(404, "not-found");
+    let admin = app.caller(org, Role::Admin).await;
+    admin.patch(&path, "\"3\"", json!({ "status": "closed" })).await.assert_problem(403, "forbidden");
+    let stranger = app.caller(app.create_org().await, Role::Caseworker).await;
+    stranger.patch(&path, "\"3\"", json!({ "status": "closed" })).await.assert_problem(404, "not-found");
 }
 
 #[tokio::test]
 async fn invalid_case_files_are_refused_and_not_stored() {
     let app = spawn_app().await;
     let org = app.create_org().await;
-    let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
+    let caseworker = app.caller(org, Role::Caseworker).await;
     let base = victim_body(Uuid::new_v4());
     let mut cases = Vec::new();
     for (field, value) in [
@@ -295,7 +295,7 @@ async fn invalid_case_files_are_refused_and_not_stored() {
         cases.push(body);
     }
     for body in cases {
-        let resp = app.post("/api/v1/victims", Some(&caseworker), body).await;
+        let resp = caseworker.post(paths::VICTIMS, body).await;
         resp.assert_problem(422, "validation");
         assert_no_marker("validation error", &resp.text);
     }
@@ -314,24 +314,25 @@ async fn search_by_name_or_document_through_blind_indexes() {
         json!({ "name": "markeralias" }),
         json!({ "document_number": "markerdoc-123" }),
     ] {
-        let resp = app.post("/api/v1/victims/search", Some(&caseworker), query.clone()).await;
+        let resp = caseworker.post(paths::VICTIM_SEARCH, query.clone()).await;
         assert_eq!(resp.status, StatusCode::OK, "{query}: {}", resp.text);
         let items = resp.json()["items"].as_array().unwrap().clone();
         assert_eq!(items.len(), 1, "{query}");
         assert_eq!(items[0]["id"], id.to_string());
         assert!(items[0]["identity"].is_object());
     }
-    let none = app.post("/api/v1/victims/search", Some(&caseworker), json!({ "name": "markergiven" })).await;
+    let none = caseworker.post(paths::VICTIM_SEARCH, json!({ "name": "markergiven" })).await;
     assert!(none.json()["items"].as_array().unwrap().is_empty(), "exact match only");
-    app.post("/api/v1/victims/search", Some(&caseworker), json!({ "name": "a", "document_number": "b" }))
+    caseworker
+        .post(paths::VICTIM_SEARCH, json!({ "name": "a", "document_number": "b" }))
         .await
         .assert_problem(422, "validation");
     // Other organisations' caseworkers find nothing; other roles may not search.
-    let (_, stranger) = app.user_with_token(app.create_org().await, Role::Caseworker).await;
-    let resp = app.post("/api/v1/victims/search", Some(&stranger), json!({ "document_number": "MARKERDOC123" })).await;
+    let stranger = app.caller(app.create_org().await, Role::Caseworker).await;
+    let resp = stranger.post(paths::VICTIM_SEARCH, json!({ "document_number": "MARKERDOC123" })).await;
     assert!(resp.json()["items"].as_array().unwrap().is_empty());
-    let (_, admin) = app.user_with_token(org, Role::Admin).await;
-    app.post("/api/v1/victims/search", Some(&admin), json!({ "name": "x" })).await.assert_problem(403, "forbidden");
+    let admin = app.caller(org, Role::Admin).await;
+    admin.post(paths::VICTIM_SEARCH, json!({ "name": "x" })).await.assert_problem(403, "forbidden");
     assert!(audit_count(&app, "victim.search").await >= 5);
 }
 
@@ -339,37 +340,38 @@ async fn search_by_name_or_document_through_blind_indexes() {
 async fn lists_filter_redact_and_stay_stable_under_concurrent_inserts() {
     let app = spawn_app().await;
     let org = app.create_org().await;
-    let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
+    let caseworker = app.caller(org, Role::Caseworker).await;
     for i in 0..7 {
         let mut body = victim_body(Uuid::new_v4());
         if i % 2 == 0 {
             body["exploitation_types"] = json!(["forced_labour"]);
             body["status"] = json!("closed");
         }
-        app.post("/api/v1/victims", Some(&caseworker), body).await;
+        caseworker.post(paths::VICTIMS, body).await;
     }
-    let (_, admin) = app.user_with_token(org, Role::Admin).await;
-    let page = app.get("/api/v1/victims?limit=200", &admin).await;
+    let admin = app.caller(org, Role::Admin).await;
+    let list = |query: &str| paths::query(paths::VICTIMS, query);
+    let page = admin.get(&list("limit=200")).await;
     assert_no_marker("admin list", &page.text);
     assert!(page.json()["items"].as_array().unwrap().iter().all(|v| v.get("identity").is_none()));
-    let own = app.get("/api/v1/victims?limit=3", &caseworker).await.json();
+    let own = caseworker.get(&list("limit=3")).await.json();
     assert!(own["items"][0]["identity"].is_object(), "caseworkers list identities");
-    let closed = app.get("/api/v1/victims?status=closed&exploitation_type=forced_labour", &caseworker).await.json();
+    let closed = caseworker.get(&list("status=closed&exploitation_type=forced_labour")).await.json();
     assert_eq!(closed["items"].as_array().unwrap().len(), 4);
-    let by_citizenship = app.get("/api/v1/victims?citizenship=PER&country_of_exploitation=SEN", &admin).await.json();
+    let by_citizenship = admin.get(&list("citizenship=PER&country_of_exploitation=SEN")).await.json();
     assert_eq!(by_citizenship["items"].as_array().unwrap().len(), 7);
-    let none = app.get("/api/v1/victims?identified_from=2026-10-15", &admin).await.json();
+    let none = admin.get(&list("identified_from=2026-10-15")).await.json();
     assert!(none["items"].as_array().unwrap().is_empty());
-    let since = app.get("/api/v1/victims?updated_since=2999-01-01T00:00:00Z", &admin).await.json();
+    let since = admin.get(&list("updated_since=2999-01-01T00:00:00Z")).await.json();
     assert!(since["items"].as_array().unwrap().is_empty());
-    app.get("/api/v1/victims?citizenship=XYZ", &admin).await.assert_problem(422, "validation");
-    let (_, partner) = app.user_with_token(org, Role::Partner).await;
-    app.get("/api/v1/victims", &partner).await.assert_problem(403, "forbidden");
-    let (_, stranger) = app.user_with_token(app.create_org().await, Role::Admin).await;
-    assert!(app.get("/api/v1/victims", &stranger).await.json()["items"].as_array().unwrap().is_empty());
+    admin.get(&list("citizenship=XYZ")).await.assert_problem(422, "validation");
+    let partner = app.caller(org, Role::Partner).await;
+    partner.get(paths::VICTIMS).await.assert_problem(403, "forbidden");
+    let stranger = app.caller(app.create_org().await, Role::Admin).await;
+    assert!(stranger.get(paths::VICTIMS).await.json()["items"].as_array().unwrap().is_empty());
 
     // Page through while new victims keep arriving: no duplicates, every original seen.
-    let originals: HashSet<String> = app.get("/api/v1/victims?limit=200", &admin).await.json()["items"]
+    let originals: HashSet<String> = admin.get(&list("limit=200")).await.json()["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -378,8 +380,8 @@ async fn lists_filter_redact_and_stay_stable_under_concurrent_inserts() {
     let mut seen = HashSet::new();
     let mut cursor = String::new();
     loop {
-        app.post("/api/v1/victims", Some(&caseworker), victim_body(Uuid::new_v4())).await;
-        let page = app.get(&format!("/api/v1/victims?limit=2{cursor}"), &admin).await.json();
+        caseworker.post(paths::VICTIMS, victim_body(Uuid::new_v4())).await;
+        let page = admin.get(&list(&format!("limit=2{cursor}"))).await.json();
         for item in page["items"].as_array().unwrap() {
             assert!(seen.insert(item["id"].as_str().unwrap().to_owned()), "duplicate across pages");
         }
@@ -395,9 +397,9 @@ async fn lists_filter_redact_and_stay_stable_under_concurrent_inserts() {
 async fn concurrent_retries_of_a_create_all_succeed_once() {
     let app = spawn_app().await;
     let org = app.create_org().await;
-    let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
+    let caseworker = app.caller(org, Role::Caseworker).await;
     let id = Uuid::new_v4();
-    let attempts = (0..6).map(|_| app.post("/api/v1/victims", Some(&caseworker), victim_body(id)));
+    let attempts = (0..6).map(|_| caseworker.post(paths::VICTIMS, victim_body(id)));
     let statuses: Vec<u16> = futures::future::join_all(attempts).await.iter().map(|r| r.status.as_u16()).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
     assert!(statuses.iter().all(|s| *s == 201 || *s == 200), "{statuses:?}");
@@ -409,10 +411,10 @@ async fn null_identity_erases_it_and_new_consent_is_dated() {
     let app = spawn_app().await;
     let org = app.create_org().await;
     let (id, caseworker) = create_victim(&app, org).await;
-    let path = format!("/api/v1/victims/{id}");
-    let before = app.get(&path, &caseworker).await.json()["consent"]["recorded_at"].clone();
-    let resp = app
-        .patch(&path, &caseworker, "\"1\"", json!({ "identity": null, "consent": { "anonymised_statistics": false } }))
+    let path = paths::victim(id);
+    let before = caseworker.get(&path).await.json()["consent"]["recorded_at"].clone();
+    let resp = caseworker
+        .patch(&path, "\"1\"", json!({ "identity": null, "consent": { "anonymised_statistics": false } }))
         .await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
     let body = resp.json();
@@ -428,25 +430,18 @@ async fn reads_by_another_organisation_show_in_the_owners_audit_log() {
     let app = spawn_app().await;
     let (from, to) = (app.create_org().await, app.create_org().await);
     let (victim, sender) = create_victim(&app, from).await;
-    let (receiver_user, receiver) = app.user_with_token(to, Role::Caseworker).await;
-    app.post(
-        "/api/v1/referrals",
-        Some(&sender),
-        json!({ "victim_id": victim, "to_organization_id": to, "service": "medical" }),
-    )
-    .await;
-    assert_eq!(app.get(&format!("/api/v1/victims/{victim}"), &receiver).await.status, StatusCode::OK);
-    let (_, owner_auditor) = app.user_with_token(from, Role::Auditor).await;
-    let log = app
-        .get(&format!("/api/v1/audit-events?action=victim.identity_read&target_id={victim}"), &owner_auditor)
+    let receiver = app.caller(to, Role::Caseworker).await;
+    let referral = json!({ "victim_id": victim, "to_organization_id": to, "service": "medical" });
+    sender.post(paths::REFERRALS, referral).await;
+    assert_eq!(receiver.get(&paths::victim(victim)).await.status, StatusCode::OK);
+    let owner_auditor = app.caller(from, Role::Auditor).await;
+    let log = owner_auditor
+        .get(&paths::query(paths::AUDIT_EVENTS, format!("action=victim.identity_read&target_id={victim}")))
         .await
         .json();
     let readers: Vec<&str> =
         log["items"].as_array().unwrap().iter().filter_map(|e| e["actor_user_id"].as_str()).collect();
-    assert!(
-        readers.contains(&receiver_user.id.to_string().as_str()),
-        "the owner's log names the receiver's read: {log}"
-    );
+    assert!(readers.contains(&receiver.id().to_string().as_str()), "the owner's log names the receiver's read: {log}");
 }
 
 #[tokio::test]
@@ -454,26 +449,28 @@ async fn probes_reveal_nothing_to_the_prober() {
     let app = spawn_app().await;
     let (org, other) = (app.create_org().await, app.create_org().await);
     let (victim, caseworker) = create_victim(&app, org).await;
-    let (_, other_admin) = app.user_with_token(other, Role::Admin).await;
-    let (_, partner) = app.user_with_token(org, Role::Partner).await;
+    let other_admin = app.caller(other, Role::Admin).await;
+    let partner = app.caller(org, Role::Partner).await;
     let missing = Uuid::new_v4();
     // Existing or not: the same answer.
     for id in [victim, missing] {
-        app.get(&format!("/api/v1/victims/{id}"), &other_admin).await.assert_problem(404, "not-found");
-        app.get(&format!("/api/v1/victims/{id}"), &partner).await.assert_problem(403, "forbidden");
-        app.get(&format!("/api/v1/victims/{id}/assistance"), &partner).await.assert_problem(403, "forbidden");
+        other_admin.get(&paths::victim(id)).await.assert_problem(404, "not-found");
+        partner.get(&paths::victim(id)).await.assert_problem(403, "forbidden");
+        partner.get(&paths::assistance(id)).await.assert_problem(403, "forbidden");
     }
     // The prober's own log does not record the refusal (it would tell them the record exists);
     // the owner's does.
-    let own_log = app.get(&format!("/api/v1/audit-events?target_id={victim}"), &other_admin).await.json();
+    let own_log = other_admin.get(&paths::query(paths::AUDIT_EVENTS, format!("target_id={victim}"))).await.json();
     assert!(own_log["items"].as_array().unwrap().is_empty(), "{own_log}");
-    let (_, owner_admin) = app.user_with_token(org, Role::Admin).await;
-    let owner_log =
-        app.get(&format!("/api/v1/audit-events?action=access.denied&target_id={victim}"), &owner_admin).await.json();
+    let owner_admin = app.caller(org, Role::Admin).await;
+    let owner_log = owner_admin
+        .get(&paths::query(paths::AUDIT_EVENTS, format!("action=access.denied&target_id={victim}")))
+        .await
+        .json();
     assert!(!owner_log["items"].as_array().unwrap().is_empty());
 
     // Identity responses are never cached.
-    let resp = app.get(&format!("/api/v1/victims/{victim}"), &caseworker).await;
+    let resp = caseworker.get(&paths::victim(victim)).await;
     assert_eq!(resp.header("cache-control"), Some("no-store"));
 }
 
@@ -481,14 +478,12 @@ async fn probes_reveal_nothing_to_the_prober() {
 async fn removing_the_age_keeps_the_minor_flag() {
     let app = spawn_app().await;
     let org = app.create_org().await;
-    let (_, caseworker) = app.user_with_token(org, Role::Caseworker).await;
+    let caseworker = app.caller(org, Role::Caseworker).await;
     let id = Uuid::new_v4();
     let mut body = victim_body(id);
     body["age_at_identification"] = json!(15);
-    app.post("/api/v1/victims", Some(&caseworker), body).await;
-    let resp = app
-        .patch(&format!("/api/v1/victims/{id}"), &caseworker, "\"1\"", json!({ "age_at_identification": null }))
-        .await;
+    caseworker.post(paths::VICTIMS, body).await;
+    let resp = caseworker.patch(&paths::victim(id), "\"1\"", json!({ "age_at_identification": null })).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
     let body = resp.json();
     assert!(body.get("age_at_identification").is_none());

@@ -3,10 +3,12 @@
 //! C is unrelated; and a user of every role.
 
 use haven::domain::Role;
+use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{TestApp, TestUser, spawn_app};
+use crate::paths;
 use crate::victims::victim_body;
 
 pub struct World {
@@ -19,7 +21,8 @@ pub struct World {
     pub target_user: TestUser,
     /// A pending access grant in A (an auditor's promotion to caseworker).
     pub grant: Uuid,
-    /// (name, token) for each caller of the matrix, in `CALLERS` order.
+    /// (name, token) for each caller of the matrix, in `CALLERS` order: raw strings, as the matrix
+    /// and the external tools (schemathesis, the generated client) take them.
     pub tokens: Vec<(&'static str, String)>,
 }
 
@@ -29,22 +32,20 @@ pub const CALLERS: [&str; 8] =
 pub async fn build() -> World {
     let app = spawn_app().await;
     let (org_a, org_b, org_c) = (app.create_org().await, app.create_org().await, app.create_org().await);
-    let (_, cw_a) = app.user_with_token(org_a, Role::Caseworker).await;
+    let caseworker_a = app.caller(org_a, Role::Caseworker).await;
     let victim = Uuid::new_v4();
-    let resp = app.post("/api/v1/victims", Some(&cw_a), victim_body(victim)).await;
+    let resp = caseworker_a.post(paths::VICTIMS, victim_body(victim)).await;
     assert_eq!(resp.status.as_u16(), 201, "{}", resp.text);
-    let resp = app
+    let resp = caseworker_a
         .post(
-            &format!("/api/v1/victims/{victim}/assistance"),
-            Some(&cw_a),
+            &paths::assistance(victim),
             json!({ "kind": "medical", "provided_on": "2026-11-01", "notes": "MARKERNOTES clinic visit" }),
         )
         .await;
     assert_eq!(resp.status.as_u16(), 201, "{}", resp.text);
-    let resp = app
+    let resp = caseworker_a
         .post(
-            "/api/v1/referrals",
-            Some(&cw_a),
+            paths::REFERRALS,
             json!({ "victim_id": victim, "to_organization_id": org_b,
             "service": "legal", "reason": "MARKERNOTES court date" }),
         )
@@ -52,7 +53,7 @@ pub async fn build() -> World {
     assert_eq!(resp.status.as_u16(), 201, "{}", resp.text);
     let referral: Uuid = resp.json()["id"].as_str().unwrap().parse().unwrap();
     let target_user = app.create_user(org_a, Role::Caseworker).await;
-    let mut tokens = vec![("cw_own", cw_a)];
+    let mut tokens = vec![("cw_own", caseworker_a.token.clone())];
     for (name, org, role) in [
         ("admin_own", org_a, Role::Admin),
         ("auditor_own", org_a, Role::Auditor),
@@ -61,33 +62,35 @@ pub async fn build() -> World {
         ("admin_other", org_c, Role::Admin),
         ("host_auditor", app.host_org, Role::Auditor),
     ] {
-        tokens.push((name, app.user_with_token(org, role).await.1));
+        tokens.push((name, app.caller(org, role).await.token));
     }
-    let host_admin = app.token(&app.host_admin).await;
-    tokens.insert(6, ("host_admin", host_admin));
+    tokens.insert(6, ("host_admin", app.host_admin().await.token));
     // Requested by an admin of A who is none of the callers, so any caller may be the second person.
-    let (_, requester) = app.user_with_token(org_a, Role::Admin).await;
+    let requester = app.caller(org_a, Role::Admin).await;
     let promoted = app.create_user(org_a, Role::Auditor).await;
-    let resp = app
-        .patch(&format!("/api/v1/users/{}", promoted.id), &requester, "\"1\"", json!({ "role": "caseworker" }))
-        .await;
+    let resp = requester.patch(&paths::user(promoted.id), "\"1\"", json!({ "role": "caseworker" })).await;
     assert_eq!(resp.status.as_u16(), 202, "{}", resp.text);
     let grant: Uuid = resp.json()["id"].as_str().unwrap().parse().unwrap();
     World { app, org_a, org_b, victim, referral, target_user, grant, tokens }
 }
 
+/// Whether `path` lies below the collection at `collection` (a victim's path below the victims').
+fn below(path: &str, collection: &str) -> bool {
+    path.strip_prefix(collection).is_some_and(|rest| rest.starts_with('/'))
+}
+
 impl World {
     /// The spec path with its `{id}` filled with the world's record of that kind.
     pub fn concrete(&self, path: &str) -> String {
-        let id = if path.starts_with("/api/v1/victims/") {
+        let id = if below(path, paths::VICTIMS) {
             self.victim
-        } else if path.starts_with("/api/v1/referrals/") {
+        } else if below(path, paths::REFERRALS) {
             self.referral
-        } else if path.starts_with("/api/v1/reports/") && path.contains("{id}") {
+        } else if below(path, paths::REPORTS) && path.contains("{id}") {
             return path.replace("{id}", "trends");
-        } else if path.starts_with("/api/v1/access-grants/") {
+        } else if below(path, paths::GRANTS) {
             self.grant
-        } else if path.starts_with("/api/v1/users/") {
+        } else if below(path, paths::USERS) {
             self.target_user.id
         } else {
             self.org_a
@@ -96,7 +99,8 @@ impl World {
     }
 
     /// A plausible body for each operation that takes one, carrying markers where a victim's
-    /// details would go, so refusals can be checked for echoes.
+    /// details would go, so refusals can be checked for echoes. Keyed by the document's own
+    /// (method, path template), as [`operations`] lists them.
     pub fn body(&self, method: &str, path: &str) -> Option<Value> {
         let body = match (method, path) {
             ("post", "/api/v1/victims") => victim_body(Uuid::new_v4()),
@@ -139,10 +143,12 @@ impl World {
         Some(body)
     }
 
-    /// The current version of a record, for If-Match, read by a caller who may read it.
+    /// The current version of a record, for If-Match, read by a caller who may read it (A's
+    /// caseworker for a victim, the host's admin otherwise). The world keeps tokens, not callers
+    /// (a caller borrows the app the world owns), so this request carries the stored token.
     pub async fn version(&self, path: &str) -> String {
-        let reader = if path.starts_with("/api/v1/victims/") { &self.tokens[0].1 } else { &self.tokens[6].1 };
-        let resp = self.app.get(path, reader).await;
+        let reader = if below(path, paths::VICTIMS) { &self.tokens[0].1 } else { &self.tokens[6].1 };
+        let resp = self.app.request(Method::GET, path, Some(reader.as_str()), None).await;
         format!("\"{}\"", resp.json()["version"])
     }
 }

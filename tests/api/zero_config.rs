@@ -10,7 +10,8 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::helpers::fresh_database;
+use crate::helpers::{fresh_database, serve, test_settings};
+use crate::paths;
 
 fn haven() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_haven"));
@@ -119,7 +120,7 @@ async fn zero_configuration_start_persists_and_stops_cleanly() {
         let base = base.clone();
         async move {
             client
-                .post(format!("{base}/api/v1/auth/login"))
+                .post(format!("{base}{}", paths::LOGIN))
                 .json(&json!({ "email": "admin@haven.local", "password": password }))
                 .send()
                 .await
@@ -128,10 +129,12 @@ async fn zero_configuration_start_persists_and_stops_cleanly() {
     };
     let resp = login(password.clone()).await;
     assert_eq!(resp.status(), StatusCode::OK);
-    let token = resp.json::<serde_json::Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    // The binary serves on a database of its own, not a test app's: its admin's token is held as
+    // it came, and is also looked for in the log below.
+    let admin_token = resp.json::<serde_json::Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
     let created = client
-        .post(format!("{base}/api/v1/organizations"))
-        .bearer_auth(&token)
+        .post(format!("{base}{}", paths::ORGANIZATIONS))
+        .bearer_auth(&admin_token)
         .json(&json!({ "name": "Casa Refugio Lima", "kind": "ngo", "country": "PER" }))
         .send()
         .await
@@ -149,7 +152,7 @@ async fn zero_configuration_start_persists_and_stops_cleanly() {
     let in_flight: Vec<_> = (0..12)
         .map(|i| {
             let client = client.clone();
-            let url = format!("{base}/api/v1/auth/login");
+            let url = format!("{base}{}", paths::LOGIN);
             tokio::spawn(async move {
                 client
                     .post(url)
@@ -178,9 +181,9 @@ async fn zero_configuration_start_persists_and_stops_cleanly() {
         .collect();
     assert!(requests.len() >= 3, "request log lines: {lines:?}");
     assert!(requests.iter().all(|r| r["span"]["request_id"].as_str().is_some_and(|id| !id.is_empty())));
-    assert!(requests.iter().any(|r| r["span"]["route"] == "/api/v1/auth/login"));
+    assert!(requests.iter().any(|r| r["span"]["route"] == paths::LOGIN));
     let all = lines.join("\n");
-    for secret in [password.as_str(), "Maria-Lopez", &token, "u3@example.org"] {
+    for secret in [password.as_str(), "Maria-Lopez", &admin_token, "u3@example.org"] {
         assert!(!all.contains(secret), "`{secret}` appeared in the log");
     }
 
@@ -295,17 +298,12 @@ async fn bootstrap_creates_the_first_admin_once() {
     assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
 
     // The admin can log in on a service using that database.
-    let settings = crate::helpers::test_settings(&url);
-    let keyring = haven::startup::keys(&settings).unwrap();
-    let state = haven::startup::build_state(settings, &url, keyring).unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(haven::startup::run(state, listener).unwrap());
+    let (address, _) = serve(test_settings(&url), &url);
     for (email, password) in
         [("root@example.org", "steady-baobab-river-31"), ("second@example.org", "quiet-tamarind-sextant-8")]
     {
         let resp = reqwest::Client::new()
-            .post(format!("{address}/api/v1/auth/login"))
+            .post(format!("{address}{}", paths::LOGIN))
             .json(&json!({ "email": email, "password": password }))
             .send()
             .await
@@ -315,7 +313,7 @@ async fn bootstrap_creates_the_first_admin_once() {
 
     // Weak passwords are refused before anything is written.
     let weak = haven()
-        .env("DATABASE_URL", crate::helpers::fresh_database())
+        .env("DATABASE_URL", fresh_database())
         .env("HAVEN_BOOTSTRAP_PASSWORD", "password")
         .args(["bootstrap", "--org", "X", "--email", "x@example.org"])
         .output()
