@@ -25,7 +25,8 @@ pub trait CreateOnce: Sync {
     /// NOTHING`: the statement waits for a concurrent retry's transaction, then does nothing).
     fn insert(&self, conn: &mut AsyncPgConnection) -> impl Future<Output = QueryResult<Option<Self::Row>>> + Send;
 
-    /// Whether `existing` was made by this same create: the same organisation and body digest.
+    /// Whether `existing` was made by this same create: the same organisation (and victim, where
+    /// the record is about one) and the same body digest.
     fn is_retry_of(&self, existing: &Self::Row) -> bool;
 }
 

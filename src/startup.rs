@@ -152,7 +152,7 @@ fn build_state(settings: Settings, database_url: &str, keys: Keys) -> Result<App
         identity_keys: Arc::new(keys.identity),
         metrics: Arc::new(Metrics::new()),
         openapi_json: Arc::new(crate::openapi::to_json(&document)),
-        report_catalogue: Arc::new(crate::reports::routes::catalogues(&reports, &settings)),
+        report_catalogue: Arc::new(crate::reports::listing::catalogues(&reports, &settings)),
         reports: Arc::new(reports),
         routes: Arc::new(routes),
         settings: Arc::new(settings),

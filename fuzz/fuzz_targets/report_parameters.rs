@@ -7,7 +7,7 @@ fuzz_target!(|data: &str| {
     let registry = haven::reports::Registry::shipped();
     let Ok(raw) = haven::extract::parse_query::<std::collections::HashMap<String, String>>(data) else { return };
     for plugin in registry.plugins.iter().map(|p| p.as_ref()) {
-        match haven::reports::routes::parse_parameters(plugin, raw.clone()) {
+        match haven::reports::filters::parse_parameters(plugin, raw.clone()) {
             Ok(parsed) => {
                 if let (Some(from), Some(to)) = (parsed.filters.from, parsed.filters.to_exclusive) {
                     assert!(from < to, "accepted an empty window");

@@ -69,7 +69,7 @@ pub struct RecoveryCodes {
 
 /// Whether `role` in an organisation with `setting` must log in with a second factor.
 pub fn required(state: &AppState, role: Role, setting: Option<bool>) -> bool {
-    role == Role::Caseworker && setting.unwrap_or(state.settings.env == Environment::Production)
+    crate::domain::policy::reaches_identities(role) && setting.unwrap_or(state.settings.env == Environment::Production)
 }
 
 fn totp(secret: Vec<u8>, email: &str) -> ApiResult<Totp> {
@@ -232,7 +232,7 @@ pub async fn confirm(
         .collect();
     let hashes: Vec<Vec<u8>> = codes.iter().map(|c| code_hash(c)).collect();
     let mut conn = state.pool.get().await?;
-    let caseworker = holder.role == Role::Caseworker;
+    let caseworker = crate::domain::policy::reaches_identities(holder.role);
     let subject = Principal {
         user_id: holder.id,
         organization_id: holder.organization_id,

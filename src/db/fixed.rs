@@ -4,7 +4,8 @@
 //! every call: one more round trip per statement. A `Fixed` statement has a `'static` text with
 //! `$1`, `$2`, ... placeholders, so the connection's statement cache keys it by that text and its
 //! bind types. Use it for hot statements whose SQL is a constant; `sql_query` stays right for
-//! statements assembled at run time.
+//! statements assembled at run time. Every `$n` in the text is a placeholder, in an SQL comment
+//! too: a comment names its values in words.
 
 use std::marker::PhantomData;
 

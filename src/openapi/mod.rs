@@ -27,7 +27,7 @@ Victim identities are only ever shown to the caseworkers entitled to them."
     ),
     modifiers(&BearerScheme, &CommonResponses),
     components(
-        schemas(Problem, FieldError, FieldErrorCode, crate::reports::routes::ReportFormat),
+        schemas(Problem, FieldError, FieldErrorCode, crate::reports::filters::ReportFormat),
         responses(
             responses::BadRequest,
             responses::Unauthorized,

@@ -1,9 +1,15 @@
 //! What a report may be restricted by: the framework's month window and the whitelisted filter
-//! fields (fixed in a declarative plugin, or set by the caller where the plugin allows it).
+//! fields (fixed in a declarative plugin, or set by the caller where the plugin allows it), and a
+//! run's query read as a whole (`parse_parameters`).
+
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::ReportPlugin;
+use super::counting::Filters;
+use crate::error::{ApiError, ApiResult, FieldError};
 use crate::text_enum;
 
 /// A month, `YYYY-MM`: the finest time grain of a report parameter.
@@ -97,4 +103,98 @@ impl FilterField {
             FilterField::CountryOfExploitation => "v.country_of_exploitation::text = ANY({})",
         }
     }
+}
+
+const FRAMEWORK_PARAMS: [&str; 4] = ["from", "to", "operation", "format"];
+
+/// A report run's query, checked: the report's own parameters, the framework's filters, and
+/// whether CSV was asked for.
+pub struct ReportParameters {
+    pub own: HashMap<String, String>,
+    pub filters: Filters,
+    pub csv: bool,
+}
+
+pub fn parse_parameters(plugin: &dyn ReportPlugin, raw: HashMap<String, String>) -> ApiResult<ReportParameters> {
+    let specs = plugin.parameters();
+    let mut errors = Vec::new();
+    let mut own = HashMap::new();
+    for (name, value) in &raw {
+        if FRAMEWORK_PARAMS.contains(&name.as_str()) {
+            continue;
+        }
+        match specs.iter().find(|s| s.name == name) {
+            // The name is the client's and is not repeated back.
+            None => errors.push(FieldError::new(
+                "query",
+                "holds a parameter this report does not take (its name is not repeated back)",
+            )),
+            Some(spec) if !spec.values.contains(&value.as_str()) => {
+                errors.push(FieldError::new(spec.name, format!("must be one of: {}", spec.values.join(", "))))
+            }
+            Some(_) => {
+                own.insert(name.clone(), value.clone());
+            }
+        }
+    }
+    let month = |name: &'static str, errors: &mut Vec<FieldError>| {
+        raw.get(name).and_then(|v| match Month::try_from(v.clone()) {
+            Ok(m) => Some(m.0),
+            Err(e) => {
+                errors.push(FieldError::new(name, e));
+                None
+            }
+        })
+    };
+    let from = month("from", &mut errors);
+    let to_exclusive = month("to", &mut errors).and_then(|d| d.checked_add_months(chrono::Months::new(1)));
+    if let (Some(f), Some(t)) = (from, to_exclusive)
+        && f >= t
+    {
+        errors.push(FieldError::new("to", "must not be before from"));
+    }
+    let operation = raw.get("operation").and_then(|o| match crate::domain::OperationTag::parse(o) {
+        Ok(tag) => Some(tag.into_string()),
+        Err(message) => {
+            errors.push(FieldError::new("operation", message));
+            None
+        }
+    });
+    let csv = match raw.get("format").map(String::as_str) {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => {
+            errors.push(FieldError::new("format", "must be one of: json, csv"));
+            false
+        }
+    };
+    if errors.is_empty() {
+        Ok(ReportParameters { own, filters: Filters { from, to_exclusive, operation }, csv })
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
+/// The framework's filters every report takes (documentation: the query is read as a whole by
+/// `parse_parameters`, with the report's own parameters).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ReportWindow {
+    /// First month, YYYY-MM.
+    #[param(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$")]
+    from: Option<String>,
+    /// Last month, YYYY-MM, not before `from`.
+    #[param(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$")]
+    to: Option<String>,
+    /// Only victims identified in this operation.
+    operation: Option<crate::domain::OperationTag>,
+}
+
+/// How a report's table is rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportFormat {
+    Json,
+    Csv,
 }

@@ -17,6 +17,7 @@ pub mod counting;
 pub mod declarative;
 pub mod filters;
 pub mod grid;
+pub mod listing;
 pub mod measure;
 pub mod output;
 pub mod plugins;

@@ -1,62 +1,23 @@
 //! The reports' HTTP face: parses requests and renders answers. What a caller receives is
 //! decided by `release.rs`; budgets by `budget.rs`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use actix_web::{HttpRequest, HttpResponse, get, http::header, put, web};
 use diesel_async::AsyncConnection;
-use serde::Serialize;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::budget::{self, AllowanceChange, Budget};
-use super::catalogue::Dimension;
-use super::counting::Filters;
-use super::filters::Month;
-use super::output::{self, NoiseStatement};
+use super::filters::{ReportFormat, ReportParameters, ReportWindow, parse_parameters};
+use super::listing::ReportInfo;
+use super::output;
 use super::release::{self, Ask};
-use super::{ParamSpec, ReportPlugin, measure};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
-use crate::config::Settings;
-use crate::domain::{Role, policy};
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::domain::policy;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, RequestContext};
 use crate::state::AppState;
-
-/// How a report's guarded releases are made, at the deployment's settings.
-#[derive(Serialize, ToSchema)]
-pub struct ReportPrivacy {
-    /// Most values one victim counts under, per multi-valued dimension of the default table.
-    pub bounds: BTreeMap<String, u32>,
-    /// Measured entries one victim can move, each by one (L1 and squared L2 sensitivity).
-    pub sensitivity: u64,
-    pub noise: NoiseStatement,
-    /// The other OpenDP mechanism at the same privacy cost, for comparison.
-    pub alternative: NoiseStatement,
-    /// Expected error of a cell: half-width of its 95% interval.
-    pub cell_margin: i64,
-    /// Privacy cost of a new release (zCDP rho), and the same as (epsilon, delta)-DP.
-    pub rho: f64,
-    pub epsilon: f64,
-    pub delta: f64,
-}
-
-/// A report of the catalogue.
-#[derive(Serialize, ToSchema)]
-pub struct ReportInfo {
-    #[schema(example = "trafficking-flows")]
-    pub id: String,
-    pub title: String,
-    pub description: String,
-    /// Its own parameters; every report also takes `from`, `to` (YYYY-MM), `operation` and `format`.
-    pub parameters: Vec<ParamSpec>,
-    /// Dimensions of its table with default parameters.
-    pub dimensions: Vec<Dimension>,
-    pub roles: Vec<Role>,
-    /// Noise and bounds of a guarded release of the default table.
-    pub privacy: ReportPrivacy,
-}
 
 /// The report catalogue: the reports your role may run.
 #[utoipa::path(
@@ -75,151 +36,11 @@ pub async fn list_reports(state: web::Data<AppState>, principal: Principal) -> A
     Ok(HttpResponse::Ok().content_type("application/json").body(json))
 }
 
-fn privacy_of(dims: &[Dimension], settings: &Settings) -> Result<ReportPrivacy, String> {
-    let [noise, alternative] = measure::calibrate(measure::sensitivity_of(dims), settings.dp_rho)?;
-    let round = |x: f64| (x * 100.0).round() / 100.0;
-    Ok(ReportPrivacy {
-        bounds: dims.iter().filter_map(|d| d.bound().map(|b| (d.to_string(), b))).collect(),
-        sensitivity: noise.sensitivity,
-        noise: NoiseStatement { mechanism: noise.mechanism, noise_sd: round(noise.sd) },
-        alternative: NoiseStatement { mechanism: alternative.mechanism, noise_sd: round(alternative.sd) },
-        cell_margin: measure::margin(noise.sd * noise.sd),
-        rho: settings.dp_rho,
-        epsilon: (measure::epsilon_at(settings.dp_rho, settings.dp_delta)? * 1000.0).ceil() / 1000.0,
-        delta: settings.dp_delta,
-    })
-}
-
-/// The catalogue each role sees, serialised once at start: the registry and the settings never
-/// change while the service runs.
-pub fn catalogues(registry: &super::Registry, settings: &Settings) -> HashMap<Role, String> {
-    Role::ALL
-        .iter()
-        .map(|role| {
-            let infos: Vec<ReportInfo> = registry
-                .plugins
-                .iter()
-                .filter(|p| p.roles().contains(role))
-                .filter_map(|p| {
-                    let dimensions = p.table(&HashMap::new()).map(|t| t.dimensions).unwrap_or_default();
-                    let privacy = privacy_of(&dimensions, settings)
-                        .map_err(|e| tracing::error!(report = p.id(), error = %e, "noise calibration"))
-                        .ok()?;
-                    Some(ReportInfo {
-                        id: p.id().to_owned(),
-                        title: p.title().to_owned(),
-                        description: p.description().to_owned(),
-                        parameters: p.parameters(),
-                        dimensions,
-                        roles: p.roles().to_vec(),
-                        privacy,
-                    })
-                })
-                .collect();
-            (*role, serde_json::to_string(&infos).unwrap_or_else(|_| "[]".into()))
-        })
-        .collect()
-}
-
-const FRAMEWORK_PARAMS: [&str; 4] = ["from", "to", "operation", "format"];
-
-/// A report run's query, checked: the report's own parameters, the framework's filters, and
-/// whether CSV was asked for.
-pub struct ReportParameters {
-    pub own: HashMap<String, String>,
-    pub filters: Filters,
-    pub csv: bool,
-}
-
-pub fn parse_parameters(plugin: &dyn ReportPlugin, raw: HashMap<String, String>) -> ApiResult<ReportParameters> {
-    let specs = plugin.parameters();
-    let mut errors = Vec::new();
-    let mut own = HashMap::new();
-    for (name, value) in &raw {
-        if FRAMEWORK_PARAMS.contains(&name.as_str()) {
-            continue;
-        }
-        match specs.iter().find(|s| s.name == name) {
-            // The name is the client's and is not repeated back.
-            None => errors.push(FieldError::new(
-                "query",
-                "holds a parameter this report does not take (its name is not repeated back)",
-            )),
-            Some(spec) if !spec.values.contains(&value.as_str()) => {
-                errors.push(FieldError::new(spec.name, format!("must be one of: {}", spec.values.join(", "))))
-            }
-            Some(_) => {
-                own.insert(name.clone(), value.clone());
-            }
-        }
-    }
-    let month = |name: &'static str, errors: &mut Vec<FieldError>| {
-        raw.get(name).and_then(|v| match Month::try_from(v.clone()) {
-            Ok(m) => Some(m.0),
-            Err(e) => {
-                errors.push(FieldError::new(name, e));
-                None
-            }
-        })
-    };
-    let from = month("from", &mut errors);
-    let to_exclusive = month("to", &mut errors).and_then(|d| d.checked_add_months(chrono::Months::new(1)));
-    if let (Some(f), Some(t)) = (from, to_exclusive)
-        && f >= t
-    {
-        errors.push(FieldError::new("to", "must not be before from"));
-    }
-    let operation = raw.get("operation").and_then(|o| match crate::domain::OperationTag::parse(o) {
-        Ok(tag) => Some(tag.into_string()),
-        Err(message) => {
-            errors.push(FieldError::new("operation", message));
-            None
-        }
-    });
-    let csv = match raw.get("format").map(String::as_str) {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(_) => {
-            errors.push(FieldError::new("format", "must be one of: json, csv"));
-            false
-        }
-    };
-    if errors.is_empty() {
-        Ok(ReportParameters { own, filters: Filters { from, to_exclusive, operation }, csv })
-    } else {
-        Err(ApiError::Validation(errors))
-    }
-}
-
 fn wants_csv(req: &HttpRequest) -> bool {
     req.headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|m| m.trim().starts_with("text/csv")))
-}
-
-/// The framework's filters every report takes (documentation: the query is read as a whole by
-/// `parse_parameters`, with the report's own parameters).
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct ReportWindow {
-    /// First month, YYYY-MM.
-    #[param(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$")]
-    from: Option<String>,
-    /// Last month, YYYY-MM, not before `from`.
-    #[param(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$")]
-    to: Option<String>,
-    /// Only victims identified in this operation.
-    operation: Option<crate::domain::OperationTag>,
-}
-
-/// How a report's table is rendered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ReportFormat {
-    Json,
-    Csv,
 }
 
 /// Run a report. Parameters are the report's own (see the catalogue) plus `from` and `to`
@@ -311,9 +132,7 @@ async fn answer(
     csv_asked: bool,
 ) -> ApiResult<HttpResponse> {
     let plugin = state.reports.get(id).ok_or(ApiError::NotFound)?;
-    if !plugin.roles().contains(&principal.role) {
-        return Err(ApiError::Forbidden);
-    }
+    policy::run_report(principal, plugin.roles()).require()?;
     let ReportParameters { own, filters, csv } = parse_parameters(plugin, query)?;
     let result = release::answer(state, principal, ctx, Ask { plugin, own, filters }).await?;
     if csv || csv_asked {

@@ -75,7 +75,7 @@ pub async fn reset_user(
         (*conn)
             .transaction::<_, ApiError, _>(async move |conn: &mut AsyncPgConnection| {
                 let role: Role = users::table.find(id).select(users::role).for_update().first(conn).await?;
-                let caseworker = role == Role::Caseworker;
+                let caseworker = policy::reaches_identities(role);
                 // Whatever waited for approval was about the old credential: a new request replaces
                 // it, so an approver never confirms a password the person did not set last.
                 grants::withdraw_pending(conn, &ctx, &principal, id, false).await?;
@@ -146,7 +146,7 @@ pub async fn reset_second_factor(
                 let role: Role = users::table.find(id).select(users::role).for_update().first(conn).await?;
                 grants::withdraw_pending(conn, &ctx, &principal, id, false).await?;
                 crate::auth::second_factor_store::remove(conn, id).await?;
-                if role == Role::Caseworker {
+                if policy::reaches_identities(role) {
                     // The admin who reset it must not be the one to approve the next factor (D81),
                     // and until one is approved the account waits.
                     diesel::update(users::table.find(id))

@@ -149,7 +149,7 @@ pub async fn create_user(
     let ttl = state.settings.enrolment_ttl_hours;
     let created = (*conn)
         .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
-            let caseworker = body.role == Role::Caseworker;
+            let caseworker = policy::reaches_identities(body.role);
             let credential =
                 super::NewCredential::Enrolment { issued_by: principal.user_id, awaiting_approval: caseworker };
             let user = super::insert(conn, org, body.email.as_str(), body.role, credential).await.map_err(|e| {
@@ -261,9 +261,9 @@ pub async fn update_user(
         return Err(ApiError::Conflict("You cannot change your own role or disable yourself.".into()));
     }
     let grant_kind = match (role, enable) {
-        (Some(Role::Caseworker), false) => Some(GrantKind::Promotion),
-        (None, true) if current.role == Role::Caseworker => Some(GrantKind::ReEnable),
-        (Some(Role::Caseworker), true) => {
+        (Some(new), false) if policy::reaches_identities(new) => Some(GrantKind::Promotion),
+        (None, true) if policy::reaches_identities(current.role) => Some(GrantKind::ReEnable),
+        (Some(new), true) if policy::reaches_identities(new) => {
             return Err(ApiError::validation(
                 "body",
                 "a promotion to caseworker and enabling the account are approved separately; enable it first",
@@ -284,7 +284,7 @@ pub async fn update_user(
         (*conn)
             .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
                 // Leaving the caseworker role ends any wait for caseworker access.
-                let leaves_caseworker = role.is_some() && current.role == Role::Caseworker;
+                let leaves_caseworker = role.is_some() && policy::reaches_identities(current.role);
                 if leaves_caseworker {
                     grants::withdraw_pending(conn, &ctx, &principal, id, false).await?;
                 }

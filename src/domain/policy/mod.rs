@@ -79,6 +79,12 @@ pub fn read_user(p: &Principal, user: Uuid, org: Uuid) -> Access {
     if p.user_id == user { Access::Allowed } else { read_users(p, org) }
 }
 
+/// Whether an account of this role reaches identities: only caseworkers do, so only their
+/// credentials, access and second factors wait for a second person (the two-person rule).
+pub fn reaches_identities(role: Role) -> bool {
+    role == Role::Caseworker
+}
+
 /// A change to a staff account, as the policy weighs it. (Whether it also waits for a second
 /// person is the grant rule's business, not this one's.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +202,16 @@ pub fn audit_scope(p: &Principal, requested: Option<Uuid>) -> Result<Option<Uuid
             scoped(p, org, &[Role::Admin, Role::Auditor], false).require().map(|_| Some(org))
         }
     }
+}
+
+/// Running reports and reading one's own budget: everyone but auditors, whose role is the log.
+pub fn run_reports(p: &Principal) -> Access {
+    if p.role == Role::Auditor { Access::Forbidden } else { Access::Allowed }
+}
+
+/// Running one report: the roles its plugin names (the catalogue lists each role's).
+pub fn run_report(p: &Principal, roles: &[Role]) -> Access {
+    if roles.contains(&p.role) { Access::Allowed } else { Access::Forbidden }
 }
 
 /// Whose organisations a caller lists: `None` means all (host admins and auditors).

@@ -15,7 +15,8 @@ pub const LIVE: [ReferralStatus; 2] = [ReferralStatus::Pending, ReferralStatus::
 /// How a victim relates to the caller's organisation through referrals to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Relation {
-    /// No live referral of the victim to the caller's organisation (or the caller owns it).
+    /// No live referral of the victim to the caller's organisation. (For the owning organisation
+    /// the policy ignores referrals: what one gives is the receiver's business.)
     None,
     /// Referred to the caller's organisation and not yet finished.
     Referred {
@@ -125,11 +126,6 @@ pub fn move_referral(p: &Principal, side_org: Uuid) -> Access {
 pub fn referral_list_scope(p: &Principal) -> Result<Option<Uuid>, ApiError> {
     refuse_partners(p)?;
     Ok(if p.is_host && p.role == Role::Auditor { None } else { Some(p.organization_id) })
-}
-
-/// Running reports and reading one's own budget: everyone but auditors, whose role is the log.
-pub fn run_reports(p: &Principal) -> Access {
-    if p.role == Role::Auditor { Access::Forbidden } else { Access::Allowed }
 }
 
 #[cfg(test)]

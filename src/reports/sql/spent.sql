@@ -1,5 +1,7 @@
--- Privacy budget spent in the periods from $1 up to $2 (exclusive): by organisation $3 (rho and
--- releases), by everyone (the deployment cap), and $3's allowance if one is set.
+-- Privacy budget spent in a range of periods: by one organisation (rho and releases), by everyone
+-- (the deployment cap), and that organisation's allowance if one is set.
+-- Bound: the first period, the end of the range (exclusive), the organisation. (`db::fixed` reads
+-- every dollar-number in this text as a placeholder, comments included: name them in words here.)
 SELECT coalesce(sum(rho) FILTER (WHERE organization_id = $3), 0) AS own,
        coalesce(sum(releases) FILTER (WHERE organization_id = $3), 0)::bigint AS releases,
        coalesce(sum(rho), 0) AS everyone,
