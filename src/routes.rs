@@ -42,6 +42,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(victims::routes::list_victims)
             .service(victims::routes::create_victim)
             .service(victims::search::search_victims)
+            .service(victims::assignment::get_assignment)
+            .service(victims::assignment::assign_case)
             .service(victims::routes::get_victim)
             .service(victims::routes::update_victim)
             .service(assistance::routes::list_assistance)

@@ -51,10 +51,10 @@ pub async fn create_assistance(
     }
     policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
-    let Visible { row: victim, sight, relation } =
+    let Visible { row: victim, sight, relation, custody } =
         access::load_visible(&state, &mut conn, &ctx, &principal, victim_id).await?;
     let org = principal.organization_id;
-    policy::record_assistance(&principal, victim.organization_id, relation).require()?;
+    policy::record_assistance(&principal, victim.organization_id, relation, custody).require()?;
     let id = input.id.unwrap_or_else(Uuid::now_v7);
     let sealed = input.notes.as_ref().map(|n| state.identity_keys.seal(Purpose::AssistanceNotes, id, n.as_bytes()));
     let (notes_key_id, notes_nonce, notes_ciphertext) = Sealed::columns(sealed);

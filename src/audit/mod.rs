@@ -44,6 +44,8 @@ text_enum! {
         AccessDenied => "access.denied",
         VictimCreated => "victim.create",
         VictimUpdated => "victim.update",
+        /// Who works a case changed (its assigned caseworkers, its restriction).
+        VictimAssigned => "victim.assign",
         IdentityRead => "victim.identity_read",
         VictimSearched => "victim.search",
         AssistanceCreated => "assistance.create",

@@ -218,7 +218,27 @@ diesel::joinable!(users -> organizations (organization_id));
 diesel::joinable!(access_grants -> users (user_id));
 diesel::joinable!(victim_identities -> victims (victim_id));
 diesel::joinable!(assistance_records -> victims (victim_id));
+diesel::table! {
+    case_assignments (victim_id, user_id) {
+        victim_id -> Uuid,
+        user_id -> Uuid,
+        organization_id -> Uuid,
+        assigned_at -> Timestamptz,
+        assigned_by -> Uuid,
+    }
+}
+
+diesel::table! {
+    restricted_cases (victim_id) {
+        victim_id -> Uuid,
+        organization_id -> Uuid,
+        restricted_at -> Timestamptz,
+        restricted_by -> Uuid,
+    }
+}
+
 diesel::joinable!(referrals -> victims (victim_id));
+diesel::joinable!(restricted_cases -> victims (victim_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 
@@ -235,6 +255,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     referrals,
     enrolments,
     access_grants,
+    case_assignments,
+    restricted_cases,
 );
 
 diesel::table! {

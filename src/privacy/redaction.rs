@@ -12,7 +12,7 @@ use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
 
 use crate::domain::Principal;
-use crate::domain::policy::{self, Relation, VictimSight};
+use crate::domain::policy::{self, Custody, Relation, VictimSight};
 use crate::error::ApiError;
 
 /// Proof that the caller may see this victim's identity. Not constructible outside this module.
@@ -44,10 +44,17 @@ impl Sight {
     }
 }
 
-/// What `p` may see of `victim`, held by `victim_org` and related to the caller's organisation by
-/// `relation`: the policy decides, and a grant is made only for an identity decision.
-pub fn sight(p: &Principal, victim: Uuid, victim_org: Uuid, relation: Relation) -> Result<Sight, ApiError> {
-    Ok(match policy::victim_sight(p, victim_org, relation)? {
+/// What `p` may see of `victim`, held by `victim_org`, related to the caller's organisation by
+/// `relation` and worked as `custody` says: the policy decides, and a grant is made only for an
+/// identity decision.
+pub fn sight(
+    p: &Principal,
+    victim: Uuid,
+    victim_org: Uuid,
+    relation: Relation,
+    custody: Custody,
+) -> Result<Sight, ApiError> {
+    Ok(match policy::victim_sight(p, victim_org, relation, custody)? {
         VictimSight::Identity => Sight::Identity(IdentityGrant { victim }),
         VictimSight::CaseOnly => Sight::CaseOnly,
     })
@@ -146,22 +153,27 @@ mod properties {
     }
 
     proptest! {
-        /// For any caller, organisation and relation: identities only ever reach caseworkers of the
-        /// owning organisation or of one it referred the victim to with consent; partners never see
-        /// a record; outsiders without a referral never learn that it exists.
+        /// For any caller, organisation, relation and custody: identities only ever reach caseworkers
+        /// of the owning organisation (of a restricted case, its assigned ones) or of one it
+        /// referred the victim to with consent; partners never see a record; outsiders without a
+        /// referral never learn that it exists.
         #[test]
-        fn visibility_rule(role in role(), same_org in any::<bool>(), is_host in any::<bool>(), relation in relation()) {
+        fn visibility_rule(
+            role in role(), same_org in any::<bool>(), is_host in any::<bool>(), relation in relation(),
+            restricted in any::<bool>(), assigned in any::<bool>(),
+        ) {
             let victim_org = Uuid::from_u128(1);
             let caller_org = if same_org { victim_org } else { Uuid::from_u128(2) };
             let p = Principal { user_id: Uuid::from_u128(3), organization_id: caller_org, role, session_id: Uuid::from_u128(4), is_host };
             let victim = Uuid::from_u128(5);
-            let outcome = sight(&p, victim, victim_org, relation);
+            let outcome = sight(&p, victim, victim_org, relation, Custody { restricted, assigned });
             let status = outcome.as_ref().err().map(|e| actix_web::ResponseError::status_code(e).as_u16());
             if let Ok(Sight::Identity(grant)) = &outcome {
                 prop_assert_eq!(grant.victim(), victim);
                 prop_assert_eq!(role, Role::Caseworker);
                 let shared = matches!(relation, Relation::Referred { identity_shared: true, .. });
                 prop_assert!(same_org || shared);
+                prop_assert!(!same_org || !restricted || assigned, "a restricted case: its assigned caseworkers only");
             }
             if role == Role::Partner {
                 prop_assert_eq!(status, Some(403));

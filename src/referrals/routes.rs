@@ -11,7 +11,7 @@ use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
 use crate::db::schema::referrals;
 use crate::domain::case_vocab::ReferralStatus;
-use crate::domain::policy::{self, Relation};
+use crate::domain::policy::{self, Custody, Relation};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, RequestContext, from_value};
 use crate::pagination::{self, Page};
@@ -19,6 +19,7 @@ use crate::privacy::crypto::{Purpose, Sealed};
 use crate::privacy::redaction;
 use crate::state::AppState;
 use crate::victims::access::{self, Visible};
+use crate::victims::custody;
 
 /// The view of one referral; the reason (identity-grade) only for caseworkers entitled to the
 /// victim's identity through this referral, and reading it is audited.
@@ -41,7 +42,13 @@ async fn view(
     } else {
         Relation::None
     };
-    let grant = match redaction::sight(p, row.victim_id, row.from_organization_id, relation) {
+    // On the sender's side a restricted case's reason, like its identity, is for its assigned
+    // caseworkers.
+    let custody = match p.organization_id == row.from_organization_id {
+        true => custody::custody_of(conn, &[row.victim_id], p.user_id).await?(row.victim_id),
+        false => Custody::default(),
+    };
+    let grant = match redaction::sight(p, row.victim_id, row.from_organization_id, relation, custody) {
         Ok(sight) => sight.grant(),
         Err(_) => None,
     };
@@ -94,9 +101,9 @@ pub async fn create_referral(
     let digest = crate::idempotency::digest(&state.identity_keys, &body.0);
     let input: ReferralInput = from_value(body.0)?;
     let mut conn = state.pool.get().await?;
-    let Visible { row: victim, .. } =
+    let Visible { row: victim, custody, .. } =
         access::load_visible(&state, &mut conn, &ctx, &principal, input.victim_id).await?;
-    policy::write_victim(&principal, victim.organization_id).require()?;
+    policy::write_victim(&principal, victim.organization_id, custody).require()?;
     let org = principal.organization_id;
     if input.to_organization_id == org {
         return Err(ApiError::validation("to_organization_id", "must be another organisation"));

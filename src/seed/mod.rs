@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::db::Pool;
 use crate::db::schema::{
-    assistance_records, case_counters, organizations, referrals, users, victim_identities, victims,
+    assistance_records, case_assignments, case_counters, organizations, referrals, users, victim_identities, victims,
 };
 use crate::domain::Role;
 use crate::domain::case_vocab::{ReferralStatus, Urgency};
@@ -196,6 +196,18 @@ pub async fn run(pool: &Pool, keys: &IdentityKeyring, options: &SeedOptions) -> 
                 )
             })
             .collect();
+        // Each case is worked by the caseworker who recorded it.
+        let assignments: Vec<_> = victim_rows
+            .iter()
+            .map(|(id, org, user, _)| {
+                (
+                    case_assignments::victim_id.eq(*id),
+                    case_assignments::user_id.eq(*user),
+                    case_assignments::organization_id.eq(*org),
+                    case_assignments::assigned_by.eq(*user),
+                )
+            })
+            .collect();
         let counts = (rows.len() as u64, assistance_rows.len() as u64, referral_rows.len() as u64);
         let counters: Vec<_> = orgs
             .iter()
@@ -212,6 +224,11 @@ pub async fn run(pool: &Pool, keys: &IdentityKeyring, options: &SeedOptions) -> 
                     .execute(conn)
                     .await?;
                 diesel::insert_into(victims::table).values(rows).on_conflict_do_nothing().execute(conn).await?;
+                diesel::insert_into(case_assignments::table)
+                    .values(assignments)
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await?;
                 if !identity_rows.is_empty() {
                     diesel::insert_into(victim_identities::table)
                         .values(identity_rows)

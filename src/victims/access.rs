@@ -6,10 +6,10 @@ use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
 use super::model::{CaseFile, IdentityPart, VictimRow, VictimView};
-use super::store;
+use super::{custody, store};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
-use crate::domain::Principal;
-use crate::domain::policy::{self, Relation};
+use crate::domain::policy::{self, Custody, Relation};
+use crate::domain::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::RequestContext;
 use crate::privacy::crypto::Sealed;
@@ -17,11 +17,13 @@ use crate::privacy::identity::{self, Identity};
 use crate::privacy::redaction::{self, IdentityGrant, Sight};
 use crate::state::AppState;
 
-/// A victim the caller may see, what they may see of it, and how it is referred to them.
+/// A victim the caller may see, what they may see of it, how it is referred to them, and who
+/// works it as it concerns them.
 pub struct Visible {
     pub row: VictimRow,
     pub sight: Sight,
     pub relation: Relation,
+    pub custody: Custody,
 }
 
 /// Loads a victim and what the caller may see of it, in one query on `conn`. An unknown id and
@@ -43,11 +45,11 @@ pub async fn load_visible(
         audit_refusal(state, ctx, principal, id, status);
         Err(refusal)
     };
-    let Some((row, relation)) = store::find_in_scope(conn, id, scope).await? else {
+    let Some((row, relation, custody)) = store::find_in_scope(conn, id, scope, principal.user_id).await? else {
         return refused(ApiError::NotFound);
     };
-    match redaction::sight(principal, row.id, row.organization_id, relation) {
-        Ok(sight) => Ok(Visible { row, sight, relation }),
+    match redaction::sight(principal, row.id, row.organization_id, relation, custody) {
+        Ok(sight) => Ok(Visible { row, sight, relation, custody }),
         Err(refusal) => refused(refusal),
     }
 }
@@ -120,9 +122,13 @@ pub async fn list_views(
     principal: &Principal,
     rows: Vec<VictimRow>,
 ) -> ApiResult<Vec<VictimView>> {
+    // Custody matters only to caseworkers: nobody else sees an identity.
+    let ids: Vec<Uuid> =
+        if principal.role == Role::Caseworker { rows.iter().map(|r| r.id).collect() } else { Vec::new() };
+    let custody = custody::custody_of(conn, &ids, principal.user_id).await?;
     let grants: Vec<Option<IdentityGrant>> = rows
         .iter()
-        .map(|r| redaction::sight(principal, r.id, r.organization_id, Relation::None).map(|s| s.grant()))
+        .map(|r| redaction::sight(principal, r.id, r.organization_id, Relation::None, custody(r.id)).map(|s| s.grant()))
         .collect::<Result<_, _>>()?;
     let wanted: Vec<Uuid> = rows.iter().zip(&grants).filter(|(_, g)| g.is_some()).map(|(r, _)| r.id).collect();
     let mut sealed: std::collections::HashMap<Uuid, _> = if wanted.is_empty() {

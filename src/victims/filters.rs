@@ -11,6 +11,13 @@ use crate::domain::{CountryCode, OperationTag};
 use crate::error::ApiResult;
 use crate::pagination;
 
+/// Whose cases: `me` (the caller's). An enum, so other values (a colleague's id) can join later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AssignedTo {
+    Me,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -23,6 +30,9 @@ pub struct VictimQuery {
     pub citizenship: Option<CountryCode>,
     pub country_of_exploitation: Option<CountryCode>,
     pub operation: Option<OperationTag>,
+    /// `me`: only the cases you are assigned to.
+    #[param(inline)]
+    pub assigned_to: Option<AssignedTo>,
     /// Identified on or after this date.
     pub identified_from: Option<NaiveDate>,
     /// Identified on or before this date.
@@ -46,6 +56,7 @@ pub struct VictimFilters {
     pub citizenship: Option<CountryCode>,
     pub country_of_exploitation: Option<CountryCode>,
     pub operation: Option<OperationTag>,
+    pub assigned_to_me: bool,
     pub identified_from: Option<NaiveDate>,
     pub identified_to: Option<NaiveDate>,
     pub updated_since: Option<DateTime<Utc>>,
@@ -65,6 +76,7 @@ impl VictimQuery {
             trafficking_status: self.trafficking_status,
             exploitation_type: self.exploitation_type,
             operation: self.operation,
+            assigned_to_me: self.assigned_to == Some(AssignedTo::Me),
             identified_from: self.identified_from,
             identified_to: self.identified_to,
             updated_since: self.updated_since,
@@ -83,6 +95,9 @@ mod tests {
         assert_eq!(f.citizenship.map(|c| c.as_str().to_owned()), Some("PER".into()));
         assert_eq!(f.operation.as_ref().map(OperationTag::as_str), Some("OP-1"));
         assert_eq!(f.limit, 5);
+        assert!(!f.assigned_to_me);
+        assert!(parse_query::<VictimQuery>("assigned_to=me").unwrap().parse().unwrap().assigned_to_me);
+        assert!(parse_query::<VictimQuery>("assigned_to=you").is_err());
         assert!(parse_query::<VictimQuery>("limit=0").unwrap().parse().is_err());
         // Exactly what the document lists: an assigned code, in capitals, nothing around it.
         for bad in ["ZZZ", "per", "%20PER", "PER%E3%80%80"] {

@@ -1,6 +1,8 @@
 //! Victims: case files, their encrypted identities, and the handlers in `routes`.
 
 pub mod access;
+pub mod assignment;
+pub mod custody;
 pub mod filters;
 pub mod model;
 pub mod routes;

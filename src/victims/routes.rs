@@ -7,11 +7,11 @@ use uuid::Uuid;
 use super::access::{self, Visible};
 use super::filters::VictimQuery;
 use super::model::{CaseFile, IdentityPart, ValidVictim, VictimInput, VictimRow, VictimView};
-use super::store;
+use super::{custody, store};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
-use crate::db::schema::victims;
-use crate::domain::policy::{self, Relation};
+use crate::db::schema::{case_assignments, victims};
+use crate::domain::policy::{self, Custody, Relation};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, IfMatch, RequestContext, etag, from_value};
 use crate::pagination::{self, Page};
@@ -58,7 +58,7 @@ pub async fn create_victim(
     ctx: RequestContext,
     body: ApiJson<Value>,
 ) -> ApiResult<HttpResponse> {
-    policy::write_victim(&principal, principal.organization_id).require()?;
+    policy::write_victim(&principal, principal.organization_id, Custody::CREATOR).require()?;
     let digest = crate::idempotency::digest(&state.identity_keys, &body.0);
     let input = ValidVictim::try_from(from_value::<VictimInput>(body.0)?).map_err(ApiError::Validation)?;
     let id = input.id.unwrap_or_else(Uuid::now_v7);
@@ -75,6 +75,8 @@ pub async fn create_victim(
             if let Some(sealed) = sealed {
                 store::store_identity(conn, id, org, sealed).await?;
             }
+            // Its creator works the case until someone reassigns it.
+            custody::assign_creator(conn, id, org, principal.user_id).await?;
             let event = Event::new(AuditAction::VictimCreated, AuditOutcome::Success)
                 .by(&principal)
                 .target("victim", id)
@@ -83,7 +85,12 @@ pub async fn create_victim(
             Ok((row, true))
         })
         .await?;
-    let sight = redaction::sight(&principal, row.id, row.organization_id, Relation::None)?;
+    // A retry by a colleague finds the case as it stands now.
+    let custody = match created {
+        true => Custody::CREATOR,
+        false => custody::custody_of(&mut conn, &[row.id], principal.user_id).await?(row.id),
+    };
+    let sight = redaction::sight(&principal, row.id, row.organization_id, Relation::None, custody)?;
     let view = match sight.grant() {
         // The creator gets back the identity it has just sent: that is no read of a stored
         // identity, so no second audited transaction. A retry answers from what is stored.
@@ -205,8 +212,8 @@ pub async fn update_victim(
     }
     policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
-    let Visible { row, .. } = access::load_visible(&state, &mut conn, &ctx, &principal, id).await?;
-    policy::write_victim(&principal, row.organization_id).require()?;
+    let Visible { row, custody, .. } = access::load_visible(&state, &mut conn, &ctx, &principal, id).await?;
+    policy::write_victim(&principal, row.organization_id, custody).require()?;
     let version = if_match.against(row.version)?;
     let changed: Vec<String> = fields.keys().cloned().collect();
     let (updated, view) = (*conn)
@@ -253,7 +260,7 @@ pub async fn update_victim(
                 .target("victim", id)
                 .details(serde_json::json!({ "fields": changed, "version": updated.version }));
             audit::record(conn, &ctx, event).await?;
-            let sight = redaction::sight(&principal, id, updated.organization_id, Relation::None)?;
+            let sight = redaction::sight(&principal, id, updated.organization_id, Relation::None, custody)?;
             let view = access::view_of(&state, conn, &ctx, &principal, &updated, sight).await?;
             Ok((updated, view))
         })
@@ -306,6 +313,12 @@ pub async fn list_victims(
     }
     if let Some(op) = f.operation {
         sql = sql.filter(victims::operation.eq(op));
+    }
+    if f.assigned_to_me {
+        let mine = case_assignments::table
+            .filter(case_assignments::user_id.eq(principal.user_id))
+            .select(case_assignments::victim_id);
+        sql = sql.filter(victims::id.eq_any(mine));
     }
     if let Some(from) = f.identified_from {
         sql = sql.filter(victims::identified_on.ge(from));

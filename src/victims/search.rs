@@ -14,7 +14,7 @@ use super::model::VictimRow;
 use super::model::VictimView;
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
-use crate::db::schema::{victim_identities, victims};
+use crate::db::schema::{case_assignments, restricted_cases, victim_identities, victims};
 use crate::domain::policy;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, RequestContext};
@@ -104,9 +104,16 @@ pub async fn search_victims(
             let rows: Vec<VictimRow> = match &hash {
                 None => Vec::new(),
                 Some(hash) => {
+                    // A restricted case is found only by its assigned caseworkers: a match alone
+                    // would tell anyone else whose case it is.
+                    let restricted = restricted_cases::table.filter(restricted_cases::victim_id.eq(victims::id));
+                    let mine = case_assignments::table
+                        .filter(case_assignments::victim_id.eq(victims::id))
+                        .filter(case_assignments::user_id.eq(principal.user_id));
                     let mut sql = victims::table
                         .inner_join(victim_identities::table)
                         .filter(victims::organization_id.eq(org))
+                        .filter(diesel::dsl::not(diesel::dsl::exists(restricted)).or(diesel::dsl::exists(mine)))
                         .select(VictimRow::as_select())
                         .into_boxed();
                     sql = if by == "name" {

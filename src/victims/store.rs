@@ -5,9 +5,9 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::model::{ValidVictim, VictimRow};
-use crate::db::schema::{case_counters, referrals, victim_identities, victims};
+use crate::db::schema::{case_assignments, case_counters, referrals, restricted_cases, victim_identities, victims};
 use crate::domain::case_vocab::ReferralStatus;
-use crate::domain::policy::{self, LIVE, Relation};
+use crate::domain::policy::{self, Custody, LIVE, Relation};
 use crate::idempotency::CreateOnce;
 use crate::privacy::crypto::Sealed;
 use crate::privacy::identity::StoredIdentity;
@@ -16,8 +16,8 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
     victims::table.find(id).select(VictimRow::as_select()).first(conn).await.optional()
 }
 
-/// The victim and how it is referred to `org`, in one query, if the victim is a candidate for the
-/// caller's sight: its organisation's, referred to it, or any (`org` none: host auditors). The
+/// The victim, how it is referred to `org` and its custody as it concerns `user` (restricted,
+/// assigned to them), in one query, if the victim is a candidate for the caller's sight: its organisation's, referred to it, or any (`org` none: host auditors). The
 /// policy (`policy::victim_sight`) still decides; this filter only makes a record the caller
 /// cannot see cost what an unknown id costs, so response times do not reveal which ids exist
 /// (README, "Roles and what each sees"): neither is read, decoded or sent. This is the one query
@@ -26,7 +26,8 @@ pub async fn find_in_scope(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     org: Option<Uuid>,
-) -> QueryResult<Option<(VictimRow, Relation)>> {
+    user: Uuid,
+) -> QueryResult<Option<(VictimRow, Relation, Custody)>> {
     // Two fixed query shapes (no boxing, no SQL literal), so diesel prepares each once per
     // connection: this is the hottest read of the service.
     let caller = org.unwrap_or(Uuid::nil());
@@ -37,18 +38,33 @@ pub async fn find_in_scope(
                 .and(referrals::to_organization_id.eq(caller))
                 .and(referrals::status.eq_any(LIVE))),
         )
+        .left_join(restricted_cases::table)
+        .left_join(
+            case_assignments::table
+                .on(case_assignments::victim_id.eq(victims::id).and(case_assignments::user_id.eq(user))),
+        )
         .filter(victims::id.eq(id))
-        .select((VictimRow::as_select(), (referrals::status, referrals::identity_shared).nullable()));
-    let rows: Vec<(VictimRow, Option<(ReferralStatus, bool)>)> = match org {
+        .select((
+            VictimRow::as_select(),
+            (referrals::status, referrals::identity_shared).nullable(),
+            restricted_cases::victim_id.nullable(),
+            case_assignments::user_id.nullable(),
+        ));
+    type Found = (VictimRow, Option<(ReferralStatus, bool)>, Option<Uuid>, Option<Uuid>);
+    let rows: Vec<Found> = match org {
         Some(org) => {
             base.filter(victims::organization_id.eq(org).or(referrals::victim_id.is_not_null())).load(conn).await?
         }
         None => base.load(conn).await?,
     };
     // One row per live referral to the caller (or one with none).
-    let consent = <[_]>::first(&rows).is_some_and(|(row, _)| row.consent_share_with_referral_partners);
-    let relation = policy::relation(rows.iter().filter_map(|(_, referral)| *referral), consent);
-    Ok(rows.into_iter().next().map(|(row, _)| (row, relation)))
+    let Some((first, _, restricted, assigned)) = <[_]>::first(&rows) else { return Ok(None) };
+    let custody = Custody { restricted: restricted.is_some(), assigned: assigned.is_some() };
+    let relation = policy::relation(
+        rows.iter().filter_map(|(_, referral, _, _)| *referral),
+        first.consent_share_with_referral_partners,
+    );
+    Ok(rows.into_iter().next().map(|(row, ..)| (row, relation, custody)))
 }
 
 /// The organisation that holds a victim, if it exists (for filing a refusal in its audit log).

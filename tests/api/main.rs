@@ -11,6 +11,7 @@ mod world;
 
 mod audit;
 mod auth;
+mod casework;
 mod contract;
 mod docs_page;
 mod duties;

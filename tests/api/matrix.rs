@@ -43,6 +43,8 @@ const MATRIX: &[(&str, &str, [Expect; 8])] = &[
     ("patch", "/api/v1/victims/{id}", [A, F, F, F, H, H, H, F]),
     ("get", "/api/v1/victims/{id}/assistance", [A, A, A, F, H, H, H, A]),
     ("post", "/api/v1/victims/{id}/assistance", [A, F, F, F, H, H, H, F]),
+    ("get", "/api/v1/victims/{id}/assignment", [A, A, A, F, H, H, H, A]),
+    ("put", "/api/v1/victims/{id}/assignment", [A, F, F, F, H, H, H, F]),
     ("get", "/api/v1/referrals", [A, A, A, F, A, A, A, A]),
     ("post", "/api/v1/referrals", [A, F, F, F, H, H, H, F]),
     ("get", "/api/v1/referrals/{id}", [A, A, A, F, H, H, H, A]),

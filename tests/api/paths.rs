@@ -71,6 +71,10 @@ pub fn assistance(victim: impl Display) -> String {
     format!("{VICTIMS}/{victim}/assistance")
 }
 
+pub fn assignment(victim: impl Display) -> String {
+    format!("{VICTIMS}/{victim}/assignment")
+}
+
 pub fn referral(id: impl Display) -> String {
     format!("{REFERRALS}/{id}")
 }

@@ -17,6 +17,8 @@ pub struct World {
     pub org_b: Uuid,
     pub victim: Uuid,
     pub referral: Uuid,
+    /// The caseworker of A who recorded the victim (`cw_own`), who works its case.
+    pub caseworker: Uuid,
     /// A caseworker of A that the user endpoints act on.
     pub target_user: TestUser,
     /// A pending access grant in A (an auditor's promotion to caseworker).
@@ -71,7 +73,8 @@ pub async fn build() -> World {
     let resp = requester.patch(&paths::user(promoted.id), "\"1\"", json!({ "role": "caseworker" })).await;
     assert_eq!(resp.status.as_u16(), 202, "{}", resp.text);
     let grant: Uuid = resp.json()["id"].as_str().unwrap().parse().unwrap();
-    World { app, org_a, org_b, victim, referral, target_user, grant, tokens }
+    let caseworker = caseworker_a.id();
+    World { app, org_a, org_b, victim, referral, caseworker, target_user, grant, tokens }
 }
 
 /// Whether `path` lies below the collection at `collection` (a victim's path below the victims').
@@ -115,6 +118,9 @@ impl World {
                 json!({ "victim_id": self.victim, "to_organization_id": self.org_b, "service": "shelter" })
             }
             ("post", "/api/v1/referrals/{id}/decline") => json!({ "reason": "no_capacity" }),
+            ("put", "/api/v1/victims/{id}/assignment") => {
+                json!({ "caseworkers": [self.caseworker], "restricted": false })
+            }
             ("post", "/api/v1/organizations") => {
                 json!({ "name": format!("Org {}", Uuid::new_v4()), "kind": "ngo", "country": "SEN" })
             }

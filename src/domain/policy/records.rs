@@ -44,6 +44,26 @@ pub fn relation(referrals: impl IntoIterator<Item = (ReferralStatus, bool)>, con
     })
 }
 
+/// Who works a case inside its organisation, as it concerns the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Custody {
+    /// The case is restricted (a minor, a high-risk case): its identity reaches only its assigned
+    /// caseworkers.
+    pub restricted: bool,
+    /// The caller is one of its assigned caseworkers.
+    pub assigned: bool,
+}
+
+impl Custody {
+    /// The custody of a case its creator has just recorded: assigned to them, not restricted.
+    pub const CREATOR: Custody = Custody { restricted: false, assigned: true };
+
+    /// Whether the restriction keeps the caller to the case file.
+    fn keeps_out(self) -> bool {
+        self.restricted && !self.assigned
+    }
+}
+
 /// What a caller may see of one victim, when they may see it at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VictimSight {
@@ -51,17 +71,25 @@ pub enum VictimSight {
     CaseOnly,
 }
 
-/// Caseworkers see the identities of their organisation's victims and of victims referred to it
-/// with the identity shared; referred without it, the case only. Admins and auditors see case
-/// files of their organisation (host auditors: all), never identities. Partners see no
-/// individual record (403). Anything else is hidden (404).
-pub fn victim_sight(p: &Principal, victim_org: Uuid, relation: Relation) -> Result<VictimSight, ApiError> {
+/// Caseworkers see the identities of their organisation's victims (of a restricted case, only its
+/// assigned caseworkers) and of victims referred to it with the identity shared; otherwise the
+/// case only. Admins and auditors see case files of their organisation (host auditors: all), never
+/// identities. Partners see no individual record (403). Anything else is hidden (404). A
+/// restriction is the owning organisation's: what a referral made with consent shares with the
+/// receiver follows [`relation`].
+pub fn victim_sight(
+    p: &Principal,
+    victim_org: Uuid,
+    relation: Relation,
+    custody: Custody,
+) -> Result<VictimSight, ApiError> {
     let own = p.organization_id == victim_org;
     // What another organisation's referral gives is the receiver's business, never the owner's.
     let relation = if own { Relation::None } else { relation };
     let access = match p.role {
         Role::Partner => Access::Forbidden,
         Role::Caseworker => match (own, relation) {
+            (true, _) if custody.keeps_out() => return Ok(VictimSight::CaseOnly),
             (true, _) | (false, Relation::Referred { identity_shared: true, .. }) => return Ok(VictimSight::Identity),
             (false, Relation::Referred { identity_shared: false, .. }) => return Ok(VictimSight::CaseOnly),
             (false, Relation::None) => Access::Hidden,
@@ -88,10 +116,22 @@ pub fn victim_list_scope(p: &Principal) -> Result<Option<Uuid>, ApiError> {
     }
 }
 
-/// Writing a victim's case file (create, update) and referring the victim: caseworkers of the
-/// owning organisation.
-pub fn write_victim(p: &Principal, victim_org: Uuid) -> Access {
-    if p.role == Role::Caseworker && p.organization_id == victim_org { Access::Allowed } else { Access::Forbidden }
+/// Writing a victim's case file (create, update), referring the victim and changing who works the
+/// case: caseworkers of the owning organisation; of a restricted case, its assigned caseworkers.
+pub fn write_victim(p: &Principal, victim_org: Uuid, custody: Custody) -> Access {
+    let works_it = p.role == Role::Caseworker && p.organization_id == victim_org && !custody.keeps_out();
+    if works_it { Access::Allowed } else { Access::Forbidden }
+}
+
+/// Reading who works a case: the owning organisation's staff (partners see no record at all) and
+/// host auditors; a receiving organisation sees the case, not the owner's staffing.
+pub fn read_assignment(p: &Principal, victim_org: Uuid) -> Access {
+    let overseer = p.is_host && p.role == Role::Auditor;
+    if p.role != Role::Partner && (p.organization_id == victim_org || overseer) {
+        Access::Allowed
+    } else {
+        Access::Forbidden
+    }
 }
 
 /// Searching identities by name or document: caseworkers, in their own organisation.
@@ -99,11 +139,15 @@ pub fn search_victims(p: &Principal) -> Access {
     if p.role == Role::Caseworker { Access::Allowed } else { Access::Forbidden }
 }
 
-/// Recording assistance: caseworkers of the victim's organisation, and of an organisation that
-/// accepted a referral of the victim (it provides the service).
-pub fn record_assistance(p: &Principal, victim_org: Uuid, relation: Relation) -> Access {
-    let provides = p.organization_id == victim_org || matches!(relation, Relation::Referred { accepted: true, .. });
-    if p.role == Role::Caseworker && provides { Access::Allowed } else { Access::Forbidden }
+/// Recording assistance: caseworkers of the victim's organisation (of a restricted case, its
+/// assigned caseworkers, since notes are identity-grade), and of an organisation that accepted a
+/// referral of the victim (it provides the service).
+pub fn record_assistance(p: &Principal, victim_org: Uuid, relation: Relation, custody: Custody) -> Access {
+    if p.organization_id == victim_org {
+        return write_victim(p, victim_org, custody);
+    }
+    let accepted = matches!(relation, Relation::Referred { accepted: true, .. });
+    if p.role == Role::Caseworker && accepted { Access::Allowed } else { Access::Forbidden }
 }
 
 /// Seeing a referral: both organisations' staff, and host auditors; partners never (403).
@@ -140,8 +184,9 @@ mod tests {
     #[test]
     fn the_role_table() {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-        let sight =
-            |p: &Principal, r| victim_sight(p, a, r).map_err(|e| actix_web::ResponseError::status_code(&e).as_u16());
+        let sight = |p: &Principal, r| {
+            victim_sight(p, a, r, Custody::default()).map_err(|e| actix_web::ResponseError::status_code(&e).as_u16())
+        };
         let shared = Relation::Referred { identity_shared: true, accepted: false };
         let unshared = Relation::Referred { identity_shared: false, accepted: true };
 
@@ -184,9 +229,36 @@ mod tests {
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         let accepted = Relation::Referred { identity_shared: false, accepted: true };
         let pending = Relation::Referred { identity_shared: true, accepted: false };
-        assert_eq!(record_assistance(&principal(Role::Caseworker, a, false), a, Relation::None), Access::Allowed);
-        assert_eq!(record_assistance(&principal(Role::Caseworker, b, false), a, accepted), Access::Allowed);
-        assert_eq!(record_assistance(&principal(Role::Caseworker, b, false), a, pending), Access::Forbidden);
-        assert_eq!(record_assistance(&principal(Role::Admin, a, false), a, Relation::None), Access::Forbidden);
+        let free = Custody::default();
+        let kept_out = Custody { restricted: true, assigned: false };
+        let cw_a = principal(Role::Caseworker, a, false);
+        assert_eq!(record_assistance(&cw_a, a, Relation::None, free), Access::Allowed);
+        assert_eq!(record_assistance(&cw_a, a, Relation::None, kept_out), Access::Forbidden);
+        assert_eq!(record_assistance(&principal(Role::Caseworker, b, false), a, accepted, free), Access::Allowed);
+        assert_eq!(record_assistance(&principal(Role::Caseworker, b, false), a, pending, free), Access::Forbidden);
+        assert_eq!(record_assistance(&principal(Role::Admin, a, false), a, Relation::None, free), Access::Forbidden);
+    }
+
+    #[test]
+    fn a_restricted_case_keeps_its_identity_to_its_assigned_caseworkers() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let cw_a = principal(Role::Caseworker, a, false);
+        let restricted = Custody { restricted: true, assigned: false };
+        let assigned = Custody { restricted: true, assigned: true };
+        assert_eq!(victim_sight(&cw_a, a, Relation::None, restricted).unwrap(), VictimSight::CaseOnly);
+        assert_eq!(victim_sight(&cw_a, a, Relation::None, assigned).unwrap(), VictimSight::Identity);
+        assert_eq!(write_victim(&cw_a, a, restricted), Access::Forbidden);
+        assert_eq!(write_victim(&cw_a, a, assigned), Access::Allowed);
+        // The receiver of a referral made with consent is another organisation: the owner's
+        // restriction (which its own custody never reports) does not apply.
+        let shared = Relation::Referred { identity_shared: true, accepted: true };
+        let cw_b = principal(Role::Caseworker, b, false);
+        assert_eq!(victim_sight(&cw_b, a, shared, Custody::default()).unwrap(), VictimSight::Identity);
+        for role in [Role::Admin, Role::Auditor] {
+            assert_eq!(
+                victim_sight(&principal(role, a, false), a, Relation::None, assigned).unwrap(),
+                VictimSight::CaseOnly
+            );
+        }
     }
 }

@@ -1,0 +1,2 @@
+DROP TABLE restricted_cases;
+DROP TABLE case_assignments;

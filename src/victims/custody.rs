@@ -1,0 +1,129 @@
+//! Who works a case: its assigned caseworkers, and whether it is restricted to them. What that
+//! allows is the policy's (`policy::Custody`); this is its storage.
+
+use std::collections::HashSet;
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::db::schema::{case_assignments, restricted_cases, users};
+use crate::domain::Role;
+use crate::domain::policy::Custody;
+
+/// The custody of each of `victims` as it concerns `user`, in at most two queries (for a page of a
+/// list); none for no victims.
+pub async fn custody_of(
+    conn: &mut AsyncPgConnection,
+    victims: &[Uuid],
+    user: Uuid,
+) -> QueryResult<impl Fn(Uuid) -> Custody + use<>> {
+    let restricted: HashSet<Uuid> = if victims.is_empty() {
+        HashSet::new()
+    } else {
+        restricted_cases::table
+            .filter(restricted_cases::victim_id.eq_any(victims))
+            .select(restricted_cases::victim_id)
+            .load::<Uuid>(conn)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    let assigned: HashSet<Uuid> = if restricted.is_empty() {
+        HashSet::new()
+    } else {
+        case_assignments::table
+            .filter(case_assignments::user_id.eq(user))
+            .filter(case_assignments::victim_id.eq_any(victims))
+            .select(case_assignments::victim_id)
+            .load::<Uuid>(conn)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    Ok(move |victim: Uuid| Custody { restricted: restricted.contains(&victim), assigned: assigned.contains(&victim) })
+}
+
+/// A case's assigned caseworkers (in the order they were assigned) and whether it is restricted.
+pub async fn assignment(conn: &mut AsyncPgConnection, victim: Uuid) -> QueryResult<(Vec<Uuid>, bool)> {
+    let caseworkers = case_assignments::table
+        .filter(case_assignments::victim_id.eq(victim))
+        .order((case_assignments::assigned_at.asc(), case_assignments::user_id.asc()))
+        .select(case_assignments::user_id)
+        .load(conn)
+        .await?;
+    let restricted = diesel::select(diesel::dsl::exists(restricted_cases::table.find(victim))).get_result(conn).await?;
+    Ok((caseworkers, restricted))
+}
+
+/// Of `candidates`, those who are not enabled caseworkers of `org` (who may not work its cases).
+pub async fn not_caseworkers_of(conn: &mut AsyncPgConnection, org: Uuid, candidates: &[Uuid]) -> QueryResult<usize> {
+    let eligible: i64 = users::table
+        .filter(users::id.eq_any(candidates))
+        .filter(users::organization_id.eq(org))
+        .filter(users::role.eq(Role::Caseworker))
+        .filter(users::disabled.eq(false))
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok(candidates.len().saturating_sub(eligible as usize))
+}
+
+/// Assigns a new case to its creator: one statement, in the create's transaction.
+pub async fn assign_creator(conn: &mut AsyncPgConnection, victim: Uuid, org: Uuid, creator: Uuid) -> QueryResult<()> {
+    diesel::insert_into(case_assignments::table)
+        .values((
+            case_assignments::victim_id.eq(victim),
+            case_assignments::user_id.eq(creator),
+            case_assignments::organization_id.eq(org),
+            case_assignments::assigned_by.eq(creator),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Makes `caseworkers` the case's assigned caseworkers (keeping the assignment time of those who
+/// stay) and sets its restriction. Call inside the transaction that audits the change.
+pub async fn assign(
+    conn: &mut AsyncPgConnection,
+    victim: Uuid,
+    org: Uuid,
+    caseworkers: &[Uuid],
+    restricted: bool,
+    by: Uuid,
+) -> QueryResult<()> {
+    diesel::delete(
+        case_assignments::table
+            .filter(case_assignments::victim_id.eq(victim))
+            .filter(case_assignments::user_id.ne_all(caseworkers)),
+    )
+    .execute(conn)
+    .await?;
+    let rows: Vec<_> = caseworkers
+        .iter()
+        .map(|user| {
+            (
+                case_assignments::victim_id.eq(victim),
+                case_assignments::user_id.eq(*user),
+                case_assignments::organization_id.eq(org),
+                case_assignments::assigned_by.eq(by),
+            )
+        })
+        .collect();
+    diesel::insert_into(case_assignments::table).values(rows).on_conflict_do_nothing().execute(conn).await?;
+    if restricted {
+        diesel::insert_into(restricted_cases::table)
+            .values((
+                restricted_cases::victim_id.eq(victim),
+                restricted_cases::organization_id.eq(org),
+                restricted_cases::restricted_by.eq(by),
+            ))
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+    } else {
+        diesel::delete(restricted_cases::table.find(victim)).execute(conn).await?;
+    }
+    Ok(())
+}

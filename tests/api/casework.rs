@@ -1,0 +1,124 @@
+//! Who works a case: assignment, "my cases", and restricted cases whose identity reaches only
+//! their assigned caseworkers.
+
+use haven::domain::Role;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{Caller, spawn_app};
+use crate::paths;
+use crate::victims::{assert_no_marker, create_victim};
+
+fn ids(page: &Value) -> Vec<String> {
+    page["items"].as_array().unwrap().iter().map(|v| v["id"].as_str().unwrap().to_owned()).collect()
+}
+
+async fn my_cases(caseworker: &Caller<'_>) -> Vec<String> {
+    ids(&caseworker.get(&paths::query(paths::VICTIMS, "assigned_to=me")).await.json())
+}
+
+#[tokio::test]
+async fn a_case_is_its_creators_until_a_colleague_takes_it_over() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let (victim, creator) = create_victim(&app, org).await;
+    let colleague = app.caller(org, Role::Caseworker).await;
+    let admin = app.caller(org, Role::Admin).await;
+
+    let assignment = creator.get(&paths::assignment(victim)).await.json();
+    assert_eq!(assignment, json!({ "caseworkers": [creator.id()], "restricted": false }));
+    assert_eq!(my_cases(&creator).await, vec![victim.to_string()]);
+    assert!(my_cases(&colleague).await.is_empty());
+    assert_eq!(ids(&colleague.get(paths::VICTIMS).await.json()), vec![victim.to_string()], "an organisation's case");
+
+    let handover = json!({ "caseworkers": [colleague.id()], "restricted": false });
+    let resp = colleague.put(&paths::assignment(victim), handover.clone()).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    assert_eq!(resp.json()["caseworkers"], json!([colleague.id()]));
+    assert!(my_cases(&creator).await.is_empty());
+    assert_eq!(my_cases(&colleague).await, vec![victim.to_string()]);
+    let actions = app.audit_actions().await;
+    assert!(actions.iter().any(|(a, o)| a == "victim.assign" && o == "success"), "{actions:?}");
+
+    // Staff read who works it; only caseworkers change it; partners and outsiders see nothing.
+    assert_eq!(admin.get(&paths::assignment(victim)).await.status, StatusCode::OK);
+    admin.put(&paths::assignment(victim), handover.clone()).await.assert_problem(403, "forbidden");
+    let partner = app.caller(org, Role::Partner).await;
+    partner.get(&paths::assignment(victim)).await.assert_problem(403, "forbidden");
+    let outsider = app.caller(app.create_org().await, Role::Caseworker).await;
+    outsider.get(&paths::assignment(victim)).await.assert_problem(404, "not-found");
+
+    // Only enabled caseworkers of the case's organisation can work it.
+    for who in [admin.id(), outsider.id(), Uuid::new_v4()] {
+        let body = json!({ "caseworkers": [colleague.id(), who], "restricted": false });
+        let problem = colleague.put(&paths::assignment(victim), body).await.assert_problem(422, "validation");
+        assert_eq!(problem["errors"][0]["field"], "caseworkers", "{problem}");
+    }
+    let twice = json!({ "caseworkers": [colleague.id(), colleague.id()], "restricted": false });
+    colleague.put(&paths::assignment(victim), twice).await.assert_problem(422, "validation");
+    let nobody = json!({ "caseworkers": [], "restricted": false });
+    colleague.put(&paths::assignment(victim), nobody).await.assert_problem(422, "validation");
+}
+
+#[tokio::test]
+async fn a_restricted_case_keeps_its_identity_to_its_assigned_caseworkers() {
+    let app = spawn_app().await;
+    let (org, other) = (app.create_org().await, app.create_org().await);
+    let (victim, assigned) = create_victim(&app, org).await;
+    let colleague = app.caller(org, Role::Caseworker).await;
+    let note = json!({ "kind": "medical", "provided_on": "2026-11-01", "notes": "MARKERNOTES clinic" });
+    assert_eq!(assigned.post(&paths::assistance(victim), note.clone()).await.status, StatusCode::CREATED);
+    let referral = json!({ "victim_id": victim, "to_organization_id": other, "service": "legal",
+        "reason": "MARKERNOTES hearing" });
+    let resp = assigned.post(paths::REFERRALS, referral).await;
+    assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
+    let referral_id = resp.json()["id"].as_str().unwrap().to_owned();
+    let search = json!({ "document_number": "MARKERDOC123" });
+    assert_eq!(ids(&colleague.post(paths::VICTIM_SEARCH, search.clone()).await.json()).len(), 1, "before");
+
+    let restrict = json!({ "caseworkers": [assigned.id()], "restricted": true });
+    let resp = assigned.put(&paths::assignment(victim), restrict.clone()).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    assert_eq!(resp.json()["restricted"], true);
+
+    // The colleague keeps the case file, and nothing identifying.
+    let seen = colleague.get(&paths::victim(victim)).await;
+    assert_eq!(seen.status, StatusCode::OK);
+    assert!(seen.json().get("identity").is_none());
+    for (what, text) in [
+        ("read", seen.text),
+        ("list", colleague.get(paths::VICTIMS).await.text),
+        ("assistance", colleague.get(&paths::assistance(victim)).await.text),
+        ("referral", colleague.get(&paths::referral(&referral_id)).await.text),
+    ] {
+        assert_no_marker(what, &text);
+    }
+    assert!(ids(&colleague.post(paths::VICTIM_SEARCH, search.clone()).await.json()).is_empty(), "a match would tell");
+    // Nor does the colleague write to it, refer it, or take it over.
+    let version = format!("\"{}\"", app_version(&assigned, victim).await);
+    colleague
+        .patch(&paths::victim(victim), &version, json!({ "status": "follow_up" }))
+        .await
+        .assert_problem(403, "forbidden");
+    colleague.post(&paths::assistance(victim), note).await.assert_problem(403, "forbidden");
+    let take = json!({ "caseworkers": [colleague.id()], "restricted": false });
+    colleague.put(&paths::assignment(victim), take).await.assert_problem(403, "forbidden");
+
+    // The assigned caseworker still sees all of it, and the receiver of the referral made with
+    // consent is another organisation: the restriction is the owner's.
+    let own = assigned.get(&paths::victim(victim)).await.json();
+    assert_eq!(own["identity"]["document_number"], "MARKERDOC123");
+    assert_eq!(ids(&assigned.post(paths::VICTIM_SEARCH, search.clone()).await.json()).len(), 1);
+    let receiver = app.caller(other, Role::Caseworker).await;
+    assert_eq!(receiver.get(&paths::victim(victim)).await.json()["identity"]["document_number"], "MARKERDOC123");
+
+    // Lifted, the colleague reads it again.
+    let lift = json!({ "caseworkers": [assigned.id(), colleague.id()], "restricted": false });
+    assert_eq!(assigned.put(&paths::assignment(victim), lift).await.status, StatusCode::OK);
+    assert_eq!(colleague.get(&paths::victim(victim)).await.json()["identity"]["document_number"], "MARKERDOC123");
+}
+
+async fn app_version(caller: &Caller<'_>, victim: Uuid) -> i64 {
+    caller.get(&paths::victim(victim)).await.json()["version"].as_i64().unwrap()
+}
