@@ -75,7 +75,8 @@ fn both_logs(event: Event, row: &ReferralRow) -> [Event; 2] {
 /// Refer a victim to another organisation for a service (caseworkers of the victim's organisation).
 ///
 /// The identity is shared with the receiving organisation's caseworkers only if the victim
-/// consented to sharing with referral partners (`identity_shared` says which).
+/// consented to sharing with referral partners (`identity_shared` says which). A victim whose case
+/// file records no consent to services (`consent.services`) is not referred: 422 on `victim_id`.
 #[utoipa::path(
     tag = "referrals",
     request_body = ReferralInput,
@@ -104,6 +105,14 @@ pub async fn create_referral(
     let Visible { row: victim, custody, .. } =
         access::load_visible(&state, &mut conn, &ctx, &principal, input.victim_id).await?;
     policy::write_victim(&principal, victim.organization_id, custody).require()?;
+    if !victim.consent_services {
+        // A referral is a request for a service to the person: without their consent to services
+        // it is not made (record the consent on the case file first).
+        return Err(ApiError::validation(
+            "victim_id",
+            "the victim has not consented to services (consent.services on the case file): record their consent before referring them",
+        ));
+    }
     let org = principal.organization_id;
     if input.to_organization_id == org {
         return Err(ApiError::validation("to_organization_id", "must be another organisation"));

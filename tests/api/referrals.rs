@@ -151,6 +151,21 @@ async fn who_may_refer_and_what_is_refused() {
         .assert_problem(422, "validation");
     partner.get(paths::REFERRALS).await.assert_problem(403, "forbidden");
 
+    // Without consent to services nobody is referred for one; with it recorded, they are.
+    let unwilling = Uuid::new_v4();
+    let mut case = victim_body(unwilling);
+    case["consent"]["services"] = json!(false);
+    assert_eq!(sender.post(paths::VICTIMS, case).await.status, StatusCode::CREATED);
+    let ask = json!({ "victim_id": unwilling, "to_organization_id": to, "service": "shelter" });
+    let problem = sender.post(paths::REFERRALS, ask.clone()).await.assert_problem(422, "validation");
+    assert_eq!(problem["errors"][0]["field"], "victim_id", "{problem}");
+    let version = sender.get(&paths::victim(unwilling)).await.json()["version"].to_string();
+    let consent = json!({ "consent": { "services": true, "share_with_referral_partners": false,
+        "anonymised_statistics": true } });
+    let resp = sender.patch(&paths::victim(unwilling), &format!("\"{version}\""), consent).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    assert_eq!(sender.post(paths::REFERRALS, ask).await.status, StatusCode::CREATED);
+
     // Idempotent by id; cancelled by the sender.
     let id = Uuid::new_v4();
     let mut with_id = body(to);

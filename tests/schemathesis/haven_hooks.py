@@ -13,9 +13,11 @@ another value of that shape, so no case changes from valid to invalid or back:
 - `If-Match` is `*` two times in three, so patches get past the precondition and their bodies are
   judged; the rest keep the drawn tag and meet 412.
 
-`filter_failure` accepts one refusal of a schema-valid request that depends on the account:
+`filter_failure` accepts two refusals of schema-valid requests that depend on stored state:
 `/me/password` answering 422 about the current password (the generator cannot know it) or the
-new one (too guessable, by zxcvbn). Any other refusal there still fails.
+new one (too guessable, by zxcvbn); and `POST /referrals` answering 422 on `victim_id` when the
+victim's case file, which a caseworker's patches may have changed, records no consent to services.
+Any other refusal there still fails.
 
 `no_identity_marker`: no response to a caller who is not a caseworker (HAVEN_ROLE) may contain
 any of the identity markers the world's victim carries (HAVEN_MARKERS).
@@ -160,6 +162,7 @@ def map_case(ctx, case):
 
 STATE_REFUSALS = {
     ("POST", "/api/v1/me/password"): ("current_password", "new_password"),
+    ("POST", "/api/v1/referrals"): ("victim_id",),
 }
 
 
