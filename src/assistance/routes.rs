@@ -1,7 +1,10 @@
 use actix_web::{HttpResponse, get, post, web};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde::Deserialize;
 use serde_json::Value;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::{Assistance, AssistanceInput, AssistanceRow, AssistanceView, NewAssistance, NotesPart};
@@ -10,16 +13,18 @@ use crate::auth::Principal;
 use crate::db::schema::assistance_records;
 use crate::domain::policy;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, RequestContext, from_value};
-use crate::pagination::Page;
+use crate::extract::{ApiJson, ApiQuery, RequestContext, from_value};
+use crate::pagination::{self, Page};
 use crate::privacy::crypto::{Purpose, Sealed};
 use crate::state::AppState;
 use crate::victims::access::{self, Visible};
+use crate::victims::custody;
 
 /// Record assistance given to a victim.
 ///
-/// Caseworkers of the victim's organisation, and of an organisation that accepted a referral of
-/// the victim, record what their organisation provided.
+/// Caseworkers of the victim's organisation (of a restricted case, its assigned caseworkers), and
+/// of an organisation that accepted a referral of the victim, record what their organisation
+/// provided.
 #[utoipa::path(
     tag = "victims",
     params(("id" = Uuid, Path, description = "Victim id")),
@@ -73,6 +78,11 @@ pub async fn create_assistance(
     };
     let (row, created) = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            // Judged again under the case's lock: a concurrent hand-over may have restricted it.
+            if victim.organization_id == org {
+                let custody = custody::lock(conn, victim_id, principal.user_id).await?;
+                policy::record_assistance(&principal, victim.organization_id, relation, custody).require()?;
+            }
             let (row, created) = crate::idempotency::create_once(conn, &new).await?;
             if !created {
                 return Ok((row, false));
@@ -96,19 +106,35 @@ pub async fn create_assistance(
     Ok(crate::idempotency::answer(created).json(view))
 }
 
-/// List the assistance a victim received, oldest first.
+/// Which assistance records to list: a page at a time, for sync from a time on.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AssistanceQuery {
+    /// Recorded at or after this time (for client sync: records are not changed once made).
+    pub updated_since: Option<DateTime<Utc>>,
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{21}[AQgw]$")]
+    pub cursor: Option<String>,
+}
+
+/// List the assistance a victim received, a page at a time, in a stable order (by id).
 ///
 /// Whoever may read the victim's case file sees the records; notes only those who may see the
-/// identity (reading them is audited).
+/// identity (reading them is audited, one event per page).
 #[utoipa::path(
     tag = "victims",
-    params(("id" = Uuid, Path, description = "Victim id")),
+    params(("id" = Uuid, Path, description = "Victim id"), AssistanceQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "All assistance records of the victim", body = Page<AssistanceView>),
+        (status = 200, description = "A page of the victim's assistance records", body = Page<AssistanceView>),
         (status = 401, response = crate::openapi::responses::Unauthorized),
         (status = 403, response = crate::openapi::responses::Forbidden),
         (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 422, response = crate::openapi::responses::Invalid),
     )
 )]
 #[get("/victims/{id}/assistance")]
@@ -117,25 +143,38 @@ pub async fn list_assistance(
     principal: Principal,
     ctx: RequestContext,
     id: web::Path<Uuid>,
+    query: ApiQuery<AssistanceQuery>,
 ) -> ApiResult<HttpResponse> {
     let victim_id = id.into_inner();
+    let q = query.0;
+    let limit = pagination::limit(q.limit)?;
+    let after: Option<Uuid> = pagination::decode(q.cursor.as_deref())?;
     policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
     let Visible { row: victim, sight, .. } =
         access::load_visible(&state, &mut conn, &ctx, &principal, victim_id).await?;
-    let items = (*conn)
+    let mut sql = assistance_records::table
+        .filter(assistance_records::victim_id.eq(victim_id))
+        .select(AssistanceRow::as_select())
+        .into_boxed();
+    if let Some(since) = q.updated_since {
+        sql = sql.filter(assistance_records::created_at.ge(since));
+    }
+    if let Some(after) = after {
+        sql = sql.filter(assistance_records::id.gt(after));
+    }
+    let page = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
-            let rows: Vec<AssistanceRow> = assistance_records::table
-                .filter(assistance_records::victim_id.eq(victim_id))
-                .order((assistance_records::provided_on.asc(), assistance_records::id.asc()))
-                .limit(1000)
-                .select(AssistanceRow::as_select())
-                .load(conn)
-                .await?;
+            let mut rows: Vec<AssistanceRow> =
+                sql.order(assistance_records::id.asc()).limit(limit + 1).load(conn).await?;
+            let more = rows.len() as i64 > limit;
+            rows.truncate(limit as usize);
+            let next_cursor = if more { rows.last().map(|r| pagination::encode(&r.id)) } else { None };
             let Some(grant) = sight.grant() else {
-                return Ok(rows.iter().map(|row| AssistanceView::redacted(row.into())).collect::<Vec<_>>());
+                let items = rows.iter().map(|row| AssistanceView::redacted(row.into())).collect();
+                return Ok(Page { items, next_cursor });
             };
-            let mut views = Vec::with_capacity(rows.len());
+            let mut items = Vec::with_capacity(rows.len());
             let mut with_notes = 0;
             for row in &rows {
                 let notes = state.identity_keys.open_text(
@@ -144,7 +183,7 @@ pub async fn list_assistance(
                     (&row.notes_key_id, &row.notes_nonce, &row.notes_ciphertext),
                 )?;
                 with_notes += usize::from(notes.is_some());
-                views.push(AssistanceView::disclosed(grant, row.into(), NotesPart { notes }));
+                items.push(AssistanceView::disclosed(grant, row.into(), NotesPart { notes }));
             }
             if with_notes > 0 {
                 let event = Event::new(AuditAction::IdentityRead, AuditOutcome::Success)
@@ -153,8 +192,8 @@ pub async fn list_assistance(
                     .details(serde_json::json!({ "assistance_notes": with_notes }));
                 audit::record_read(conn, &ctx, event, victim.organization_id).await?;
             }
-            Ok(views)
+            Ok(Page { items, next_cursor })
         })
         .await?;
-    Ok(HttpResponse::Ok().json(Page { items, next_cursor: None }))
+    Ok(HttpResponse::Ok().json(page))
 }

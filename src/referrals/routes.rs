@@ -72,7 +72,8 @@ fn both_logs(event: Event, row: &ReferralRow) -> [Event; 2] {
     [event.clone().in_org(row.from_organization_id), event.in_org(row.to_organization_id)]
 }
 
-/// Refer a victim to another organisation for a service (caseworkers of the victim's organisation).
+/// Refer a victim to another organisation for a service (caseworkers of the victim's organisation;
+/// of a restricted case, its assigned caseworkers).
 ///
 /// The identity is shared with the receiving organisation's caseworkers only if the victim
 /// consented to sharing with referral partners (`identity_shared` says which). A victim whose case
@@ -140,6 +141,9 @@ pub async fn create_referral(
     };
     let (row, created) = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            // Judged again under the case's lock: a concurrent hand-over may have restricted it.
+            let custody = custody::lock(conn, victim.id, principal.user_id).await?;
+            policy::write_victim(&principal, victim.organization_id, custody).require()?;
             let (row, created) = crate::idempotency::create_once(conn, &new).await?;
             if !created {
                 return Ok((row, false));
@@ -175,6 +179,8 @@ pub struct ReferralQuery {
     pub direction: Option<Direction>,
     pub status: Option<ReferralStatus>,
     pub victim_id: Option<Uuid>,
+    /// Changed at or after this time (created or moved on; for client sync).
+    pub updated_since: Option<chrono::DateTime<chrono::Utc>>,
     /// Page size (default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
@@ -220,6 +226,9 @@ pub async fn list_referrals(
     }
     if let Some(victim) = q.victim_id {
         sql = sql.filter(referrals::victim_id.eq(victim));
+    }
+    if let Some(since) = q.updated_since {
+        sql = sql.filter(referrals::updated_at.ge(since));
     }
     if let Some(after) = after {
         sql = sql.filter(referrals::id.gt(after));
@@ -282,7 +291,13 @@ async fn transition(
                 .ok_or(ApiError::NotFound)?;
             policy::see_referral(principal, row.from_organization_id, row.to_organization_id).require()?;
             let side = if step.by_receiver() { row.to_organization_id } else { row.from_organization_id };
-            policy::move_referral(principal, side).require()?;
+            // The sender's moves are writes on its case: a restricted case's, its assigned
+            // caseworkers'. The receiver's are its own business.
+            let custody = match step.by_receiver() {
+                true => Custody::default(),
+                false => custody::lock(conn, row.victim_id, principal.user_id).await?,
+            };
+            policy::move_referral(principal, side, custody).require()?;
             let to = step.apply(row.status).ok_or_else(|| {
                 ApiError::Conflict(format!("This referral is {}; that transition is not allowed from it.", row.status))
             })?;

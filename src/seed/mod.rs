@@ -141,8 +141,7 @@ pub async fn run(pool: &Pool, keys: &IdentityKeyring, options: &SeedOptions) -> 
                     assistance_records::created_by.eq(user),
                 ));
             }
-            // Referred only with consent to services, as the API requires (drawn first, so a seed
-            // gives the same records as before the rule).
+            // Referred only with consent to services, as the API requires.
             let referred = rng.random_bool(0.3);
             if referred && input.consent.services {
                 let mut to = rng.random_range(0..orgs.len());

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::db::schema::{case_assignments, restricted_cases, users};
+use crate::db::schema::{case_assignments, restricted_cases, users, victims};
 use crate::domain::Role;
 use crate::domain::policy::Custody;
 
@@ -44,7 +44,16 @@ pub async fn custody_of(
     Ok(move |victim: Uuid| Custody { restricted: restricted.contains(&victim), assigned: assigned.contains(&victim) })
 }
 
-/// A case's assigned caseworkers (in the order they were assigned) and whether it is restricted.
+/// Locks the victim's row for the rest of the transaction and reads its custody as it concerns
+/// `user`: a write that depends on custody (a hand-over, a patch, a referral, assistance) is judged
+/// against the custody no concurrent hand-over can change before it commits.
+pub async fn lock(conn: &mut AsyncPgConnection, victim: Uuid, user: Uuid) -> QueryResult<Custody> {
+    victims::table.find(victim).select(victims::id).for_update().first::<Uuid>(conn).await?;
+    Ok(custody_of(conn, &[victim], user).await?(victim))
+}
+
+/// A case's assigned caseworkers (by the time they were assigned, then id) and whether it is
+/// restricted.
 pub async fn assignment(conn: &mut AsyncPgConnection, victim: Uuid) -> QueryResult<(Vec<Uuid>, bool)> {
     let caseworkers = case_assignments::table
         .filter(case_assignments::victim_id.eq(victim))
@@ -84,7 +93,9 @@ pub async fn assign_creator(conn: &mut AsyncPgConnection, victim: Uuid, org: Uui
 }
 
 /// Makes `caseworkers` the case's assigned caseworkers (keeping the assignment time of those who
-/// stay) and sets its restriction. Call inside the transaction that audits the change.
+/// stay) and sets its restriction, as a new version of the case: a client that syncs with
+/// `updated_since` sees it again, and drops an identity it may no longer see. Call inside the
+/// transaction that locked the case ([`lock`]) and audits the change.
 pub async fn assign(
     conn: &mut AsyncPgConnection,
     victim: Uuid,
@@ -112,6 +123,14 @@ pub async fn assign(
         })
         .collect();
     diesel::insert_into(case_assignments::table).values(rows).on_conflict_do_nothing().execute(conn).await?;
+    diesel::update(victims::table.find(victim))
+        .set((
+            victims::version.eq(victims::version + 1),
+            victims::updated_at.eq(diesel::dsl::now),
+            victims::updated_by.eq(by),
+        ))
+        .execute(conn)
+        .await?;
     if restricted {
         diesel::insert_into(restricted_cases::table)
             .values((

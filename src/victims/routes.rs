@@ -106,9 +106,10 @@ pub async fn create_victim(
 
 /// Read a victim's case file.
 ///
-/// Caseworkers of the owning organisation, and of an organisation it was referred to with the
-/// identity shared, get the identity (each such read is audited). Admins and auditors get the case
-/// file without identity; partners get 403; records of other organisations are 404.
+/// Caseworkers of the owning organisation (of a restricted case, its assigned caseworkers), and of
+/// an organisation it was referred to with the identity shared, get the identity (each such read is
+/// audited). Admins and auditors get the case file without identity; partners get 403; records of
+/// other organisations are 404.
 #[utoipa::path(
     tag = "victims",
     params(("id" = Uuid, Path, description = "Victim id")),
@@ -167,7 +168,8 @@ fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
-/// Update a victim's case file (caseworkers of the owning organisation).
+/// Update a victim's case file (caseworkers of the owning organisation; of a restricted case, its
+/// assigned caseworkers).
 ///
 /// The body is a JSON merge patch (RFC 7396) of the case file: fields given replace, `null`
 /// removes, absent fields stay. `identity` patches the identity the same way. Requires `If-Match`.
@@ -218,6 +220,9 @@ pub async fn update_victim(
     let changed: Vec<String> = fields.keys().cloned().collect();
     let (updated, view) = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            // Judged again under the case's lock: a concurrent hand-over may have restricted it.
+            let custody = custody::lock(conn, id, principal.user_id).await?;
+            policy::write_victim(&principal, row.organization_id, custody).require()?;
             let mut base = CaseFile::from(&row).as_input();
             if fields.get("age_at_identification").is_some_and(|a| !a.is_null()) && !fields.contains_key("is_minor") {
                 base.is_minor = None;

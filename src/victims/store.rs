@@ -154,8 +154,12 @@ impl CreateOnce for NewVictim<'_> {
             .optional()
     }
 
+    /// A retry comes from the client of the person who created the case: anyone else meets 409
+    /// whatever they send, so a retry cannot serve to guess a case's content.
     fn is_retry_of(&self, existing: &VictimRow) -> bool {
-        existing.organization_id == self.organization_id && existing.create_digest == self.digest
+        existing.organization_id == self.organization_id
+            && existing.created_by == self.user_id
+            && existing.create_digest == self.digest
     }
 }
 

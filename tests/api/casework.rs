@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::helpers::{Caller, spawn_app};
 use crate::paths;
-use crate::victims::{assert_no_marker, create_victim};
+use crate::victims::{assert_no_marker, create_victim, victim_body};
 
 fn ids(page: &Value) -> Vec<String> {
     page["items"].as_array().unwrap().iter().map(|v| v["id"].as_str().unwrap().to_owned()).collect()
@@ -104,6 +104,11 @@ async fn a_restricted_case_keeps_its_identity_to_its_assigned_caseworkers() {
     colleague.post(&paths::assistance(victim), note).await.assert_problem(403, "forbidden");
     let take = json!({ "caseworkers": [colleague.id()], "restricted": false });
     colleague.put(&paths::assignment(victim), take).await.assert_problem(403, "forbidden");
+    let again = json!({ "victim_id": victim, "to_organization_id": other, "service": "shelter" });
+    colleague.post(paths::REFERRALS, again).await.assert_problem(403, "forbidden");
+    colleague.post(&paths::referral_step(&referral_id, "cancel"), json!({})).await.assert_problem(403, "forbidden");
+    // A create "retried" by someone else is a conflict whatever it holds: no guessing by retries.
+    colleague.post(paths::VICTIMS, victim_body(victim)).await.assert_problem(409, "conflict");
 
     // The assigned caseworker still sees all of it, and the receiver of the referral made with
     // consent is another organisation: the restriction is the owner's.
@@ -121,4 +126,49 @@ async fn a_restricted_case_keeps_its_identity_to_its_assigned_caseworkers() {
 
 async fn app_version(caller: &Caller<'_>, victim: Uuid) -> i64 {
     caller.get(&paths::victim(victim)).await.json()["version"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn assistance_and_referrals_page_and_sync_from_a_time() {
+    let app = spawn_app().await;
+    let (org, other) = (app.create_org().await, app.create_org().await);
+    let (victim, caseworker) = create_victim(&app, org).await;
+    let before = chrono::Utc::now() - chrono::Duration::seconds(5);
+    let mut made = Vec::new();
+    for day in 1..=5 {
+        let record = json!({ "kind": "shelter", "provided_on": format!("2026-11-0{day}") });
+        let resp = caseworker.post(&paths::assistance(victim), record).await;
+        assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
+        made.push(resp.json()["id"].as_str().unwrap().to_owned());
+    }
+    // Pages of two, in id order, until no cursor is given: every record once.
+    let (mut seen, mut cursor) = (Vec::new(), None::<String>);
+    loop {
+        let query = match &cursor {
+            Some(c) => format!("limit=2&cursor={c}"),
+            None => "limit=2".to_owned(),
+        };
+        let page = caseworker.get(&paths::query(paths::assistance(victim), query)).await.json();
+        assert!(page["items"].as_array().unwrap().len() <= 2);
+        seen.extend(ids(&page));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    made.sort();
+    assert_eq!(seen, made);
+    // From a time on: everything since before, nothing since a moment from now.
+    let since = |t: chrono::DateTime<chrono::Utc>| format!("updated_since={}", t.format("%Y-%m-%dT%H:%M:%S%.fZ"));
+    let later = chrono::Utc::now() + chrono::Duration::seconds(60);
+    let all = caseworker.get(&paths::query(paths::assistance(victim), since(before))).await.json();
+    assert_eq!(ids(&all).len(), 5);
+    let none = caseworker.get(&paths::query(paths::assistance(victim), since(later))).await.json();
+    assert!(ids(&none).is_empty());
+    caseworker.get(&paths::query(paths::assistance(victim), "limit=0")).await.assert_problem(422, "validation");
+
+    let referral = json!({ "victim_id": victim, "to_organization_id": other, "service": "legal" });
+    assert_eq!(caseworker.post(paths::REFERRALS, referral).await.status, StatusCode::CREATED);
+    assert_eq!(ids(&caseworker.get(&paths::query(paths::REFERRALS, since(before))).await.json()).len(), 1);
+    assert!(ids(&caseworker.get(&paths::query(paths::REFERRALS, since(later))).await.json()).is_empty());
 }

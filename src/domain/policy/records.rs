@@ -160,9 +160,10 @@ pub fn see_referral(p: &Principal, from_org: Uuid, to_org: Uuid) -> Access {
 }
 
 /// Moving a referral on (accept, decline, complete, cancel): caseworkers of the organisation whose
-/// move it is.
-pub fn move_referral(p: &Principal, side_org: Uuid) -> Access {
-    if p.role == Role::Caseworker && p.organization_id == side_org { Access::Allowed } else { Access::Forbidden }
+/// move it is; on the sender's side, a write on its case (of a restricted case, by its assigned
+/// caseworkers).
+pub fn move_referral(p: &Principal, side_org: Uuid, custody: Custody) -> Access {
+    write_victim(p, side_org, custody)
 }
 
 /// Whose referrals a caller may list: `None` means every organisation's (host auditors); partners
@@ -250,10 +251,10 @@ mod tests {
         assert_eq!(write_victim(&cw_a, a, restricted), Access::Forbidden);
         assert_eq!(write_victim(&cw_a, a, assigned), Access::Allowed);
         // The receiver of a referral made with consent is another organisation: the owner's
-        // restriction (which its own custody never reports) does not apply.
+        // restriction does not apply to it, whatever custody is passed.
         let shared = Relation::Referred { identity_shared: true, accepted: true };
         let cw_b = principal(Role::Caseworker, b, false);
-        assert_eq!(victim_sight(&cw_b, a, shared, Custody::default()).unwrap(), VictimSight::Identity);
+        assert_eq!(victim_sight(&cw_b, a, shared, restricted).unwrap(), VictimSight::Identity);
         for role in [Role::Admin, Role::Auditor] {
             assert_eq!(
                 victim_sight(&principal(role, a, false), a, Relation::None, assigned).unwrap(),
