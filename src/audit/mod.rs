@@ -46,6 +46,8 @@ text_enum! {
         VictimUpdated => "victim.update",
         /// Who works a case changed (its assigned caseworkers, its restriction).
         VictimAssigned => "victim.assign",
+        VictimClosed => "victim.close",
+        VictimReopened => "victim.reopen",
         IdentityRead => "victim.identity_read",
         VictimSearched => "victim.search",
         AssistanceCreated => "assistance.create",

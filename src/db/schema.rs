@@ -237,6 +237,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    case_closures (id) {
+        id -> Int8,
+        victim_id -> Uuid,
+        organization_id -> Uuid,
+        reason -> Text,
+        closed_at -> Timestamptz,
+        closed_by -> Uuid,
+        reopen_reason -> Nullable<Text>,
+        reopened_at -> Nullable<Timestamptz>,
+        reopened_by -> Nullable<Uuid>,
+    }
+}
+
 diesel::joinable!(referrals -> victims (victim_id));
 diesel::joinable!(restricted_cases -> victims (victim_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -257,6 +271,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     access_grants,
     case_assignments,
     restricted_cases,
+    case_closures,
 );
 
 diesel::table! {

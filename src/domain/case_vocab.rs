@@ -13,6 +13,41 @@ text_enum! {
 }
 
 text_enum! {
+    /// Why a case was closed (HTCDS `cas_ReasonForCaseClosure`, which the standard leaves as free
+    /// text: these codes are Haven's, and export as their labels). `referred_elsewhere` closes a
+    /// case as `closed_referred`, every other reason as `closed`.
+    pub enum ClosureReason {
+        GoalsMet => "goals_met",
+        ReturnedHome => "returned_home",
+        ReferredElsewhere => "referred_elsewhere",
+        DeclinedFurtherSupport => "declined_further_support",
+        LostContact => "lost_contact",
+        MovedAway => "moved_away",
+        Deceased => "deceased",
+        NotAVictim => "not_a_victim",
+        DuplicateRecord => "duplicate_record",
+        Other => "other",
+    }
+}
+
+text_enum! {
+    /// Why a closed case was opened again.
+    pub enum ReopenReason {
+        NewInformation => "new_information",
+        FurtherSupportNeeded => "further_support_needed",
+        ClosedInError => "closed_in_error",
+        Other => "other",
+    }
+}
+
+impl CaseStatus {
+    /// Whether the case is closed (either way): it is opened again only with a reason.
+    pub fn is_closed(self) -> bool {
+        matches!(self, CaseStatus::Closed | CaseStatus::ClosedReferred)
+    }
+}
+
+text_enum! {
     /// Whether the person is a victim of trafficking (HTCDS).
     pub enum TraffickingStatus {
         Possible => "possible",

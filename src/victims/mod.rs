@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod assignment;
+pub mod closure;
 pub mod custody;
 pub mod filters;
 pub mod model;

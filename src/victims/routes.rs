@@ -61,6 +61,11 @@ pub async fn create_victim(
     policy::write_victim(&principal, principal.organization_id, Custody::CREATOR).require()?;
     let digest = crate::idempotency::digest(&state.identity_keys, &body.0);
     let input = ValidVictim::try_from(from_value::<VictimInput>(body.0)?).map_err(ApiError::Validation)?;
+    if input.status.is_closed() {
+        return Err(ApiError::Conflict(
+            "A case is recorded open and closed with POST /victims/{id}/close, with its reason.".into(),
+        ));
+    }
     let id = input.id.unwrap_or_else(Uuid::now_v7);
     let sealed = input.identity.as_ref().map(|i| identity::seal(&state.identity_keys, id, i));
     let org = principal.organization_id;
@@ -250,6 +255,12 @@ pub async fn update_victim(
                 ));
             }
             let input = ValidVictim::try_from(from_value::<VictimInput>(merged)?).map_err(ApiError::Validation)?;
+            if input.status != row.status && (input.status.is_closed() || row.status.is_closed()) {
+                return Err(ApiError::Conflict(
+                    "A case is closed with POST /victims/{id}/close and reopened with /reopen, each with its reason."
+                        .into(),
+                ));
+            }
             let updated = store::update(conn, id, version, principal.user_id, &input)
                 .await?
                 .ok_or(ApiError::PreconditionFailed)?;

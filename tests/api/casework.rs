@@ -172,3 +172,55 @@ async fn assistance_and_referrals_page_and_sync_from_a_time() {
     assert_eq!(ids(&caseworker.get(&paths::query(paths::REFERRALS, since(before))).await.json()).len(), 1);
     assert!(ids(&caseworker.get(&paths::query(paths::REFERRALS, since(later))).await.json()).is_empty());
 }
+
+#[tokio::test]
+async fn a_case_is_closed_and_reopened_with_its_reasons_and_keeps_its_history() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let (victim, caseworker) = create_victim(&app, org).await;
+    let admin = app.caller(org, Role::Admin).await;
+    let close = |reason: &str| json!({ "reason": reason });
+
+    // Closing is its own operation, with a reason; the status cannot be patched into or out of it.
+    let version = format!("\"{}\"", app_version(&caseworker, victim).await);
+    let patched = caseworker.patch(&paths::victim(victim), &version, json!({ "status": "closed" })).await;
+    patched.assert_problem(409, "conflict");
+    let mut closed_at_intake = victim_body(Uuid::new_v4());
+    closed_at_intake["status"] = json!("closed");
+    caseworker.post(paths::VICTIMS, closed_at_intake).await.assert_problem(409, "conflict");
+    admin.post(&paths::case_step(victim, "close"), close("goals_met")).await.assert_problem(403, "forbidden");
+    caseworker.post(&paths::case_step(victim, "close"), close("no_reason")).await.assert_problem(422, "validation");
+
+    let resp = caseworker.post(&paths::case_step(victim, "close"), close("referred_elsewhere")).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    assert_eq!(resp.json()["status"], "closed_referred");
+    assert!(resp.header("etag").is_some());
+    caseworker.post(&paths::case_step(victim, "close"), close("goals_met")).await.assert_problem(409, "conflict");
+    let version = format!("\"{}\"", app_version(&caseworker, victim).await);
+    let reopened_by_patch = json!({ "status": "active" });
+    caseworker.patch(&paths::victim(victim), &version, reopened_by_patch).await.assert_problem(409, "conflict");
+    // Other fields of a closed case can still be corrected.
+    let fix = caseworker.patch(&paths::victim(victim), &version, json!({ "labour_sector": "C" })).await;
+    assert_eq!(fix.status, StatusCode::OK, "{}", fix.text);
+
+    let reopen = json!({ "reason": "further_support_needed" });
+    let resp = caseworker.post(&paths::case_step(victim, "reopen"), reopen.clone()).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    assert_eq!(resp.json()["status"], "active");
+    caseworker.post(&paths::case_step(victim, "reopen"), reopen).await.assert_problem(409, "conflict");
+    assert_eq!(caseworker.post(&paths::case_step(victim, "close"), close("lost_contact")).await.status, StatusCode::OK);
+
+    // The history stays, for whoever reads the case file.
+    let history = admin.get(&paths::case_step(victim, "closures")).await.json();
+    let items = history["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{history}");
+    assert_eq!(items[0]["reason"], "referred_elsewhere");
+    assert_eq!(items[0]["reopen_reason"], "further_support_needed");
+    assert_eq!(items[0]["closed_by"], json!(caseworker.id()));
+    assert_eq!(items[1]["reason"], "lost_contact");
+    assert!(items[1].get("reopened_at").is_none());
+    let actions = app.audit_actions().await;
+    for action in ["victim.close", "victim.reopen"] {
+        assert!(actions.iter().any(|(a, _)| a == action), "{action} not audited");
+    }
+}

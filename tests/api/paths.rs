@@ -75,6 +75,11 @@ pub fn assignment(victim: impl Display) -> String {
     format!("{VICTIMS}/{victim}/assignment")
 }
 
+/// A case's closing and reopening: `close`, `reopen` or `closures` (its history).
+pub fn case_step(victim: impl Display, step: &str) -> String {
+    format!("{VICTIMS}/{victim}/{step}")
+}
+
 pub fn referral(id: impl Display) -> String {
     format!("{REFERRALS}/{id}")
 }

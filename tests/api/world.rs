@@ -118,6 +118,8 @@ impl World {
                 json!({ "victim_id": self.victim, "to_organization_id": self.org_b, "service": "shelter" })
             }
             ("post", "/api/v1/referrals/{id}/decline") => json!({ "reason": "no_capacity" }),
+            ("post", "/api/v1/victims/{id}/close") => json!({ "reason": "goals_met" }),
+            ("post", "/api/v1/victims/{id}/reopen") => json!({ "reason": "new_information" }),
             ("put", "/api/v1/victims/{id}/assignment") => {
                 json!({ "caseworkers": [self.caseworker], "restricted": false })
             }
