@@ -8,8 +8,8 @@ use uuid::Uuid;
 use super::model::{CaseFile, IdentityPart, VictimRow, VictimView};
 use super::{custody, store};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
+use crate::domain::Principal;
 use crate::domain::policy::{self, Custody, Relation};
-use crate::domain::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::RequestContext;
 use crate::privacy::crypto::Sealed;
@@ -122,9 +122,9 @@ pub async fn list_views(
     principal: &Principal,
     rows: Vec<VictimRow>,
 ) -> ApiResult<Vec<VictimView>> {
-    // Custody matters only to caseworkers: nobody else sees an identity.
+    // Custody matters only to whoever reaches identities; for anyone else, no query.
     let ids: Vec<Uuid> =
-        if principal.role == Role::Caseworker { rows.iter().map(|r| r.id).collect() } else { Vec::new() };
+        if policy::reaches_identities(principal.role) { rows.iter().map(|r| r.id).collect() } else { Vec::new() };
     let custody = custody::custody_of(conn, &ids, principal.user_id).await?;
     let grants: Vec<Option<IdentityGrant>> = rows
         .iter()
