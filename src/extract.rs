@@ -288,6 +288,16 @@ pub fn etag(version: i32) -> String {
     format!("\"{version}\"")
 }
 
+/// Reads a field a client may set to `null`, for a patch: with `#[serde(default)]`, an absent
+/// field is `None` (left alone) and `null` is `Some(None)` (removed).
+pub fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,41 @@ pub trait CreateOnce: Sync {
     fn is_retry_of(&self, existing: &Self::Row) -> bool;
 }
 
+/// [`CreateOnce`] for a new row about one victim whose client-chosen id is its primary key: found
+/// by id, inserted unless the id appeared meanwhile, and a retry when the same organisation sent
+/// the same body about the same victim. `create_once_by_id!(NewRow => Row, table)`.
+#[macro_export]
+macro_rules! create_once_by_id {
+    ($new:ty => $row:ty, $table:ident) => {
+        impl $crate::idempotency::CreateOnce for $new {
+            type Row = $row;
+
+            async fn find(&self, conn: &mut diesel_async::AsyncPgConnection) -> diesel::QueryResult<Option<$row>> {
+                use diesel::{OptionalExtension, QueryDsl, SelectableHelper};
+                // Called by path: the caller's module may hold diesel's synchronous `RunQueryDsl`.
+                let query = $crate::db::schema::$table::table.find(self.id).select(<$row>::as_select());
+                diesel_async::RunQueryDsl::first(query, conn).await.optional()
+            }
+
+            async fn insert(&self, conn: &mut diesel_async::AsyncPgConnection) -> diesel::QueryResult<Option<$row>> {
+                use diesel::{OptionalExtension, SelectableHelper};
+                let statement = diesel::insert_into($crate::db::schema::$table::table)
+                    .values(self)
+                    .on_conflict($crate::db::schema::$table::id)
+                    .do_nothing()
+                    .returning(<$row>::as_returning());
+                diesel_async::RunQueryDsl::get_result(statement, conn).await.optional()
+            }
+
+            fn is_retry_of(&self, existing: &$row) -> bool {
+                existing.organization_id == self.organization_id
+                    && existing.victim_id == self.victim_id
+                    && existing.create_digest == self.create_digest
+            }
+        }
+    };
+}
+
 /// Runs a create once, inside the caller's transaction: the new row and `true`, or the row of an
 /// earlier identical create and `false` (nothing else to do), or 409 for the same id with other
 /// content.

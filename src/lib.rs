@@ -28,6 +28,8 @@ pub mod secrets;
 pub mod seed;
 pub mod startup;
 pub mod state;
+pub mod support_plan;
+pub mod tasks;
 pub mod telemetry;
 pub mod users;
 pub mod victims;

@@ -155,11 +155,13 @@ fn rekey(settings: Settings, reindex: bool) -> Result<(), StartupError> {
             .await
             .map_err(|e| StartupError::Task(e.to_string()))?;
         println!(
-            "Re-encrypted under `{}`: {} identities, {} assistance notes, {} referral reasons, {} second factors.",
+            "Re-encrypted under `{}`: {} identities, {} assistance notes, {} referral reasons, {} task notes, {} support-plan goals, {} second factors.",
             keys.identity.current_key_id(),
             report.identities,
             report.notes,
             report.reasons,
+            report.task_notes,
+            report.support_plans,
             report.second_factors
         );
         Ok::<_, StartupError>(())

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use uuid::Uuid;
 
 use crate::db::Pool;
-use crate::db::schema::{assistance_records, referrals, users, victim_identities};
+use crate::db::schema::{assistance_records, referrals, support_plan_goals, tasks, users, victim_identities};
 use crate::privacy::crypto::{IdentityKeyring, Purpose, Sealed};
 use crate::privacy::identity;
 use crate::victims::store::{SealedColumns, SealedIdentity};
@@ -22,6 +22,8 @@ pub struct RekeyReport {
     pub identities: u64,
     pub notes: u64,
     pub reasons: u64,
+    pub task_notes: u64,
+    pub support_plans: u64,
     pub second_factors: u64,
 }
 
@@ -65,6 +67,8 @@ pub async fn run(
         identities: identities(&mut conn, keys, &current, reindex, progress).await?,
         notes: notes(&mut conn, keys, &current, progress).await?,
         reasons: reasons(&mut conn, keys, &current, progress).await?,
+        task_notes: task_notes(&mut conn, keys, &current, progress).await?,
+        support_plans: support_plans(&mut conn, keys, &current, progress).await?,
         second_factors: second_factors(&mut conn, keys, &current, progress).await?,
     })
 }
@@ -192,6 +196,16 @@ reseal_column!(
     reason_ciphertext,
     Purpose::ReferralReason,
     "referral reasons"
+);
+reseal_column!(task_notes, tasks, notes_key_id, notes_nonce, notes_ciphertext, Purpose::TaskNotes, "task notes");
+reseal_column!(
+    support_plans,
+    support_plan_goals,
+    text_key_id,
+    text_nonce,
+    text_ciphertext,
+    Purpose::SupportPlanText,
+    "support plans"
 );
 reseal_column!(
     second_factors,

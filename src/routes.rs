@@ -8,7 +8,7 @@ use utoipa_actix_web::{scope, service_config::ServiceConfig};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{assistance, audit, auth, grants, ops, orgs, referrals, reports, users, victims};
+use crate::{assistance, audit, auth, grants, ops, orgs, referrals, reports, support_plan, tasks, users, victims};
 
 pub use crate::openapi::route_table::{API_PREFIX, OPENAPI_PATH};
 
@@ -51,6 +51,15 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(victims::routes::update_victim)
             .service(assistance::routes::list_assistance)
             .service(assistance::routes::create_assistance)
+            .service(tasks::routes::list_case_tasks)
+            .service(tasks::routes::create_task)
+            .service(tasks::routes::list_tasks)
+            .service(tasks::routes::get_task)
+            .service(tasks::routes::update_task)
+            .service(support_plan::routes::list_goals)
+            .service(support_plan::routes::create_goal)
+            .service(support_plan::routes::get_goal)
+            .service(support_plan::routes::update_goal)
             .service(referrals::routes::list_referrals)
             .service(referrals::routes::create_referral)
             .service(referrals::routes::get_referral)

@@ -5,15 +5,13 @@ pub mod routes;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::schema::assistance_records;
 use crate::domain::case_vocab::ServiceKind;
-use crate::idempotency::CreateOnce;
-use crate::privacy::redaction::{Gated, View};
+use crate::privacy::redaction::{Gated, NotesPart, View};
 
 /// Assistance as a client records it.
 #[derive(Deserialize, ToSchema)]
@@ -47,30 +45,7 @@ pub struct NewAssistance {
     pub created_by: Uuid,
 }
 
-impl CreateOnce for NewAssistance {
-    type Row = AssistanceRow;
-
-    async fn find(&self, conn: &mut AsyncPgConnection) -> QueryResult<Option<AssistanceRow>> {
-        assistance_records::table.find(self.id).select(AssistanceRow::as_select()).first(conn).await.optional()
-    }
-
-    async fn insert(&self, conn: &mut AsyncPgConnection) -> QueryResult<Option<AssistanceRow>> {
-        diesel::insert_into(assistance_records::table)
-            .values(self)
-            .on_conflict(assistance_records::id)
-            .do_nothing()
-            .returning(AssistanceRow::as_returning())
-            .get_result(conn)
-            .await
-            .optional()
-    }
-
-    fn is_retry_of(&self, existing: &AssistanceRow) -> bool {
-        existing.organization_id == self.organization_id
-            && existing.victim_id == self.victim_id
-            && existing.create_digest == self.create_digest
-    }
-}
+crate::create_once_by_id!(NewAssistance => AssistanceRow, assistance_records);
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = assistance_records)]
@@ -99,16 +74,6 @@ pub struct Assistance {
     /// The organisation that provided it.
     pub provided_by: Uuid,
     pub created_at: DateTime<Utc>,
-}
-
-// An assistance record's notes, for callers holding an identity grant (no doc comment: it would
-// become a schema description).
-#[derive(Serialize, ToSchema)]
-pub struct NotesPart {
-    /// Always present in this view, `null` when there are none: its presence is what tells this
-    /// view from the one without notes.
-    #[schema(required = true)]
-    pub notes: Option<String>,
 }
 
 impl Gated for Assistance {

@@ -251,6 +251,49 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    tasks (id) {
+        id -> Uuid,
+        victim_id -> Uuid,
+        organization_id -> Uuid,
+        kind -> Text,
+        due_on -> Date,
+        assignee_id -> Uuid,
+        status -> Text,
+        completed_at -> Nullable<Timestamptz>,
+        notes_key_id -> Nullable<Text>,
+        notes_nonce -> Nullable<Bytea>,
+        notes_ciphertext -> Nullable<Bytea>,
+        version -> Int4,
+        create_digest -> Bytea,
+        created_at -> Timestamptz,
+        created_by -> Uuid,
+        updated_at -> Timestamptz,
+        updated_by -> Uuid,
+    }
+}
+
+diesel::table! {
+    support_plan_goals (id) {
+        id -> Uuid,
+        victim_id -> Uuid,
+        organization_id -> Uuid,
+        kind -> Text,
+        status -> Text,
+        planned_end_on -> Date,
+        actual_end_on -> Nullable<Date>,
+        text_key_id -> Nullable<Text>,
+        text_nonce -> Nullable<Bytea>,
+        text_ciphertext -> Nullable<Bytea>,
+        version -> Int4,
+        create_digest -> Bytea,
+        created_at -> Timestamptz,
+        created_by -> Uuid,
+        updated_at -> Timestamptz,
+        updated_by -> Uuid,
+    }
+}
+
 diesel::joinable!(referrals -> victims (victim_id));
 diesel::joinable!(restricted_cases -> victims (victim_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -272,6 +315,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     case_assignments,
     restricted_cases,
     case_closures,
+    tasks,
+    support_plan_goals,
 );
 
 diesel::table! {

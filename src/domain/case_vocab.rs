@@ -40,6 +40,53 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// What a task is for.
+    pub enum TaskKind {
+        Assessment => "assessment",
+        CasePlan => "case_plan",
+        FollowUp => "follow_up",
+        Service => "service",
+        SafetyCheck => "safety_check",
+    }
+}
+
+text_enum! {
+    /// Where a task stands: `open` until it is `done` or `cancelled` (closing the case cancels its
+    /// open tasks).
+    pub enum TaskStatus {
+        Open => "open",
+        Done => "done",
+        Cancelled => "cancelled",
+    }
+}
+
+text_enum! {
+    /// The type of a support-plan goal (HTCDS `spl_Type`).
+    pub enum SupportKind {
+        Education => "education",
+        Financial => "financial",
+        Health => "health",
+        LabourExploitationRehabilitation => "labour_exploitation_rehabilitation",
+        Legal => "legal",
+        Livelihood => "livelihood",
+        RightsBasedTraining => "rights_based_training",
+        SexualExploitationRehabilitation => "sexual_exploitation_rehabilitation",
+        SocialCare => "social_care",
+    }
+}
+
+text_enum! {
+    /// Where a support-plan goal stands. HTCDS v2.0 gives the goal dates but no status picklist:
+    /// these codes are Haven's.
+    pub enum GoalStatus {
+        Planned => "planned",
+        InProgress => "in_progress",
+        Achieved => "achieved",
+        Discontinued => "discontinued",
+    }
+}
+
 impl CaseStatus {
     /// Whether the case is closed (either way): it is opened again only with a reason.
     pub fn is_closed(self) -> bool {

@@ -49,6 +49,8 @@ Victim identities are only ever shown to the caseworkers entitled to them."
         (name = "organizations", description = "Organisations using this deployment"),
         (name = "users", description = "Staff accounts and their roles"),
         (name = "victims", description = "Victims' case files; identities only for the caseworkers entitled to them"),
+        (name = "tasks", description = "A case's follow-ups: who does what by when; notes only for the caseworkers entitled to the identity"),
+        (name = "support-plan", description = "A case's support plan (HTCDS): goals and planned services with their dates and status"),
         (name = "referrals", description = "Referrals between organisations and their life cycle"),
         (name = "reports", description = "Anonymised statistics from report plugins, behind the privacy guard"),
         (name = "audit", description = "The append-only audit log"),

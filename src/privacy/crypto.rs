@@ -25,6 +25,9 @@ pub enum Purpose {
     Identity,
     AssistanceNotes,
     ReferralReason,
+    TaskNotes,
+    /// A support-plan goal's objectives and action plan, sealed as one document.
+    SupportPlanText,
     /// A staff account's TOTP secret.
     SecondFactor,
 }
@@ -35,6 +38,8 @@ impl Purpose {
             Purpose::Identity => b"identity",
             Purpose::AssistanceNotes => b"assistance-notes",
             Purpose::ReferralReason => b"referral-reason",
+            Purpose::TaskNotes => b"task-notes",
+            Purpose::SupportPlanText => b"support-plan-text",
             Purpose::SecondFactor => b"second-factor",
         }
     }

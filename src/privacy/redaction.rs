@@ -75,6 +75,16 @@ pub trait Gated: Serialize + ToSchema {
     fn victim_id(&self) -> Uuid;
 }
 
+// The identity-grade notes of a record (assistance, a task), for callers holding an identity grant
+// (no doc comment: it would become a schema description).
+#[derive(Serialize, ToSchema)]
+pub struct NotesPart {
+    /// Always present in this view, `null` when there are none: its presence is what tells this
+    /// view from the one without notes.
+    #[schema(required = true)]
+    pub notes: Option<String>,
+}
+
 /// A record as one caller may see it: with its identity-grade part (entitled caseworkers) or
 /// without.
 #[derive(Serialize)]

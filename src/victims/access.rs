@@ -9,12 +9,13 @@ use super::model::{CaseFile, IdentityPart, VictimRow, VictimView};
 use super::{custody, store};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::domain::Principal;
+use crate::domain::case_vocab::CaseStatus;
 use crate::domain::policy::{self, Custody, Relation};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::RequestContext;
 use crate::privacy::crypto::Sealed;
 use crate::privacy::identity::{self, Identity};
-use crate::privacy::redaction::{self, IdentityGrant, Sight};
+use crate::privacy::redaction::{self, Gated, IdentityGrant, Sight, View};
 use crate::state::AppState;
 
 /// A victim the caller may see, what they may see of it, how it is referred to them, and who
@@ -162,4 +163,66 @@ pub async fn list_views(
         audit::record_read(conn, ctx, event, principal.organization_id).await?;
     }
     Ok(views)
+}
+
+/// Views of records about victims (tasks, support-plan goals): each with its identity-grade part
+/// where the caller holds a grant for its victim. `open` gives a record's part and whether anything
+/// was stored in it; the records whose parts were read are audited as one event naming them under
+/// `what`, in `owner`'s log and the caller's.
+#[allow(clippy::too_many_arguments)]
+pub async fn gated_views<T, R: Gated>(
+    conn: &mut AsyncPgConnection,
+    ctx: &RequestContext,
+    principal: &Principal,
+    owner: Uuid,
+    what: &str,
+    rows: &[T],
+    grants: Vec<Option<IdentityGrant>>,
+    record: impl Fn(&T) -> (Uuid, R),
+    open: impl Fn(&T) -> ApiResult<(R::Part, bool)>,
+) -> ApiResult<Vec<View<R>>> {
+    let mut views = Vec::with_capacity(rows.len());
+    let mut read = Vec::new();
+    for (row, grant) in rows.iter().zip(grants) {
+        let (id, r) = record(row);
+        views.push(match grant {
+            None => View::redacted(r),
+            Some(grant) => {
+                let (part, stored) = open(row)?;
+                if stored {
+                    read.push(id);
+                }
+                View::disclosed(grant, r, part)
+            }
+        });
+    }
+    if !read.is_empty() {
+        let event = Event::new(AuditAction::IdentityRead, AuditOutcome::Success)
+            .by(principal)
+            .details(serde_json::json!({ what: read }));
+        audit::record_read(conn, ctx, event, owner).await?;
+    }
+    Ok(views)
+}
+
+/// Locks a case for a change to its plan or tasks and judges the write again under the lock (a
+/// concurrent hand-over may have restricted it). A closed case's plan and tasks are settled: 409.
+/// Returns the custody the write was judged on.
+pub async fn lock_open_case(
+    conn: &mut AsyncPgConnection,
+    principal: &Principal,
+    victim: Uuid,
+    org: Uuid,
+) -> ApiResult<Custody> {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+
+    let custody = custody::lock(conn, victim, principal.user_id).await?;
+    policy::write_victim(principal, org, custody).require()?;
+    let status: CaseStatus =
+        crate::db::schema::victims::table.find(victim).select(crate::db::schema::victims::status).first(conn).await?;
+    if status.is_closed() {
+        return Err(ApiError::Conflict("The case is closed: reopen it to change its plan or tasks.".into()));
+    }
+    Ok(custody)
 }

@@ -142,7 +142,10 @@ async fn change(
                         ))
                         .execute(conn)
                         .await?;
-                    (closed, AuditAction::VictimClosed, serde_json::json!({ "reason": reason }))
+                    // A closed case has nothing left to do: its open tasks end with it.
+                    let cancelled = crate::tasks::cancel_open(conn, id, principal.user_id).await?;
+                    let details = serde_json::json!({ "reason": reason, "tasks_cancelled": cancelled });
+                    (closed, AuditAction::VictimClosed, details)
                 }
                 (Move::Reopen(reason), true) => {
                     let open = case_closures::table

@@ -33,6 +33,7 @@ mod releases;
 mod reports;
 mod second_factor;
 mod sensitivity;
+mod tasks;
 mod tokens;
 mod users;
 mod victims;

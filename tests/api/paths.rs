@@ -22,6 +22,8 @@ pub const AUDIT_EVENTS: &str = "/api/v1/audit-events";
 pub const VICTIMS: &str = "/api/v1/victims";
 pub const VICTIM_SEARCH: &str = "/api/v1/victims/search";
 pub const REFERRALS: &str = "/api/v1/referrals";
+pub const TASKS: &str = "/api/v1/tasks";
+pub const SUPPORT_PLAN_GOALS: &str = "/api/v1/support-plan-goals";
 
 pub const REPORTS: &str = "/api/v1/reports";
 pub const OWN_BUDGET: &str = "/api/v1/reports/budget";
@@ -78,6 +80,22 @@ pub fn assignment(victim: impl Display) -> String {
 /// A case's closing and reopening: `close`, `reopen` or `closures` (its history).
 pub fn case_step(victim: impl Display, step: &str) -> String {
     format!("{VICTIMS}/{victim}/{step}")
+}
+
+pub fn tasks_of(victim: impl Display) -> String {
+    format!("{VICTIMS}/{victim}/tasks")
+}
+
+pub fn task(id: impl Display) -> String {
+    format!("{TASKS}/{id}")
+}
+
+pub fn support_plan(victim: impl Display) -> String {
+    format!("{VICTIMS}/{victim}/support-plan")
+}
+
+pub fn support_plan_goal(id: impl Display) -> String {
+    format!("{SUPPORT_PLAN_GOALS}/{id}")
 }
 
 pub fn referral(id: impl Display) -> String {

@@ -38,17 +38,23 @@ async fn rekey_moves_everything_to_the_newest_key_and_resumes() {
             json!({ "victim_id": victim, "to_organization_id": to, "service": "legal", "reason": "court date" }),
         )
         .await;
+    let task = json!({ "kind": "follow_up", "due_on": "2026-11-20", "notes": "call the shelter" });
+    let task = caseworker.post(&paths::tasks_of(victim), task).await.json()["id"].as_str().unwrap().to_owned();
+    let goal = json!({ "kind": "legal", "planned_end_on": "2027-01-31", "objectives": "a residence permit" });
+    assert_eq!(caseworker.post(&paths::support_plan(victim), goal).await.status.as_u16(), 201);
     create_victim(&app, from).await;
 
     let rotated = IdentityKeyring::parse(&format!("{NEW_KEY},{IDENTITY_KEY_SPEC}"), BLIND_INDEX_KEY).unwrap();
     let report = haven::rekey::run(&app.pool, &rotated, false, false).await.unwrap();
     assert_eq!((report.identities, report.notes, report.reasons), (2, 1, 1));
+    assert_eq!((report.task_notes, report.support_plans), (1, 1));
     let (identities, notes, reasons) = key_ids(&app).await;
     assert!(identities.iter().all(|k| k == "id2"));
     assert!(notes.iter().flatten().all(|k| k == "id2"));
     assert!(reasons.iter().flatten().all(|k| k == "id2"));
     let again = haven::rekey::run(&app.pool, &rotated, false, false).await.unwrap();
     assert_eq!((again.identities, again.notes, again.reasons), (0, 0, 0), "nothing left to do");
+    assert_eq!((again.task_notes, again.support_plans), (0, 0));
 
     // A service holding only the new key reads everything; the old key is no longer needed. It is
     // another server than the caller's, so the caseworker's token is sent with a plain client.
@@ -61,6 +67,10 @@ async fn rekey_moves_everything_to_the_newest_key_and_resumes() {
     assert_eq!(seen["identity"]["document_number"], "MARKERDOC123");
     let notes: serde_json::Value = get(paths::assistance(victim)).await.unwrap().json().await.unwrap();
     assert_eq!(notes["items"][0]["notes"], "seen by a doctor");
+    let task: serde_json::Value = get(paths::task(&task)).await.unwrap().json().await.unwrap();
+    assert_eq!(task["notes"], "call the shelter");
+    let plan: serde_json::Value = get(paths::support_plan(victim)).await.unwrap().json().await.unwrap();
+    assert_eq!(plan["items"][0]["objectives"], "a residence permit");
     let found: serde_json::Value = client
         .post(format!("{address}{}", paths::VICTIM_SEARCH))
         .bearer_auth(&caseworker.token)

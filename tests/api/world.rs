@@ -17,6 +17,10 @@ pub struct World {
     pub org_b: Uuid,
     pub victim: Uuid,
     pub referral: Uuid,
+    /// A task of the victim's case, with notes holding a marker.
+    pub task: Uuid,
+    /// A goal of the victim's support plan, with objectives holding a marker.
+    pub goal: Uuid,
     /// The caseworker of A who recorded the victim (`cw_own`), who works its case.
     pub caseworker: Uuid,
     /// A caseworker of A that the user endpoints act on.
@@ -54,6 +58,14 @@ pub async fn build() -> World {
         .await;
     assert_eq!(resp.status.as_u16(), 201, "{}", resp.text);
     let referral: Uuid = resp.json()["id"].as_str().unwrap().parse().unwrap();
+    let task = json!({ "kind": "follow_up", "due_on": "2026-11-20", "notes": "MARKERNOTES call back" });
+    let resp = caseworker_a.post(&paths::tasks_of(victim), task).await;
+    assert_eq!(resp.status.as_u16(), 201, "{}", resp.text);
+    let task: Uuid = resp.json()["id"].as_str().unwrap().parse().unwrap();
+    let goal = json!({ "kind": "legal", "planned_end_on": "2027-03-31", "objectives": "MARKERNOTES residence permit" });
+    let resp = caseworker_a.post(&paths::support_plan(victim), goal).await;
+    assert_eq!(resp.status.as_u16(), 201, "{}", resp.text);
+    let goal: Uuid = resp.json()["id"].as_str().unwrap().parse().unwrap();
     let target_user = app.create_user(org_a, Role::Caseworker).await;
     let mut tokens = vec![("cw_own", caseworker_a.token.clone())];
     for (name, org, role) in [
@@ -74,7 +86,7 @@ pub async fn build() -> World {
     assert_eq!(resp.status.as_u16(), 202, "{}", resp.text);
     let grant: Uuid = resp.json()["id"].as_str().unwrap().parse().unwrap();
     let caseworker = caseworker_a.id();
-    World { app, org_a, org_b, victim, referral, caseworker, target_user, grant, tokens }
+    World { app, org_a, org_b, victim, referral, task, goal, caseworker, target_user, grant, tokens }
 }
 
 /// Whether `path` lies below the collection at `collection` (a victim's path below the victims').
@@ -89,6 +101,10 @@ impl World {
             self.victim
         } else if below(path, paths::REFERRALS) {
             self.referral
+        } else if below(path, paths::TASKS) {
+            self.task
+        } else if below(path, paths::SUPPORT_PLAN_GOALS) {
+            self.goal
         } else if below(path, paths::REPORTS) && path.contains("{id}") {
             return path.replace("{id}", "trends");
         } else if below(path, paths::GRANTS) {
@@ -118,6 +134,16 @@ impl World {
                 json!({ "victim_id": self.victim, "to_organization_id": self.org_b, "service": "shelter" })
             }
             ("post", "/api/v1/referrals/{id}/decline") => json!({ "reason": "no_capacity" }),
+            ("post", "/api/v1/victims/{id}/tasks") => {
+                json!({ "kind": "safety_check", "due_on": "2026-12-24", "notes": "MARKERNOTES" })
+            }
+            ("patch", "/api/v1/tasks/{id}") => json!({ "status": "done", "notes": "MARKERNOTES done" }),
+            ("post", "/api/v1/victims/{id}/support-plan") => {
+                json!({ "kind": "health", "planned_end_on": "2027-01-31", "action_plan": "MARKERNOTES clinic" })
+            }
+            ("patch", "/api/v1/support-plan-goals/{id}") => {
+                json!({ "status": "in_progress", "objectives": "MARKERNOTES new" })
+            }
             ("post", "/api/v1/victims/{id}/close") => json!({ "reason": "goals_met" }),
             ("post", "/api/v1/victims/{id}/reopen") => json!({ "reason": "new_information" }),
             ("put", "/api/v1/victims/{id}/assignment") => {
@@ -155,7 +181,8 @@ impl World {
     /// caseworker for a victim, the host's admin otherwise). The world keeps tokens, not callers
     /// (a caller borrows the app the world owns), so this request carries the stored token.
     pub async fn version(&self, path: &str) -> String {
-        let reader = if below(path, paths::VICTIMS) { &self.tokens[0].1 } else { &self.tokens[6].1 };
+        let casework = [paths::VICTIMS, paths::TASKS, paths::SUPPORT_PLAN_GOALS].iter().any(|c| below(path, c));
+        let reader = if casework { &self.tokens[0].1 } else { &self.tokens[6].1 };
         let resp = self.app.request(Method::GET, path, Some(reader.as_str()), None).await;
         format!("\"{}\"", resp.json()["version"])
     }

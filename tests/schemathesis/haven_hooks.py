@@ -7,8 +7,9 @@ another value of that shape, so no case changes from valid to invalid or back:
 - path ids drawn as UUIDs name the test world's records (HAVEN_IDS), and report ids, which are
   words, are catalogue ids two times in three, so operations reach real records;
 - ids in a body name records that exist (a referral's victim and receiving organisation, a case's
-  caseworkers: the list becomes the one caseworker who works the world's case);
-- dates of events (`identified_on`, `provided_on`, `date_of_birth`) are not in the future (UTC);
+  caseworkers and a task's assignee: the one caseworker who works the world's case);
+- dates of events (`identified_on`, `provided_on`, `date_of_birth`, a goal's `actual_end_on`) are
+  not in the future (UTC);
 - a report window runs forwards (`from` not after `to`) and spans at most 118 months (40 quarters);
 - `If-Match` is `*` two times in three, so patches get past the precondition and their bodies are
   judged; the rest keep the drawn tag and meet 412.
@@ -37,9 +38,10 @@ UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 PATH_IDS = (("/api/v1/victims/", "victim"), ("/api/v1/referrals/", "referral"), ("/api/v1/users/", "user"),
+            ("/api/v1/tasks/", "task"), ("/api/v1/support-plan-goals/", "goal"),
             ("/api/v1/organizations/", "organization"), ("/api/v1/access-grants/", "grant"))
-BODY_IDS = {"victim_id": "victim", "to_organization_id": "other_organization"}
-PAST_DATED = ("identified_on", "provided_on", "date_of_birth")
+BODY_IDS = {"victim_id": "victim", "to_organization_id": "other_organization", "assignee_id": "caseworker"}
+PAST_DATED = ("identified_on", "provided_on", "date_of_birth", "actual_end_on")
 
 _turn = 0
 

@@ -1,0 +1,2 @@
+DROP TABLE support_plan_goals;
+DROP TABLE tasks;
