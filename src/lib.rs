@@ -31,5 +31,6 @@ pub mod state;
 pub mod support_plan;
 pub mod tasks;
 pub mod telemetry;
+pub mod transfers;
 pub mod users;
 pub mod victims;

@@ -8,7 +8,9 @@ use utoipa_actix_web::{scope, service_config::ServiceConfig};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{assistance, audit, auth, grants, ops, orgs, referrals, reports, support_plan, tasks, users, victims};
+use crate::{
+    assistance, audit, auth, grants, ops, orgs, referrals, reports, support_plan, tasks, transfers, users, victims,
+};
 
 pub use crate::openapi::route_table::{API_PREFIX, OPENAPI_PATH};
 
@@ -67,6 +69,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(referrals::routes::decline_referral)
             .service(referrals::routes::complete_referral)
             .service(referrals::routes::cancel_referral)
+            .service(transfers::routes::create_transfer)
+            .service(transfers::routes::list_transfers)
+            .service(transfers::routes::get_transfer)
+            .service(transfers::routes::accept_transfer)
+            .service(transfers::routes::decline_transfer)
+            .service(transfers::routes::cancel_transfer)
             .service(reports::routes::list_reports)
             // Before `/reports/{id}`, which would otherwise take "budget" for a report id.
             .service(reports::routes::own_budget)

@@ -60,6 +60,10 @@ text_enum! {
         ReferralDeclined => "referral.decline",
         ReferralCompleted => "referral.complete",
         ReferralCancelled => "referral.cancel",
+        TransferCreated => "transfer.create",
+        TransferAccepted => "transfer.accept",
+        TransferDeclined => "transfer.decline",
+        TransferCancelled => "transfer.cancel",
         ReportRun => "report.run",
         ReportAllowanceSet => "report.allowance_set",
     }

@@ -109,3 +109,9 @@ pub async fn ping(pool: &Pool) -> bool {
 pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
     matches!(err, diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))
 }
+
+/// The transaction's time for a nullable `timestamptz` column (diesel's `now` is a `timestamp`,
+/// which such a column does not take).
+pub fn now_nullable() -> diesel::expression::SqlLiteral<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>> {
+    diesel::dsl::sql("now()")
+}

@@ -294,6 +294,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    transfers (id) {
+        id -> Uuid,
+        victim_id -> Uuid,
+        from_organization_id -> Uuid,
+        from_user_id -> Uuid,
+        to_organization_id -> Uuid,
+        reason -> Text,
+        status -> Text,
+        from_case_number -> Int4,
+        to_case_number -> Nullable<Int4>,
+        decline_reason -> Nullable<Text>,
+        decided_at -> Nullable<Timestamptz>,
+        decided_by -> Nullable<Uuid>,
+        create_digest -> Bytea,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(referrals -> victims (victim_id));
 diesel::joinable!(restricted_cases -> victims (victim_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -317,6 +337,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     case_closures,
     tasks,
     support_plan_goals,
+    transfers,
 );
 
 diesel::table! {

@@ -244,6 +244,26 @@ text_enum! {
 }
 
 text_enum! {
+    /// Why a case moves to another organisation (HTCDS `cas_ReasonForOutgoingReferral`).
+    pub enum TransferReason {
+        AdditionalServicesRequired => "additional_services_required",
+        MigrationOrChangeOfLocation => "migration_or_change_of_location",
+        Other => "other",
+    }
+}
+
+text_enum! {
+    /// Where a transfer stands: `pending` until the receiver accepts or declines it, or the sender
+    /// cancels it.
+    pub enum TransferStatus {
+        Pending => "pending",
+        Accepted => "accepted",
+        Declined => "declined",
+        Cancelled => "cancelled",
+    }
+}
+
+text_enum! {
     /// How soon the receiving organisation should act.
     pub enum Urgency {
         Routine => "routine",

@@ -157,6 +157,7 @@ mod properties {
     fn relation() -> impl Strategy<Value = Relation> {
         prop_oneof![
             Just(Relation::None),
+            Just(Relation::FormerOwner),
             (any::<bool>(), any::<bool>())
                 .prop_map(|(identity_shared, accepted)| Relation::Referred { identity_shared, accepted })
         ]

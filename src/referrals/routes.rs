@@ -30,25 +30,29 @@ async fn view(
     p: &Principal,
     row: &ReferralRow,
 ) -> ApiResult<ReferralView> {
-    // Sender-side caseworkers own the victim; what the referral gives the receiver is the
-    // policy's one rule, with the victim's consent to sharing as it stands now.
+    // What the referral gives the receiver is the policy's one rule, with the victim's consent to
+    // sharing as it stands now. The owner is whoever holds the case now: a sender that has since
+    // transferred the case away no longer reads what identifies the person, its own reason included.
+    let (owner, consent): (Uuid, bool) = crate::db::schema::victims::table
+        .find(row.victim_id)
+        .select((
+            crate::db::schema::victims::organization_id,
+            crate::db::schema::victims::consent_share_with_referral_partners,
+        ))
+        .first(conn)
+        .await?;
     let relation = if p.organization_id == row.to_organization_id {
-        let consent: bool = crate::db::schema::victims::table
-            .find(row.victim_id)
-            .select(crate::db::schema::victims::consent_share_with_referral_partners)
-            .first(conn)
-            .await?;
         policy::relation([(row.status, row.identity_shared)], consent)
     } else {
         Relation::None
     };
-    // On the sender's side a restricted case's reason, like its identity, is for its assigned
+    // On the owner's side a restricted case's reason, like its identity, is for its assigned
     // caseworkers.
-    let custody = match p.organization_id == row.from_organization_id {
+    let custody = match p.organization_id == owner {
         true => custody::custody_of(conn, &[row.victim_id], p.user_id).await?(row.victim_id),
         false => Custody::default(),
     };
-    let grant = match redaction::sight(p, row.victim_id, row.from_organization_id, relation, custody) {
+    let grant = match redaction::sight(p, row.victim_id, owner, relation, custody) {
         Ok(sight) => sight.grant(),
         Err(_) => None,
     };

@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Nullable, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -129,8 +128,7 @@ pub async fn update(
         None => (None, None, None),
     };
     // One of the two at most: the same column never appears twice in the statement.
-    let done_now = (change.status == Some(TaskStatus::Done))
-        .then(|| tasks::completed_at.eq(diesel::dsl::sql::<Nullable<Timestamptz>>("now()")));
+    let done_now = (change.status == Some(TaskStatus::Done)).then(|| tasks::completed_at.eq(crate::db::now_nullable()));
     let undone =
         change.status.filter(|s| *s != TaskStatus::Done).map(|_| tasks::completed_at.eq(None::<DateTime<Utc>>));
     diesel::update(tasks::table.find(id).filter(tasks::version.eq(version)))

@@ -46,7 +46,18 @@ pub async fn load_visible(
         audit_refusal(state, ctx, principal, id, status);
         Err(refusal)
     };
-    let Some((row, relation, custody)) = store::find_in_scope(conn, id, scope, principal.user_id).await? else {
+    let found = match store::find_in_scope(conn, id, scope, principal.user_id).await? {
+        Some(found) => Some(found),
+        // Not the caller's and not referred to them: perhaps a case their organisation transferred.
+        // Asked for every id that is neither, so an unknown id and a hidden one still take alike.
+        None => match scope {
+            Some(org) => store::find_transferred_from(conn, id, org)
+                .await?
+                .map(|row| (row, Relation::FormerOwner, Custody::default())),
+            None => None,
+        },
+    };
+    let Some((row, relation, custody)) = found else {
         return refused(ApiError::NotFound);
     };
     match redaction::sight(principal, row.id, row.organization_id, relation, custody) {

@@ -5,8 +5,10 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::model::{ValidVictim, VictimRow};
-use crate::db::schema::{case_assignments, case_counters, referrals, restricted_cases, victim_identities, victims};
-use crate::domain::case_vocab::ReferralStatus;
+use crate::db::schema::{
+    case_assignments, case_counters, referrals, restricted_cases, transfers, victim_identities, victims,
+};
+use crate::domain::case_vocab::{ReferralStatus, TransferStatus};
 use crate::domain::policy::{self, Custody, LIVE, Relation};
 use crate::idempotency::CreateOnce;
 use crate::privacy::crypto::Sealed;
@@ -65,6 +67,27 @@ pub async fn find_in_scope(
         first.consent_share_with_referral_partners,
     );
     Ok(rows.into_iter().next().map(|(row, ..)| (row, relation, custody)))
+}
+
+/// A victim whose case `org` held and transferred to another organisation (an accepted transfer
+/// from it), if any: what a former owner still reads of it (`Relation::FormerOwner`).
+pub async fn find_transferred_from(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    org: Uuid,
+) -> QueryResult<Option<VictimRow>> {
+    victims::table
+        .filter(victims::id.eq(id))
+        .filter(diesel::dsl::exists(
+            transfers::table
+                .filter(transfers::victim_id.eq(id))
+                .filter(transfers::from_organization_id.eq(org))
+                .filter(transfers::status.eq(TransferStatus::Accepted)),
+        ))
+        .select(VictimRow::as_select())
+        .first(conn)
+        .await
+        .optional()
 }
 
 /// The organisation that holds a victim, if it exists (for filing a refusal in its audit log).

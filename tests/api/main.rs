@@ -35,6 +35,7 @@ mod second_factor;
 mod sensitivity;
 mod tasks;
 mod tokens;
+mod transfers;
 mod users;
 mod victims;
 mod zero_config;

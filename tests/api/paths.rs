@@ -23,6 +23,7 @@ pub const VICTIMS: &str = "/api/v1/victims";
 pub const VICTIM_SEARCH: &str = "/api/v1/victims/search";
 pub const REFERRALS: &str = "/api/v1/referrals";
 pub const TASKS: &str = "/api/v1/tasks";
+pub const TRANSFERS: &str = "/api/v1/transfers";
 pub const SUPPORT_PLAN_GOALS: &str = "/api/v1/support-plan-goals";
 
 pub const REPORTS: &str = "/api/v1/reports";
@@ -96,6 +97,19 @@ pub fn support_plan(victim: impl Display) -> String {
 
 pub fn support_plan_goal(id: impl Display) -> String {
     format!("{SUPPORT_PLAN_GOALS}/{id}")
+}
+
+pub fn transfers_of(victim: impl Display) -> String {
+    format!("{VICTIMS}/{victim}/transfers")
+}
+
+pub fn transfer(id: impl Display) -> String {
+    format!("{TRANSFERS}/{id}")
+}
+
+/// A transfer's decision: `accept`, `decline` or `cancel`.
+pub fn transfer_step(id: impl Display, step: &str) -> String {
+    format!("{TRANSFERS}/{id}/{step}")
 }
 
 pub fn referral(id: impl Display) -> String {

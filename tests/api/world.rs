@@ -21,6 +21,8 @@ pub struct World {
     pub task: Uuid,
     /// A goal of the victim's support plan, with objectives holding a marker.
     pub goal: Uuid,
+    /// A pending transfer of another of A's cases to B.
+    pub transfer: Uuid,
     /// The caseworker of A who recorded the victim (`cw_own`), who works its case.
     pub caseworker: Uuid,
     /// A caseworker of A that the user endpoints act on.
@@ -66,6 +68,15 @@ pub async fn build() -> World {
     let resp = caseworker_a.post(&paths::support_plan(victim), goal).await;
     assert_eq!(resp.status.as_u16(), 201, "{}", resp.text);
     let goal: Uuid = resp.json()["id"].as_str().unwrap().parse().unwrap();
+    // Its identity holds no marker: it is not the case the leak tests restrict.
+    let moving = Uuid::new_v4();
+    let mut body = victim_body(moving);
+    body["identity"] = json!({ "given_names": "Moving Case" });
+    assert_eq!(caseworker_a.post(paths::VICTIMS, body).await.status.as_u16(), 201);
+    let ask = json!({ "to_organization_id": org_b, "reason": "migration_or_change_of_location" });
+    let resp = caseworker_a.post(&paths::transfers_of(moving), ask).await;
+    assert_eq!(resp.status.as_u16(), 201, "{}", resp.text);
+    let transfer: Uuid = resp.json()["id"].as_str().unwrap().parse().unwrap();
     let target_user = app.create_user(org_a, Role::Caseworker).await;
     let mut tokens = vec![("cw_own", caseworker_a.token.clone())];
     for (name, org, role) in [
@@ -86,7 +97,7 @@ pub async fn build() -> World {
     assert_eq!(resp.status.as_u16(), 202, "{}", resp.text);
     let grant: Uuid = resp.json()["id"].as_str().unwrap().parse().unwrap();
     let caseworker = caseworker_a.id();
-    World { app, org_a, org_b, victim, referral, task, goal, caseworker, target_user, grant, tokens }
+    World { app, org_a, org_b, victim, referral, task, goal, transfer, caseworker, target_user, grant, tokens }
 }
 
 /// Whether `path` lies below the collection at `collection` (a victim's path below the victims').
@@ -101,6 +112,8 @@ impl World {
             self.victim
         } else if below(path, paths::REFERRALS) {
             self.referral
+        } else if below(path, paths::TRANSFERS) {
+            self.transfer
         } else if below(path, paths::TASKS) {
             self.task
         } else if below(path, paths::SUPPORT_PLAN_GOALS) {
@@ -144,6 +157,10 @@ impl World {
             ("patch", "/api/v1/support-plan-goals/{id}") => {
                 json!({ "status": "in_progress", "objectives": "MARKERNOTES new" })
             }
+            ("post", "/api/v1/victims/{id}/transfers") => {
+                json!({ "to_organization_id": self.org_b, "reason": "other" })
+            }
+            ("post", "/api/v1/transfers/{id}/decline") => json!({ "reason": "no_capacity" }),
             ("post", "/api/v1/victims/{id}/close") => json!({ "reason": "goals_met" }),
             ("post", "/api/v1/victims/{id}/reopen") => json!({ "reason": "new_information" }),
             ("put", "/api/v1/victims/{id}/assignment") => {

@@ -38,7 +38,7 @@ UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 PATH_IDS = (("/api/v1/victims/", "victim"), ("/api/v1/referrals/", "referral"), ("/api/v1/users/", "user"),
-            ("/api/v1/tasks/", "task"), ("/api/v1/support-plan-goals/", "goal"),
+            ("/api/v1/tasks/", "task"), ("/api/v1/support-plan-goals/", "goal"), ("/api/v1/transfers/", "transfer"),
             ("/api/v1/organizations/", "organization"), ("/api/v1/access-grants/", "grant"))
 BODY_IDS = {"victim_id": "victim", "to_organization_id": "other_organization", "assignee_id": "caseworker"}
 PAST_DATED = ("identified_on", "provided_on", "date_of_birth", "actual_end_on")

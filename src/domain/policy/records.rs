@@ -25,6 +25,9 @@ pub enum Relation {
         /// The caller's organisation accepted a referral, so it provides services.
         accepted: bool,
     },
+    /// The caller's organisation held the case and transferred it to another: it keeps the case
+    /// file and its history, read-only and without the identity.
+    FormerOwner,
 }
 
 /// The one rule for what referrals to an organisation give it: a referral counts while it is live
@@ -34,7 +37,7 @@ pub enum Relation {
 pub fn relation(referrals: impl IntoIterator<Item = (ReferralStatus, bool)>, consent_to_share: bool) -> Relation {
     referrals.into_iter().filter(|(status, _)| LIVE.contains(status)).fold(Relation::None, |seen, (status, shared)| {
         let (was_shared, was_accepted) = match seen {
-            Relation::None => (false, false),
+            Relation::None | Relation::FormerOwner => (false, false),
             Relation::Referred { identity_shared, accepted } => (identity_shared, accepted),
         };
         Relation::Referred {
@@ -73,7 +76,7 @@ pub enum VictimSight {
 
 /// Caseworkers see the identities of their organisation's victims (of a restricted case, only its
 /// assigned caseworkers) and of victims referred to it with the identity shared; otherwise the
-/// case only. Admins and auditors see case files of their organisation (host auditors: all), never
+/// case only. An organisation that transferred a case keeps its case file, never its identity. Admins and auditors see case files of their organisation (host auditors: all), never
 /// identities. Partners see no individual record (403). Anything else is hidden (404). A
 /// restriction is the owning organisation's: what a referral made with consent shares with the
 /// receiver follows [`relation`].
@@ -91,11 +94,13 @@ pub fn victim_sight(
         Role::Caseworker => match (own, relation) {
             (true, _) if custody.keeps_out() => return Ok(VictimSight::CaseOnly),
             (true, _) | (false, Relation::Referred { identity_shared: true, .. }) => return Ok(VictimSight::Identity),
-            (false, Relation::Referred { identity_shared: false, .. }) => return Ok(VictimSight::CaseOnly),
+            (false, Relation::Referred { identity_shared: false, .. } | Relation::FormerOwner) => {
+                return Ok(VictimSight::CaseOnly);
+            }
             (false, Relation::None) => Access::Hidden,
         },
-        Role::Admin if own => Access::Allowed,
-        Role::Auditor if own || p.is_host => Access::Allowed,
+        Role::Admin if own || relation == Relation::FormerOwner => Access::Allowed,
+        Role::Auditor if own || p.is_host || relation == Relation::FormerOwner => Access::Allowed,
         Role::Admin | Role::Auditor => Access::Hidden,
     };
     access.require().map(|_| VictimSight::CaseOnly)
@@ -166,6 +171,17 @@ pub fn move_referral(p: &Principal, side_org: Uuid, custody: Custody) -> Access 
     write_victim(p, side_org, custody)
 }
 
+/// Seeing a transfer: both organisations' staff, and host auditors; partners never (403).
+pub fn see_transfer(p: &Principal, from_org: Uuid, to_org: Uuid) -> Access {
+    see_referral(p, from_org, to_org)
+}
+
+/// Accepting or declining a transfer: caseworkers of the receiving organisation, since taking the
+/// case takes its identity.
+pub fn receive_transfer(p: &Principal, to_org: Uuid) -> Access {
+    if p.role == Role::Caseworker && p.organization_id == to_org { Access::Allowed } else { Access::Forbidden }
+}
+
 /// Whose referrals a caller may list: `None` means every organisation's (host auditors); partners
 /// none.
 pub fn referral_list_scope(p: &Principal) -> Result<Option<Uuid>, ApiError> {
@@ -207,6 +223,11 @@ mod tests {
         assert_eq!(sight(&principal(Role::Auditor, b, true), Relation::None), Ok(VictimSight::CaseOnly));
         assert_eq!(sight(&principal(Role::Admin, b, true), Relation::None), Err(404), "host admins do not");
         assert_eq!(sight(&principal(Role::Partner, a, false), shared), Err(403));
+        for role in [Role::Caseworker, Role::Admin, Role::Auditor] {
+            let former = sight(&principal(role, b, false), Relation::FormerOwner);
+            assert_eq!(former, Ok(VictimSight::CaseOnly), "{role}: a transferred case, without its identity");
+        }
+        assert_eq!(sight(&principal(Role::Partner, b, false), Relation::FormerOwner), Err(403));
     }
 
     #[test]

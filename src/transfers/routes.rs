@@ -1,0 +1,362 @@
+use actix_web::{HttpResponse, get, post, web};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use super::store;
+use super::{NewTransfer, Transfer, TransferInput, TransferRow};
+use crate::audit::{self, AuditAction, AuditOutcome, Event};
+use crate::auth::Principal;
+use crate::db::schema::{transfers, victims};
+use crate::domain::case_vocab::{CaseStatus, TransferStatus};
+use crate::domain::policy;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery, RequestContext, from_value};
+use crate::pagination::{self, Page};
+use crate::referrals::DeclineInput;
+use crate::referrals::routes::Direction;
+use crate::state::AppState;
+use crate::victims::access::{self, Visible};
+use crate::victims::custody;
+
+fn both_logs(event: Event, t: &TransferRow) -> [Event; 2] {
+    [event.clone().in_org(t.from_organization_id), event.in_org(t.to_organization_id)]
+}
+
+/// What stands in the way of moving a case, judged under its lock: closed, another transfer
+/// waiting, the sender's live referrals, or no consent to sharing with referral partners (409).
+async fn movable(conn: &mut AsyncPgConnection, victim: Uuid, from: Uuid, waiting_ok: bool) -> ApiResult<()> {
+    let (status, consent): (CaseStatus, bool) = victims::table
+        .find(victim)
+        .select((victims::status, victims::consent_share_with_referral_partners))
+        .first(conn)
+        .await?;
+    let conflict = |why: &str| Err(ApiError::Conflict(why.into()));
+    if !consent {
+        return conflict("The victim has not consented to sharing with referral partners (consent on the case file).");
+    }
+    if status.is_closed() {
+        return conflict("The case is closed: reopen it to transfer it.");
+    }
+    if !waiting_ok && store::has_pending(conn, victim).await? {
+        return conflict("A transfer of this case is already waiting.");
+    }
+    if store::has_live_referrals(conn, victim, from).await? {
+        return conflict("The case has pending or accepted referrals: complete or cancel them before it moves.");
+    }
+    Ok(())
+}
+
+/// Transfer a case to another organisation (caseworkers who may write it; of a restricted case,
+/// its assigned caseworkers).
+///
+/// Needs the victim's consent to sharing with referral partners, an open case and no live
+/// referrals (409 otherwise). Nothing moves until the receiver accepts; the identity then goes
+/// with the case, and the sender keeps the case file without it.
+#[utoipa::path(
+    tag = "transfers",
+    params(("id" = Uuid, Path, description = "Victim id")),
+    request_body = TransferInput,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Asked (pending)", body = Transfer),
+        (status = 200, description = "Already asked with this body (a retry)", body = Transfer),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 409, response = crate::openapi::responses::Conflict),
+        (status = 422, response = crate::openapi::responses::Invalid),
+    )
+)]
+#[post("/victims/{id}/transfers")]
+pub async fn create_transfer(
+    state: web::Data<AppState>,
+    principal: Principal,
+    ctx: RequestContext,
+    id: web::Path<Uuid>,
+    body: ApiJson<Value>,
+) -> ApiResult<HttpResponse> {
+    let victim_id = id.into_inner();
+    let digest = crate::idempotency::digest(&state.identity_keys, &body.0);
+    let input: TransferInput = from_value(body.0)?;
+    policy::refuse_partners(&principal)?;
+    let mut conn = state.pool.get().await?;
+    let Visible { row: victim, custody, .. } =
+        access::load_visible(&state, &mut conn, &ctx, &principal, victim_id).await?;
+    policy::write_victim(&principal, victim.organization_id, custody).require()?;
+    if input.to_organization_id == victim.organization_id {
+        return Err(ApiError::validation("to_organization_id", "must be another organisation"));
+    }
+    if crate::orgs::find(&mut conn, input.to_organization_id).await?.is_none() {
+        return Err(ApiError::validation("to_organization_id", "is not an organisation"));
+    }
+    let new = NewTransfer {
+        id: input.id.unwrap_or_else(Uuid::now_v7),
+        victim_id,
+        from_organization_id: victim.organization_id,
+        from_user_id: principal.user_id,
+        to_organization_id: input.to_organization_id,
+        reason: input.reason,
+        from_case_number: victim.case_number,
+        create_digest: digest,
+    };
+    let (row, created) = (*conn)
+        .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            let custody = custody::lock(conn, victim_id, principal.user_id).await?;
+            policy::write_victim(&principal, victim.organization_id, custody).require()?;
+            // A retry is answered with what it asked for, whatever has changed since.
+            if crate::idempotency::CreateOnce::find(&new, conn).await?.is_none() {
+                movable(conn, victim_id, victim.organization_id, false).await?;
+            }
+            let (row, created) = crate::idempotency::create_once(conn, &new).await?;
+            if created {
+                let event = Event::new(AuditAction::TransferCreated, AuditOutcome::Success)
+                    .actor(principal.user_id, principal.role)
+                    .target("transfer", row.id)
+                    .details(serde_json::json!({ "victim_id": victim_id, "reason": row.reason }));
+                for event in both_logs(event, &row) {
+                    audit::record(conn, &ctx, event).await?;
+                }
+            }
+            Ok((row, created))
+        })
+        .await?;
+    Ok(crate::idempotency::answer(created).json(Transfer::from(row)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TransferQuery {
+    #[param(inline)]
+    pub direction: Option<Direction>,
+    pub status: Option<TransferStatus>,
+    pub victim_id: Option<Uuid>,
+    /// Changed at or after this time (asked or decided; for client sync).
+    pub updated_since: Option<DateTime<Utc>>,
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{21}[AQgw]$")]
+    pub cursor: Option<String>,
+}
+
+/// List transfers your organisation asked for or received (host auditors: all).
+#[utoipa::path(
+    tag = "transfers",
+    params(TransferQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of transfers", body = Page<Transfer>),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 422, response = crate::openapi::responses::Invalid),
+    )
+)]
+#[get("/transfers")]
+pub async fn list_transfers(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: ApiQuery<TransferQuery>,
+) -> ApiResult<HttpResponse> {
+    let scope = policy::referral_list_scope(&principal)?;
+    let q = query.0;
+    let limit = pagination::limit(q.limit)?;
+    let after: Option<Uuid> = pagination::decode(q.cursor.as_deref())?;
+    let org = principal.organization_id;
+    let mut sql = transfers::table.select(TransferRow::as_select()).into_boxed();
+    sql = match (q.direction, scope) {
+        (Some(Direction::Incoming), _) => sql.filter(transfers::to_organization_id.eq(org)),
+        (Some(Direction::Outgoing), _) => sql.filter(transfers::from_organization_id.eq(org)),
+        (None, None) => sql,
+        (None, Some(org)) => {
+            sql.filter(transfers::to_organization_id.eq(org).or(transfers::from_organization_id.eq(org)))
+        }
+    };
+    if let Some(status) = q.status {
+        sql = sql.filter(transfers::status.eq(status));
+    }
+    if let Some(victim) = q.victim_id {
+        sql = sql.filter(transfers::victim_id.eq(victim));
+    }
+    if let Some(since) = q.updated_since {
+        sql = sql.filter(transfers::updated_at.ge(since));
+    }
+    if let Some(after) = after {
+        sql = sql.filter(transfers::id.gt(after));
+    }
+    let mut conn = state.pool.get().await?;
+    let rows: Vec<TransferRow> = sql.order(transfers::id.asc()).limit(limit + 1).load(&mut conn).await?;
+    Ok(HttpResponse::Ok().json(pagination::page(rows, limit, |r| r.id, Transfer::from)))
+}
+
+/// Read a transfer (both organisations' staff, host auditors).
+#[utoipa::path(
+    tag = "transfers",
+    params(("id" = Uuid, Path, description = "Transfer id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The transfer", body = Transfer),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 404, response = crate::openapi::responses::NotFound),
+    )
+)]
+#[get("/transfers/{id}")]
+pub async fn get_transfer(
+    state: web::Data<AppState>,
+    principal: Principal,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    policy::refuse_partners(&principal)?;
+    let mut conn = state.pool.get().await?;
+    let row = store::find(&mut conn, id.into_inner()).await?.ok_or(ApiError::NotFound)?;
+    policy::see_transfer(&principal, row.from_organization_id, row.to_organization_id).require()?;
+    Ok(HttpResponse::Ok().json(Transfer::from(row)))
+}
+
+/// Which way a transfer is decided.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Accept,
+    Decline,
+    Cancel,
+}
+
+async fn decide(
+    state: &AppState,
+    principal: &Principal,
+    ctx: &RequestContext,
+    id: Uuid,
+    decision: Decision,
+    decline: Option<DeclineInput>,
+) -> ApiResult<HttpResponse> {
+    policy::refuse_partners(principal)?;
+    let mut conn = state.pool.get().await?;
+    let row = (*conn)
+        .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            let t = store::lock(conn, id).await?.ok_or(ApiError::NotFound)?;
+            policy::see_transfer(principal, t.from_organization_id, t.to_organization_id).require()?;
+            match decision {
+                Decision::Accept | Decision::Decline => policy::receive_transfer(principal, t.to_organization_id),
+                // The sender's cancel is a write on its case: a restricted case's, its assigned
+                // caseworkers'.
+                Decision::Cancel => {
+                    let custody = custody::lock(conn, t.victim_id, principal.user_id).await?;
+                    policy::write_victim(principal, t.from_organization_id, custody)
+                }
+            }
+            .require()?;
+            if t.status != TransferStatus::Pending {
+                return Err(ApiError::Conflict(format!("This transfer is {}; it is no longer waiting.", t.status)));
+            }
+            let (status, action, number) = match decision {
+                Decision::Accept => {
+                    custody::lock(conn, t.victim_id, principal.user_id).await?;
+                    let owner: Uuid =
+                        victims::table.find(t.victim_id).select(victims::organization_id).first(conn).await?;
+                    if owner != t.from_organization_id {
+                        return Err(ApiError::Conflict("The case is no longer the sender's.".into()));
+                    }
+                    movable(conn, t.victim_id, t.from_organization_id, true).await?;
+                    let number = store::hand_over(conn, &t, principal.user_id).await?;
+                    (TransferStatus::Accepted, AuditAction::TransferAccepted, Some(number))
+                }
+                Decision::Decline => (TransferStatus::Declined, AuditAction::TransferDeclined, None),
+                Decision::Cancel => (TransferStatus::Cancelled, AuditAction::TransferCancelled, None),
+            };
+            let reason = decline.map(|d| d.reason);
+            let row = store::decide(conn, id, status, reason, number, principal.user_id).await?;
+            let event = Event::new(action, AuditOutcome::Success)
+                .actor(principal.user_id, principal.role)
+                .target("transfer", id)
+                .details(serde_json::json!({ "victim_id": row.victim_id, "status": row.status }));
+            for event in both_logs(event, &row) {
+                audit::record(conn, ctx, event).await?;
+            }
+            Ok(row)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(Transfer::from(row)))
+}
+
+/// Accept a pending transfer (caseworkers of the receiving organisation).
+///
+/// Your organisation owns the case from now on, under a case number of its own, with you as its
+/// assigned caseworker; the sender's open tasks end, and the sender keeps the case file without
+/// the identity.
+#[utoipa::path(
+    tag = "transfers",
+    params(("id" = Uuid, Path, description = "Transfer id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The transfer, accepted", body = Transfer),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 409, response = crate::openapi::responses::Conflict),
+    )
+)]
+#[post("/transfers/{id}/accept")]
+pub async fn accept_transfer(
+    state: web::Data<AppState>,
+    principal: Principal,
+    ctx: RequestContext,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    decide(&state, &principal, &ctx, id.into_inner(), Decision::Accept, None).await
+}
+
+/// Decline a pending transfer, with a reason code (caseworkers of the receiving organisation).
+#[utoipa::path(
+    tag = "transfers",
+    params(("id" = Uuid, Path, description = "Transfer id")),
+    request_body = DeclineInput,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The transfer, declined", body = Transfer),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 409, response = crate::openapi::responses::Conflict),
+        (status = 422, response = crate::openapi::responses::Invalid),
+    )
+)]
+#[post("/transfers/{id}/decline")]
+pub async fn decline_transfer(
+    state: web::Data<AppState>,
+    principal: Principal,
+    ctx: RequestContext,
+    id: web::Path<Uuid>,
+    body: ApiJson<DeclineInput>,
+) -> ApiResult<HttpResponse> {
+    decide(&state, &principal, &ctx, id.into_inner(), Decision::Decline, Some(body.0)).await
+}
+
+/// Cancel a pending transfer (caseworkers of the sending organisation who may write the case).
+#[utoipa::path(
+    tag = "transfers",
+    params(("id" = Uuid, Path, description = "Transfer id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The transfer, cancelled", body = Transfer),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 409, response = crate::openapi::responses::Conflict),
+    )
+)]
+#[post("/transfers/{id}/cancel")]
+pub async fn cancel_transfer(
+    state: web::Data<AppState>,
+    principal: Principal,
+    ctx: RequestContext,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    decide(&state, &principal, &ctx, id.into_inner(), Decision::Cancel, None).await
+}

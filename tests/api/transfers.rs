@@ -1,0 +1,155 @@
+//! Transfers: a case moves to another organisation with the person; the receiver owns it, the
+//! sender keeps the case file without the identity.
+
+use haven::domain::Role;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::spawn_app;
+use crate::paths;
+use crate::victims::{assert_no_marker, create_victim, victim_body};
+
+fn ids(page: &Value) -> Vec<String> {
+    page["items"].as_array().unwrap().iter().map(|v| v["id"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn a_transferred_case_moves_with_its_identity_and_leaves_the_sender_a_case_file() {
+    let app = spawn_app().await;
+    let (dakar, lima) = (app.create_org().await, app.create_org().await);
+    let (victim, sender) = create_victim(&app, dakar).await;
+    let receiver = app.caller(lima, Role::Caseworker).await;
+    let lima_admin = app.caller(lima, Role::Admin).await;
+    let dakar_admin = app.caller(dakar, Role::Admin).await;
+    let outsider = app.caller(app.create_org().await, Role::Caseworker).await;
+    let note = json!({ "kind": "medical", "provided_on": "2026-11-01", "notes": "MARKERNOTES clinic" });
+    assert_eq!(sender.post(&paths::assistance(victim), note).await.status, StatusCode::CREATED);
+    let task = json!({ "kind": "follow_up", "due_on": "2027-01-10", "notes": "MARKERNOTES call" });
+    let task = sender.post(&paths::tasks_of(victim), task).await.json()["id"].as_str().unwrap().to_owned();
+
+    // A live referral stands in the way until it is settled.
+    let referral = json!({ "victim_id": victim, "to_organization_id": lima, "service": "repatriation",
+        "reason": "MARKERNOTES family in Lima" });
+    let referral = sender.post(paths::REFERRALS, referral).await.json()["id"].as_str().unwrap().to_owned();
+    let ask = json!({ "to_organization_id": lima, "reason": "migration_or_change_of_location" });
+    sender.post(&paths::transfers_of(victim), ask.clone()).await.assert_problem(409, "conflict");
+    assert_eq!(receiver.post(&paths::referral_step(&referral, "accept"), json!({})).await.status, StatusCode::OK);
+    assert_eq!(receiver.post(&paths::referral_step(&referral, "complete"), json!({})).await.status, StatusCode::OK);
+
+    let to_self = json!({ "to_organization_id": dakar, "reason": "other" });
+    sender.post(&paths::transfers_of(victim), to_self).await.assert_problem(422, "validation");
+    dakar_admin.post(&paths::transfers_of(victim), ask.clone()).await.assert_problem(403, "forbidden");
+    let resp = sender.post(&paths::transfers_of(victim), ask.clone()).await;
+    assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
+    let transfer = resp.json();
+    let id = transfer["id"].as_str().unwrap().to_owned();
+    assert_eq!(transfer["status"], "pending");
+    sender.post(&paths::transfers_of(victim), ask).await.assert_problem(409, "conflict");
+
+    // Waiting: the receiver sees the request, not yet the person.
+    assert_eq!(
+        ids(&receiver.get(&paths::query(paths::TRANSFERS, "direction=incoming")).await.json()),
+        vec![id.clone()]
+    );
+    receiver.get(&paths::victim(victim)).await.assert_problem(404, "not-found");
+    outsider.get(&paths::transfer(&id)).await.assert_problem(404, "not-found");
+    for who in [&lima_admin, &sender] {
+        who.post(&paths::transfer_step(&id, "accept"), json!({})).await.assert_problem(403, "forbidden");
+    }
+
+    let resp = receiver.post(&paths::transfer_step(&id, "accept"), json!({})).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    let accepted = resp.json();
+    assert_eq!(accepted["status"], "accepted");
+    let number = accepted["to_case_number"].as_i64().expect("a case number of the receiver's");
+    receiver.post(&paths::transfer_step(&id, "accept"), json!({})).await.assert_problem(409, "conflict");
+
+    // The receiver owns it: the identity, its own number, in its lists and searches, its caseworker.
+    let owned = receiver.get(&paths::victim(victim)).await.json();
+    assert_eq!(owned["organization_id"], json!(lima));
+    assert_eq!(owned["case_number"].as_i64(), Some(number));
+    assert_eq!(owned["identity"]["document_number"], "MARKERDOC123");
+    assert_eq!(
+        ids(&receiver.get(&paths::query(paths::VICTIMS, "assigned_to=me")).await.json()),
+        vec![victim.to_string()]
+    );
+    let search = json!({ "document_number": "MARKERDOC123" });
+    assert_eq!(ids(&receiver.post(paths::VICTIM_SEARCH, search.clone()).await.json()).len(), 1);
+    let version = format!("\"{}\"", owned["version"]);
+    let patched = receiver.patch(&paths::victim(victim), &version, json!({ "status": "follow_up" })).await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+
+    // The sender keeps the case file and its history, read-only, without anything identifying.
+    for (what, path) in [
+        ("case", paths::victim(victim)),
+        ("assistance", paths::assistance(victim)),
+        ("tasks", paths::tasks_of(victim)),
+        ("task", paths::task(&task)),
+        ("referral", paths::referral(&referral)),
+        ("transfer", paths::transfer(&id)),
+        ("closures", paths::case_step(victim, "closures")),
+    ] {
+        for (who, caller) in [("caseworker", &sender), ("admin", &dakar_admin)] {
+            let resp = caller.get(&path).await;
+            assert_eq!(resp.status, StatusCode::OK, "{who} {what}: {}", resp.text);
+            assert_no_marker(&format!("{who} {what}"), &resp.text);
+        }
+    }
+    assert_eq!(sender.get(&paths::task(&task)).await.json()["status"], "cancelled", "the sender's tasks end");
+    assert!(ids(&sender.get(paths::VICTIMS).await.json()).is_empty(), "no longer the sender's case");
+    assert!(ids(&sender.post(paths::VICTIM_SEARCH, search).await.json()).is_empty());
+    let version = format!("\"{}\"", sender.get(&paths::victim(victim)).await.json()["version"]);
+    sender
+        .patch(&paths::victim(victim), &version, json!({ "status": "active" }))
+        .await
+        .assert_problem(403, "forbidden");
+    let more = json!({ "kind": "shelter", "provided_on": "2026-11-02" });
+    sender.post(&paths::assistance(victim), more).await.assert_problem(403, "forbidden");
+    outsider.get(&paths::victim(victim)).await.assert_problem(404, "not-found");
+
+    let actions = app.audit_actions().await;
+    for action in ["transfer.create", "transfer.accept"] {
+        let both = actions.iter().filter(|(a, o)| a == action && o == "success").count();
+        assert_eq!(both, 2, "{action}: one event in each organisation's log");
+    }
+}
+
+#[tokio::test]
+async fn a_transfer_needs_consent_and_may_be_declined_or_cancelled() {
+    let app = spawn_app().await;
+    let (dakar, lima) = (app.create_org().await, app.create_org().await);
+    let (victim, sender) = create_victim(&app, dakar).await;
+    let receiver = app.caller(lima, Role::Caseworker).await;
+    let ask = json!({ "to_organization_id": lima, "reason": "additional_services_required" });
+
+    // Without consent to sharing with referral partners, nothing moves.
+    let unconsenting = Uuid::new_v4();
+    let mut body = victim_body(unconsenting);
+    body["consent"]["share_with_referral_partners"] = json!(false);
+    assert_eq!(sender.post(paths::VICTIMS, body).await.status, StatusCode::CREATED);
+    sender.post(&paths::transfers_of(unconsenting), ask.clone()).await.assert_problem(409, "conflict");
+
+    let first = sender.post(&paths::transfers_of(victim), ask.clone()).await.json()["id"].as_str().unwrap().to_owned();
+    receiver
+        .post(&paths::transfer_step(&first, "decline"), json!({ "reason": "maybe" }))
+        .await
+        .assert_problem(422, "validation");
+    let declined = receiver.post(&paths::transfer_step(&first, "decline"), json!({ "reason": "no_capacity" })).await;
+    assert_eq!(declined.status, StatusCode::OK, "{}", declined.text);
+    assert_eq!(
+        (declined.json()["status"].as_str(), declined.json()["decline_reason"].as_str()),
+        (Some("declined"), Some("no_capacity"))
+    );
+
+    let second = sender.post(&paths::transfers_of(victim), ask).await.json()["id"].as_str().unwrap().to_owned();
+    receiver.post(&paths::transfer_step(&second, "cancel"), json!({})).await.assert_problem(403, "forbidden");
+    assert_eq!(sender.post(&paths::transfer_step(&second, "cancel"), json!({})).await.json()["status"], "cancelled");
+    receiver.post(&paths::transfer_step(&second, "accept"), json!({})).await.assert_problem(409, "conflict");
+
+    // Nothing moved: the case is the sender's, with its identity.
+    assert_eq!(sender.get(&paths::victim(victim)).await.json()["identity"]["document_number"], "MARKERDOC123");
+    receiver.get(&paths::victim(victim)).await.assert_problem(404, "not-found");
+    let history = sender.get(&paths::query(paths::TRANSFERS, format!("victim_id={victim}"))).await.json();
+    assert_eq!(ids(&history).len(), 2);
+}
