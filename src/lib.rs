@@ -6,6 +6,7 @@ pub mod assistance;
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;
+pub mod changes;
 pub mod config;
 pub mod db;
 pub mod deadline;

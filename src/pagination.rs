@@ -137,7 +137,8 @@ mod tests {
                     let pattern = param["schema"]["pattern"].as_str();
                     match param["name"].as_str() {
                         Some("cursor") => {
-                            let expected = if path.contains("audit") { SEQUENCE_CURSOR } else { UUID_CURSOR };
+                            let by_sequence = path.contains("audit") || path.ends_with("/changes");
+                            let expected = if by_sequence { SEQUENCE_CURSOR } else { UUID_CURSOR };
                             assert_eq!(pattern, Some(expected), "{path}");
                             seen += 1;
                         }

@@ -9,7 +9,8 @@ use utoipa_actix_web::{scope, service_config::ServiceConfig};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{
-    assistance, audit, auth, grants, ops, orgs, referrals, reports, support_plan, tasks, transfers, users, victims,
+    assistance, audit, auth, changes, grants, ops, orgs, referrals, reports, support_plan, tasks, transfers, users,
+    victims,
 };
 
 pub use crate::openapi::route_table::{API_PREFIX, OPENAPI_PATH};
@@ -69,6 +70,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(referrals::routes::decline_referral)
             .service(referrals::routes::complete_referral)
             .service(referrals::routes::cancel_referral)
+            .service(changes::routes::list_changes)
             .service(transfers::routes::create_transfer)
             .service(transfers::routes::list_transfers)
             .service(transfers::routes::get_transfer)

@@ -80,7 +80,7 @@ pub async fn create_assistance(
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
             // Judged again under the case's lock: a concurrent hand-over may have restricted it.
             if victim.organization_id == org {
-                let custody = custody::lock(conn, victim_id, principal.user_id).await?;
+                let custody = custody::lock(conn, victim_id, principal.user_id, victim.organization_id).await?;
                 policy::record_assistance(&principal, victim.organization_id, relation, custody).require()?;
             }
             let (row, created) = crate::idempotency::create_once(conn, &new).await?;

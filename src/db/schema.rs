@@ -314,6 +314,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    sight_changes (id) {
+        id -> Int8,
+        organization_id -> Uuid,
+        user_id -> Nullable<Uuid>,
+        victim_id -> Uuid,
+        forget -> Text,
+        reason -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(referrals -> victims (victim_id));
 diesel::joinable!(restricted_cases -> victims (victim_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -338,6 +350,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     tasks,
     support_plan_goals,
     transfers,
+    sight_changes,
 );
 
 diesel::table! {

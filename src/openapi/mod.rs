@@ -51,6 +51,7 @@ Victim identities are only ever shown to the caseworkers entitled to them."
         (name = "victims", description = "Victims' case files; identities only for the caseworkers entitled to them"),
         (name = "tasks", description = "A case's follow-ups: who does what by when; notes only for the caseworkers entitled to the identity"),
         (name = "support-plan", description = "A case's support plan (HTCDS): goals and planned services with their dates and status"),
+        (name = "changes", description = "Tombstones for offline clients: what left your sight, so you delete your copy"),
         (name = "transfers", description = "Cases moving to another organisation with the person: asked, accepted or declined"),
         (name = "referrals", description = "Referrals between organisations and their life cycle"),
         (name = "reports", description = "Anonymised statistics from report plugins, behind the privacy guard"),

@@ -67,7 +67,7 @@ async fn view(
             .by(p)
             .target("referral", row.id)
             .details(serde_json::json!({ "victim_id": row.victim_id, "referral_reason": true }));
-        audit::record_read(conn, ctx, event, row.from_organization_id).await?;
+        audit::record_read(conn, ctx, event, owner).await?;
     }
     Ok(ReferralView::disclosed(grant, row.into(), ReasonPart { reason }))
 }
@@ -146,7 +146,7 @@ pub async fn create_referral(
     let (row, created) = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
             // Judged again under the case's lock: a concurrent hand-over may have restricted it.
-            let custody = custody::lock(conn, victim.id, principal.user_id).await?;
+            let custody = custody::lock(conn, victim.id, principal.user_id, victim.organization_id).await?;
             policy::write_victim(&principal, victim.organization_id, custody).require()?;
             let (row, created) = crate::idempotency::create_once(conn, &new).await?;
             if !created {
@@ -299,7 +299,7 @@ async fn transition(
             // caseworkers'. The receiver's are its own business.
             let custody = match step.by_receiver() {
                 true => Custody::default(),
-                false => custody::lock(conn, row.victim_id, principal.user_id).await?,
+                false => custody::lock(conn, row.victim_id, principal.user_id, row.from_organization_id).await?,
             };
             policy::move_referral(principal, side, custody).require()?;
             let to = step.apply(row.status).ok_or_else(|| {
@@ -321,6 +321,9 @@ async fn transition(
                 .returning(ReferralRow::as_returning())
                 .get_result(conn)
                 .await?;
+            if matches!(step, Transition::Decline | Transition::Complete | Transition::Cancel) {
+                crate::changes::after_referral(conn, row.to_organization_id, row.victim_id).await?;
+            }
             let action = match step {
                 Transition::Accept => AuditAction::ReferralAccepted,
                 Transition::Decline => AuditAction::ReferralDeclined,

@@ -87,6 +87,19 @@ pub async fn create_transfer(
     let mut conn = state.pool.get().await?;
     let Visible { row: victim, custody, .. } =
         access::load_visible(&state, &mut conn, &ctx, &principal, victim_id).await?;
+    // A retry is recognised before anything else is judged: after the transfer went through, its
+    // sender no longer writes the case, yet asked for exactly this.
+    if let Some(id) = input.id
+        && let Some(existing) = store::find(&mut conn, id).await?
+    {
+        let retry = existing.from_organization_id == principal.organization_id
+            && existing.victim_id == victim_id
+            && existing.create_digest == digest;
+        if !retry {
+            return Err(ApiError::Conflict("A record with this id already exists with other content.".into()));
+        }
+        return Ok(crate::idempotency::answer(false).json(Transfer::from(existing)));
+    }
     policy::write_victim(&principal, victim.organization_id, custody).require()?;
     if input.to_organization_id == victim.organization_id {
         return Err(ApiError::validation("to_organization_id", "must be another organisation"));
@@ -106,7 +119,7 @@ pub async fn create_transfer(
     };
     let (row, created) = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
-            let custody = custody::lock(conn, victim_id, principal.user_id).await?;
+            let custody = custody::lock(conn, victim_id, principal.user_id, victim.organization_id).await?;
             policy::write_victim(&principal, victim.organization_id, custody).require()?;
             // A retry is answered with what it asked for, whatever has changed since.
             if crate::idempotency::CreateOnce::find(&new, conn).await?.is_none() {
@@ -238,16 +251,18 @@ async fn decide(
 ) -> ApiResult<HttpResponse> {
     policy::refuse_partners(principal)?;
     let mut conn = state.pool.get().await?;
+    // Seen before it is locked: nobody waits on, or times, a transfer they may not see.
+    let seen = store::find(&mut conn, id).await?.ok_or(ApiError::NotFound)?;
+    policy::see_transfer(principal, seen.from_organization_id, seen.to_organization_id).require()?;
     let row = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
             let t = store::lock(conn, id).await?.ok_or(ApiError::NotFound)?;
-            policy::see_transfer(principal, t.from_organization_id, t.to_organization_id).require()?;
             match decision {
                 Decision::Accept | Decision::Decline => policy::receive_transfer(principal, t.to_organization_id),
                 // The sender's cancel is a write on its case: a restricted case's, its assigned
                 // caseworkers'.
                 Decision::Cancel => {
-                    let custody = custody::lock(conn, t.victim_id, principal.user_id).await?;
+                    let custody = custody::lock(conn, t.victim_id, principal.user_id, t.from_organization_id).await?;
                     policy::write_victim(principal, t.from_organization_id, custody)
                 }
             }
@@ -257,12 +272,7 @@ async fn decide(
             }
             let (status, action, number) = match decision {
                 Decision::Accept => {
-                    custody::lock(conn, t.victim_id, principal.user_id).await?;
-                    let owner: Uuid =
-                        victims::table.find(t.victim_id).select(victims::organization_id).first(conn).await?;
-                    if owner != t.from_organization_id {
-                        return Err(ApiError::Conflict("The case is no longer the sender's.".into()));
-                    }
+                    custody::lock(conn, t.victim_id, principal.user_id, t.from_organization_id).await?;
                     movable(conn, t.victim_id, t.from_organization_id, true).await?;
                     let number = store::hand_over(conn, &t, principal.user_id).await?;
                     (TransferStatus::Accepted, AuditAction::TransferAccepted, Some(number))

@@ -5,7 +5,9 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::{NewTransfer, TransferRow};
-use crate::db::schema::{case_assignments, referrals, restricted_cases, transfers, victim_identities, victims};
+use crate::db::schema::{
+    case_assignments, referrals, restricted_cases, support_plan_goals, tasks, transfers, victim_identities, victims,
+};
 use crate::domain::case_vocab::{DeclineReason, TransferStatus};
 use crate::domain::policy::LIVE;
 use crate::victims::{custody, store as victim_store};
@@ -79,7 +81,7 @@ pub async fn decide(
 /// Hands the case over to the receiving organisation, inside the transaction that locked it: a
 /// case number of the receiver's, the identity's search scope, the acceptor as its one assigned
 /// caseworker, no restriction (the receiver decides its own), the sender's open tasks cancelled,
-/// and a new version of the case. Returns the new case number.
+/// its clients told to forget the identity (`changes`), and a new version of the case. Returns the new case number.
 pub async fn hand_over(conn: &mut AsyncPgConnection, t: &TransferRow, acceptor: Uuid) -> QueryResult<i32> {
     let number = victim_store::next_case_number(conn, t.to_organization_id).await?;
     diesel::update(victims::table.find(t.victim_id))
@@ -96,9 +98,21 @@ pub async fn hand_over(conn: &mut AsyncPgConnection, t: &TransferRow, acceptor: 
         .set(victim_identities::organization_id.eq(t.to_organization_id))
         .execute(conn)
         .await?;
+    // The case's tasks and plan are the case's organisation's, history included.
+    diesel::update(tasks::table.filter(tasks::victim_id.eq(t.victim_id)))
+        .set(tasks::organization_id.eq(t.to_organization_id))
+        .execute(conn)
+        .await?;
+    diesel::update(support_plan_goals::table.filter(support_plan_goals::victim_id.eq(t.victim_id)))
+        .set(support_plan_goals::organization_id.eq(t.to_organization_id))
+        .execute(conn)
+        .await?;
     diesel::delete(case_assignments::table.filter(case_assignments::victim_id.eq(t.victim_id))).execute(conn).await?;
     custody::assign_creator(conn, t.victim_id, t.to_organization_id, acceptor).await?;
     diesel::delete(restricted_cases::table.find(t.victim_id)).execute(conn).await?;
     crate::tasks::cancel_open(conn, t.victim_id, acceptor).await?;
+    let gone = crate::changes::LeaveReason::Transferred;
+    crate::changes::for_organization(conn, t.from_organization_id, t.victim_id, crate::changes::Forget::Identity, gone)
+        .await?;
     Ok(number)
 }

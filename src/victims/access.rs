@@ -228,7 +228,7 @@ pub async fn lock_open_case(
     use diesel::prelude::*;
     use diesel_async::RunQueryDsl;
 
-    let custody = custody::lock(conn, victim, principal.user_id).await?;
+    let custody = custody::lock(conn, victim, principal.user_id, org).await?;
     policy::write_victim(principal, org, custody).require()?;
     let status: CaseStatus =
         crate::db::schema::victims::table.find(victim).select(crate::db::schema::victims::status).first(conn).await?;

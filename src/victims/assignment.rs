@@ -119,7 +119,7 @@ pub async fn assign_case(
     let assignment = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
             // Judged again under the case's lock: a concurrent hand-over may have changed it.
-            let custody = custody::lock(conn, victim, principal.user_id).await?;
+            let custody = custody::lock(conn, victim, principal.user_id, org).await?;
             policy::write_victim(&principal, org, custody).require()?;
             custody::assign(conn, victim, org, &caseworkers, restricted, principal.user_id).await?;
             let event = Event::new(AuditAction::VictimAssigned, AuditOutcome::Success)

@@ -124,7 +124,7 @@ async fn change(
     let Visible { row, .. } = access::load_visible(state, &mut conn, ctx, principal, id).await?;
     let (updated, view) = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
-            let custody = custody::lock(conn, id, principal.user_id).await?;
+            let custody = custody::lock(conn, id, principal.user_id, row.organization_id).await?;
             policy::write_victim(principal, row.organization_id, custody).require()?;
             let status: CaseStatus = victims::table.find(id).select(victims::status).first(conn).await?;
             let (new_status, action, details) = match (&to, status.is_closed()) {

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::db::schema::{case_assignments, restricted_cases, users, victims};
 use crate::domain::Role;
 use crate::domain::policy::Custody;
+use crate::error::{ApiError, ApiResult};
 
 /// The custody of each of `victims` as it concerns `user`, in at most two queries (for a page of a
 /// list); none for no victims.
@@ -46,9 +47,14 @@ pub async fn custody_of(
 
 /// Locks the victim's row for the rest of the transaction and reads its custody as it concerns
 /// `user`: a write that depends on custody (a hand-over, a patch, a referral, assistance) is judged
-/// against the custody no concurrent hand-over can change before it commits.
-pub async fn lock(conn: &mut AsyncPgConnection, victim: Uuid, user: Uuid) -> QueryResult<Custody> {
-    victims::table.find(victim).select(victims::id).for_update().first::<Uuid>(conn).await?;
+/// against the custody no concurrent hand-over can change before it commits. `held_by` is the
+/// organisation the write was judged for: a case that moved meanwhile (an accepted transfer) is a
+/// conflict, never a write on the new owner's case in the old owner's name.
+pub async fn lock(conn: &mut AsyncPgConnection, victim: Uuid, user: Uuid, held_by: Uuid) -> ApiResult<Custody> {
+    let owner: Uuid = victims::table.find(victim).select(victims::organization_id).for_update().first(conn).await?;
+    if owner != held_by {
+        return Err(ApiError::Conflict("The case has moved to another organisation meanwhile.".into()));
+    }
     Ok(custody_of(conn, &[victim], user).await?(victim))
 }
 
@@ -141,6 +147,8 @@ pub async fn assign(
             .on_conflict_do_nothing()
             .execute(conn)
             .await?;
+        // Whoever it now leaves out deletes their copy of the identity.
+        crate::changes::for_unassigned(conn, org, victim).await?;
     } else {
         diesel::delete(restricted_cases::table.find(victim)).execute(conn).await?;
     }

@@ -10,6 +10,7 @@ use super::model::{CaseFile, IdentityPart, ValidVictim, VictimInput, VictimRow, 
 use super::{custody, store};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
+use crate::changes::{self, Forget, LeaveReason};
 use crate::db::schema::{case_assignments, victims};
 use crate::domain::policy::{self, Custody, Relation};
 use crate::error::{ApiError, ApiResult};
@@ -226,7 +227,7 @@ pub async fn update_victim(
     let (updated, view) = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
             // Judged again under the case's lock: a concurrent hand-over may have restricted it.
-            let custody = custody::lock(conn, id, principal.user_id).await?;
+            let custody = custody::lock(conn, id, principal.user_id, row.organization_id).await?;
             policy::write_victim(&principal, row.organization_id, custody).require()?;
             let mut base = CaseFile::from(&row).as_input();
             if fields.get("age_at_identification").is_some_and(|a| !a.is_null()) && !fields.contains_key("is_minor") {
@@ -268,8 +269,17 @@ pub async fn update_victim(
                 (true, Some(identity)) => {
                     store::store_identity(conn, id, row.organization_id, identity::seal(&state.identity_keys, id, identity)).await?
                 }
-                (true, None) => store::delete_identity(conn, id).await?,
+                (true, None) => {
+                    store::delete_identity(conn, id).await?;
+                    // Erased: every client that holds it, here and at receivers, deletes its copy.
+                    let erased = LeaveReason::IdentityErased;
+                    changes::for_organization(conn, row.organization_id, id, Forget::Identity, erased).await?;
+                    changes::for_receivers(conn, id, erased).await?;
+                }
                 (false, _) => {}
+            }
+            if row.consent_share_with_referral_partners && !input.consent.share_with_referral_partners {
+                changes::for_receivers(conn, id, LeaveReason::ConsentWithdrawn).await?;
             }
             let event = Event::new(AuditAction::VictimUpdated, AuditOutcome::Success)
                 .by(&principal)

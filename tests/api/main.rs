@@ -12,6 +12,7 @@ mod world;
 mod audit;
 mod auth;
 mod casework;
+mod changes;
 mod contract;
 mod docs_page;
 mod duties;

@@ -57,6 +57,7 @@ const MATRIX: &[(&str, &str, [Expect; 8])] = &[
     ("post", "/api/v1/victims/{id}/support-plan", [A, F, F, F, H, H, H, F]),
     ("get", "/api/v1/support-plan-goals/{id}", [A, A, A, F, H, H, H, A]),
     ("patch", "/api/v1/support-plan-goals/{id}", [A, F, F, F, H, H, H, F]),
+    ("get", "/api/v1/changes", [A, A, A, F, A, A, A, A]),
     ("post", "/api/v1/victims/{id}/transfers", [A, F, F, F, H, H, H, F]),
     ("get", "/api/v1/transfers", [A, A, A, F, A, A, A, A]),
     ("get", "/api/v1/transfers/{id}", [A, A, A, F, H, H, H, A]),

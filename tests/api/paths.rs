@@ -24,6 +24,7 @@ pub const VICTIM_SEARCH: &str = "/api/v1/victims/search";
 pub const REFERRALS: &str = "/api/v1/referrals";
 pub const TASKS: &str = "/api/v1/tasks";
 pub const TRANSFERS: &str = "/api/v1/transfers";
+pub const CHANGES: &str = "/api/v1/changes";
 pub const SUPPORT_PLAN_GOALS: &str = "/api/v1/support-plan-goals";
 
 pub const REPORTS: &str = "/api/v1/reports";

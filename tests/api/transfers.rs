@@ -97,6 +97,24 @@ async fn a_transferred_case_moves_with_its_identity_and_leaves_the_sender_a_case
         }
     }
     assert_eq!(sender.get(&paths::task(&task)).await.json()["status"], "cancelled", "the sender's tasks end");
+    // The case's tasks went with it: in the receiver's lists, no longer in the sender's.
+    assert!(ids(&sender.get(paths::TASKS).await.json()).is_empty(), "no longer the sender's tasks");
+    assert_eq!(ids(&receiver.get(&paths::query(paths::TASKS, "status=cancelled")).await.json()), vec![task.clone()]);
+    // The sender's clients are told to forget the identity.
+    let changes = sender.get(paths::CHANGES).await.json();
+    let tombstones: Vec<(String, String, String)> = changes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["victim_id"].as_str().unwrap().into(),
+                t["forget"].as_str().unwrap().into(),
+                t["reason"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(tombstones.contains(&(victim.to_string(), "identity".into(), "transferred".into())), "{changes}");
     assert!(ids(&sender.get(paths::VICTIMS).await.json()).is_empty(), "no longer the sender's case");
     assert!(ids(&sender.post(paths::VICTIM_SEARCH, search).await.json()).is_empty());
     let version = format!("\"{}\"", sender.get(&paths::victim(victim)).await.json()["version"]);

@@ -1,0 +1,119 @@
+//! Tombstones for offline clients (`GET /changes`): when a case, or what identifies the person in
+//! it, leaves the sight of an organisation (or of one person in it), a row says so, written in the
+//! transaction of the change, so a client deletes its local copy. Ids and codes only.
+
+pub mod routes;
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::db::schema::{case_assignments, referrals, sight_changes, users, victims};
+use crate::domain::Role;
+use crate::domain::policy::LIVE;
+use crate::text_enum;
+
+text_enum! {
+    /// What a client deletes.
+    pub enum Forget {
+        /// The identity and every identity-grade text (notes, reasons, plan texts); the case file
+        /// stays.
+        Identity => "identity",
+        /// The whole record: it is no longer yours to see.
+        Record => "record",
+    }
+}
+
+text_enum! {
+    /// Why it left your sight.
+    pub enum LeaveReason {
+        /// The identity was removed from the case file.
+        IdentityErased => "identity_erased",
+        /// The person withdrew their consent to sharing with referral partners.
+        ConsentWithdrawn => "consent_withdrawn",
+        /// The case was transferred to another organisation.
+        Transferred => "transferred",
+        /// The case was restricted to caseworkers you are not among.
+        Restricted => "restricted",
+        /// The referral that gave your organisation the case ended.
+        ReferralEnded => "referral_ended",
+    }
+}
+
+/// Tells every client of `org` to forget `what` of the victim.
+pub async fn for_organization(
+    conn: &mut AsyncPgConnection,
+    org: Uuid,
+    victim: Uuid,
+    what: Forget,
+    why: LeaveReason,
+) -> QueryResult<()> {
+    diesel::insert_into(sight_changes::table)
+        .values((
+            sight_changes::organization_id.eq(org),
+            sight_changes::victim_id.eq(victim),
+            sight_changes::forget.eq(what),
+            sight_changes::reason.eq(why),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Tells the organisations that hold the victim's identity through a live referral made with it
+/// shared to forget the identity (its erasure, or the consent withdrawn).
+pub async fn for_receivers(conn: &mut AsyncPgConnection, victim: Uuid, why: LeaveReason) -> QueryResult<()> {
+    let receivers: Vec<Uuid> = referrals::table
+        .filter(referrals::victim_id.eq(victim))
+        .filter(referrals::status.eq_any(LIVE))
+        .filter(referrals::identity_shared.eq(true))
+        .select(referrals::to_organization_id)
+        .distinct()
+        .load(conn)
+        .await?;
+    for org in receivers {
+        for_organization(conn, org, victim, Forget::Identity, why).await?;
+    }
+    Ok(())
+}
+
+/// A restricted case: each caseworker of `org` who is not assigned to it forgets its identity.
+pub async fn for_unassigned(conn: &mut AsyncPgConnection, org: Uuid, victim: Uuid) -> QueryResult<()> {
+    let assigned =
+        case_assignments::table.filter(case_assignments::victim_id.eq(victim)).select(case_assignments::user_id);
+    let left_out: Vec<Uuid> = users::table
+        .filter(users::organization_id.eq(org))
+        .filter(users::role.eq(Role::Caseworker))
+        .filter(users::id.ne_all(assigned))
+        .select(users::id)
+        .load(conn)
+        .await?;
+    let rows: Vec<_> = left_out
+        .into_iter()
+        .map(|user| {
+            (
+                sight_changes::organization_id.eq(org),
+                sight_changes::user_id.eq(Some(user)),
+                sight_changes::victim_id.eq(victim),
+                sight_changes::forget.eq(Forget::Identity),
+                sight_changes::reason.eq(LeaveReason::Restricted),
+            )
+        })
+        .collect();
+    if !rows.is_empty() {
+        diesel::insert_into(sight_changes::table).values(rows).execute(conn).await?;
+    }
+    Ok(())
+}
+
+/// A referral to `org` ended: unless another live referral of the victim to it remains (or it
+/// holds the case itself), its clients forget the case.
+pub async fn after_referral(conn: &mut AsyncPgConnection, org: Uuid, victim: Uuid) -> QueryResult<()> {
+    let live = referrals::table
+        .filter(referrals::victim_id.eq(victim))
+        .filter(referrals::to_organization_id.eq(org))
+        .filter(referrals::status.eq_any(LIVE));
+    let owned = victims::table.filter(victims::id.eq(victim)).filter(victims::organization_id.eq(org));
+    let still: bool = diesel::select(diesel::dsl::exists(live).or(diesel::dsl::exists(owned))).get_result(conn).await?;
+    if still { Ok(()) } else { for_organization(conn, org, victim, Forget::Record, LeaveReason::ReferralEnded).await }
+}

@@ -1,0 +1,88 @@
+use actix_web::{HttpResponse, get, web};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::{Forget, LeaveReason};
+use crate::auth::Principal;
+use crate::db::schema::sight_changes;
+use crate::domain::policy;
+use crate::error::ApiResult;
+use crate::extract::ApiQuery;
+use crate::pagination::{self, Page};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ChangesQuery {
+    /// Changes at or after this time (the start of your last sync); all of them when absent.
+    pub since: Option<DateTime<Utc>>,
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{10}[AEIMQUYcgkosw048]$")]
+    pub cursor: Option<String>,
+}
+
+/// A record, or what identifies the person in it, that left your sight: delete your local copy.
+#[derive(Debug, Serialize, ToSchema, Queryable, Selectable)]
+#[diesel(table_name = sight_changes)]
+pub struct Tombstone {
+    /// Increasing: the order in which to apply them.
+    #[diesel(column_name = id)]
+    pub sequence: i64,
+    pub victim_id: Uuid,
+    /// `identity`: delete the identity, assistance notes, referral reasons, task notes and plan
+    /// texts of the case, and keep its case file; `record`: delete the case and everything under it.
+    pub forget: Forget,
+    pub reason: LeaveReason,
+    #[diesel(column_name = created_at)]
+    pub at: DateTime<Utc>,
+}
+
+/// What left your sight since a time: cases (or their identities) erased, transferred away,
+/// restricted, or no longer shared with your organisation, so an offline client deletes its copy.
+///
+/// Ask with the time your last sync started; apply in `sequence` order. Another organisation's
+/// records, and records that only changed, are not here: sync those with `updated_since`.
+#[utoipa::path(
+    tag = "changes",
+    params(ChangesQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of tombstones, oldest first", body = Page<Tombstone>),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 422, response = crate::openapi::responses::Invalid),
+    )
+)]
+#[get("/changes")]
+pub async fn list_changes(
+    state: web::Data<AppState>,
+    principal: Principal,
+    query: ApiQuery<ChangesQuery>,
+) -> ApiResult<HttpResponse> {
+    policy::refuse_partners(&principal)?;
+    let q = query.0;
+    let limit = pagination::limit(q.limit)?;
+    let after: Option<i64> = pagination::decode(q.cursor.as_deref())?;
+    let mut sql = sight_changes::table
+        .filter(sight_changes::organization_id.eq(principal.organization_id))
+        .filter(sight_changes::user_id.is_null().or(sight_changes::user_id.eq(principal.user_id)))
+        .select(Tombstone::as_select())
+        .into_boxed();
+    if let Some(since) = q.since {
+        sql = sql.filter(sight_changes::created_at.ge(since));
+    }
+    if let Some(after) = after {
+        sql = sql.filter(sight_changes::id.gt(after));
+    }
+    let mut conn = state.pool.get().await?;
+    let rows: Vec<Tombstone> = sql.order(sight_changes::id.asc()).limit(limit + 1).load(&mut conn).await?;
+    Ok(HttpResponse::Ok().json(pagination::page(rows, limit, |t| t.sequence, |t| t)))
+}

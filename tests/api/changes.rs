@@ -1,0 +1,76 @@
+//! `GET /changes`: what left a caller's sight, so an offline client deletes its copy.
+
+use haven::domain::Role;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{Caller, spawn_app};
+use crate::paths;
+use crate::victims::create_victim;
+
+/// (victim, forget, reason) of every tombstone the caller is given.
+async fn tombstones(caller: &Caller<'_>) -> Vec<(String, String, String)> {
+    let resp = caller.get(paths::CHANGES).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    let page: Value = resp.json();
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let field = |name: &str| t[name].as_str().unwrap().to_owned();
+            (field("victim_id"), field("forget"), field("reason"))
+        })
+        .collect()
+}
+
+fn one(victim: impl ToString, forget: &str, reason: &str) -> (String, String, String) {
+    (victim.to_string(), forget.to_owned(), reason.to_owned())
+}
+
+#[tokio::test]
+async fn clients_are_told_what_left_their_sight() {
+    let app = spawn_app().await;
+    let (org, other) = (app.create_org().await, app.create_org().await);
+    let (victim, owner) = create_victim(&app, org).await;
+    let colleague = app.caller(org, Role::Caseworker).await;
+    let receiver = app.caller(other, Role::Caseworker).await;
+    assert!(tombstones(&owner).await.is_empty());
+
+    // A restriction leaves the colleague out, not the assigned caseworker.
+    let restrict = json!({ "caseworkers": [owner.id()], "restricted": true });
+    assert_eq!(owner.put(&paths::assignment(victim), restrict).await.status, StatusCode::OK);
+    assert_eq!(tombstones(&colleague).await, vec![one(victim, "identity", "restricted")]);
+    assert!(tombstones(&owner).await.is_empty());
+
+    // A referral made with consent: withdrawing it takes the identity from the receiver; the
+    // referral's end takes the case.
+    let referral = json!({ "victim_id": victim, "to_organization_id": other, "service": "legal" });
+    let referral = owner.post(paths::REFERRALS, referral).await.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(receiver.post(&paths::referral_step(&referral, "accept"), json!({})).await.status, StatusCode::OK);
+    let version = format!("\"{}\"", owner.get(&paths::victim(victim)).await.json()["version"]);
+    let withdraw = json!({ "consent": { "services": true, "share_with_referral_partners": false, "anonymised_statistics": true } });
+    let resp = owner.patch(&paths::victim(victim), &version, withdraw).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    assert_eq!(tombstones(&receiver).await, vec![one(victim, "identity", "consent_withdrawn")]);
+    assert_eq!(receiver.post(&paths::referral_step(&referral, "complete"), json!({})).await.status, StatusCode::OK);
+    assert_eq!(tombstones(&receiver).await.last(), Some(&one(victim, "record", "referral_ended")));
+
+    // Erasing the identity: the owner's clients delete their copies.
+    let version = format!("\"{}\"", owner.get(&paths::victim(victim)).await.json()["version"]);
+    let erased = owner.patch(&paths::victim(victim), &version, json!({ "identity": null })).await;
+    assert_eq!(erased.status, StatusCode::OK, "{}", erased.text);
+    assert_eq!(tombstones(&owner).await, vec![one(victim, "identity", "identity_erased")]);
+
+    // From a time on, a page at a time, never another organisation's; partners have none.
+    let later = (chrono::Utc::now() + chrono::Duration::seconds(60)).format("%Y-%m-%dT%H:%M:%SZ");
+    let none = owner.get(&paths::query(paths::CHANGES, format!("since={later}"))).await.json();
+    assert!(none["items"].as_array().unwrap().is_empty());
+    let first = receiver.get(&paths::query(paths::CHANGES, "limit=1")).await.json();
+    let next = first["next_cursor"].as_str().expect("a second page").to_owned();
+    let second = receiver.get(&paths::query(paths::CHANGES, format!("limit=1&cursor={next}"))).await.json();
+    assert_eq!(second["items"][0]["reason"], "referral_ended");
+    let outsider = app.caller(app.create_org().await, Role::Caseworker).await;
+    assert!(tombstones(&outsider).await.is_empty());
+    app.caller(org, Role::Partner).await.get(paths::CHANGES).await.assert_problem(403, "forbidden");
+}
