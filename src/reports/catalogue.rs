@@ -39,6 +39,8 @@ text_enum! {
         ReferralService => "referral_service",
         ReferralStatus => "referral_status",
         ReferralResponseTime => "referral_response_time",
+        ClosureReason => "closure_reason",
+        CaseDuration => "case_duration",
         Figure => "figure",
     }
 }
@@ -92,6 +94,8 @@ impl Dimension {
             | RecruiterRelation
             | TraffickingStatus
             | IdentifiedBy
+            | ClosureReason
+            | CaseDuration
             | IdentifiedMonth
             | IdentifiedQuarter
             | IdentifiedYear => None,
@@ -164,6 +168,19 @@ impl Dimension {
             ReferralResponseTime => {
                 listed(&["under_1_day", "1_to_3_days", "4_to_7_days", "8_to_30_days", "over_30_days", "no_response"])
             }
+            // A closed case's reason and how long it was open, from identification to closure;
+            // `open` for a case that is not closed, `unknown` for one closed without a recorded
+            // closure (before closures were kept).
+            ClosureReason => with(all(v::ClosureReason::ALL), &["open", "unknown"]),
+            CaseDuration => listed(&[
+                "under_3_months",
+                "3_to_6_months",
+                "6_to_12_months",
+                "1_to_2_years",
+                "over_2_years",
+                "open",
+                "unknown",
+            ]),
             Figure => listed(&FIGURES),
             IdentifiedMonth | IdentifiedQuarter | IdentifiedYear => return None,
         })

@@ -112,6 +112,7 @@ enum Join {
     Control,
     Assistance,
     Referrals,
+    Closure,
     Figures,
 }
 
@@ -212,6 +213,10 @@ impl Join {
                     D::ReferralService.bound().unwrap_or(1)
                 ),
             },
+            // The closure in force: the case's latest, not reopened (one row per victim at most).
+            Join::Closure => "LEFT JOIN LATERAL (SELECT c0.reason, c0.closed_at FROM case_closures c0 \
+                 WHERE c0.victim_id = v.id AND c0.reopened_at IS NULL ORDER BY c0.id DESC LIMIT 1) AS cl ON true"
+                .into(),
             // The headline figures a victim counts towards (a victim counts once per figure).
             Join::Figures => "LEFT JOIN LATERAL unnest(array_remove(ARRAY[
                     CASE WHEN v.is_minor THEN 'minors' END,
@@ -232,6 +237,16 @@ const RESPONSE_BANDS: &str = "CASE WHEN coalesce(r.accepted_at, r.declined_at) I
      WHEN coalesce(r.accepted_at, r.declined_at) - r.created_at < interval '8 days' THEN '4_to_7_days' \
      WHEN coalesce(r.accepted_at, r.declined_at) - r.created_at < interval '31 days' THEN '8_to_30_days' \
      ELSE 'over_30_days' END";
+
+const CLOSURE_REASON: &str =
+    "CASE WHEN NOT v.status IN ('closed', 'closed_referred') THEN 'open' ELSE coalesce(cl.reason, 'unknown') END";
+
+const CASE_DURATION: &str = "CASE WHEN NOT v.status IN ('closed', 'closed_referred') THEN 'open' \
+     WHEN cl.closed_at IS NULL THEN 'unknown' \
+     WHEN cl.closed_at::date - v.identified_on < 91 THEN 'under_3_months' \
+     WHEN cl.closed_at::date - v.identified_on < 183 THEN '3_to_6_months' \
+     WHEN cl.closed_at::date - v.identified_on < 366 THEN '6_to_12_months' \
+     WHEN cl.closed_at::date - v.identified_on < 731 THEN '1_to_2_years' ELSE 'over_2_years' END";
 
 const AGE_BANDS: &str = "CASE WHEN v.age_at_identification IS NULL THEN (CASE WHEN v.is_minor THEN 'minor_age_unknown' ELSE 'unknown' END) \
      WHEN v.age_at_identification <= 8 THEN '0-8' WHEN v.age_at_identification <= 17 THEN '9-17' \
@@ -283,6 +298,8 @@ fn dimension_sql(d: Dimension) -> (&'static str, &'static [Join]) {
         ReferralService => ("r.service", &[Join::Referrals]),
         ReferralStatus => ("r.status", &[Join::Referrals]),
         ReferralResponseTime => (RESPONSE_BANDS, &[Join::Referrals]),
+        ClosureReason => (CLOSURE_REASON, &[Join::Closure]),
+        CaseDuration => (CASE_DURATION, &[Join::Closure]),
         Figure => ("coalesce(fig.name, 'none_of_these')", &[Join::Figures]),
     }
 }

@@ -315,6 +315,24 @@ pub fn assistance_kind(rng: &mut ChaCha8Rng) -> ServiceKind {
     )
 }
 
+/// Why a seeded case was closed: `referred_elsewhere` is what `closed_referred` means; the rest
+/// weighted as reasons come in practice.
+pub fn closure_reason(rng: &mut ChaCha8Rng, status: CaseStatus) -> ClosureReason {
+    if status == CaseStatus::ClosedReferred {
+        return ClosureReason::ReferredElsewhere;
+    }
+    weighted(
+        rng,
+        &[
+            (ClosureReason::GoalsMet, 40),
+            (ClosureReason::ReturnedHome, 25),
+            (ClosureReason::LostContact, 15),
+            (ClosureReason::DeclinedFurtherSupport, 10),
+            (ClosureReason::MovedAway, 10),
+        ],
+    )
+}
+
 pub fn referral_outcome(rng: &mut ChaCha8Rng) -> ReferralStatus {
     weighted(
         rng,

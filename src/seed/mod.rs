@@ -14,7 +14,8 @@ use uuid::Uuid;
 
 use crate::db::Pool;
 use crate::db::schema::{
-    assistance_records, case_assignments, case_counters, organizations, referrals, users, victim_identities, victims,
+    assistance_records, case_assignments, case_closures, case_counters, organizations, referrals, users,
+    victim_identities, victims,
 };
 use crate::domain::Role;
 use crate::domain::case_vocab::{ReferralStatus, Urgency};
@@ -97,6 +98,8 @@ async fn organizations(conn: &mut AsyncPgConnection, count: u32) -> Result<Vec<S
 pub async fn run(pool: &Pool, keys: &IdentityKeyring, options: &SeedOptions) -> Result<SeedReport, SeedError> {
     let mut conn = pool.get().await.map_err(|e| SeedError(e.to_string()))?;
     let mut rng = ChaCha8Rng::seed_from_u64(options.rng_seed);
+    // Closures draw from a stream of their own, so adding them left every other record as it was.
+    let mut closure_rng = ChaCha8Rng::seed_from_u64(options.rng_seed ^ 0xC105_ED00);
     let mut orgs = organizations(&mut conn, options.organizations).await?;
     let mut report = SeedReport { organizations: orgs.len() as u64, ..Default::default() };
     let bar = if options.progress { ProgressBar::new(options.victims) } else { ProgressBar::hidden() };
@@ -114,6 +117,7 @@ pub async fn run(pool: &Pool, keys: &IdentityKeyring, options: &SeedOptions) -> 
         let mut identity_rows = Vec::new();
         let mut assistance_rows = Vec::new();
         let mut referral_rows = Vec::new();
+        let mut closure_rows = Vec::new();
         for i in 0..n {
             let serial = made + i;
             let org_index = rng.random_range(0..orgs.len());
@@ -180,6 +184,20 @@ pub async fn run(pool: &Pool, keys: &IdentityKeyring, options: &SeedOptions) -> 
                     ),
                 ));
             }
+            if input.status.is_closed() {
+                let open_for = Duration::days(closure_rng.random_range(20..900));
+                let closed_at = (input.identified_on + open_for).min(today).and_time(NaiveTime::MIN).and_utc();
+                closure_rows.push((
+                    id,
+                    (
+                        case_closures::victim_id.eq(id),
+                        case_closures::organization_id.eq(org_id),
+                        case_closures::reason.eq(generate::closure_reason(&mut closure_rng, input.status)),
+                        case_closures::closed_at.eq(closed_at),
+                        case_closures::closed_by.eq(user),
+                    ),
+                ));
+            }
             victim_rows.push((id, org_id, user, case_number));
             inputs.push(input);
         }
@@ -225,12 +243,25 @@ pub async fn run(pool: &Pool, keys: &IdentityKeyring, options: &SeedOptions) -> 
                     .set(case_counters::last_number.eq(diesel::upsert::excluded(case_counters::last_number)))
                     .execute(conn)
                     .await?;
-                diesel::insert_into(victims::table).values(rows).on_conflict_do_nothing().execute(conn).await?;
+                let inserted: std::collections::HashSet<Uuid> = diesel::insert_into(victims::table)
+                    .values(rows)
+                    .on_conflict_do_nothing()
+                    .returning(victims::id)
+                    .get_results(conn)
+                    .await?
+                    .into_iter()
+                    .collect();
                 diesel::insert_into(case_assignments::table)
                     .values(assignments)
                     .on_conflict_do_nothing()
                     .execute(conn)
                     .await?;
+                // A case seeded before (the same seed again) keeps the closure it has.
+                let closures: Vec<_> =
+                    closure_rows.into_iter().filter(|(v, _)| inserted.contains(v)).map(|(_, row)| row).collect();
+                if !closures.is_empty() {
+                    diesel::insert_into(case_closures::table).values(closures).execute(conn).await?;
+                }
                 if !identity_rows.is_empty() {
                     diesel::insert_into(victim_identities::table)
                         .values(identity_rows)

@@ -308,6 +308,53 @@ async fn operation_summary_and_referral_outcomes_match_independent_counts() {
     assert_eq!(pooled.status, StatusCode::OK, "{}", pooled.text);
 }
 
+/// Why cases closed, and after how long: a caseworker's exact figures against the closures
+/// counted here.
+#[tokio::test]
+async fn case_outcomes_count_closures_by_reason_and_duration() {
+    use haven::db::schema::case_closures;
+    let app = spawn_app().await;
+    seed(&app, 600).await;
+    let mut conn = app.pool.get().await.unwrap();
+    let org: Uuid = victims::table.select(victims::organization_id).first(&mut conn).await.unwrap();
+    let statuses: Vec<String> = victims::table
+        .filter(victims::organization_id.eq(org))
+        .select(victims::status)
+        .load::<haven::domain::case_vocab::CaseStatus>(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.to_string())
+        .collect();
+    let reasons: Vec<String> = case_closures::table
+        .inner_join(victims::table.on(victims::id.eq(case_closures::victim_id)))
+        .filter(victims::organization_id.eq(org))
+        .filter(case_closures::reopened_at.is_null())
+        .select(case_closures::reason)
+        .load::<haven::domain::case_vocab::ClosureReason>(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.to_string())
+        .collect();
+    drop(conn);
+    let closed = statuses.iter().filter(|s| s.starts_with("closed")).count();
+    assert!(closed > 0 && closed == reasons.len(), "every seeded closed case has its closure");
+    let caseworker = app.caller(org, Role::Caseworker).await;
+    let report = caseworker.get(&paths::report("case-outcomes")).await.json();
+    let open = statuses.len() - closed;
+    assert_eq!(figure(&report, json!(["open", "open"])), Some(open as i64), "{report}");
+    for reason in ["goals_met", "returned_home", "referred_elsewhere", "lost_contact"] {
+        let expected = reasons.iter().filter(|r| *r == reason).count() as i64;
+        assert_eq!(figure(&report, json!([reason, "_total"])).unwrap_or(0), expected, "{reason}");
+    }
+    let durations: i64 = ["under_3_months", "3_to_6_months", "6_to_12_months", "1_to_2_years", "over_2_years"]
+        .iter()
+        .map(|band| figure(&report, json!(["_total", band])).unwrap_or(0))
+        .sum();
+    assert_eq!(durations, closed as i64, "each closed case in one duration band");
+}
+
 #[tokio::test]
 async fn declarative_plugins_run_like_compiled_ones() {
     let dir = std::env::temp_dir().join(format!("haven-reports-{}", Uuid::new_v4()));
@@ -468,6 +515,13 @@ async fn rollups_stay_equal_to_direct_counts_as_records_change() {
         .await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
     caseworker.post(&paths::assistance(some), json!({ "kind": "legal", "provided_on": "2026-11-01" })).await;
+    // Closed if it was open, reopened if it was closed: either moves its closure cells.
+    let closed = caseworker.post(&paths::case_step(some, "close"), json!({ "reason": "returned_home" })).await;
+    let moved = match closed.status {
+        StatusCode::CONFLICT => caseworker.post(&paths::case_step(some, "reopen"), json!({ "reason": "other" })).await,
+        _ => closed,
+    };
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.text);
     check(&mut conn).await;
     // An organisation stops sharing statistics: the pooled figures lose its victims.
     let other: Uuid = victims::table
