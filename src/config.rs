@@ -300,6 +300,20 @@ pub struct Settings {
     #[arg(long, env = "HAVEN_SESSION_CACHE_MS", default_value_t = 1000)]
     pub session_cache_ms: u64,
 
+    /// How often webhook deliveries that are due are looked for, in milliseconds.
+    #[arg(long, env = "HAVEN_WEBHOOK_POLL_MS", default_value_t = 1000)]
+    pub webhook_poll_ms: u64,
+
+    /// The first retry of a failed webhook delivery waits this long, in milliseconds; each next
+    /// one twice as long (at most an hour), for up to 10 attempts.
+    #[arg(long, env = "HAVEN_WEBHOOK_RETRY_MS", default_value_t = 10_000)]
+    pub webhook_retry_ms: u64,
+
+    /// Allow webhook URLs over plain `http` (for a receiver on the same machine or in tests);
+    /// otherwise only `https` URLs are taken.
+    #[arg(long, env = "HAVEN_WEBHOOK_ALLOW_HTTP", default_value_t = false)]
+    pub webhook_allow_http: bool,
+
     /// Seconds given to in-flight requests on shutdown.
     #[arg(long, env = "HAVEN_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout: u64,
@@ -375,6 +389,12 @@ impl Settings {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.metrics_addr()?;
+        if !(50..=60_000).contains(&self.webhook_poll_ms) {
+            return Err(bad("HAVEN_WEBHOOK_POLL_MS", "must be between 50 and 60000 milliseconds"));
+        }
+        if !(100..=3_600_000).contains(&self.webhook_retry_ms) {
+            return Err(bad("HAVEN_WEBHOOK_RETRY_MS", "must be between 100 and 3600000 milliseconds"));
+        }
         if !(60..=3600).contains(&self.access_token_ttl) {
             return Err(bad("HAVEN_ACCESS_TOKEN_TTL", "must be between 60 and 3600 seconds"));
         }

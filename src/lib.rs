@@ -35,3 +35,4 @@ pub mod telemetry;
 pub mod transfers;
 pub mod users;
 pub mod victims;
+pub mod webhooks;

@@ -155,14 +155,15 @@ fn rekey(settings: Settings, reindex: bool) -> Result<(), StartupError> {
             .await
             .map_err(|e| StartupError::Task(e.to_string()))?;
         println!(
-            "Re-encrypted under `{}`: {} identities, {} assistance notes, {} referral reasons, {} task notes, {} support-plan goals, {} second factors.",
+            "Re-encrypted under `{}`: {} identities, {} assistance notes, {} referral reasons, {} task notes, {} support-plan goals, {} second factors, {} webhook secrets.",
             keys.identity.current_key_id(),
             report.identities,
             report.notes,
             report.reasons,
             report.task_notes,
             report.support_plans,
-            report.second_factors
+            report.second_factors,
+            report.webhook_secrets
         );
         Ok::<_, StartupError>(())
     });

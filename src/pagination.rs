@@ -137,7 +137,8 @@ mod tests {
                     let pattern = param["schema"]["pattern"].as_str();
                     match param["name"].as_str() {
                         Some("cursor") => {
-                            let by_sequence = path.contains("audit") || path.ends_with("/changes");
+                            let by_sequence =
+                                path.contains("audit") || path.ends_with("/changes") || path.ends_with("/deliveries");
                             let expected = if by_sequence { SEQUENCE_CURSOR } else { UUID_CURSOR };
                             assert_eq!(pattern, Some(expected), "{path}");
                             seen += 1;

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use uuid::Uuid;
 
 use crate::db::Pool;
-use crate::db::schema::{assistance_records, referrals, support_plan_goals, tasks, users, victim_identities};
+use crate::db::schema::{assistance_records, referrals, support_plan_goals, tasks, users, victim_identities, webhooks};
 use crate::privacy::crypto::{IdentityKeyring, Purpose, Sealed};
 use crate::privacy::identity;
 use crate::victims::store::{SealedColumns, SealedIdentity};
@@ -25,6 +25,7 @@ pub struct RekeyReport {
     pub task_notes: u64,
     pub support_plans: u64,
     pub second_factors: u64,
+    pub webhook_secrets: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +71,7 @@ pub async fn run(
         task_notes: task_notes(&mut conn, keys, &current, progress).await?,
         support_plans: support_plans(&mut conn, keys, &current, progress).await?,
         second_factors: second_factors(&mut conn, keys, &current, progress).await?,
+        webhook_secrets: webhook_secrets(&mut conn, keys, &current, progress).await?,
     })
 }
 
@@ -143,7 +145,12 @@ macro_rules! reseal_column {
             loop {
                 let rows: Vec<(Uuid, Option<String>, Option<Vec<u8>>, Option<Vec<u8>>)> = $table::table
                     .filter($table::$key.is_not_null().and($table::$key.ne(current.to_owned())))
-                    .select(($table::id, $table::$key, $table::$nonce, $table::$cipher))
+                    .select((
+                        $table::id,
+                        $table::$key.nullable(),
+                        $table::$nonce.nullable(),
+                        $table::$cipher.nullable(),
+                    ))
                     .order($table::id)
                     .limit(BATCH)
                     .load(conn)
@@ -206,6 +213,15 @@ reseal_column!(
     text_ciphertext,
     Purpose::SupportPlanText,
     "support plans"
+);
+reseal_column!(
+    webhook_secrets,
+    webhooks,
+    secret_key_id,
+    secret_nonce,
+    secret_ciphertext,
+    Purpose::WebhookSecret,
+    "webhook secrets"
 );
 reseal_column!(
     second_factors,

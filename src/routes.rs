@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{
     assistance, audit, auth, changes, grants, ops, orgs, referrals, reports, support_plan, tasks, transfers, users,
-    victims,
+    victims, webhooks,
 };
 
 pub use crate::openapi::route_table::{API_PREFIX, OPENAPI_PATH};
@@ -77,6 +77,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(transfers::routes::accept_transfer)
             .service(transfers::routes::decline_transfer)
             .service(transfers::routes::cancel_transfer)
+            .service(webhooks::routes::list_webhooks)
+            .service(webhooks::routes::create_webhook)
+            .service(webhooks::routes::get_webhook)
+            .service(webhooks::routes::update_webhook)
+            .service(webhooks::routes::delete_webhook)
+            .service(webhooks::routes::list_deliveries)
             .service(reports::routes::list_reports)
             // Before `/reports/{id}`, which would otherwise take "budget" for a report id.
             .service(reports::routes::own_budget)

@@ -173,7 +173,8 @@ pub struct Application {
 
 impl Application {
     /// Builds the shared state on the database at `url`, binds the API (`HAVEN_BIND`) and metrics
-    /// (`HAVEN_METRICS_BIND`) addresses, and starts warming the report rollups in the background.
+    /// (`HAVEN_METRICS_BIND`) addresses, starts warming the report rollups in the background,
+    /// and starts sending webhook deliveries.
     /// Call it inside the runtime that will serve.
     pub fn build(settings: Settings, url: &str, keys: Keys) -> Result<Application, StartupError> {
         let bind = |addr: std::net::SocketAddr, name: &str| {
@@ -185,6 +186,13 @@ impl Application {
         let state = build_state(settings, url, keys)?;
         let (pool, reports, key) = (state.pool.clone(), state.reports.clone(), state.bounding_key.clone());
         tokio::spawn(async move { crate::reports::rollup::warm(&pool, &reports, &key).await });
+        let worker = crate::webhooks::delivery::Worker::new(
+            state.pool.clone(),
+            state.identity_keys.clone(),
+            std::time::Duration::from_millis(state.settings.webhook_poll_ms),
+            std::time::Duration::from_millis(state.settings.webhook_retry_ms),
+        );
+        tokio::spawn(worker.run());
         Ok(Application { state, api, metrics })
     }
 

@@ -64,6 +64,9 @@ text_enum! {
         TransferAccepted => "transfer.accept",
         TransferDeclined => "transfer.decline",
         TransferCancelled => "transfer.cancel",
+        WebhookCreated => "webhook.create",
+        WebhookUpdated => "webhook.update",
+        WebhookDeleted => "webhook.delete",
         ReportRun => "report.run",
         ReportAllowanceSet => "report.allowance_set",
     }

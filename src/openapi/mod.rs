@@ -54,6 +54,7 @@ Victim identities are only ever shown to the caseworkers entitled to them."
         (name = "changes", description = "Tombstones for offline clients: what left your sight, so you delete your copy"),
         (name = "transfers", description = "Cases moving to another organisation with the person: asked, accepted or declined"),
         (name = "referrals", description = "Referrals between organisations and their life cycle"),
+        (name = "webhooks", description = "Where an organisation's events are posted, signed; and the delivery log"),
         (name = "reports", description = "Anonymised statistics from report plugins, behind the privacy guard"),
         (name = "audit", description = "The append-only audit log"),
         (name = "operations", description = "Health and readiness (outside /api/v1)"),

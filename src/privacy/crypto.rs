@@ -30,6 +30,8 @@ pub enum Purpose {
     SupportPlanText,
     /// A staff account's TOTP secret.
     SecondFactor,
+    /// A webhook's signing secret.
+    WebhookSecret,
 }
 
 impl Purpose {
@@ -41,6 +43,7 @@ impl Purpose {
             Purpose::TaskNotes => b"task-notes",
             Purpose::SupportPlanText => b"support-plan-text",
             Purpose::SecondFactor => b"second-factor",
+            Purpose::WebhookSecret => b"webhook-secret",
         }
     }
 }

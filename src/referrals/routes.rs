@@ -20,6 +20,7 @@ use crate::privacy::redaction;
 use crate::state::AppState;
 use crate::victims::access::{self, Visible};
 use crate::victims::custody;
+use crate::webhooks::{self, WebhookEvent};
 
 /// The view of one referral; the reason (identity-grade) only for caseworkers entitled to the
 /// victim's identity through this referral, and reading it is audited.
@@ -70,6 +71,15 @@ async fn view(
         audit::record_read(conn, ctx, event, owner).await?;
     }
     Ok(ReferralView::disclosed(grant, row.into(), ReasonPart { reason }))
+}
+
+/// What a webhook is told of a referral: ids and codes, never its reason.
+fn webhook_data(row: &ReferralRow) -> serde_json::Value {
+    serde_json::json!({
+        "referral_id": row.id, "victim_id": row.victim_id, "from_organization_id": row.from_organization_id,
+        "to_organization_id": row.to_organization_id, "service": row.service, "urgency": row.urgency,
+        "status": row.status, "identity_shared": row.identity_shared,
+    })
 }
 
 fn both_logs(event: Event, row: &ReferralRow) -> [Event; 2] {
@@ -159,6 +169,8 @@ pub async fn create_referral(
             for event in both_logs(event, &row) {
                 audit::record(conn, &ctx, event).await?;
             }
+            let parties = [row.to_organization_id, row.from_organization_id];
+            webhooks::emit(conn, &parties, WebhookEvent::ReferralCreated, webhook_data(&row)).await?;
             Ok((row, true))
         })
         .await?;
@@ -337,6 +349,14 @@ async fn transition(
             for event in both_logs(event, &row) {
                 audit::record(conn, ctx, event).await?;
             }
+            let told = match step {
+                Transition::Accept => WebhookEvent::ReferralAccepted,
+                Transition::Decline => WebhookEvent::ReferralDeclined,
+                Transition::Complete => WebhookEvent::ReferralCompleted,
+                Transition::Cancel => WebhookEvent::ReferralCancelled,
+            };
+            let parties = [row.to_organization_id, row.from_organization_id];
+            webhooks::emit(conn, &parties, told, webhook_data(&row)).await?;
             Ok(row)
         })
         .await?;

@@ -22,6 +22,16 @@ use crate::referrals::routes::Direction;
 use crate::state::AppState;
 use crate::victims::access::{self, Visible};
 use crate::victims::custody;
+use crate::webhooks::{self, WebhookEvent};
+
+/// What a webhook is told of a transfer: ids and codes.
+fn webhook_data(t: &TransferRow) -> serde_json::Value {
+    serde_json::json!({
+        "transfer_id": t.id, "victim_id": t.victim_id, "from_organization_id": t.from_organization_id,
+        "to_organization_id": t.to_organization_id, "reason": t.reason, "status": t.status,
+        "to_case_number": t.to_case_number,
+    })
+}
 
 fn both_logs(event: Event, t: &TransferRow) -> [Event; 2] {
     [event.clone().in_org(t.from_organization_id), event.in_org(t.to_organization_id)]
@@ -134,6 +144,8 @@ pub async fn create_transfer(
                 for event in both_logs(event, &row) {
                     audit::record(conn, &ctx, event).await?;
                 }
+                let parties = [row.to_organization_id, row.from_organization_id];
+                webhooks::emit(conn, &parties, WebhookEvent::TransferCreated, webhook_data(&row)).await?;
             }
             Ok((row, created))
         })
@@ -289,6 +301,13 @@ async fn decide(
             for event in both_logs(event, &row) {
                 audit::record(conn, ctx, event).await?;
             }
+            let told = match decision {
+                Decision::Accept => WebhookEvent::TransferAccepted,
+                Decision::Decline => WebhookEvent::TransferDeclined,
+                Decision::Cancel => WebhookEvent::TransferCancelled,
+            };
+            let parties = [row.to_organization_id, row.from_organization_id];
+            webhooks::emit(conn, &parties, told, webhook_data(&row)).await?;
             Ok(row)
         })
         .await?;

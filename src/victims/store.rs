@@ -90,6 +90,17 @@ pub async fn find_transferred_from(
         .optional()
 }
 
+/// The organisations the victim is referred to by live referrals.
+pub async fn live_receivers(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Vec<Uuid>> {
+    referrals::table
+        .filter(referrals::victim_id.eq(id))
+        .filter(referrals::status.eq_any(LIVE))
+        .select(referrals::to_organization_id)
+        .distinct()
+        .load(conn)
+        .await
+}
+
 /// The organisation that holds a victim, if it exists (for filing a refusal in its audit log).
 pub async fn owner_of(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Uuid>> {
     victims::table.find(id).select(victims::organization_id).first(conn).await.optional()

@@ -14,9 +14,9 @@ use crate::world::{World, build, operations};
 async fn sweep(world: &World, name: &str, token: &str) -> usize {
     let app = &world.app;
     let mut calls = 0;
-    // Logging out ends the caller's session: do it last.
+    // Deleting removes the world's record, and logging out ends the caller's session: last.
     let mut ops = operations();
-    ops.sort_by_key(|(_, path)| path == paths::LOGOUT);
+    ops.sort_by_key(|(method, path)| (path == paths::LOGOUT, method == "delete"));
     for (method, path) in ops {
         let concrete = world.concrete(&path);
         let mut headers = Vec::new();

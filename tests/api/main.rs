@@ -39,4 +39,5 @@ mod tokens;
 mod transfers;
 mod users;
 mod victims;
+mod webhooks;
 mod zero_config;

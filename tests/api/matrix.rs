@@ -71,6 +71,12 @@ const MATRIX: &[(&str, &str, [Expect; 8])] = &[
     ("post", "/api/v1/referrals/{id}/decline", [F, F, F, F, H, H, H, F]),
     ("post", "/api/v1/referrals/{id}/complete", [F, F, F, F, H, H, H, F]),
     ("post", "/api/v1/referrals/{id}/cancel", [A, F, F, F, H, H, H, F]),
+    ("get", "/api/v1/webhooks", [F, A, F, F, F, A, A, F]),
+    ("post", "/api/v1/webhooks", [F, A, F, F, F, A, A, F]),
+    ("get", "/api/v1/webhooks/{id}", [F, A, F, F, F, H, H, F]),
+    ("patch", "/api/v1/webhooks/{id}", [F, A, F, F, F, H, H, F]),
+    ("delete", "/api/v1/webhooks/{id}", [F, A, F, F, F, H, H, F]),
+    ("get", "/api/v1/webhooks/{id}/deliveries", [F, A, F, F, F, H, H, F]),
     ("get", "/api/v1/reports", [A, A, F, A, A, A, A, F]),
     ("get", "/api/v1/reports/{id}", [A, A, F, A, A, A, A, F]),
     ("get", "/api/v1/reports/budget", [A, A, F, A, A, A, A, F]),
@@ -134,8 +140,8 @@ async fn every_role_gets_exactly_its_answer() {
         .filter(|(_, path)| !UNAUTHENTICATED.contains(&path.as_str()))
         .map(|(m, p)| (m.clone(), p.clone(), row_for(m, p).expect("every operation has a row")))
         .collect();
-    // Logging out ends the caller's session: do it last.
-    rows.sort_by_key(|(_, path, _)| path == "/api/v1/auth/logout");
+    // Deleting removes the world's record, and logging out ends the caller's session: last.
+    rows.sort_by_key(|(method, path, _)| (path == "/api/v1/auth/logout", method == "delete"));
     let mut failures = Vec::new();
     for (method, path, expected) in rows {
         for (i, (caller, token)) in world.tokens.iter().enumerate() {

@@ -25,6 +25,7 @@ pub const REFERRALS: &str = "/api/v1/referrals";
 pub const TASKS: &str = "/api/v1/tasks";
 pub const TRANSFERS: &str = "/api/v1/transfers";
 pub const CHANGES: &str = "/api/v1/changes";
+pub const WEBHOOKS: &str = "/api/v1/webhooks";
 pub const SUPPORT_PLAN_GOALS: &str = "/api/v1/support-plan-goals";
 
 pub const REPORTS: &str = "/api/v1/reports";

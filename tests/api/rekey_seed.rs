@@ -43,18 +43,21 @@ async fn rekey_moves_everything_to_the_newest_key_and_resumes() {
     let goal = json!({ "kind": "legal", "planned_end_on": "2027-01-31", "objectives": "a residence permit" });
     assert_eq!(caseworker.post(&paths::support_plan(victim), goal).await.status.as_u16(), 201);
     create_victim(&app, from).await;
+    let admin = app.caller(from, haven::domain::Role::Admin).await;
+    let hook = json!({ "url": "https://receiver.example/haven", "events": ["task.due"] });
+    assert_eq!(admin.post(paths::WEBHOOKS, hook).await.status.as_u16(), 201);
 
     let rotated = IdentityKeyring::parse(&format!("{NEW_KEY},{IDENTITY_KEY_SPEC}"), BLIND_INDEX_KEY).unwrap();
     let report = haven::rekey::run(&app.pool, &rotated, false, false).await.unwrap();
     assert_eq!((report.identities, report.notes, report.reasons), (2, 1, 1));
-    assert_eq!((report.task_notes, report.support_plans), (1, 1));
+    assert_eq!((report.task_notes, report.support_plans, report.webhook_secrets), (1, 1, 1));
     let (identities, notes, reasons) = key_ids(&app).await;
     assert!(identities.iter().all(|k| k == "id2"));
     assert!(notes.iter().flatten().all(|k| k == "id2"));
     assert!(reasons.iter().flatten().all(|k| k == "id2"));
     let again = haven::rekey::run(&app.pool, &rotated, false, false).await.unwrap();
     assert_eq!((again.identities, again.notes, again.reasons), (0, 0, 0), "nothing left to do");
-    assert_eq!((again.task_notes, again.support_plans), (0, 0));
+    assert_eq!((again.task_notes, again.support_plans, again.webhook_secrets), (0, 0, 0));
 
     // A service holding only the new key reads everything; the old key is no longer needed. It is
     // another server than the caller's, so the caseworker's token is sent with a plain client.

@@ -23,6 +23,8 @@ pub struct World {
     pub goal: Uuid,
     /// A pending transfer of another of A's cases to B.
     pub transfer: Uuid,
+    /// A webhook of A.
+    pub webhook: Uuid,
     /// The caseworker of A who recorded the victim (`cw_own`), who works its case.
     pub caseworker: Uuid,
     /// A caseworker of A that the user endpoints act on.
@@ -96,8 +98,13 @@ pub async fn build() -> World {
     let resp = requester.patch(&paths::user(promoted.id), "\"1\"", json!({ "role": "caseworker" })).await;
     assert_eq!(resp.status.as_u16(), 202, "{}", resp.text);
     let grant: Uuid = resp.json()["id"].as_str().unwrap().parse().unwrap();
+    let resp = requester
+        .post(paths::WEBHOOKS, json!({ "url": "https://receiver.example/haven", "events": ["task.due"] }))
+        .await;
+    assert_eq!(resp.status.as_u16(), 201, "{}", resp.text);
+    let webhook: Uuid = resp.json()["webhook"]["id"].as_str().unwrap().parse().unwrap();
     let caseworker = caseworker_a.id();
-    World { app, org_a, org_b, victim, referral, task, goal, transfer, caseworker, target_user, grant, tokens }
+    World { app, org_a, org_b, victim, referral, task, goal, transfer, webhook, caseworker, target_user, grant, tokens }
 }
 
 /// Whether `path` lies below the collection at `collection` (a victim's path below the victims').
@@ -112,6 +119,8 @@ impl World {
             self.victim
         } else if below(path, paths::REFERRALS) {
             self.referral
+        } else if below(path, paths::WEBHOOKS) {
+            self.webhook
         } else if below(path, paths::TRANSFERS) {
             self.transfer
         } else if below(path, paths::TASKS) {
@@ -161,6 +170,8 @@ impl World {
                 json!({ "to_organization_id": self.org_b, "reason": "other" })
             }
             ("post", "/api/v1/transfers/{id}/decline") => json!({ "reason": "no_capacity" }),
+            ("post", "/api/v1/webhooks") => json!({ "url": "https://receiver.example/other", "events": ["task.due"] }),
+            ("patch", "/api/v1/webhooks/{id}") => json!({ "events": ["task.due", "referral.created"] }),
             ("post", "/api/v1/victims/{id}/close") => json!({ "reason": "goals_met" }),
             ("post", "/api/v1/victims/{id}/reopen") => json!({ "reason": "new_information" }),
             ("put", "/api/v1/victims/{id}/assignment") => {
@@ -199,7 +210,13 @@ impl World {
     /// (a caller borrows the app the world owns), so this request carries the stored token.
     pub async fn version(&self, path: &str) -> String {
         let casework = [paths::VICTIMS, paths::TASKS, paths::SUPPORT_PLAN_GOALS].iter().any(|c| below(path, c));
-        let reader = if casework { &self.tokens[0].1 } else { &self.tokens[6].1 };
+        let reader = if casework {
+            &self.tokens[0].1
+        } else if below(path, paths::WEBHOOKS) {
+            &self.tokens[1].1
+        } else {
+            &self.tokens[6].1
+        };
         let resp = self.app.request(Method::GET, path, Some(reader.as_str()), None).await;
         format!("\"{}\"", resp.json()["version"])
     }

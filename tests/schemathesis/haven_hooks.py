@@ -8,6 +8,7 @@ another value of that shape, so no case changes from valid to invalid or back:
   words, are catalogue ids two times in three, so operations reach real records;
 - ids in a body name records that exist (a referral's victim and receiving organisation, a case's
   caseworkers and a task's assignee: the one caseworker who works the world's case);
+- a webhook's `url` becomes one URL of the documented shape that parses;
 - dates of events (`identified_on`, `provided_on`, `date_of_birth`, a goal's `actual_end_on`) are
   not in the future (UTC);
 - a report window runs forwards (`from` not after `to`) and spans at most 118 months (40 quarters);
@@ -39,9 +40,14 @@ DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 PATH_IDS = (("/api/v1/victims/", "victim"), ("/api/v1/referrals/", "referral"), ("/api/v1/users/", "user"),
             ("/api/v1/tasks/", "task"), ("/api/v1/support-plan-goals/", "goal"), ("/api/v1/transfers/", "transfer"),
+            ("/api/v1/webhooks/", "webhook"),
             ("/api/v1/organizations/", "organization"), ("/api/v1/access-grants/", "grant"))
 BODY_IDS = {"victim_id": "victim", "to_organization_id": "other_organization", "assignee_id": "caseworker"}
 PAST_DATED = ("identified_on", "provided_on", "date_of_birth", "actual_end_on")
+
+# A webhook URL of the documented shape that also parses as a URL (the pattern alone admits
+# strings no URL parser takes, such as a bracket for a host).
+WEBHOOK_URL = "https://receiver.example/haven"
 
 _turn = 0
 
@@ -78,6 +84,8 @@ def _adjust_body(node):
         for key, value in node.items():
             if key in PAST_DATED:
                 node[key] = _past(value)
+            elif key == "url" and isinstance(value, str) and value.startswith(("http://", "https://")):
+                node[key] = WEBHOOK_URL
             elif key in BODY_IDS and _is_uuid(value) and BODY_IDS[key] in IDS:
                 node[key] = IDS[BODY_IDS[key]]
             elif key == "caseworkers" and isinstance(value, list) and value and all(map(_is_uuid, value)) \

@@ -51,6 +51,15 @@ pub fn read_organization(p: &Principal, org: Uuid) -> Access {
 }
 
 /// Creating and changing organisations is for host-organisation admins.
+/// Managing an organisation's webhooks (where its events are posted): its admins.
+pub fn manage_webhooks(p: &Principal, org: Uuid) -> Access {
+    match (p.role, p.organization_id == org) {
+        (Role::Admin, true) => Access::Allowed,
+        (_, true) => Access::Forbidden,
+        (_, false) => Access::Hidden,
+    }
+}
+
 pub fn manage_organizations(p: &Principal) -> Access {
     if p.is_host && p.role == Role::Admin { Access::Allowed } else { Access::Forbidden }
 }

@@ -1,0 +1,293 @@
+//! Sends what the outbox holds: every poll, claims the deliveries that are due (`FOR UPDATE SKIP
+//! LOCKED` and a lease, so any number of Haven processes share the work), posts each event signed
+//! with its webhook's secret, and records the outcome; a failure is retried with exponential
+//! backoff, up to [`MAX_ATTEMPTS`]. Delivery is at least once: receivers de-duplicate by the
+//! `Haven-Delivery` header. Every half minute it also raises the events that time brings
+//! (`referral.overdue`, `task.due`), each once.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Int4, Text, Timestamptz, Uuid as SqlUuid};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use uuid::Uuid;
+
+use super::WebhookEvent;
+use crate::db::Pool;
+use crate::db::schema::{webhook_deliveries as deliveries, webhook_events as events, webhooks};
+use crate::privacy::crypto::{IdentityKeyring, Purpose, Sealed};
+
+/// After this many attempts a delivery is given up (`failed`).
+pub const MAX_ATTEMPTS: i32 = 10;
+/// The header carrying `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
+pub const SIGNATURE_HEADER: &str = "Haven-Signature";
+/// How long a claimed delivery is left to its claimer before another may try it.
+const LEASE_SECONDS: i32 = 60;
+const BATCH: i64 = 16;
+const SCAN_EVERY: Duration = Duration::from_secs(30);
+
+/// What the worker needs; cheap to clone.
+#[derive(Clone)]
+pub struct Worker {
+    pub pool: Pool,
+    pub keys: std::sync::Arc<IdentityKeyring>,
+    pub poll: Duration,
+    pub retry: Duration,
+    pub client: reqwest::Client,
+}
+
+impl Worker {
+    pub fn new(pool: Pool, keys: std::sync::Arc<IdentityKeyring>, poll: Duration, retry: Duration) -> Worker {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            // A receiver answers where it is: following a redirect could post an event elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("Haven-Webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Worker { pool, keys, poll, retry, client }
+    }
+
+    /// Runs until the runtime stops.
+    pub async fn run(self) {
+        let mut last_scan: Option<std::time::Instant> = None;
+        loop {
+            tokio::time::sleep(self.poll).await;
+            if last_scan.is_none_or(|t| t.elapsed() >= SCAN_EVERY) {
+                last_scan = Some(std::time::Instant::now());
+                if let Err(error) = self.raise_timed_events().await {
+                    tracing::warn!(%error, "webhook notices could not be raised this round");
+                }
+            }
+            if let Err(error) = self.deliver_due().await {
+                tracing::warn!(%error, "webhook deliveries could not be sent this round");
+            }
+        }
+    }
+
+    /// Sends every delivery that is due now; returns how many were tried.
+    pub async fn deliver_due(&self) -> Result<usize, String> {
+        let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+        let claimed: Vec<Claimed> = diesel::sql_query(include_str!("claim.sql"))
+            .bind::<Int4, _>(LEASE_SECONDS)
+            .bind::<BigInt, _>(BATCH)
+            .load(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        drop(conn);
+        let tried = claimed.len();
+        futures_util::future::join_all(claimed.into_iter().map(|c| self.deliver(c))).await;
+        Ok(tried)
+    }
+
+    async fn deliver(&self, claimed: Claimed) {
+        if let Err(error) = self.try_deliver(&claimed).await {
+            tracing::warn!(delivery_id = claimed.id, %error, "a webhook delivery could not be recorded");
+        }
+    }
+
+    async fn try_deliver(&self, c: &Claimed) -> Result<(), String> {
+        let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+        type Hook = (String, bool, String, Vec<u8>, Vec<u8>);
+        let hook: Option<Hook> = webhooks::table
+            .find(c.webhook_id)
+            .select((
+                webhooks::url,
+                webhooks::disabled,
+                webhooks::secret_key_id,
+                webhooks::secret_nonce,
+                webhooks::secret_ciphertext,
+            ))
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(|e| e.to_string())?;
+        let (url, _, key_id, nonce, ciphertext) = match hook {
+            Some(hook) if !hook.1 => hook,
+            _ => return record(&mut conn, c.id, Outcome::GivenUp("the webhook is disabled".into())).await,
+        };
+        let (kind, org, payload, at): (String, Uuid, serde_json::Value, chrono::DateTime<Utc>) = events::table
+            .find(c.event_id)
+            .select((events::event, events::organization_id, events::payload, events::created_at))
+            .first(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        drop(conn);
+        let secret = self
+            .keys
+            .open(Purpose::WebhookSecret, c.webhook_id, &Sealed { key_id, nonce, ciphertext })
+            .map_err(|e| format!("the secret of webhook {} cannot be opened: {e}", c.webhook_id))?;
+        let body = serde_json::to_vec(&serde_json::json!({
+            "id": c.event_id, "event": kind, "organization_id": org, "occurred_at": at, "data": payload,
+        }))
+        .map_err(|e| e.to_string())?;
+        let timestamp = Utc::now().timestamp();
+        let response = self
+            .client
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("Haven-Event", &kind)
+            .header("Haven-Delivery", c.id.to_string())
+            .header(SIGNATURE_HEADER, signature(&secret, timestamp, &body))
+            .body(body)
+            .send()
+            .await;
+        let outcome = match response {
+            Ok(r) if r.status().is_success() => Outcome::Delivered(r.status().as_u16()),
+            Ok(r) => self.retry_or_give_up(c, Some(r.status().as_u16()), format!("answered {}", r.status().as_u16())),
+            // The error's own words may name the URL, which is the webhook's, not a person's.
+            Err(e) if e.is_timeout() => self.retry_or_give_up(c, None, "timed out".into()),
+            Err(_) => self.retry_or_give_up(c, None, "could not connect".into()),
+        };
+        let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+        record(&mut conn, c.id, outcome).await
+    }
+
+    fn retry_or_give_up(&self, c: &Claimed, status: Option<u16>, error: String) -> Outcome {
+        let attempts = c.attempts + 1;
+        if attempts >= MAX_ATTEMPTS {
+            return Outcome::GivenUp(error);
+        }
+        let wait = self.retry.saturating_mul(1 << (attempts - 1).min(20)).min(Duration::from_secs(3600));
+        Outcome::Retry { status, error, wait }
+    }
+
+    /// Raises `referral.overdue` for pending referrals past their urgency's time and `task.due`
+    /// for open tasks reaching their due date, each once (`webhook_notices`), in one transaction
+    /// with their events.
+    pub async fn raise_timed_events(&self) -> Result<(), String> {
+        let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+        (*conn)
+            .transaction::<_, diesel::result::Error, _>(async |conn: &mut AsyncPgConnection| {
+                let overdue: Vec<Overdue> = diesel::sql_query(include_str!("overdue.sql")).load(conn).await?;
+                for r in overdue {
+                    let data = serde_json::json!({
+                        "referral_id": r.id, "victim_id": r.victim_id, "from_organization_id": r.from_organization_id,
+                        "to_organization_id": r.to_organization_id, "urgency": r.urgency, "created_at": r.created_at,
+                    });
+                    let orgs = [r.to_organization_id, r.from_organization_id];
+                    super::emit(conn, &orgs, WebhookEvent::ReferralOverdue, data).await?;
+                }
+                let due: Vec<Due> = diesel::sql_query(include_str!("due.sql")).load(conn).await?;
+                for t in due {
+                    let data = serde_json::json!({
+                        "task_id": t.id, "victim_id": t.victim_id, "assignee_id": t.assignee_id,
+                        "kind": t.kind, "due_on": t.due_on,
+                    });
+                    super::emit(conn, &[t.organization_id], WebhookEvent::TaskDue, data).await?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// `t=<unix seconds>,v1=<hex HMAC-SHA256 over "<t>.<body>">` under the webhook's secret.
+pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("any key length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("t={timestamp},v1={hex}")
+}
+
+#[derive(QueryableByName)]
+struct Claimed {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
+    event_id: i64,
+    #[diesel(sql_type = SqlUuid)]
+    webhook_id: Uuid,
+    #[diesel(sql_type = Int4)]
+    attempts: i32,
+}
+
+#[derive(QueryableByName)]
+struct Overdue {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    victim_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    from_organization_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    to_organization_id: Uuid,
+    #[diesel(sql_type = Text)]
+    urgency: String,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: chrono::DateTime<Utc>,
+}
+
+#[derive(QueryableByName)]
+struct Due {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    victim_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    organization_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    assignee_id: Uuid,
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = diesel::sql_types::Date)]
+    due_on: chrono::NaiveDate,
+}
+
+enum Outcome {
+    Delivered(u16),
+    Retry { status: Option<u16>, error: String, wait: Duration },
+    GivenUp(String),
+}
+
+async fn record(conn: &mut AsyncPgConnection, id: i64, outcome: Outcome) -> Result<(), String> {
+    let row = deliveries::table.find(id);
+    let now = diesel::dsl::now;
+    let done = match outcome {
+        Outcome::Delivered(status) => {
+            diesel::update(row)
+                .set((
+                    deliveries::status.eq("delivered"),
+                    deliveries::attempts.eq(deliveries::attempts + 1),
+                    deliveries::last_attempt_at.eq(crate::db::now_nullable()),
+                    deliveries::delivered_at.eq(crate::db::now_nullable()),
+                    deliveries::response_status.eq(Some(i32::from(status))),
+                    deliveries::last_error.eq(None::<String>),
+                ))
+                .execute(conn)
+                .await
+        }
+        Outcome::Retry { status, error, wait } => {
+            let next = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+            diesel::update(row)
+                .set((
+                    deliveries::attempts.eq(deliveries::attempts + 1),
+                    deliveries::last_attempt_at.eq(crate::db::now_nullable()),
+                    deliveries::next_attempt_at.eq(next),
+                    deliveries::response_status.eq(status.map(i32::from)),
+                    deliveries::last_error.eq(Some(error)),
+                ))
+                .execute(conn)
+                .await
+        }
+        Outcome::GivenUp(error) => {
+            diesel::update(row)
+                .set((
+                    deliveries::status.eq("failed"),
+                    deliveries::attempts.eq(deliveries::attempts + 1),
+                    deliveries::last_attempt_at.eq(crate::db::now_nullable()),
+                    deliveries::next_attempt_at.eq(now),
+                    deliveries::last_error.eq(Some(error)),
+                ))
+                .execute(conn)
+                .await
+        }
+    };
+    done.map(|_| ()).map_err(|e| e.to_string())
+}

@@ -1,0 +1,13 @@
+-- Open tasks that reached their due date (today, UTC) or passed it, each noticed once per due
+-- date: a task moved to another day is noticed again when that day comes.
+WITH due AS (
+    SELECT t.id, t.victim_id, t.organization_id, t.assignee_id, t.kind, t.due_on
+    FROM tasks t
+    WHERE t.status = 'open' AND t.due_on <= (now() AT TIME ZONE 'UTC')::date
+), noticed AS (
+    INSERT INTO webhook_notices (kind, record_id, due)
+    SELECT 'task.due', id, due_on FROM due
+    ON CONFLICT DO NOTHING
+    RETURNING record_id
+)
+SELECT due.* FROM due JOIN noticed ON noticed.record_id = due.id

@@ -1,0 +1,17 @@
+-- Pending referrals unanswered past their urgency's time (emergency an hour, urgent a day,
+-- routine a week), each noticed once.
+WITH late AS (
+    SELECT r.id, r.victim_id, r.from_organization_id, r.to_organization_id, r.urgency, r.created_at
+    FROM referrals r
+    WHERE r.status = 'pending'
+      AND r.created_at < now() - CASE r.urgency
+          WHEN 'emergency' THEN interval '1 hour'
+          WHEN 'urgent' THEN interval '1 day'
+          ELSE interval '7 days' END
+), noticed AS (
+    INSERT INTO webhook_notices (kind, record_id, due)
+    SELECT 'referral.overdue', id, created_at::date FROM late
+    ON CONFLICT DO NOTHING
+    RETURNING record_id
+)
+SELECT late.* FROM late JOIN noticed ON noticed.record_id = late.id
