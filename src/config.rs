@@ -309,10 +309,11 @@ pub struct Settings {
     #[arg(long, env = "HAVEN_WEBHOOK_RETRY_MS", default_value_t = 10_000)]
     pub webhook_retry_ms: u64,
 
-    /// Allow webhook URLs over plain `http` (for a receiver on the same machine or in tests);
-    /// otherwise only `https` URLs are taken.
-    #[arg(long, env = "HAVEN_WEBHOOK_ALLOW_HTTP", default_value_t = false)]
-    pub webhook_allow_http: bool,
+    /// Allow webhook receivers over plain `http` and at loopback or private addresses (a receiver
+    /// on the same machine or network, tests); otherwise only `https` URLs whose addresses are
+    /// public are taken and posted to.
+    #[arg(long, env = "HAVEN_WEBHOOK_ALLOW_LOCAL", default_value_t = false)]
+    pub webhook_allow_local: bool,
 
     /// Seconds given to in-flight requests on shutdown.
     #[arg(long, env = "HAVEN_SHUTDOWN_TIMEOUT", default_value_t = 30)]

@@ -191,8 +191,10 @@ impl Application {
             state.identity_keys.clone(),
             std::time::Duration::from_millis(state.settings.webhook_poll_ms),
             std::time::Duration::from_millis(state.settings.webhook_retry_ms),
-        );
-        tokio::spawn(worker.run());
+            state.settings.webhook_allow_local,
+        )
+        .map_err(StartupError::Task)?;
+        tokio::spawn(worker.supervise());
         Ok(Application { state, api, metrics })
     }
 

@@ -90,11 +90,12 @@ pub async fn find_transferred_from(
         .optional()
 }
 
-/// The organisations the victim is referred to by live referrals.
+/// The organisations that hold the victim's identity through live referrals made with it shared.
 pub async fn live_receivers(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Vec<Uuid>> {
     referrals::table
         .filter(referrals::victim_id.eq(id))
         .filter(referrals::status.eq_any(LIVE))
+        .filter(referrals::identity_shared.eq(true))
         .select(referrals::to_organization_id)
         .distinct()
         .load(conn)

@@ -1,9 +1,12 @@
 //! Sends what the outbox holds: every poll, claims the deliveries that are due (`FOR UPDATE SKIP
 //! LOCKED` and a lease, so any number of Haven processes share the work), posts each event signed
-//! with its webhook's secret, and records the outcome; a failure is retried with exponential
-//! backoff, up to [`MAX_ATTEMPTS`]. Delivery is at least once: receivers de-duplicate by the
-//! `Haven-Delivery` header. Every half minute it also raises the events that time brings
-//! (`referral.overdue`, `task.due`), each once.
+//! with its webhook's secret, a few at a time so one slow receiver holds up nobody else, and
+//! records the outcome, unless the lease was lost meanwhile; a failure is retried with
+//! exponential backoff, up to [`MAX_ATTEMPTS`]. Delivery is at least once: receivers
+//! de-duplicate by the `Haven-Delivery` header. Names resolve to public addresses only (unless
+//! `HAVEN_WEBHOOK_ALLOW_LOCAL`), no proxy from the environment is used and no redirect followed.
+//! Every half minute it also raises the events that time brings (`referral.overdue`,
+//! `task.due`), each once.
 
 use std::time::Duration;
 
@@ -26,7 +29,8 @@ pub const MAX_ATTEMPTS: i32 = 10;
 pub const SIGNATURE_HEADER: &str = "Haven-Signature";
 /// How long a claimed delivery is left to its claimer before another may try it.
 const LEASE_SECONDS: i32 = 60;
-const BATCH: i64 = 16;
+/// Deliveries in flight at once in one process: few, so the API keeps its pooled connections.
+const IN_FLIGHT: usize = 4;
 const SCAN_EVERY: Duration = Duration::from_secs(30);
 
 /// What the worker needs; cheap to clone.
@@ -36,19 +40,44 @@ pub struct Worker {
     pub keys: std::sync::Arc<IdentityKeyring>,
     pub poll: Duration,
     pub retry: Duration,
-    pub client: reqwest::Client,
+    allow_local: bool,
+    client: reqwest::Client,
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Worker {
-    pub fn new(pool: Pool, keys: std::sync::Arc<IdentityKeyring>, poll: Duration, retry: Duration) -> Worker {
-        let client = reqwest::Client::builder()
+    pub fn new(
+        pool: Pool,
+        keys: std::sync::Arc<IdentityKeyring>,
+        poll: Duration,
+        retry: Duration,
+        allow_local: bool,
+    ) -> Result<Worker, String> {
+        let mut client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             // A receiver answers where it is: following a redirect could post an event elsewhere.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("Haven-Webhooks/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
-        Worker { pool, keys, poll, retry, client }
+            .no_proxy()
+            .user_agent(concat!("Haven-Webhooks/", env!("CARGO_PKG_VERSION")));
+        if !allow_local {
+            client = client.dns_resolver(std::sync::Arc::new(PublicOnly));
+        }
+        let client = client.build().map_err(|e| format!("the webhook client cannot be built: {e}"))?;
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+        Ok(Worker { pool, keys, poll, retry, allow_local, client, slots })
+    }
+
+    /// Runs the worker for the life of the runtime, starting it again if it ever stops (a panic).
+    pub async fn supervise(self) {
+        loop {
+            match tokio::spawn(self.clone().run()).await {
+                Ok(()) => return,
+                Err(error) => {
+                    tracing::error!(%error, "the webhook worker stopped; starting it again");
+                    tokio::time::sleep(self.poll).await;
+                }
+            }
+        }
     }
 
     /// Runs until the runtime stops.
@@ -68,25 +97,32 @@ impl Worker {
         }
     }
 
-    /// Sends every delivery that is due now; returns how many were tried.
+    /// Starts sending as many due deliveries as there are free slots; returns how many.
     pub async fn deliver_due(&self) -> Result<usize, String> {
+        let free = self.slots.available_permits();
+        if free == 0 {
+            return Ok(0);
+        }
         let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
         let claimed: Vec<Claimed> = diesel::sql_query(include_str!("claim.sql"))
             .bind::<Int4, _>(LEASE_SECONDS)
-            .bind::<BigInt, _>(BATCH)
+            .bind::<BigInt, _>(free as i64)
             .load(&mut conn)
             .await
             .map_err(|e| e.to_string())?;
         drop(conn);
-        let tried = claimed.len();
-        futures_util::future::join_all(claimed.into_iter().map(|c| self.deliver(c))).await;
-        Ok(tried)
-    }
-
-    async fn deliver(&self, claimed: Claimed) {
-        if let Err(error) = self.try_deliver(&claimed).await {
-            tracing::warn!(delivery_id = claimed.id, %error, "a webhook delivery could not be recorded");
+        let started = claimed.len();
+        for c in claimed {
+            let Ok(slot) = self.slots.clone().acquire_owned().await else { break };
+            let worker = self.clone();
+            tokio::spawn(async move {
+                if let Err(error) = worker.try_deliver(&c).await {
+                    tracing::warn!(delivery_id = c.id, %error, "a webhook delivery could not be recorded");
+                }
+                drop(slot);
+            });
         }
+        Ok(started)
     }
 
     async fn try_deliver(&self, c: &Claimed) -> Result<(), String> {
@@ -107,19 +143,31 @@ impl Worker {
             .map_err(|e| e.to_string())?;
         let (url, _, key_id, nonce, ciphertext) = match hook {
             Some(hook) if !hook.1 => hook,
-            _ => return record(&mut conn, c.id, Outcome::GivenUp("the webhook is disabled".into())).await,
+            _ => return record(&mut conn, c, Outcome::GivenUp(None, "the webhook is disabled".into())).await,
         };
-        let (kind, org, payload, at): (String, Uuid, serde_json::Value, chrono::DateTime<Utc>) = events::table
+        let event: Option<(String, Uuid, serde_json::Value, chrono::DateTime<Utc>)> = events::table
             .find(c.event_id)
             .select((events::event, events::organization_id, events::payload, events::created_at))
             .first(&mut conn)
             .await
+            .optional()
             .map_err(|e| e.to_string())?;
+        let Some((kind, org, payload, at)) = event else {
+            return record(&mut conn, c, Outcome::GivenUp(None, "the event is gone".into())).await;
+        };
+        let Ok(secret) = self.keys.open(Purpose::WebhookSecret, c.webhook_id, &Sealed { key_id, nonce, ciphertext })
+        else {
+            // A key no longer held (a rotation not finished): nothing can be signed, now or later.
+            tracing::error!(webhook_id = %c.webhook_id, "a webhook secret cannot be opened");
+            return record(&mut conn, c, Outcome::GivenUp(None, "the webhook's secret cannot be opened".into())).await;
+        };
         drop(conn);
-        let secret = self
-            .keys
-            .open(Purpose::WebhookSecret, c.webhook_id, &Sealed { key_id, nonce, ciphertext })
-            .map_err(|e| format!("the secret of webhook {} cannot be opened: {e}", c.webhook_id))?;
+        let literal = reqwest::Url::parse(&url).ok().and_then(|u| u.host_str().and_then(super::routes::literal_ip));
+        if !self.allow_local && literal.is_some_and(|ip| !super::is_public(ip)) {
+            let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+            return record(&mut conn, c, Outcome::GivenUp(None, "the receiver is not at a public address".into()))
+                .await;
+        }
         let body = serde_json::to_vec(&serde_json::json!({
             "id": c.event_id, "event": kind, "organization_id": org, "occurred_at": at, "data": payload,
         }))
@@ -143,13 +191,13 @@ impl Worker {
             Err(_) => self.retry_or_give_up(c, None, "could not connect".into()),
         };
         let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
-        record(&mut conn, c.id, outcome).await
+        record(&mut conn, c, outcome).await
     }
 
     fn retry_or_give_up(&self, c: &Claimed, status: Option<u16>, error: String) -> Outcome {
         let attempts = c.attempts + 1;
         if attempts >= MAX_ATTEMPTS {
-            return Outcome::GivenUp(error);
+            return Outcome::GivenUp(status, error);
         }
         let wait = self.retry.saturating_mul(1 << (attempts - 1).min(20)).min(Duration::from_secs(3600));
         Outcome::Retry { status, error, wait }
@@ -243,12 +291,16 @@ struct Due {
 enum Outcome {
     Delivered(u16),
     Retry { status: Option<u16>, error: String, wait: Duration },
-    GivenUp(String),
+    GivenUp(Option<u16>, String),
 }
 
-async fn record(conn: &mut AsyncPgConnection, id: i64, outcome: Outcome) -> Result<(), String> {
-    let row = deliveries::table.find(id);
-    let now = diesel::dsl::now;
+/// Records how an attempt went, unless the claim was lost meanwhile (the lease ran out and another
+/// process took the delivery): then that process's outcome stands.
+async fn record(conn: &mut AsyncPgConnection, c: &Claimed, outcome: Outcome) -> Result<(), String> {
+    let row = deliveries::table
+        .find(c.id)
+        .filter(deliveries::status.eq("pending"))
+        .filter(deliveries::attempts.eq(c.attempts));
     let done = match outcome {
         Outcome::Delivered(status) => {
             diesel::update(row)
@@ -276,13 +328,14 @@ async fn record(conn: &mut AsyncPgConnection, id: i64, outcome: Outcome) -> Resu
                 .execute(conn)
                 .await
         }
-        Outcome::GivenUp(error) => {
+        Outcome::GivenUp(status, error) => {
             diesel::update(row)
                 .set((
                     deliveries::status.eq("failed"),
                     deliveries::attempts.eq(deliveries::attempts + 1),
                     deliveries::last_attempt_at.eq(crate::db::now_nullable()),
-                    deliveries::next_attempt_at.eq(now),
+                    deliveries::next_attempt_at.eq(diesel::dsl::now),
+                    deliveries::response_status.eq(status.map(i32::from)),
                     deliveries::last_error.eq(Some(error)),
                 ))
                 .execute(conn)
@@ -290,4 +343,21 @@ async fn record(conn: &mut AsyncPgConnection, id: i64, outcome: Outcome) -> Resu
         }
     };
     done.map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Resolves a receiver's name to its public addresses only: a name that points inside (loopback,
+/// a private network, a cloud's metadata address) is not posted to.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((name.as_str(), 0)).await?;
+            let public: Vec<std::net::SocketAddr> = found.filter(|a| super::is_public(a.ip())).collect();
+            if public.is_empty() {
+                return Err("the receiver's name has no public address".into());
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }

@@ -4,6 +4,9 @@ WITH due AS (
     SELECT t.id, t.victim_id, t.organization_id, t.assignee_id, t.kind, t.due_on
     FROM tasks t
     WHERE t.status = 'open' AND t.due_on <= (now() AT TIME ZONE 'UTC')::date
+    ORDER BY t.id
+    -- A task being changed (or its case handed over) at this moment is left to the next round.
+    FOR UPDATE OF t SKIP LOCKED
 ), noticed AS (
     INSERT INTO webhook_notices (kind, record_id, due)
     SELECT 'task.due', id, due_on FROM due

@@ -14,6 +14,31 @@ use uuid::Uuid;
 
 use crate::text_enum;
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_public_addresses_are_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!super::is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["8.8.8.8", "151.101.1.1", "2a00:1450:4001::1"] {
+            assert!(super::is_public(public.parse().unwrap()), "{public}");
+        }
+    }
+}
+
 text_enum! {
     /// What a webhook is told of.
     pub enum WebhookEvent {
@@ -35,6 +60,43 @@ text_enum! {
         ConsentWithdrawn => "consent.withdrawn",
         /// An open task reached its due date.
         TaskDue => "task.due",
+    }
+}
+
+/// Whether a receiver at `ip` may be posted to without `HAVEN_WEBHOOK_ALLOW_LOCAL`: not loopback,
+/// private, link-local, shared (carrier-grade NAT), documentation, multicast or unspecified, so a
+/// webhook cannot be aimed at the services beside Haven.
+pub fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            let shared = a == 100 && (64..128).contains(&b);
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || shared
+                || a == 0)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            let unique_local = first & 0xfe00 == 0xfc00;
+            let link_local = first & 0xffc0 == 0xfe80;
+            let documentation = first == 0x2001 && v6.segments()[1] == 0x0db8;
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || unique_local
+                || link_local
+                || documentation)
+        }
     }
 }
 

@@ -8,6 +8,9 @@ WITH late AS (
           WHEN 'emergency' THEN interval '1 hour'
           WHEN 'urgent' THEN interval '1 day'
           ELSE interval '7 days' END
+    ORDER BY r.id
+    -- A referral being answered at this moment is left to the next round.
+    FOR UPDATE OF r SKIP LOCKED
 ), noticed AS (
     INSERT INTO webhook_notices (kind, record_id, due)
     SELECT 'referral.overdue', id, created_at::date FROM late

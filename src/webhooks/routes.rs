@@ -113,18 +113,25 @@ pub struct Delivery {
 fn check_url(state: &AppState, url: &str) -> ApiResult<()> {
     let refused = |why: &str| Err(ApiError::validation("url", why));
     let Ok(parsed) = reqwest::Url::parse(url) else { return refused("must be an absolute URL") };
+    let local = state.settings.webhook_allow_local;
     match parsed.scheme() {
         "https" => {}
-        "http" if state.settings.webhook_allow_http => {}
+        "http" if local => {}
         _ => return refused("must be an https URL"),
     }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return refused("must name a host");
+    let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else { return refused("must name a host") };
+    if !local && literal_ip(host).is_some_and(|ip| !super::is_public(ip)) {
+        return refused("must be a public address");
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return refused("must not carry credentials");
     }
     Ok(())
+}
+
+/// The address a URL's host names literally (`203.0.113.9`, `[2001:db8::1]`), if it does.
+pub(super) fn literal_ip(host: &str) -> Option<std::net::IpAddr> {
+    host.trim_start_matches('[').trim_end_matches(']').parse().ok()
 }
 
 fn codes(events: &[WebhookEvent]) -> Vec<String> {

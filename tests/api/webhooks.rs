@@ -218,7 +218,9 @@ async fn time_raises_overdue_referrals_and_due_tasks_once() {
         keys,
         Duration::from_millis(100),
         Duration::from_millis(200),
-    );
+        true,
+    )
+    .unwrap();
     worker.raise_timed_events().await.unwrap();
     worker.raise_timed_events().await.unwrap();
     let got = receiver.wait_for(|got| got.len() >= 2).await;

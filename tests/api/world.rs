@@ -170,8 +170,10 @@ impl World {
                 json!({ "to_organization_id": self.org_b, "reason": "other" })
             }
             ("post", "/api/v1/transfers/{id}/decline") => json!({ "reason": "no_capacity" }),
-            ("post", "/api/v1/webhooks") => json!({ "url": "https://receiver.example/other", "events": ["task.due"] }),
-            ("patch", "/api/v1/webhooks/{id}") => json!({ "events": ["task.due", "referral.created"] }),
+            ("post", "/api/v1/webhooks") => {
+                json!({ "url": "https://receiver.example/other", "events": ["referral.overdue"] })
+            }
+            ("patch", "/api/v1/webhooks/{id}") => json!({ "events": ["referral.overdue"], "disabled": true }),
             ("post", "/api/v1/victims/{id}/close") => json!({ "reason": "goals_met" }),
             ("post", "/api/v1/victims/{id}/reopen") => json!({ "reason": "new_information" }),
             ("put", "/api/v1/victims/{id}/assignment") => {
