@@ -60,6 +60,8 @@ text_enum! {
         ReferralDeclined => "referral.decline",
         ReferralCompleted => "referral.complete",
         ReferralCancelled => "referral.cancel",
+        ExternalReferralCreated => "external_referral.create",
+        ExternalReferralUpdated => "external_referral.update",
         TransferCreated => "transfer.create",
         TransferAccepted => "transfer.accept",
         TransferDeclined => "transfer.decline",

@@ -378,6 +378,25 @@ diesel::table! {
 
 diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 diesel::joinable!(webhook_deliveries -> webhook_events (event_id));
+diesel::table! {
+    external_referrals (id) {
+        id -> Uuid,
+        victim_id -> Uuid,
+        organization_id -> Uuid,
+        provider_name -> Text,
+        provider_country -> Bpchar,
+        service -> Text,
+        referred_on -> Date,
+        status -> Text,
+        version -> Int4,
+        create_digest -> Bytea,
+        created_at -> Timestamptz,
+        created_by -> Uuid,
+        updated_at -> Timestamptz,
+        updated_by -> Uuid,
+    }
+}
+
 diesel::joinable!(referrals -> victims (victim_id));
 diesel::joinable!(restricted_cases -> victims (victim_id));
 diesel::joinable!(sessions -> users (user_id));
@@ -407,6 +426,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_events,
     webhook_deliveries,
     webhook_notices,
+    external_referrals,
 );
 
 diesel::table! {

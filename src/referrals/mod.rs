@@ -2,6 +2,7 @@
 //! `pending` -> `accepted` | `declined`; `accepted` -> `completed`; `pending` | `accepted` ->
 //! `cancelled` (by the sender). The identity travels only when the victim consented to sharing.
 
+pub mod external;
 pub mod routes;
 
 use chrono::{DateTime, Utc};

@@ -71,7 +71,7 @@ async fn schemathesis_finds_no_server_error_spec_violation_or_identity_leak() {
     let w = world::build().await;
     let reports: Vec<String> = haven::reports::Registry::shipped().plugins.iter().map(|p| p.id().to_owned()).collect();
     let ids = json!({
-        "victim": w.victim, "referral": w.referral, "task": w.task, "goal": w.goal, "transfer": w.transfer, "webhook": w.webhook, "user": w.target_user.id, "caseworker": w.caseworker, "organization": w.org_a, "other_organization": w.org_b, "grant": w.grant,
+        "victim": w.victim, "referral": w.referral, "task": w.task, "goal": w.goal, "transfer": w.transfer, "webhook": w.webhook, "external_referral": w.external_referral, "user": w.target_user.id, "caseworker": w.caseworker, "organization": w.org_a, "other_organization": w.org_b, "grant": w.grant,
         "reports": reports,
     });
     let token = |name: &str| w.tokens.iter().find(|(n, _)| *n == name).map(|(_, t)| t.clone()).unwrap();

@@ -26,6 +26,7 @@ pub const TASKS: &str = "/api/v1/tasks";
 pub const TRANSFERS: &str = "/api/v1/transfers";
 pub const CHANGES: &str = "/api/v1/changes";
 pub const WEBHOOKS: &str = "/api/v1/webhooks";
+pub const EXTERNAL_REFERRALS: &str = "/api/v1/external-referrals";
 pub const SUPPORT_PLAN_GOALS: &str = "/api/v1/support-plan-goals";
 
 pub const REPORTS: &str = "/api/v1/reports";
@@ -112,6 +113,14 @@ pub fn transfer(id: impl Display) -> String {
 /// A transfer's decision: `accept`, `decline` or `cancel`.
 pub fn transfer_step(id: impl Display, step: &str) -> String {
     format!("{TRANSFERS}/{id}/{step}")
+}
+
+pub fn external_referrals_of(victim: impl Display) -> String {
+    format!("{VICTIMS}/{victim}/external-referrals")
+}
+
+pub fn external_referral(id: impl Display) -> String {
+    format!("{EXTERNAL_REFERRALS}/{id}")
 }
 
 pub fn referral(id: impl Display) -> String {

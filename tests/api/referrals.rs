@@ -214,3 +214,57 @@ async fn withdrawn_consent_or_a_finished_referral_ends_the_receivers_sight() {
     step(&receiver, &id, "complete").await;
     receiver.get(&victim_path).await.assert_problem(404, "not-found");
 }
+
+/// A referral to a provider outside Haven: recorded by the case's caseworkers, shared with no one,
+/// followed up with its outcome.
+#[tokio::test]
+async fn a_referral_outside_haven_is_recorded_and_followed_up() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let (victim, caseworker) = create_victim(&app, org).await;
+    let admin = app.caller(org, Role::Admin).await;
+    let outsider = app.caller(app.create_org().await, Role::Caseworker).await;
+    let id = Uuid::new_v4();
+    let body = json!({ "id": id, "provider_name": "Consulado del Perú en Dakar", "provider_country": "SEN",
+        "service": "repatriation", "referred_on": "2026-11-05" });
+    let resp = caseworker.post(&paths::external_referrals_of(victim), body.clone()).await;
+    assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
+    assert_eq!((resp.json()["status"].as_str(), resp.header("etag")), (Some("referred"), Some("\"1\"")));
+    assert_eq!(caseworker.post(&paths::external_referrals_of(victim), body.clone()).await.status, StatusCode::OK);
+    let mut other = body.clone();
+    other["service"] = json!("legal");
+    caseworker.post(&paths::external_referrals_of(victim), other).await.assert_problem(409, "conflict");
+    let mut future = body.clone();
+    future["id"] = json!(Uuid::new_v4());
+    future["referred_on"] = json!("2999-01-01");
+    let problem =
+        caseworker.post(&paths::external_referrals_of(victim), future).await.assert_problem(422, "validation");
+    assert_eq!(problem["errors"][0]["field"], "referred_on");
+    admin.post(&paths::external_referrals_of(victim), body).await.assert_problem(403, "forbidden");
+
+    // Staff of the organisation read it; outsiders do not learn the case exists.
+    let listed = admin.get(&paths::external_referrals_of(victim)).await.json();
+    assert_eq!(listed["items"][0]["provider_name"], "Consulado del Perú en Dakar");
+    outsider.get(&paths::external_referrals_of(victim)).await.assert_problem(404, "not-found");
+    outsider
+        .patch(&paths::external_referral(id), "*", json!({ "status": "completed" }))
+        .await
+        .assert_problem(404, "not-found");
+
+    // Its outcome, against the version read.
+    admin
+        .patch(&paths::external_referral(id), "\"1\"", json!({ "status": "completed" }))
+        .await
+        .assert_problem(403, "forbidden");
+    caseworker
+        .patch(&paths::external_referral(id), "\"9\"", json!({ "status": "completed" }))
+        .await
+        .assert_problem(412, "precondition-failed");
+    let done = caseworker.patch(&paths::external_referral(id), "\"1\"", json!({ "status": "completed" })).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text);
+    assert_eq!((done.json()["status"].as_str(), done.json()["version"].as_i64()), (Some("completed"), Some(2)));
+    let actions = app.audit_actions().await;
+    for action in ["external_referral.create", "external_referral.update"] {
+        assert!(actions.iter().any(|(a, _)| a == action), "{action} not audited");
+    }
+}

@@ -25,6 +25,8 @@ pub struct World {
     pub transfer: Uuid,
     /// A webhook of A.
     pub webhook: Uuid,
+    /// A referral of the victim to a provider outside Haven.
+    pub external_referral: Uuid,
     /// The caseworker of A who recorded the victim (`cw_own`), who works its case.
     pub caseworker: Uuid,
     /// A caseworker of A that the user endpoints act on.
@@ -71,6 +73,11 @@ pub async fn build() -> World {
     assert_eq!(resp.status.as_u16(), 201, "{}", resp.text);
     let goal: Uuid = resp.json()["id"].as_str().unwrap().parse().unwrap();
     // Its identity holds no marker: it is not the case the leak tests restrict.
+    let outside = json!({ "provider_name": "Clínica Esperanza", "provider_country": "SEN", "service": "medical",
+        "referred_on": "2026-11-03" });
+    let resp = caseworker_a.post(&paths::external_referrals_of(victim), outside).await;
+    assert_eq!(resp.status.as_u16(), 201, "{}", resp.text);
+    let external_referral: Uuid = resp.json()["id"].as_str().unwrap().parse().unwrap();
     let moving = Uuid::new_v4();
     let mut body = victim_body(moving);
     body["identity"] = json!({ "given_names": "Moving Case" });
@@ -104,7 +111,22 @@ pub async fn build() -> World {
     assert_eq!(resp.status.as_u16(), 201, "{}", resp.text);
     let webhook: Uuid = resp.json()["webhook"]["id"].as_str().unwrap().parse().unwrap();
     let caseworker = caseworker_a.id();
-    World { app, org_a, org_b, victim, referral, task, goal, transfer, webhook, caseworker, target_user, grant, tokens }
+    World {
+        app,
+        org_a,
+        org_b,
+        victim,
+        referral,
+        task,
+        goal,
+        transfer,
+        webhook,
+        external_referral,
+        caseworker,
+        target_user,
+        grant,
+        tokens,
+    }
 }
 
 /// Whether `path` lies below the collection at `collection` (a victim's path below the victims').
@@ -119,6 +141,8 @@ impl World {
             self.victim
         } else if below(path, paths::REFERRALS) {
             self.referral
+        } else if below(path, paths::EXTERNAL_REFERRALS) {
+            self.external_referral
         } else if below(path, paths::WEBHOOKS) {
             self.webhook
         } else if below(path, paths::TRANSFERS) {
@@ -170,6 +194,9 @@ impl World {
                 json!({ "to_organization_id": self.org_b, "reason": "other" })
             }
             ("post", "/api/v1/transfers/{id}/decline") => json!({ "reason": "no_capacity" }),
+            ("post", "/api/v1/victims/{id}/external-referrals") => json!({ "provider_name": "Abogados Unidos",
+                "provider_country": "PER", "service": "legal", "referred_on": "2026-11-04" }),
+            ("patch", "/api/v1/external-referrals/{id}") => json!({ "status": "completed" }),
             ("post", "/api/v1/webhooks") => {
                 json!({ "url": "https://receiver.example/other", "events": ["referral.overdue"] })
             }
@@ -211,7 +238,9 @@ impl World {
     /// caseworker for a victim, the host's admin otherwise). The world keeps tokens, not callers
     /// (a caller borrows the app the world owns), so this request carries the stored token.
     pub async fn version(&self, path: &str) -> String {
-        let casework = [paths::VICTIMS, paths::TASKS, paths::SUPPORT_PLAN_GOALS].iter().any(|c| below(path, c));
+        let casework = [paths::VICTIMS, paths::TASKS, paths::SUPPORT_PLAN_GOALS, paths::EXTERNAL_REFERRALS]
+            .iter()
+            .any(|c| below(path, c));
         let reader = if casework {
             &self.tokens[0].1
         } else if below(path, paths::WEBHOOKS) {

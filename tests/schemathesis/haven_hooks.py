@@ -10,7 +10,7 @@ another value of that shape, so no case changes from valid to invalid or back:
   caseworkers and a task's assignee: the one caseworker who works the world's case);
 - a webhook's `url` becomes one URL of the documented shape that parses;
 - dates of events (`identified_on`, `provided_on`, `date_of_birth`, a goal's `actual_end_on`) are
-  not in the future (UTC);
+  not in the future (UTC), nor is a referral outside Haven's `referred_on`;
 - a report window runs forwards (`from` not after `to`) and spans at most 118 months (40 quarters);
 - `If-Match` is `*` two times in three, so patches get past the precondition and their bodies are
   judged; the rest keep the drawn tag and meet 412.
@@ -40,10 +40,10 @@ DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 PATH_IDS = (("/api/v1/victims/", "victim"), ("/api/v1/referrals/", "referral"), ("/api/v1/users/", "user"),
             ("/api/v1/tasks/", "task"), ("/api/v1/support-plan-goals/", "goal"), ("/api/v1/transfers/", "transfer"),
-            ("/api/v1/webhooks/", "webhook"),
+            ("/api/v1/webhooks/", "webhook"), ("/api/v1/external-referrals/", "external_referral"),
             ("/api/v1/organizations/", "organization"), ("/api/v1/access-grants/", "grant"))
 BODY_IDS = {"victim_id": "victim", "to_organization_id": "other_organization", "assignee_id": "caseworker"}
-PAST_DATED = ("identified_on", "provided_on", "date_of_birth", "actual_end_on")
+PAST_DATED = ("identified_on", "provided_on", "date_of_birth", "actual_end_on", "referred_on")
 
 # A webhook URL of the documented shape that also parses as a URL (the pattern alone admits
 # strings no URL parser takes, such as a bracket for a host).
