@@ -154,7 +154,7 @@ async fn change(
                     diesel::update(open)
                         .set((
                             case_closures::reopen_reason.eq(Some(*reason)),
-                            case_closures::reopened_at.eq(Some(Utc::now())),
+                            case_closures::reopened_at.eq(crate::db::now_nullable()),
                             case_closures::reopened_by.eq(Some(principal.user_id)),
                         ))
                         .execute(conn)

@@ -78,6 +78,8 @@ pub async fn not_caseworkers_of(conn: &mut AsyncPgConnection, org: Uuid, candida
         .filter(users::organization_id.eq(org))
         .filter(users::role.eq(Role::Caseworker))
         .filter(users::disabled.eq(false))
+        // A caseworker whose access still waits for a second person cannot work a case yet.
+        .filter(users::awaiting_approval.eq(false))
         .count()
         .get_result(conn)
         .await?;

@@ -18,7 +18,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use super::WebhookEvent;
+use super::{DeliveryStatus, WebhookEvent};
 use crate::db::Pool;
 use crate::db::schema::{webhook_deliveries as deliveries, webhook_events as events, webhooks};
 use crate::privacy::crypto::{IdentityKeyring, Purpose, Sealed};
@@ -299,13 +299,13 @@ enum Outcome {
 async fn record(conn: &mut AsyncPgConnection, c: &Claimed, outcome: Outcome) -> Result<(), String> {
     let row = deliveries::table
         .find(c.id)
-        .filter(deliveries::status.eq("pending"))
+        .filter(deliveries::status.eq(DeliveryStatus::Pending))
         .filter(deliveries::attempts.eq(c.attempts));
     let done = match outcome {
         Outcome::Delivered(status) => {
             diesel::update(row)
                 .set((
-                    deliveries::status.eq("delivered"),
+                    deliveries::status.eq(DeliveryStatus::Delivered),
                     deliveries::attempts.eq(deliveries::attempts + 1),
                     deliveries::last_attempt_at.eq(crate::db::now_nullable()),
                     deliveries::delivered_at.eq(crate::db::now_nullable()),
@@ -331,7 +331,7 @@ async fn record(conn: &mut AsyncPgConnection, c: &Claimed, outcome: Outcome) -> 
         Outcome::GivenUp(status, error) => {
             diesel::update(row)
                 .set((
-                    deliveries::status.eq("failed"),
+                    deliveries::status.eq(DeliveryStatus::Failed),
                     deliveries::attempts.eq(deliveries::attempts + 1),
                     deliveries::last_attempt_at.eq(crate::db::now_nullable()),
                     deliveries::next_attempt_at.eq(diesel::dsl::now),

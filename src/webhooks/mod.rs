@@ -63,6 +63,17 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// Where a delivery stands.
+    pub enum DeliveryStatus {
+        /// Waiting, or to be retried.
+        Pending => "pending",
+        Delivered => "delivered",
+        /// Given up.
+        Failed => "failed",
+    }
+}
+
 /// Whether a receiver at `ip` may be posted to without `HAVEN_WEBHOOK_ALLOW_LOCAL`: not loopback,
 /// private, link-local, shared (carrier-grade NAT), documentation, multicast or unspecified, so a
 /// webhook cannot be aimed at the services beside Haven.

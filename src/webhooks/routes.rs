@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::WebhookEvent;
+use super::{DeliveryStatus, WebhookEvent};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
 use crate::db::schema::{webhook_deliveries as deliveries, webhook_events as events, webhooks};
@@ -95,8 +95,7 @@ pub struct Delivery {
     pub event_id: i64,
     #[schema(value_type = WebhookEvent)]
     pub event: String,
-    /// `pending` (waiting or to be retried), `delivered`, or `failed` (given up).
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i32,
     pub next_attempt_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -360,9 +359,8 @@ pub async fn delete_webhook(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
-    /// `pending`, `delivered` or `failed`.
-    #[param(pattern = "^(pending|delivered|failed)$")]
-    pub status: Option<String>,
+    #[param(inline)]
+    pub status: Option<DeliveryStatus>,
     /// Page size (default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,

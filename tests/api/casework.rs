@@ -55,6 +55,13 @@ async fn a_case_is_its_creators_until_a_colleague_takes_it_over() {
         let problem = colleague.put(&paths::assignment(victim), body).await.assert_problem(422, "validation");
         assert_eq!(problem["errors"][0]["field"], "caseworkers", "{problem}");
     }
+    // Nor one whose access still waits for a second person's approval.
+    let email = format!("{}@example.org", Uuid::new_v4());
+    let created = admin.post(paths::USERS, json!({ "email": email, "role": "caseworker" })).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let pending = created.json()["user"]["id"].as_str().unwrap().to_owned();
+    let body = json!({ "caseworkers": [colleague.id(), pending], "restricted": false });
+    colleague.put(&paths::assignment(victim), body).await.assert_problem(422, "validation");
     let twice = json!({ "caseworkers": [colleague.id(), colleague.id()], "restricted": false });
     colleague.put(&paths::assignment(victim), twice).await.assert_problem(422, "validation");
     let nobody = json!({ "caseworkers": [], "restricted": false });

@@ -298,11 +298,12 @@ async fn a_stuck_request_gets_503_at_its_deadline() {
     let app = crate::helpers::spawn_app_with(|s| s.request_timeout = 1).await;
     let org = app.create_org().await;
     let partner = app.caller(org, Role::Partner).await;
-    // A new record leaves the rollups to bring up to date (the start-up warm-up built the shapes),
-    // so the report needs upkeep; hold the lock that upkeep takes, as a long rebuild would.
-    crate::victims::create_victim(&app, org).await;
+    // Hold the lock that upkeep takes, as a long rebuild would; then a new record leaves the
+    // rollups to bring up to date, so the report needs upkeep. (Taken first, so the start-up
+    // warm-up, if it is still running, cannot bring them up to date meanwhile.)
     let mut holder = app.pool.get().await.unwrap();
     diesel::sql_query("SELECT pg_advisory_lock(79445457456722)").execute(&mut holder).await.unwrap();
+    crate::victims::create_victim(&app, org).await;
     let started = Instant::now();
     let resp = partner.get(&paths::report("trends")).await;
     let problem = resp.assert_problem(503, "unavailable");

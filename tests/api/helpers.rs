@@ -112,7 +112,7 @@ pub fn test_settings(database_url: &str) -> Settings {
     s.dp_cap = 100_000.0;
     // Webhook receivers in tests listen on loopback, and retries come quickly.
     s.webhook_allow_local = true;
-    s.webhook_poll_ms = 100;
+    s.webhook_poll_ms = 250;
     s.webhook_retry_ms = 200;
     s
 }

@@ -160,6 +160,9 @@ async fn deliveries_are_signed_retried_logged_and_sent_only_for_committed_change
     let first = &log["items"][0];
     assert_eq!((first["status"].as_str(), first["attempts"].as_i64()), (Some("delivered"), Some(2)), "{log}");
     assert_eq!(first["response_status"], 200);
+    let delivered = admin.get(&format!("{}/{hook}/deliveries?status=delivered", paths::WEBHOOKS)).await.json();
+    assert_eq!(delivered["items"].as_array().unwrap().len(), 1);
+    admin.get(&format!("{}/{hook}/deliveries?status=", paths::WEBHOOKS)).await.assert_problem(422, "validation");
 
     // Lima accepts: an event its webhook is not subscribed to, so nothing is sent for it.
     let lima_caseworker = app.caller(lima, Role::Caseworker).await;
