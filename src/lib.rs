@@ -35,4 +35,5 @@ pub mod telemetry;
 pub mod transfers;
 pub mod users;
 pub mod victims;
+pub mod vocabularies;
 pub mod webhooks;

@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{
     assistance, audit, auth, changes, grants, ops, orgs, referrals, reports, support_plan, tasks, transfers, users,
-    victims, webhooks,
+    victims, vocabularies, webhooks,
 };
 
 pub use crate::openapi::route_table::{API_PREFIX, OPENAPI_PATH};
@@ -25,6 +25,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(auth::second_factor::start)
             .service(auth::second_factor::confirm)
             .service(auth::routes::me)
+            .service(vocabularies::routes::list_vocabularies)
             .service(auth::credentials::change_password)
             .service(orgs::routes::list_organizations)
             .service(orgs::routes::create_organization)
@@ -50,6 +51,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(victims::closure::close_case)
             .service(victims::closure::reopen_case)
             .service(victims::closure::list_closures)
+            .service(victims::consent::consent_history)
+            .service(victims::subject_access::subject_access)
             .service(victims::routes::get_victim)
             .service(victims::routes::update_victim)
             .service(assistance::routes::list_assistance)

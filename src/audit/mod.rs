@@ -49,6 +49,8 @@ text_enum! {
         VictimClosed => "victim.close",
         VictimReopened => "victim.reopen",
         IdentityRead => "victim.identity_read",
+        /// Everything held about a person was exported for them (a read of all of it).
+        SubjectAccess => "victim.subject_access",
         VictimSearched => "victim.search",
         AssistanceCreated => "assistance.create",
         TaskCreated => "task.create",

@@ -127,6 +127,29 @@ diesel::table! {
         updated_at -> Timestamptz,
         created_by -> Uuid,
         updated_by -> Uuid,
+        sex_exploitation_types -> Array<Text>,
+        recruitment_platforms -> Array<Text>,
+        exploitation_platforms -> Array<Text>,
+        perpetrator_roles -> Array<Text>,
+        age_when_trafficked -> Nullable<Int2>,
+        primary_language -> Nullable<Text>,
+        secondary_language -> Nullable<Text>,
+        consent_method -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    consent_events (id) {
+        id -> Int8,
+        victim_id -> Uuid,
+        organization_id -> Uuid,
+        services -> Bool,
+        share_with_referral_partners -> Bool,
+        anonymised_statistics -> Bool,
+        method -> Nullable<Text>,
+        given_at -> Timestamptz,
+        recorded_by -> Uuid,
+        recorded_at -> Timestamptz,
     }
 }
 

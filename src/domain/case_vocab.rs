@@ -137,7 +137,74 @@ text_enum! {
         ChildLabour => "child_labour",
         ForcedMilitary => "forced_military",
         OrganRemoval => "organ_removal",
+        ForcedAdoption => "forced_adoption",
+        Surrogacy => "surrogacy",
         Other => "other",
+    }
+}
+
+text_enum! {
+    /// Type of sexual exploitation (HTCDS `vic_TypeOfSexExploitation`).
+    pub enum SexExploitationType {
+        Prostitution => "prostitution",
+        Pornography => "pornography",
+        /// Remote interactive services: webcam and live-streamed abuse.
+        RemoteInteractiveServices => "remote_interactive_services",
+        PrivateSexualServices => "private_sexual_services",
+    }
+}
+
+text_enum! {
+    /// A website or app used to recruit or to exploit (HTCDS `vic_RecruitmentWebsitesAndApps`,
+    /// `vic_ExploitationWebsitesAndApps`).
+    pub enum Platform {
+        Facebook => "facebook",
+        Instagram => "instagram",
+        WhatsApp => "whatsapp",
+        Telegram => "telegram",
+        FacebookMessenger => "facebook_messenger",
+        Viber => "viber",
+        Snapchat => "snapchat",
+        Line => "line",
+        FourSale => "four_sale",
+        WeChat => "wechat",
+        Qq => "qq",
+        QZone => "qzone",
+        TikTok => "tiktok",
+        Twitter => "twitter",
+        Other => "other",
+    }
+}
+
+text_enum! {
+    /// What the perpetrators did in the trafficking process (HTCDS `per_RoleInProcess`); a case
+    /// records the roles seen, not the people.
+    pub enum PerpetratorRole {
+        TravellingPartner => "travelling_partner",
+        Transporter => "transporter",
+        RecruiterOrIntermediary => "recruiter_or_intermediary",
+        BrokerOrTravelAgent => "broker_or_travel_agent",
+        TransferredIndividual => "transferred_individual",
+        HarbouredIndividual => "harboured_individual",
+        SoldIndividual => "sold_individual",
+        BoughtIndividual => "bought_individual",
+        ReceivedIndividual => "received_individual",
+        ControlledIndividual => "controlled_individual",
+        Smuggler => "smuggler",
+        Abuser => "abuser",
+        Kidnapper => "kidnapper",
+        Exploiter => "exploiter",
+        Other => "other",
+    }
+}
+
+text_enum! {
+    /// How consent was given (a consent change records it).
+    pub enum ConsentMethod {
+        Verbal => "verbal",
+        WrittenForm => "written_form",
+        /// Given by a parent or legal guardian (a minor, or an adult without capacity).
+        Guardian => "guardian",
     }
 }
 
@@ -148,7 +215,13 @@ text_enum! {
         OnlineSocialNetwork => "online_social_network",
         OnlineAdvertisement => "online_advertisement",
         RecruitmentAgency => "recruitment_agency",
+        PlaceOfBusiness => "place_of_business",
+        EducationalInstitution => "educational_institution",
+        Workplace => "workplace",
+        TelevisionAdvertisement => "television_advertisement",
+        NewspaperAdvertisement => "newspaper_advertisement",
         FamilyOrFriends => "family_or_friends",
+        FriendsOrSocialEvents => "friends_or_social_events",
         PeerRecruitmentPyramid => "peer_recruitment_pyramid",
         IntimatePartner => "intimate_partner",
         Abduction => "abduction",
@@ -157,7 +230,7 @@ text_enum! {
 }
 
 text_enum! {
-    /// Means of control (HTCDS's sixteen, plus `other`).
+    /// Means of control (HTCDS's, CTDC's `uses_children`, and `other`).
     pub enum MeansOfControl {
         DebtBondage => "debt_bondage",
         TakesEarnings => "takes_earnings",
@@ -175,6 +248,7 @@ text_enum! {
         RestrictsFinancialAccess => "restricts_financial_access",
         ThreatOfLawEnforcement => "threat_of_law_enforcement",
         ThreatensFamily => "threatens_family",
+        UsesChildren => "uses_children",
         Other => "other",
     }
 }
@@ -202,6 +276,12 @@ text_enum! {
         AsylumSeeker => "asylum_seeker",
         Refugee => "refugee",
         Stateless => "stateless",
+        Returnee => "returnee",
+        StrandedMigrant => "stranded_migrant",
+        UnaccompaniedOrSeparatedChild => "unaccompanied_or_separated_child",
+        InternallyDisplacedPerson => "internally_displaced_person",
+        LabourMigrant => "labour_migrant",
+        Deportee => "deportee",
         Unknown => "unknown",
     }
 }

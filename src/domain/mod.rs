@@ -4,6 +4,7 @@
 pub mod case_vocab;
 pub mod country;
 mod email;
+mod language;
 mod operation;
 mod password;
 pub mod policy;
@@ -12,6 +13,7 @@ mod vocab;
 
 pub use country::CountryCode;
 pub use email::Email;
+pub use language::LanguageCode;
 pub use operation::OperationTag;
 pub use password::NewPassword;
 pub use principal::Principal;

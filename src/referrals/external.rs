@@ -169,6 +169,16 @@ async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Exte
     ext::table.find(id).select(ExternalReferral::as_select()).first(conn).await.optional()
 }
 
+/// A case's referrals outside Haven, oldest first.
+pub async fn for_victim(conn: &mut AsyncPgConnection, victim: Uuid) -> QueryResult<Vec<ExternalReferral>> {
+    ext::table
+        .filter(ext::victim_id.eq(victim))
+        .order(ext::id.asc())
+        .select(ExternalReferral::as_select())
+        .load(conn)
+        .await
+}
+
 /// A case's referrals outside Haven, oldest first (whoever may read the case file).
 #[utoipa::path(
     tag = "referrals",
@@ -191,12 +201,7 @@ pub async fn list_external_referrals(
     policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
     let Visible { row, .. } = access::load_visible(&state, &mut conn, &ctx, &principal, id.into_inner()).await?;
-    let items: Vec<ExternalReferral> = ext::table
-        .filter(ext::victim_id.eq(row.id))
-        .order(ext::id.asc())
-        .select(ExternalReferral::as_select())
-        .load(&mut conn)
-        .await?;
+    let items = for_victim(&mut conn, row.id).await?;
     Ok(HttpResponse::Ok().json(Page { items, next_cursor: None }))
 }
 

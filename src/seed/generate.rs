@@ -281,7 +281,16 @@ pub fn victim(rng: &mut ChaCha8Rng, p: &Pattern) -> ValidVictim {
             share_with_referral_partners: rng.random_bool(0.7),
             anonymised_statistics: rng.random_bool(0.85),
             recorded_at: None,
+            // Chosen without drawing, so every other seeded value stays what it was.
+            method: Some(if minor { ConsentMethod::Guardian } else { ConsentMethod::Verbal }),
         },
+        sex_exploitation_types: Vec::new(),
+        recruitment_platforms: Vec::new(),
+        exploitation_platforms: Vec::new(),
+        perpetrator_roles: Vec::new(),
+        age_when_trafficked: None,
+        primary_language: None,
+        secondary_language: None,
         identity: None,
     };
     ValidVictim::try_from(input).expect("generated records are valid")

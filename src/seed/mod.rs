@@ -251,6 +251,8 @@ pub async fn run(pool: &Pool, keys: &IdentityKeyring, options: &SeedOptions) -> 
                     .await?
                     .into_iter()
                     .collect();
+                let new_cases: Vec<Uuid> = inserted.iter().copied().collect();
+                crate::victims::consent::record_bulk(conn, &new_cases).await?;
                 diesel::insert_into(case_assignments::table)
                     .values(assignments)
                     .on_conflict_do_nothing()

@@ -51,7 +51,7 @@ fn seal(state: &AppState, id: Uuid, text: &PlanText) -> ApiResult<Option<Sealed>
     Ok(Some(state.identity_keys.seal(Purpose::SupportPlanText, id, &document)))
 }
 
-fn open(state: &AppState, row: &GoalRow) -> ApiResult<(PlanText, bool)> {
+pub(crate) fn open(state: &AppState, row: &GoalRow) -> ApiResult<(PlanText, bool)> {
     let parts = (&row.text_key_id, &row.text_nonce, &row.text_ciphertext);
     match state.identity_keys.open_text(Purpose::SupportPlanText, row.id, parts)? {
         Some(document) => {

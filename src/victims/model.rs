@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::db::schema::victims;
 use crate::domain::case_vocab::*;
-use crate::domain::{CountryCode, OperationTag};
+use crate::domain::{CountryCode, LanguageCode, OperationTag};
 use crate::error::FieldError;
 use crate::privacy::identity::Identity;
 use crate::privacy::redaction::{Gated, View};
@@ -42,6 +42,9 @@ pub struct Consent {
     /// When consent was recorded (default: when the server stored it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recorded_at: Option<DateTime<Utc>>,
+    /// How it was given. Every change of consent is kept in the case's consent history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<ConsentMethod>,
 }
 
 /// A victim's case file as a client writes it. `identity` is accepted from caseworkers of the
@@ -88,6 +91,27 @@ pub struct VictimInput {
     pub means_of_control: Vec<MeansOfControl>,
     #[serde(default)]
     pub recruiter_relation: Option<RecruiterRelation>,
+    /// Only meaningful with `sexual_exploitation` among the exploitation types.
+    #[serde(default)]
+    pub sex_exploitation_types: Vec<SexExploitationType>,
+    /// Websites and apps through which the person was recruited.
+    #[serde(default)]
+    pub recruitment_platforms: Vec<Platform>,
+    /// Websites and apps through which the person was exploited.
+    #[serde(default)]
+    pub exploitation_platforms: Vec<Platform>,
+    /// What the perpetrators did (HTCDS `per_RoleInProcess`).
+    #[serde(default)]
+    pub perpetrator_roles: Vec<PerpetratorRole>,
+    /// Age in years when the trafficking began.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 120)]
+    pub age_when_trafficked: Option<i16>,
+    /// For interpretation.
+    #[serde(default)]
+    pub primary_language: Option<LanguageCode>,
+    #[serde(default)]
+    pub secondary_language: Option<LanguageCode>,
     #[serde(default)]
     #[schema(max_items = 20)]
     pub route: Vec<RouteLeg>,
@@ -144,6 +168,10 @@ impl TryFrom<VictimInput> for ValidVictim {
         input.exploitation_types = sorted_unique(&input.exploitation_types);
         input.recruitment_methods = sorted_unique(&input.recruitment_methods);
         input.means_of_control = sorted_unique(&input.means_of_control);
+        input.sex_exploitation_types = sorted_unique(&input.sex_exploitation_types);
+        input.recruitment_platforms = sorted_unique(&input.recruitment_platforms);
+        input.exploitation_platforms = sorted_unique(&input.exploitation_platforms);
+        input.perpetrator_roles = sorted_unique(&input.perpetrator_roles);
         if errors.is_empty() { Ok(ValidVictim(input)) } else { Err(errors) }
     }
 }
@@ -182,6 +210,14 @@ pub struct VictimRow {
     pub updated_at: DateTime<Utc>,
     pub created_by: Uuid,
     pub updated_by: Uuid,
+    pub sex_exploitation_types: Vec<SexExploitationType>,
+    pub recruitment_platforms: Vec<Platform>,
+    pub exploitation_platforms: Vec<Platform>,
+    pub perpetrator_roles: Vec<PerpetratorRole>,
+    pub age_when_trafficked: Option<i16>,
+    pub primary_language: Option<LanguageCode>,
+    pub secondary_language: Option<LanguageCode>,
+    pub consent_method: Option<ConsentMethod>,
 }
 
 /// A victim's case file without any identifying detail: what admins, auditors and caseworkers
@@ -217,6 +253,16 @@ pub struct CaseFile {
     pub means_of_control: Vec<MeansOfControl>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recruiter_relation: Option<RecruiterRelation>,
+    pub sex_exploitation_types: Vec<SexExploitationType>,
+    pub recruitment_platforms: Vec<Platform>,
+    pub exploitation_platforms: Vec<Platform>,
+    pub perpetrator_roles: Vec<PerpetratorRole>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age_when_trafficked: Option<i16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary_language: Option<LanguageCode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secondary_language: Option<LanguageCode>,
     pub route: Vec<RouteLeg>,
     pub consent: Consent,
     /// Send back as `If-Match: "<version>"` to update.
@@ -248,12 +294,20 @@ impl From<&VictimRow> for CaseFile {
             recruitment_methods: r.recruitment_methods.clone(),
             means_of_control: r.means_of_control.clone(),
             recruiter_relation: r.recruiter_relation,
+            sex_exploitation_types: r.sex_exploitation_types.clone(),
+            recruitment_platforms: r.recruitment_platforms.clone(),
+            exploitation_platforms: r.exploitation_platforms.clone(),
+            perpetrator_roles: r.perpetrator_roles.clone(),
+            age_when_trafficked: r.age_when_trafficked,
+            primary_language: r.primary_language,
+            secondary_language: r.secondary_language,
             route: serde_json::from_value(r.route.clone()).unwrap_or_default(),
             consent: Consent {
                 services: r.consent_services,
                 share_with_referral_partners: r.consent_share_with_referral_partners,
                 anonymised_statistics: r.consent_anonymised_statistics,
                 recorded_at: r.consent_recorded_at,
+                method: r.consent_method,
             },
             version: r.version,
             created_at: r.created_at,
@@ -284,6 +338,13 @@ impl CaseFile {
             recruitment_methods: self.recruitment_methods.clone(),
             means_of_control: self.means_of_control.clone(),
             recruiter_relation: self.recruiter_relation,
+            sex_exploitation_types: self.sex_exploitation_types.clone(),
+            recruitment_platforms: self.recruitment_platforms.clone(),
+            exploitation_platforms: self.exploitation_platforms.clone(),
+            perpetrator_roles: self.perpetrator_roles.clone(),
+            age_when_trafficked: self.age_when_trafficked,
+            primary_language: self.primary_language,
+            secondary_language: self.secondary_language,
             route: self.route.clone(),
             consent: self.consent.clone(),
             identity: None,

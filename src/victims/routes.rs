@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::access::{self, Visible};
 use super::filters::VictimQuery;
 use super::model::{CaseFile, IdentityPart, ValidVictim, VictimInput, VictimRow, VictimView};
-use super::{custody, store};
+use super::{consent, custody, store};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
 use crate::changes::{self, Forget, LeaveReason};
@@ -84,6 +84,7 @@ pub async fn create_victim(
             }
             // Its creator works the case until someone reassigns it.
             custody::assign_creator(conn, id, org, principal.user_id).await?;
+            consent::record(conn, None, &row, principal.user_id).await?;
             let event = Event::new(AuditAction::VictimCreated, AuditOutcome::Success)
                 .by(&principal)
                 .target("victim", id)
@@ -234,9 +235,15 @@ pub async fn update_victim(
             if fields.get("age_at_identification").is_some_and(|a| !a.is_null()) && !fields.contains_key("is_minor") {
                 base.is_minor = None;
             }
-            if fields.get("consent").is_some_and(|c| c.get("recorded_at").is_none()) {
-                // New consent, recorded now unless the client says when it was given.
-                base.consent.recorded_at = None;
+            if let Some(consent) = fields.get("consent") {
+                // New consent, recorded now unless the client says when it was given, and given
+                // however the client says (not how the consent it replaces was).
+                if consent.get("recorded_at").is_none() {
+                    base.consent.recorded_at = None;
+                }
+                if consent.get("method").is_none() {
+                    base.consent.method = None;
+                }
             }
             let touches_identity = fields.contains_key("identity");
             if touches_identity {
@@ -266,6 +273,7 @@ pub async fn update_victim(
             let updated = store::update(conn, id, version, principal.user_id, &input)
                 .await?
                 .ok_or(ApiError::PreconditionFailed)?;
+            consent::record(conn, Some(&row), &updated, principal.user_id).await?;
             match (touches_identity, &input.identity) {
                 (true, Some(identity)) => {
                     store::store_identity(conn, id, row.organization_id, identity::seal(&state.identity_keys, id, identity)).await?

@@ -147,6 +147,16 @@ macro_rules! case_columns {
                 victims::consent_anonymised_statistics.eq(i.consent.anonymised_statistics),
                 victims::consent_recorded_at.eq(i.consent.recorded_at.or_else(|| Some(chrono::Utc::now()))),
             ),
+            (
+                victims::consent_method.eq(i.consent.method),
+                victims::sex_exploitation_types.eq(i.sex_exploitation_types.clone()),
+                victims::recruitment_platforms.eq(i.recruitment_platforms.clone()),
+                victims::exploitation_platforms.eq(i.exploitation_platforms.clone()),
+                victims::perpetrator_roles.eq(i.perpetrator_roles.clone()),
+                victims::age_when_trafficked.eq(i.age_when_trafficked),
+                victims::primary_language.eq(i.primary_language),
+                victims::secondary_language.eq(i.secondary_language),
+            ),
         )
     }};
 }

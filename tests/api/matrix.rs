@@ -19,6 +19,7 @@ use Expect::*;
 const MATRIX: &[(&str, &str, [Expect; 8])] = &[
     ("post", "/api/v1/auth/logout", [A, A, A, A, A, A, A, A]),
     ("get", "/api/v1/me", [A, A, A, A, A, A, A, A]),
+    ("get", "/api/v1/vocabularies", [A, A, A, A, A, A, A, A]),
     ("get", "/api/v1/organizations", [A, A, A, A, A, A, A, A]),
     ("post", "/api/v1/organizations", [F, F, F, F, F, F, A, F]),
     ("get", "/api/v1/organizations/{id}", [A, A, A, A, H, H, A, A]),
@@ -48,6 +49,8 @@ const MATRIX: &[(&str, &str, [Expect; 8])] = &[
     ("post", "/api/v1/victims/{id}/close", [A, F, F, F, H, H, H, F]),
     ("post", "/api/v1/victims/{id}/reopen", [A, F, F, F, H, H, H, F]),
     ("get", "/api/v1/victims/{id}/closures", [A, A, A, F, H, H, H, A]),
+    ("get", "/api/v1/victims/{id}/consent-history", [A, A, A, F, H, H, H, A]),
+    ("get", "/api/v1/victims/{id}/subject-access", [A, F, F, F, H, H, H, F]),
     ("get", "/api/v1/victims/{id}/tasks", [A, A, A, F, H, H, H, A]),
     ("post", "/api/v1/victims/{id}/tasks", [A, F, F, F, H, H, H, F]),
     ("get", "/api/v1/tasks", [A, A, A, F, A, A, A, A]),

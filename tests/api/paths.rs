@@ -31,6 +31,7 @@ pub const SUPPORT_PLAN_GOALS: &str = "/api/v1/support-plan-goals";
 
 pub const REPORTS: &str = "/api/v1/reports";
 pub const OWN_BUDGET: &str = "/api/v1/reports/budget";
+pub const VOCABULARIES: &str = "/api/v1/vocabularies";
 
 /// `path?query`.
 pub fn query(path: impl Display, query: impl Display) -> String {

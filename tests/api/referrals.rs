@@ -7,7 +7,7 @@ use crate::helpers::{Caller, Response, spawn_app};
 use crate::paths;
 use crate::victims::{assert_no_marker, create_victim, victim_body};
 
-async fn refer(sender: &Caller<'_>, victim: Uuid, to: Uuid) -> serde_json::Value {
+pub async fn refer(sender: &Caller<'_>, victim: Uuid, to: Uuid) -> serde_json::Value {
     let resp = sender
         .post(
             paths::REFERRALS,

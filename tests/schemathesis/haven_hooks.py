@@ -9,6 +9,8 @@ another value of that shape, so no case changes from valid to invalid or back:
 - ids in a body name records that exist (a referral's victim and receiving organisation, a case's
   caseworkers and a task's assignee: the one caseworker who works the world's case);
 - a webhook's `url` becomes one URL of the documented shape that parses;
+- a language (`primary_language`, `secondary_language`: three lower-case letters, of which only
+  the assigned ISO 639-3 codes are languages) becomes one of a few real ones;
 - dates of events (`identified_on`, `provided_on`, `date_of_birth`, a goal's `actual_end_on`) are
   not in the future (UTC), nor is a referral outside Haven's `referred_on`;
 - a report window runs forwards (`from` not after `to`) and spans at most 118 months (40 quarters);
@@ -48,6 +50,8 @@ PAST_DATED = ("identified_on", "provided_on", "date_of_birth", "actual_end_on", 
 # A webhook URL of the documented shape that also parses as a URL (the pattern alone admits
 # strings no URL parser takes, such as a bracket for a host).
 WEBHOOK_URL = "https://receiver.example/haven"
+LANGUAGE_FIELDS = ("primary_language", "secondary_language")
+LANGUAGES = ("wol", "por", "spa", "fra", "pov", "mnk")
 
 _turn = 0
 
@@ -86,6 +90,8 @@ def _adjust_body(node):
                 node[key] = _past(value)
             elif key == "url" and isinstance(value, str) and value.startswith(("http://", "https://")):
                 node[key] = WEBHOOK_URL
+            elif key in LANGUAGE_FIELDS and isinstance(value, str) and re.fullmatch(r"[a-z]{3}", value):
+                node[key] = LANGUAGES[sum(map(ord, value)) % len(LANGUAGES)]
             elif key in BODY_IDS and _is_uuid(value) and BODY_IDS[key] in IDS:
                 node[key] = IDS[BODY_IDS[key]]
             elif key == "caseworkers" and isinstance(value, list) and value and all(map(_is_uuid, value)) \

@@ -1,0 +1,11 @@
+DROP TABLE consent_events;
+DROP FUNCTION consent_events_refuse_change();
+ALTER TABLE victims
+    DROP COLUMN sex_exploitation_types,
+    DROP COLUMN recruitment_platforms,
+    DROP COLUMN exploitation_platforms,
+    DROP COLUMN perpetrator_roles,
+    DROP COLUMN age_when_trafficked,
+    DROP COLUMN primary_language,
+    DROP COLUMN secondary_language,
+    DROP COLUMN consent_method;
