@@ -38,6 +38,8 @@ pub enum Command {
     Rekey(RekeyArgs),
     /// Fill the database with realistic, entirely fictional records.
     Seed(SeedArgs),
+    /// Import cases from an HTCDS v2.0 file (CSV or XLSX) into a caseworker's organisation.
+    Import(ImportArgs),
 }
 
 impl Command {
@@ -51,6 +53,7 @@ impl Command {
             Command::RecoverAdmin(args) => Settings::with_machine(args.machine.clone()),
             Command::Rekey(args) => Settings::with_machine(args.machine.clone()),
             Command::Seed(args) => Settings::with_machine(args.machine.clone()),
+            Command::Import(args) => Settings::with_machine(args.machine.clone()),
             Command::Openapi => Settings::defaults(),
         }
     }
@@ -89,6 +92,21 @@ pub struct RekeyArgs {
     /// Also recompute every blind index (after HAVEN_BLIND_INDEX_KEY changed).
     #[arg(long)]
     pub reindex: bool,
+    #[command(flatten)]
+    pub machine: MachineSettings,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The HTCDS file: `.csv`, or `.xlsx` (its first sheet).
+    pub file: std::path::PathBuf,
+    /// The caseworker the cases are imported as (an enabled, approved caseworker; the audit log
+    /// names them).
+    #[arg(long)]
+    pub caseworker: String,
+    /// Check every row and report, writing nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub machine: MachineSettings,
 }
@@ -226,6 +244,10 @@ pub struct Settings {
     /// Largest accepted request body, in bytes (larger bodies are answered 413).
     #[arg(long, env = "HAVEN_BODY_LIMIT", default_value_t = 65536)]
     pub body_limit: usize,
+
+    /// Largest HTCDS file `POST /imports/htcds` takes, in bytes (larger files are answered 413).
+    #[arg(long, env = "HAVEN_IMPORT_LIMIT", default_value_t = 10 * 1024 * 1024)]
+    pub import_limit: usize,
 
     /// Failed login attempts allowed per client address per minute (successful logins are not counted).
     #[arg(long, env = "HAVEN_LOGIN_PER_ADDRESS_PER_MINUTE", default_value_t = 30)]
@@ -407,6 +429,9 @@ impl Settings {
         }
         if self.body_limit < 1024 {
             return Err(bad("HAVEN_BODY_LIMIT", "must be at least 1024 bytes"));
+        }
+        if self.import_limit < 1024 {
+            return Err(bad("HAVEN_IMPORT_LIMIT", "must be at least 1024 bytes"));
         }
         if self.login_per_address_per_minute == 0 || self.login_per_account_burst == 0 {
             return Err(bad("HAVEN_LOGIN_PER_*", "login rates must be at least 1"));

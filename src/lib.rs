@@ -12,6 +12,7 @@ pub mod db;
 pub mod deadline;
 pub mod domain;
 pub mod error;
+pub mod exchange;
 pub mod extract;
 pub mod grants;
 pub mod hardening;

@@ -2,7 +2,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use haven::config::{BootstrapArgs, Cli, Command, Environment, RecoverArgs, SeedArgs, Settings};
+use haven::config::{BootstrapArgs, Cli, Command, Environment, ImportArgs, RecoverArgs, SeedArgs, Settings};
 use haven::domain::{CountryCode, Email, NewPassword};
 use haven::startup::{self, StartupError};
 
@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Command::RecoverAdmin(args) => recover_admin(settings, args),
         Command::Rekey(args) => rekey(settings, args.reindex),
         Command::Seed(args) => seed(settings, args),
+        Command::Import(args) => import(settings, args),
         Command::Openapi => {
             print!("{}", haven::openapi::document_json());
             Ok(())
@@ -195,6 +196,65 @@ fn seed(settings: Settings, args: SeedArgs) -> Result<(), StartupError> {
             started.elapsed().as_secs_f64()
         );
         Ok::<_, StartupError>(())
+    });
+    drop(database);
+    result
+}
+
+fn import(settings: Settings, args: ImportArgs) -> Result<(), StartupError> {
+    settings.require_production_settings(true)?;
+    let keys = startup::keys(&settings)?;
+    let database = startup::prepare_database(&settings)?;
+    let bytes = std::fs::read(&args.file).map_err(|e| StartupError::Task(format!("{}: {e}", args.file.display())))?;
+    let format = match args.file.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("csv") => haven::exchange::sheet::Format::Csv,
+        Some("xlsx") => haven::exchange::sheet::Format::Xlsx,
+        _ => return Err(StartupError::Task("the file must end in .csv or .xlsx".into())),
+    };
+    let email = Email::parse(&args.caseworker).map_err(|e| StartupError::Task(format!("--caseworker: {e}")))?;
+    let result = actix_web::rt::System::new().block_on(async {
+        let pool = haven::db::build_pool(&database.url, 2, std::time::Duration::from_secs(30))?;
+        let principal = haven::exchange::import::caseworker(&pool, &email)
+            .await
+            .map_err(|e| StartupError::Task(e.to_string()))?
+            .ok_or_else(|| StartupError::Task("--caseworker names no enabled, approved caseworker".into()))?;
+        let progress = match std::io::stderr().is_terminal() {
+            true => indicatif::ProgressBar::new(0).with_message("cases written"),
+            false => indicatif::ProgressBar::hidden(),
+        };
+        let ctx = haven::extract::RequestContext::none();
+        let report = haven::exchange::import::run(
+            &pool,
+            &keys.identity,
+            &principal,
+            &ctx,
+            format,
+            &bytes,
+            args.dry_run,
+            &progress,
+        )
+        .await
+        .map_err(|e| StartupError::Task(e.to_string()))?;
+        progress.finish_and_clear();
+        for issue in &report.errors {
+            eprintln!("row {}: {}: {}", issue.row, issue.column.as_deref().unwrap_or("-"), issue.message);
+        }
+        for issue in &report.warnings {
+            eprintln!("row {} (warning): {}: {}", issue.row, issue.column.as_deref().unwrap_or("-"), issue.message);
+        }
+        let verb = if args.dry_run || !report.errors.is_empty() { "would create" } else { "created" };
+        println!(
+            "{} rows: {verb} {}, update {}, leave {} unchanged; {} errors.",
+            report.rows,
+            report.created,
+            report.updated,
+            report.unchanged,
+            report.errors.len()
+        );
+        match report.errors.is_empty() {
+            true => Ok::<_, StartupError>(()),
+            false => Err(StartupError::Task("the file has errors: nothing was written".into())),
+        }
     });
     drop(database);
     result

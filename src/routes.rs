@@ -9,8 +9,8 @@ use utoipa_actix_web::{scope, service_config::ServiceConfig};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{
-    assistance, audit, auth, changes, grants, ops, orgs, referrals, reports, support_plan, tasks, transfers, users,
-    victims, vocabularies, webhooks,
+    assistance, audit, auth, changes, exchange, grants, ops, orgs, referrals, reports, support_plan, tasks, transfers,
+    users, victims, vocabularies, webhooks,
 };
 
 pub use crate::openapi::route_table::{API_PREFIX, OPENAPI_PATH};
@@ -53,6 +53,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(victims::closure::list_closures)
             .service(victims::consent::consent_history)
             .service(victims::subject_access::subject_access)
+            .service(exchange::export::export_htcds)
+            .service(exchange::routes::import_htcds)
+            .service(exchange::ctdc::export_ctdc)
             .service(victims::routes::get_victim)
             .service(victims::routes::update_victim)
             .service(assistance::routes::list_assistance)

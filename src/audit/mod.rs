@@ -51,6 +51,12 @@ text_enum! {
         IdentityRead => "victim.identity_read",
         /// Everything held about a person was exported for them (a read of all of it).
         SubjectAccess => "victim.subject_access",
+        /// An organisation's cases were exported (with or without identities).
+        CasesExported => "cases.export",
+        /// Cases were imported from a file (or a dry run checked one).
+        CasesImported => "cases.import",
+        /// The organisation's CTDC contribution file was produced.
+        CtdcExported => "cases.ctdc_export",
         VictimSearched => "victim.search",
         AssistanceCreated => "assistance.create",
         TaskCreated => "task.create",

@@ -26,6 +26,16 @@ impl CountryCode {
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).expect("ASCII by construction")
     }
+
+    /// Also takes an alpha-2 code (HTCDS allows them; spreadsheets hold them): for imports.
+    pub fn parse_alpha2_or_3(input: &str) -> Result<CountryCode, &'static str> {
+        let upper = input.trim().to_ascii_uppercase();
+        if upper.len() != 2 {
+            return CountryCode::parse(&upper);
+        }
+        let alpha2 = keshvar::Alpha2::try_from(upper.as_str()).map_err(|_| "is not an ISO 3166-1 country code")?;
+        CountryCode::parse(alpha2.to_country().alpha3().to_string().as_str())
+    }
 }
 
 impl diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg> for CountryCode {

@@ -49,6 +49,7 @@ Victim identities are only ever shown to the caseworkers entitled to them."
         (name = "organizations", description = "Organisations using this deployment"),
         (name = "users", description = "Staff accounts and their roles"),
         (name = "vocabularies", description = "Every code list, mapped to HTCDS v2.0 and CTDC, with labels in English, French, Spanish and Portuguese"),
+        (name = "exchange", description = "Cases in and out in HTCDS v2.0 columns (CSV, XLSX)"),
         (name = "victims", description = "Victims' case files; identities only for the caseworkers entitled to them"),
         (name = "tasks", description = "A case's follow-ups: who does what by when; notes only for the caseworkers entitled to the identity"),
         (name = "support-plan", description = "A case's support plan (HTCDS): goals and planned services with their dates and status"),

@@ -51,6 +51,32 @@ pub struct Closure {
     pub reopened_by: Option<Uuid>,
 }
 
+/// Records a case's closure with its reason and ends its open tasks (a closed case has nothing left
+/// to do); returns the status the case takes and how many tasks ended. The caller sets the status.
+pub async fn record_closure(
+    conn: &mut AsyncPgConnection,
+    victim: Uuid,
+    org: Uuid,
+    reason: ClosureReason,
+    by: Uuid,
+) -> QueryResult<(CaseStatus, usize)> {
+    let closed = match reason {
+        ClosureReason::ReferredElsewhere => CaseStatus::ClosedReferred,
+        _ => CaseStatus::Closed,
+    };
+    diesel::insert_into(case_closures::table)
+        .values((
+            case_closures::victim_id.eq(victim),
+            case_closures::organization_id.eq(org),
+            case_closures::reason.eq(reason),
+            case_closures::closed_by.eq(by),
+        ))
+        .execute(conn)
+        .await?;
+    let cancelled = crate::tasks::cancel_open(conn, victim, by).await?;
+    Ok((closed, cancelled))
+}
+
 /// Which way a case moves.
 enum Move {
     Close(ClosureReason),
@@ -129,21 +155,8 @@ async fn change(
             let status: CaseStatus = victims::table.find(id).select(victims::status).first(conn).await?;
             let (new_status, action, details) = match (&to, status.is_closed()) {
                 (Move::Close(reason), false) => {
-                    let closed = match reason {
-                        ClosureReason::ReferredElsewhere => CaseStatus::ClosedReferred,
-                        _ => CaseStatus::Closed,
-                    };
-                    diesel::insert_into(case_closures::table)
-                        .values((
-                            case_closures::victim_id.eq(id),
-                            case_closures::organization_id.eq(row.organization_id),
-                            case_closures::reason.eq(*reason),
-                            case_closures::closed_by.eq(principal.user_id),
-                        ))
-                        .execute(conn)
-                        .await?;
-                    // A closed case has nothing left to do: its open tasks end with it.
-                    let cancelled = crate::tasks::cancel_open(conn, id, principal.user_id).await?;
+                    let (closed, cancelled) =
+                        record_closure(conn, id, row.organization_id, *reason, principal.user_id).await?;
                     let details = serde_json::json!({ "reason": reason, "tasks_cancelled": cancelled });
                     (closed, AuditAction::VictimClosed, details)
                 }

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::access::{self, Visible};
 use super::model::VictimRow;
 use crate::auth::Principal;
+use crate::changes::{self, LeaveReason};
 use crate::db::schema::consent_events;
 use crate::domain::case_vocab::ConsentMethod;
 use crate::domain::policy;
@@ -19,6 +20,7 @@ use crate::error::ApiResult;
 use crate::extract::RequestContext;
 use crate::pagination::Page;
 use crate::state::AppState;
+use crate::webhooks::{self, WebhookEvent};
 
 /// One recorded state of a person's consent.
 #[derive(Debug, Clone, Serialize, ToSchema, Queryable, Selectable)]
@@ -71,6 +73,39 @@ pub async fn record(
         ))
         .execute(conn)
         .await?;
+    Ok(())
+}
+
+/// Tells of consent withdrawn by a write (a patch, an import), in its transaction: the owner hears
+/// of it by webhook, and when the consent to sharing went, the receivers holding the identity
+/// through live referrals hear of it too and their clients are told to delete their copies.
+pub async fn announce_withdrawal(
+    conn: &mut AsyncPgConnection,
+    before: &VictimRow,
+    after: &VictimRow,
+) -> QueryResult<()> {
+    let withdrawn: Vec<&str> = [
+        ("services", before.consent_services, after.consent_services),
+        (
+            "share_with_referral_partners",
+            before.consent_share_with_referral_partners,
+            after.consent_share_with_referral_partners,
+        ),
+        ("anonymised_statistics", before.consent_anonymised_statistics, after.consent_anonymised_statistics),
+    ]
+    .into_iter()
+    .filter_map(|(name, was, is)| (was && !is).then_some(name))
+    .collect();
+    if withdrawn.is_empty() {
+        return Ok(());
+    }
+    let mut told = vec![before.organization_id];
+    if withdrawn.contains(&"share_with_referral_partners") {
+        changes::for_receivers(conn, after.id, LeaveReason::ConsentWithdrawn).await?;
+        told.extend(super::store::live_receivers(conn, after.id).await?);
+    }
+    let data = serde_json::json!({ "victim_id": after.id, "withdrawn": withdrawn });
+    webhooks::emit(conn, &told, WebhookEvent::ConsentWithdrawn, data).await?;
     Ok(())
 }
 

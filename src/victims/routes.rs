@@ -19,7 +19,6 @@ use crate::pagination::{self, Page};
 use crate::privacy::identity::{self, Identity};
 use crate::privacy::redaction;
 use crate::state::AppState;
-use crate::webhooks::{self, WebhookEvent};
 
 fn respond(status: actix_web::http::StatusCode, version: i32, view: &VictimView) -> HttpResponse {
     HttpResponse::build(status).insert_header((header::ETAG, etag(version))).json(view)
@@ -157,7 +156,7 @@ fn minor_contradicts_age(document: &Value) -> bool {
 }
 
 /// RFC 7396 JSON merge patch.
-fn merge_patch(target: &mut Value, patch: &Value) {
+pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
     match patch {
         Value::Object(fields) => {
             if !target.is_object() {
@@ -287,24 +286,7 @@ pub async fn update_victim(
                 }
                 (false, _) => {}
             }
-            let withdrawn: Vec<&str> = [
-                ("services", row.consent_services, input.consent.services),
-                ("share_with_referral_partners", row.consent_share_with_referral_partners, input.consent.share_with_referral_partners),
-                ("anonymised_statistics", row.consent_anonymised_statistics, input.consent.anonymised_statistics),
-            ]
-            .into_iter()
-            .filter_map(|(name, was, is)| (was && !is).then_some(name))
-            .collect();
-            if !withdrawn.is_empty() {
-                // The owner is told; receivers too when the identity they hold was shared under it.
-                let mut told = vec![row.organization_id];
-                if withdrawn.contains(&"share_with_referral_partners") {
-                    changes::for_receivers(conn, id, LeaveReason::ConsentWithdrawn).await?;
-                    told.extend(store::live_receivers(conn, id).await?);
-                }
-                let data = serde_json::json!({ "victim_id": id, "withdrawn": withdrawn });
-                webhooks::emit(conn, &told, WebhookEvent::ConsentWithdrawn, data).await?;
-            }
+            consent::announce_withdrawal(conn, &row, &updated).await?;
             let event = Event::new(AuditAction::VictimUpdated, AuditOutcome::Success)
                 .by(&principal)
                 .target("victim", id)

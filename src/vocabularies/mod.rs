@@ -16,7 +16,7 @@ use crate::domain::{OrganizationKind, Role};
 
 /// Changes whenever a code, a mapping or a label does (a test pins the served lists' digest to it), so
 /// an offline client knows when to fetch the lists again.
-pub const VERSION: &str = "2026.12.1";
+pub const VERSION: &str = "2026.12.2";
 
 /// The languages every label is given in: English, French (Senegal), Spanish (Peru) and
 /// Portuguese (Guinea-Bissau, Brazil).
@@ -175,8 +175,8 @@ pub static LISTS: &[ListSpec] = &[
         name: "closure_reason",
         used_by: &["CaseClosure.reason"],
         htcds_field: Some("cas_ReasonForCaseClosure"),
-        imported: false,
-        notes: "HTCDS leaves the reason as free text: the export writes the English label.",
+        imported: true,
+        notes: "HTCDS leaves the reason as free text: the export writes the English label, and the import reads it back.",
         codes: || all(ClosureReason::ALL, ClosureReason::as_str),
     },
     ListSpec {
@@ -353,6 +353,11 @@ pub fn to_htcds(list_name: &str, code: &str) -> Option<&'static str> {
 pub fn from_htcds(list_name: &str, value: &str) -> Option<&'static str> {
     let rows = ROWS.get(list_name)?;
     rows.iter().find(|c| c.htcds_import.iter().any(|v| v.eq_ignore_ascii_case(value.trim()))).map(|c| c.code)
+}
+
+/// A code's CTDC name.
+pub fn ctdc(list_name: &str, code: &str) -> Option<&'static str> {
+    ROWS.get(list_name)?.iter().find(|c| c.code == code)?.ctdc
 }
 
 /// A code's English label (what HTCDS free-text fields receive).

@@ -17,6 +17,7 @@ mod contract;
 mod docs_page;
 mod duties;
 mod errors;
+mod exchange;
 mod faults;
 mod fuzz_api;
 mod generated_client;

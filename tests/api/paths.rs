@@ -32,6 +32,9 @@ pub const SUPPORT_PLAN_GOALS: &str = "/api/v1/support-plan-goals";
 pub const REPORTS: &str = "/api/v1/reports";
 pub const OWN_BUDGET: &str = "/api/v1/reports/budget";
 pub const VOCABULARIES: &str = "/api/v1/vocabularies";
+pub const EXPORT: &str = "/api/v1/exports/htcds";
+pub const IMPORT: &str = "/api/v1/imports/htcds";
+pub const CTDC: &str = "/api/v1/exports/ctdc";
 
 /// `path?query`.
 pub fn query(path: impl Display, query: impl Display) -> String {

@@ -212,8 +212,8 @@ async fn catalogue_roles_parameters_csv_audit_and_ledger() {
     assert!(lines.iter().skip(1).all(|l| l.split(',').count() == 6));
     assert_eq!(
         lines.len() - 1,
-        12 * 5 * 12,
-        "the full grid: (10 types + unknown + total) x (4 genders + total) x (11 bands + total)"
+        14 * 5 * 12,
+        "the full grid: (12 types + unknown + total) x (4 genders + total) x (11 bands + total)"
     );
     let via_accept = partner.request_with(reqwest::Method::GET, &trends, None, &[("accept", "text/csv")]).await;
     assert!(via_accept.text.starts_with("identified_quarter,exploitation_type,victims,margin,withheld\r\n"));

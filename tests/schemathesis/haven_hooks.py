@@ -5,7 +5,9 @@ schema. For schema-valid (positive) cases only, `map_case` keeps drawn values on
 them; it never touches a negative case, and only ever replaces a value of the documented shape by
 another value of that shape, so no case changes from valid to invalid or back:
 - path ids drawn as UUIDs name the test world's records (HAVEN_IDS), and report ids, which are
-  words, are catalogue ids two times in three, so operations reach real records;
+  words, are catalogue ids two times in three, so operations reach real records; in the stateful
+  phase an id taken from an earlier step's response is left as it is, since it names a record the
+  caller made (the world's may be hidden from that caller);
 - ids in a body name records that exist (a referral's victim and receiving organisation, a case's
   caseworkers and a task's assignee: the one caseworker who works the world's case);
 - a webhook's `url` becomes one URL of the documented shape that parses;
@@ -152,6 +154,13 @@ def _adjust_window(query):
         query["to"] = _month(last)
 
 
+def _from_a_response(case):
+    """In the stateful phase a path id comes from the response of an earlier step (a link): it
+    names a record the caller made, which the world's ids must not replace."""
+    phase = getattr(getattr(getattr(case, "meta", None), "phase", None), "name", None)
+    return getattr(phase, "value", phase) == "stateful"
+
+
 def _is_positive(case):
     meta = getattr(case, "meta", None)
     generation = getattr(meta, "generation", None)
@@ -165,7 +174,7 @@ def map_case(ctx, case):
     if not _is_positive(case):
         return case
     path = ctx.operation.path
-    if case.path_parameters:
+    if case.path_parameters and not _from_a_response(case):
         _adjust_path(path, case.path_parameters)
     if isinstance(case.query, dict) and path.startswith("/api/v1/reports/"):
         _adjust_window(case.query)

@@ -139,6 +139,18 @@ pub fn read_assignment(p: &Principal, victim_org: Uuid) -> Access {
     }
 }
 
+/// Exporting and importing an organisation's cases (HTCDS files): its caseworkers, who work the
+/// cases; identities in them still follow each case's own rules.
+pub fn exchange_cases(p: &Principal) -> Access {
+    if p.role == Role::Caseworker { Access::Allowed } else { Access::Forbidden }
+}
+
+/// Producing the organisation's CTDC contribution file: its admins, who send it (k-anonymised and
+/// identity-free, it is still the organisation's to give).
+pub fn contribute_to_ctdc(p: &Principal) -> Access {
+    if p.role == Role::Admin { Access::Allowed } else { Access::Forbidden }
+}
+
 /// Searching identities by name or document: caseworkers, in their own organisation.
 pub fn search_victims(p: &Principal) -> Access {
     if p.role == Role::Caseworker { Access::Allowed } else { Access::Forbidden }

@@ -1,0 +1,326 @@
+//! Reading HTCDS files into an organisation's cases: every row checked first, then all of them
+//! written in one transaction, or none (D114). The HTTP handler (`routes`) and `haven import`
+//! both call [`run`].
+
+use std::collections::{HashMap, HashSet};
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::plan;
+use super::sheet::{self, Format};
+use crate::audit::{self, AuditAction, AuditOutcome, Event};
+use crate::auth::Principal;
+use crate::db::Pool;
+use crate::db::schema::victims;
+use crate::domain::case_vocab::ClosureReason;
+use crate::domain::policy;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::RequestContext;
+use crate::privacy::crypto::IdentityKeyring;
+use crate::privacy::identity::{self, Identity};
+use crate::victims::model::{CaseFile, ValidVictim, VictimRow};
+use crate::victims::{consent, custody, store};
+
+/// One problem with one row: the spreadsheet's own row number (1 is the first row of the file) and
+/// the column, never the cell's content.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RowIssue {
+    pub row: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    pub message: String,
+}
+
+/// What an import did, or (a dry run) would do.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct ImportReport {
+    pub dry_run: bool,
+    /// Rows read (blank rows and IOM's row of field labels are not counted).
+    pub rows: usize,
+    pub created: usize,
+    pub updated: usize,
+    /// Rows that match their case as it stands: importing the same file again changes nothing.
+    pub unchanged: usize,
+    /// Headers that name no HTCDS or Haven column; their cells are not read.
+    pub ignored_columns: Vec<String>,
+    /// Every row error; an import with any writes nothing.
+    pub errors: Vec<RowIssue>,
+    /// What was assumed where a row lacked something (an identification date, a status).
+    pub warnings: Vec<RowIssue>,
+}
+
+/// A row's case, ready to be written.
+struct Planned {
+    row: usize,
+    input: ValidVictim,
+    closure: Option<ClosureReason>,
+}
+
+/// What a planned row does to the case it names.
+enum Step {
+    Create(Uuid),
+    Update(Box<VictimRow>),
+    Unchanged,
+}
+
+/// The principal `haven import` acts as: an enabled caseworker whose access is approved.
+pub async fn caseworker(pool: &Pool, email: &crate::domain::Email) -> ApiResult<Option<Principal>> {
+    use crate::db::schema::{organizations, users};
+    let mut conn = pool.get().await?;
+    let found: Option<(Uuid, Uuid, String)> = users::table
+        .inner_join(organizations::table.on(organizations::id.eq(users::organization_id)))
+        .filter(users::email.eq(email.as_str()))
+        .filter(users::role.eq(crate::domain::Role::Caseworker))
+        .filter(users::disabled.eq(false))
+        .filter(users::awaiting_approval.eq(false))
+        .filter(users::password_hash.is_not_null())
+        .select((users::id, users::organization_id, organizations::kind))
+        .first(&mut conn)
+        .await
+        .optional()?;
+    Ok(found.map(|(user_id, organization_id, kind)| Principal {
+        user_id,
+        organization_id,
+        role: crate::domain::Role::Caseworker,
+        session_id: Uuid::nil(),
+        is_host: kind == "host",
+    }))
+}
+
+/// Checks and (unless `dry_run`, and only without errors) writes a file's cases into the caller's
+/// organisation.
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    pool: &Pool,
+    keys: &IdentityKeyring,
+    principal: &Principal,
+    ctx: &RequestContext,
+    format: Format,
+    bytes: &[u8],
+    dry_run: bool,
+    progress: &indicatif::ProgressBar,
+) -> ApiResult<ImportReport> {
+    policy::exchange_cases(principal).require()?;
+    let org = principal.organization_id;
+    let mut report = ImportReport { dry_run, ..Default::default() };
+    // Reading a workbook is work for a blocking thread, not for the server's executor.
+    let owned = bytes.to_vec();
+    let rows = tokio::task::spawn_blocking(move || sheet::read(format, &owned))
+        .await
+        .map_err(|e| ApiError::internal("import", e))?
+        .map_err(|m| ApiError::validation("body", m))?;
+    let mut parsed = plan::parse(keys, org, &rows, &mut report);
+    let mut conn = pool.get().await?;
+
+    // An id from the file names the case when it is one of this organisation's; any other id (a
+    // case of the organisation the file came from, or none) becomes a stable id of its own here, so
+    // importing the same file again finds the same cases, and no id reveals another's case.
+    let given: Vec<Uuid> = parsed.iter().filter_map(|p| p.given).collect();
+    let own_given: HashSet<Uuid> = victims::table
+        .filter(victims::id.eq_any(&given))
+        .filter(victims::organization_id.eq(org))
+        .select(victims::id)
+        .load::<Uuid>(&mut conn)
+        .await?
+        .into_iter()
+        .collect();
+    for p in &mut parsed {
+        if p.given.is_some_and(|id| !own_given.contains(&id)) {
+            p.given = None;
+        }
+    }
+    let ids: Vec<Uuid> = parsed.iter().map(|p| p.given.unwrap_or(p.derived)).collect();
+    let found: Vec<VictimRow> =
+        victims::table.filter(victims::id.eq_any(&ids)).select(VictimRow::as_select()).load(&mut conn).await?;
+    // A derived id of this organisation's that another now holds: a case it has transferred away.
+    let moved: HashSet<Uuid> = found.iter().filter(|r| r.organization_id != org).map(|r| r.id).collect();
+    let existing: HashMap<Uuid, VictimRow> =
+        found.into_iter().filter(|r| r.organization_id == org).map(|r| (r.id, r)).collect();
+    let custody =
+        custody::custody_of(&mut conn, &existing.keys().copied().collect::<Vec<_>>(), principal.user_id).await?;
+    let mut seen = HashSet::new();
+    let mut read = Vec::new();
+    let mut steps = Vec::with_capacity(parsed.len());
+    for (p, id) in parsed.into_iter().zip(ids) {
+        if !seen.insert(id) {
+            report.errors.push(plan::issue(
+                p.row,
+                Some("hvn_CaseId"),
+                "names a case an earlier row of the file already names",
+            ));
+            continue;
+        }
+        if moved.contains(&id) {
+            report.errors.push(plan::issue(p.row, None, "its case has been transferred to another organisation"));
+            continue;
+        }
+        let Some(row) = existing.get(&id) else {
+            match plan::new_case(&p, &mut report) {
+                Ok((input, closure)) => steps.push((Planned { row: p.row, input, closure }, Step::Create(id))),
+                Err(errors) => report.errors.extend(errors),
+            }
+            continue;
+        };
+        let may_write = policy::write_victim(principal, org, custody(id)).require().is_ok();
+        let identity = match (p.doc.contains_key("identity"), may_write) {
+            (false, _) => None,
+            (true, false) => {
+                report.errors.push(plan::issue(
+                    p.row,
+                    Some("hvn_CaseId"),
+                    "names a restricted case you are not assigned to",
+                ));
+                continue;
+            }
+            (true, true) => match store::sealed_identity(&mut conn, id).await? {
+                Some(sealed) => {
+                    read.push(id);
+                    Some(identity::open(keys, id, &sealed).map_err(|e| ApiError::internal("identity", e))?)
+                }
+                None => Some(Identity::default()),
+            },
+        };
+        let input = match plan::changed_case(&p, row, identity.clone()) {
+            Ok(input) => input,
+            Err(errors) => {
+                report.errors.extend(errors);
+                continue;
+            }
+        };
+        let mut current = CaseFile::from(row).as_input();
+        if input.consent.recorded_at.is_none() {
+            current.consent.recorded_at = None;
+        }
+        let unchanged = plan::comparable(&input) == plan::comparable(&current) && input.identity == identity;
+        let step = match (unchanged, may_write) {
+            (true, _) => Step::Unchanged,
+            (false, true) => Step::Update(Box::new(row.clone())),
+            (false, false) => {
+                report.errors.push(plan::issue(
+                    p.row,
+                    Some("hvn_CaseId"),
+                    "names a restricted case you are not assigned to",
+                ));
+                continue;
+            }
+        };
+        steps.push((Planned { row: p.row, input, closure: None }, step));
+    }
+    if !read.is_empty() {
+        // Stored identities were opened to apply the file's identity cells to them.
+        let event = Event::new(AuditAction::IdentityRead, AuditOutcome::Success)
+            .by(principal)
+            .details(json!({ "victim_ids": read, "import": "htcds" }));
+        audit::record(&mut conn, ctx, event).await?;
+    }
+    for (_, step) in &steps {
+        match step {
+            Step::Create(_) => report.created += 1,
+            Step::Update(_) => report.updated += 1,
+            Step::Unchanged => report.unchanged += 1,
+        }
+    }
+    let event = Event::new(AuditAction::CasesImported, AuditOutcome::Success).by(principal).details(json!({
+        "dry_run": dry_run, "rows": report.rows, "created": report.created, "updated": report.updated,
+        "unchanged": report.unchanged, "errors": report.errors.len(),
+    }));
+    if dry_run || !report.errors.is_empty() {
+        audit::record(&mut conn, ctx, event).await?;
+        return Ok(report);
+    }
+    (*conn)
+        .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            progress.set_length(steps.len() as u64);
+            for (p, step) in &steps {
+                write(keys, conn, ctx, principal, p, step).await?;
+                progress.inc(1);
+            }
+            audit::record(conn, ctx, event).await?;
+            Ok(())
+        })
+        .await?;
+    Ok(report)
+}
+
+async fn write(
+    keys: &IdentityKeyring,
+    conn: &mut AsyncPgConnection,
+    ctx: &RequestContext,
+    principal: &Principal,
+    p: &Planned,
+    step: &Step,
+) -> ApiResult<()> {
+    let org = principal.organization_id;
+    let identity = p.input.identity.as_ref();
+    match step {
+        Step::Unchanged => Ok(()),
+        Step::Create(id) => {
+            let digest = crate::idempotency::digest(keys, &serde_json::to_value(&*p.input).unwrap_or_default());
+            let new =
+                store::NewVictim { id: *id, organization_id: org, user_id: principal.user_id, input: &p.input, digest };
+            let (row, created) = crate::idempotency::create_once(conn, &new).await?;
+            if !created {
+                return Ok(()); // a concurrent import of the same file wrote it first
+            }
+            if let Some(identity) = identity {
+                store::store_identity(conn, *id, org, identity::seal(keys, *id, identity)).await?;
+            }
+            custody::assign_creator(conn, *id, org, principal.user_id).await?;
+            consent::record(conn, None, &row, principal.user_id).await?;
+            let event = Event::new(AuditAction::VictimCreated, AuditOutcome::Success)
+                .by(principal)
+                .target("victim", *id)
+                .details(
+                    json!({ "case_number": row.case_number, "identity": identity.is_some(), "import_row": p.row }),
+                );
+            audit::record(conn, ctx, event).await?;
+            if let Some(reason) = p.closure {
+                close(conn, &row, reason, principal.user_id).await?;
+                let event = Event::new(AuditAction::VictimClosed, AuditOutcome::Success)
+                    .by(principal)
+                    .target("victim", *id)
+                    .details(json!({ "reason": reason, "import_row": p.row }));
+                audit::record(conn, ctx, event).await?;
+            }
+            Ok(())
+        }
+        Step::Update(before) => {
+            let id = before.id;
+            let custody = custody::lock(conn, id, principal.user_id, org).await?;
+            policy::write_victim(principal, org, custody).require()?;
+            let updated =
+                store::update(conn, id, before.version, principal.user_id, &p.input).await?.ok_or_else(|| {
+                    ApiError::Conflict("A case changed while the file was imported: import it again.".into())
+                })?;
+            if let Some(identity) = identity {
+                store::store_identity(conn, id, org, identity::seal(keys, id, identity)).await?;
+            }
+            consent::record(conn, Some(before), &updated, principal.user_id).await?;
+            consent::announce_withdrawal(conn, before, &updated).await?;
+            let event = Event::new(AuditAction::VictimUpdated, AuditOutcome::Success)
+                .by(principal)
+                .target("victim", id)
+                .details(json!({ "version": updated.version, "import_row": p.row }));
+            audit::record(conn, ctx, event).await?;
+            Ok(())
+        }
+    }
+}
+
+async fn close(conn: &mut AsyncPgConnection, row: &VictimRow, reason: ClosureReason, by: Uuid) -> ApiResult<()> {
+    let (status, _) = crate::victims::closure::record_closure(conn, row.id, row.organization_id, reason, by).await?;
+    diesel::update(victims::table.find(row.id))
+        .set((
+            victims::status.eq(status),
+            victims::version.eq(victims::version + 1),
+            victims::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
