@@ -92,3 +92,36 @@ fn cell_text(cell: &calamine::Data) -> String {
         Data::Error(_) => String::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workbook(cells: &[(u32, u16, &str)]) -> Vec<u8> {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let sheet = book.add_worksheet();
+        for (r, c, v) in cells {
+            sheet.write_string(*r, *c, *v).unwrap();
+        }
+        book.save_to_buffer().unwrap()
+    }
+
+    #[test]
+    fn a_workbook_reads_as_rows_of_text() {
+        let rows = read(Format::Xlsx, &workbook(&[(0, 0, "prs_Gender"), (0, 2, "cas_Status"), (2, 1, "x")])).unwrap();
+        assert_eq!(rows[0], vec!["prs_Gender", "", "cas_Status"]);
+        assert!(rows[1].is_empty());
+        assert_eq!(rows[2], vec!["", "x"]);
+        assert_eq!(read(Format::Csv, b"\xEF\xBB\xBFa,b\r\n1,2\r\n").unwrap(), vec![vec!["a", "b"], vec!["1", "2"]]);
+    }
+
+    #[test]
+    fn a_far_corner_is_refused_not_allocated() {
+        // Two cells, a few kilobytes: read as a grid it would be a million rows.
+        let far = workbook(&[(0, 0, "prs_Gender"), (1_000_000, 0, "x")]);
+        assert!(far.len() < 20_000);
+        assert!(read(Format::Xlsx, &far).unwrap_err().contains("at most"));
+        let wide = workbook(&[(0, 16_000, "x")]);
+        assert!(read(Format::Xlsx, &wide).is_err());
+    }
+}

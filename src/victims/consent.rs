@@ -15,7 +15,7 @@ use crate::auth::Principal;
 use crate::changes::{self, LeaveReason};
 use crate::db::schema::consent_events;
 use crate::domain::case_vocab::ConsentMethod;
-use crate::domain::policy;
+use crate::domain::policy::{self, Relation};
 use crate::error::ApiResult;
 use crate::extract::RequestContext;
 use crate::pagination::Page;
@@ -33,8 +33,12 @@ pub struct ConsentEvent {
     pub method: Option<ConsentMethod>,
     /// When the person gave (or withdrew) it.
     pub given_at: DateTime<Utc>,
-    /// The caseworker who recorded it.
-    pub recorded_by: Uuid,
+    /// The caseworker who recorded it (for the case's own organisation: who works a case is not
+    /// another organisation's to know).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[diesel(select_expression = consent_events::recorded_by.nullable())]
+    #[diesel(select_expression_type = diesel::dsl::Nullable<consent_events::recorded_by>)]
+    pub recorded_by: Option<Uuid>,
     /// When it was written down here.
     pub recorded_at: DateTime<Utc>,
 }
@@ -158,7 +162,11 @@ pub async fn consent_history(
 ) -> ApiResult<HttpResponse> {
     policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
-    let Visible { row, .. } = access::load_visible(&state, &mut conn, &ctx, &principal, id.into_inner()).await?;
-    let items = history(&mut conn, row.id).await?;
+    let Visible { row, relation, .. } =
+        access::load_visible(&state, &mut conn, &ctx, &principal, id.into_inner()).await?;
+    let mut items = history(&mut conn, row.id).await?;
+    if relation != Relation::None || row.organization_id != principal.organization_id {
+        items.iter_mut().for_each(|e| e.recorded_by = None);
+    }
     Ok(HttpResponse::Ok().json(Page { items, next_cursor: None }))
 }

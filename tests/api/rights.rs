@@ -116,3 +116,21 @@ async fn subject_access_gives_the_person_everything_held_about_them_and_who_read
     app.caller(app.create_org().await, Role::Caseworker).await.get(&path).await.assert_problem(404, "not-found");
     app.host_admin().await.get(&path).await.assert_problem(404, "not-found");
 }
+
+/// A receiving organisation sees the consent it acts under, not who at the owner recorded it.
+#[tokio::test]
+async fn a_receiver_reads_the_consent_history_without_the_owners_staff() {
+    let app = spawn_app().await;
+    let (org, other) = (app.create_org().await, app.create_org().await);
+    let (victim, caseworker) = create_victim(&app, org).await;
+    refer(&caseworker, victim, other).await;
+    let path = paths::case_step(victim, "consent-history");
+    let own = caseworker.get(&path).await.json();
+    assert!(own["items"][0]["recorded_by"].is_string());
+    let receiver = app.caller(other, Role::Caseworker).await;
+    let theirs = receiver.get(&path).await;
+    assert_eq!(theirs.status, StatusCode::OK, "{}", theirs.text);
+    let theirs = theirs.json();
+    assert_eq!(theirs["items"][0]["anonymised_statistics"], true);
+    assert!(theirs["items"][0].get("recorded_by").is_none(), "{theirs}");
+}
