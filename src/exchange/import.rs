@@ -143,6 +143,15 @@ pub async fn run(
         found.into_iter().filter(|r| r.organization_id == org).map(|r| (r.id, r)).collect();
     let custody =
         custody::custody_of(&mut conn, &existing.keys().copied().collect::<Vec<_>>(), principal.user_id).await?;
+    // The stored identities the file's identity cells apply to, in one query.
+    let wanted: Vec<Uuid> = parsed
+        .iter()
+        .zip(&ids)
+        .filter(|(p, id)| p.doc.contains_key("identity") && existing.contains_key(id))
+        .filter(|(_, id)| policy::write_victim(principal, org, custody(**id)).require().is_ok())
+        .map(|(_, id)| *id)
+        .collect();
+    let mut sealed: HashMap<Uuid, _> = store::sealed_identities(&mut conn, &wanted).await?.into_iter().collect();
     let mut seen = HashSet::new();
     let mut read = Vec::new();
     let mut steps = Vec::with_capacity(parsed.len());
@@ -177,7 +186,7 @@ pub async fn run(
                 ));
                 continue;
             }
-            (true, true) => match store::sealed_identity(&mut conn, id).await? {
+            (true, true) => match sealed.remove(&id) {
                 Some(sealed) => {
                     read.push(id);
                     Some(identity::open(keys, id, &sealed).map_err(|e| ApiError::internal("identity", e))?)
