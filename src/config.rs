@@ -40,6 +40,9 @@ pub enum Command {
     Seed(SeedArgs),
     /// Import cases from an HTCDS v2.0 file (CSV or XLSX) into a caseworker's organisation.
     Import(ImportArgs),
+    /// Apply every organisation's retention schedule now (the server also does, every
+    /// HAVEN_RETENTION_INTERVAL_MIN minutes), or with --dry-run list what it would erase.
+    Retention(RetentionArgs),
 }
 
 impl Command {
@@ -54,6 +57,7 @@ impl Command {
             Command::Rekey(args) => Settings::with_machine(args.machine.clone()),
             Command::Seed(args) => Settings::with_machine(args.machine.clone()),
             Command::Import(args) => Settings::with_machine(args.machine.clone()),
+            Command::Retention(args) => Settings::with_machine(args.machine.clone()),
             Command::Openapi => Settings::defaults(),
         }
     }
@@ -112,6 +116,15 @@ pub struct ImportArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct RetentionArgs {
+    /// List the cases that are due (organisation, case number, when closed), erasing nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub machine: MachineSettings,
+}
+
+#[derive(Debug, Args)]
 pub struct SeedArgs {
     /// How many victims to create.
     #[arg(long, default_value_t = 1000)]
@@ -158,6 +171,13 @@ pub struct MachineSettings {
     /// PostgreSQL URL. Without it Haven runs its own private cluster in the data directory.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<SecretString>,
+
+    /// PostgreSQL URL of the key vault, which holds each victim's data key apart from the case
+    /// data so that erasure reaches backups. Give it a server (or at least a database and backup
+    /// schedule) of its own. Default: the private cluster's `haven_vault`, or, with DATABASE_URL
+    /// outside production, a database named after it with `_vault` on the same server.
+    #[arg(long, env = "HAVEN_KEY_VAULT_URL", hide_env_values = true)]
+    pub key_vault_url: Option<SecretString>,
 
     /// Directory for the private PostgreSQL cluster and the locally generated secrets.
     #[arg(long, env = "HAVEN_DATA_DIR", default_value = ".haven")]
@@ -322,6 +342,11 @@ pub struct Settings {
     #[arg(long, env = "HAVEN_SESSION_CACHE_MS", default_value_t = 1000)]
     pub session_cache_ms: u64,
 
+    /// How often the retention schedules are applied, in minutes (0: never by the server; run
+    /// `haven retention` instead).
+    #[arg(long, env = "HAVEN_RETENTION_INTERVAL_MIN", default_value_t = 60)]
+    pub retention_interval_min: u64,
+
     /// How often webhook deliveries that are due are looked for, in milliseconds.
     #[arg(long, env = "HAVEN_WEBHOOK_POLL_MS", default_value_t = 1000)]
     pub webhook_poll_ms: u64,
@@ -394,6 +419,9 @@ impl Settings {
             }
             if self.database_url.is_none() {
                 return Err(bad("DATABASE_URL", "required when HAVEN_ENV=production"));
+            }
+            if needs_keys && self.key_vault_url.is_none() {
+                return Err(bad("HAVEN_KEY_VAULT_URL", "required when HAVEN_ENV=production"));
             }
         }
         Ok(())
@@ -489,11 +517,19 @@ mod tests {
         let mut settings = Settings::defaults();
         settings.database_url = Some("postgres://haven:DBPASSWORD@db/haven".into());
         settings.reports_database_url = Some("postgres://reader:REPLICAPASSWORD@replica/haven".into());
+        settings.key_vault_url = Some("postgres://vault:VAULTPASSWORD@vault/haven_vault".into());
         settings.jwt_keys = Some("k1:JWTKEYMATERIAL".into());
         settings.identity_keys = Some("i1:IDENTITYKEYMATERIAL".into());
         settings.blind_index_key = Some("INDEXKEYMATERIAL".into());
         let shown = format!("{settings:?} {:?}", settings.clone());
-        for secret in ["DBPASSWORD", "REPLICAPASSWORD", "JWTKEYMATERIAL", "IDENTITYKEYMATERIAL", "INDEXKEYMATERIAL"] {
+        for secret in [
+            "DBPASSWORD",
+            "REPLICAPASSWORD",
+            "VAULTPASSWORD",
+            "JWTKEYMATERIAL",
+            "IDENTITYKEYMATERIAL",
+            "INDEXKEYMATERIAL",
+        ] {
             assert!(!shown.contains(secret), "{secret} shown");
         }
         assert!(shown.contains("REDACTED"), "the fields are there, their values are not");

@@ -25,6 +25,7 @@ pub mod privacy;
 pub mod referrals;
 pub mod rekey;
 pub mod reports;
+pub mod retention;
 pub mod routes;
 pub mod secrets;
 pub mod seed;

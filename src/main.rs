@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         Command::Rekey(args) => rekey(settings, args.reindex),
         Command::Seed(args) => seed(settings, args),
         Command::Import(args) => import(settings, args),
+        Command::Retention(args) => retention(settings, args.dry_run),
         Command::Openapi => {
             print!("{}", haven::openapi::document_json());
             Ok(())
@@ -48,8 +49,9 @@ fn serve(settings: Settings) -> Result<(), StartupError> {
     // DATABASE_URL is set up with `haven bootstrap`.
     let generate_admin = settings.env == Environment::Local && database.cluster.is_some();
     let url = database.url.clone();
+    let vault_url = database.vault_url()?.to_owned();
     let result = actix_web::rt::System::new().block_on(async move {
-        let app = startup::Application::build(settings, &url, keys)?;
+        let app = startup::Application::build(settings, &url, &vault_url, keys)?;
         let state = app.state();
         if !generate_admin && !haven::bootstrap::host_exists(&state.pool).await? {
             tracing::warn!("no host organisation yet: create it and its first admin with `haven bootstrap`");
@@ -152,12 +154,14 @@ fn rekey(settings: Settings, reindex: bool) -> Result<(), StartupError> {
     let database = startup::prepare_database(&settings)?;
     let result = actix_web::rt::System::new().block_on(async {
         let pool = haven::db::build_pool(&database.url, 2, std::time::Duration::from_secs(10))?;
-        let report = haven::rekey::run(&pool, &keys.identity, reindex, std::io::stderr().is_terminal())
+        let vault = startup::vault(&database, keys.identity, 2)?;
+        let report = haven::rekey::run(&pool, &vault, reindex, std::io::stderr().is_terminal())
             .await
             .map_err(|e| StartupError::Task(e.to_string()))?;
         println!(
-            "Re-encrypted under `{}`: {} identities, {} assistance notes, {} referral reasons, {} task notes, {} support-plan goals, {} second factors, {} webhook secrets.",
-            keys.identity.current_key_id(),
+            "Re-encrypted under `{}`: {} victim data keys rewrapped; moved under victims' own keys or re-encrypted: {} identities, {} assistance notes, {} referral reasons, {} task notes, {} support-plan goals; {} second factors, {} webhook secrets.",
+            vault.keys().current_key_id(),
+            report.data_keys,
             report.identities,
             report.notes,
             report.reasons,
@@ -178,6 +182,7 @@ fn seed(settings: Settings, args: SeedArgs) -> Result<(), StartupError> {
     let database = startup::prepare_database(&settings)?;
     let result = actix_web::rt::System::new().block_on(async {
         let pool = haven::db::build_pool(&database.url, 4, std::time::Duration::from_secs(30))?;
+        let vault = startup::vault(&database, keys.identity, 4)?;
         let options = haven::seed::SeedOptions {
             victims: args.victims,
             rng_seed: args.rng_seed,
@@ -185,8 +190,7 @@ fn seed(settings: Settings, args: SeedArgs) -> Result<(), StartupError> {
             progress: std::io::stderr().is_terminal(),
         };
         let started = std::time::Instant::now();
-        let report =
-            haven::seed::run(&pool, &keys.identity, &options).await.map_err(|e| StartupError::Task(e.to_string()))?;
+        let report = haven::seed::run(&pool, &vault, &options).await.map_err(|e| StartupError::Task(e.to_string()))?;
         println!(
             "Seeded {} organisations, {} victims, {} assistance records, {} referrals in {:.1} s.",
             report.organizations,
@@ -214,6 +218,7 @@ fn import(settings: Settings, args: ImportArgs) -> Result<(), StartupError> {
     let email = Email::parse(&args.caseworker).map_err(|e| StartupError::Task(format!("--caseworker: {e}")))?;
     let result = actix_web::rt::System::new().block_on(async {
         let pool = haven::db::build_pool(&database.url, 2, std::time::Duration::from_secs(30))?;
+        let vault = startup::vault(&database, keys.identity, 2)?;
         let principal = haven::exchange::import::caseworker(&pool, &email)
             .await
             .map_err(|e| StartupError::Task(e.to_string()))?
@@ -223,18 +228,10 @@ fn import(settings: Settings, args: ImportArgs) -> Result<(), StartupError> {
             false => indicatif::ProgressBar::hidden(),
         };
         let ctx = haven::extract::RequestContext::none();
-        let report = haven::exchange::import::run(
-            &pool,
-            &keys.identity,
-            &principal,
-            &ctx,
-            format,
-            &bytes,
-            args.dry_run,
-            &progress,
-        )
-        .await
-        .map_err(|e| StartupError::Task(e.to_string()))?;
+        let report =
+            haven::exchange::import::run(&pool, &vault, &principal, &ctx, format, &bytes, args.dry_run, &progress)
+                .await
+                .map_err(|e| StartupError::Task(e.to_string()))?;
         progress.finish_and_clear();
         for issue in &report.errors {
             eprintln!("row {}: {}: {}", issue.row, issue.column.as_deref().unwrap_or("-"), issue.message);
@@ -255,6 +252,34 @@ fn import(settings: Settings, args: ImportArgs) -> Result<(), StartupError> {
             true => Ok::<_, StartupError>(()),
             false => Err(StartupError::Task("the file has errors: nothing was written".into())),
         }
+    });
+    drop(database);
+    result
+}
+
+fn retention(settings: Settings, dry_run: bool) -> Result<(), StartupError> {
+    settings.require_production_settings(true)?;
+    let keys = startup::keys(&settings)?;
+    let database = startup::prepare_database(&settings)?;
+    let result = actix_web::rt::System::new().block_on(async {
+        let pool = haven::db::build_pool(&database.url, 2, std::time::Duration::from_secs(30))?;
+        let vault = startup::vault(&database, keys.identity, 2)?;
+        let report = haven::retention::run(&pool, &vault, chrono::Utc::now(), dry_run)
+            .await
+            .map_err(|e| StartupError::Task(e.to_string()))?;
+        for due in &report.due {
+            println!(
+                "organisation {} case {} closed {}",
+                due.organization_id,
+                due.case_number,
+                due.closed_at.date_naive()
+            );
+        }
+        match dry_run {
+            true => println!("{} cases are due for erasure; nothing was changed.", report.due.len()),
+            false => println!("{} cases erased.", report.erased),
+        }
+        Ok::<_, StartupError>(())
     });
     drop(database);
     result

@@ -9,8 +9,8 @@ use utoipa_actix_web::{scope, service_config::ServiceConfig};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{
-    assistance, audit, auth, changes, exchange, grants, ops, orgs, referrals, reports, support_plan, tasks, transfers,
-    users, victims, vocabularies, webhooks,
+    assistance, audit, auth, changes, exchange, grants, ops, orgs, referrals, reports, retention, support_plan, tasks,
+    transfers, users, victims, vocabularies, webhooks,
 };
 
 pub use crate::openapi::route_table::{API_PREFIX, OPENAPI_PATH};
@@ -32,6 +32,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(orgs::routes::get_organization)
             .service(orgs::routes::update_organization)
             .service(orgs::second_factor::set_policy)
+            .service(retention::routes::set_retention)
             .service(users::routes::list_users)
             .service(users::routes::create_user)
             .service(users::routes::get_user)
@@ -53,6 +54,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(victims::closure::list_closures)
             .service(victims::consent::consent_history)
             .service(victims::subject_access::subject_access)
+            .service(victims::erasure::erase_victim)
+            .service(retention::routes::get_legal_hold)
+            .service(retention::routes::place_legal_hold)
+            .service(retention::routes::lift_legal_hold)
             .service(exchange::export::export_htcds)
             .service(exchange::routes::import_htcds)
             .service(exchange::ctdc::export_ctdc)

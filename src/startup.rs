@@ -22,6 +22,8 @@ use crate::state::AppState;
 use crate::telemetry::{HavenRootSpan, Metrics};
 
 pub const LOCAL_DATABASE: &str = "haven";
+/// The key vault's database in the private cluster.
+pub const LOCAL_VAULT: &str = "haven_vault";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -46,7 +48,71 @@ pub enum StartupError {
 /// The database in use; holds the private cluster (if any) until dropped.
 pub struct Database {
     pub url: String,
+    /// The key vault (see `privacy::vault`); none in production until HAVEN_KEY_VAULT_URL is set,
+    /// which only the commands that touch identities require.
+    pub vault_url: Option<String>,
     pub cluster: Option<LocalCluster>,
+}
+
+impl Database {
+    pub fn vault_url(&self) -> Result<&str, StartupError> {
+        self.vault_url.as_deref().ok_or_else(|| StartupError::Task("HAVEN_KEY_VAULT_URL is required".into()))
+    }
+}
+
+/// The key vault, for a command run outside the server (`rekey`, `seed`, `import`).
+pub fn vault(
+    database: &Database,
+    keys: IdentityKeyring,
+    pool_size: usize,
+) -> Result<crate::privacy::vault::Vault, StartupError> {
+    let pool = crate::db::build_pool(database.vault_url()?, pool_size, Duration::from_secs(30))?;
+    Ok(crate::privacy::vault::Vault::new(pool, Arc::new(keys)))
+}
+
+/// `url` with its database name replaced by `name`, and the URL of the same server's `postgres`
+/// database: `postgres://u:p@h:5432/haven?x=y` -> (`.../haven_vault?x=y`, `.../postgres?x=y`).
+fn sibling_database(url: &str, name: &str) -> Option<(String, String)> {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let (scheme, rest) = base.split_once("://")?;
+    let (authority, _) = rest.rsplit_once('/')?;
+    Some((format!("{scheme}://{authority}/{name}{query}"), format!("{scheme}://{authority}/postgres{query}")))
+}
+
+/// The key vault's URL, its table created: HAVEN_KEY_VAULT_URL, else the private cluster's
+/// vault database, else (outside production) `<database>_vault` beside DATABASE_URL's.
+fn prepare_vault(
+    settings: &Settings,
+    url: &str,
+    cluster: Option<&LocalCluster>,
+) -> Result<Option<String>, StartupError> {
+    let vault = match (&settings.key_vault_url, cluster) {
+        (Some(given), _) => given.expose_secret().to_owned(),
+        (None, Some(cluster)) => {
+            local_cluster::ensure_database(&cluster.url("postgres"), LOCAL_VAULT, None)?;
+            cluster.url(LOCAL_VAULT)
+        }
+        (None, None) if settings.env == Environment::Production => return Ok(None),
+        (None, None) => {
+            let database = url.split('?').next().and_then(|b| b.rsplit_once('/')).map(|(_, d)| d).unwrap_or("haven");
+            let name = format!("{database}_vault");
+            let (vault, admin) = sibling_database(url, &name).ok_or_else(|| {
+                StartupError::Task("cannot derive the key vault from DATABASE_URL: set HAVEN_KEY_VAULT_URL".into())
+            })?;
+            local_cluster::ensure_database(&admin, &name, None).map_err(|e| {
+                StartupError::Task(format!(
+                    "cannot create the key vault database `{name}` ({e}): set HAVEN_KEY_VAULT_URL"
+                ))
+            })?;
+            tracing::warn!(database = %name, "the key vault shares the database server; give it one of its own in production");
+            vault
+        }
+    };
+    crate::privacy::vault::prepare(&vault)?;
+    Ok(Some(vault))
 }
 
 /// Connects to `DATABASE_URL` or starts the private cluster, then applies migrations.
@@ -76,7 +142,8 @@ pub fn prepare_database(settings: &Settings) -> Result<Database, StartupError> {
     if !applied.is_empty() {
         tracing::info!(migrations = ?applied, "migrations applied");
     }
-    Ok(Database { url, cluster })
+    let vault_url = prepare_vault(settings, &url, cluster.as_ref())?;
+    Ok(Database { url, vault_url, cluster })
 }
 
 /// The keys of the service: from settings, or (local mode only, for whatever settings do not
@@ -125,9 +192,14 @@ pub fn keys(settings: &Settings) -> Result<Keys, StartupError> {
     })
 }
 
-fn build_state(settings: Settings, database_url: &str, keys: Keys) -> Result<AppState, StartupError> {
+fn build_state(settings: Settings, database_url: &str, vault_url: &str, keys: Keys) -> Result<AppState, StartupError> {
     let timeout = Duration::from_millis(settings.db_timeout_ms);
     let pool = crate::db::build_pool(database_url, settings.db_pool_size, timeout)?;
+    let identity_keys = Arc::new(keys.identity);
+    let vault = crate::privacy::vault::Vault::new(
+        crate::db::build_pool(vault_url, settings.db_pool_size, timeout)?,
+        identity_keys.clone(),
+    );
     let reports_pool = match &settings.reports_database_url {
         Some(url) => crate::db::build_pool(url.expose_secret(), settings.db_pool_size, timeout)?,
         None => pool.clone(),
@@ -147,9 +219,10 @@ fn build_state(settings: Settings, database_url: &str, keys: Keys) -> Result<App
         ))),
         keyring: Arc::new(keys.jwt),
         bounding_key: Arc::new(crate::reports::counting::BoundingKey::new(
-            keys.identity.derive(crate::reports::counting::BOUNDING_PURPOSE),
+            identity_keys.derive(crate::reports::counting::BOUNDING_PURPOSE),
         )),
-        identity_keys: Arc::new(keys.identity),
+        identity_keys,
+        vault,
         metrics: Arc::new(Metrics::new()),
         openapi_json: Arc::new(crate::openapi::to_json(&document)),
         report_catalogue: Arc::new(crate::reports::listing::catalogues(&reports, &settings)),
@@ -176,14 +249,14 @@ impl Application {
     /// (`HAVEN_METRICS_BIND`) addresses, starts warming the report rollups in the background,
     /// and starts sending webhook deliveries.
     /// Call it inside the runtime that will serve.
-    pub fn build(settings: Settings, url: &str, keys: Keys) -> Result<Application, StartupError> {
+    pub fn build(settings: Settings, url: &str, vault_url: &str, keys: Keys) -> Result<Application, StartupError> {
         let bind = |addr: std::net::SocketAddr, name: &str| {
             TcpListener::bind(addr)
                 .map_err(|e| StartupError::Bind { addr: format!("{addr}{name}"), detail: e.to_string() })
         };
         let api = bind(settings.bind, "")?;
         let metrics = settings.metrics_addr()?.map(|addr| bind(addr, " (HAVEN_METRICS_BIND)")).transpose()?;
-        let state = build_state(settings, url, keys)?;
+        let state = build_state(settings, url, vault_url, keys)?;
         let (pool, reports, key) = (state.pool.clone(), state.reports.clone(), state.bounding_key.clone());
         tokio::spawn(async move { crate::reports::rollup::warm(&pool, &reports, &key).await });
         let worker = crate::webhooks::delivery::Worker::new(
@@ -195,6 +268,10 @@ impl Application {
         )
         .map_err(StartupError::Task)?;
         tokio::spawn(worker.supervise());
+        if state.settings.retention_interval_min > 0 {
+            let every = std::time::Duration::from_secs(state.settings.retention_interval_min * 60);
+            tokio::spawn(crate::retention::supervise(state.pool.clone(), state.vault.clone(), every));
+        }
         Ok(Application { state, api, metrics })
     }
 
@@ -308,4 +385,18 @@ fn run(state: AppState, listener: TcpListener) -> Result<Server, StartupError> {
         server = server.workers(workers);
     }
     Ok(server.run())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_vault_sits_beside_the_database() {
+        let (vault, admin) =
+            super::sibling_database("postgres://u:p@db:5432/haven?sslmode=disable", "haven_vault").unwrap();
+        assert_eq!(vault, "postgres://u:p@db:5432/haven_vault?sslmode=disable");
+        assert_eq!(admin, "postgres://u:p@db:5432/postgres?sslmode=disable");
+        let (vault, _) = super::sibling_database("postgres:///t1?host=%2Ftmp&port=5", "t1_vault").unwrap();
+        assert_eq!(vault, "postgres:///t1_vault?host=%2Ftmp&port=5");
+        assert!(super::sibling_database("not a url", "x").is_none());
+    }
 }

@@ -16,6 +16,8 @@ pub struct AppState {
     pub keyring: Arc<Keyring>,
     /// Encrypts identity-grade data and computes blind indexes.
     pub identity_keys: Arc<crate::privacy::crypto::IdentityKeyring>,
+    /// Each victim's data key, under which their identity-grade values are sealed.
+    pub vault: crate::privacy::vault::Vault,
     pub hasher: Arc<PasswordHasher>,
     pub throttle: Arc<LoginThrottle>,
     /// Recent session checks (see `auth::session_cache`).

@@ -16,6 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, RequestContext, from_value};
 use crate::pagination::{self, Page};
 use crate::privacy::crypto::{Purpose, Sealed};
+use crate::privacy::vault::Opens;
 use crate::state::AppState;
 use crate::victims::access::{self, Visible};
 use crate::victims::custody;
@@ -61,7 +62,10 @@ pub async fn create_assistance(
     let org = principal.organization_id;
     policy::record_assistance(&principal, victim.organization_id, relation, custody).require()?;
     let id = input.id.unwrap_or_else(Uuid::now_v7);
-    let sealed = input.notes.as_ref().map(|n| state.identity_keys.seal(Purpose::AssistanceNotes, id, n.as_bytes()));
+    let sealed = match &input.notes {
+        Some(n) => Some(state.vault.sealer(victim_id).await?.seal(Purpose::AssistanceNotes, id, n.as_bytes())),
+        None => None,
+    };
     let (notes_key_id, notes_nonce, notes_ciphertext) = Sealed::columns(sealed);
     let new = NewAssistance {
         id,
@@ -176,8 +180,9 @@ pub async fn list_assistance(
             };
             let mut items = Vec::with_capacity(rows.len());
             let mut with_notes = 0;
+            let opener = state.vault.opener(victim_id).await?;
             for row in &rows {
-                let notes = state.identity_keys.open_text(
+                let notes = opener.open_text(
                     Purpose::AssistanceNotes,
                     row.id,
                     (&row.notes_key_id, &row.notes_nonce, &row.notes_ciphertext),

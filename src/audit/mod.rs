@@ -48,6 +48,12 @@ text_enum! {
         VictimAssigned => "victim.assign",
         VictimClosed => "victim.close",
         VictimReopened => "victim.reopen",
+        /// A person's identity and identity-grade texts were erased (by request or schedule).
+        VictimErased => "victim.erase",
+        LegalHoldPlaced => "victim.legal_hold_place",
+        LegalHoldLifted => "victim.legal_hold_lift",
+        /// An organisation's retention schedule changed.
+        RetentionSet => "organization.retention",
         IdentityRead => "victim.identity_read",
         /// Everything held about a person was exported for them (a read of all of it).
         SubjectAccess => "victim.subject_access",

@@ -88,6 +88,12 @@ struct Binaries {
     dir: PathBuf,
 }
 
+/// The directory of the PostgreSQL server binaries the private cluster uses (for `pg_dump` and
+/// `pg_restore` beside them, as a backup would use them).
+pub fn bin_dir(explicit: Option<&Path>) -> Result<PathBuf, ClusterError> {
+    Binaries::find(explicit).map(|b| b.dir)
+}
+
 impl Binaries {
     fn find(explicit: Option<&Path>) -> Result<Binaries, ClusterError> {
         let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();

@@ -12,6 +12,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         require_second_factor -> Nullable<Bool>,
+        erase_identities_after_months -> Nullable<Int2>,
     }
 }
 
@@ -135,6 +136,17 @@ diesel::table! {
         primary_language -> Nullable<Text>,
         secondary_language -> Nullable<Text>,
         consent_method -> Nullable<Text>,
+        erased_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    legal_holds (victim_id) {
+        victim_id -> Uuid,
+        organization_id -> Uuid,
+        basis -> Text,
+        placed_at -> Timestamptz,
+        placed_by -> Uuid,
     }
 }
 
@@ -240,6 +252,7 @@ diesel::table! {
 diesel::joinable!(users -> organizations (organization_id));
 diesel::joinable!(access_grants -> users (user_id));
 diesel::joinable!(victim_identities -> victims (victim_id));
+diesel::joinable!(legal_holds -> victims (victim_id));
 diesel::joinable!(assistance_records -> victims (victim_id));
 diesel::table! {
     case_assignments (victim_id, user_id) {
@@ -426,6 +439,7 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    legal_holds,
     organizations,
     users,
     sessions,

@@ -206,8 +206,9 @@ async fn encode_batch(
             .map(|r| r.id)
             .collect();
         let sealed = store::sealed_identities(conn, &entitled).await?;
+        let openers = state.vault.openers(&entitled).await?;
         for (id, sealed) in &sealed {
-            identities.insert(*id, access::open_identity(state, *id, sealed)?);
+            identities.insert(*id, access::open_identity(&openers.of(*id), *id, sealed)?);
         }
         if !identities.is_empty() {
             // Written before the rows leave: an identity is never exported unrecorded.

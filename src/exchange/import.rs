@@ -21,8 +21,8 @@ use crate::domain::case_vocab::ClosureReason;
 use crate::domain::policy;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::RequestContext;
-use crate::privacy::crypto::IdentityKeyring;
 use crate::privacy::identity::{self, Identity};
+use crate::privacy::vault::Vault;
 use crate::victims::model::{CaseFile, ValidVictim, VictimRow};
 use crate::victims::{consent, custody, store};
 
@@ -97,7 +97,7 @@ pub async fn caseworker(pool: &Pool, email: &crate::domain::Email) -> ApiResult<
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     pool: &Pool,
-    keys: &IdentityKeyring,
+    vault: &Vault,
     principal: &Principal,
     ctx: &RequestContext,
     format: Format,
@@ -114,7 +114,7 @@ pub async fn run(
         .await
         .map_err(|e| ApiError::internal("import", e))?
         .map_err(|m| ApiError::validation("body", m))?;
-    let mut parsed = plan::parse(keys, org, &rows, &mut report);
+    let mut parsed = plan::parse(vault.keys(), org, &rows, &mut report);
     let mut conn = pool.get().await?;
 
     // An id from the file names the case when it is one of this organisation's; any other id (a
@@ -152,6 +152,7 @@ pub async fn run(
         .map(|(_, id)| *id)
         .collect();
     let mut sealed: HashMap<Uuid, _> = store::sealed_identities(&mut conn, &wanted).await?.into_iter().collect();
+    let openers = vault.openers(&wanted).await?;
     let mut seen = HashSet::new();
     let mut read = Vec::new();
     let mut steps = Vec::with_capacity(parsed.len());
@@ -189,7 +190,8 @@ pub async fn run(
             (true, true) => match sealed.remove(&id) {
                 Some(sealed) => {
                     read.push(id);
-                    Some(identity::open(keys, id, &sealed).map_err(|e| ApiError::internal("identity", e))?)
+                    let opened = identity::open(&openers.of(id), id, &sealed);
+                    Some(opened.map_err(|e| ApiError::internal("identity", e))?.unwrap_or_default())
                 }
                 None => Some(Identity::default()),
             },
@@ -246,7 +248,7 @@ pub async fn run(
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
             progress.set_length(steps.len() as u64);
             for (p, step) in &steps {
-                write(keys, conn, ctx, principal, p, step).await?;
+                write(vault, conn, ctx, principal, p, step).await?;
                 progress.inc(1);
             }
             audit::record(conn, ctx, event).await?;
@@ -257,7 +259,7 @@ pub async fn run(
 }
 
 async fn write(
-    keys: &IdentityKeyring,
+    vault: &Vault,
     conn: &mut AsyncPgConnection,
     ctx: &RequestContext,
     principal: &Principal,
@@ -269,7 +271,7 @@ async fn write(
     match step {
         Step::Unchanged => Ok(()),
         Step::Create(id) => {
-            let digest = crate::idempotency::digest(keys, &serde_json::to_value(&*p.input).unwrap_or_default());
+            let digest = crate::idempotency::digest(vault.keys(), &serde_json::to_value(&*p.input).unwrap_or_default());
             let new =
                 store::NewVictim { id: *id, organization_id: org, user_id: principal.user_id, input: &p.input, digest };
             let (row, created) = crate::idempotency::create_once(conn, &new).await?;
@@ -277,7 +279,8 @@ async fn write(
                 return Ok(()); // a concurrent import of the same file wrote it first
             }
             if let Some(identity) = identity {
-                store::store_identity(conn, *id, org, identity::seal(keys, *id, identity)).await?;
+                let sealed = identity::seal(&vault.sealer(*id).await?, *id, identity);
+                store::store_identity(conn, *id, org, sealed).await?;
             }
             custody::assign_creator(conn, *id, org, principal.user_id).await?;
             consent::record(conn, None, &row, principal.user_id).await?;
@@ -307,7 +310,8 @@ async fn write(
                     ApiError::Conflict("A case changed while the file was imported: import it again.".into())
                 })?;
             if let Some(identity) = identity {
-                store::store_identity(conn, id, org, identity::seal(keys, id, identity)).await?;
+                let sealed = identity::seal(&vault.sealer(id).await?, id, identity);
+                store::store_identity(conn, id, org, sealed).await?;
             }
             consent::record(conn, Some(before), &updated, principal.user_id).await?;
             consent::announce_withdrawal(conn, before, &updated).await?;

@@ -78,8 +78,7 @@ pub async fn import_htcds(
     let format = if bytes.starts_with(b"PK\x03\x04") { Format::Xlsx } else { Format::Csv };
     let dry_run = query.0.dry_run.unwrap_or(false);
     let hidden = indicatif::ProgressBar::hidden();
-    let report =
-        import::run(&state.pool, &state.identity_keys, &principal, &ctx, format, &bytes, dry_run, &hidden).await?;
+    let report = import::run(&state.pool, &state.vault, &principal, &ctx, format, &bytes, dry_run, &hidden).await?;
     if !dry_run && !report.errors.is_empty() {
         let fields = report
             .errors

@@ -25,6 +25,7 @@ pub struct Organization {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub require_second_factor: Option<bool>,
+    pub erase_identities_after_months: Option<i16>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -43,6 +44,10 @@ pub struct OrganizationView {
     /// (required in production, optional otherwise). Set with `PUT /organizations/{id}/second-factor`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub require_second_factor: Option<bool>,
+    /// The retention schedule: identities of cases closed this many months ago are erased
+    /// (`PUT /organizations/{id}/retention`); absent: kept until erased by hand.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erase_identities_after_months: Option<i16>,
     /// Optimistic-concurrency version; send it back as `If-Match: "<version>"` to update.
     pub version: i32,
     pub created_at: DateTime<Utc>,
@@ -58,6 +63,7 @@ impl From<Organization> for OrganizationView {
             country: o.country,
             shares_statistics: o.shares_statistics,
             require_second_factor: o.require_second_factor,
+            erase_identities_after_months: o.erase_identities_after_months,
             version: o.version,
             created_at: o.created_at,
             updated_at: o.updated_at,

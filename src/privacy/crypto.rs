@@ -32,6 +32,8 @@ pub enum Purpose {
     SecondFactor,
     /// A webhook's signing secret.
     WebhookSecret,
+    /// A victim's data key, wrapped by a deployment key (see `vault`).
+    DataKey,
 }
 
 impl Purpose {
@@ -44,6 +46,7 @@ impl Purpose {
             Purpose::SupportPlanText => b"support-plan-text",
             Purpose::SecondFactor => b"second-factor",
             Purpose::WebhookSecret => b"webhook-secret",
+            Purpose::DataKey => b"data-key",
         }
     }
 }
@@ -75,6 +78,57 @@ pub enum CryptoError {
     UnknownKey(String),
     #[error("integrity check failed")]
     Integrity,
+    /// Sealed under a victim's data key that no longer exists: the victim was erased.
+    #[error("the data key was destroyed")]
+    Erased,
+}
+
+/// The `key_id` of a value sealed under its victim's data key rather than a deployment key.
+pub const VICTIM_KEY_ID: &str = "victim";
+
+/// A victim's own data key, unwrapped. Everything identity-grade about one victim (identity,
+/// notes, reasons, plans) is sealed under it, so destroying it erases all of them, in every copy
+/// of the database too.
+pub struct DataKey(XChaCha20Poly1305);
+
+impl DataKey {
+    pub(super) fn seal(&self, purpose: Purpose, record: Uuid, plaintext: &[u8]) -> Sealed {
+        let nonce_bytes: [u8; NONCE_BYTES] = rand::random();
+        let ciphertext = self
+            .0
+            .encrypt(&XNonce::from(nonce_bytes), Payload { msg: plaintext, aad: &aad(purpose, record) })
+            .expect("encryption of an in-memory buffer cannot fail");
+        Sealed { key_id: VICTIM_KEY_ID.to_owned(), nonce: nonce_bytes.to_vec(), ciphertext }
+    }
+}
+
+impl DataKey {
+    pub(super) fn open(
+        &self,
+        purpose: Purpose,
+        record: Uuid,
+        sealed: &Sealed,
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        open_with(&self.0, purpose, record, sealed)
+    }
+}
+
+fn open_with(
+    cipher: &XChaCha20Poly1305,
+    purpose: Purpose,
+    record: Uuid,
+    sealed: &Sealed,
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let nonce_bytes: [u8; NONCE_BYTES] = sealed.nonce.as_slice().try_into().map_err(|_| CryptoError::Integrity)?;
+    cipher
+        .decrypt(&XNonce::from(nonce_bytes), Payload { msg: &sealed.ciphertext, aad: &aad(purpose, record) })
+        .map(Zeroizing::new)
+        .map_err(|_| CryptoError::Integrity)
+}
+
+pub(super) fn refused(purpose: Purpose, record: Uuid, e: &CryptoError) -> crate::error::ApiError {
+    tracing::error!(record_id = %record, ?purpose, error = %e, "sealed text refused: integrity check failed");
+    crate::error::ApiError::Internal(format!("sealed {purpose:?} of {record} failed its integrity check"))
 }
 
 pub struct IdentityKeyring {
@@ -150,11 +204,20 @@ impl IdentityKeyring {
 
     pub fn open(&self, purpose: Purpose, record: Uuid, sealed: &Sealed) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         let cipher = self.ciphers.get(&sealed.key_id).ok_or_else(|| CryptoError::UnknownKey(sealed.key_id.clone()))?;
-        let nonce_bytes: [u8; NONCE_BYTES] = sealed.nonce.as_slice().try_into().map_err(|_| CryptoError::Integrity)?;
-        cipher
-            .decrypt(&XNonce::from(nonce_bytes), Payload { msg: &sealed.ciphertext, aad: &aad(purpose, record) })
-            .map(Zeroizing::new)
-            .map_err(|_| CryptoError::Integrity)
+        open_with(cipher, purpose, record, sealed)
+    }
+
+    /// A fresh data key for `victim`, and its wrapping under the current deployment key.
+    pub fn new_data_key(&self, victim: Uuid) -> (DataKey, Sealed) {
+        let raw: Zeroizing<[u8; KEY_BYTES]> = Zeroizing::new(rand::random());
+        let cipher = XChaCha20Poly1305::new_from_slice(&raw[..]).expect("32 bytes");
+        (DataKey(cipher), self.seal(Purpose::DataKey, victim, &raw[..]))
+    }
+
+    /// Unwraps `victim`'s data key.
+    pub fn unwrap_data_key(&self, victim: Uuid, wrapped: &Sealed) -> Result<DataKey, CryptoError> {
+        let raw = self.open(Purpose::DataKey, victim, wrapped)?;
+        XChaCha20Poly1305::new_from_slice(&raw).map(DataKey).map_err(|_| CryptoError::Integrity)
     }
 
     /// Opens an optional sealed text stored as three nullable columns (assistance notes, referral
@@ -167,10 +230,7 @@ impl IdentityKeyring {
     ) -> Result<Option<String>, crate::error::ApiError> {
         let (Some(key_id), Some(nonce), Some(ciphertext)) = parts else { return Ok(None) };
         let sealed = Sealed { key_id: key_id.clone(), nonce: nonce.clone(), ciphertext: ciphertext.clone() };
-        let plain = self.open(purpose, record, &sealed).map_err(|e| {
-            tracing::error!(record_id = %record, ?purpose, error = %e, "sealed text refused: integrity check failed");
-            crate::error::ApiError::Internal(format!("sealed {purpose:?} of {record} failed its integrity check"))
-        })?;
+        let plain = self.open(purpose, record, &sealed).map_err(|e| refused(purpose, record, &e))?;
         Ok(Some(String::from_utf8_lossy(&plain).into_owned()))
     }
 

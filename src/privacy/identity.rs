@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::crypto::{IdentityKeyring, Purpose, Sealed};
+use super::crypto::{CryptoError, Purpose, Sealed};
+use super::vault::{Opens, VictimSealer};
 use crate::error::FieldError;
 
 /// Identifying details of a person. Shown only to caseworkers entitled to them.
@@ -88,19 +89,28 @@ pub struct StoredIdentity {
     pub document_index: Option<Vec<u8>>,
 }
 
-pub fn seal(keys: &IdentityKeyring, victim: Uuid, identity: &Identity) -> StoredIdentity {
+/// Sealed under the victim's data key; the blind indexes under the deployment's index key, since
+/// search spans victims.
+pub fn seal(sealer: &VictimSealer<'_>, victim: Uuid, identity: &Identity) -> StoredIdentity {
+    let keys = sealer.keyring();
     let json = zeroize::Zeroizing::new(serde_json::to_vec(identity).expect("serialises"));
     let mut name_index: Vec<Vec<u8>> = identity.names().iter().filter_map(|n| keys.name_index(n)).collect();
     name_index.sort();
     name_index.dedup();
     StoredIdentity {
-        sealed: keys.seal(Purpose::Identity, victim, &json),
+        sealed: sealer.seal(Purpose::Identity, victim, &json),
         name_index,
         document_index: identity.document_number.as_deref().and_then(|d| keys.document_index(d)),
     }
 }
 
-pub fn open(keys: &IdentityKeyring, victim: Uuid, sealed: &Sealed) -> Result<Identity, super::crypto::CryptoError> {
-    let json = keys.open(Purpose::Identity, victim, sealed)?;
-    serde_json::from_slice(&json).map_err(|_| super::crypto::CryptoError::Integrity)
+/// The identity, or none when its data key was destroyed: it was erased (a write that raced the
+/// erasure can leave such a row behind).
+pub fn open(opener: &impl Opens, victim: Uuid, sealed: &Sealed) -> Result<Option<Identity>, CryptoError> {
+    let json = match opener.open(Purpose::Identity, victim, sealed) {
+        Ok(json) => json,
+        Err(CryptoError::Erased) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    serde_json::from_slice(&json).map(Some).map_err(|_| CryptoError::Integrity)
 }

@@ -17,6 +17,7 @@ use crate::extract::{ApiJson, ApiQuery, RequestContext, from_value};
 use crate::pagination::{self, Page};
 use crate::privacy::crypto::{Purpose, Sealed};
 use crate::privacy::redaction;
+use crate::privacy::vault::Opens;
 use crate::state::AppState;
 use crate::victims::access::{self, Visible};
 use crate::victims::custody;
@@ -58,7 +59,7 @@ async fn view(
         Err(_) => None,
     };
     let Some(grant) = grant else { return Ok(ReferralView::redacted(row.into())) };
-    let reason = state.identity_keys.open_text(
+    let reason = state.vault.opener(row.victim_id).await?.open_text(
         Purpose::ReferralReason,
         row.id,
         (&row.reason_key_id, &row.reason_nonce, &row.reason_ciphertext),
@@ -136,7 +137,10 @@ pub async fn create_referral(
         return Err(ApiError::validation("to_organization_id", "is not an organisation"));
     }
     let id = input.id.unwrap_or_else(Uuid::now_v7);
-    let sealed = input.reason.as_ref().map(|r| state.identity_keys.seal(Purpose::ReferralReason, id, r.as_bytes()));
+    let sealed = match &input.reason {
+        Some(r) => Some(state.vault.sealer(victim.id).await?.seal(Purpose::ReferralReason, id, r.as_bytes())),
+        None => None,
+    };
     let (reason_key_id, reason_nonce, reason_ciphertext) = Sealed::columns(sealed);
     let new = NewReferral {
         id,

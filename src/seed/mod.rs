@@ -19,8 +19,8 @@ use crate::db::schema::{
 };
 use crate::domain::Role;
 use crate::domain::case_vocab::{ReferralStatus, Urgency};
-use crate::privacy::crypto::IdentityKeyring;
 use crate::privacy::identity;
+use crate::privacy::vault::Vault;
 use crate::victims::store::{NewIdentity, case_columns};
 
 const BATCH: u64 = 1000;
@@ -95,7 +95,8 @@ async fn organizations(conn: &mut AsyncPgConnection, count: u32) -> Result<Vec<S
     Ok(orgs)
 }
 
-pub async fn run(pool: &Pool, keys: &IdentityKeyring, options: &SeedOptions) -> Result<SeedReport, SeedError> {
+pub async fn run(pool: &Pool, vault: &Vault, options: &SeedOptions) -> Result<SeedReport, SeedError> {
+    let keys = vault.keys();
     let mut conn = pool.get().await.map_err(|e| SeedError(e.to_string()))?;
     let mut rng = ChaCha8Rng::seed_from_u64(options.rng_seed);
     // Closures draw from a stream of their own, so adding them left every other record as it was.
@@ -129,7 +130,9 @@ pub async fn run(pool: &Pool, keys: &IdentityKeyring, options: &SeedOptions) -> 
             org.next_case += 1;
             let (org_id, user) = (org.id, org.user);
             if rng.random_bool(0.6) {
-                let stored = identity::seal(keys, id, &generate::identity(&mut rng, serial));
+                let identity = generate::identity(&mut rng, serial);
+                let sealer = vault.sealer(id).await.map_err(|e| SeedError(e.to_string()))?;
+                let stored = identity::seal(&sealer, id, &identity);
                 identity_rows.push(NewIdentity { victim_id: id, organization_id: org_id, sealed: stored.into() });
             }
             for _ in 0..rng.random_range(0..=4u32) {

@@ -18,6 +18,7 @@ use crate::extract::{ApiJson, ApiQuery, IfMatch, RequestContext, etag, from_valu
 use crate::pagination::{self, Page};
 use crate::privacy::crypto::{Purpose, Sealed};
 use crate::privacy::redaction::{self, IdentityGrant};
+use crate::privacy::vault::Opens;
 use crate::state::AppState;
 use crate::victims::access::{self, Visible};
 
@@ -43,17 +44,17 @@ fn not_future(field: &str, day: Option<NaiveDate>) -> ApiResult<()> {
     }
 }
 
-fn seal(state: &AppState, id: Uuid, text: &PlanText) -> ApiResult<Option<Sealed>> {
+async fn seal(state: &AppState, victim: Uuid, id: Uuid, text: &PlanText) -> ApiResult<Option<Sealed>> {
     if text.is_empty() {
         return Ok(None);
     }
     let document = zeroize::Zeroizing::new(serde_json::to_vec(text).map_err(|e| ApiError::internal("plan text", e))?);
-    Ok(Some(state.identity_keys.seal(Purpose::SupportPlanText, id, &document)))
+    Ok(Some(state.vault.sealer(victim).await?.seal(Purpose::SupportPlanText, id, &document)))
 }
 
-pub(crate) fn open(state: &AppState, row: &GoalRow) -> ApiResult<(PlanText, bool)> {
+pub(crate) fn open(opener: &impl Opens, row: &GoalRow) -> ApiResult<(PlanText, bool)> {
     let parts = (&row.text_key_id, &row.text_nonce, &row.text_ciphertext);
-    match state.identity_keys.open_text(Purpose::SupportPlanText, row.id, parts)? {
+    match opener.open_text(Purpose::SupportPlanText, row.id, parts)? {
         Some(document) => {
             let text = serde_json::from_str(&document).map_err(|e| ApiError::internal("plan text", e))?;
             Ok((text, true))
@@ -98,7 +99,7 @@ pub async fn create_goal(
     policy::write_victim(&principal, victim.organization_id, custody).require()?;
     let id = input.id.unwrap_or_else(Uuid::now_v7);
     let text = PlanText { objectives: input.objectives, action_plan: input.action_plan };
-    let (text_key_id, text_nonce, text_ciphertext) = Sealed::columns(seal(&state, id, &text)?);
+    let (text_key_id, text_nonce, text_ciphertext) = Sealed::columns(seal(&state, victim_id, id, &text).await?);
     let new = NewGoal {
         id,
         victim_id,
@@ -147,8 +148,10 @@ async fn views(
     grants: Vec<Option<IdentityGrant>>,
 ) -> ApiResult<Vec<SupportGoalView>> {
     let record = |r: &GoalRow| (r.id, SupportGoal::from(r));
-    access::gated_views(conn, ctx, principal, owner, "support_plan_goals", rows, grants, record, |r| open(state, r))
-        .await
+    let victims: Vec<Uuid> = rows.iter().map(|r| r.victim_id).collect();
+    let openers = state.vault.openers(&victims).await?;
+    let open = |r: &GoalRow| open(&openers.of(r.victim_id), r);
+    access::gated_views(conn, ctx, principal, owner, "support_plan_goals", rows, grants, record, open).await
 }
 
 /// A case's support plan: its goals, a page at a time in a stable order (by id).
@@ -293,14 +296,14 @@ pub async fn update_goal(
     let version = if_match.against(goal.version)?;
     let touches_text = patch.objectives.is_some() || patch.action_plan.is_some();
     let text = if touches_text {
-        let (mut text, _) = open(&state, &goal)?;
+        let (mut text, _) = open(&state.vault.opener(goal.victim_id).await?, &goal)?;
         if let Some(objectives) = patch.objectives {
             text.objectives = objectives;
         }
         if let Some(action_plan) = patch.action_plan {
             text.action_plan = action_plan;
         }
-        Some(Sealed::columns(seal(&state, goal.id, &text)?))
+        Some(Sealed::columns(seal(&state, goal.victim_id, goal.id, &text).await?))
     } else {
         None
     };

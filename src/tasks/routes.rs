@@ -18,6 +18,7 @@ use crate::idempotency::CreateOnce;
 use crate::pagination::{self, Page};
 use crate::privacy::crypto::{Purpose, Sealed};
 use crate::privacy::redaction::{self, IdentityGrant, NotesPart, Sight};
+use crate::privacy::vault::Opens;
 use crate::state::AppState;
 use crate::victims::access::{self, Visible};
 use crate::victims::custody;
@@ -98,7 +99,10 @@ pub async fn create_task(
     policy::write_victim(&principal, victim.organization_id, custody).require()?;
     let id = input.id.unwrap_or_else(Uuid::now_v7);
     let assignee = input.assignee_id.unwrap_or(principal.user_id);
-    let sealed = input.notes.as_ref().map(|n| state.identity_keys.seal(Purpose::TaskNotes, id, n.as_bytes()));
+    let sealed = match &input.notes {
+        Some(n) => Some(state.vault.sealer(victim_id).await?.seal(Purpose::TaskNotes, id, n.as_bytes())),
+        None => None,
+    };
     let (notes_key_id, notes_nonce, notes_ciphertext) = Sealed::columns(sealed);
     let new = NewTask {
         id,
@@ -235,8 +239,10 @@ async fn views(
     owner: Uuid,
 ) -> ApiResult<Vec<TaskView>> {
     let today = super::today();
+    let victims: Vec<Uuid> = rows.iter().map(|r| r.victim_id).collect();
+    let openers = state.vault.openers(&victims).await?;
     let open = |row: &TaskRow| {
-        let notes = state.identity_keys.open_text(
+        let notes = openers.of(row.victim_id).open_text(
             Purpose::TaskNotes,
             row.id,
             (&row.notes_key_id, &row.notes_nonce, &row.notes_ciphertext),
@@ -340,9 +346,14 @@ pub async fn update_task(
         load_task(&state, &mut conn, &ctx, &principal, id.into_inner()).await?;
     policy::write_victim(&principal, victim.organization_id, custody).require()?;
     let version = if_match.against(task.version)?;
-    let notes = patch.notes.map(|notes| {
-        Sealed::columns(notes.map(|n| state.identity_keys.seal(Purpose::TaskNotes, task.id, n.as_bytes())))
-    });
+    let notes = match patch.notes {
+        Some(Some(n)) => {
+            let sealer = state.vault.sealer(task.victim_id).await?;
+            Some(Sealed::columns(Some(sealer.seal(Purpose::TaskNotes, task.id, n.as_bytes()))))
+        }
+        Some(None) => Some(Sealed::columns(None)),
+        None => None,
+    };
     let mut fields = Vec::new();
     for (name, given) in [
         ("kind", patch.kind.is_some()),

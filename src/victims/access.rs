@@ -16,6 +16,7 @@ use crate::extract::RequestContext;
 use crate::privacy::crypto::Sealed;
 use crate::privacy::identity::{self, Identity};
 use crate::privacy::redaction::{self, Gated, IdentityGrant, Sight, View};
+use crate::privacy::vault::Opens;
 use crate::state::AppState;
 
 /// A victim the caller may see, what they may see of it, how it is referred to them, and who
@@ -93,9 +94,10 @@ fn audit_refusal(state: &AppState, ctx: &RequestContext, principal: &Principal, 
     });
 }
 
-/// Opens a sealed identity, refusing (500, logged by id) one that fails its integrity check.
-pub fn open_identity(state: &AppState, victim: Uuid, sealed: &Sealed) -> ApiResult<Identity> {
-    identity::open(&state.identity_keys, victim, sealed).map_err(|e| {
+/// Opens a sealed identity, refusing (500, logged by id) one that fails its integrity check; one
+/// whose data key was destroyed (erased) is empty.
+pub fn open_identity(opener: &impl Opens, victim: Uuid, sealed: &Sealed) -> ApiResult<Identity> {
+    identity::open(opener, victim, sealed).map(Option::unwrap_or_default).map_err(|e| {
         tracing::error!(victim_id = %victim, error = %e, "identity refused: ciphertext failed its integrity check");
         ApiError::Internal(format!("identity of {victim} failed its integrity check"))
     })
@@ -114,7 +116,7 @@ pub async fn view_of(
     let Some(grant) = sight.grant() else { return Ok(VictimView::redacted(case)) };
     let identity = match store::sealed_identity(conn, row.id).await? {
         Some(sealed) => {
-            let identity = open_identity(state, row.id, &sealed)?;
+            let identity = open_identity(&state.vault.opener(row.id).await?, row.id, &sealed)?;
             let event =
                 Event::new(AuditAction::IdentityRead, AuditOutcome::Success).by(principal).target("victim", row.id);
             audit::record_read(conn, ctx, event, row.organization_id).await?;
@@ -148,6 +150,7 @@ pub async fn list_views(
     } else {
         store::sealed_identities(conn, &wanted).await?.into_iter().collect()
     };
+    let openers = state.vault.openers(&wanted).await?;
     let mut read = Vec::new();
     let mut views = Vec::with_capacity(rows.len());
     for (row, grant) in rows.iter().zip(grants) {
@@ -158,7 +161,7 @@ pub async fn list_views(
                 let identity = match sealed.remove(&row.id) {
                     Some(s) => {
                         read.push(row.id);
-                        open_identity(state, row.id, &s)?
+                        open_identity(&openers.of(row.id), row.id, &s)?
                     }
                     None => Identity::default(),
                 };

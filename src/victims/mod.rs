@@ -5,6 +5,7 @@ pub mod assignment;
 pub mod closure;
 pub mod consent;
 pub mod custody;
+pub mod erasure;
 pub mod filters;
 pub mod model;
 pub mod routes;

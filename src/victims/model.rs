@@ -218,6 +218,7 @@ pub struct VictimRow {
     pub primary_language: Option<LanguageCode>,
     pub secondary_language: Option<LanguageCode>,
     pub consent_method: Option<ConsentMethod>,
+    pub erased_at: Option<DateTime<Utc>>,
 }
 
 /// A victim's case file without any identifying detail: what admins, auditors and caseworkers
@@ -265,6 +266,10 @@ pub struct CaseFile {
     pub secondary_language: Option<LanguageCode>,
     pub route: Vec<RouteLeg>,
     pub consent: Consent,
+    /// When the person's identity and every identity-grade text about them were erased
+    /// (`POST /victims/{id}/erase`, or the retention schedule). The case file stays.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erased_at: Option<DateTime<Utc>>,
     /// Send back as `If-Match: "<version>"` to update.
     pub version: i32,
     pub created_at: DateTime<Utc>,
@@ -309,6 +314,7 @@ impl From<&VictimRow> for CaseFile {
                 recorded_at: r.consent_recorded_at,
                 method: r.consent_method,
             },
+            erased_at: r.erased_at,
             version: r.version,
             created_at: r.created_at,
             updated_at: r.updated_at,

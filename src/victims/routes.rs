@@ -68,7 +68,10 @@ pub async fn create_victim(
         ));
     }
     let id = input.id.unwrap_or_else(Uuid::now_v7);
-    let sealed = input.identity.as_ref().map(|i| identity::seal(&state.identity_keys, id, i));
+    let sealed = match &input.identity {
+        Some(i) => Some(identity::seal(&state.vault.sealer(id).await?, id, i)),
+        None => None,
+    };
     let org = principal.organization_id;
     let mut conn = state.pool.get().await?;
     let new = store::NewVictim { id, organization_id: org, user_id: principal.user_id, input: &input, digest };
@@ -245,9 +248,14 @@ pub async fn update_victim(
                 }
             }
             let touches_identity = fields.contains_key("identity");
-            if touches_identity {
+            // Under the case's lock, so an erasure waiting for it destroys whatever this seals.
+            let sealer = match touches_identity {
+                true => Some(state.vault.sealer(id).await?),
+                false => None,
+            };
+            if let Some(sealer) = &sealer {
                 base.identity = match store::sealed_identity(conn, id).await? {
-                    Some(sealed) => Some(access::open_identity(&state, id, &sealed)?),
+                    Some(sealed) => Some(access::open_identity(sealer, id, &sealed)?),
                     None => Some(Identity::default()),
                 };
             }
@@ -273,18 +281,18 @@ pub async fn update_victim(
                 .await?
                 .ok_or(ApiError::PreconditionFailed)?;
             consent::record(conn, Some(&row), &updated, principal.user_id).await?;
-            match (touches_identity, &input.identity) {
-                (true, Some(identity)) => {
-                    store::store_identity(conn, id, row.organization_id, identity::seal(&state.identity_keys, id, identity)).await?
+            match (&sealer, &input.identity) {
+                (Some(sealer), Some(identity)) => {
+                    store::store_identity(conn, id, row.organization_id, identity::seal(sealer, id, identity)).await?
                 }
-                (true, None) => {
+                (Some(_), None) => {
                     store::delete_identity(conn, id).await?;
                     // Erased: every client that holds it, here and at receivers, deletes its copy.
                     let erased = LeaveReason::IdentityErased;
                     changes::for_organization(conn, row.organization_id, id, Forget::Identity, erased).await?;
                     changes::for_receivers(conn, id, erased).await?;
                 }
-                (false, _) => {}
+                (None, _) => {}
             }
             consent::announce_withdrawal(conn, &row, &updated).await?;
             let event = Event::new(AuditAction::VictimUpdated, AuditOutcome::Success)

@@ -25,6 +25,7 @@ use crate::extract::RequestContext;
 use crate::privacy::crypto::Purpose;
 use crate::privacy::identity::Identity;
 use crate::privacy::redaction::{IdentityGrant, NotesPart};
+use crate::privacy::vault::Opens;
 use crate::referrals::external::ExternalReferral;
 use crate::referrals::{ReasonPart, ReferralRow, ReferralView};
 use crate::state::AppState;
@@ -123,10 +124,10 @@ async fn gather(
     grant: IdentityGrant,
     row: &super::model::VictimRow,
 ) -> ApiResult<SubjectAccess> {
-    let keys = &state.identity_keys;
     let victim = row.id;
+    let keys = state.vault.opener(victim).await?;
     let identity = match super::store::sealed_identity(conn, victim).await? {
-        Some(sealed) => access::open_identity(state, victim, &sealed)?,
+        Some(sealed) => access::open_identity(&keys, victim, &sealed)?,
         None => Identity::default(),
     };
     let case_file = VictimView::disclosed(grant, CaseFile::from(row), IdentityPart { identity });
@@ -178,7 +179,7 @@ async fn gather(
         .await?;
     let mut support_plan = Vec::with_capacity(rows.len());
     for r in &rows {
-        let (text, _) = crate::support_plan::routes::open(state, r)?;
+        let (text, _) = crate::support_plan::routes::open(&keys, r)?;
         support_plan.push(SupportGoalView::disclosed(grant, r.into(), text));
     }
 

@@ -389,6 +389,7 @@ async fn the_import_command_imports_as_the_named_caseworker() {
             .args(["--caseworker", who])
             .args(extra)
             .env("DATABASE_URL", &app.url)
+            .env("HAVEN_KEY_VAULT_URL", crate::helpers::vault_url())
             .env("HAVEN_DATA_DIR", &dir)
             .env("HAVEN_JWT_KEYS", key_spec())
             .env("HAVEN_IDENTITY_KEYS", IDENTITY_KEY_SPEC)

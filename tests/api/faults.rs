@@ -24,6 +24,7 @@ fn spawn_binary(app: &TestApp, port: u16, dir: &std::path::Path) -> tokio::proce
     tokio::process::Command::new(env!("CARGO_BIN_EXE_haven"))
         .arg("serve")
         .env("DATABASE_URL", &app.url)
+        .env("HAVEN_KEY_VAULT_URL", crate::helpers::vault_url())
         .env("HAVEN_DATA_DIR", dir)
         .env("HAVEN_BIND", format!("127.0.0.1:{port}"))
         .env("HAVEN_JWT_KEYS", key_spec())

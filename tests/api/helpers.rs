@@ -39,6 +39,9 @@ struct TestServer {
     /// Builds the URL of a database on that server.
     url_for: Box<dyn Fn(&str) -> String + Send + Sync>,
     template: String,
+    /// The key vault every test's service shares: victims' data keys are addressed by random
+    /// victim ids, so tests cannot collide in it.
+    vault: String,
     _cluster: Option<LocalCluster>,
 }
 
@@ -58,6 +61,7 @@ fn server() -> &'static TestServer {
                 let url_for = move |db: &str| format!("{prefix}/{db}{query}");
                 TestServer {
                     admin_url: url_for("postgres"),
+                    vault: url_for(&format!("haven_vault_{}", std::process::id())),
                     url_for: Box::new(url_for),
                     template: template.clone(),
                     _cluster: None,
@@ -70,6 +74,7 @@ fn server() -> &'static TestServer {
                 let base = cluster.url("DBNAME");
                 TestServer {
                     admin_url: cluster.url("postgres"),
+                    vault: cluster.url(&format!("haven_vault_{}", std::process::id())),
                     url_for: Box::new(move |db: &str| base.replace("DBNAME", db)),
                     template: template.clone(),
                     _cluster: Some(cluster),
@@ -78,6 +83,9 @@ fn server() -> &'static TestServer {
         };
         local_cluster::ensure_database(&server.admin_url, &server.template, None).expect("create template");
         haven::db::run_migrations(&(server.url_for)(&server.template)).expect("migrate template");
+        let vault = format!("haven_vault_{}", std::process::id());
+        local_cluster::ensure_database(&server.admin_url, &vault, None).expect("create the key vault");
+        haven::privacy::vault::prepare(&server.vault).expect("prepare the key vault");
         server
     })
 }
@@ -93,9 +101,31 @@ pub fn fresh_database() -> String {
     (server.url_for)(&name)
 }
 
+/// The URL of the tests' key vault.
+pub fn vault_url() -> String {
+    server().vault.clone()
+}
+
+/// A key vault of one test's own, for a test that rewraps or destroys every key in it.
+pub fn fresh_vault() -> String {
+    let server = server();
+    let name = format!("v_{}", Uuid::new_v4().simple());
+    local_cluster::ensure_database(&server.admin_url, &name, None).expect("create a key vault");
+    let url = (server.url_for)(&name);
+    haven::privacy::vault::prepare(&url).expect("prepare the key vault");
+    url
+}
+
+/// The key vault at `url`, seen through `keys` (say, rotated ones).
+pub fn vault_at(url: &str, keys: haven::privacy::crypto::IdentityKeyring) -> haven::privacy::vault::Vault {
+    let pool = haven::db::build_pool(url, 2, std::time::Duration::from_secs(10)).expect("vault pool");
+    haven::privacy::vault::Vault::new(pool, std::sync::Arc::new(keys))
+}
+
 pub fn test_settings(database_url: &str) -> Settings {
     let mut s = Settings::defaults();
     s.database_url = Some(database_url.into());
+    s.key_vault_url = Some(vault_url().into());
     s.jwt_keys = Some(key_spec().into());
     s.identity_keys = Some(IDENTITY_KEY_SPEC.into());
     s.blind_index_key = Some(BLIND_INDEX_KEY.into());
@@ -231,7 +261,8 @@ pub fn serve_with_metrics(mut settings: Settings, url: &str) -> (String, haven::
     settings.bind = "127.0.0.1:0".parse().unwrap();
     settings.metrics_bind = "127.0.0.1:0".into();
     let keys = haven::startup::keys(&settings).expect("keys");
-    let app = haven::startup::Application::build(settings, url, keys).expect("application");
+    let vault = secrecy::ExposeSecret::expose_secret(settings.key_vault_url.as_ref().expect("a key vault")).to_owned();
+    let app = haven::startup::Application::build(settings, url, &vault, keys).expect("application");
     let pool = app.state().pool.clone();
     let address = format!("http://{}", app.address().unwrap());
     let metrics_address = format!("http://{}", app.metrics_address().unwrap());

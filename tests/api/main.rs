@@ -16,6 +16,7 @@ mod changes;
 mod contract;
 mod docs_page;
 mod duties;
+mod erasure;
 mod errors;
 mod exchange;
 mod faults;

@@ -6,7 +6,10 @@ use haven::db::schema::{assistance_records, referrals, victim_identities, victim
 use haven::privacy::crypto::IdentityKeyring;
 use serde_json::json;
 
-use crate::helpers::{BLIND_INDEX_KEY, IDENTITY_KEY_SPEC, TestApp, fresh_database, serve, spawn_app, test_settings};
+use crate::helpers::{
+    BLIND_INDEX_KEY, IDENTITY_KEY_SPEC, TestApp, fresh_database, fresh_vault, serve, spawn_app_with, test_settings,
+    vault_at, vault_url,
+};
 use crate::paths;
 use crate::victims::create_victim;
 
@@ -21,9 +24,48 @@ async fn key_ids(app: &TestApp) -> (Vec<String>, Vec<Option<String>>, Vec<Option
     )
 }
 
+/// Seals the identity and the assistance notes of `victim` directly under the deployment key, as
+/// Haven did before victims had data keys of their own.
+async fn make_legacy(app: &TestApp, victim: uuid::Uuid) {
+    use haven::privacy::crypto::Purpose;
+    let keys = IdentityKeyring::parse(IDENTITY_KEY_SPEC, BLIND_INDEX_KEY).unwrap();
+    let identity = json!({ "family_names": "Legacy", "document_number": "LEGACYDOC9" });
+    let sealed = keys.seal(Purpose::Identity, victim, identity.to_string().as_bytes());
+    let mut conn = app.pool.get().await.unwrap();
+    diesel::update(victim_identities::table.find(victim))
+        .set((
+            victim_identities::key_id.eq(&sealed.key_id),
+            victim_identities::nonce.eq(&sealed.nonce),
+            victim_identities::ciphertext.eq(&sealed.ciphertext),
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let notes: Vec<uuid::Uuid> = assistance_records::table
+        .filter(assistance_records::victim_id.eq(victim))
+        .select(assistance_records::id)
+        .load(&mut conn)
+        .await
+        .unwrap();
+    for id in notes {
+        let sealed = keys.seal(Purpose::AssistanceNotes, id, b"legacy note");
+        diesel::update(assistance_records::table.find(id))
+            .set((
+                assistance_records::notes_key_id.eq(&sealed.key_id),
+                assistance_records::notes_nonce.eq(&sealed.nonce),
+                assistance_records::notes_ciphertext.eq(&sealed.ciphertext),
+            ))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
 #[tokio::test]
-async fn rekey_moves_everything_to_the_newest_key_and_resumes() {
-    let app = spawn_app().await;
+async fn rekey_rewraps_data_keys_moves_legacy_values_and_resumes() {
+    // Rekey rewraps every key in its vault: this test has one of its own.
+    let vault_url = fresh_vault();
+    let app = spawn_app_with(|s| s.key_vault_url = Some(vault_url.clone().into())).await;
     let (from, to) = (app.create_org().await, app.create_org().await);
     let (victim, caseworker) = create_victim(&app, from).await;
     caseworker
@@ -42,27 +84,33 @@ async fn rekey_moves_everything_to_the_newest_key_and_resumes() {
     let task = caseworker.post(&paths::tasks_of(victim), task).await.json()["id"].as_str().unwrap().to_owned();
     let goal = json!({ "kind": "legal", "planned_end_on": "2027-01-31", "objectives": "a residence permit" });
     assert_eq!(caseworker.post(&paths::support_plan(victim), goal).await.status.as_u16(), 201);
-    create_victim(&app, from).await;
+    let (legacy, legacy_worker) = create_victim(&app, from).await;
+    let note = json!({ "kind": "shelter", "provided_on": "2026-11-02", "notes": "replaced below" });
+    legacy_worker.post(&paths::assistance(legacy), note).await;
+    make_legacy(&app, legacy).await;
     let admin = app.caller(from, haven::domain::Role::Admin).await;
     let hook = json!({ "url": "https://receiver.example/haven", "events": ["task.due"] });
     assert_eq!(admin.post(paths::WEBHOOKS, hook).await.status.as_u16(), 201);
 
     let rotated = IdentityKeyring::parse(&format!("{NEW_KEY},{IDENTITY_KEY_SPEC}"), BLIND_INDEX_KEY).unwrap();
-    let report = haven::rekey::run(&app.pool, &rotated, false, false).await.unwrap();
-    assert_eq!((report.identities, report.notes, report.reasons), (2, 1, 1));
-    assert_eq!((report.task_notes, report.support_plans, report.webhook_secrets), (1, 1, 1));
+    let vault = vault_at(&vault_url, rotated);
+    let report = haven::rekey::run(&app.pool, &vault, false, false).await.unwrap();
+    assert_eq!(report.data_keys, 2, "one data key per victim with sealed values, rewrapped");
+    assert_eq!((report.identities, report.notes, report.reasons), (1, 1, 0), "the legacy values moved");
+    assert_eq!((report.task_notes, report.support_plans, report.webhook_secrets), (0, 0, 1));
     let (identities, notes, reasons) = key_ids(&app).await;
-    assert!(identities.iter().all(|k| k == "id2"));
-    assert!(notes.iter().flatten().all(|k| k == "id2"));
-    assert!(reasons.iter().flatten().all(|k| k == "id2"));
-    let again = haven::rekey::run(&app.pool, &rotated, false, false).await.unwrap();
-    assert_eq!((again.identities, again.notes, again.reasons), (0, 0, 0), "nothing left to do");
+    assert!(identities.iter().all(|k| k == "victim"), "{identities:?}");
+    assert!(notes.iter().flatten().all(|k| k == "victim"));
+    assert!(reasons.iter().flatten().all(|k| k == "victim"));
+    let again = haven::rekey::run(&app.pool, &vault, false, false).await.unwrap();
+    assert_eq!((again.data_keys, again.identities, again.notes, again.reasons), (0, 0, 0, 0), "nothing left to do");
     assert_eq!((again.task_notes, again.support_plans, again.webhook_secrets), (0, 0, 0));
 
     // A service holding only the new key reads everything; the old key is no longer needed. It is
     // another server than the caller's, so the caseworker's token is sent with a plain client.
     let mut settings = test_settings(&app.url);
     settings.identity_keys = Some(NEW_KEY.into());
+    settings.key_vault_url = Some(vault_url.clone().into());
     let (address, _) = serve(settings, &app.url);
     let client = reqwest::Client::new();
     let get = |path: String| client.get(format!("{address}{path}")).bearer_auth(&caseworker.token).send();
@@ -84,17 +132,21 @@ async fn rekey_moves_everything_to_the_newest_key_and_resumes() {
         .json()
         .await
         .unwrap();
-    assert_eq!(found["items"].as_array().unwrap().len(), 2, "blind indexes still match");
+    assert_eq!(found["items"].as_array().unwrap().len(), 1, "blind indexes still match");
+    let moved: serde_json::Value = get(paths::victim(legacy)).await.unwrap().json().await.unwrap();
+    assert_eq!(moved["identity"]["document_number"], "LEGACYDOC9", "the legacy identity reads under its data key");
+    let notes: serde_json::Value = get(paths::assistance(legacy)).await.unwrap().json().await.unwrap();
+    assert_eq!(notes["items"][0]["notes"], "legacy note");
 }
 
 #[tokio::test]
 async fn reindex_recomputes_blind_indexes_under_a_new_index_key() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|_| {}).await;
     let org = app.create_org().await;
     let (_, caseworker) = create_victim(&app, org).await;
     let new_index = IdentityKeyring::generate_index_key();
     let keys = IdentityKeyring::parse(IDENTITY_KEY_SPEC, &new_index).unwrap();
-    let report = haven::rekey::run(&app.pool, &keys, true, false).await.unwrap();
+    let report = haven::rekey::run(&app.pool, &vault_at(&vault_url(), keys), true, false).await.unwrap();
     assert_eq!(report.identities, 1);
     let mut settings = test_settings(&app.url);
     settings.blind_index_key = Some(new_index.into());
@@ -120,7 +172,7 @@ async fn seeded(rng_seed: u64) -> (haven::seed::SeedReport, Vec<CaseSummary>, ha
     let (_, pool) = serve(settings, &url);
     let keys = IdentityKeyring::parse(IDENTITY_KEY_SPEC, BLIND_INDEX_KEY).unwrap();
     let options = haven::seed::SeedOptions { victims: 1500, rng_seed, organizations: 5, progress: false };
-    let report = haven::seed::run(&pool, &keys, &options).await.unwrap();
+    let report = haven::seed::run(&pool, &vault_at(&vault_url(), keys), &options).await.unwrap();
     let mut conn = pool.get().await.unwrap();
     type Row = (uuid::Uuid, i32, String, Vec<String>, Vec<String>, bool);
     let rows: Vec<Row> = victims::table
@@ -170,7 +222,10 @@ async fn seeded_identities_are_readable_by_their_caseworkers() {
     let victim: uuid::Uuid =
         victims::table.inner_join(victim_identities::table).select(victims::id).first(&mut conn).await.unwrap();
     let keys = IdentityKeyring::parse(IDENTITY_KEY_SPEC, BLIND_INDEX_KEY).unwrap();
+    let vault = vault_at(&vault_url(), keys);
     let sealed = haven::victims::store::sealed_identity(&mut conn, victim).await.unwrap().unwrap();
-    let identity = haven::privacy::identity::open(&keys, victim, &sealed).unwrap();
+    assert_eq!(sealed.key_id, "victim", "under the victim's own data key");
+    let opener = vault.opener(victim).await.unwrap();
+    let identity = haven::privacy::identity::open(&opener, victim, &sealed).unwrap().unwrap();
     assert!(identity.family_names.unwrap().ends_with("-Fict"), "names are visibly fictional");
 }

@@ -72,6 +72,9 @@ pub async fn build() -> World {
     let resp = caseworker_a.post(&paths::support_plan(victim), goal).await;
     assert_eq!(resp.status.as_u16(), 201, "{}", resp.text);
     let goal: Uuid = resp.json()["id"].as_str().unwrap().parse().unwrap();
+    // A legal hold keeps the markers through the matrix: erasing the case is refused (409).
+    let resp = caseworker_a.put(&paths::case_step(victim, "legal-hold"), json!({ "basis": "litigation" })).await;
+    assert_eq!(resp.status.as_u16(), 200, "{}", resp.text);
     // Its identity holds no marker: it is not the case the leak tests restrict.
     let outside = json!({ "provider_name": "Clínica Esperanza", "provider_country": "SEN", "service": "medical",
         "referred_on": "2026-11-03" });
@@ -225,6 +228,9 @@ impl World {
             ("post", "/api/v1/auth/refresh") => json!({ "refresh_token": "MARKERDOC123" }),
             ("put", "/api/v1/organizations/{id}/report-budget") => json!({ "allowance": 500.0 }),
             ("put", "/api/v1/organizations/{id}/second-factor") => json!({ "required_for_caseworkers": false }),
+            ("put", "/api/v1/organizations/{id}/retention") => json!({ "erase_identities_after_months": 24 }),
+            ("post", "/api/v1/victims/{id}/erase") => json!({ "reason": "data_subject_request" }),
+            ("put", "/api/v1/victims/{id}/legal-hold") => json!({ "basis": "litigation" }),
             ("post", "/api/v1/auth/second-factor") => {
                 json!({ "email": "MARKERGIVEN@example.org", "password": "MARKERNOTES-password" })
             }

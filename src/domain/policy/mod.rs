@@ -77,6 +77,11 @@ pub fn set_second_factor_policy(p: &Principal, org: Uuid) -> Access {
     scoped(p, org, &[Role::Admin], true)
 }
 
+/// An organisation's retention schedule: its admins, and host admins.
+pub fn set_retention(p: &Principal, org: Uuid) -> Access {
+    scoped(p, org, &[Role::Admin], true)
+}
+
 /// Listing and reading users: admins and auditors of the organisation; host admins and auditors
 /// for every organisation.
 pub fn read_users(p: &Principal, org: Uuid) -> Access {

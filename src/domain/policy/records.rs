@@ -128,6 +128,15 @@ pub fn write_victim(p: &Principal, victim_org: Uuid, custody: Custody) -> Access
     if works_it { Access::Allowed } else { Access::Forbidden }
 }
 
+/// Placing or lifting a legal hold on a case: the owning organisation's admins (who answer for
+/// its records) and the caseworkers who may write the case.
+pub fn hold_case(p: &Principal, victim_org: Uuid, custody: Custody) -> Access {
+    match p.role == Role::Admin && p.organization_id == victim_org {
+        true => Access::Allowed,
+        false => write_victim(p, victim_org, custody),
+    }
+}
+
 /// Reading who works a case: the owning organisation's staff (partners see no record at all) and
 /// host auditors; a receiving organisation sees the case, not the owner's staffing.
 pub fn read_assignment(p: &Principal, victim_org: Uuid) -> Access {

@@ -1,0 +1,233 @@
+//! Erasure: a person's identity and every identity-grade text about them (assistance notes,
+//! referral reasons, task notes, support-plan texts) destroyed for good, in every copy of the
+//! database, by destroying their data key in the key vault (`privacy::vault`, D116). What remains
+//! is an identity-free case file, which counts in statistics only while consent to anonymised
+//! statistics stands, as any other. `POST /victims/{id}/erase`, and the retention schedule.
+
+use actix_web::{HttpResponse, post, web};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::access::{self, Visible};
+use super::custody;
+use crate::audit::{self, AuditAction, AuditOutcome, Event};
+use crate::auth::Principal;
+use crate::changes::{self, Forget, LeaveReason};
+use crate::db::schema::{
+    assistance_records, legal_holds, referrals, support_plan_goals, tasks, victim_identities, victims,
+};
+use crate::domain::policy;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, RequestContext};
+use crate::privacy::vault::Vault;
+use crate::state::AppState;
+
+crate::text_enum! {
+    /// Why a person's identity is erased.
+    pub enum ErasureReason {
+        /// The person asked for it (their right to erasure).
+        DataSubjectRequest => "data_subject_request",
+        /// The person withdrew their consent to the organisation holding it.
+        ConsentWithdrawn => "consent_withdrawn",
+        /// The organisation no longer needs it.
+        NoLongerNeeded => "no_longer_needed",
+        /// The organisation's retention schedule (set by the schedule, not by a request).
+        RetentionSchedule => "retention_schedule",
+    }
+}
+
+crate::text_enum! {
+    /// Why a person's identity is erased on request.
+    pub enum ErasureRequest {
+        DataSubjectRequest => "data_subject_request",
+        ConsentWithdrawn => "consent_withdrawn",
+        NoLongerNeeded => "no_longer_needed",
+    }
+}
+
+impl From<ErasureRequest> for ErasureReason {
+    fn from(r: ErasureRequest) -> ErasureReason {
+        match r {
+            ErasureRequest::DataSubjectRequest => ErasureReason::DataSubjectRequest,
+            ErasureRequest::ConsentWithdrawn => ErasureReason::ConsentWithdrawn,
+            ErasureRequest::NoLongerNeeded => ErasureReason::NoLongerNeeded,
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EraseInput {
+    pub reason: ErasureRequest,
+}
+
+/// What an erasure destroyed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Erasure {
+    pub victim_id: Uuid,
+    pub erased_at: DateTime<Utc>,
+    pub reason: ErasureReason,
+    /// Whether an identity was held.
+    pub identity: bool,
+    pub assistance_notes: usize,
+    pub referral_reasons: usize,
+    pub task_notes: usize,
+    pub support_plan_texts: usize,
+}
+
+/// Erases one case's identity-grade data on `conn`, in the caller's transaction, after locking
+/// the case. Refused (409) while a legal hold stands.
+///
+/// The data key goes first and under the case's lock: a write that sealed under it before the
+/// lock (a note added a moment ago) is unreadable from then on, and one after it makes a new key.
+/// If the transaction then fails, the values it meant to delete are already unreadable, and a
+/// retry deletes them.
+pub async fn erase_locked(
+    conn: &mut AsyncPgConnection,
+    vault: &Vault,
+    victim: Uuid,
+    reason: ErasureReason,
+) -> ApiResult<Erasure> {
+    let org: Uuid = victims::table.find(victim).select(victims::organization_id).for_update().first(conn).await?;
+    let held = diesel::select(diesel::dsl::exists(legal_holds::table.find(victim))).get_result::<bool>(conn).await?;
+    if held {
+        return Err(ApiError::Conflict("A legal hold stands on this case: lift it before erasing.".into()));
+    }
+    vault.destroy(victim).await?;
+    let identity = diesel::delete(victim_identities::table.find(victim)).execute(conn).await? == 1;
+    let assistance_notes = diesel::update(
+        assistance_records::table
+            .filter(assistance_records::victim_id.eq(victim))
+            .filter(assistance_records::notes_key_id.is_not_null()),
+    )
+    .set((
+        assistance_records::notes_key_id.eq(None::<String>),
+        assistance_records::notes_nonce.eq(None::<Vec<u8>>),
+        assistance_records::notes_ciphertext.eq(None::<Vec<u8>>),
+    ))
+    .execute(conn)
+    .await?;
+    let referral_reasons = diesel::update(
+        referrals::table.filter(referrals::victim_id.eq(victim)).filter(referrals::reason_key_id.is_not_null()),
+    )
+    .set((
+        referrals::reason_key_id.eq(None::<String>),
+        referrals::reason_nonce.eq(None::<Vec<u8>>),
+        referrals::reason_ciphertext.eq(None::<Vec<u8>>),
+    ))
+    .execute(conn)
+    .await?;
+    let task_notes =
+        diesel::update(tasks::table.filter(tasks::victim_id.eq(victim)).filter(tasks::notes_key_id.is_not_null()))
+            .set((
+                tasks::notes_key_id.eq(None::<String>),
+                tasks::notes_nonce.eq(None::<Vec<u8>>),
+                tasks::notes_ciphertext.eq(None::<Vec<u8>>),
+            ))
+            .execute(conn)
+            .await?;
+    let support_plan_texts = diesel::update(
+        support_plan_goals::table
+            .filter(support_plan_goals::victim_id.eq(victim))
+            .filter(support_plan_goals::text_key_id.is_not_null()),
+    )
+    .set((
+        support_plan_goals::text_key_id.eq(None::<String>),
+        support_plan_goals::text_nonce.eq(None::<Vec<u8>>),
+        support_plan_goals::text_ciphertext.eq(None::<Vec<u8>>),
+    ))
+    .execute(conn)
+    .await?;
+    // The create's digest is keyed over a body that held the identity: replaced by random bytes,
+    // so a retry of that create is a conflict rather than an answer.
+    let erased_at: DateTime<Utc> = diesel::update(victims::table.find(victim))
+        .set((
+            victims::erased_at.eq(crate::db::now_nullable()),
+            victims::create_digest.eq(rand::random::<[u8; 32]>().to_vec()),
+            victims::version.eq(victims::version + 1),
+            victims::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(victims::updated_at)
+        .get_result(conn)
+        .await?;
+    // Every client holding a copy, here and at receivers, deletes it.
+    let why = LeaveReason::IdentityErased;
+    changes::for_organization(conn, org, victim, Forget::Identity, why).await?;
+    changes::for_receivers(conn, victim, why).await?;
+    Ok(Erasure {
+        victim_id: victim,
+        erased_at,
+        reason,
+        identity,
+        assistance_notes,
+        referral_reasons,
+        task_notes,
+        support_plan_texts,
+    })
+}
+
+/// The audit record of an erasure: counts only, nothing that was erased.
+pub fn event(erasure: &Erasure, org: Uuid) -> Event {
+    Event::new(AuditAction::VictimErased, AuditOutcome::Success)
+        .in_org(org)
+        .target("victim", erasure.victim_id)
+        .details(serde_json::json!({
+            "reason": erasure.reason,
+            "identity": erasure.identity,
+            "assistance_notes": erasure.assistance_notes,
+            "referral_reasons": erasure.referral_reasons,
+            "task_notes": erasure.task_notes,
+            "support_plan_texts": erasure.support_plan_texts,
+        }))
+}
+
+/// Erase a person's identity and every identity-grade text about them (caseworkers of the owning
+/// organisation who may write the case).
+///
+/// Destroys the person's data key, under which their identity, assistance notes, referral reasons,
+/// task notes and support-plan texts are sealed, and deletes those values. Backups taken before
+/// hold only bytes that nothing can open any more. The identity-free case file stays; it counts in
+/// statistics only while consent to anonymised statistics stands. Clients holding a copy are told
+/// to forget it (changes feed, `identity_erased`). Irreversible; refused (409) while a legal hold
+/// stands. Audited. Erasing again erases what was added since.
+#[utoipa::path(
+    tag = "victims",
+    params(("id" = Uuid, Path, description = "Victim id")),
+    request_body = EraseInput,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "What was erased", body = Erasure),
+        (status = 401, response = crate::openapi::responses::Unauthorized),
+        (status = 403, response = crate::openapi::responses::Forbidden),
+        (status = 404, response = crate::openapi::responses::NotFound),
+        (status = 409, response = crate::openapi::responses::Conflict),
+        (status = 422, response = crate::openapi::responses::Invalid),
+    )
+)]
+#[post("/victims/{id}/erase")]
+pub async fn erase_victim(
+    state: web::Data<AppState>,
+    principal: Principal,
+    ctx: RequestContext,
+    id: web::Path<Uuid>,
+    body: ApiJson<EraseInput>,
+) -> ApiResult<HttpResponse> {
+    let reason = ErasureReason::from(body.0.reason);
+    policy::refuse_partners(&principal)?;
+    let mut conn = state.pool.get().await?;
+    let Visible { row, .. } = access::load_visible(&state, &mut conn, &ctx, &principal, id.into_inner()).await?;
+    let erasure = (*conn)
+        .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            let custody = custody::lock(conn, row.id, principal.user_id, row.organization_id).await?;
+            policy::write_victim(&principal, row.organization_id, custody).require()?;
+            let erasure = erase_locked(conn, &state.vault, row.id, reason).await?;
+            audit::record(conn, &ctx, event(&erasure, row.organization_id).by(&principal)).await?;
+            Ok(erasure)
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(erasure))
+}
