@@ -173,9 +173,10 @@ pub struct MachineSettings {
     pub database_url: Option<SecretString>,
 
     /// PostgreSQL URL of the key vault, which holds each victim's data key apart from the case
-    /// data so that erasure reaches backups. Give it a server (or at least a database and backup
-    /// schedule) of its own. Default: the private cluster's `haven_vault`, or, with DATABASE_URL
-    /// outside production, a database named after it with `_vault` on the same server.
+    /// data so that erasure reaches backups. In production give it a PostgreSQL cluster of its own,
+    /// with short-lived backups: a physical backup of a cluster holds every database in it.
+    /// Default: the private cluster's `haven_vault`, or, with DATABASE_URL outside production, a
+    /// database named after it with `_vault` on the same server. Never DATABASE_URL itself.
     #[arg(long, env = "HAVEN_KEY_VAULT_URL", hide_env_values = true)]
     pub key_vault_url: Option<SecretString>,
 

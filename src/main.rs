@@ -277,7 +277,7 @@ fn retention(settings: Settings, dry_run: bool) -> Result<(), StartupError> {
         }
         match dry_run {
             true => println!("{} cases are due for erasure; nothing was changed.", report.due.len()),
-            false => println!("{} cases erased.", report.erased),
+            false => println!("{} cases erased; {} could not be (see the log).", report.erased, report.failed),
         }
         Ok::<_, StartupError>(())
     });

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::db::Pool;
 use crate::db::schema::{assistance_records, referrals, support_plan_goals, tasks, users, victim_identities, webhooks};
-use crate::privacy::crypto::{Purpose, Sealed, VICTIM_KEY_ID};
+use crate::privacy::crypto::{Purpose, Sealed, VICTIM_KEY_PREFIX};
 use crate::privacy::identity;
 use crate::privacy::vault::Vault;
 use crate::victims::store::{SealedColumns, SealedIdentity};
@@ -91,7 +91,7 @@ async fn identities(
     reindex: bool,
     progress: bool,
 ) -> Result<u64, RekeyError> {
-    let current = VICTIM_KEY_ID;
+    let stale = format!("{VICTIM_KEY_PREFIX}%");
     let pending = |after: Uuid| {
         let mut q = victim_identities::table
             .filter(victim_identities::victim_id.gt(after))
@@ -100,13 +100,13 @@ async fn identities(
             .limit(BATCH)
             .into_boxed();
         if !reindex {
-            q = q.filter(victim_identities::key_id.ne(current.to_owned()));
+            q = q.filter(victim_identities::key_id.not_like(stale.clone()));
         }
         q
     };
     let mut total_q = victim_identities::table.into_boxed();
     if !reindex {
-        total_q = total_q.filter(victim_identities::key_id.ne(current.to_owned()));
+        total_q = total_q.filter(victim_identities::key_id.not_like(stale.clone()));
     }
     let total: i64 = total_q.count().get_result(conn).await?;
     let bar = bar(progress, total as u64, "identities");
@@ -149,8 +149,14 @@ macro_rules! reseal_column {
     ($fn_name:ident, $table:ident, $owner:ident, $key:ident, $nonce:ident, $cipher:ident, $purpose:expr, $label:literal, $victim_bound:expr) => {
         async fn $fn_name(conn: &mut AsyncPgConnection, vault: &Vault, progress: bool) -> Result<u64, RekeyError> {
             let keys = vault.keys();
-            let target = if $victim_bound { VICTIM_KEY_ID } else { keys.current_key_id() }.to_owned();
-            let stale = || $table::$key.is_not_null().and($table::$key.ne(target.clone()));
+            // What is not yet where it belongs: under any data key (`v:...`) for a victim's values,
+            // under the newest deployment key for the rest (`_` escaped: LIKE's one-character
+            // wildcard; `%` and `\` cannot occur in key ids).
+            let settled = match $victim_bound {
+                true => format!("{VICTIM_KEY_PREFIX}%"),
+                false => keys.current_key_id().replace('_', "\\_"),
+            };
+            let stale = || $table::$key.is_not_null().and($table::$key.not_like(settled.clone()));
             let total: i64 = $table::table.filter(stale()).count().get_result(conn).await?;
             let bar = bar(progress, total as u64, $label);
             let mut done = 0u64;

@@ -90,6 +90,10 @@ fn prepare_vault(
     cluster: Option<&LocalCluster>,
 ) -> Result<Option<String>, StartupError> {
     let vault = match (&settings.key_vault_url, cluster) {
+        // Keys beside the data they erase would be restored with every backup of it.
+        (Some(given), _) if given.expose_secret() == url => {
+            return Err(StartupError::Task("HAVEN_KEY_VAULT_URL must name another database than DATABASE_URL".into()));
+        }
         (Some(given), _) => given.expose_secret().to_owned(),
         (None, Some(cluster)) => {
             local_cluster::ensure_database(&cluster.url("postgres"), LOCAL_VAULT, None)?;

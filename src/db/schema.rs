@@ -13,6 +13,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         require_second_factor -> Nullable<Bool>,
         erase_identities_after_months -> Nullable<Int2>,
+        retention_effective_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -143,7 +144,6 @@ diesel::table! {
 diesel::table! {
     legal_holds (victim_id) {
         victim_id -> Uuid,
-        organization_id -> Uuid,
         basis -> Text,
         placed_at -> Timestamptz,
         placed_by -> Uuid,

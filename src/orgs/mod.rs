@@ -26,6 +26,7 @@ pub struct Organization {
     pub updated_at: DateTime<Utc>,
     pub require_second_factor: Option<bool>,
     pub erase_identities_after_months: Option<i16>,
+    pub retention_effective_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -48,6 +49,9 @@ pub struct OrganizationView {
     /// (`PUT /organizations/{id}/retention`); absent: kept until erased by hand.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub erase_identities_after_months: Option<i16>,
+    /// From when the schedule is applied: a new or shorter schedule 30 days after it was set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_effective_at: Option<DateTime<Utc>>,
     /// Optimistic-concurrency version; send it back as `If-Match: "<version>"` to update.
     pub version: i32,
     pub created_at: DateTime<Utc>,
@@ -64,6 +68,7 @@ impl From<Organization> for OrganizationView {
             shares_statistics: o.shares_statistics,
             require_second_factor: o.require_second_factor,
             erase_identities_after_months: o.erase_identities_after_months,
+            retention_effective_at: o.retention_effective_at,
             version: o.version,
             created_at: o.created_at,
             updated_at: o.updated_at,

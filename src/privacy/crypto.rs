@@ -83,33 +83,46 @@ pub enum CryptoError {
     Erased,
 }
 
-/// The `key_id` of a value sealed under its victim's data key rather than a deployment key.
-pub const VICTIM_KEY_ID: &str = "victim";
+/// How the `key_id` of a value sealed under a victim's data key begins (`v:<data key id>`);
+/// deployment key ids cannot contain `:`.
+pub const VICTIM_KEY_PREFIX: &str = "v:";
 
-/// A victim's own data key, unwrapped. Everything identity-grade about one victim (identity,
-/// notes, reasons, plans) is sealed under it, so destroying it erases all of them, in every copy
-/// of the database too.
-pub struct DataKey(XChaCha20Poly1305);
-
-impl DataKey {
-    pub(super) fn seal(&self, purpose: Purpose, record: Uuid, plaintext: &[u8]) -> Sealed {
-        let nonce_bytes: [u8; NONCE_BYTES] = rand::random();
-        let ciphertext = self
-            .0
-            .encrypt(&XNonce::from(nonce_bytes), Payload { msg: plaintext, aad: &aad(purpose, record) })
-            .expect("encryption of an in-memory buffer cannot fail");
-        Sealed { key_id: VICTIM_KEY_ID.to_owned(), nonce: nonce_bytes.to_vec(), ciphertext }
-    }
+/// A victim's own data key, unwrapped, with its id. Everything identity-grade about one victim
+/// (identity, notes, reasons, plans) is sealed under it, so destroying it erases all of them, in
+/// every copy of the database too. Each key has an id of its own, stored with every value sealed
+/// under it: a value sealed under a key since destroyed is recognised as erased even after the
+/// victim has a new key, never mistaken for a tampered one.
+pub struct DataKey {
+    id: Uuid,
+    cipher: XChaCha20Poly1305,
 }
 
 impl DataKey {
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// Whether `key_id` (as stored with a value) names this key.
+    pub(super) fn sealed_it(&self, key_id: &str) -> bool {
+        key_id.strip_prefix(VICTIM_KEY_PREFIX).is_some_and(|id| id == self.id.to_string())
+    }
+
+    pub(super) fn seal(&self, purpose: Purpose, record: Uuid, plaintext: &[u8]) -> Sealed {
+        let nonce_bytes: [u8; NONCE_BYTES] = rand::random();
+        let ciphertext = self
+            .cipher
+            .encrypt(&XNonce::from(nonce_bytes), Payload { msg: plaintext, aad: &aad(purpose, record) })
+            .expect("encryption of an in-memory buffer cannot fail");
+        Sealed { key_id: format!("{VICTIM_KEY_PREFIX}{}", self.id), nonce: nonce_bytes.to_vec(), ciphertext }
+    }
+
     pub(super) fn open(
         &self,
         purpose: Purpose,
         record: Uuid,
         sealed: &Sealed,
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        open_with(&self.0, purpose, record, sealed)
+        open_with(&self.cipher, purpose, record, sealed)
     }
 }
 
@@ -211,13 +224,14 @@ impl IdentityKeyring {
     pub fn new_data_key(&self, victim: Uuid) -> (DataKey, Sealed) {
         let raw: Zeroizing<[u8; KEY_BYTES]> = Zeroizing::new(rand::random());
         let cipher = XChaCha20Poly1305::new_from_slice(&raw[..]).expect("32 bytes");
-        (DataKey(cipher), self.seal(Purpose::DataKey, victim, &raw[..]))
+        (DataKey { id: Uuid::new_v4(), cipher }, self.seal(Purpose::DataKey, victim, &raw[..]))
     }
 
-    /// Unwraps `victim`'s data key.
-    pub fn unwrap_data_key(&self, victim: Uuid, wrapped: &Sealed) -> Result<DataKey, CryptoError> {
+    /// Unwraps `victim`'s data key `id`.
+    pub fn unwrap_data_key(&self, victim: Uuid, id: Uuid, wrapped: &Sealed) -> Result<DataKey, CryptoError> {
         let raw = self.open(Purpose::DataKey, victim, wrapped)?;
-        XChaCha20Poly1305::new_from_slice(&raw).map(DataKey).map_err(|_| CryptoError::Integrity)
+        let cipher = XChaCha20Poly1305::new_from_slice(&raw).map_err(|_| CryptoError::Integrity)?;
+        Ok(DataKey { id, cipher })
     }
 
     /// Opens an optional sealed text stored as three nullable columns (assistance notes, referral

@@ -14,13 +14,14 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::crypto::{CryptoError, DataKey, IdentityKeyring, Purpose, Sealed, VICTIM_KEY_ID, refused};
+use super::crypto::{CryptoError, DataKey, IdentityKeyring, Purpose, Sealed, VICTIM_KEY_PREFIX, refused};
 use crate::db::{DbSetupError, Pool};
 use crate::error::{ApiError, ApiResult};
 
 diesel::table! {
     victim_keys (victim_id) {
         victim_id -> Uuid,
+        key_id -> Uuid,
         wrap_key_id -> Text,
         wrap_nonce -> Bytea,
         wrapped_key -> Bytea,
@@ -30,6 +31,7 @@ diesel::table! {
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS victim_keys (
     victim_id uuid PRIMARY KEY,
+    key_id uuid NOT NULL,
     wrap_key_id text NOT NULL,
     wrap_nonce bytea NOT NULL,
     wrapped_key bytea NOT NULL,
@@ -51,11 +53,26 @@ pub fn prepare(url: &str) -> Result<(), DbSetupError> {
     .unwrap_or_else(|_| Err(DbSetupError::Migrations("key vault thread panicked".into())))
 }
 
-type WrappedRow = (Uuid, String, Vec<u8>, Vec<u8>);
+/// victim id, data key id, and the wrapping: deployment key id, nonce, ciphertext.
+type WrappedRow = (Uuid, Uuid, String, Vec<u8>, Vec<u8>);
 
-fn wrapped((_, key_id, nonce, ciphertext): WrappedRow) -> Sealed {
+fn wrapped((_, _, key_id, nonce, ciphertext): WrappedRow) -> Sealed {
     Sealed { key_id, nonce, ciphertext }
 }
+
+const COLUMNS: (
+    victim_keys::victim_id,
+    victim_keys::key_id,
+    victim_keys::wrap_key_id,
+    victim_keys::wrap_nonce,
+    victim_keys::wrapped_key,
+) = (
+    victim_keys::victim_id,
+    victim_keys::key_id,
+    victim_keys::wrap_key_id,
+    victim_keys::wrap_nonce,
+    victim_keys::wrapped_key,
+);
 
 #[derive(Clone)]
 pub struct Vault {
@@ -73,21 +90,12 @@ impl Vault {
     }
 
     fn unwrap(&self, victim: Uuid, row: WrappedRow) -> ApiResult<DataKey> {
-        self.keys.unwrap_data_key(victim, &wrapped(row)).map_err(|e| ApiError::internal("victim data key", e))
+        let id = row.1;
+        self.keys.unwrap_data_key(victim, id, &wrapped(row)).map_err(|e| ApiError::internal("victim data key", e))
     }
 
     async fn find(&self, conn: &mut AsyncPgConnection, victim: Uuid) -> ApiResult<Option<WrappedRow>> {
-        Ok(victim_keys::table
-            .find(victim)
-            .select((
-                victim_keys::victim_id,
-                victim_keys::wrap_key_id,
-                victim_keys::wrap_nonce,
-                victim_keys::wrapped_key,
-            ))
-            .first(conn)
-            .await
-            .optional()?)
+        Ok(victim_keys::table.find(victim).select(COLUMNS).first(conn).await.optional()?)
     }
 
     /// What writes a victim's values: their data key, made on first use.
@@ -100,6 +108,7 @@ impl Vault {
         let inserted = diesel::insert_into(victim_keys::table)
             .values((
                 victim_keys::victim_id.eq(victim),
+                victim_keys::key_id.eq(fresh.id()),
                 victim_keys::wrap_key_id.eq(&wrapping.key_id),
                 victim_keys::wrap_nonce.eq(&wrapping.nonce),
                 victim_keys::wrapped_key.eq(&wrapping.ciphertext),
@@ -131,16 +140,8 @@ impl Vault {
     /// What reads many victims' values, fetched in one query.
     pub async fn openers(&self, victims: &[Uuid]) -> ApiResult<Openers<'_>> {
         let mut conn = self.pool.get().await?;
-        let rows: Vec<WrappedRow> = victim_keys::table
-            .filter(victim_keys::victim_id.eq_any(victims))
-            .select((
-                victim_keys::victim_id,
-                victim_keys::wrap_key_id,
-                victim_keys::wrap_nonce,
-                victim_keys::wrapped_key,
-            ))
-            .load(&mut conn)
-            .await?;
+        let rows: Vec<WrappedRow> =
+            victim_keys::table.filter(victim_keys::victim_id.eq_any(victims)).select(COLUMNS).load(&mut conn).await?;
         let mut data_keys = HashMap::with_capacity(rows.len());
         for row in rows {
             let victim = row.0;
@@ -165,12 +166,7 @@ impl Vault {
         loop {
             let rows: Vec<WrappedRow> = victim_keys::table
                 .filter(victim_keys::wrap_key_id.ne(&current))
-                .select((
-                    victim_keys::victim_id,
-                    victim_keys::wrap_key_id,
-                    victim_keys::wrap_nonce,
-                    victim_keys::wrapped_key,
-                ))
+                .select(COLUMNS)
                 .order(victim_keys::victim_id)
                 .limit(500)
                 .load(&mut conn)
@@ -213,7 +209,8 @@ impl Vault {
     }
 }
 
-/// Opens a value of a victim whose data key is `data_key` (none: erased, or never made). Values
+/// Opens a value of a victim whose data key is `data_key` (none: erased, or never made). A value
+/// sealed under another data key of theirs (one since destroyed) was erased. Values
 /// stored before data keys existed, under a deployment key, still open until `haven rekey` moves
 /// them under the victim's key.
 fn open(
@@ -223,10 +220,13 @@ fn open(
     record: Uuid,
     sealed: &Sealed,
 ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-    match (sealed.key_id.as_str(), data_key) {
-        (VICTIM_KEY_ID, Some(key)) => key.open(purpose, record, sealed),
-        (VICTIM_KEY_ID, None) => Err(CryptoError::Erased),
-        _ => keys.open(purpose, record, sealed),
+    if !sealed.key_id.starts_with(VICTIM_KEY_PREFIX) {
+        return keys.open(purpose, record, sealed);
+    }
+    match data_key {
+        Some(key) if key.sealed_it(&sealed.key_id) => key.open(purpose, record, sealed),
+        // Its key was destroyed (the victim may have a newer one since): erased.
+        _ => Err(CryptoError::Erased),
     }
 }
 

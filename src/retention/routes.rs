@@ -19,6 +19,9 @@ use crate::state::AppState;
 use crate::victims::access::{self, Visible};
 use crate::victims::custody;
 
+/// How long a new or shorter schedule waits before it applies.
+pub const GRACE_DAYS: i64 = 30;
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionSchedule {
@@ -28,10 +31,13 @@ pub struct RetentionSchedule {
     pub erase_identities_after_months: Option<i16>,
 }
 
-/// Set an organisation's retention schedule (its admins, and host admins).
+/// Set an organisation's retention schedule (its own admins).
 ///
 /// The schedule is applied by the server every `HAVEN_RETENTION_INTERVAL_MIN` minutes and by
-/// `haven retention`; `haven retention --dry-run` lists what it would erase. Audited.
+/// `haven retention`; `haven retention --dry-run` lists what it would erase. A new or shorter
+/// schedule applies from `retention_effective_at`, 30 days after it is set (until then nothing is
+/// erased by schedule), so that a mistake or a single person cannot erase years of closed cases at
+/// once; a longer one, or none, applies at once. Audited.
 #[utoipa::path(
     tag = "organizations",
     params(("id" = Uuid, Path, description = "Organisation id")),
@@ -62,9 +68,25 @@ pub async fn set_retention(
     let mut conn = state.pool.get().await?;
     let org = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            let before: Option<i16> = organizations::table
+                .find(id)
+                .select(organizations::erase_identities_after_months)
+                .for_update()
+                .first(conn)
+                .await
+                .optional()?
+                .ok_or(ApiError::NotFound)?;
+            let shorter = match (before, months) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(old), Some(new)) => new < old,
+            };
+            let grace = if shorter { chrono::Duration::days(GRACE_DAYS) } else { chrono::Duration::zero() };
+            let effective = months.map(|_| Utc::now() + grace);
             let org = diesel::update(organizations::table.find(id))
                 .set((
                     organizations::erase_identities_after_months.eq(months),
+                    organizations::retention_effective_at.eq(effective),
                     organizations::version.eq(organizations::version + 1),
                     organizations::updated_at.eq(diesel::dsl::now),
                 ))
@@ -77,7 +99,7 @@ pub async fn set_retention(
                 .by(&principal)
                 .in_org(id)
                 .target("organization", id)
-                .details(serde_json::json!({ "erase_identities_after_months": months }));
+                .details(serde_json::json!({ "erase_identities_after_months": months, "effective_at": effective }));
             audit::record(conn, &ctx, event).await?;
             Ok(org)
         })
@@ -101,29 +123,53 @@ pub struct LegalHoldInput {
     pub basis: LegalHoldBasis,
 }
 
-/// A legal hold on a case: neither the retention schedule nor anyone by hand erases it.
-#[derive(Debug, Serialize, ToSchema, Queryable, Selectable)]
+#[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = legal_holds)]
+struct HoldRow {
+    victim_id: Uuid,
+    basis: LegalHoldBasis,
+    placed_at: DateTime<Utc>,
+    placed_by: Uuid,
+}
+
+/// A legal hold on a case: neither the retention schedule nor anyone by hand erases it, and its
+/// identity cannot be removed by a patch.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LegalHold {
     pub victim_id: Uuid,
     pub basis: LegalHoldBasis,
     pub placed_at: DateTime<Utc>,
-    /// The account that placed it.
-    pub placed_by: Uuid,
+    /// The account that placed it; shown to the owning organisation only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placed_by: Option<Uuid>,
 }
 
-/// The case, if the caller may place or lift its hold; the case's lock is taken on `conn`.
-async fn holdable(
+impl LegalHold {
+    fn seen_by(row: HoldRow, principal: &Principal, owner: Uuid) -> LegalHold {
+        let placed_by = (principal.organization_id == owner).then_some(row.placed_by);
+        LegalHold { victim_id: row.victim_id, basis: row.basis, placed_at: row.placed_at, placed_by }
+    }
+}
+
+/// Whether a legal hold stands on the case.
+pub async fn held(conn: &mut AsyncPgConnection, victim: Uuid) -> diesel::QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(legal_holds::table.find(victim))).get_result(conn).await
+}
+
+/// The case's owner, with the case's lock taken on `conn`, if the caller may see the case; then
+/// `may` judges the caller.
+async fn locked_case(
     state: &AppState,
     conn: &mut AsyncPgConnection,
     ctx: &RequestContext,
     principal: &Principal,
     victim: Uuid,
+    may: impl FnOnce(Uuid, crate::domain::policy::Custody) -> crate::domain::policy::Access,
 ) -> ApiResult<Uuid> {
     policy::refuse_partners(principal)?;
     let Visible { row, .. } = access::load_visible(state, conn, ctx, principal, victim).await?;
     let custody = custody::lock(conn, row.id, principal.user_id, row.organization_id).await?;
-    policy::hold_case(principal, row.organization_id, custody).require()?;
+    may(row.organization_id, custody).require()?;
     Ok(row.organization_id)
 }
 
@@ -149,14 +195,14 @@ pub async fn get_legal_hold(
     policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
     let Visible { row, .. } = access::load_visible(&state, &mut conn, &ctx, &principal, id.into_inner()).await?;
-    let hold: LegalHold = legal_holds::table
+    let hold: HoldRow = legal_holds::table
         .find(row.id)
-        .select(LegalHold::as_select())
+        .select(HoldRow::as_select())
         .first(&mut conn)
         .await
         .optional()?
         .ok_or(ApiError::NotFound)?;
-    Ok(HttpResponse::Ok().json(hold))
+    Ok(HttpResponse::Ok().json(LegalHold::seen_by(hold, &principal, row.organization_id)))
 }
 
 /// Place (or change the basis of) a legal hold on a case: the owning organisation's admins and the
@@ -188,18 +234,18 @@ pub async fn place_legal_hold(
     let mut conn = state.pool.get().await?;
     let hold = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
-            let org = holdable(&state, conn, &ctx, &principal, victim).await?;
-            let hold: LegalHold = diesel::insert_into(legal_holds::table)
+            let org = locked_case(&state, conn, &ctx, &principal, victim, |o, c| policy::place_hold(&principal, o, c))
+                .await?;
+            let hold: HoldRow = diesel::insert_into(legal_holds::table)
                 .values((
                     legal_holds::victim_id.eq(victim),
-                    legal_holds::organization_id.eq(org),
                     legal_holds::basis.eq(basis),
                     legal_holds::placed_by.eq(principal.user_id),
                 ))
                 .on_conflict(legal_holds::victim_id)
                 .do_update()
                 .set((legal_holds::basis.eq(basis), legal_holds::placed_by.eq(principal.user_id)))
-                .returning(LegalHold::as_returning())
+                .returning(HoldRow::as_returning())
                 .get_result(conn)
                 .await?;
             let event = Event::new(AuditAction::LegalHoldPlaced, AuditOutcome::Success)
@@ -208,13 +254,14 @@ pub async fn place_legal_hold(
                 .target("victim", victim)
                 .details(serde_json::json!({ "basis": basis }));
             audit::record(conn, &ctx, event).await?;
-            Ok(hold)
+            Ok(LegalHold::seen_by(hold, &principal, org))
         })
         .await?;
     Ok(HttpResponse::Ok().json(hold))
 }
 
-/// Lift a case's legal hold (who may place it); 204 whether or not one stood. Audited when one did.
+/// Lift a case's legal hold (the owning organisation's admins); 204 whether or not one stood.
+/// Audited when one did.
 #[utoipa::path(
     tag = "victims",
     params(("id" = Uuid, Path, description = "Victim id")),
@@ -238,7 +285,8 @@ pub async fn lift_legal_hold(
     let mut conn = state.pool.get().await?;
     (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
-            let org = holdable(&state, conn, &ctx, &principal, victim).await?;
+            let org =
+                locked_case(&state, conn, &ctx, &principal, victim, |o, _| policy::lift_hold(&principal, o)).await?;
             let lifted = diesel::delete(legal_holds::table.find(victim)).execute(conn).await?;
             if lifted == 0 {
                 return Ok(());

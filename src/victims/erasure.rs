@@ -17,9 +17,7 @@ use super::custody;
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
 use crate::changes::{self, Forget, LeaveReason};
-use crate::db::schema::{
-    assistance_records, legal_holds, referrals, support_plan_goals, tasks, victim_identities, victims,
-};
+use crate::db::schema::{assistance_records, referrals, support_plan_goals, tasks, victim_identities, victims};
 use crate::domain::policy;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, RequestContext};
@@ -79,6 +77,33 @@ pub struct Erasure {
     pub support_plan_texts: usize,
 }
 
+/// Nulls one sealed text column family of a victim's rows and replaces their create digests;
+/// counts the rows that held a text. Given the table's version column, those rows' versions move
+/// on first, so an update that read a text before the erasure (and would write it back) fails its
+/// If-Match.
+macro_rules! erase_texts {
+    ($conn:expr, $table:ident, $victim:expr, $digest:expr, $key:ident, $nonce:ident, $cipher:ident $(, $version:ident)?) => {{
+        let mine = $table::table.filter($table::victim_id.eq($victim));
+        let held: i64 = mine.filter($table::$key.is_not_null()).count().get_result($conn).await?;
+        $(
+            diesel::update(mine.filter($table::$key.is_not_null()))
+                .set(($table::$version.eq($table::$version + 1), $table::updated_at.eq(diesel::dsl::now)))
+                .execute($conn)
+                .await?;
+        )?
+        diesel::update(mine)
+            .set((
+                $table::$key.eq(None::<String>),
+                $table::$nonce.eq(None::<Vec<u8>>),
+                $table::$cipher.eq(None::<Vec<u8>>),
+                $table::create_digest.eq(&$digest),
+            ))
+            .execute($conn)
+            .await?;
+        held as usize
+    }};
+}
+
 /// Erases one case's identity-grade data on `conn`, in the caller's transaction, after locking
 /// the case. Refused (409) while a legal hold stands.
 ///
@@ -93,61 +118,25 @@ pub async fn erase_locked(
     reason: ErasureReason,
 ) -> ApiResult<Erasure> {
     let org: Uuid = victims::table.find(victim).select(victims::organization_id).for_update().first(conn).await?;
-    let held = diesel::select(diesel::dsl::exists(legal_holds::table.find(victim))).get_result::<bool>(conn).await?;
-    if held {
+    if crate::retention::routes::held(conn, victim).await? {
         return Err(ApiError::Conflict("A legal hold stands on this case: lift it before erasing.".into()));
     }
     vault.destroy(victim).await?;
     let identity = diesel::delete(victim_identities::table.find(victim)).execute(conn).await? == 1;
-    let assistance_notes = diesel::update(
-        assistance_records::table
-            .filter(assistance_records::victim_id.eq(victim))
-            .filter(assistance_records::notes_key_id.is_not_null()),
-    )
-    .set((
-        assistance_records::notes_key_id.eq(None::<String>),
-        assistance_records::notes_nonce.eq(None::<Vec<u8>>),
-        assistance_records::notes_ciphertext.eq(None::<Vec<u8>>),
-    ))
-    .execute(conn)
-    .await?;
-    let referral_reasons = diesel::update(
-        referrals::table.filter(referrals::victim_id.eq(victim)).filter(referrals::reason_key_id.is_not_null()),
-    )
-    .set((
-        referrals::reason_key_id.eq(None::<String>),
-        referrals::reason_nonce.eq(None::<Vec<u8>>),
-        referrals::reason_ciphertext.eq(None::<Vec<u8>>),
-    ))
-    .execute(conn)
-    .await?;
-    let task_notes =
-        diesel::update(tasks::table.filter(tasks::victim_id.eq(victim)).filter(tasks::notes_key_id.is_not_null()))
-            .set((
-                tasks::notes_key_id.eq(None::<String>),
-                tasks::notes_nonce.eq(None::<Vec<u8>>),
-                tasks::notes_ciphertext.eq(None::<Vec<u8>>),
-            ))
-            .execute(conn)
-            .await?;
-    let support_plan_texts = diesel::update(
-        support_plan_goals::table
-            .filter(support_plan_goals::victim_id.eq(victim))
-            .filter(support_plan_goals::text_key_id.is_not_null()),
-    )
-    .set((
-        support_plan_goals::text_key_id.eq(None::<String>),
-        support_plan_goals::text_nonce.eq(None::<Vec<u8>>),
-        support_plan_goals::text_ciphertext.eq(None::<Vec<u8>>),
-    ))
-    .execute(conn)
-    .await?;
-    // The create's digest is keyed over a body that held the identity: replaced by random bytes,
-    // so a retry of that create is a conflict rather than an answer.
+    // The create digests are keyed over bodies that held the texts: replaced by random bytes.
+    let digest = rand::random::<[u8; 32]>().to_vec();
+    let assistance_notes =
+        erase_texts!(conn, assistance_records, victim, digest, notes_key_id, notes_nonce, notes_ciphertext);
+    let referral_reasons =
+        erase_texts!(conn, referrals, victim, digest, reason_key_id, reason_nonce, reason_ciphertext, version);
+    let task_notes = erase_texts!(conn, tasks, victim, digest, notes_key_id, notes_nonce, notes_ciphertext, version);
+    let support_plan_texts =
+        erase_texts!(conn, support_plan_goals, victim, digest, text_key_id, text_nonce, text_ciphertext, version);
+    // The case's create digest too, so a retry of that create is a conflict rather than an answer.
     let erased_at: DateTime<Utc> = diesel::update(victims::table.find(victim))
         .set((
             victims::erased_at.eq(crate::db::now_nullable()),
-            victims::create_digest.eq(rand::random::<[u8; 32]>().to_vec()),
+            victims::create_digest.eq(&digest),
             victims::version.eq(victims::version + 1),
             victims::updated_at.eq(diesel::dsl::now),
         ))

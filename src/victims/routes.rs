@@ -286,6 +286,11 @@ pub async fn update_victim(
                     store::store_identity(conn, id, row.organization_id, identity::seal(sealer, id, identity)).await?
                 }
                 (Some(_), None) => {
+                    if crate::retention::routes::held(conn, id).await? {
+                        return Err(ApiError::Conflict(
+                            "A legal hold stands on this case: its identity cannot be removed until it is lifted.".into(),
+                        ));
+                    }
                     store::delete_identity(conn, id).await?;
                     // Erased: every client that holds it, here and at receivers, deletes its copy.
                     let erased = LeaveReason::IdentityErased;

@@ -72,32 +72,65 @@ fn restore(file: &std::path::Path, dir: &Scratch) -> Restored {
     Restored { pool, _cluster: cluster }
 }
 
-/// What the restored backup yields for `victim` with the current keys and vault: the identity's
-/// document number and the assistance notes.
-async fn readable(backup: &Restored, vault: &Vault, victim: Uuid) -> (Option<String>, Vec<String>) {
-    use diesel::prelude::*;
+/// Everything identity-grade the restored backup yields for `victim` with the current keys and
+/// vault: the identity's document number, then the assistance notes, referral reasons, task notes
+/// and support-plan texts that open.
+async fn readable(backup: &Restored, vault: &Vault, victim: Uuid) -> Vec<String> {
+    use diesel::sql_types::{Nullable, Text, Uuid as SqlUuid};
     use diesel_async::RunQueryDsl;
-    use haven::db::schema::assistance_records as a;
+    #[derive(diesel::QueryableByName)]
+    struct Stored {
+        #[diesel(sql_type = Text)]
+        kind: String,
+        #[diesel(sql_type = SqlUuid)]
+        id: Uuid,
+        #[diesel(sql_type = Nullable<Text>)]
+        key_id: Option<String>,
+        #[diesel(sql_type = Nullable<diesel::sql_types::Bytea>)]
+        nonce: Option<Vec<u8>>,
+        #[diesel(sql_type = Nullable<diesel::sql_types::Bytea>)]
+        ciphertext: Option<Vec<u8>>,
+    }
     let mut conn = backup.pool.get().await.unwrap();
+    let no_vault: bool =
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>("to_regclass('victim_keys') IS NULL"))
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+    assert!(no_vault, "the backup of the case data holds no data keys");
+    let rows: Vec<Stored> = diesel::sql_query(
+        "SELECT 'identity' AS kind, victim_id AS id, key_id, nonce, ciphertext FROM victim_identities WHERE victim_id = $1
+         UNION ALL SELECT 'notes', id, notes_key_id, notes_nonce, notes_ciphertext FROM assistance_records WHERE victim_id = $1
+         UNION ALL SELECT 'reason', id, reason_key_id, reason_nonce, reason_ciphertext FROM referrals WHERE victim_id = $1
+         UNION ALL SELECT 'task', id, notes_key_id, notes_nonce, notes_ciphertext FROM tasks WHERE victim_id = $1
+         UNION ALL SELECT 'plan', id, text_key_id, text_nonce, text_ciphertext FROM support_plan_goals WHERE victim_id = $1
+         ORDER BY 1",
+    )
+    .bind::<SqlUuid, _>(victim)
+    .load(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 5, "the backup holds all five kinds");
     let opener = vault.opener(victim).await.unwrap();
-    let sealed = haven::victims::store::sealed_identity(&mut conn, victim).await.unwrap().expect("in the backup");
-    let identity = haven::privacy::identity::open(&opener, victim, &sealed).unwrap();
-    type Notes = (Uuid, Option<String>, Option<Vec<u8>>, Option<Vec<u8>>);
-    let rows: Vec<Notes> = a::table
-        .filter(a::victim_id.eq(victim))
-        .select((a::id, a::notes_key_id, a::notes_nonce, a::notes_ciphertext))
-        .load(&mut conn)
-        .await
-        .unwrap();
-    let mut notes = Vec::new();
-    for (id, key_id, nonce, ciphertext) in rows {
-        assert!(ciphertext.is_some(), "the backup holds the sealed note");
-        let sealed = Sealed { key_id: key_id.unwrap(), nonce: nonce.unwrap(), ciphertext: ciphertext.unwrap() };
-        if let Ok(plain) = opener.open(Purpose::AssistanceNotes, id, &sealed) {
-            notes.push(String::from_utf8_lossy(&plain).into_owned());
+    let mut opened = Vec::new();
+    for row in rows {
+        let sealed = Sealed {
+            key_id: row.key_id.expect("sealed in the backup"),
+            nonce: row.nonce.unwrap(),
+            ciphertext: row.ciphertext.unwrap(),
+        };
+        let purpose = match row.kind.as_str() {
+            "identity" => Purpose::Identity,
+            "notes" => Purpose::AssistanceNotes,
+            "reason" => Purpose::ReferralReason,
+            "task" => Purpose::TaskNotes,
+            _ => Purpose::SupportPlanText,
+        };
+        if let Ok(plain) = opener.open(purpose, row.id, &sealed) {
+            opened.push(format!("{}: {}", row.kind, String::from_utf8_lossy(&plain)));
         }
     }
-    (identity.and_then(|i| i.document_number), notes)
+    opened
 }
 
 #[tokio::test]
@@ -121,7 +154,10 @@ async fn erasure_destroys_every_identity_grade_value_and_reaches_a_restored_back
     let backup = restore(&dump(&app, &dir.0), &dir);
     let vault = current_vault();
     let before = readable(&backup, &vault, victim).await;
-    assert_eq!(before, (Some("MARKERDOC123".into()), vec!["MARKERNOTES clinic".into()]));
+    assert_eq!(before.len(), 5, "{before:?}");
+    assert!(before.iter().all(|v| v.contains("MARKER")), "{before:?}");
+    // A sealer taken now, as by a write that races the erasure.
+    let racing = vault.sealer(victim).await.unwrap();
 
     // Only the owner's caseworkers who may write the case erase it.
     let admin = app.caller(org, Role::Admin).await;
@@ -137,7 +173,7 @@ async fn erasure_destroys_every_identity_grade_value_and_reaches_a_restored_back
 
     // The restored backup now holds only bytes nothing opens.
     let after = readable(&backup, &vault, victim).await;
-    assert_eq!(after, (None, vec![]), "the backup still yields what was erased");
+    assert!(after.is_empty(), "the backup still yields what was erased: {after:?}");
 
     // The live case: identity-free, marked erased, nothing identity-grade left anywhere.
     let case = caseworker.get(&paths::victim(victim)).await.json();
@@ -158,6 +194,30 @@ async fn erasure_destroys_every_identity_grade_value_and_reaches_a_restored_back
     assert_eq!((again.status, again.json()["assistance_notes"].clone()), (StatusCode::OK, json!(1)));
     let listed = caseworker.get(&paths::assistance(victim)).await;
     assert!(!listed.text.contains("MARKER"), "{}", listed.text);
+
+    // A value a racing write sealed under the destroyed key, stored after the victim has a new
+    // key, reads as erased: not as tampering (500), not as text.
+    let note = json!({ "kind": "shelter", "provided_on": "2026-11-03", "notes": "written after" });
+    let note = caseworker.post(&paths::assistance(victim), note).await.json()["id"].as_str().unwrap().parse().unwrap();
+    let late = racing.seal(Purpose::AssistanceNotes, note, b"MARKERNOTES raced");
+    {
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        use haven::db::schema::assistance_records as a;
+        let mut conn = app.pool.get().await.unwrap();
+        diesel::update(a::table.find(note))
+            .set((
+                a::notes_key_id.eq(&late.key_id),
+                a::notes_nonce.eq(&late.nonce),
+                a::notes_ciphertext.eq(&late.ciphertext),
+            ))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let listed = caseworker.get(&paths::assistance(victim)).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
+    assert!(!listed.text.contains("MARKER") && !listed.text.contains("written after"), "{}", listed.text);
 }
 
 #[tokio::test]
@@ -181,6 +241,15 @@ async fn retention_erases_on_schedule_except_under_a_legal_hold() {
     let hold = admin.put(&paths::case_step(held, "legal-hold"), json!({ "basis": "criminal_investigation" })).await;
     assert_eq!(hold.status, StatusCode::OK, "{}", hold.text);
     assert_eq!(caseworker.get(&paths::case_step(held, "legal-hold")).await.json()["basis"], "criminal_investigation");
+    let overseer = app.caller(app.host_org, Role::Auditor).await.get(&paths::case_step(held, "legal-hold")).await;
+    assert_eq!(overseer.status, StatusCode::OK, "{}", overseer.text);
+    assert!(overseer.json().get("placed_by").is_none(), "who placed it is the owner's: {}", overseer.text);
+    // Under the hold, the identity cannot be patched away, and a caseworker cannot lift it.
+    let version = caseworker.get(&paths::victim(held)).await.json()["version"].to_string();
+    let removal = caseworker.patch(&paths::victim(held), &format!("\"{version}\""), json!({ "identity": null })).await;
+    removal.assert_problem(409, "conflict");
+    let lift = caseworker.request(reqwest::Method::DELETE, &paths::case_step(held, "legal-hold"), None).await;
+    lift.assert_problem(403, "forbidden");
 
     let vault = current_vault();
     let identity_of = async |case: Uuid| caseworker.get(&paths::victim(case)).await.json()["identity"].clone();
@@ -214,4 +283,56 @@ async fn retention_erases_on_schedule_except_under_a_legal_hold() {
     assert!(identity_of(held).await.as_object().is_none_or(|o| o.is_empty()));
     let again = haven::retention::run(&app.pool, &vault, at(7), false).await.unwrap();
     assert!(ours(&again).is_empty(), "an erased case is not due again");
+
+    // Reopened after its erasure, given an identity again and closed: due again in its turn.
+    caseworker.post(&paths::case_step(due, "reopen"), json!({ "reason": "new_information" })).await;
+    let version = caseworker.get(&paths::victim(due)).await.json()["version"].to_string();
+    let identity = json!({ "identity": { "document_number": "MARKERDOC456" } });
+    let resp = caseworker.patch(&paths::victim(due), &format!("\"{version}\""), identity).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    caseworker.post(&paths::case_step(due, "close"), json!({ "reason": "returned_home" })).await;
+    assert!(ours(&haven::retention::run(&app.pool, &vault, at(5), false).await.unwrap()).is_empty());
+    let ran = haven::retention::run(&app.pool, &vault, at(7), false).await.unwrap();
+    assert_eq!(ours(&ran), vec![due], "erased again, six months after its new closure");
+    assert!(identity_of(due).await.as_object().is_none_or(|o| o.is_empty()));
+}
+
+#[tokio::test]
+async fn a_new_or_shorter_schedule_waits_thirty_days() {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use haven::db::schema::case_closures;
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let (case, caseworker) = create_victim(&app, org).await;
+    caseworker.post(&paths::case_step(case, "close"), json!({ "reason": "goals_met" })).await;
+    {
+        // Closed two years ago.
+        let mut conn = app.pool.get().await.unwrap();
+        diesel::update(case_closures::table.filter(case_closures::victim_id.eq(case)))
+            .set(case_closures::closed_at.eq(Utc::now() - Duration::days(730)))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let admin = app.caller(org, Role::Admin).await;
+    let path = format!("{}/retention", paths::organization(org));
+    let set = admin.put(&path, json!({ "erase_identities_after_months": 12 })).await.json();
+    let effective: chrono::DateTime<Utc> = set["retention_effective_at"].as_str().unwrap().parse().unwrap();
+    assert!(effective > Utc::now() + Duration::days(29), "a new schedule waits: {set}");
+    // Host admins do not set another organisation's schedule.
+    app.host_admin()
+        .await
+        .put(&path, json!({ "erase_identities_after_months": 1 }))
+        .await
+        .assert_problem(404, "not-found");
+    let vault = current_vault();
+    let due = |r: &haven::retention::RetentionReport| r.due.iter().any(|d| d.victim_id == case);
+    assert!(!due(&haven::retention::run(&app.pool, &vault, Utc::now() + Duration::days(10), true).await.unwrap()));
+    assert!(due(&haven::retention::run(&app.pool, &vault, Utc::now() + Duration::days(31), true).await.unwrap()));
+    // A longer schedule applies at once.
+    let longer = admin.put(&path, json!({ "erase_identities_after_months": 18 })).await.json();
+    let effective: chrono::DateTime<Utc> = longer["retention_effective_at"].as_str().unwrap().parse().unwrap();
+    assert!(effective <= Utc::now(), "{longer}");
+    assert!(due(&haven::retention::run(&app.pool, &vault, Utc::now(), true).await.unwrap()));
 }

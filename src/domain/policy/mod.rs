@@ -77,9 +77,10 @@ pub fn set_second_factor_policy(p: &Principal, org: Uuid) -> Access {
     scoped(p, org, &[Role::Admin], true)
 }
 
-/// An organisation's retention schedule: its admins, and host admins.
+/// An organisation's retention schedule: its own admins only. Host admins, who cannot see its
+/// cases, do not decide when they are erased.
 pub fn set_retention(p: &Principal, org: Uuid) -> Access {
-    scoped(p, org, &[Role::Admin], true)
+    scoped(p, org, &[Role::Admin], false)
 }
 
 /// Listing and reading users: admins and auditors of the organisation; host admins and auditors

@@ -128,13 +128,19 @@ pub fn write_victim(p: &Principal, victim_org: Uuid, custody: Custody) -> Access
     if works_it { Access::Allowed } else { Access::Forbidden }
 }
 
-/// Placing or lifting a legal hold on a case: the owning organisation's admins (who answer for
-/// its records) and the caseworkers who may write the case.
-pub fn hold_case(p: &Principal, victim_org: Uuid, custody: Custody) -> Access {
+/// Placing a legal hold on a case: the owning organisation's admins (who answer for its records)
+/// and the caseworkers who may write the case.
+pub fn place_hold(p: &Principal, victim_org: Uuid, custody: Custody) -> Access {
     match p.role == Role::Admin && p.organization_id == victim_org {
         true => Access::Allowed,
         false => write_victim(p, victim_org, custody),
     }
+}
+
+/// Lifting one: the owning organisation's admins only, so a caseworker cannot lift a hold and
+/// erase the case alone.
+pub fn lift_hold(p: &Principal, victim_org: Uuid) -> Access {
+    if p.role == Role::Admin && p.organization_id == victim_org { Access::Allowed } else { Access::Forbidden }
 }
 
 /// Reading who works a case: the owning organisation's staff (partners see no record at all) and
