@@ -108,11 +108,11 @@ impl FilterField {
 const FRAMEWORK_PARAMS: [&str; 4] = ["from", "to", "operation", "format"];
 
 /// A report run's query, checked: the report's own parameters, the framework's filters, and
-/// whether CSV was asked for.
+/// the format asked for, if any.
 pub struct ReportParameters {
     pub own: HashMap<String, String>,
     pub filters: Filters,
-    pub csv: bool,
+    pub format: Option<ReportFormat>,
 }
 
 pub fn parse_parameters(plugin: &dyn ReportPlugin, raw: HashMap<String, String>) -> ApiResult<ReportParameters> {
@@ -160,16 +160,18 @@ pub fn parse_parameters(plugin: &dyn ReportPlugin, raw: HashMap<String, String>)
             None
         }
     });
-    let csv = match raw.get("format").map(String::as_str) {
-        None | Some("json") => false,
-        Some("csv") => true,
+    let format = match raw.get("format").map(String::as_str) {
+        None => None,
+        Some("json") => Some(ReportFormat::Json),
+        Some("csv") => Some(ReportFormat::Csv),
+        Some("svg") => Some(ReportFormat::Svg),
         Some(_) => {
-            errors.push(FieldError::new("format", "must be one of: json, csv"));
-            false
+            errors.push(FieldError::new("format", "must be one of: json, csv, svg"));
+            None
         }
     };
     if errors.is_empty() {
-        Ok(ReportParameters { own, filters: Filters { from, to_exclusive, operation }, csv })
+        Ok(ReportParameters { own, filters: Filters { from, to_exclusive, operation }, format })
     } else {
         Err(ApiError::Validation(errors))
     }
@@ -197,4 +199,6 @@ pub struct ReportWindow {
 pub enum ReportFormat {
     Json,
     Csv,
+    /// A chart of the table (SVG).
+    Svg,
 }

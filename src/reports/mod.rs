@@ -12,6 +12,7 @@
 
 pub mod budget;
 pub mod catalogue;
+pub mod chart;
 pub mod consistency;
 pub mod counting;
 pub mod declarative;

@@ -36,17 +36,20 @@ pub async fn list_reports(state: web::Data<AppState>, principal: Principal) -> A
     Ok(HttpResponse::Ok().content_type("application/json").body(json))
 }
 
-fn wants_csv(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|m| m.trim().starts_with("text/csv")))
+/// The format an `Accept` header asks for, when it names CSV or SVG.
+fn accepted(req: &HttpRequest) -> Option<ReportFormat> {
+    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok())?;
+    accept.split(',').map(str::trim).find_map(|m| match m {
+        m if m.starts_with("text/csv") => Some(ReportFormat::Csv),
+        m if m.starts_with("image/svg+xml") => Some(ReportFormat::Svg),
+        _ => None,
+    })
 }
 
 /// Run a report. Parameters are the report's own (see the catalogue) plus `from` and `to`
 /// (months, YYYY-MM, inclusive; a report by month, quarter or year lists the last 36 months, 12
-/// quarters or 10 years by default), `operation` (a tag) and `format` (`json` or `csv`; or send
-/// `Accept: text/csv`).
+/// quarters or 10 years by default), `operation` (a tag) and `format` (`json`, `csv` or `svg`, a
+/// chart of the table; or send `Accept: text/csv` or `Accept: image/svg+xml`).
 ///
 /// A caseworker gets their own organisation's case load, exact. Anyone else gets a guarded
 /// release: distinct victims who consented to anonymised statistics, of organisations that share
@@ -63,13 +66,14 @@ fn wants_csv(req: &HttpRequest) -> bool {
     params(
         ("id" = String, Path, description = "Report id from the catalogue"),
         ReportWindow,
-        ("format" = Option<ReportFormat>, Query, description = "`json` (default) or `csv`; `GET /api/v1/reports/{id}/csv` is the same table as CSV only"),
+        ("format" = Option<ReportFormat>, Query, description = "`json` (default), `csv`, or `svg` (a chart of the table); `GET /api/v1/reports/{id}/csv` is the same table as CSV only"),
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The table: JSON, or CSV with `format=csv` or `Accept: text/csv`", content(
+        (status = 200, description = "The table: JSON; CSV with `format=csv` or `Accept: text/csv`; a chart with `format=svg` or `Accept: image/svg+xml`", content(
             (output::ReportResult = "application/json"),
-            (String = "text/csv", example = json!("citizenship,country_of_exploitation,victims,margin,withheld\r\nPER,SEN,41,9,false\r\nPER,total,212,13,false\r\n"))
+            (String = "text/csv", example = json!("citizenship,country_of_exploitation,victims,margin,withheld\r\nPER,SEN,41,9,false\r\nPER,total,212,13,false\r\n")),
+            (String = "image/svg+xml")
         )),
         (status = 401, response = crate::openapi::responses::Unauthorized),
         (status = 403, response = crate::openapi::responses::Forbidden),
@@ -86,8 +90,7 @@ pub async fn run_report(
     id: web::Path<String>,
     query: ApiQuery<HashMap<String, String>>,
 ) -> ApiResult<HttpResponse> {
-    let csv = wants_csv(&req);
-    answer(&state, &principal, &ctx, &id, query.0, csv).await
+    answer(&state, &principal, &ctx, &id, query.0, accepted(&req)).await
 }
 
 /// Run a report and receive its table as CSV: the same release as `GET /api/v1/reports/{id}`
@@ -120,7 +123,7 @@ pub async fn run_report_csv(
     if query.0.contains_key("format") {
         return Err(ApiError::validation("format", "is not a parameter of the CSV operation, which answers CSV only"));
     }
-    answer(&state, &principal, &ctx, &id, query.0, true).await
+    answer(&state, &principal, &ctx, &id, query.0, Some(ReportFormat::Csv)).await
 }
 
 async fn answer(
@@ -129,18 +132,21 @@ async fn answer(
     ctx: &RequestContext,
     id: &str,
     query: HashMap<String, String>,
-    csv_asked: bool,
+    negotiated: Option<ReportFormat>,
 ) -> ApiResult<HttpResponse> {
     let plugin = state.reports.get(id).ok_or(ApiError::NotFound)?;
     policy::run_report(principal, plugin.roles()).require()?;
-    let ReportParameters { own, filters, csv } = parse_parameters(plugin, query)?;
+    let ReportParameters { own, filters, format } = parse_parameters(plugin, query)?;
     let result = release::answer(state, principal, ctx, Ask { plugin, own, filters }).await?;
-    if csv || csv_asked {
-        return Ok(HttpResponse::Ok()
-            .content_type("text/csv; charset=utf-8; header=present")
-            .body(output::csv(&result)));
-    }
-    Ok(HttpResponse::Ok().json(result))
+    // The query's format, else the operation's own or the Accept header's (the CSV operation
+    // refuses a `format` parameter).
+    Ok(match format.or(negotiated).unwrap_or(ReportFormat::Json) {
+        ReportFormat::Csv => {
+            HttpResponse::Ok().content_type("text/csv; charset=utf-8; header=present").body(output::csv(&result))
+        }
+        ReportFormat::Svg => HttpResponse::Ok().content_type("image/svg+xml").body(super::chart::svg(&result)),
+        ReportFormat::Json => HttpResponse::Ok().json(result),
+    })
 }
 
 /// Your organisation's privacy budget: what new statistical releases it may still receive this

@@ -13,6 +13,7 @@ mod audit;
 mod auth;
 mod casework;
 mod changes;
+mod charts;
 mod contract;
 mod docs_page;
 mod duties;
