@@ -62,6 +62,11 @@ async fn no_identity_reaches_anyone_but_entitled_caseworkers() {
         calls += sweep(&world, name, token).await;
     }
     assert!(calls >= 7 * 25, "only {calls} calls made");
+    // The console's files, as anyone fetches them.
+    for path in ["/console", "/console/console.js"] {
+        let page = world.app.request(Method::GET, path, None, None).await;
+        assert!(MARKERS.iter().all(|m| !page.text.contains(m)), "{path}");
+    }
     // The entitled caseworker does see the identity: the markers are real.
     let own = world.app.request(Method::GET, &paths::victim(world.victim), Some(&world.tokens[0].1), None).await;
     assert!(own.text.contains("MARKERDOC123"));

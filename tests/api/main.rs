@@ -14,6 +14,7 @@ mod auth;
 mod casework;
 mod changes;
 mod charts;
+mod console;
 mod contract;
 mod docs_page;
 mod duties;
