@@ -24,21 +24,58 @@ async function call(path, options) {
   if (token) headers.Authorization = "Bearer " + token;
   const response = await fetch(path, Object.assign({}, options, { headers }));
   if (response.status === 401 && token) {
-    // The access token expired (or the session was ended): back to signing in.
-    token = null;
-    $("work").hidden = true;
-    $("signin").hidden = false;
-    $("who").textContent = "";
+    // The access token expired (or the session was ended): back to signing in, leaving nothing of
+    // what was shown for the next person at this screen.
+    reset();
     $("signin-error").textContent = "Your session has ended: sign in again.";
     $("email").focus();
+    throw new Error("signed out");
   }
   return response;
 }
 
+function revoke(url) {
+  if (url && url.startsWith("blob:")) URL.revokeObjectURL(url);
+}
+
+// Forgets the session and everything shown: results, chart, CSV, budget, the signed-in name.
+function reset() {
+  token = null;
+  $("work").hidden = true;
+  $("result").hidden = true;
+  $("signin").hidden = false;
+  $("signout").hidden = true;
+  $("who").textContent = "";
+  revoke($("chart").src);
+  $("chart").removeAttribute("src");
+  $("chart").alt = "";
+  $("chart-caption").textContent = "";
+  revoke($("csv").href);
+  $("csv").hidden = true;
+  $("table").tHead.replaceChildren();
+  $("table").tBodies[0].replaceChildren();
+  $("budget-text").textContent = "";
+  $("budget-meter").value = 0;
+  $("run-error").textContent = "";
+}
+
+async function signOut() {
+  const held = token;
+  reset();
+  if (held) {
+    await fetch(API + "/auth/logout", { method: "POST", headers: { Authorization: "Bearer " + held }, keepalive: true });
+  }
+  $("signin-error").textContent = "Signed out.";
+  $("email").focus();
+}
+
+// An API problem as words for people: its detail, and each field's message.
 async function problem(response) {
   try {
     const body = await response.json();
-    return { type: body.type || "", detail: body.detail || body.title || response.statusText, body };
+    const fields = (body.errors || []).map((e) => (e.field || e.name || "") + ": " + (e.message || e.detail || ""));
+    const detail = [body.detail || body.title || response.statusText].concat(fields).join(" ");
+    return { type: body.type || "", detail: detail.replace(/`/g, ""), body };
   } catch (_) {
     return { type: "", detail: response.statusText, body: null };
   }
@@ -72,6 +109,8 @@ async function signIn(event) {
 
 async function start() {
   const me = await (await call(API + "/me")).json();
+  $("signout").hidden = false;
+  $("signin-error").textContent = "";
   const org = me.organization ? ", " + me.organization.name : "";
   $("who").textContent = "Signed in as " + me.user.email + " (" + me.user.role + org + ")";
   $("signin").hidden = true;
@@ -136,24 +175,37 @@ function query() {
 
 async function run(event) {
   event.preventDefault();
+  const button = $("report-form").querySelector("button");
+  button.disabled = true;
+  $("report-form").setAttribute("aria-busy", "true");
   $("run-error").textContent = "";
-  const id = $("report").value;
-  const base = API + "/reports/" + encodeURIComponent(id);
-  const params = query();
-  const response = await call(base + "?" + params.toString());
-  if (!response.ok) {
-    $("run-error").textContent = (await problem(response)).detail;
+  try {
+    const id = $("report").value;
+    const base = API + "/reports/" + encodeURIComponent(id);
+    const params = query();
+    const response = await call(base + "?" + params.toString());
+    if (!response.ok) {
+      $("run-error").textContent = (await problem(response)).detail;
+      await showBudget();
+      return;
+    }
+    const release = await response.json();
+    // The chart and the CSV are the same release, recorded: they cost nothing more. The window is
+    // pinned to the release's own, so a new month cannot make them another (charged) question.
+    if (release.from) params.set("from", release.from);
+    if (release.to) params.set("to", release.to);
+    params.set("format", "svg");
+    const chart = await call(base + "?" + params.toString());
+    params.set("format", "csv");
+    const csv = await call(base + "?" + params.toString());
+    showRelease(release, chart.ok ? await chart.text() : null, csv.ok ? await csv.blob() : null);
     await showBudget();
-    return;
+  } catch (error) {
+    if (token) $("run-error").textContent = "The report could not be run: " + error.message;
+  } finally {
+    button.disabled = false;
+    $("report-form").removeAttribute("aria-busy");
   }
-  const release = await response.json();
-  // The chart and the CSV are the same release, recorded: they cost nothing more.
-  params.set("format", "svg");
-  const chart = await call(base + "?" + params.toString());
-  params.set("format", "csv");
-  const csv = await call(base + "?" + params.toString());
-  showRelease(release, chart.ok ? await chart.text() : null, csv.ok ? await csv.blob() : null);
-  await showBudget();
 }
 
 function showRelease(release, svg, csv) {
@@ -165,19 +217,24 @@ function showRelease(release, svg, csv) {
     : "Noisy counts with 95% margins; " + release.privacy.population + ". Counts below " + release.privacy.k + " are withheld." +
       (release.release && release.release.repeat ? " Asked before this period: the recorded release, free." : "");
   const img = $("chart");
+  revoke(img.src);
   if (svg) {
     const doc = new DOMParser().parseFromString(svg, "image/svg+xml");
     const desc = doc.querySelector("desc");
-    img.alt = desc ? desc.textContent : release.title;
+    // The title names the image; the description, read once, is the caption.
+    img.alt = "Chart: " + release.title;
     $("chart-caption").textContent = desc ? desc.textContent : "";
-    if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
     img.src = URL.createObjectURL(new Blob([svg], { type: "image/svg+xml" }));
     img.hidden = false;
   } else {
+    img.removeAttribute("src");
+    img.alt = "";
     img.hidden = true;
+    $("chart-caption").textContent = "The chart could not be drawn; the table below holds the release.";
   }
   const link = $("csv");
-  if (link.href.startsWith("blob:")) URL.revokeObjectURL(link.href);
+  revoke(link.href);
+  link.hidden = !csv;
   if (csv) {
     link.href = URL.createObjectURL(csv);
     link.download = release.report + ".csv";
@@ -191,7 +248,10 @@ function showRelease(release, svg, csv) {
   body.replaceChildren();
   for (const cell of release.cells) {
     const tr = el("tr");
-    for (const key of cell.key) tr.append(el("td", key === "_total" ? "total" : key.replace(/_/g, " ")));
+    cell.key.forEach((key, i) => {
+      const name = key === "_total" ? "total" : key.replace(/_/g, " ");
+      tr.append(i === cell.key.length - 1 ? el("th", name, { scope: "row" }) : el("td", name));
+    });
     if (cell.withheld) {
       tr.append(el("td", "withheld", { class: "withheld" }));
       tr.append(el("td", "±" + cell.margin, { class: "n" }));
@@ -219,6 +279,11 @@ async function showBudget() {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("signin-form").addEventListener("submit", signIn);
+  $("signout").addEventListener("click", signOut);
+  // Closing or leaving the page ends the session on the server too.
+  window.addEventListener("pagehide", () => {
+    if (token) fetch(API + "/auth/logout", { method: "POST", headers: { Authorization: "Bearer " + token }, keepalive: true });
+  });
   $("report-form").addEventListener("submit", run);
   $("result-title").setAttribute("tabindex", "-1");
 });

@@ -17,6 +17,10 @@ const SCRIPT: &str = include_str!("console.js");
 const STYLE: &str = include_str!("console.css");
 const ICON: &str = include_str!("favicon.svg");
 
+/// Every path the console serves.
+pub const PATHS: [&str; 5] =
+    ["/console", "/console/", "/console/console.js", "/console/console.css", "/console/favicon.svg"];
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/console", web::get().to(index))
         .route("/console/", web::get().to(index))

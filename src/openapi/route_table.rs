@@ -38,7 +38,7 @@ impl RouteTable {
         routes.sort_by_key(|(def, _)| def.pattern().is_some_and(|p| p.contains('{')));
         let mut table = RouteTable { routes };
         // Served beside the API but not part of it.
-        for meta in [OPENAPI_PATH, "/docs", "/docs/{_:.*}", "/console", "/console/{_:.*}"] {
+        for meta in [OPENAPI_PATH, "/docs", "/docs/{_:.*}"].into_iter().chain(crate::console::PATHS) {
             table.routes.push((actix_web::dev::ResourceDef::new(meta), vec!["GET".to_string()]));
         }
         table

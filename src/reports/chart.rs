@@ -1,10 +1,12 @@
-//! A report's table as a chart (`format=svg`, `Accept: image/svg+xml`, `/reports/{id}/svg`),
+//! A report's table as a chart (`format=svg`, or `Accept: image/svg+xml`),
 //! drawn with plotters' SVG backend from the cells of the answer, so it shows exactly the release
 //! the JSON and CSV give (from the ledger when asked again: no new cost). The chart follows the
 //! table's shape: bars for one category, lines over time, a matrix for two or more categories
 //! (citizenship by country of exploitation, a corridor by its end). Margins are error bars or
 //! `±` labels; a withheld cell is drawn as the word "withheld", never as a zero. Every mark (a bar,
 //! a point, a matrix cell) is filled with [`MARK`] and nothing else is, so a test can count them.
+
+use std::collections::HashMap;
 
 use plotters::element::ErrorBar;
 use plotters::prelude::*;
@@ -18,17 +20,21 @@ pub const MARK: RGBColor = RGBColor(31, 119, 180);
 const INK: RGBColor = RGBColor(33, 33, 33);
 const MUTED: RGBColor = RGBColor(90, 90, 90);
 const RULE: RGBColor = RGBColor(200, 200, 200);
-/// Line colours of the series of a line chart (their points are marks, in [`MARK`]).
+/// Line colours of the series of a line chart (their points are marks, in [`MARK`]); dark enough
+/// for their names, written in them, to read at 4.5:1 on white.
 const SERIES: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(214, 39, 40),
-    RGBColor(44, 160, 44),
-    RGBColor(148, 103, 189),
+    RGBColor(31, 95, 153),
+    RGBColor(178, 34, 34),
+    RGBColor(46, 125, 50),
+    RGBColor(106, 61, 154),
     RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(188, 189, 34),
+    RGBColor(173, 20, 87),
+    RGBColor(85, 85, 85),
+    RGBColor(122, 96, 0),
 ];
+/// The largest matrix drawn; a country-by-country table beyond it is in the table only.
+const MAX_ROWS: usize = 120;
+const MAX_COLS: usize = 40;
 const FONT: &str = "sans-serif";
 const WIDTH: u32 = 960;
 const TOP: i32 = 84;
@@ -76,8 +82,14 @@ fn values(cells: &[Cell], d: usize) -> Vec<String> {
     seen
 }
 
+/// Axis steps: four even integer steps up to at least `max`.
+fn ticks(max: i64) -> Vec<i64> {
+    let step = ((max.max(1) + 3) / 4).max(1);
+    (0..=4).map(|k| k * step).collect()
+}
+
 /// The chart of `result`, as an SVG document with a title and a description for screen readers.
-pub fn svg(result: &ReportResult) -> String {
+pub fn svg(result: &ReportResult) -> Result<String, String> {
     let dims = &result.dimensions;
     let parts: Vec<&Cell> = result.cells.iter().filter(|c| !c.key.iter().any(|k| k == TOTAL)).collect();
     let whole: Vec<Cell> = match dims.is_empty() {
@@ -99,11 +111,23 @@ pub fn svg(result: &ReportResult) -> String {
             "Line chart" => lines(&root, &whole, dims.len()),
             _ => matrix(&root, &whole, dims.len()),
         });
-        if let Err(error) = drawn.and_then(|_| root.present().map_err(Into::into)) {
-            tracing::error!(%error, report = %result.report, "chart not drawn");
-        }
+        drawn.and_then(|_| root.present().map_err(Into::into)).map_err(|e| e.to_string())?;
     }
-    accessible(out, result, kind, &whole)
+    let drawn = match kind {
+        "Matrix" => {
+            let (rows, cols) = matrix_axes(&whole, dims.len());
+            whole
+                .iter()
+                .filter(|c| {
+                    released(c).is_some()
+                        && rows.contains(&c.key[..dims.len() - 1].to_vec())
+                        && cols.contains(&c.key[dims.len() - 1])
+                })
+                .count()
+        }
+        _ => whole.iter().filter(|c| released(c).is_some()).count(),
+    };
+    Ok(accessible(out, result, kind, &whole, drawn))
 }
 
 fn period(result: &ReportResult) -> String {
@@ -146,7 +170,8 @@ fn bars(root: &Area, cells: &[Cell], dim: Option<&Dimension>) -> Drawn {
     let (shown, left_out) = shown_bars(cells);
     let (left, right) = (240, WIDTH as i32 - 110);
     let top = TOP + 30;
-    let max = shown.iter().filter_map(|c| released(c)).map(|(v, m)| v + m).max().unwrap_or(1).max(1) as f64;
+    let steps = ticks(shown.iter().filter_map(|c| released(c)).map(|(v, m)| v + m).max().unwrap_or(1));
+    let max = steps[4] as f64;
     let x = |v: i64| left + ((v.max(0) as f64 / max) * f64::from(right - left)) as i32;
     if let Some(dim) = dim {
         root.draw(&Text::new(label(&dim.to_string()), (20, top - 14), font(12, &MUTED)))?;
@@ -166,8 +191,7 @@ fn bars(root: &Area, cells: &[Cell], dim: Option<&Dimension>) -> Drawn {
     }
     let base = top + shown.len() as i32 * 26 + 6;
     root.draw(&PathElement::new(vec![(left, base), (right, base)], RULE.stroke_width(1)))?;
-    for step in 0..=4 {
-        let v = (max * f64::from(step) / 4.0).round() as i64;
+    for v in steps {
         root.draw(&Text::new(v.to_string(), (x(v), base + 14), anchored(11, &MUTED, HPos::Center)))?;
     }
     if left_out > 0 {
@@ -181,14 +205,15 @@ fn lines(root: &Area, cells: &[Cell], dims: usize) -> Drawn {
     let periods = values(cells, 0);
     let series: Vec<String> = if dims == 2 { values(cells, 1) } else { vec![String::new()] };
     let (left, right, top, bottom) = (70, WIDTH as i32 - 210, TOP + 20, TOP + 340);
-    let max = cells.iter().filter_map(released).map(|(v, m)| v + m).max().unwrap_or(1).max(1) as f64;
+    let steps = ticks(cells.iter().filter_map(released).map(|(v, m)| v + m).max().unwrap_or(1));
+    let max = steps[4] as f64;
     let step = f64::from(right - left) / (periods.len().max(2) - 1) as f64;
+    let by_key: HashMap<&[String], &Cell> = cells.iter().map(|c| (c.key.as_slice(), c)).collect();
     let x = |i: usize| left + (i as f64 * step) as i32;
     let y = |v: i64| bottom - ((v.max(0) as f64 / max) * f64::from(bottom - top)) as i32;
     root.draw(&PathElement::new(vec![(left, bottom), (right, bottom)], RULE.stroke_width(1)))?;
     root.draw(&PathElement::new(vec![(left, top), (left, bottom)], RULE.stroke_width(1)))?;
-    for k in 0..=4 {
-        let v = (max * f64::from(k) / 4.0).round() as i64;
+    for v in steps {
         root.draw(&Text::new(v.to_string(), (left - 6, y(v)), anchored(11, &MUTED, HPos::Right)))?;
     }
     let every = periods.len().div_ceil(12).max(1);
@@ -199,7 +224,11 @@ fn lines(root: &Area, cells: &[Cell], dims: usize) -> Drawn {
     let mut ends: Vec<(i32, String, RGBColor)> = Vec::new();
     for (s, name) in series.iter().enumerate() {
         let color = SERIES[s % SERIES.len()];
-        let point = |i: usize| cells.iter().find(|c| c.key[0] == periods[i] && (dims == 1 || c.key[1] == *name));
+        let point = |i: usize| {
+            let key: Vec<String> =
+                if dims == 1 { vec![periods[i].clone()] } else { vec![periods[i].clone(), name.clone()] };
+            by_key.get(key.as_slice()).copied()
+        };
         let mut run: Vec<(i32, i32)> = Vec::new();
         let mut last = None;
         for i in 0..periods.len() {
@@ -248,15 +277,19 @@ fn lines(root: &Area, cells: &[Cell], dims: usize) -> Drawn {
 fn matrix_axes(cells: &[Cell], dims: usize) -> (Vec<Vec<String>>, Vec<String>) {
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut cols: Vec<String> = Vec::new();
+    let (mut seen_rows, mut seen_cols) = (std::collections::HashSet::new(), std::collections::HashSet::new());
     for cell in cells.iter().filter(|c| released(c).is_some()) {
         let row = cell.key[..dims - 1].to_vec();
-        if !rows.contains(&row) {
+        if seen_rows.insert(row.clone()) {
             rows.push(row);
         }
-        if !cols.contains(&cell.key[dims - 1]) {
+        if seen_cols.insert(cell.key[dims - 1].clone()) {
             cols.push(cell.key[dims - 1].clone());
         }
     }
+    // The first rows and columns in table order, up to the largest matrix drawn.
+    rows.truncate(MAX_ROWS);
+    cols.truncate(MAX_COLS);
     (rows, cols)
 }
 
@@ -274,6 +307,7 @@ fn matrix_width(cells: &[Cell], dims: &[Dimension], kind: &str) -> u32 {
 
 fn matrix(root: &Area, cells: &[Cell], dims: usize) -> Drawn {
     let (rows, cols) = matrix_axes(cells, dims);
+    let by_key: HashMap<&[String], &Cell> = cells.iter().map(|c| (c.key.as_slice(), c)).collect();
     let (left, top, w, h) = (260, TOP + 50, 110, 26);
     let max = cells.iter().filter_map(released).map(|(v, _)| v).max().unwrap_or(1).max(1) as f64;
     for (j, col) in cols.iter().enumerate() {
@@ -286,16 +320,16 @@ fn matrix(root: &Area, cells: &[Cell], dims: usize) -> Drawn {
         root.draw(&Text::new(name, (left - 8, y + h / 2), anchored(11, &INK, HPos::Right)))?;
         for (j, col) in cols.iter().enumerate() {
             let x = left + j as i32 * w;
-            let Some(cell) = cells.iter().find(|c| c.key[..dims - 1] == row[..] && c.key[dims - 1] == *col) else {
-                continue;
-            };
+            let mut key = row.clone();
+            key.push(col.clone());
+            let Some(cell) = by_key.get(key.as_slice()).copied() else { continue };
             let centre = (x + w / 2, y + h / 2);
             match released(cell) {
                 Some((v, m)) => {
-                    let strength = 0.15 + 0.75 * (v.max(0) as f64 / max);
+                    // At most 0.6 of the mark's colour, so dark text reads on every cell.
+                    let strength = 0.1 + 0.5 * (v.max(0) as f64 / max);
                     root.draw(&Rectangle::new([(x + 1, y + 1), (x + w - 1, y + h - 1)], MARK.mix(strength).filled()))?;
-                    let ink = if strength > 0.55 { WHITE } else { INK };
-                    root.draw(&Text::new(format!("{v} ±{m}"), centre, anchored(11, &ink, HPos::Center)))?;
+                    root.draw(&Text::new(format!("{v} ±{m}"), centre, anchored(11, &INK, HPos::Center)))?;
                 }
                 None => root.draw(&Text::new("withheld", centre, anchored(10, &MUTED, HPos::Center)))?,
             }
@@ -310,7 +344,7 @@ fn escape(text: &str) -> String {
 
 /// Adds what assistive technology reads: `role="img"`, a `<title>` and a `<desc>` that says what
 /// the chart shows in words, the largest released values with their margins among them.
-fn accessible(mut svg: String, result: &ReportResult, kind: &str, cells: &[Cell]) -> String {
+fn accessible(mut svg: String, result: &ReportResult, kind: &str, cells: &[Cell], drawn: usize) -> String {
     let released_cells: Vec<(&Cell, i64, i64)> =
         cells.iter().filter_map(|c| released(c).map(|(v, m)| (c, v, m))).collect();
     let withheld = cells.len() - released_cells.len();
@@ -330,7 +364,7 @@ fn accessible(mut svg: String, result: &ReportResult, kind: &str, cells: &[Cell]
         .collect();
     let dims: Vec<String> = result.dimensions.iter().map(|d| label(&d.to_string())).collect();
     let desc = format!(
-        "{kind} of {} by {}; {}; {}; {}. {} values released, {} withheld (counts below k). Largest: {}.",
+        "{kind} of {} by {}; {}; {}; {}. {} values released, {} withheld (counts below k){}. Largest: {}.",
         result.title,
         if dims.is_empty() { "nothing".into() } else { dims.join(" and ") },
         period(result),
@@ -338,6 +372,11 @@ fn accessible(mut svg: String, result: &ReportResult, kind: &str, cells: &[Cell]
         counts(result),
         released_cells.len(),
         withheld,
+        if drawn < released_cells.len() {
+            format!("; {drawn} drawn, the rest in the table only")
+        } else {
+            String::new()
+        },
         if named.is_empty() { "none".into() } else { named.join("; ") },
     );
     let id = result.report.replace(|c: char| !c.is_ascii_alphanumeric(), "-");

@@ -39,7 +39,9 @@ pub async fn list_reports(state: web::Data<AppState>, principal: Principal) -> A
 /// The format an `Accept` header asks for, when it names CSV or SVG.
 fn accepted(req: &HttpRequest) -> Option<ReportFormat> {
     let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok())?;
-    accept.split(',').map(str::trim).find_map(|m| match m {
+    // A media type refused with q=0 is not asked for.
+    let refused = |m: &str| m.split(';').skip(1).any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+    accept.split(',').map(str::trim).filter(|m| !refused(m)).find_map(|m| match m {
         m if m.starts_with("text/csv") => Some(ReportFormat::Csv),
         m if m.starts_with("image/svg+xml") => Some(ReportFormat::Svg),
         _ => None,
@@ -140,12 +142,20 @@ async fn answer(
     let result = release::answer(state, principal, ctx, Ask { plugin, own, filters }).await?;
     // The query's format, else the operation's own or the Accept header's (the CSV operation
     // refuses a `format` parameter).
+    let mut ok = HttpResponse::Ok();
+    // The same URL answers JSON, CSV or a chart, by the Accept header.
+    ok.insert_header((header::VARY, "Accept"));
     Ok(match format.or(negotiated).unwrap_or(ReportFormat::Json) {
-        ReportFormat::Csv => {
-            HttpResponse::Ok().content_type("text/csv; charset=utf-8; header=present").body(output::csv(&result))
+        ReportFormat::Csv => ok.content_type("text/csv; charset=utf-8; header=present").body(output::csv(&result)),
+        ReportFormat::Svg => {
+            // Drawing a large grid takes a while: off the request threads.
+            let svg = web::block(move || super::chart::svg(&result))
+                .await
+                .map_err(|e| ApiError::internal("chart", e))?
+                .map_err(|e| ApiError::internal("chart", e))?;
+            ok.content_type("image/svg+xml").body(svg)
         }
-        ReportFormat::Svg => HttpResponse::Ok().content_type("image/svg+xml").body(super::chart::svg(&result)),
-        ReportFormat::Json => HttpResponse::Ok().json(result),
+        ReportFormat::Json => ok.json(result),
     })
 }
 

@@ -45,9 +45,16 @@ fn check(report: &str, svg: &str, release: &Value) {
         .filter(|n| matches!(n.tag_name().name(), "rect" | "circle"))
         .filter(|n| n.attribute("fill").is_some_and(|f| f.eq_ignore_ascii_case(MARK)))
         .count();
-    assert_eq!(marks, shown.len(), "{report}: one mark per released cell, none for a withheld one");
-    let text: String =
-        doc.descendants().filter(|n| n.is_text()).filter_map(|n| n.text()).collect::<Vec<_>>().join("\n");
+    // A matrix larger than the chart shows says how many of its released values it drew.
+    let drawn = desc
+        .split("; ")
+        .find_map(|part| part.strip_suffix(" drawn, the rest in the table only").and_then(|n| n.parse().ok()))
+        .unwrap_or(shown.len());
+    assert_eq!(marks, drawn, "{report}: one mark per released cell, none for a withheld one");
+    // What the chart itself writes (its <text> elements), not its description.
+    let texts: Vec<&str> =
+        doc.descendants().filter(|n| n.tag_name().name() == "text").filter_map(|n| n.text()).map(str::trim).collect();
+    let text = texts.join("\n");
     assert!(text.contains(release["privacy"]["population"].as_str().unwrap()), "{report}: the population is named");
     let guarded = release["privacy"]["guarded"].as_bool().unwrap();
     assert!(text.contains(if guarded { "noisy counts, 95% margins" } else { "exact counts" }), "{report}");
@@ -57,9 +64,9 @@ fn check(report: &str, svg: &str, release: &Value) {
     // Each released value, with its margin, is written in the chart or its description (line
     // charts label their axis and describe the largest values; bars and matrices label each).
     let kind = desc.split(" of ").next().unwrap();
-    if kind != "Line chart" {
+    if kind != "Line chart" && drawn == shown.len() {
         for (v, m) in &shown {
-            assert!(text.contains(&format!("{v} ±{m}")), "{report}: {v} ±{m} is not written");
+            assert!(texts.contains(&format!("{v} ±{m}").as_str()), "{report}: {v} ±{m} is not written");
         }
     }
 }
@@ -95,16 +102,7 @@ async fn every_report_is_a_chart_of_its_release() {
     assert_eq!(negotiated.header("content-type"), Some("image/svg+xml"));
     let listed = partner.get(&paths::query(paths::report("trends"), "format=json")).await.json();
     check("trends (Accept)", &negotiated.text, &listed);
-    let org: uuid::Uuid = {
-        use diesel::prelude::*;
-        use diesel_async::RunQueryDsl;
-        let mut conn = app.pool.get().await.unwrap();
-        haven::db::schema::victims::table
-            .select(haven::db::schema::victims::organization_id)
-            .first(&mut conn)
-            .await
-            .unwrap()
-    };
+    let org = crate::reports::an_organisation_with_cases(&app).await;
     let caseworker = app.caller(org, Role::Caseworker).await;
     let path = paths::report("recruitment-and-control");
     let exact = caseworker.get(&path).await.json();

@@ -50,18 +50,9 @@ async fn the_console_works_in_a_real_browser_and_loads_nothing_from_elsewhere() 
         app.create_org_of_kind("Observatorio", OrganizationKind::InternationalOrganization, Some("PER")).await;
     let partner = app.caller(partners, Role::Partner).await;
     // A caseworker of an organisation with cases, one of them holding identity markers.
-    let org: uuid::Uuid = {
-        use diesel::prelude::*;
-        use diesel_async::RunQueryDsl;
-        let mut conn = app.pool.get().await.unwrap();
-        haven::db::schema::victims::table
-            .select(haven::db::schema::victims::organization_id)
-            .first(&mut conn)
-            .await
-            .unwrap()
-    };
+    let org = crate::reports::an_organisation_with_cases(&app).await;
     let (_, caseworker) = create_victim(&app, org).await;
-    let output = tokio::process::Command::new("python3")
+    let drive = tokio::process::Command::new("python3")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/console/drive.py"))
         .env("HAVEN_BASE", &app.address)
         .env("PARTNER_EMAIL", &partner.user.email)
@@ -69,8 +60,11 @@ async fn the_console_works_in_a_real_browser_and_loads_nothing_from_elsewhere() 
         .env("PASSWORD", PASSWORD)
         .env("MARKERS", MARKERS.join(","))
         .env("AXE", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/console/axe-core/axe.min.js"))
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(300), drive)
         .await
+        .expect("the browser test finishes within five minutes")
         .expect("run python3");
     let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "{log}");

@@ -29,6 +29,12 @@ pub async fn seed(app: &TestApp, victims: u64) {
     haven::seed::run(&app.pool, &crate::helpers::vault_at(&crate::helpers::vault_url(), keys), &options).await.unwrap();
 }
 
+/// An organisation that holds (seeded) cases.
+pub async fn an_organisation_with_cases(app: &TestApp) -> Uuid {
+    let mut conn = app.pool.get().await.unwrap();
+    victims::table.select(victims::organization_id).first(&mut conn).await.unwrap()
+}
+
 /// Distinct victims per (citizenship region, exploitation region), computed here from the rows:
 /// every victim of `org`, or (`org` None) the pooled population: consent to statistics, sharing
 /// organisations.

@@ -144,18 +144,26 @@ def partner_session(width, height):
         sign_in(driver, os.environ["PARTNER_EMAIL"], who)
         accessible(driver, who + " (signed in)")
         before = budget_left(driver)
+        cost = json.loads(api("/api/v1/reports/budget", token))["cost_per_release"]
+        fresh = 0
         for report, params, query in [("trafficking-flows", {"level": "region"}, "?level=region"), ("trends", {}, "")]:
+            asked = json.loads(api("/api/v1/reports/budget", token))["releases"]
             run(driver, report, params)
+            fresh += json.loads(api("/api/v1/reports/budget", token))["releases"] - asked
             release = json.loads(api(f"/api/v1/reports/{report}{query}", token))
             check(release["release"]["repeat"], f"{who}: {report}: the console's question was recorded")
             check(table(driver) == expected_rows(release), f"{who}: {report}: the table is not the JSON release")
             alt = driver.find_element(By.ID, "chart").get_attribute("alt")
-            check(release["title"] in alt and "values released" in alt, f"{who}: {report}: chart text {alt!r}")
+            caption = driver.find_element(By.ID, "chart-caption").text
+            check(release["title"] in alt and "values released" in caption, f"{who}: {report}: chart text {alt!r} {caption!r}")
             csv = download(driver, report + ".csv")
             check(csv == api(f"/api/v1/reports/{report}{query}", token, "text/csv"), f"{who}: {report}: the CSV differs")
         after = budget_left(driver)
         text = driver.find_element(By.ID, "budget-text").text
-        check(after <= before and "Renews on" in text, f"{who}: budget meter {before} -> {after}: {text}")
+        # Each new question cost one release; the chart, the CSV and repeats nothing.
+        spent = fresh * cost
+        check(abs(before - spent - after) < 1e-9 and "Renews on" in text, f"{who}: budget {before} -> {after} after {fresh} new: {text}")
+        check(fresh <= 2, f"{who}: {fresh} releases for two questions")
         accessible(driver, who + " (with a report)")
         no_markers(driver, who)
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
