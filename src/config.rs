@@ -338,8 +338,9 @@ pub struct Settings {
     pub request_timeout: u64,
 
     /// How long a session check is remembered, in milliseconds (0: check the database on every
-    /// request). Revocations made through this process apply at once; other processes sharing the
-    /// database see them within this time.
+    /// request). Revocations apply at once on every process sharing the database: each hears them
+    /// through PostgreSQL LISTEN/NOTIFY, and remembers nothing while it cannot. This bounds only
+    /// what a notice lost to a silent network failure could cost.
     #[arg(long, env = "HAVEN_SESSION_CACHE_MS", default_value_t = 1000)]
     pub session_cache_ms: u64,
 

@@ -217,7 +217,11 @@ fn build_state(settings: Settings, database_url: &str, vault_url: &str, keys: Ke
         pool,
         reports_pool,
         hasher: Arc::new(PasswordHasher::new(settings.hash_concurrency())),
-        throttle: Arc::new(LoginThrottle::new(settings.login_per_address_per_minute, settings.login_per_account_burst)),
+        throttle: Arc::new(LoginThrottle::new(
+            settings.login_per_address_per_minute,
+            settings.login_per_account_burst,
+            identity_keys.derive("login-throttle"),
+        )),
         sessions: Arc::new(crate::auth::session_cache::SessionCache::new(Duration::from_millis(
             settings.session_cache_ms,
         ))),
@@ -272,6 +276,9 @@ impl Application {
         )
         .map_err(StartupError::Task)?;
         tokio::spawn(worker.supervise());
+        if state.settings.session_cache_ms > 0 {
+            tokio::spawn(crate::auth::revocations::listen(url.to_owned(), state.sessions.clone()));
+        }
         if state.settings.retention_interval_min > 0 {
             let every = std::time::Duration::from_secs(state.settings.retention_interval_min * 60);
             tokio::spawn(crate::retention::supervise(state.pool.clone(), state.vault.clone(), every));

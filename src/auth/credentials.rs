@@ -74,7 +74,7 @@ pub async fn enrol(
     let EnrolRequest { token, password } = body.0;
     let password = Zeroizing::new(password);
     let address = address(&ctx);
-    state.throttle.check_address(address)?;
+    state.throttle.admit_address(&state.pool, address).await?;
     let found = {
         let mut conn = state.pool.get().await?;
         let live = match token.len() <= 128 {
@@ -123,7 +123,7 @@ pub async fn enrol(
             Ok(Enrolled { user_id: user.id, awaiting_approval: awaiting })
         })
         .await?;
-    state.throttle.record_success(address, None);
+    state.throttle.succeeded(&state.pool, address, None).await;
     Ok(HttpResponse::Ok().insert_header(super::credential_answer::no_store()).json(enrolled))
 }
 
@@ -158,12 +158,12 @@ pub async fn change_password(
         .await?;
     let account = email.to_lowercase();
     let address = address(&ctx);
-    state.throttle.check(address, &account)?;
+    state.throttle.admit(&state.pool, address, &account).await?;
     if current_password.len() > 1024 || !state.hasher.verify(current_password, hash).await? {
         // Not 401: the caller is authenticated, and a client must not take this for an expired token.
         return Err(ApiError::validation("current_password", "is not your current password"));
     }
-    state.throttle.record_success(address, Some(&account));
+    state.throttle.succeeded(&state.pool, address, Some(&account)).await;
     let parsed = NewPassword::parse(new_password, &email).map_err(|m| ApiError::validation("new_password", m))?;
     let hash = state.hasher.hash(parsed.expose()).await?;
     let mut conn = state.pool.get().await?;

@@ -1,11 +1,11 @@
-//! `POST /auth/login`. Order matters: throttle (no database, no hashing), look the account up and
+//! `POST /auth/login`. Order matters: throttle (no hashing), look the account up and
 //! release the connection, hash (bounded, off the executor), then write the outcome. Unknown and
 //! locked-out accounts answer exactly like known ones, so responses do not reveal who has an account.
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Int4, Nullable, Timestamptz};
+use diesel::sql_types::{Bool, Bytea, Int4, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 use super::credential_answer::{TokenResponse, no_store, tokens};
 use super::{second_factor, sessions};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
+use crate::db::fixed::fixed;
 use crate::db::schema::users;
 use crate::domain::Role;
 use crate::error::{ApiError, ApiResult};
@@ -39,7 +40,54 @@ pub struct LoginRequest {
     pub recovery_code: Option<String>,
 }
 
-#[derive(Queryable)]
+/// An account, or nothing but the lock of an email that has none.
+const LOOKUP: &str = "SELECT u.id, u.organization_id, u.password_hash, u.role, u.disabled, u.token_version,
+        u.locked_until, u.awaiting_approval, k.locked_until AS unknown_locked_until
+    FROM (SELECT 1) AS one
+    LEFT JOIN users u ON lower(u.email) = $1
+    LEFT JOIN login_lockouts k ON k.account_key = $2 AND u.id IS NULL";
+
+#[derive(QueryableByName)]
+struct Lookup {
+    #[diesel(sql_type = Nullable<diesel::sql_types::Uuid>)]
+    id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<diesel::sql_types::Uuid>)]
+    organization_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<Text>)]
+    password_hash: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    role: Option<Role>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    disabled: Option<bool>,
+    #[diesel(sql_type = Nullable<Int4>)]
+    token_version: Option<i32>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    locked_until: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    awaiting_approval: Option<bool>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    unknown_locked_until: Option<DateTime<Utc>>,
+}
+
+impl Lookup {
+    fn split(self) -> (Option<Account>, Option<DateTime<Utc>>) {
+        let account = match (self.id, self.organization_id, self.role, self.disabled, self.token_version) {
+            (Some(id), Some(organization_id), Some(role), Some(disabled), Some(token_version)) => Some(Account {
+                id,
+                organization_id,
+                password_hash: self.password_hash,
+                role,
+                disabled,
+                token_version,
+                locked_until: self.locked_until,
+                awaiting_approval: self.awaiting_approval.unwrap_or(false),
+            }),
+            _ => None,
+        };
+        (account, self.unknown_locked_until)
+    }
+}
+
 struct Account {
     id: Uuid,
     organization_id: Uuid,
@@ -81,37 +129,32 @@ pub async fn login(
     let password = Zeroizing::new(password);
     let account = email.trim().to_lowercase();
     let address = ctx.client_address.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-    state.throttle.check(address, &account)?;
+    state.throttle.admit(&state.pool, address, &account).await?;
     if account.len() > 254 || password.len() > 1024 {
         // No such account can exist; answer without hashing a megabyte.
         return Err(ApiError::InvalidCredentials);
     }
 
-    let found: Option<Account> = {
+    // One statement for a known and an unknown email alike: the account, or the lock that an
+    // email with no account carries (on every process: `login_lockouts`).
+    let looked_up: Lookup = {
         let mut conn = state.pool.get().await?;
-        users::table
-            .filter(crate::db::lower(users::email).eq(&account))
-            .select((
-                users::id,
-                users::organization_id,
-                users::password_hash,
-                users::role,
-                users::disabled,
-                users::token_version,
-                users::locked_until,
-                users::awaiting_approval,
-            ))
-            .first(&mut conn)
-            .await
-            .optional()?
+        fixed(LOOKUP)
+            .bind::<Text, _>(account.clone())
+            .bind::<Bytea, _>(state.throttle.shared.account_key(&account))
+            .get_result(&mut conn)
+            .await?
         // The connection goes back to the pool before hashing: a burst of slow logins must not
         // hold every connection.
     };
     let now = Utc::now();
+    let (found, unknown_locked_until) = looked_up.split();
     let lock_left = match &found {
-        Some(user) => user.locked_until.filter(|t| *t > now).map(|t| t - now),
-        None => state.throttle.unknown_account_lock(&account),
-    };
+        Some(user) => user.locked_until,
+        None => unknown_locked_until,
+    }
+    .filter(|t| *t > now)
+    .map(|t| t - now);
     if let Some(left) = lock_left {
         let event = match &found {
             Some(user) => failure_event(user, AuditOutcome::Denied, "locked", false),
@@ -126,8 +169,11 @@ pub async fn login(
     let settings = &state.settings;
     let mut conn = state.pool.get().await?;
     let Some(user) = found else {
-        let locked_now =
-            state.throttle.record_unknown_failure(&account, settings.lockout_threshold, settings.lockout_minutes);
+        let locked_now = state
+            .throttle
+            .shared
+            .record_unknown_failure(&mut conn, &account, settings.lockout_threshold, settings.lockout_minutes)
+            .await?;
         let event = Event::new(AuditAction::LoginFailed, AuditOutcome::Failure)
             .details(serde_json::json!({ "reason": "unknown_account", "locked": locked_now }));
         audit::record(&mut conn, &ctx, event).await?;
@@ -200,7 +246,7 @@ pub async fn login(
             Ok(started)
         })
         .await?;
-    state.throttle.record_success(address, Some(&account));
+    state.throttle.succeeded(&state.pool, address, Some(&account)).await;
     Ok(HttpResponse::Ok().insert_header(no_store()).json(tokens(
         &state,
         id,

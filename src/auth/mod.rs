@@ -8,11 +8,13 @@ pub mod enrolments;
 pub mod login;
 pub mod password;
 pub mod principal;
+pub mod revocations;
 pub mod routes;
 pub mod second_factor;
 pub mod second_factor_store;
 pub mod session_cache;
 pub mod sessions;
+pub mod shared_limits;
 pub mod throttle;
 pub mod tokens;
 

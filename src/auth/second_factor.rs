@@ -104,7 +104,7 @@ async fn holder(state: &AppState, ctx: &RequestContext, email: &str, password: S
     let password = Zeroizing::new(password);
     let account = email.trim().to_lowercase();
     let address = ctx.client_address.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-    state.throttle.check(address, &account)?;
+    state.throttle.admit(&state.pool, address, &account).await?;
     type Row = (Uuid, Uuid, String, Role, bool, Option<String>, bool, Option<String>, Option<Vec<u8>>, Option<Vec<u8>>);
     let found: Option<Row> = users::table
         .filter(crate::db::lower(users::email).eq(&account))
@@ -127,7 +127,7 @@ async fn holder(state: &AppState, ctx: &RequestContext, email: &str, password: S
     let matched = password.len() <= 1024 && state.hasher.verify(password, hash).await?;
     match found {
         Some((id, organization_id, email, role, false, _, totp_active, key_id, nonce, ciphertext)) if matched => {
-            state.throttle.record_success(address, Some(&account));
+            state.throttle.succeeded(&state.pool, address, Some(&account)).await;
             let sealed = match (key_id, nonce, ciphertext) {
                 (Some(key_id), Some(nonce), Some(ciphertext)) => Some(Sealed { key_id, nonce, ciphertext }),
                 _ => None,

@@ -2,12 +2,16 @@
 //! trip each time (the largest part of authentication: verifying the token itself is ~2 us).
 //!
 //! Every revocation made by this process (logout, refresh-token reuse, a user's role, status or
-//! password changed) forgets everything after it commits, so here it takes effect at once. Another
-//! Haven process on the same database, or a change made outside Haven, is seen within the
-//! time-to-live (`HAVEN_SESSION_CACHE_MS`, 0 = check the database on every request).
+//! password changed) forgets everything after it commits, so here it takes effect at once. One made
+//! by another Haven process on the same database, or by hand, is announced by a trigger and heard
+//! through `LISTEN` (`auth::revocations`), which forgets everything too. The memory is used only
+//! while that listener is connected: before it first connects, and whenever its connection drops,
+//! every request checks the database. The time-to-live (`HAVEN_SESSION_CACHE_MS`, 0 = check the
+//! database on every request) bounds what a notice lost in a silent network failure could cost.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -32,6 +36,8 @@ const MAX_ENTRIES: usize = 100_000;
 
 pub struct SessionCache {
     ttl: Duration,
+    /// Whether revocations by others are being heard; without it nothing is recalled.
+    listening: AtomicBool,
     inner: Mutex<Inner>,
 }
 
@@ -45,7 +51,17 @@ struct Inner {
 
 impl SessionCache {
     pub fn new(ttl: Duration) -> SessionCache {
-        SessionCache { ttl, inner: Mutex::new(Inner::default()) }
+        SessionCache { ttl, listening: AtomicBool::new(false), inner: Mutex::new(Inner::default()) }
+    }
+
+    /// The revocation listener connected (`true`, after it has issued `LISTEN`) or lost its
+    /// connection (`false`). Either way everything remembered is forgotten: notices may have been
+    /// missed meanwhile.
+    pub fn set_listening(&self, listening: bool) {
+        let mut inner = self.lock();
+        self.listening.store(listening, Ordering::SeqCst);
+        inner.generation += 1;
+        inner.entries.clear();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -56,6 +72,9 @@ impl SessionCache {
     /// to pass to [`SessionCache::remember`] after a database check.
     pub fn recall(&self, session: Uuid) -> (Option<SessionFacts>, u64) {
         let inner = self.lock();
+        if !self.listening.load(Ordering::SeqCst) {
+            return (None, inner.generation);
+        }
         let fresh = inner
             .entries
             .get(&session)
@@ -69,7 +88,7 @@ impl SessionCache {
             return;
         }
         let mut inner = self.lock();
-        if inner.generation != generation {
+        if inner.generation != generation || !self.listening.load(Ordering::SeqCst) {
             return;
         }
         if inner.entries.len() >= MAX_ENTRIES {
@@ -78,7 +97,7 @@ impl SessionCache {
         inner.entries.insert(session, (Instant::now(), facts));
     }
 
-    /// After a revocation has committed.
+    /// After a revocation has committed, here or (announced) anywhere.
     pub fn forget_all(&self) {
         let mut inner = self.lock();
         inner.generation += 1;
@@ -129,9 +148,15 @@ mod tests {
         }
     }
 
+    fn listening(ttl: Duration) -> SessionCache {
+        let cache = SessionCache::new(ttl);
+        cache.set_listening(true);
+        cache
+    }
+
     #[test]
     fn remembers_for_the_ttl_and_forgets_on_revocation() {
-        let cache = SessionCache::new(Duration::from_secs(60));
+        let cache = listening(Duration::from_secs(60));
         let sid = Uuid::new_v4();
         let (none, generation) = cache.recall(sid);
         assert!(none.is_none());
@@ -143,7 +168,7 @@ mod tests {
 
     #[test]
     fn a_check_that_raced_a_revocation_is_not_stored() {
-        let cache = SessionCache::new(Duration::from_secs(60));
+        let cache = listening(Duration::from_secs(60));
         let sid = Uuid::new_v4();
         let (_, generation) = cache.recall(sid);
         cache.forget_all(); // a revocation commits while the check is at the database
@@ -153,7 +178,7 @@ mod tests {
 
     #[actix_web::test]
     async fn only_work_that_revoked_or_failed_forgets() {
-        let cache = std::sync::Arc::new(SessionCache::new(Duration::from_secs(60)));
+        let cache = std::sync::Arc::new(listening(Duration::from_secs(60)));
         let sid = Uuid::new_v4();
         cache.remember(sid, facts(), cache.recall(sid).1);
         let kept = revoking_when(cache.clone(), async { Ok(false) }, |revoked| *revoked).await.unwrap();
@@ -168,12 +193,27 @@ mod tests {
 
     #[test]
     fn zero_ttl_and_expired_sessions_are_never_recalled() {
-        let off = SessionCache::new(Duration::ZERO);
+        let off = listening(Duration::ZERO);
         let sid = Uuid::new_v4();
         off.remember(sid, facts(), 0);
         assert!(off.recall(sid).0.is_none());
-        let cache = SessionCache::new(Duration::from_secs(60));
+        let cache = listening(Duration::from_secs(60));
         cache.remember(sid, SessionFacts { expires_at: Utc::now() - chrono::Duration::seconds(1), ..facts() }, 0);
         assert!(cache.recall(sid).0.is_none());
+    }
+
+    #[test]
+    fn nothing_is_recalled_while_revocations_are_not_heard() {
+        let cache = SessionCache::new(Duration::from_secs(60));
+        let sid = Uuid::new_v4();
+        cache.remember(sid, facts(), cache.recall(sid).1);
+        assert!(cache.recall(sid).0.is_none(), "not yet listening");
+        cache.set_listening(true);
+        cache.remember(sid, facts(), cache.recall(sid).1);
+        assert!(cache.recall(sid).0.is_some());
+        cache.set_listening(false);
+        assert!(cache.recall(sid).0.is_none(), "the listener's connection dropped");
+        cache.set_listening(true);
+        assert!(cache.recall(sid).0.is_none(), "what was remembered before the drop is gone");
     }
 }

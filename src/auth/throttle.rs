@@ -4,22 +4,26 @@
 //! early even while its first attempts are still being checked; an attempt that succeeds gives its
 //! cells back (as a credit the key's next attempt uses), so only failures count in the end: an
 //! office behind one address, or a developer re-running a walk-through, is never throttled for
-//! logging in right. In-memory per instance; the lockout after repeated failures is in the
-//! database and so holds across instances.
+//! logging in right. The in-memory limiter is the first line (a flood is refused without a database
+//! round trip); what it lets through is counted again in the limits every process shares
+//! (`shared_limits`), so several processes on one database hold the same rates as one. The lockout
+//! after repeated failures is in the database too.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::error::ApiError;
+use super::shared_limits::{Rate, SharedLimits};
+use crate::db::Pool;
+use crate::error::{ApiError, ApiResult};
 
 /// Accounts are keyed by a hash of the submitted email: bounded memory whatever is submitted.
 type AccountKey = [u8; 32];
@@ -31,12 +35,12 @@ pub struct LoginThrottle {
     checks: AtomicU64,
     /// Cells given back by successful attempts, per key, each worth one future attempt.
     credits: Mutex<HashMap<Gate, u32>>,
-    /// Failures and locks of emails that have no account, so that they lock out exactly like real
-    /// accounts do and a lockout does not reveal that an account exists.
-    unknown: Mutex<HashMap<AccountKey, (u32, Option<Instant>)>>,
+    /// The same rates, across every process on the database.
+    pub shared: SharedLimits,
 }
 
-const UNKNOWN_CAPACITY: usize = 100_000;
+/// Bounds the credits kept, whatever is submitted.
+const CREDITS_CAPACITY: usize = 100_000;
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Gate {
@@ -67,9 +71,13 @@ fn address_key(address: IpAddr) -> IpAddr {
 const ACCOUNT_REPLENISH: Duration = Duration::from_secs(180);
 
 impl LoginThrottle {
-    pub fn new(per_address_per_minute: u32, per_account_burst: u32) -> LoginThrottle {
+    /// `key` keys the digests accounts are known by in the database.
+    pub fn new(per_address_per_minute: u32, per_account_burst: u32, key: [u8; 32]) -> LoginThrottle {
         let per_minute = NonZeroU32::new(per_address_per_minute).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(per_account_burst).unwrap_or(NonZeroU32::MIN);
+        let per_address =
+            Rate { period: 60.0 / f64::from(per_minute.get()), burst: per_minute.get(), credits: MAX_CREDITS };
+        let per_account = Rate { period: ACCOUNT_REPLENISH.as_secs_f64(), burst: burst.get(), credits: MAX_CREDITS };
         LoginThrottle {
             per_address: RateLimiter::keyed(Quota::per_minute(per_minute)),
             per_account: RateLimiter::keyed(
@@ -78,40 +86,36 @@ impl LoginThrottle {
             clock: DefaultClock::default(),
             checks: AtomicU64::new(0),
             credits: Mutex::new(HashMap::new()),
-            unknown: Mutex::new(HashMap::new()),
+            shared: SharedLimits::new(key, per_address, per_account),
         }
     }
 
-    /// Time left on the lock of an email that has no account, if it is "locked".
-    pub fn unknown_account_lock(&self, account: &str) -> Option<chrono::Duration> {
-        let map = self.unknown.lock().unwrap_or_else(|e| e.into_inner());
-        let (_, until) = map.get(&account_key(account))?;
-        let left = until.and_then(|t| t.checked_duration_since(Instant::now()))?;
-        chrono::Duration::from_std(left).ok()
+    /// Takes a cell of the address's and the account's limits, here and then across processes;
+    /// 429 when either is spent. Call before any password work.
+    pub async fn admit(&self, pool: &Pool, address: IpAddr, account: &str) -> ApiResult<()> {
+        self.check(address, account)?;
+        self.shared.take(&mut *pool.get().await?, address_key(address), Some(account)).await
     }
 
-    /// Counts a failed login for an email with no account; returns whether it is now locked.
-    pub fn record_unknown_failure(&self, account: &str, threshold: u32, lock_minutes: u64) -> bool {
-        let mut map = self.unknown.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= UNKNOWN_CAPACITY {
-            let now = Instant::now();
-            map.retain(|_, (_, until)| until.is_some_and(|t| t > now));
-            if map.len() >= UNKNOWN_CAPACITY {
-                map.clear();
-            }
-        }
-        let entry = map.entry(account_key(account)).or_insert((0, None));
-        entry.0 += 1;
-        if entry.0 >= threshold {
-            *entry = (0, Some(Instant::now() + Duration::from_secs(lock_minutes * 60)));
-            return true;
-        }
-        false
+    /// As [`admit`](Self::admit), for attempts that name no account (redeeming an enrolment token).
+    pub async fn admit_address(&self, pool: &Pool, address: IpAddr) -> ApiResult<()> {
+        self.check_address(address)?;
+        self.shared.take(&mut *pool.get().await?, address_key(address), None).await
     }
 
-    /// Takes a cell (or a credit) of the address's and the account's limits; 429 when either is
-    /// spent. Call before any password work.
-    pub fn check(&self, address: IpAddr, account: &str) -> Result<(), ApiError> {
+    /// The attempt succeeded: its cells come back, here and across processes. Failing to give
+    /// them back only leaves the limits stricter, so it is logged, not answered.
+    pub async fn succeeded(&self, pool: &Pool, address: IpAddr, account: Option<&str>) {
+        self.record_success(address, account);
+        let shared = async { self.shared.give_back(&mut *pool.get().await?, address_key(address), account).await };
+        if let Err(e) = shared.await {
+            tracing::warn!(error = %e, "could not give login attempts back");
+        }
+    }
+
+    /// Takes a cell (or a credit) of the address's and the account's limits in this process; 429
+    /// when either is spent.
+    fn check(&self, address: IpAddr, account: &str) -> Result<(), ApiError> {
         if self.checks.fetch_add(1, Ordering::Relaxed) % 1024 == 1023 {
             self.per_address.retain_recent();
             self.per_account.retain_recent();
@@ -122,16 +126,14 @@ impl LoginThrottle {
         self.take(Gate::Account(account), || self.per_account.check_key(&account))
     }
 
-    /// As [`check`](Self::check), for attempts that name no account (redeeming an enrolment token).
-    pub fn check_address(&self, address: IpAddr) -> Result<(), ApiError> {
+    fn check_address(&self, address: IpAddr) -> Result<(), ApiError> {
         let address = address_key(address);
         self.take(Gate::Address(address), || self.per_address.check_key(&address))
     }
 
-    /// The attempt succeeded: its cells come back, so only failures count.
-    pub fn record_success(&self, address: IpAddr, account: Option<&str>) {
+    fn record_success(&self, address: IpAddr, account: Option<&str>) {
         let mut credits = self.credits.lock().unwrap_or_else(|e| e.into_inner());
-        if credits.len() >= UNKNOWN_CAPACITY {
+        if credits.len() >= CREDITS_CAPACITY {
             credits.clear();
         }
         let gates = [Some(Gate::Address(address_key(address))), account.map(|a| Gate::Account(account_key(a)))];
@@ -166,7 +168,7 @@ mod tests {
 
     #[test]
     fn limits_per_account_and_per_address() {
-        let t = LoginThrottle::new(100, 3);
+        let t = LoginThrottle::new(100, 3, [0; 32]);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         for _ in 0..3 {
             assert!(t.check(a, "x@example.org").is_ok());
@@ -174,13 +176,13 @@ mod tests {
         assert!(matches!(t.check(a, "x@example.org"), Err(ApiError::TooManyRequests { .. })));
         assert!(t.check(a, "y@example.org").is_ok(), "another account is not affected");
 
-        let t = LoginThrottle::new(2, 100);
+        let t = LoginThrottle::new(2, 100, [0; 32]);
         assert!(t.check(a, "a@example.org").is_ok());
         assert!(t.check(a, "b@example.org").is_ok());
         assert!(t.check(a, "c@example.org").is_err(), "address limit spans accounts");
         assert!(t.check("10.0.0.2".parse().unwrap(), "c@example.org").is_ok());
 
-        let t = LoginThrottle::new(1, 100);
+        let t = LoginThrottle::new(1, 100, [0; 32]);
         assert!(t.check("2001:db8::1".parse().unwrap(), "a@example.org").is_ok());
         assert!(t.check("2001:db8::2".parse().unwrap(), "b@example.org").is_err(), "same /64");
         assert!(t.check("2001:db9::1".parse().unwrap(), "b@example.org").is_ok());
@@ -188,7 +190,7 @@ mod tests {
 
     #[test]
     fn successful_attempts_give_their_cells_back() {
-        let t = LoginThrottle::new(2, 2);
+        let t = LoginThrottle::new(2, 2, [0; 32]);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         for _ in 0..50 {
             assert!(t.check(a, "x@example.org").is_ok(), "logging in right is never throttled");
@@ -198,17 +200,5 @@ mod tests {
         assert!(t.check(a, "x@example.org").is_ok());
         assert!(t.check(a, "x@example.org").is_err(), "failures still count");
         assert!(t.check_address("10.0.0.3".parse().unwrap()).is_ok());
-    }
-
-    #[test]
-    fn unknown_accounts_lock_like_real_ones() {
-        let t = LoginThrottle::new(100, 100);
-        assert!(!t.record_unknown_failure("ghost@example.org", 3, 15));
-        assert!(!t.record_unknown_failure("ghost@example.org", 3, 15));
-        assert!(t.unknown_account_lock("ghost@example.org").is_none());
-        assert!(t.record_unknown_failure("ghost@example.org", 3, 15));
-        let left = t.unknown_account_lock("ghost@example.org").unwrap();
-        assert!(left.num_seconds() > 14 * 60);
-        assert!(t.unknown_account_lock("other@example.org").is_none());
     }
 }

@@ -504,6 +504,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    login_limits (gate) {
+        gate -> Bytea,
+        tat -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    login_lockouts (account_key) {
+        account_key -> Bytea,
+        failed_logins -> Int4,
+        locked_until -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     report_allowances (organization_id) {
         organization_id -> Uuid,
         allowance -> Float8,

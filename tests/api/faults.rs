@@ -3,7 +3,6 @@
 //! says so, and the service recovers by itself when the database returns.
 
 use std::collections::HashSet;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,44 +12,9 @@ use haven::domain::{OrganizationKind, Role};
 use reqwest::StatusCode;
 use uuid::Uuid;
 
-use crate::helpers::{
-    BLIND_INDEX_KEY, IDENTITY_KEY_SPEC, TestApp, TestUser, key_spec, serve_with_metrics, spawn_app, test_settings,
-};
+use crate::helpers::{TestApp, TestUser, serve_with_metrics, spawn_app, spawn_binary, test_settings, wait_ready};
 use crate::paths;
 use crate::victims::victim_body;
-
-/// `haven serve` as its own process on `port`, against the test app's database and keys.
-fn spawn_binary(app: &TestApp, port: u16, dir: &std::path::Path) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_haven"))
-        .arg("serve")
-        .env("DATABASE_URL", &app.url)
-        .env("HAVEN_KEY_VAULT_URL", crate::helpers::vault_url())
-        .env("HAVEN_DATA_DIR", dir)
-        .env("HAVEN_BIND", format!("127.0.0.1:{port}"))
-        .env("HAVEN_JWT_KEYS", key_spec())
-        .env("HAVEN_IDENTITY_KEYS", IDENTITY_KEY_SPEC)
-        .env("HAVEN_BLIND_INDEX_KEY", BLIND_INDEX_KEY)
-        .env("HAVEN_WORKERS", "2")
-        .env("HAVEN_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start haven")
-}
-
-async fn wait_ready(client: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Ok(resp) = client.get(format!("{base}/readyz")).send().await
-            && resp.status() == StatusCode::OK
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("haven at {base} did not become ready");
-}
 
 #[derive(diesel::QueryableByName)]
 struct Count {
@@ -73,8 +37,8 @@ async fn sigkill_during_writes_loses_no_acknowledged_create() {
     let dir = std::env::temp_dir().join(format!("hk-{}", &Uuid::new_v4().simple().to_string()[..8]));
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-    let mut child = spawn_binary(&app, port, &dir);
-    wait_ready(&client, &base).await;
+    let mut child = spawn_binary(&app, port, &dir, &[]);
+    wait_ready(&client, &base, &dir).await;
 
     // Eight writers create victims with ids of their own until the server dies under them.
     let acknowledged: Arc<Mutex<Vec<Uuid>>> = Default::default();
@@ -111,8 +75,8 @@ async fn sigkill_during_writes_loses_no_acknowledged_create() {
     }
     let acknowledged = acknowledged.lock().unwrap().clone();
 
-    let mut child = spawn_binary(&app, port, &dir);
-    wait_ready(&client, &base).await;
+    let mut child = spawn_binary(&app, port, &dir, &[]);
+    wait_ready(&client, &base, &dir).await;
     for id in &acknowledged {
         let victim_url = format!("{base}{}", paths::victim(id));
         let resp = client.get(victim_url).bearer_auth(&caseworker.token).send().await.unwrap();

@@ -175,6 +175,11 @@ pub struct Caller<'a> {
 }
 
 impl<'a> Caller<'a> {
+    /// The same person, with the same token, talking to another Haven process.
+    pub fn at<'b>(&self, app: &'b TestApp) -> Caller<'b> {
+        Caller { app, user: self.user.clone(), token: self.token.clone() }
+    }
+
     /// The same person holding another token (a refreshed or a forged one).
     pub fn with_token(&self, token: impl Into<String>) -> Caller<'a> {
         Caller { app: self.app, user: self.user.clone(), token: token.into() }
@@ -244,6 +249,47 @@ impl Response {
     }
 }
 
+/// `haven serve` as its own process on `port`, against the test app's database and keys, with
+/// `env` on top. Its log goes to `dir` with the extension `log` (see [`wait_ready`]).
+pub fn spawn_binary(app: &TestApp, port: u16, dir: &std::path::Path, env: &[(&str, &str)]) -> tokio::process::Child {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_haven"));
+    command
+        .arg("serve")
+        .env("DATABASE_URL", &app.url)
+        .env("HAVEN_KEY_VAULT_URL", vault_url())
+        .env("HAVEN_DATA_DIR", dir)
+        .env("HAVEN_BIND", format!("127.0.0.1:{port}"))
+        .env("HAVEN_JWT_KEYS", key_spec())
+        .env("HAVEN_IDENTITY_KEYS", IDENTITY_KEY_SPEC)
+        .env("HAVEN_BLIND_INDEX_KEY", BLIND_INDEX_KEY)
+        .env("HAVEN_WORKERS", "2")
+        .env("HAVEN_LOG", "warn")
+        .env("HAVEN_LOG_FORMAT", "pretty")
+        .env("HAVEN_METRICS_BIND", "off")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.with_extension("log")).expect("a log file"))
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.spawn().expect("start haven")
+}
+
+/// Waits for `/readyz`; on failure, shows the log of the process started with `dir`.
+pub async fn wait_ready(client: &reqwest::Client, base: &str, dir: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if let Ok(resp) = client.get(format!("{base}/readyz")).send().await
+            && resp.status() == StatusCode::OK
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let log = std::fs::read_to_string(dir.with_extension("log")).unwrap_or_default();
+    panic!("haven at {base} did not become ready:\n{log}");
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
@@ -291,6 +337,27 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 impl TestApp {
+    /// Another Haven process on this app's database: `haven serve` run as a process of its own,
+    /// with the same keys and `env` on top. Returns the process (killed when dropped) and a
+    /// `TestApp` that talks to it (same database, same host organisation).
+    pub async fn another_process(&self, env: &[(&str, &str)]) -> (tokio::process::Child, TestApp) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = std::env::temp_dir().join(format!("hp-{}", &Uuid::new_v4().simple().to_string()[..8]));
+        let child = spawn_binary(self, port, &dir, env);
+        let address = format!("http://127.0.0.1:{port}");
+        wait_ready(&self.client, &address, &dir).await;
+        let other = TestApp {
+            url: self.url.clone(),
+            address,
+            client: self.client.clone(),
+            pool: self.pool.clone(),
+            metrics_address: String::new(),
+            host_org: self.host_org,
+            host_admin: self.host_admin.clone(),
+        };
+        (child, other)
+    }
+
     pub async fn create_org_of_kind(&self, name: &str, kind: OrganizationKind, country: Option<&str>) -> Uuid {
         let mut conn = self.pool.get().await.unwrap();
         haven::orgs::insert(&mut conn, name, kind, country, true).await.unwrap().id

@@ -30,6 +30,7 @@ mod matrix;
 mod openapi;
 mod operations;
 mod organizations;
+mod processes;
 mod recovery;
 mod referrals;
 mod refusal_timing;
