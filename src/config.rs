@@ -230,9 +230,17 @@ pub struct Settings {
     #[arg(long, env = "HAVEN_METRICS_BIND", default_value = "127.0.0.1:9464")]
     pub metrics_bind: String,
 
-    /// PostgreSQL URL for report queries only (e.g. a read replica); default: the main database.
+    /// PostgreSQL URL of a streaming replica of the main database, from which report rollups are
+    /// read once it has caught up with the primary (default: the main database). Budget, ledger and
+    /// audit stay on the main database.
     #[arg(long, env = "HAVEN_REPORTS_DATABASE_URL", hide_env_values = true)]
     pub reports_database_url: Option<SecretString>,
+
+    /// How long a report waits, in milliseconds, for the replica to replay what the primary held
+    /// when the question was asked; past it (or when the replica is down) the report is read from
+    /// the primary, so a release is never staler than the primary.
+    #[arg(long, env = "HAVEN_REPLICA_MAX_LAG_MS", default_value_t = 500)]
+    pub replica_max_lag_ms: u64,
 
     /// `iss` claim of issued access tokens (and the only one accepted).
     #[arg(long, env = "HAVEN_JWT_ISSUER", default_value = "haven")]
@@ -471,6 +479,9 @@ impl Settings {
                 "HAVEN_SESSION_CACHE_MS",
                 "must be at most 5000 (five seconds): revocations must take effect",
             ));
+        }
+        if self.replica_max_lag_ms > 10_000 {
+            return Err(bad("HAVEN_REPLICA_MAX_LAG_MS", "must be at most 10000 (ten seconds)"));
         }
         if !(1..=3600).contains(&self.request_timeout) {
             return Err(bad("HAVEN_REQUEST_TIMEOUT", "must be 1 to 3600 seconds"));

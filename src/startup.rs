@@ -204,9 +204,12 @@ fn build_state(settings: Settings, database_url: &str, vault_url: &str, keys: Ke
         crate::db::build_pool(vault_url, settings.db_pool_size, timeout)?,
         identity_keys.clone(),
     );
-    let reports_pool = match &settings.reports_database_url {
-        Some(url) => crate::db::build_pool(url.expose_secret(), settings.db_pool_size, timeout)?,
-        None => pool.clone(),
+    let replica = match &settings.reports_database_url {
+        Some(url) => Some(Arc::new(crate::reports::replica::Replica::new(
+            crate::db::build_pool(url.expose_secret(), settings.db_pool_size, timeout)?,
+            Duration::from_millis(settings.replica_max_lag_ms),
+        ))),
+        None => None,
     };
     let reports = crate::reports::Registry::load(settings.reports_dir.as_deref()).map_err(StartupError::Task)?;
     let mut document = crate::openapi::document_for(&reports);
@@ -215,7 +218,7 @@ fn build_state(settings: Settings, database_url: &str, vault_url: &str, keys: Ke
     crate::openapi::validate::warm();
     Ok(AppState {
         pool,
-        reports_pool,
+        replica,
         hasher: Arc::new(PasswordHasher::new(settings.hash_concurrency())),
         throttle: Arc::new(LoginThrottle::new(
             settings.login_per_address_per_minute,

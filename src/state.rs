@@ -10,8 +10,8 @@ use crate::telemetry::Metrics;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: Pool,
-    /// Where report queries go: a read replica when configured, else the main pool.
-    pub reports_pool: Pool,
+    /// The streaming replica report rollups are read from, when one is configured.
+    pub replica: Option<Arc<crate::reports::replica::Replica>>,
     pub settings: Arc<Settings>,
     pub keyring: Arc<Keyring>,
     /// Encrypts identity-grade data and computes blind indexes.

@@ -60,6 +60,7 @@ pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    report_reads: IntCounterVec,
 }
 
 impl Metrics {
@@ -79,11 +80,26 @@ impl Metrics {
             &["method", "route", "status"],
         )
         .expect("valid metric");
+        let report_reads = IntCounterVec::new(
+            Opts::new(
+                "haven_report_reads_total",
+                "Report rollup reads by where they were served: replica, primary (no replica), \
+                 primary_replica_behind, primary_replica_down",
+            ),
+            &["from"],
+        )
+        .expect("valid metric");
         registry.register(Box::new(requests.clone())).expect("register");
         registry.register(Box::new(latency.clone())).expect("register");
+        registry.register(Box::new(report_reads.clone())).expect("register");
         #[cfg(target_os = "linux")]
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())).expect("register");
-        Metrics { registry, requests, latency }
+        Metrics { registry, requests, latency, report_reads }
+    }
+
+    /// Counts a report's rollup read by where it was served.
+    pub fn report_read(&self, source: crate::reports::replica::Source) {
+        self.report_reads.with_label_values(&[source.label()]).inc();
     }
 
     pub fn render(&self) -> String {

@@ -25,6 +25,7 @@ pub mod plugins;
 #[cfg(test)]
 mod privacy_audit;
 pub mod release;
+pub mod replica;
 pub mod rollup;
 pub mod routes;
 

@@ -25,6 +25,7 @@ use super::consistency;
 use super::counting::{Entry, Filters, Population};
 use super::measure::{self, Noise, Plan};
 use super::output::{Cell, NoiseStatement, PrivacyStatement, ReleaseInfo, ReportResult, StoredRelease, TOTAL};
+use super::replica;
 use super::rollup::{self, Shape};
 use super::{ReportPlugin, TableQuery, grid};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
@@ -115,12 +116,9 @@ impl Run<'_> {
         let mut conn = state.pool.get().await?;
         rollup::upkeep(&mut conn, &state.pool, &self.table, false, key).await?;
         let population = Population::OwnOrganization(org);
-        let mut entries = match state.settings.reports_database_url {
-            Some(_) => {
-                rollup::read(&mut *state.reports_pool.get().await?, &shape, key, population, &self.filters).await?
-            }
-            None => rollup::read(&mut conn, &shape, key, population, &self.filters).await?,
-        };
+        let replica = state.replica.as_deref();
+        let mut entries =
+            replica::read(replica, &state.metrics, &mut conn, &shape, key, population, &self.filters).await?;
         entries.sort_by_key(sort_key);
         let cells: Vec<Cell> = entries
             .into_iter()
@@ -246,10 +244,8 @@ impl Run<'_> {
         let key = &state.bounding_key;
         rollup::upkeep(&mut conn, &state.pool, table, true, key).await?;
         let population = Population::Pooled { caller: org };
-        let entries = match settings.reports_database_url {
-            Some(_) => rollup::read(&mut *state.reports_pool.get().await?, &shape, key, population, filters).await?,
-            None => rollup::read(&mut conn, &shape, key, population, filters).await?,
-        };
+        let replica = state.replica.as_deref();
+        let entries = replica::read(replica, &state.metrics, &mut conn, &shape, key, population, filters).await?;
         let statement = statement(&plan, &noise, &alternative, k, rho, settings.dp_delta)?;
         let stored = actix_web::web::block(move || release(plan, &entries, &noise, k, statement))
             .await

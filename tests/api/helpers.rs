@@ -317,7 +317,11 @@ pub fn serve_with_metrics(mut settings: Settings, url: &str) -> (String, haven::
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
-    let url = fresh_database();
+    spawn_app_on(fresh_database(), adjust).await
+}
+
+/// As [`spawn_app_with`], on the migrated database at `url` (say, on a cluster of the test's own).
+pub async fn spawn_app_on(url: String, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = test_settings(&url);
     adjust(&mut settings);
     let (address, pool, metrics_address) = serve_with_metrics(settings, &url);

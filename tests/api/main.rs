@@ -36,6 +36,7 @@ mod referrals;
 mod refusal_timing;
 mod rekey_seed;
 mod releases;
+mod replica;
 mod reports;
 mod rights;
 mod second_factor;

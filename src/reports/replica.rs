@@ -1,0 +1,151 @@
+//! Reading report rollups from a streaming replica (`HAVEN_REPORTS_DATABASE_URL`), never staler than
+//! the primary. Rollups are kept up to date on the primary when a question is asked; the read then
+//! goes to the replica only once it has replayed the primary's WAL up to that moment, so a release
+//! from the replica is the release the primary would have given. A replica that lags longer than
+//! `HAVEN_REPLICA_MAX_LAG_MS`, or is down, is not waited for: the read goes to the primary, which
+//! is always right, only busier (D122). Budget, ledger and audit are written on the primary whatever
+//! happens here.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use diesel::sql_types::{Bool, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::counting::{BoundingKey, Entry, Filters, Population};
+use super::rollup::{self, Shape};
+use crate::db::fixed::fixed;
+use crate::db::{Conn, Pool};
+use crate::error::ApiError;
+use crate::telemetry::Metrics;
+
+/// After a replica failed to answer, reports skip it for this long rather than each waiting again.
+const DOWN_FOR: Duration = Duration::from_secs(5);
+
+pub struct Replica {
+    pool: Pool,
+    patience: Duration,
+    down_until: Mutex<Option<Instant>>,
+}
+
+/// Where a report's rollups were read, for the metric `haven_report_reads_total`.
+#[derive(Debug, Clone, Copy)]
+pub enum Source {
+    /// No replica is configured.
+    Primary,
+    Replica,
+    /// The replica had not replayed the primary's position within the patience.
+    PrimaryReplicaBehind,
+    /// The replica could not be reached or failed the read.
+    PrimaryReplicaDown,
+}
+
+impl Source {
+    pub fn label(self) -> &'static str {
+        match self {
+            Source::Primary => "primary",
+            Source::Replica => "replica",
+            Source::PrimaryReplicaBehind => "primary_replica_behind",
+            Source::PrimaryReplicaDown => "primary_replica_down",
+        }
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Position {
+    #[diesel(sql_type = Text)]
+    lsn: String,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Replayed {
+    #[diesel(sql_type = Bool)]
+    replayed: bool,
+}
+
+/// The primary's WAL position once the rollup upkeep has committed: what the replica must reach.
+const PRIMARY_POSITION: &str = "SELECT pg_current_wal_lsn()::text AS lsn";
+/// NULL when the server is not in recovery (a promoted replica): it then holds everything it will.
+const REPLAYED: &str = "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, true) AS replayed";
+
+impl Replica {
+    pub fn new(pool: Pool, patience: Duration) -> Replica {
+        Replica { pool, patience, down_until: Mutex::new(None) }
+    }
+
+    fn is_down(&self) -> bool {
+        let down = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
+        down.is_some_and(|until| Instant::now() < until)
+    }
+
+    fn mark_down(&self, error: &dyn std::fmt::Display) {
+        tracing::warn!(%error, "report replica unavailable: reading reports from the primary");
+        *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + DOWN_FOR);
+    }
+
+    /// A connection to the replica once it has replayed `position`; `Err` when the replica failed,
+    /// `Ok(None)` when it was still behind at the end of the patience.
+    async fn caught_up(&self, position: &str) -> Result<Option<Conn>, String> {
+        let deadline = Instant::now() + self.patience;
+        let mut conn = match tokio::time::timeout(self.patience, self.pool.get()).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err("no connection within the patience".into()),
+        };
+        loop {
+            let check = fixed(REPLAYED).bind::<Text, _>(position.to_owned()).get_result::<Replayed>(&mut conn);
+            match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), check).await {
+                Ok(Ok(r)) if r.replayed => return Ok(Some(conn)),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_) => return Ok(None),
+            }
+            if Instant::now() + Duration::from_millis(5) >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// Reads a shape's rollups for `population`: from the replica when one is configured, up, and
+/// caught up with the primary; else from the primary (`primary`, after the upkeep).
+pub async fn read(
+    replica: Option<&Replica>,
+    metrics: &Metrics,
+    primary: &mut AsyncPgConnection,
+    shape: &Shape<'_>,
+    key: &BoundingKey,
+    population: Population,
+    filters: &Filters,
+) -> Result<Vec<Entry>, ApiError> {
+    let source = match replica {
+        None => Source::Primary,
+        Some(replica) if replica.is_down() => Source::PrimaryReplicaDown,
+        Some(replica) => {
+            let position = fixed(PRIMARY_POSITION).get_result::<Position>(primary).await?.lsn;
+            match replica.caught_up(&position).await {
+                Ok(Some(mut conn)) => match rollup::read(&mut conn, shape, key, population, filters).await {
+                    Ok(entries) => {
+                        metrics.report_read(Source::Replica);
+                        return Ok(entries);
+                    }
+                    Err(e) => {
+                        replica.mark_down(&e);
+                        Source::PrimaryReplicaDown
+                    }
+                },
+                Ok(None) => {
+                    tracing::warn!("report replica behind the primary: reading this report from the primary");
+                    Source::PrimaryReplicaBehind
+                }
+                Err(e) => {
+                    replica.mark_down(&e);
+                    Source::PrimaryReplicaDown
+                }
+            }
+        }
+    };
+    metrics.report_read(source);
+    rollup::read(primary, shape, key, population, filters).await
+}
