@@ -31,6 +31,7 @@ p.add_argument("--victims", required=True)
 p.add_argument("--seed-seconds", default="?")
 p.add_argument("--command", default="bench/run.sh")
 p.add_argument("--out")
+p.add_argument("--peer", help="a PostgREST-compatible peer's executable (postrust), measured beside Haven")
 p.add_argument("--only", help="run only the scenarios whose name contains this (for profiling); writes nothing")
 args = p.parse_args()
 
@@ -80,9 +81,9 @@ def pct(xs, q):
     return xs[min(len(xs) - 1, int(len(xs) * q))] if xs else float("nan")
 
 
-def wrk(lua, env):
+def wrk(lua, env, base=BASE):
     """One slice of HTTP load; returns (requests per second, latencies are summarised by wrk)."""
-    out = subprocess.run(["wrk", "-t2", f"-c{args.connections}", f"-d{args.duration}s", "--timeout", "10s", "-s", lua, BASE],
+    out = subprocess.run(["wrk", "-t2", f"-c{args.connections}", f"-d{args.duration}s", "--timeout", "10s", "-s", lua, base],
                          capture_output=True, text=True, env={**os.environ, "WRK_DIR": os.path.dirname(lua), **env}, check=True).stdout
     line = [l for l in out.splitlines() if l.startswith("JSON")][-1]
     r = json.loads(line[4:])
@@ -130,6 +131,57 @@ def scenario(name, lua, env, anchor_sql, target, counter=None):
     print(f"{name:34} {api_rps:8.0f}/s p50 {row['api_p50']:6.2f} p99 {row['api_p99']:6.2f} | anchor {pg_tps:8.0f}/s "
           f"p50 {row['anchor_p50']:6.2f} p99 {row['anchor_p99']:6.2f} | ratio {row['ratio']:.2f} (target >= {target})", flush=True)
     return row
+
+
+def peer_scenario(name, lua, env, peer_base, peer_env, target):
+    """Haven against a peer server doing the same HTTP work, in alternating slices like the anchors."""
+    if args.only and args.only not in name:
+        return None
+    sides = {"api": [], "peer": []}
+    for _ in range(args.rounds):
+        sides["api"].append(wrk(lua, env))
+        sides["peer"].append(wrk(lua, peer_env, base=peer_base))
+    rate = {k: sum(r["requests"] for r in v) / sum(r["duration_us"] / 1e6 for r in v) for k, v in sides.items()}
+    p50 = {k: statistics.median(r["p50"] for r in v) / 1000 for k, v in sides.items()}
+    p99 = {k: max(r["p99"] for r in v) / 1000 for k, v in sides.items()}
+    row = {"name": name, "api_rps": rate["api"], "api_p50": p50["api"], "api_p99": p99["api"], "anchor_tps": rate["peer"],
+           "anchor_p50": p50["peer"], "anchor_p99": p99["peer"], "ratio": rate["api"] / rate["peer"], "target": target}
+    print(f"{name:34} {rate['api']:8.0f}/s p50 {p50['api']:6.2f} p99 {p99['api']:6.2f} | peer {rate['peer']:8.0f}/s "
+          f"p50 {p50['peer']:6.2f} p99 {p99['peer']:6.2f} | ratio {row['ratio']:.2f} (target >= {target})", flush=True)
+    return row
+
+
+def jwt(claims, secret):
+    """An HS256 token, as the peer verifies them."""
+    import base64, hashlib, hmac
+    enc = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    head = enc(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + enc(json.dumps(claims).encode())
+    return head + "." + enc(hmac.new(secret.encode(), head.encode(), hashlib.sha256).digest())
+
+
+def start_peer():
+    """The peer (postrust, PostgREST-compatible) on the same database, serving `victims` to a role a
+    JWT names, with as many connections as Haven's pool."""
+    psql("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bench_reader') THEN "
+         "CREATE ROLE bench_reader NOLOGIN; CREATE ROLE bench_anon NOLOGIN; END IF; END $$; "
+         "GRANT USAGE ON SCHEMA public TO bench_reader; GRANT SELECT ON victims TO bench_reader")
+    secret = "bench-peer-secret-" + os.urandom(16).hex()
+    port = int(args.bind.rsplit(":", 1)[1]) + 1
+    env = {**os.environ, "DATABASE_URL": f"postgres:///haven?host={args.socket}&user=postgres", "PGRST_DB_SCHEMAS": "public",
+           "PGRST_DB_ANON_ROLE": "bench_anon", "PGRST_JWT_SECRET": secret, "PGRST_SERVER_HOST": "127.0.0.1",
+           "PGRST_SERVER_PORT": str(port), "PGRST_DB_POOL": "16", "PGRST_LOG_LEVEL": "crit", "RUST_LOG": "error"}
+    proc = subprocess.Popen([args.peer], env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(WORK, "peer.log"), "w"))
+    base = f"http://127.0.0.1:{port}"
+    token = jwt({"role": "bench_reader", "exp": int(time.time()) + 7200}, secret)
+    for _ in range(300):
+        try:
+            req = urllib.request.Request(f"{base}/victims?limit=1", headers={"authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(req) as resp:
+                if resp.status == 200:
+                    return proc, base, token
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.2)
+    raise SystemExit(f"the peer did not start: {open(os.path.join(WORK, 'peer.log')).read()[-2000:]}")
 
 
 def lua(name):
@@ -190,7 +242,14 @@ rows.append(scenario("GET victim as admin (no identity)", lua("get_victim.lua"),
 rows.append(scenario("GET victim as caseworker (audited)", lua("get_victim.lua"), {**env_read, "TOKEN": caseworker_id_token},
                      anchors.audited_read(ctx), 0.8))
 rows.append(scenario("POST victim (sealed, audited)", lua("post_victim.lua"), {"BODY": body_file, "TOKEN": caseworker_id_token},
-                     anchors.insert(ctx), 0.6))
+                     anchors.insert(ctx), 0.8))
+if args.peer:
+    peer, peer_base, peer_token = start_peer()
+    rows.append(peer_scenario("GET victim as admin vs postrust (JWT)", lua("get_victim.lua"), {**env_read, "TOKEN": org_admin},
+                              peer_base, {**env_read, "TOKEN": peer_token, "PREFIX": "/victims?id=eq.",
+                                          "ACCEPT": "application/vnd.pgrst.object+json"}, 1.5))
+    peer.terminate()
+    peer.wait()
 for report in reports:
     # Access tokens last 15 minutes and this loop runs longer: log in again when they are ten
     # minutes old (counted from the logins themselves, not from the start of the loop).
@@ -214,12 +273,13 @@ if args.only:
 if time.monotonic() - logged_in > 300:
     relogin()
 
-# Authentication: the catalogue (bearer token, session check, static JSON) against /healthz
-# (no token, static JSON), alternating like the others.
+# Authentication on equal work: the partner's catalogue with a bearer token (verified, session
+# checked) against its twin without one (the build's `benchmark-twin` feature: the same handler
+# code, the same bytes), alternating like the others.
 auth = {"on": [], "off": []}
 for _ in range(args.rounds):
     auth["on"].append(wrk(lua("get_path.lua"), {"PATH_": "/api/v1/reports", "TOKEN": partner}))
-    auth["off"].append(wrk(lua("get_path.lua"), {"PATH_": "/healthz", "TOKEN": ""}))
+    auth["off"].append(wrk(lua("get_path.lua"), {"PATH_": "/bench/reports", "TOKEN": ""}))
 rate = {k: sum(r["requests"] for r in v) / sum(r["duration_us"] / 1e6 for r in v) for k, v in auth.items()}
 overhead = rate["off"] / rate["on"] - 1
 print(f"authenticated {rate['on']:.0f}/s vs unauthenticated {rate['off']:.0f}/s: overhead {overhead:.1%} (target <= 5%)", flush=True)
@@ -227,14 +287,14 @@ print(f"authenticated {rate['on']:.0f}/s vs unauthenticated {rate['off']:.0f}/s:
 # Bad-login flood: others' latency while one account is hammered with wrong passwords.
 flood = floods.bad_login_flood(BASE, f"bench-caseworker-{org[:8]}@haven.invalid", org_admin, ids_file, seconds=args.duration * 2)
 print(f"bad-login flood: {flood['attempts']} attempts ({flood['statuses']}); others p50 {flood['p50']:.1f} ms, "
-      f"p99 {flood['p99']:.1f} ms (target <= 50); account locked: {flood['locked']}", flush=True)
+      f"p99 {flood['p99']:.1f} ms (target < 20); account locked: {flood['locked']}", flush=True)
 slow = floods.slowloris(args.bind, org_admin, ids_file, connections=200, seconds=args.duration * 2)
 print(f"slow clients: {slow['held']} connections held open; others p99 {slow['p99']:.1f} ms; "
       f"slow connections closed by the server: {slow['closed']}", flush=True)
 
 with open(f"/proc/{args.pid}/status") as f:
     peak_kib = int([l for l in f if l.startswith("VmHWM")][0].split()[1])
-print(f"Haven peak RSS: {peak_kib / 1024:.1f} MB (target < 100 MB)")
+print(f"Haven peak RSS: {peak_kib / 1024:.1f} MB (target < 64 MB)")
 
 if args.out:
     import report_md

@@ -25,8 +25,17 @@ if ((${#need[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-cargo build --release --locked -q
+# The benchmark build: the release profile plus the unauthenticated twin of the catalogue that the
+# authentication figure compares against (never in a release build).
+cargo build --release --locked -q --features benchmark-twin
 BIN=target/release/haven
+# The peer measured beside Haven: postrust, a PostgREST-compatible server, from crates.io, kept in
+# target/ between runs. Not --locked: its lock file names a webpki-roots this registry mirror lacks.
+PEER=target/bench-tools/bin/postrust
+if [ ! -x "$PEER" ]; then
+    echo "== installing postrust-server 3.1.0 (the peer; once)"
+    cargo install -q postrust-server --version 3.1.0 --root target/bench-tools
+fi
 export HAVEN_DATA_DIR=${HAVEN_DATA_DIR:-$(mktemp -d /tmp/haven-bench.XXXX)}
 export HAVEN_LOG=warn HAVEN_BIND=${HAVEN_BIND:-127.0.0.1:8391}
 export HAVEN_BOOTSTRAP_PASSWORD=benchmark-admin-passphrase
@@ -49,4 +58,4 @@ SERVER=$!
 for _ in $(seq 1 300); do curl -sf "http://$HAVEN_BIND/readyz" >/dev/null && break; sleep 0.2; done
 python3 bench/bench.py --bind "$HAVEN_BIND" --socket "$HAVEN_DATA_DIR/pg/run" --pid "$SERVER" \
     --duration "$DURATION" --rounds "$ROUNDS" --connections "$CONNECTIONS" --victims "$VICTIMS" \
-    --seed-seconds "$SEED_SECONDS" --command "$COMMAND" ${OUT:+--out "$OUT"}
+    --seed-seconds "$SEED_SECONDS" --command "$COMMAND" --peer "$PEER" ${OUT:+--out "$OUT"}

@@ -5,6 +5,8 @@
 pub mod assistance;
 pub mod audit;
 pub mod auth;
+#[cfg(feature = "benchmark-twin")]
+pub mod benchmark_twin;
 pub mod bootstrap;
 pub mod changes;
 pub mod config;

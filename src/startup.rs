@@ -387,6 +387,10 @@ fn run(state: AppState, listener: TcpListener) -> Result<Server, StartupError> {
         .service(SwaggerUi::new("/docs/{_:.*}").config(Config::new(["/openapi.json"]).try_it_out_enabled(true)))
         .service(web::redirect("/docs", "/docs/"))
         .configure(crate::console::configure)
+        .configure(|_cfg| {
+            #[cfg(feature = "benchmark-twin")]
+            crate::benchmark_twin::configure(_cfg);
+        })
         .default_service(web::to(crate::routes::fallback))
     })
     .shutdown_timeout(shutdown)

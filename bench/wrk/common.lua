@@ -3,6 +3,7 @@
 token = os.getenv("TOKEN") or ""
 headers = {}
 if token ~= "" then headers["Authorization"] = "Bearer " .. token end
+if os.getenv("ACCEPT") then headers["Accept"] = os.getenv("ACCEPT") end
 
 function done(summary, latency, requests)
   local e = summary.errors

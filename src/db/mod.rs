@@ -54,8 +54,14 @@ pub fn run_migrations(url: &str) -> Result<Vec<String>, DbSetupError> {
     let url = url.to_owned();
     std::thread::spawn(move || {
         use diesel::Connection;
+        use diesel::RunQueryDsl;
         let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
             .map_err(|e| DbSetupError::Migrations(format!("cannot connect: {e}")))?;
+        // Several processes starting at once (a rolling deploy) take turns: the first applies,
+        // the others then find nothing pending. Held until this connection closes.
+        diesel::sql_query("SELECT pg_advisory_lock(4848415645)")
+            .execute(&mut conn)
+            .map_err(|e| DbSetupError::Migrations(format!("cannot take the migration lock: {e}")))?;
         let applied: Vec<String> = conn
             .run_pending_migrations(MIGRATIONS)
             .map_err(|e| DbSetupError::Migrations(e.to_string()))?

@@ -32,8 +32,13 @@ use crate::state::AppState;
 #[get("/reports")]
 pub async fn list_reports(state: web::Data<AppState>, principal: Principal) -> ApiResult<HttpResponse> {
     policy::run_reports(&principal).require()?;
-    let json = state.report_catalogue.get(&principal.role).cloned().unwrap_or_default();
-    Ok(HttpResponse::Ok().content_type("application/json").body(json))
+    Ok(catalogue_of(&state, principal.role))
+}
+
+/// The catalogue `role` sees, as served (also by the benchmark's unauthenticated twin).
+pub fn catalogue_of(state: &AppState, role: crate::domain::Role) -> HttpResponse {
+    let json = state.report_catalogue.get(&role).cloned().unwrap_or_default();
+    HttpResponse::Ok().content_type("application/json").body(json)
 }
 
 /// The format an `Accept` header asks for, when it names CSV or SVG.

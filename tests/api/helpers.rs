@@ -101,6 +101,14 @@ pub fn fresh_database() -> String {
     (server.url_for)(&name)
 }
 
+/// A new database with nothing in it (not from the migrated template); returns its URL.
+pub fn empty_database() -> String {
+    let server = server();
+    let name = format!("e_{}", Uuid::new_v4().simple());
+    local_cluster::ensure_database(&server.admin_url, &name, None).expect("create an empty database");
+    (server.url_for)(&name)
+}
+
 /// The URL of the tests' key vault.
 pub fn vault_url() -> String {
     server().vault.clone()
