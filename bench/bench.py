@@ -160,8 +160,8 @@ def jwt(claims, secret):
 
 
 def start_peer():
-    """The peer (postrust, PostgREST-compatible) on the same database, serving `victims` to a role a
-    JWT names, with as many connections as Haven's pool."""
+    """The peer (postrust, PostgREST-compatible, its REST API under /api) on the same database,
+    serving `victims` to a role a JWT names, with as many connections as Haven's pool."""
     psql("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bench_reader') THEN "
          "CREATE ROLE bench_reader NOLOGIN; CREATE ROLE bench_anon NOLOGIN; END IF; END $$; "
          "GRANT USAGE ON SCHEMA public TO bench_reader; GRANT SELECT ON victims TO bench_reader")
@@ -175,7 +175,7 @@ def start_peer():
     token = jwt({"role": "bench_reader", "exp": int(time.time()) + 7200}, secret)
     for _ in range(300):
         try:
-            req = urllib.request.Request(f"{base}/victims?limit=1", headers={"authorization": f"Bearer {token}"})
+            req = urllib.request.Request(f"{base}/api/victims?limit=1", headers={"authorization": f"Bearer {token}"})
             with urllib.request.urlopen(req) as resp:
                 if resp.status == 200:
                     return proc, base, token
@@ -246,7 +246,7 @@ rows.append(scenario("POST victim (sealed, audited)", lua("post_victim.lua"), {"
 if args.peer:
     peer, peer_base, peer_token = start_peer()
     rows.append(peer_scenario("GET victim as admin vs postrust (JWT)", lua("get_victim.lua"), {**env_read, "TOKEN": org_admin},
-                              peer_base, {**env_read, "TOKEN": peer_token, "PREFIX": "/victims?id=eq.",
+                              peer_base, {**env_read, "TOKEN": peer_token, "PREFIX": "/api/victims?id=eq.",
                                           "ACCEPT": "application/vnd.pgrst.object+json"}, 1.5))
     peer.terminate()
     peer.wait()

@@ -53,7 +53,7 @@ SEED_SECONDS=$(($(date +%s) - start))
 "$BIN" bootstrap --email bench-second@haven.invalid >/dev/null
 echo "== starting Haven (release)"
 # Allowances large enough for the thousands of new releases the report scenarios make.
-HAVEN_DP_ALLOWANCE=1000000000 HAVEN_DP_CAP=1000000000 "$BIN" serve >"$HAVEN_DATA_DIR/haven.log" 2>&1 &
+HAVEN_BENCHMARK_TWIN=1 HAVEN_DP_ALLOWANCE=1000000000 HAVEN_DP_CAP=1000000000 "$BIN" serve >"$HAVEN_DATA_DIR/haven.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 1 300); do curl -sf "http://$HAVEN_BIND/readyz" >/dev/null && break; sleep 0.2; done
 python3 bench/bench.py --bind "$HAVEN_BIND" --socket "$HAVEN_DATA_DIR/pg/run" --pid "$SERVER" \

@@ -1,5 +1,5 @@
 -- GET /api/v1/victims/{id} for ids drawn at random from $IDS (one per line); $PREFIX replaces
--- "/api/v1/victims/" (the peer's "/victims?id=eq.").
+-- "/api/v1/victims/" (the peer's "/api/victims?id=eq.").
 dofile(os.getenv("WRK_DIR") .. "/common.lua")
 local ids = {}
 for line in io.lines(os.getenv("IDS")) do ids[#ids + 1] = line end

@@ -5,9 +5,11 @@
 //! process, so the rows stay cool.
 //!
 //! Each key is one row holding its theoretical arrival time (the generic cell rate algorithm): an
-//! attempt is let through when `tat <= now + tolerance`, and moves `tat` one period on. A success
-//! moves it one period back, down to a floor that bounds how many credits can be saved up.
-//! Accounts are keyed by a keyed digest of the submitted email, never the email itself.
+//! attempt is let through when `tat <= now + tolerance`, and moves `tat` one period on from
+//! `max(tat, now)`. A success moves it one period back, never below now: unlike the in-memory
+//! limiter, the shared one saves no credits beyond a full burst, so idle time never buys extra
+//! attempts. Keys are keyed digests of the submitted email or the client address, never either in
+//! clear.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,22 +22,16 @@ use sha2::Sha256;
 use crate::db::fixed::fixed;
 use crate::error::ApiError;
 
-/// One rate: a cell every `period` seconds, `burst` at once, and at most `credits` saved up by
-/// successes beyond a full burst.
+/// One rate: a cell every `period` seconds, `burst` at once.
 #[derive(Debug, Clone, Copy)]
 pub struct Rate {
     pub period: f64,
     pub burst: u32,
-    pub credits: u32,
 }
 
 impl Rate {
     fn tolerance(&self) -> f64 {
         self.period * f64::from(self.burst.saturating_sub(1))
-    }
-
-    fn floor(&self) -> f64 {
-        self.period * f64::from(self.credits)
     }
 }
 
@@ -65,14 +61,14 @@ struct Locked {
 const TAKE: &str = "WITH taken AS (
         INSERT INTO login_limits AS l (gate, tat) VALUES ($1, now() + make_interval(secs => $2))
         ON CONFLICT (gate) DO UPDATE
-            SET tat = greatest(l.tat, now() - make_interval(secs => $4)) + make_interval(secs => $2)
+            SET tat = greatest(l.tat, now()) + make_interval(secs => $2)
             WHERE l.tat <= now() + make_interval(secs => $3)
         RETURNING 1)
     SELECT EXISTS (SELECT 1 FROM taken) AS taken,
         coalesce((SELECT extract(epoch FROM tat - now())::float8 - $3 FROM login_limits WHERE gate = $1), 0) AS wait";
 
 const GIVE_BACK: &str = "UPDATE login_limits
-    SET tat = greatest(tat - make_interval(secs => $2), now() - make_interval(secs => $3)) WHERE gate = $1";
+    SET tat = greatest(tat - make_interval(secs => $2), now()) WHERE gate = $1";
 
 /// Rows that have been full for an hour carry nothing an absent row would not.
 const PRUNE: &str = "DELETE FROM login_limits WHERE tat < now() - interval '1 hour'";
@@ -95,15 +91,6 @@ const UNKNOWN_FAILURE: &str = "INSERT INTO login_lockouts AS k (account_key, fai
 const PRUNE_LOCKOUTS: &str = "DELETE FROM login_lockouts
     WHERE updated_at < now() - interval '30 days' AND (locked_until IS NULL OR locked_until < now())";
 
-fn gate_of_address(address: IpAddr) -> Vec<u8> {
-    let mut gate = vec![b'a'];
-    match address {
-        IpAddr::V4(v4) => gate.extend_from_slice(&v4.octets()),
-        IpAddr::V6(v6) => gate.extend_from_slice(&v6.octets()),
-    }
-    gate
-}
-
 impl SharedLimits {
     pub fn new(key: [u8; 32], per_address: Rate, per_account: Rate) -> SharedLimits {
         SharedLimits { key, per_address, per_account, checks: AtomicU64::new(0) }
@@ -122,6 +109,20 @@ impl SharedLimits {
         gate
     }
 
+    fn gate_of_address(&self, address: IpAddr) -> Vec<u8> {
+        let octets = match address {
+            IpAddr::V4(v4) => v4.octets().to_vec(),
+            IpAddr::V6(v6) => v6.octets().to_vec(),
+        };
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("any key length");
+        mac.update(b"address");
+        mac.update(&[0]);
+        mac.update(&octets);
+        let mut gate = vec![b'a'];
+        gate.extend(mac.finalize().into_bytes());
+        gate
+    }
+
     /// Takes a cell of the address's limit and, when one is named, of the account's: 429 when
     /// either is spent. `address` is already reduced to what is throttled (an IPv6 /64).
     pub async fn take(
@@ -134,7 +135,7 @@ impl SharedLimits {
             fixed(PRUNE).execute(conn).await?;
             fixed(PRUNE_LOCKOUTS).execute(conn).await?;
         }
-        take(conn, gate_of_address(address), self.per_address).await?;
+        take(conn, self.gate_of_address(address), self.per_address).await?;
         if let Some(account) = account {
             take(conn, self.gate_of_account(account), self.per_account).await?;
         }
@@ -148,7 +149,7 @@ impl SharedLimits {
         address: IpAddr,
         account: Option<&str>,
     ) -> Result<(), ApiError> {
-        give_back(conn, gate_of_address(address), self.per_address).await?;
+        give_back(conn, self.gate_of_address(address), self.per_address).await?;
         if let Some(account) = account {
             give_back(conn, self.gate_of_account(account), self.per_account).await?;
         }
@@ -178,7 +179,6 @@ async fn take(conn: &mut AsyncPgConnection, gate: Vec<u8>, rate: Rate) -> Result
         .bind::<Bytea, _>(gate)
         .bind::<Double, _>(rate.period)
         .bind::<Double, _>(rate.tolerance())
-        .bind::<Double, _>(rate.floor())
         .get_result(conn)
         .await?;
     if outcome.taken {
@@ -188,11 +188,6 @@ async fn take(conn: &mut AsyncPgConnection, gate: Vec<u8>, rate: Rate) -> Result
 }
 
 async fn give_back(conn: &mut AsyncPgConnection, gate: Vec<u8>, rate: Rate) -> Result<(), ApiError> {
-    fixed(GIVE_BACK)
-        .bind::<Bytea, _>(gate)
-        .bind::<Double, _>(rate.period)
-        .bind::<Double, _>(rate.floor())
-        .execute(conn)
-        .await?;
+    fixed(GIVE_BACK).bind::<Bytea, _>(gate).bind::<Double, _>(rate.period).execute(conn).await?;
     Ok(())
 }

@@ -75,9 +75,8 @@ impl LoginThrottle {
     pub fn new(per_address_per_minute: u32, per_account_burst: u32, key: [u8; 32]) -> LoginThrottle {
         let per_minute = NonZeroU32::new(per_address_per_minute).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(per_account_burst).unwrap_or(NonZeroU32::MIN);
-        let per_address =
-            Rate { period: 60.0 / f64::from(per_minute.get()), burst: per_minute.get(), credits: MAX_CREDITS };
-        let per_account = Rate { period: ACCOUNT_REPLENISH.as_secs_f64(), burst: burst.get(), credits: MAX_CREDITS };
+        let per_address = Rate { period: 60.0 / f64::from(per_minute.get()), burst: per_minute.get() };
+        let per_account = Rate { period: ACCOUNT_REPLENISH.as_secs_f64(), burst: burst.get() };
         LoginThrottle {
             per_address: RateLimiter::keyed(Quota::per_minute(per_minute)),
             per_account: RateLimiter::keyed(

@@ -21,11 +21,15 @@ use crate::telemetry::Metrics;
 
 /// After a replica failed to answer, reports skip it for this long rather than each waiting again.
 const DOWN_FOR: Duration = Duration::from_secs(5);
+/// After a replica was found behind, reports skip it for this long, so steady lag does not make
+/// every report wait the whole patience.
+const BEHIND_FOR: Duration = Duration::from_secs(1);
 
 pub struct Replica {
     pool: Pool,
     patience: Duration,
-    down_until: Mutex<Option<Instant>>,
+    /// Until when reports skip the replica, and why.
+    skipped: Mutex<Option<(Instant, Source)>>,
 }
 
 /// Where a report's rollups were read, for the metric `haven_report_reads_total`.
@@ -55,37 +59,54 @@ impl Source {
 struct Position {
     #[diesel(sql_type = Text)]
     lsn: String,
+    #[diesel(sql_type = Text)]
+    system: String,
 }
 
 #[derive(diesel::QueryableByName)]
 struct Replayed {
     #[diesel(sql_type = Bool)]
+    standby: bool,
+    #[diesel(sql_type = Text)]
+    system: String,
+    #[diesel(sql_type = Bool)]
     replayed: bool,
 }
 
-/// The primary's WAL position once the rollup upkeep has committed: what the replica must reach.
-const PRIMARY_POSITION: &str = "SELECT pg_current_wal_lsn()::text AS lsn";
-/// NULL when the server is not in recovery (a promoted replica): it then holds everything it will.
-const REPLAYED: &str = "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, true) AS replayed";
+/// The primary's WAL position once the rollup upkeep has committed (the insert position: with
+/// asynchronous commit a commit record may not be written out yet), and which cluster it is.
+const PRIMARY_POSITION: &str = "SELECT pg_current_wal_insert_lsn()::text AS lsn,
+    (SELECT system_identifier::text FROM pg_control_system()) AS system";
+/// Whether the server is a standby of that cluster that has replayed the position. A server not in
+/// recovery (a promoted replica, or a URL naming some other database) is never read.
+const REPLAYED: &str = "SELECT pg_is_in_recovery() AS standby,
+    (SELECT system_identifier::text FROM pg_control_system()) AS system,
+    coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false) AS replayed";
 
 impl Replica {
     pub fn new(pool: Pool, patience: Duration) -> Replica {
-        Replica { pool, patience, down_until: Mutex::new(None) }
+        Replica { pool, patience, skipped: Mutex::new(None) }
     }
 
-    fn is_down(&self) -> bool {
-        let down = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
-        down.is_some_and(|until| Instant::now() < until)
+    /// Why reports skip the replica now, if they do.
+    fn skipped(&self) -> Option<Source> {
+        let skipped = self.skipped.lock().unwrap_or_else(|e| e.into_inner());
+        skipped.filter(|(until, _)| Instant::now() < *until).map(|(_, why)| why)
     }
 
     fn mark_down(&self, error: &dyn std::fmt::Display) {
         tracing::warn!(%error, "report replica unavailable: reading reports from the primary");
-        *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + DOWN_FOR);
+        self.skip_for(DOWN_FOR, Source::PrimaryReplicaDown);
     }
 
-    /// A connection to the replica once it has replayed `position`; `Err` when the replica failed,
-    /// `Ok(None)` when it was still behind at the end of the patience.
-    async fn caught_up(&self, position: &str) -> Result<Option<Conn>, String> {
+    fn skip_for(&self, span: Duration, why: Source) {
+        *self.skipped.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now() + span, why));
+    }
+
+    /// A connection to the replica once it has replayed `position`; `Err` when the replica failed
+    /// or is not a standby of the primary, `Ok(None)` when it was still behind at the end of the
+    /// patience.
+    async fn caught_up(&self, position: &Position) -> Result<Option<Conn>, String> {
         let deadline = Instant::now() + self.patience;
         let mut conn = match tokio::time::timeout(self.patience, self.pool.get()).await {
             Ok(Ok(conn)) => conn,
@@ -93,8 +114,11 @@ impl Replica {
             Err(_) => return Err("no connection within the patience".into()),
         };
         loop {
-            let check = fixed(REPLAYED).bind::<Text, _>(position.to_owned()).get_result::<Replayed>(&mut conn);
+            let check = fixed(REPLAYED).bind::<Text, _>(position.lsn.clone()).get_result::<Replayed>(&mut conn);
             match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), check).await {
+                Ok(Ok(r)) if !r.standby || r.system != position.system => {
+                    return Err("HAVEN_REPORTS_DATABASE_URL is not a standby of the main database".into());
+                }
                 Ok(Ok(r)) if r.replayed => return Ok(Some(conn)),
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => return Err(e.to_string()),
@@ -121,22 +145,30 @@ pub async fn read(
 ) -> Result<Vec<Entry>, ApiError> {
     let source = match replica {
         None => Source::Primary,
-        Some(replica) if replica.is_down() => Source::PrimaryReplicaDown,
+        Some(replica) if let Some(why) = replica.skipped() => why,
         Some(replica) => {
-            let position = fixed(PRIMARY_POSITION).get_result::<Position>(primary).await?.lsn;
+            let position = fixed(PRIMARY_POSITION).get_result::<Position>(primary).await?;
             match replica.caught_up(&position).await {
-                Ok(Some(mut conn)) => match rollup::read(&mut conn, shape, key, population, filters).await {
-                    Ok(entries) => {
-                        metrics.report_read(Source::Replica);
-                        return Ok(entries);
+                Ok(Some(mut conn)) => {
+                    let read = rollup::read(&mut conn, shape, key, population, filters);
+                    match tokio::time::timeout(replica.patience, read).await {
+                        Ok(Ok(entries)) => {
+                            metrics.report_read(Source::Replica);
+                            return Ok(entries);
+                        }
+                        Ok(Err(e)) => {
+                            replica.mark_down(&e);
+                            Source::PrimaryReplicaDown
+                        }
+                        Err(_) => {
+                            replica.mark_down(&"no answer within the patience");
+                            Source::PrimaryReplicaDown
+                        }
                     }
-                    Err(e) => {
-                        replica.mark_down(&e);
-                        Source::PrimaryReplicaDown
-                    }
-                },
+                }
                 Ok(None) => {
-                    tracing::warn!("report replica behind the primary: reading this report from the primary");
+                    tracing::warn!("report replica behind the primary: reading reports from the primary for a second");
+                    replica.skip_for(BEHIND_FOR, Source::PrimaryReplicaBehind);
                     Source::PrimaryReplicaBehind
                 }
                 Err(e) => {

@@ -132,6 +132,8 @@ async fn guarded_reports_are_served_from_a_streaming_replica_and_never_stale() {
     assert_eq!(own_total().await, Some(6), "never a stale figure");
     assert_eq!(reads_from(&app, "primary_replica_behind").await, 1);
     on_replica(&replica_url, "SELECT pg_wal_replay_resume()").await;
+    // A replica found behind is skipped for a second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let before = reads_from(&app, "replica").await;
     assert_eq!(own_total().await, Some(6));
     assert_eq!(reads_from(&app, "replica").await, before + 1, "the standby serves again once it has caught up");
@@ -143,4 +145,17 @@ async fn guarded_reports_are_served_from_a_streaming_replica_and_never_stale() {
     assert_eq!(release.status, StatusCode::OK, "{}", release.text);
     assert!(reads_from(&app, "primary_replica_down").await >= 2);
     drop(primary);
+}
+
+#[tokio::test]
+async fn a_reports_url_that_is_not_a_standby_of_the_main_database_is_never_read() {
+    // The main database itself: not in recovery, so never taken for a caught-up replica.
+    let url = crate::helpers::fresh_database();
+    let app = spawn_app_on(url.clone(), |s| s.reports_database_url = Some(url.clone().into())).await;
+    let caseworker = app.caller(app.create_org().await, Role::Caseworker).await;
+    assert_eq!(caseworker.post(paths::VICTIMS, victim_body(Uuid::new_v4())).await.status, StatusCode::CREATED);
+    let own = caseworker.get(&paths::report("operation-summary")).await.json();
+    assert_eq!(figure(&own, json!(["_total"])), Some(1));
+    assert_eq!(reads_from(&app, "replica").await, 0);
+    assert_eq!(reads_from(&app, "primary_replica_down").await, 1);
 }
