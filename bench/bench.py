@@ -166,14 +166,21 @@ def start_peer():
          "CREATE ROLE bench_reader NOLOGIN; CREATE ROLE bench_anon NOLOGIN; END IF; END $$; "
          "GRANT USAGE ON SCHEMA public TO bench_reader; GRANT SELECT ON victims TO bench_reader")
     secret = "bench-peer-secret-" + os.urandom(16).hex()
-    port = int(args.bind.rsplit(":", 1)[1]) + 1
+    import socket
+    with socket.socket() as s:  # a free port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     env = {**os.environ, "DATABASE_URL": f"postgres:///haven?host={args.socket}&user=postgres", "PGRST_DB_SCHEMAS": "public",
            "PGRST_DB_ANON_ROLE": "bench_anon", "PGRST_JWT_SECRET": secret, "PGRST_SERVER_HOST": "127.0.0.1",
            "PGRST_SERVER_PORT": str(port), "PGRST_DB_POOL": "16", "PGRST_LOG_LEVEL": "crit", "RUST_LOG": "error"}
     proc = subprocess.Popen([args.peer], env=env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(WORK, "peer.log"), "w"))
+    import atexit
+    atexit.register(proc.kill)  # also when the run stops early
     base = f"http://127.0.0.1:{port}"
     token = jwt({"role": "bench_reader", "exp": int(time.time()) + 7200}, secret)
     for _ in range(300):
+        if proc.poll() is not None:
+            break
         try:
             req = urllib.request.Request(f"{base}/api/victims?limit=1", headers={"authorization": f"Bearer {token}"})
             with urllib.request.urlopen(req) as resp:
