@@ -409,33 +409,6 @@ async fn declarative_plugins_run_like_compiled_ones() {
 }
 
 #[tokio::test]
-async fn report_queries_go_to_the_reports_database_when_one_is_set() {
-    // A second, empty database stands in for a read replica that has not caught up.
-    let replica = crate::helpers::fresh_database();
-    let replica_url = replica.clone();
-    let app = spawn_app_with(move |s| s.reports_database_url = Some(replica_url.into())).await;
-    let org = app.create_org().await;
-    let caseworker = app.caller(org, Role::Caseworker).await;
-    for _ in 0..3 {
-        caseworker.post(paths::VICTIMS, victim_body(Uuid::new_v4())).await;
-    }
-    let body = caseworker.get(&paths::report("trends")).await.json();
-    assert_eq!(
-        figure(&body, json!(["_total", "_total"])),
-        Some(0),
-        "counted on the replica, which holds nothing: {body}"
-    );
-    let primary = caseworker.get(paths::VICTIMS).await.json();
-    assert_eq!(primary["items"].as_array().unwrap().len(), 3, "the records are on the primary");
-    let partner = app.caller(app.host_org, Role::Partner).await;
-    assert_eq!(
-        partner.get(&paths::report("trends")).await.status,
-        StatusCode::OK,
-        "the ledger is written on the primary"
-    );
-}
-
-#[tokio::test]
 async fn pooled_releases_leave_out_the_callers_own_organisation() {
     let app = spawn_app().await;
     let (own, other) = (app.create_org().await, app.create_org().await);
