@@ -135,9 +135,8 @@ impl SharedLimits {
             fixed(PRUNE).execute(conn).await?;
             fixed(PRUNE_LOCKOUTS).execute(conn).await?;
         }
-        take(conn, self.gate_of_address(address), self.per_address).await?;
-        if let Some(account) = account {
-            take(conn, self.gate_of_account(account), self.per_account).await?;
+        for (gate, rate) in self.gates(address, account) {
+            take(conn, gate, rate).await?;
         }
         Ok(())
     }
@@ -149,11 +148,17 @@ impl SharedLimits {
         address: IpAddr,
         account: Option<&str>,
     ) -> Result<(), ApiError> {
-        give_back(conn, self.gate_of_address(address), self.per_address).await?;
-        if let Some(account) = account {
-            give_back(conn, self.gate_of_account(account), self.per_account).await?;
+        for (gate, rate) in self.gates(address, account) {
+            give_back(conn, gate, rate).await?;
         }
         Ok(())
+    }
+
+    /// The keys an attempt counts against, with their rates: the address's, then the account's.
+    fn gates(&self, address: IpAddr, account: Option<&str>) -> Vec<(Vec<u8>, Rate)> {
+        let mut gates = vec![(self.gate_of_address(address), self.per_address)];
+        gates.extend(account.map(|a| (self.gate_of_account(a), self.per_account)));
+        gates
     }
 
     /// Counts a failed login for an email with no account; returns whether it is now locked.
