@@ -285,7 +285,7 @@ fn retention(settings: Settings, dry_run: bool) -> Result<(), StartupError> {
     result
 }
 
-/// Each password check allocates argon2's 19 MiB. glibc's adaptive threshold soon serves blocks
+/// Each password check allocates argon2's working memory (7 MiB; 19 MiB for older hashes). glibc's adaptive threshold soon serves blocks
 /// that large from per-thread heaps and keeps them, one per hashing thread: 8 logins left 137 MB
 /// resident. A fixed threshold keeps such blocks as their own mappings, returned when freed.
 #[allow(unsafe_code, reason = "one allocator parameter, set before any thread exists")]

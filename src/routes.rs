@@ -98,6 +98,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(webhooks::routes::update_webhook)
             .service(webhooks::routes::delete_webhook)
             .service(webhooks::routes::list_deliveries)
+            .map(benchmark_twin)
             .service(reports::routes::list_reports)
             // Before `/reports/{id}`, which would otherwise take "budget" for a report id.
             .service(reports::routes::own_budget)
@@ -106,6 +107,22 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(reports::routes::organization_budget)
             .service(reports::routes::set_organization_allowance),
     );
+}
+
+/// In a benchmark build, the catalogue's unauthenticated twin, just before it (src/benchmark_twin.rs).
+fn benchmark_twin<T>(scope: actix_web::Scope<T>) -> actix_web::Scope<T>
+where
+    T: actix_web::dev::ServiceFactory<
+            actix_web::dev::ServiceRequest,
+            Config = (),
+            Error = actix_web::Error,
+            InitError = (),
+        >,
+{
+    #[cfg(feature = "benchmark-twin")]
+    return crate::benchmark_twin::beside_catalogue(scope);
+    #[cfg(not(feature = "benchmark-twin"))]
+    scope
 }
 
 /// A path segment that did not parse. A literal path (`/victims/search`) also matches a template

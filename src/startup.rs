@@ -270,7 +270,9 @@ impl Application {
         let state = build_state(settings, url, vault_url, keys)?;
         #[cfg(feature = "benchmark-twin")]
         if crate::benchmark_twin::enabled() {
-            tracing::warn!("benchmark build: GET /bench/reports answers without authentication");
+            tracing::warn!(
+                "benchmark build: GET /api/v1/reports with X-Haven-Benchmark-Twin: 1 answers without authentication"
+            );
         }
         let (pool, reports, key) = (state.pool.clone(), state.reports.clone(), state.bounding_key.clone());
         tokio::spawn(async move { crate::reports::rollup::warm(&pool, &reports, &key).await });
@@ -391,10 +393,6 @@ fn run(state: AppState, listener: TcpListener) -> Result<Server, StartupError> {
         .service(SwaggerUi::new("/docs/{_:.*}").config(Config::new(["/openapi.json"]).try_it_out_enabled(true)))
         .service(web::redirect("/docs", "/docs/"))
         .configure(crate::console::configure)
-        .configure(|_cfg| {
-            #[cfg(feature = "benchmark-twin")]
-            crate::benchmark_twin::configure(_cfg);
-        })
         .default_service(web::to(crate::routes::fallback))
     })
     .shutdown_timeout(shutdown)

@@ -4,6 +4,8 @@ token = os.getenv("TOKEN") or ""
 headers = {}
 if token ~= "" then headers["Authorization"] = "Bearer " .. token end
 if os.getenv("ACCEPT") then headers["Accept"] = os.getenv("ACCEPT") end
+-- The benchmark build's unauthenticated twin of a route (src/benchmark_twin.rs).
+if os.getenv("TWIN") == "1" then headers["X-Haven-Benchmark-Twin"] = "1" end
 
 function done(summary, latency, requests)
   local e = summary.errors

@@ -17,6 +17,7 @@ pub mod sessions;
 pub mod shared_limits;
 pub mod throttle;
 pub mod tokens;
+pub mod verified_tokens;
 
 pub use crate::domain::Principal;
 pub use password::PasswordHasher;

@@ -27,19 +27,19 @@ impl FromRequest for Principal {
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::Internal("app state missing".into()))?;
             let token = token.ok_or(ApiError::Unauthorized)?;
-            let claims = state.keyring.verify(&token).map_err(|reason| {
+            let bearer = state.keyring.bearer(&token).map_err(|reason| {
                 tracing::debug!(?reason, "access token refused");
                 ApiError::InvalidToken
             })?;
-            let facts = match state.sessions.recall(claims.sid) {
+            let facts = match state.sessions.recall(bearer.session) {
                 (Some(facts), _) => facts,
                 (None, generation) => {
                     let mut conn = state.pool.get().await?;
                     let row: Option<(Role, Uuid, bool, i32, OrganizationKind, chrono::DateTime<chrono::Utc>)> =
                         sessions::table
                             .inner_join(users::table.inner_join(organizations::table))
-                            .filter(sessions::id.eq(claims.sid))
-                            .filter(sessions::user_id.eq(claims.sub))
+                            .filter(sessions::id.eq(bearer.session))
+                            .filter(sessions::user_id.eq(bearer.user))
                             .filter(sessions::revoked_at.is_null())
                             .filter(sessions::expires_at.gt(chrono::Utc::now()))
                             .select((
@@ -57,7 +57,7 @@ impl FromRequest for Principal {
                         return Err(ApiError::InvalidToken);
                     };
                     let facts = SessionFacts {
-                        user_id: claims.sub,
+                        user_id: bearer.user,
                         role,
                         organization_id,
                         disabled,
@@ -65,24 +65,24 @@ impl FromRequest for Principal {
                         kind,
                         expires_at,
                     };
-                    state.sessions.remember(claims.sid, facts, generation);
+                    state.sessions.remember(bearer.session, facts, generation);
                     facts
                 }
             };
             let SessionFacts { user_id, role, organization_id, disabled, token_version: version, kind, .. } = facts;
-            if user_id != claims.sub
+            if user_id != bearer.user
                 || disabled
-                || version != claims.ver
-                || role != claims.role
-                || organization_id != claims.org
+                || version != bearer.version
+                || role != bearer.role
+                || organization_id != bearer.organization
             {
                 return Err(ApiError::InvalidToken);
             }
             let principal = Principal {
-                user_id: claims.sub,
+                user_id: bearer.user,
                 organization_id,
                 role,
-                session_id: claims.sid,
+                session_id: bearer.session,
                 is_host: kind == OrganizationKind::Host,
             };
             tracing::Span::current().record("user_id", tracing::field::display(principal.user_id));

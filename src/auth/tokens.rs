@@ -9,6 +9,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::verified_tokens::{Bearer, VerifiedTokens};
 use crate::domain::Role;
 
 pub const TOKEN_TYPE_ACCESS: &str = "access";
@@ -45,7 +46,11 @@ pub struct Keyring {
     issuer: String,
     audience: String,
     ttl_secs: i64,
+    pub(super) verified: VerifiedTokens,
 }
+
+/// Seconds a token is still accepted after its `exp` (and before its `nbf`): clocks differ.
+const LEEWAY_SECS: i64 = 5;
 
 /// Why a token was refused; all are answered 401 alike, the reason is for tests and logs.
 #[derive(Debug, PartialEq, Eq)]
@@ -101,6 +106,7 @@ impl Keyring {
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
             ttl_secs: ttl_secs as i64,
+            verified: VerifiedTokens::default(),
         })
     }
 
@@ -137,7 +143,29 @@ impl Keyring {
         jsonwebtoken::encode(&header, &claims, key).map_err(|e| e.to_string())
     }
 
+    /// What an access token says, as [`Keyring::verify`] finds it, remembered until the token is
+    /// no longer valid (`auth::verified_tokens`).
+    pub fn bearer(&self, token: &str) -> Result<Bearer, TokenError> {
+        self.verified.verify(token, chrono::Utc::now().timestamp(), |token| {
+            let (claims, until) = self.verify_until(token)?;
+            let bearer = Bearer {
+                user: claims.sub,
+                session: claims.sid,
+                organization: claims.org,
+                role: claims.role,
+                version: claims.ver,
+            };
+            Ok((bearer, until))
+        })
+    }
+
     pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        self.verify_until(token).map(|(claims, _)| claims)
+    }
+
+    /// The claims of a valid token, and the last second it stays valid: its expiry (with the
+    /// leeway), or the end of its retired key's grace if sooner.
+    fn verify_until(&self, token: &str) -> Result<(AccessClaims, i64), TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         let kid = header.kid.ok_or(TokenError::UnknownKey)?;
         let key = self.keys.get(&kid).ok_or(TokenError::UnknownKey)?;
@@ -146,20 +174,22 @@ impl Keyring {
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "sub", "iss", "aud"]);
         validation.validate_nbf = true;
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS as u64;
         let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
             .map_err(|e| TokenError::Invalid(format!("{:?}", e.kind())))?;
         let claims = data.claims;
         if claims.typ != TOKEN_TYPE_ACCESS {
             return Err(TokenError::WrongType);
         }
+        let mut until = claims.exp + LEEWAY_SECS;
         if let Some(retired_at) = key.retired_at {
             let now = chrono::Utc::now().timestamp();
             if claims.iat > retired_at || now > retired_at + self.ttl_secs {
                 return Err(TokenError::RetiredKey);
             }
+            until = until.min(retired_at + self.ttl_secs);
         }
-        Ok(claims)
+        Ok((claims, until))
     }
 }
 

@@ -1,0 +1,144 @@
+//! A memory of access tokens already verified, so a client's next request with the same token
+//! costs a lookup instead of base64, JSON and an HMAC again (most of what authentication cost on
+//! equal work: docs/BENCHMARKS.md).
+//!
+//! Safe because a token's verdict depends only on its own bytes, on the keyring (fixed for the
+//! life of the process) and on the clock: an entry is keyed by the whole token, compared in full,
+//! so a token differing in any byte (a forged signature, an edited claim) is never recalled; and
+//! it is kept only until the token expires (or its retired key stops verifying). What the token
+//! names (the session, the user's role and status) is still checked on every request by the
+//! caller (`auth::principal`), so revocations are not delayed by this memory.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use uuid::Uuid;
+
+use crate::domain::Role;
+
+/// What a verified access token says, as the request guard reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bearer {
+    pub user: Uuid,
+    pub session: Uuid,
+    pub organization: Uuid,
+    pub role: Role,
+    pub version: i32,
+}
+
+/// Far more tokens than a deployment has live at once (each holds ~600 bytes); past it, expired
+/// ones go and, if that is not enough, everything.
+const MAX_ENTRIES: usize = 4096;
+
+#[derive(Default)]
+pub struct VerifiedTokens {
+    entries: Mutex<HashMap<Box<str>, (Bearer, i64)>>,
+}
+
+impl VerifiedTokens {
+    /// The verdict on `token`: remembered while still valid at `now` (unix seconds), else from
+    /// `verify`, which gives what the token says and the last second it is valid in.
+    pub fn verify<E>(
+        &self,
+        token: &str,
+        now: i64,
+        verify: impl FnOnce(&str) -> Result<(Bearer, i64), E>,
+    ) -> Result<Bearer, E> {
+        if let Some((bearer, until)) = self.lock().get(token)
+            && now <= *until
+        {
+            return Ok(*bearer);
+        }
+        let (bearer, until) = verify(token)?;
+        if now <= until {
+            let mut entries = self.lock();
+            if entries.len() >= MAX_ENTRIES {
+                entries.retain(|_, (_, until)| now <= *until);
+                if entries.len() >= MAX_ENTRIES {
+                    entries.clear();
+                }
+            }
+            entries.insert(token.into(), (bearer, until));
+        }
+        Ok(bearer)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, (Bearer, i64)>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::tokens::{Keyring, TokenError};
+
+    fn ring(ttl: u64) -> Keyring {
+        Keyring::parse(&Keyring::generate_spec(), "haven", "haven-api", ttl).unwrap()
+    }
+
+    fn token(ring: &Keyring) -> String {
+        ring.issue(Uuid::new_v4(), Uuid::new_v4(), Role::Partner, Uuid::new_v4(), 3).unwrap()
+    }
+
+    #[test]
+    fn a_remembered_token_never_vouches_for_another_with_any_byte_changed() {
+        let ring = ring(900);
+        let genuine = token(&ring);
+        let said = ring.bearer(&genuine).unwrap();
+        assert_eq!(ring.bearer(&genuine).unwrap(), said, "recalled as verified");
+        let (unsigned, signature) = genuine.rsplit_once('.').unwrap();
+        let mut forged_signature = signature.as_bytes().to_vec();
+        forged_signature[0] = if forged_signature[0] == b'A' { b'B' } else { b'A' };
+        let forged = format!("{unsigned}.{}", String::from_utf8(forged_signature).unwrap());
+        assert!(ring.bearer(&forged).is_err(), "a forged signature on remembered claims");
+        assert!(ring.bearer(&format!("{genuine}x")).is_err());
+        assert!(ring.bearer(unsigned).is_err());
+        let other = token(&ring);
+        assert_ne!(ring.bearer(&other).unwrap(), said);
+    }
+
+    #[test]
+    fn a_verdict_is_kept_only_until_the_token_stops_being_valid() {
+        let memory = VerifiedTokens::default();
+        let bearer = Bearer {
+            user: Uuid::nil(),
+            session: Uuid::nil(),
+            organization: Uuid::nil(),
+            role: Role::Partner,
+            version: 1,
+        };
+        let checks = std::cell::Cell::new(0);
+        let check = |_: &str| {
+            checks.set(checks.get() + 1);
+            Ok::<_, TokenError>((bearer, 100))
+        };
+        memory.verify("t", 99, check).unwrap();
+        memory.verify("t", 100, check).unwrap();
+        assert_eq!(checks.get(), 1, "remembered while valid");
+        memory.verify("t", 101, check).unwrap();
+        assert_eq!(checks.get(), 2, "checked again once past its last valid second");
+        let refused = memory.verify("u", 1, |_| Err::<(Bearer, i64), _>(TokenError::Malformed));
+        assert!(refused.is_err());
+        assert!(memory.verify("u", 1, |_| Err::<(Bearer, i64), _>(TokenError::Malformed)).is_err(), "never remembered");
+    }
+
+    #[test]
+    fn a_token_of_a_retired_key_is_remembered_only_for_its_grace() {
+        let (old, new) = (Keyring::generate_spec(), Keyring::generate_spec());
+        let token = Keyring::parse(&old, "haven", "haven-api", 900).unwrap().issue(
+            Uuid::nil(),
+            Uuid::nil(),
+            Role::Admin,
+            Uuid::nil(),
+            1,
+        );
+        let now = chrono::Utc::now().timestamp();
+        // Retired now, by a deployment whose tokens last 100 s: the token's 900 s do not count.
+        let ring = Keyring::parse(&format!("{new},{old}:{now}"), "haven", "haven-api", 100).unwrap();
+        let token = token.unwrap();
+        ring.bearer(&token).unwrap();
+        let until = ring.verified.lock().get(token.as_str()).map(|(_, until)| *until).unwrap();
+        assert!((now + 99..=now + 101).contains(&until), "remembered until {until}, now {now}");
+    }
+}
