@@ -86,7 +86,7 @@ fn nul_refused(field: &str) -> ApiError {
 /// Deserialises a parsed JSON body: first checked against the schema the API document gives `T`
 /// (every problem at once), then read with the same field-naming, value-hiding errors.
 pub fn from_value<T: DeserializeOwned + utoipa::ToSchema>(mut value: serde_json::Value) -> Result<T, ApiError> {
-    let problems = crate::openapi::validate::problems(&T::name(), &value);
+    let problems = crate::openapi::validate::problems(&T::name(), &value)?;
     if !problems.is_empty() {
         return Err(ApiError::Validation(problems));
     }

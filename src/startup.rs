@@ -215,7 +215,7 @@ fn build_state(settings: Settings, database_url: &str, vault_url: &str, keys: Ke
     let mut document = crate::openapi::document_for(&reports);
     crate::openapi::deployment_limits(&mut document, &settings);
     let routes = RouteTable::from_openapi(&document);
-    crate::openapi::validate::warm();
+    crate::openapi::validate::warm().map_err(StartupError::Task)?;
     Ok(AppState {
         pool,
         replica,

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Bytea, Int4, Nullable, Text, Timestamptz};
-use diesel_async::{AsyncConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -165,7 +165,10 @@ pub async fn login(
         return Err(locked(left));
     }
 
-    let matched = state.hasher.verify(password, found.as_ref().and_then(|f| f.password_hash.clone())).await?;
+    let stored = found.as_ref().and_then(|f| f.password_hash.clone());
+    // Kept only when the stored hash is outdated, to make it again if the password is right.
+    let again = stored.as_deref().is_some_and(|h| state.hasher.is_outdated(h)).then(|| password.clone());
+    let matched = state.hasher.verify(password, stored.clone()).await?;
     let settings = &state.settings;
     let mut conn = state.pool.get().await?;
     let Some(user) = found else {
@@ -207,6 +210,9 @@ pub async fn login(
         // The right password: the person may learn that their access waits for a second person.
         audit::record(&mut conn, &ctx, failure_event(&user, AuditOutcome::Denied, "awaiting_approval", false)).await?;
         return Err(ApiError::AwaitingApproval);
+    }
+    if let (Some(password), Some(old)) = (again, stored) {
+        upgrade_hash(&state, &mut conn, user.id, &old, &password).await;
     }
 
     let expires = now + chrono::Duration::hours(settings.session_ttl_hours as i64);
@@ -264,4 +270,21 @@ fn failure_event(user: &Account, outcome: AuditOutcome, reason: &str, locked: bo
         .in_org(user.organization_id)
         .target("user", user.id)
         .details(serde_json::json!({ "reason": reason, "locked": locked }))
+}
+
+/// Stores the hash of a password just found right, made with the current parameters, in place of
+/// one made with older parameters (D125), unless the password changed meanwhile. A failure leaves
+/// the old hash, which still verifies: the login goes on.
+async fn upgrade_hash(state: &AppState, conn: &mut AsyncPgConnection, user: Uuid, old: &str, password: &str) {
+    let upgraded = match state.hasher.hash(password).await {
+        Ok(new) => diesel::update(users::table.find(user).filter(users::password_hash.eq(old)))
+            .set(users::password_hash.eq(new))
+            .execute(conn)
+            .await
+            .map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    if let Err(error) = upgraded {
+        tracing::warn!(%user, %error, "could not store the password's hash with the current parameters");
+    }
 }

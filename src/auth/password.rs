@@ -45,6 +45,12 @@ impl PasswordHasher {
         .map_err(|e| ApiError::internal("hasher", e))
     }
 
+    /// Whether `hash` was made with other parameters than a new hash gets (D125): worth making
+    /// again once the password is known to be right.
+    pub fn is_outdated(&self, hash: &str) -> bool {
+        parameters(hash) != parameters(&self.dummy_hash)
+    }
+
     /// Whether `password` matches `hash`; with no hash (unknown account) it does the same work
     /// and answers false.
     pub async fn verify(&self, password: Zeroizing<String>, hash: Option<String>) -> ApiResult<bool> {
@@ -59,6 +65,11 @@ impl PasswordHasher {
         .map_err(|e| ApiError::internal("hasher", e))?;
         Ok(known && matched)
     }
+}
+
+/// `$argon2id$v=19$m=7168,t=5,p=1` of a PHC string: everything before its salt and output.
+fn parameters(hash: &str) -> Option<&str> {
+    hash.rsplitn(3, '$').nth(2)
 }
 
 fn hash_now(password: &[u8]) -> Result<String, argon2::password_hash::Error> {
@@ -81,6 +92,7 @@ mod tests {
         let hasher = super::PasswordHasher::new(1);
         let right = zeroize::Zeroizing::new("correct horse battery staple".to_owned());
         let wrong = zeroize::Zeroizing::new("correct horse battery stapler".to_owned());
+        assert!(hasher.is_outdated(&hash) && !hasher.is_outdated(&super::hash_now(b"another one").unwrap()));
         assert!(hasher.verify(right, Some(hash.clone())).await.unwrap());
         assert!(!hasher.verify(wrong, Some(hash)).await.unwrap());
     }

@@ -273,3 +273,30 @@ async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
     with_header(&app, "10.1.1.1").await.assert_problem(429, "too-many-requests");
     with_header(&app, "10.1.1.2").await.assert_problem(401, "invalid-credentials");
 }
+
+#[tokio::test]
+async fn a_hash_made_with_earlier_parameters_is_made_again_at_the_next_right_login() {
+    use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, Version};
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use haven::db::schema::users::dsl as u;
+    let app = spawn_app().await;
+    let user = app.create_user(app.host_org, Role::Partner).await;
+    let earlier = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(19_456, 2, 1, None).unwrap());
+    let old = earlier.hash_password(PASSWORD.as_bytes()).unwrap().to_string();
+    let stored = || async {
+        let mut conn = app.pool.get().await.unwrap();
+        u::users.find(user.id).select(u::password_hash).first::<Option<String>>(&mut conn).await.unwrap().unwrap()
+    };
+    {
+        let mut conn = app.pool.get().await.unwrap();
+        diesel::update(u::users.find(user.id)).set(u::password_hash.eq(&old)).execute(&mut conn).await.unwrap();
+    }
+    assert_eq!(app.login_raw(&user.email, "not the password at all").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(stored().await, old, "a wrong password changes nothing");
+    assert_eq!(app.login_raw(&user.email, PASSWORD).await.status, StatusCode::OK);
+    let new = stored().await;
+    assert!(new.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"), "{new}");
+    assert_eq!(app.login_raw(&user.email, PASSWORD).await.status, StatusCode::OK);
+    assert_eq!(stored().await, new, "a current hash is left alone");
+}
