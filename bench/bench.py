@@ -81,6 +81,17 @@ def pct(xs, q):
     return xs[min(len(xs) - 1, int(len(xs) * q))] if xs else float("nan")
 
 
+PEAKS = []  # (phase, Haven's peak resident MB when it ended): where the peak was reached
+
+
+def mark(phase):
+    """Notes Haven's peak resident memory (VmHWM) at the end of `phase`."""
+    with open(f"/proc/{args.pid}/status") as f:
+        kib = int([l for l in f if l.startswith("VmHWM")][0].split()[1])
+    if not PEAKS or kib / 1024 > PEAKS[-1][1] + 0.5:
+        PEAKS.append((phase, kib / 1024))
+
+
 def wrk(lua, env, base=BASE):
     """One slice of HTTP load; returns (requests per second, latencies are summarised by wrk)."""
     out = subprocess.run(["wrk", "-t2", f"-c{args.connections}", f"-d{args.duration}s", "--timeout", "10s", "-s", lua, base],
@@ -130,6 +141,7 @@ def scenario(name, lua, env, anchor_sql, target, counter=None):
            "ratio": api_rps / pg_tps, "target": target}
     print(f"{name:34} {api_rps:8.0f}/s p50 {row['api_p50']:6.2f} p99 {row['api_p99']:6.2f} | anchor {pg_tps:8.0f}/s "
           f"p50 {row['anchor_p50']:6.2f} p99 {row['anchor_p99']:6.2f} | ratio {row['ratio']:.2f} (target >= {target})", flush=True)
+    mark(name)
     return row
 
 
@@ -242,6 +254,7 @@ for _ in range(3600):
 while int(psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")):
     time.sleep(1)
 relogin()  # waiting for the rollups may have outlasted the first tokens
+mark("start, rollups and logins")
 rows = []
 print(f"\n{'scenario':34} {'API':>8}              (ms)         | {'anchor (pgbench)':>16} (ms)", flush=True)
 rows.append(scenario("GET victim as admin (no identity)", lua("get_victim.lua"), {**env_read, "TOKEN": org_admin},
@@ -289,22 +302,26 @@ for _ in range(args.rounds):
     auth["off"].append(wrk(lua("get_path.lua"), {"PATH_": "/api/v1/reports", "TOKEN": "", "TWIN": "1"}))
 rate = {k: sum(r["requests"] for r in v) / sum(r["duration_us"] / 1e6 for r in v) for k, v in auth.items()}
 overhead = rate["off"] / rate["on"] - 1
+mark("authentication")
 print(f"authenticated {rate['on']:.0f}/s vs unauthenticated {rate['off']:.0f}/s: overhead {overhead:.1%} (target <= 5%)", flush=True)
 
 # Bad-login flood: others' latency while one account is hammered with wrong passwords.
 flood = floods.bad_login_flood(BASE, f"bench-caseworker-{org[:8]}@haven.invalid", org_admin, ids_file, seconds=args.duration * 2)
 print(f"bad-login flood: {flood['attempts']} attempts ({flood['statuses']}); others p50 {flood['p50']:.1f} ms, "
       f"p99 {flood['p99']:.1f} ms (target < 20); account locked: {flood['locked']}", flush=True)
+mark("bad-login flood")
 slow = floods.slowloris(args.bind, org_admin, ids_file, connections=200, seconds=args.duration * 2)
 print(f"slow clients: {slow['held']} connections held open; others p99 {slow['p99']:.1f} ms; "
       f"slow connections closed by the server: {slow['closed']}", flush=True)
 
 with open(f"/proc/{args.pid}/status") as f:
     peak_kib = int([l for l in f if l.startswith("VmHWM")][0].split()[1])
-print(f"Haven peak RSS: {peak_kib / 1024:.1f} MB (target < 64 MB)")
+mark("slow clients")
+print(f"Haven peak RSS: {peak_kib / 1024:.1f} MB (target < 64 MB); where it rose: "
+      + "; ".join(f"{phase} {mb:.1f}" for phase, mb in PEAKS))
 
 if args.out:
     import report_md
-    report_md.write(args.out, args=args, rows=rows, auth=(rate, overhead), flood=flood, slow=slow, peak_mb=peak_kib / 1024,
+    report_md.write(args.out, args=args, rows=rows, auth=(rate, overhead), flood=flood, slow=slow, peak_mb=peak_kib / 1024, peaks=PEAKS,
                     machine=f"{platform.node()} ({os.cpu_count()} cores, {platform.platform()})")
     print(f"wrote {args.out}")
