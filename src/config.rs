@@ -299,7 +299,8 @@ pub struct Settings {
     #[arg(long, env = "HAVEN_LOCKOUT_MINUTES", default_value_t = 15)]
     pub lockout_minutes: u64,
 
-    /// Password hashes computed at once (argon2id is CPU- and memory-heavy); default: cores.
+    /// Password hashes computed at once (argon2id is CPU- and memory-heavy); default: half the
+    /// cores, at least one (D129).
     #[arg(long, env = "HAVEN_HASH_CONCURRENCY")]
     pub hash_concurrency: Option<usize>,
 
@@ -516,13 +517,30 @@ impl Settings {
     }
 
     pub fn hash_concurrency(&self) -> usize {
-        self.hash_concurrency.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+        self.hash_concurrency.unwrap_or_else(|| {
+            default_hash_concurrency(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        })
     }
+}
+
+/// Half the cores, at least one: a login storm can take at most half the machine from everyone
+/// else's requests, and holds at most that many argon2id blocks (7 MiB each) at once (D129).
+fn default_hash_concurrency(cores: usize) -> usize {
+    (cores / 2).max(1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn password_checks_take_at_most_half_the_cores_by_default() {
+        let by_cores: Vec<usize> = [1, 2, 3, 4, 8, 16].into_iter().map(default_hash_concurrency).collect();
+        assert_eq!(by_cores, [1, 1, 1, 2, 4, 8]);
+        let mut settings = Settings::defaults();
+        settings.hash_concurrency = Some(3);
+        assert_eq!(settings.hash_concurrency(), 3, "a setting wins over the default");
+    }
 
     /// Settings are `Debug` (clap needs it); the keys and the database URLs never show in it.
     #[test]

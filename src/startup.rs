@@ -196,12 +196,41 @@ pub fn keys(settings: &Settings) -> Result<Keys, StartupError> {
     })
 }
 
+/// Connections the background tasks (the rollup warm-up, webhook deliveries, retention) share,
+/// to each database: they take turns rather than take connections from requests.
+const BACKGROUND_CONNECTIONS: usize = 4;
+
+/// One state per HTTP worker, each with its own pools of the database and the key vault (D131).
+/// A pooled connection is driven by a task on the runtime that opened it: shared, a worker's query
+/// went through whichever thread had opened the connection (often the main one, which opened them
+/// for the warm-up), a wake-up across threads each way. The workers share `HAVEN_DB_POOL_SIZE`,
+/// at least two connections each, since a request may hold two at once.
+fn worker_states(state: &AppState, url: &str, vault_url: &str) -> Result<Vec<AppState>, StartupError> {
+    let workers = state.settings.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let size = state.settings.db_pool_size.div_ceil(workers).max(2);
+    let timeout = Duration::from_millis(state.settings.db_timeout_ms);
+    (0..workers)
+        .map(|_| {
+            Ok(AppState {
+                pool: crate::db::build_pool(url, size, timeout)?,
+                vault: crate::privacy::vault::Vault::new(
+                    crate::db::build_pool(vault_url, size, timeout)?,
+                    state.identity_keys.clone(),
+                ),
+                ..state.clone()
+            })
+        })
+        .collect()
+}
+
 fn build_state(settings: Settings, database_url: &str, vault_url: &str, keys: Keys) -> Result<AppState, StartupError> {
     let timeout = Duration::from_millis(settings.db_timeout_ms);
-    let pool = crate::db::build_pool(database_url, settings.db_pool_size, timeout)?;
+    // The pools of the background tasks; the HTTP workers get their own (`worker_states`).
+    let background = BACKGROUND_CONNECTIONS.min(settings.db_pool_size);
+    let pool = crate::db::build_pool(database_url, background, timeout)?;
     let identity_keys = Arc::new(keys.identity);
     let vault = crate::privacy::vault::Vault::new(
-        crate::db::build_pool(vault_url, settings.db_pool_size, timeout)?,
+        crate::db::build_pool(vault_url, background, timeout)?,
         identity_keys.clone(),
     );
     let replica = match &settings.reports_database_url {
@@ -251,6 +280,8 @@ async fn openapi_json(state: web::Data<AppState>) -> actix_web::HttpResponse {
 /// what ships (state, listeners, the rollup warm-up).
 pub struct Application {
     state: AppState,
+    /// What each HTTP worker serves with.
+    served: Vec<AppState>,
     api: TcpListener,
     metrics: Option<TcpListener>,
 }
@@ -292,7 +323,8 @@ impl Application {
             let every = std::time::Duration::from_secs(state.settings.retention_interval_min * 60);
             tokio::spawn(crate::retention::supervise(state.pool.clone(), state.vault.clone(), every));
         }
-        Ok(Application { state, api, metrics })
+        let served = worker_states(&state, url, vault_url)?;
+        Ok(Application { state, served, api, metrics })
     }
 
     pub fn state(&self) -> &AppState {
@@ -321,7 +353,7 @@ impl Application {
             None => None,
         };
         let addr = self.api.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        run(self.state, self.api)?.await.map_err(|e| StartupError::Bind { addr, detail: e.to_string() })?;
+        run(self.served, self.api)?.await.map_err(|e| StartupError::Bind { addr, detail: e.to_string() })?;
         if let Some(metrics) = metrics {
             metrics.stop(true).await;
         }
@@ -355,14 +387,18 @@ fn run_metrics(state: &AppState, listener: TcpListener) -> Result<Server, Startu
 
 /// Starts serving on `listener`; the returned server stops gracefully on SIGINT/SIGTERM,
 /// finishing in-flight requests within the shutdown timeout.
-fn run(state: AppState, listener: TcpListener) -> Result<Server, StartupError> {
-    let workers = state.settings.workers;
-    let shutdown = state.settings.shutdown_timeout;
+fn run(served: Vec<AppState>, listener: TcpListener) -> Result<Server, StartupError> {
+    let shutdown = served[0].settings.shutdown_timeout;
+    let workers = served.len();
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    let data = web::Data::new(state);
+    let served: Vec<web::Data<AppState>> = served.into_iter().map(web::Data::new).collect();
     // The request metrics, on their own: the middleware that records them needs nothing else.
-    let metrics: web::Data<Metrics> = web::Data::from(data.metrics.clone());
-    let mut server = HttpServer::new(move || {
+    let metrics: web::Data<Metrics> = web::Data::from(served[0].metrics.clone());
+    // Each worker builds its app once, in turn; a worker started again after a failure takes the
+    // next state round the ring.
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let server = HttpServer::new(move || {
+        let data = served[next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % served.len()].clone();
         let (app, _) = App::new()
             .app_data(data.clone())
             .app_data(metrics.clone())
@@ -400,11 +436,9 @@ fn run(state: AppState, listener: TcpListener) -> Result<Server, StartupError> {
     // shuts down: slow or silent clients cannot hold connections open for long.
     .client_request_timeout(Duration::from_secs(5))
     .client_disconnect_timeout(Duration::from_secs(1))
+    .workers(workers)
     .listen(listener)
     .map_err(|e| StartupError::Bind { addr: addr.clone(), detail: e.to_string() })?;
-    if let Some(workers) = workers {
-        server = server.workers(workers);
-    }
     Ok(server.run())
 }
 

@@ -1,5 +1,7 @@
-//! Logs, request ids and metrics. Log lines carry the route template (`/api/v1/victims/{id}`),
-//! never the raw path or query string, which could hold a searched name.
+//! Logs, request ids and metrics. A request's log line carries the route template
+//! (`/api/v1/victims/{id}`), never the raw path or query string, which could hold a searched name.
+//! The template is read once the router has chosen the route (D130): asked before, actix-web walks
+//! its map of every route again, and does not find routes grouped under a shared prefix.
 
 use std::time::Instant;
 
@@ -29,12 +31,11 @@ pub struct HavenRootSpan;
 
 impl RootSpanBuilder for HavenRootSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        let route = request.match_pattern().unwrap_or_else(|| "unmatched".into());
         let request_id = request.extensions().get::<RequestId>().map(|id| id.to_string()).unwrap_or_default();
         tracing::info_span!(
             "request",
             method = %request.method(),
-            route = %route,
+            route = tracing::field::Empty,
             request_id = %request_id,
             user_id = tracing::field::Empty,
             status = tracing::field::Empty,
@@ -43,6 +44,7 @@ impl RootSpanBuilder for HavenRootSpan {
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
         if let Ok(response) = outcome {
+            span.record("route", route_of(response).as_str());
             span.record("status", response.status().as_u16());
             let status = response.status();
             if status.is_server_error() {
@@ -113,6 +115,11 @@ impl Default for Metrics {
     }
 }
 
+/// The template of the route that answered (`unmatched` for the fallback).
+fn route_of<B>(response: &ServiceResponse<B>) -> String {
+    response.request().match_pattern().unwrap_or_else(|| "unmatched".into())
+}
+
 /// Records request metrics and returns the request id in `X-Request-Id`.
 pub async fn observe(
     req: ServiceRequest,
@@ -125,12 +132,11 @@ pub async fn observe(
         m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m.to_owned(),
         _ => "other".to_owned(),
     };
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
     let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
     let result = next.call(req).await;
-    let status = match &result {
-        Ok(response) => response.status(),
-        Err(e) => e.as_response_error().status_code(),
+    let (status, route) = match &result {
+        Ok(response) => (response.status(), route_of(response)),
+        Err(e) => (e.as_response_error().status_code(), "unmatched".to_owned()),
     };
     let status = status.as_u16().to_string();
     if let Some(metrics) = metrics {

@@ -182,6 +182,8 @@ async fn zero_configuration_start_persists_and_stops_cleanly() {
     assert!(requests.len() >= 3, "request log lines: {lines:?}");
     assert!(requests.iter().all(|r| r["span"]["request_id"].as_str().is_some_and(|id| !id.is_empty())));
     assert!(requests.iter().any(|r| r["span"]["route"] == paths::LOGIN));
+    // A route of a later group too: the template is read after routing (D130).
+    assert!(requests.iter().any(|r| r["span"]["route"] == paths::ORGANIZATIONS), "{requests:?}");
     let all = lines.join("\n");
     for secret in [password.as_str(), "Maria-Lopez", &admin_token, "u3@example.org"] {
         assert!(!all.contains(secret), "`{secret}` appeared in the log");
