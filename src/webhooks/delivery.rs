@@ -188,6 +188,9 @@ impl Worker {
             Ok(r) => self.retry_or_give_up(c, Some(r.status().as_u16()), format!("answered {}", r.status().as_u16())),
             // The error's own words may name the URL, which is the webhook's, not a person's.
             Err(e) if e.is_timeout() => self.retry_or_give_up(c, None, "timed out".into()),
+            Err(e) if certificate_refused(&e) => {
+                self.retry_or_give_up(c, None, "the receiver's certificate was not accepted".into())
+            }
             Err(_) => self.retry_or_give_up(c, None, "could not connect".into()),
         };
         let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
@@ -286,6 +289,22 @@ struct Due {
     kind: String,
     #[diesel(sql_type = diesel::sql_types::Date)]
     due_on: chrono::NaiveDate,
+}
+
+/// Whether the connection failed because the receiver's TLS certificate did not verify (expired,
+/// self-signed, for another name): worth telling the admin apart from an unreachable receiver.
+fn certificate_refused(error: &(dyn std::error::Error + 'static)) -> bool {
+    if matches!(error.downcast_ref::<rustls::Error>(), Some(rustls::Error::InvalidCertificate(_))) {
+        return true;
+    }
+    // An `io::Error` hides what it wraps from `source()` (and the TLS error comes wrapped twice):
+    // its `get_ref` reaches it.
+    if let Some(inner) = error.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref())
+        && certificate_refused(inner)
+    {
+        return true;
+    }
+    error.source().is_some_and(certificate_refused)
 }
 
 enum Outcome {

@@ -1,6 +1,8 @@
 //! Webhooks with a real receiver: signed deliveries, a retry after a failure, the delivery log,
-//! nothing for a change that rolled back, events that time raises, and who manages them.
+//! nothing for a change that rolled back, events that time raises, who manages them, and no
+//! delivery to a receiver whose TLS certificate is not trusted.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,6 +14,9 @@ use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::Sha256;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::PrivatePkcs8KeyDer;
 
 use crate::helpers::{TestApp, spawn_app};
 use crate::paths;
@@ -273,4 +278,72 @@ async fn only_an_organisations_admins_manage_its_webhooks() {
     for action in ["webhook.create", "webhook.update", "webhook.delete"] {
         assert!(actions.iter().any(|(a, _)| a == action), "{action} not audited");
     }
+}
+
+/// An HTTPS receiver on loopback whose self-signed certificate nobody trusts: it counts the TLS
+/// handshakes begun and the requests that got through one.
+struct UntrustedReceiver {
+    url: String,
+    handshakes: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
+}
+
+impl UntrustedReceiver {
+    async fn start() -> UntrustedReceiver {
+        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("a certificate");
+        let key = PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![certified.cert.der().clone()], key.into())
+            .expect("a server configuration");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the receiver");
+        let url = format!("https://{}/hooks/haven", listener.local_addr().unwrap());
+        let (handshakes, requests) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (begun, through) = (handshakes.clone(), requests.clone());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                begun.fetch_add(1, Ordering::SeqCst);
+                let Ok(mut tls) = acceptor.accept(stream).await else { continue };
+                let mut head = [0u8; 1024];
+                if matches!(tls.read(&mut head).await, Ok(n) if n > 0) {
+                    through.fetch_add(1, Ordering::SeqCst);
+                    let _ = tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+                }
+            }
+        });
+        UntrustedReceiver { url, handshakes, requests }
+    }
+}
+
+#[tokio::test]
+async fn deliveries_refuse_a_receiver_whose_certificate_is_not_trusted() {
+    let app = spawn_app().await;
+    let (dakar, lima) = (app.create_org().await, app.create_org().await);
+    let receiver = UntrustedReceiver::start().await;
+    let (hook, _) = subscribe(&app, lima, &receiver.url, json!(["referral.created"])).await;
+    let (victim, caseworker) = create_victim(&app, dakar).await;
+    let referral =
+        json!({ "victim_id": victim, "to_organization_id": lima, "service": "shelter", "urgency": "routine" });
+    assert_eq!(caseworker.post(paths::REFERRALS, referral).await.status, StatusCode::CREATED);
+
+    // Haven reaches the receiver, refuses its certificate, and says so in the delivery log.
+    let admin = app.caller(lima, Role::Admin).await;
+    let log_path = format!("{}/{hook}/deliveries", paths::WEBHOOKS);
+    let mut log = Value::Null;
+    for _ in 0..150 {
+        log = admin.get(&log_path).await.json();
+        if log["items"][0]["attempts"].as_i64().unwrap_or(0) >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let attempt = &log["items"][0];
+    assert!(receiver.handshakes.load(Ordering::SeqCst) >= 1, "Haven tried the receiver: {log}");
+    assert_eq!(receiver.requests.load(Ordering::SeqCst), 0, "nothing was sent through an untrusted connection");
+    assert_ne!(attempt["status"], "delivered", "{log}");
+    assert_eq!(attempt["response_status"], Value::Null, "{log}");
+    assert_eq!(attempt["last_error"], "the receiver's certificate was not accepted", "{log}");
 }
