@@ -11,7 +11,7 @@ use tracing_actix_web::TracingLogger;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::auth::{Keyring, LoginThrottle, PasswordHasher};
 use crate::config::{Environment, Settings};
@@ -200,32 +200,57 @@ pub fn keys(settings: &Settings) -> Result<Keys, StartupError> {
 /// to each database: they take turns rather than take connections from requests.
 const BACKGROUND_CONNECTIONS: usize = 4;
 
-/// One state per HTTP worker, each with its own pools of the database and the key vault (D131).
-/// A pooled connection is driven by a task on the runtime that opened it: shared, a worker's query
-/// went through whichever thread had opened the connection (often the main one, which opened them
-/// for the warm-up), a wake-up across threads each way. The workers share `HAVEN_DB_POOL_SIZE`,
-/// at least two connections each, since a request may hold two at once.
-fn worker_states(state: &AppState, url: &str, vault_url: &str) -> Result<Vec<AppState>, StartupError> {
-    let workers = state.settings.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let size = state.settings.db_pool_size.div_ceil(workers).max(2);
-    let timeout = Duration::from_millis(state.settings.db_timeout_ms);
-    (0..workers)
-        .map(|_| {
-            Ok(AppState {
-                pool: crate::db::build_pool(url, size, timeout)?,
-                vault: crate::privacy::vault::Vault::new(
-                    crate::db::build_pool(vault_url, size, timeout)?,
-                    state.identity_keys.clone(),
-                ),
-                ..state.clone()
-            })
-        })
-        .collect()
+/// What an HTTP worker needs to open pools of its own, to the database and the key vault (D131).
+/// A pooled connection is driven by a task on the runtime that opened it: with pools shared by
+/// every worker, a worker's query went through whichever thread had opened the connection (often
+/// the main one, which opened them for the warm-up), a wake-up across threads each way.
+#[derive(Clone)]
+struct WorkerPools {
+    url: SecretString,
+    vault_url: SecretString,
+    /// `HAVEN_DB_POOL_SIZE` shared among the workers, at least two each.
+    size: usize,
+    timeout: Duration,
+}
+
+impl WorkerPools {
+    fn new(settings: &Settings, url: &str, vault_url: &str) -> WorkerPools {
+        let workers = workers(settings);
+        WorkerPools {
+            url: SecretString::from(url),
+            vault_url: SecretString::from(vault_url),
+            size: settings.db_pool_size.div_ceil(workers).max(2),
+            timeout: Duration::from_millis(settings.db_timeout_ms),
+        }
+    }
+
+    /// `shared` with this worker's own pools. Called on the worker's thread, also when actix
+    /// starts a worker again after a failure, which then gets pools of its own too. The same URLs
+    /// built pools at start, so this cannot fail but for a bug; then the worker shares the
+    /// background pools rather than not serving.
+    fn state_for_worker(&self, shared: &AppState) -> AppState {
+        let build = |url: &SecretString| crate::db::build_pool(url.expose_secret(), self.size, self.timeout);
+        match (build(&self.url), build(&self.vault_url)) {
+            (Ok(pool), Ok(vault)) => AppState {
+                pool,
+                vault: crate::privacy::vault::Vault::new(vault, shared.identity_keys.clone()),
+                ..shared.clone()
+            },
+            (Err(error), _) | (_, Err(error)) => {
+                tracing::error!(%error, "an HTTP worker shares the background pools");
+                shared.clone()
+            }
+        }
+    }
+}
+
+fn workers(settings: &Settings) -> usize {
+    settings.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 fn build_state(settings: Settings, database_url: &str, vault_url: &str, keys: Keys) -> Result<AppState, StartupError> {
     let timeout = Duration::from_millis(settings.db_timeout_ms);
-    // The pools of the background tasks; the HTTP workers get their own (`worker_states`).
+    // The pools of the background tasks; the HTTP workers get their own (`WorkerPools`).
     let background = BACKGROUND_CONNECTIONS.min(settings.db_pool_size);
     let pool = crate::db::build_pool(database_url, background, timeout)?;
     let identity_keys = Arc::new(keys.identity);
@@ -280,8 +305,8 @@ async fn openapi_json(state: web::Data<AppState>) -> actix_web::HttpResponse {
 /// what ships (state, listeners, the rollup warm-up).
 pub struct Application {
     state: AppState,
-    /// What each HTTP worker serves with.
-    served: Vec<AppState>,
+    /// How each HTTP worker opens its own pools.
+    pools: WorkerPools,
     api: TcpListener,
     metrics: Option<TcpListener>,
 }
@@ -323,8 +348,8 @@ impl Application {
             let every = std::time::Duration::from_secs(state.settings.retention_interval_min * 60);
             tokio::spawn(crate::retention::supervise(state.pool.clone(), state.vault.clone(), every));
         }
-        let served = worker_states(&state, url, vault_url)?;
-        Ok(Application { state, served, api, metrics })
+        let pools = WorkerPools::new(&state.settings, url, vault_url);
+        Ok(Application { state, pools, api, metrics })
     }
 
     pub fn state(&self) -> &AppState {
@@ -353,7 +378,7 @@ impl Application {
             None => None,
         };
         let addr = self.api.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        run(self.served, self.api)?.await.map_err(|e| StartupError::Bind { addr, detail: e.to_string() })?;
+        run(self.state, self.pools, self.api)?.await.map_err(|e| StartupError::Bind { addr, detail: e.to_string() })?;
         if let Some(metrics) = metrics {
             metrics.stop(true).await;
         }
@@ -387,21 +412,20 @@ fn run_metrics(state: &AppState, listener: TcpListener) -> Result<Server, Startu
 
 /// Starts serving on `listener`; the returned server stops gracefully on SIGINT/SIGTERM,
 /// finishing in-flight requests within the shutdown timeout.
-fn run(served: Vec<AppState>, listener: TcpListener) -> Result<Server, StartupError> {
-    let shutdown = served[0].settings.shutdown_timeout;
-    let workers = served.len();
+fn run(state: AppState, pools: WorkerPools, listener: TcpListener) -> Result<Server, StartupError> {
+    let workers = workers(&state.settings);
+    let shutdown = state.settings.shutdown_timeout;
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    let served: Vec<web::Data<AppState>> = served.into_iter().map(web::Data::new).collect();
     // The request metrics, on their own: the middleware that records them needs nothing else.
-    let metrics: web::Data<Metrics> = web::Data::from(served[0].metrics.clone());
-    // Each worker builds its app once, in turn; a worker started again after a failure takes the
-    // next state round the ring.
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let metrics: web::Data<Metrics> = web::Data::from(state.metrics.clone());
+    // And the route templates, for a request no route answered (telemetry::observe).
+    let routes: web::Data<RouteTable> = web::Data::from(state.routes.clone());
     let server = HttpServer::new(move || {
-        let data = served[next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % served.len()].clone();
+        let data = web::Data::new(pools.state_for_worker(&state));
         let (app, _) = App::new()
             .app_data(data.clone())
             .app_data(metrics.clone())
+            .app_data(routes.clone())
             .app_data(web::PathConfig::default().error_handler(|_, req| crate::routes::malformed_path(req).into()))
             .app_data(web::QueryConfig::default().error_handler(|_, _| {
                 crate::error::ApiError::BadRequest("The query string is malformed.".into()).into()

@@ -1,7 +1,8 @@
 //! Logs, request ids and metrics. A request's log line carries the route template
 //! (`/api/v1/victims/{id}`), never the raw path or query string, which could hold a searched name.
 //! The template is read once the router has chosen the route (D130): asked before, actix-web walks
-//! its map of every route again, and does not find routes grouped under a shared prefix.
+//! its map of every route again, and does not find routes grouped under a shared prefix. `observe`
+//! records it in the request's span, which the request's log line then carries.
 
 use std::time::Instant;
 
@@ -15,6 +16,7 @@ use tracing::Span;
 use tracing_actix_web::{DefaultRootSpanBuilder, RequestId, RootSpanBuilder};
 
 use crate::config::{LogFormat, Settings};
+use crate::openapi::route_table::RouteTable;
 
 pub fn init_logging(settings: &Settings) {
     use tracing_subscriber::{EnvFilter, fmt};
@@ -35,6 +37,7 @@ impl RootSpanBuilder for HavenRootSpan {
         tracing::info_span!(
             "request",
             method = %request.method(),
+            // Recorded by `observe` once routing is done.
             route = tracing::field::Empty,
             request_id = %request_id,
             user_id = tracing::field::Empty,
@@ -44,7 +47,6 @@ impl RootSpanBuilder for HavenRootSpan {
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
         if let Ok(response) = outcome {
-            span.record("route", route_of(response).as_str());
             span.record("status", response.status().as_u16());
             let status = response.status();
             if status.is_server_error() {
@@ -115,11 +117,6 @@ impl Default for Metrics {
     }
 }
 
-/// The template of the route that answered (`unmatched` for the fallback).
-fn route_of<B>(response: &ServiceResponse<B>) -> String {
-    response.request().match_pattern().unwrap_or_else(|| "unmatched".into())
-}
-
 /// Records request metrics and returns the request id in `X-Request-Id`.
 pub async fn observe(
     req: ServiceRequest,
@@ -133,11 +130,20 @@ pub async fn observe(
         _ => "other".to_owned(),
     };
     let request_id = req.extensions().get::<RequestId>().map(|id| id.to_string());
+    let routes = req.app_data::<actix_web::web::Data<RouteTable>>().cloned();
+    // Read only when no route answered (a cheap clone: the path's bytes are shared).
+    let uri = req.uri().clone();
     let result = next.call(req).await;
-    let (status, route) = match &result {
-        Ok(response) => (response.status(), route_of(response)),
-        Err(e) => (e.as_response_error().status_code(), "unmatched".to_owned()),
+    let (status, answered) = match &result {
+        Ok(response) => (response.status(), response.request().match_pattern()),
+        Err(e) => (e.as_response_error().status_code(), None),
     };
+    // The route that answered, as actix recorded it while routing; else (a wrong method, a request
+    // cut off by its deadline) the template the path matches, from the API document.
+    let route = answered
+        .or_else(|| routes.as_ref().and_then(|t| t.template_for(uri.path())).map(str::to_owned))
+        .unwrap_or_else(|| "unmatched".into());
+    Span::current().record("route", route.as_str());
     let status = status.as_u16().to_string();
     if let Some(metrics) = metrics {
         let labels = [method.as_str(), route.as_str(), status.as_str()];

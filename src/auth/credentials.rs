@@ -123,6 +123,7 @@ pub async fn enrol(
             Ok(Enrolled { user_id: user.id, awaiting_approval: awaiting })
         })
         .await?;
+    drop(conn); // the throttle takes a connection of its own (D131)
     state.throttle.succeeded(&state.pool, address, None).await;
     Ok(HttpResponse::Ok().insert_header(super::credential_answer::no_store()).json(enrolled))
 }

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Bool, Bytea, Int4, Nullable, Text, Timestamptz};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -211,10 +211,6 @@ pub async fn login(
         audit::record(&mut conn, &ctx, failure_event(&user, AuditOutcome::Denied, "awaiting_approval", false)).await?;
         return Err(ApiError::AwaitingApproval);
     }
-    if let (Some(password), Some(old)) = (again, stored) {
-        upgrade_hash(&state, &mut conn, user.id, &old, &password).await;
-    }
-
     let expires = now + chrono::Duration::hours(settings.session_ttl_hours as i64);
     let (id, org, role, version) = (user.id, user.organization_id, user.role, user.token_version);
     let (factor_state, account_email) = (state.clone(), account.clone());
@@ -252,6 +248,11 @@ pub async fn login(
             Ok(started)
         })
         .await?;
+    // Released first: what follows takes connections of its own (D131).
+    drop(conn);
+    if let (Some(password), Some(old)) = (again, stored) {
+        upgrade_hash(&state, id, &old, &password).await;
+    }
     state.throttle.succeeded(&state.pool, address, Some(&account)).await;
     Ok(HttpResponse::Ok().insert_header(no_store()).json(tokens(
         &state,
@@ -275,13 +276,16 @@ fn failure_event(user: &Account, outcome: AuditOutcome, reason: &str, locked: bo
 /// Stores the hash of a password just found right, made with the current parameters, in place of
 /// one made with older parameters (D125), unless the password changed meanwhile. A failure leaves
 /// the old hash, which still verifies: the login goes on.
-async fn upgrade_hash(state: &AppState, conn: &mut AsyncPgConnection, user: Uuid, old: &str, password: &str) {
+async fn upgrade_hash(state: &AppState, user: Uuid, old: &str, password: &str) {
     let upgraded = match state.hasher.hash(password).await {
-        Ok(new) => diesel::update(users::table.find(user).filter(users::password_hash.eq(old)))
-            .set(users::password_hash.eq(new))
-            .execute(conn)
-            .await
-            .map_err(ApiError::from),
+        Ok(new) => match state.pool.get().await {
+            Ok(mut conn) => diesel::update(users::table.find(user).filter(users::password_hash.eq(old)))
+                .set(users::password_hash.eq(new))
+                .execute(&mut conn)
+                .await
+                .map_err(ApiError::from),
+            Err(e) => Err(ApiError::from(e)),
+        },
         Err(e) => Err(e),
     };
     if let Err(error) = upgraded {

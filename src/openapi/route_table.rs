@@ -44,6 +44,11 @@ impl RouteTable {
         table
     }
 
+    /// The template `path` matches (`/api/v1/victims/{id}`), whatever its method.
+    pub fn template_for(&self, path: &str) -> Option<&str> {
+        self.routes.iter().find(|(def, _)| def.is_match(path)).and_then(|(def, _)| def.pattern())
+    }
+
     /// Methods served at `path`, if the path is served at all.
     pub fn methods_for(&self, path: &str) -> Option<&[String]> {
         self.routes.iter().find(|(def, _)| def.is_match(path)).map(|(_, m)| m.as_slice())

@@ -113,8 +113,7 @@ impl Run<'_> {
         let state = self.state;
         let shape = Shape { table: &self.table, bounded: false };
         let key = &state.bounding_key;
-        let mut conn = state.pool.get().await?;
-        rollup::upkeep(&mut conn, &state.pool, &self.table, false, key).await?;
+        let mut conn = rollup::upkeep(state.pool.get().await?, &self.table, false, key).await?;
         let population = Population::OwnOrganization(org);
         let replica = state.replica.as_deref();
         let mut entries =
@@ -242,7 +241,7 @@ impl Run<'_> {
         }
         let shape = Shape { table, bounded: true };
         let key = &state.bounding_key;
-        rollup::upkeep(&mut conn, &state.pool, table, true, key).await?;
+        let mut conn = rollup::upkeep(conn, table, true, key).await?;
         let population = Population::Pooled { caller: org };
         let replica = state.replica.as_deref();
         let entries = replica::read(replica, &state.metrics, &mut conn, &shape, key, population, filters).await?;

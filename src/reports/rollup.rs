@@ -255,23 +255,22 @@ async fn rebuild(conn: &mut AsyncPgConnection, shape: &Shape<'_>, key: &Bounding
 
 /// `maintain` for a request: the idle check on the request's connection, and any rebuild in a task
 /// of its own, so that a request that gives up (its deadline, a closed connection) does not cancel
-/// an upkeep half done, which would roll back and leave the next request to start over. The caller
-/// waits for it.
+/// an upkeep half done, which would roll back and leave the next request to start over. The task
+/// takes the request's connection and hands it back when done (or to the pool, if the request is
+/// gone): a request never waits for a second connection of a pool it already holds one of (D131).
 pub async fn upkeep(
-    conn: &mut AsyncPgConnection,
-    pool: &crate::db::Pool,
+    mut conn: crate::db::Conn,
     table: &TableQuery,
     bounded: bool,
     key: &std::sync::Arc<BoundingKey>,
-) -> Result<(), ApiError> {
-    if is_idle(conn, &Shape { table, bounded }.id(key)).await? {
-        return Ok(());
+) -> Result<crate::db::Conn, ApiError> {
+    if is_idle(&mut conn, &Shape { table, bounded }.id(key)).await? {
+        return Ok(conn);
     }
-    let (pool, table, key) = (pool.clone(), table.clone(), key.clone());
-    actix_web::rt::spawn(async move {
-        let mut conn = pool.get().await?;
-        rebuild(&mut conn, &Shape { table: &table, bounded }, &key).await
-    })
+    let (table, key) = (table.clone(), key.clone());
+    actix_web::rt::spawn(
+        async move { rebuild(&mut conn, &Shape { table: &table, bounded }, &key).await.map(|()| conn) },
+    )
     .await
     .map_err(|e| ApiError::internal("rollup upkeep", e))?
 }

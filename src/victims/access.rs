@@ -67,9 +67,12 @@ pub async fn load_visible(
     }
 }
 
-/// Refusal audits written at once: a flood of probes queues its audit writes (memory only) instead
-/// of taking every database connection.
-static REFUSAL_WRITERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+thread_local! {
+    /// One refusal audit written at a time per HTTP worker, with the worker's own pool (D131): a
+    /// flood of probes queues its audit writes (memory only) and leaves the worker's other
+    /// connections to requests.
+    static REFUSAL_WRITER: std::rc::Rc<tokio::sync::Semaphore> = std::rc::Rc::new(tokio::sync::Semaphore::new(1));
+}
 
 /// Records a refused access in a task of its own, after the response.
 fn audit_refusal(state: &AppState, ctx: &RequestContext, principal: &Principal, victim: Uuid, status: u16) {
@@ -78,9 +81,10 @@ fn audit_refusal(state: &AppState, ctx: &RequestContext, principal: &Principal, 
         .actor(principal.user_id, principal.role)
         .target("victim", victim)
         .details(serde_json::json!({ "status": status }));
+    let writer = REFUSAL_WRITER.with(std::rc::Rc::clone);
     actix_web::rt::spawn(async move {
         let recorded = async {
-            let _writer = REFUSAL_WRITERS.acquire().await.map_err(|e| e.to_string())?;
+            let _writer = writer.acquire().await.map_err(|e| e.to_string())?;
             let mut conn = pool.get().await.map_err(|e| e.to_string())?;
             let event = match store::owner_of(&mut conn, victim).await.map_err(|e| e.to_string())? {
                 Some(owner) => event.in_org(owner),

@@ -30,6 +30,7 @@ mod matrix;
 mod openapi;
 mod operations;
 mod organizations;
+mod pools;
 mod processes;
 mod recovery;
 mod referrals;

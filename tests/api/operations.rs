@@ -27,6 +27,12 @@ async fn metrics_count_requests_by_route_template() {
     assert!(text.contains(&counted), "{text}");
     assert!(text.contains("haven_http_request_duration_seconds_bucket"));
     assert!(!text.contains(&app.host_admin.id.to_string()), "raw paths must not become labels");
+    // A wrong method is counted under the template its path matches, whichever group it is in.
+    let wrong = app.request(reqwest::Method::DELETE, &paths::user(admin.id()), None, None).await;
+    assert_eq!(wrong.status, StatusCode::METHOD_NOT_ALLOWED);
+    let text = app.client.get(format!("{}/metrics", app.metrics_address)).send().await.unwrap().text().await.unwrap();
+    let refused = format!(r#"haven_http_requests_total{{method="DELETE",route="{route}",status="405"}} 1"#);
+    assert!(text.contains(&refused), "{text}");
     let odd = reqwest::Method::from_bytes(b"FROBNICATE").unwrap();
     app.request(odd, "/healthz", None, None).await;
     let text = app.client.get(format!("{}/metrics", app.metrics_address)).send().await.unwrap().text().await.unwrap();
