@@ -517,10 +517,17 @@ impl Settings {
     }
 
     pub fn hash_concurrency(&self) -> usize {
-        self.hash_concurrency.unwrap_or_else(|| {
-            default_hash_concurrency(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
-        })
+        self.hash_concurrency.unwrap_or_else(|| default_hash_concurrency(cores()))
     }
+
+    /// HTTP worker threads: the setting, else one per core (actix-web's own default).
+    pub fn workers(&self) -> usize {
+        self.workers.unwrap_or_else(cores)
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Half the cores, at least one: a login storm can take at most half the machine from everyone

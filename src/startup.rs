@@ -215,7 +215,7 @@ struct WorkerPools {
 
 impl WorkerPools {
     fn new(settings: &Settings, url: &str, vault_url: &str) -> WorkerPools {
-        let workers = workers(settings);
+        let workers = settings.workers();
         WorkerPools {
             url: SecretString::from(url),
             vault_url: SecretString::from(vault_url),
@@ -242,10 +242,6 @@ impl WorkerPools {
             }
         }
     }
-}
-
-fn workers(settings: &Settings) -> usize {
-    settings.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 fn build_state(settings: Settings, database_url: &str, vault_url: &str, keys: Keys) -> Result<AppState, StartupError> {
@@ -413,7 +409,7 @@ fn run_metrics(state: &AppState, listener: TcpListener) -> Result<Server, Startu
 /// Starts serving on `listener`; the returned server stops gracefully on SIGINT/SIGTERM,
 /// finishing in-flight requests within the shutdown timeout.
 fn run(state: AppState, pools: WorkerPools, listener: TcpListener) -> Result<Server, StartupError> {
-    let workers = workers(&state.settings);
+    let workers = state.settings.workers();
     let shutdown = state.settings.shutdown_timeout;
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     // The request metrics, on their own: the middleware that records them needs nothing else.

@@ -277,17 +277,17 @@ fn failure_event(user: &Account, outcome: AuditOutcome, reason: &str, locked: bo
 /// one made with older parameters (D125), unless the password changed meanwhile. A failure leaves
 /// the old hash, which still verifies: the login goes on.
 async fn upgrade_hash(state: &AppState, user: Uuid, old: &str, password: &str) {
-    let upgraded = match state.hasher.hash(password).await {
-        Ok(new) => match state.pool.get().await {
-            Ok(mut conn) => diesel::update(users::table.find(user).filter(users::password_hash.eq(old)))
-                .set(users::password_hash.eq(new))
-                .execute(&mut conn)
-                .await
-                .map_err(ApiError::from),
-            Err(e) => Err(ApiError::from(e)),
-        },
-        Err(e) => Err(e),
-    };
+    // Hashed before a connection is taken: the hash waits for a permit and takes milliseconds.
+    let upgraded = async {
+        let new = state.hasher.hash(password).await?;
+        let mut conn = state.pool.get().await?;
+        diesel::update(users::table.find(user).filter(users::password_hash.eq(old)))
+            .set(users::password_hash.eq(new))
+            .execute(&mut conn)
+            .await?;
+        Ok::<_, ApiError>(())
+    }
+    .await;
     if let Err(error) = upgraded {
         tracing::warn!(%user, %error, "could not store the password's hash with the current parameters");
     }

@@ -46,11 +46,15 @@ impl RouteTable {
 
     /// The template `path` matches (`/api/v1/victims/{id}`), whatever its method.
     pub fn template_for(&self, path: &str) -> Option<&str> {
-        self.routes.iter().find(|(def, _)| def.is_match(path)).and_then(|(def, _)| def.pattern())
+        self.route_of(path).and_then(|(def, _)| def.pattern())
     }
 
     /// Methods served at `path`, if the path is served at all.
     pub fn methods_for(&self, path: &str) -> Option<&[String]> {
-        self.routes.iter().find(|(def, _)| def.is_match(path)).map(|(_, m)| m.as_slice())
+        self.route_of(path).map(|(_, m)| m.as_slice())
+    }
+
+    fn route_of(&self, path: &str) -> Option<&(actix_web::dev::ResourceDef, Vec<String>)> {
+        self.routes.iter().find(|(def, _)| def.is_match(path))
     }
 }
