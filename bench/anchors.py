@@ -42,18 +42,28 @@ def plain_read(ctx):
     return _pick(ctx) + "SELECT v.* FROM victims v WHERE v.id = (SELECT id FROM bench_ids WHERE n = :n);\n"
 
 
+# The key vault's table (src/privacy/vault.rs), copied into the anchors' database: the service
+# reads and writes it in a database of its own (HAVEN_KEY_VAULT_URL, D116), and pgbench speaks to
+# one database, so the anchors do the vault's share of the work here (D133). A commit costs the same
+# in either database of one cluster: they share its write-ahead log.
+VAULT_TABLE = ("CREATE TABLE bench_vault_keys (victim_id uuid PRIMARY KEY, key_id uuid NOT NULL, wrap_key_id text NOT NULL, "
+               "wrap_nonce bytea NOT NULL, wrapped_key bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now())")
+
+
 def audited_read(ctx):
-    """GET as a caseworker: the case file, its sealed identity, then the audit row (a durable
-    commit of its own; the service returns the identity only once that has succeeded)."""
+    """GET as a caseworker: the case file, its sealed identity, the victim's data key from the
+    vault, then the audit row (a durable commit of its own; the service returns the identity only
+    once that has succeeded)."""
     target = "(SELECT id FROM bench_ids WHERE n = :n)"
     return (_pick(ctx) + f"SELECT v.* FROM victims v WHERE v.id = {target};\n"
             f"SELECT i.* FROM victim_identities i WHERE i.victim_id = {target};\n"
+            f"SELECT k.* FROM bench_vault_keys k WHERE k.victim_id = {target};\n"
             + _audit(ctx.org, ctx.user, "caseworker", "victim.identity_read", target))
 
 
 def insert(ctx):
-    """POST: next case number, the case file, its sealed identity and the audit row, in one durable
-    transaction. Rows are copies of a seeded victim and its identity with a new id."""
+    """POST: the victim's data key in the vault (a durable commit), then next case number, the case
+    file, its sealed identity and the audit row, in one durable transaction. Rows are copies of a seeded victim and its identity with a new id."""
     ctx.psql("DROP TABLE IF EXISTS bench_templates; CREATE TABLE bench_templates AS "
              "SELECT to_jsonb(v) AS victim, to_jsonb(i) AS identity FROM victims v JOIN victim_identities i ON i.victim_id = v.id "
              "WHERE v.id = (SELECT id FROM bench_ids WHERE n = 1)")
@@ -63,7 +73,11 @@ def insert(ctx):
              "SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid()) PLACING "
              "substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) FROM 1 FOR 6), "
              "52, 1), 53, 1), 'hex')::uuid $$")
-    return ("BEGIN;\n"
+    # The new victim's data key, committed in the vault before the case file (a commit of its own).
+    vault = ("INSERT INTO bench_vault_keys (victim_id, key_id, wrap_key_id, wrap_nonce, wrapped_key) "
+             "SELECT bench_uuid_v7(), gen_random_uuid(), k.wrap_key_id, k.wrap_nonce, k.wrapped_key "
+             "FROM bench_vault_keys k WHERE k.victim_id = (SELECT id FROM bench_ids WHERE n = 1);\n")
+    return (vault + "BEGIN;\n"
             f"UPDATE case_counters SET last_number = last_number + 1 WHERE organization_id = '{ctx.org}' RETURNING last_number AS cn \\gset\n"
             "WITH t AS (SELECT victim, identity FROM bench_templates), "
             "v AS (INSERT INTO victims SELECT r.* FROM t, jsonb_populate_record(NULL::victims, t.victim || "

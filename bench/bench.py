@@ -238,6 +238,14 @@ ids_file = os.path.join(WORK, "ids.txt")
 with open(ids_file, "w") as f:
     f.write(psql("SELECT id FROM bench_ids ORDER BY n") + "\n")
 nids = int(psql("SELECT count(*) FROM bench_ids"))
+if psql("SELECT to_regclass('bench_vault_keys') IS NULL") == "t":
+    psql(anchors.VAULT_TABLE)
+    connect = ["psql", "-h", args.socket, "-U", "postgres", "-qAtX", "-v", "ON_ERROR_STOP=1"]
+    dump = subprocess.Popen(connect + ["-d", "haven_vault", "-c", "COPY victim_keys TO STDOUT"], stdout=subprocess.PIPE)
+    subprocess.run(connect + ["-d", "haven", "-c", "COPY bench_vault_keys FROM STDIN"], stdin=dump.stdout, check=True)
+    if dump.wait():
+        raise SystemExit("copying the key vault's table for the anchors failed")
+    psql("ANALYZE bench_vault_keys")
 env_read = {"IDS": ids_file}
 body_file = os.path.join(WORK, "victim.json")
 with open(body_file, "w") as f:

@@ -69,6 +69,19 @@ macro_rules! create_once_by_id {
 /// earlier identical create and `false` (nothing else to do), or 409 for the same id with other
 /// content.
 pub async fn create_once<C: CreateOnce>(conn: &mut AsyncPgConnection, create: &C) -> ApiResult<(C::Row, bool)> {
+    let (row, created, ()) = create_once_with(conn, create, async {}).await?;
+    Ok((row, created))
+}
+
+/// `create_once`, with `alongside` (work of its own, such as storing a data key) polled together
+/// with the look for an earlier create, and finished before anything is written: its output,
+/// whether or not this request creates.
+pub async fn create_once_with<C: CreateOnce, T>(
+    conn: &mut AsyncPgConnection,
+    create: &C,
+    alongside: impl Future<Output = T>,
+) -> ApiResult<(C::Row, bool, T)> {
+    let (earlier, beside) = tokio::join!(create.find(conn), alongside);
     let retry = |existing: C::Row| {
         if create.is_retry_of(&existing) {
             Ok((existing, false))
@@ -76,13 +89,13 @@ pub async fn create_once<C: CreateOnce>(conn: &mut AsyncPgConnection, create: &C
             Err(ApiError::Conflict("A record with this id already exists with other content.".into()))
         }
     };
-    if let Some(existing) = create.find(conn).await? {
-        return retry(existing);
+    if let Some(existing) = earlier? {
+        return retry(existing).map(|(row, created)| (row, created, beside));
     }
     match create.insert(conn).await? {
-        Some(row) => Ok((row, true)),
+        Some(row) => Ok((row, true, beside)),
         // A concurrent retry created it first.
-        None => retry(create.find(conn).await?.ok_or(ApiError::NotFound)?),
+        None => retry(create.find(conn).await?.ok_or(ApiError::NotFound)?).map(|(row, created)| (row, created, beside)),
     }
 }
 

@@ -153,7 +153,7 @@ const INSERT_TWO: &str = "INSERT INTO audit_events (organization_id, actor_user_
 
 /// Writes the event on `conn`; call it inside the transaction of the action it records, so the
 /// action fails if its audit record cannot be written.
-pub async fn record(conn: &mut AsyncPgConnection, ctx: &RequestContext, event: Event) -> QueryResult<()> {
+pub async fn record(conn: &mut impl crate::db::Runs, ctx: &RequestContext, event: Event) -> QueryResult<()> {
     bind(fixed(INSERT_ONE), ctx, event).execute(conn).await?;
     Ok(())
 }

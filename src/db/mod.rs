@@ -16,6 +16,13 @@ pub use diesel_async::pooled_connection::deadpool::PoolError;
 pub type Pool = diesel_async::pooled_connection::deadpool::Pool<AsyncPgConnection>;
 pub type Conn = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
 
+/// What a statement runs on: `&mut AsyncPgConnection`, or `&mut &AsyncPgConnection` to pipeline
+/// independent statements on one connection by polling their futures together (D133): they are
+/// sent at once and PostgreSQL answers them in order, so they cost one round trip, not one each.
+pub trait Runs: diesel_async::AsyncConnectionCore<Backend = diesel::pg::Pg> + Send {}
+
+impl<C: diesel_async::AsyncConnectionCore<Backend = diesel::pg::Pg> + Send> Runs for C {}
+
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");

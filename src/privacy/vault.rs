@@ -56,6 +56,10 @@ pub fn prepare(url: &str) -> Result<(), DbSetupError> {
 /// victim id, data key id, and the wrapping: deployment key id, nonce, ciphertext.
 type WrappedRow = (Uuid, Uuid, String, Vec<u8>, Vec<u8>);
 
+/// A victim's data key as stored, still wrapped by a deployment key: nothing can be read with it
+/// until [`Vault::opener_of`] unwraps it.
+pub struct WrappedKey(WrappedRow);
+
 fn wrapped((_, _, key_id, nonce, ciphertext): WrappedRow) -> Sealed {
     Sealed { key_id, nonce, ciphertext }
 }
@@ -101,9 +105,21 @@ impl Vault {
     /// What writes a victim's values: their data key, made on first use.
     pub async fn sealer(&self, victim: Uuid) -> ApiResult<VictimSealer<'_>> {
         let mut conn = self.pool.get().await?;
-        if let Some(row) = self.find(&mut conn, victim).await? {
-            return Ok(VictimSealer { keys: &self.keys, data_key: self.unwrap(victim, row)? });
+        match self.find(&mut conn, victim).await? {
+            Some(row) => Ok(VictimSealer { keys: &self.keys, data_key: self.unwrap(victim, row)? }),
+            None => self.make(&mut conn, victim).await,
         }
+    }
+
+    /// What writes the values of a victim being created: a new data key, stored without looking
+    /// first (a create's victim has none, but for a retry's), so making it is one statement.
+    /// Committed when this returns: a case file sealed under it may only commit after it (D133).
+    pub async fn sealer_for_new(&self, victim: Uuid) -> ApiResult<VictimSealer<'_>> {
+        let mut conn = self.pool.get().await?;
+        self.make(&mut conn, victim).await
+    }
+
+    async fn make(&self, conn: &mut AsyncPgConnection, victim: Uuid) -> ApiResult<VictimSealer<'_>> {
         let (fresh, wrapping) = self.keys.new_data_key(victim);
         let inserted = diesel::insert_into(victim_keys::table)
             .values((
@@ -114,13 +130,13 @@ impl Vault {
                 victim_keys::wrapped_key.eq(&wrapping.ciphertext),
             ))
             .on_conflict_do_nothing()
-            .execute(&mut conn)
+            .execute(conn)
             .await?;
         let data_key = match inserted {
             1 => fresh,
-            // Another request made the key first: use theirs.
+            // Another request made the key first (or this is a retry's): use theirs.
             _ => {
-                let row = self.find(&mut conn, victim).await?.ok_or(ApiError::Unavailable)?;
+                let row = self.find(conn, victim).await?.ok_or(ApiError::Unavailable)?;
                 self.unwrap(victim, row)?
             }
         };
@@ -129,9 +145,22 @@ impl Vault {
 
     /// What reads one victim's values.
     pub async fn opener(&self, victim: Uuid) -> ApiResult<VictimOpener<'_>> {
+        let wrapped = self.wrapped(victim).await?;
+        self.opener_of(victim, wrapped)
+    }
+
+    /// A victim's data key as the vault holds it, wrapped: fetched alongside other reads by a
+    /// caller who may not be entitled to it, and opened only once it is (`opener_of`).
+    pub async fn wrapped(&self, victim: Uuid) -> ApiResult<Option<WrappedKey>> {
         let mut conn = self.pool.get().await?;
-        let data_key = match self.find(&mut conn, victim).await? {
-            Some(row) => Some(self.unwrap(victim, row)?),
+        Ok(self.find(&mut conn, victim).await?.map(WrappedKey))
+    }
+
+    /// What reads one victim's values, from their data key fetched with `wrapped`.
+    pub fn opener_of(&self, victim: Uuid, wrapped: Option<WrappedKey>) -> ApiResult<VictimOpener<'_>> {
+        let data_key = match wrapped {
+            Some(WrappedKey(row)) if row.0 == victim => Some(self.unwrap(victim, row)?),
+            Some(_) => return Err(ApiError::Internal("a data key was fetched for another victim".into())),
             None => None,
         };
         Ok(VictimOpener { keys: &self.keys, data_key })

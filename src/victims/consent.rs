@@ -56,7 +56,7 @@ fn consent_of(row: &VictimRow) -> (bool, bool, bool, Option<ConsentMethod>, Opti
 /// Records the consent a case file holds now, if it differs from what it held before (`None`: a
 /// new case). Called in the transaction of the write.
 pub async fn record(
-    conn: &mut AsyncPgConnection,
+    conn: &mut impl crate::db::Runs,
     before: Option<&VictimRow>,
     after: &VictimRow,
     user: Uuid,

@@ -87,7 +87,12 @@ pub async fn not_caseworkers_of(conn: &mut AsyncPgConnection, org: Uuid, candida
 }
 
 /// Assigns a new case to its creator: one statement, in the create's transaction.
-pub async fn assign_creator(conn: &mut AsyncPgConnection, victim: Uuid, org: Uuid, creator: Uuid) -> QueryResult<()> {
+pub async fn assign_creator(
+    conn: &mut impl crate::db::Runs,
+    victim: Uuid,
+    org: Uuid,
+    creator: Uuid,
+) -> QueryResult<()> {
     diesel::insert_into(case_assignments::table)
         .values((
             case_assignments::victim_id.eq(victim),

@@ -407,6 +407,57 @@ async fn concurrent_retries_of_a_create_all_succeed_once() {
     assert_eq!(app.count("victims").await, 1);
 }
 
+/// A create stores its victim's data key in the key vault while it looks for an earlier create,
+/// and writes the case file only once that key has committed (D133): a vault that refuses the key
+/// leaves no case file behind, sealed under a key nobody kept.
+#[tokio::test]
+async fn a_create_whose_data_key_is_not_stored_writes_no_case_file() {
+    use diesel_async::AsyncConnection;
+    let vault = crate::helpers::fresh_vault();
+    let app = crate::helpers::spawn_app_with(|s| s.key_vault_url = Some(vault.clone().into())).await;
+    let org = app.create_org().await;
+    let caseworker = app.caller(org, Role::Caseworker).await;
+    let mut keys = diesel_async::AsyncPgConnection::establish(&vault).await.unwrap();
+    diesel::sql_query("ALTER TABLE victim_keys ADD CONSTRAINT refuse_keys CHECK (false) NOT VALID")
+        .execute(&mut keys)
+        .await
+        .unwrap();
+    let id = Uuid::new_v4();
+    let refused = caseworker.post(paths::VICTIMS, victim_body(id)).await;
+    assert!(refused.status.is_server_error(), "{} {}", refused.status, refused.text);
+    assert_no_marker("a create that failed", &refused.text);
+    assert_eq!(app.count("victims").await, 0, "no case file without its data key");
+    assert_eq!(app.count("victim_identities").await, 0);
+
+    // With the vault taking keys again, the same create succeeds and its identity opens.
+    diesel::sql_query("ALTER TABLE victim_keys DROP CONSTRAINT refuse_keys").execute(&mut keys).await.unwrap();
+    let created = caseworker.post(paths::VICTIMS, victim_body(id)).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let read = caseworker.get(&paths::victim(id)).await;
+    assert_eq!(read.json()["identity"]["given_names"], "MARKERGIVEN Ana", "{}", read.text);
+}
+
+/// The case number is taken by the counter's update and read by the case file's insert in one
+/// pipelined round trip (D133): concurrent creates of one organisation still number their cases
+/// one to n, each once.
+#[tokio::test]
+async fn concurrent_creates_number_their_cases_one_to_n() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let caseworker = app.caller(org, Role::Caseworker).await;
+    let creates = (0..8).map(|_| caseworker.post(paths::VICTIMS, victim_body(Uuid::new_v4())));
+    let mut numbers: Vec<i64> = futures::future::join_all(creates)
+        .await
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+            r.json()["case_number"].as_i64().expect("a case number")
+        })
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, (1..=8).collect::<Vec<i64>>());
+}
+
 #[tokio::test]
 async fn null_identity_erases_it_and_new_consent_is_dated() {
     let app = spawn_app().await;
