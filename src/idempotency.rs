@@ -69,19 +69,20 @@ macro_rules! create_once_by_id {
 /// earlier identical create and `false` (nothing else to do), or 409 for the same id with other
 /// content.
 pub async fn create_once<C: CreateOnce>(conn: &mut AsyncPgConnection, create: &C) -> ApiResult<(C::Row, bool)> {
-    let (row, created, ()) = create_once_with(conn, create, async {}).await?;
+    let (row, created, ()) = create_once_with(conn, create, async { Ok(()) }).await?;
     Ok((row, created))
 }
 
 /// `create_once`, with `alongside` (work of its own, such as storing a data key) polled together
-/// with the look for an earlier create, and finished before anything is written: its output,
-/// whether or not this request creates.
+/// with the look for an earlier create: its output, whether or not this request creates. It is
+/// finished, and its failure fails the create, before anything is written.
 pub async fn create_once_with<C: CreateOnce, T>(
     conn: &mut AsyncPgConnection,
     create: &C,
-    alongside: impl Future<Output = T>,
+    alongside: impl Future<Output = ApiResult<T>>,
 ) -> ApiResult<(C::Row, bool, T)> {
     let (earlier, beside) = tokio::join!(create.find(conn), alongside);
+    let (earlier, beside) = (earlier?, beside?);
     let retry = |existing: C::Row| {
         if create.is_retry_of(&existing) {
             Ok((existing, false))
@@ -89,7 +90,7 @@ pub async fn create_once_with<C: CreateOnce, T>(
             Err(ApiError::Conflict("A record with this id already exists with other content.".into()))
         }
     };
-    if let Some(existing) = earlier? {
+    if let Some(existing) = earlier {
         return retry(existing).map(|(row, created)| (row, created, beside));
     }
     match create.insert(conn).await? {

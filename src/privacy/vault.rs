@@ -149,8 +149,8 @@ impl Vault {
         self.opener_of(victim, wrapped)
     }
 
-    /// A victim's data key as the vault holds it, wrapped: fetched alongside other reads by a
-    /// caller who may not be entitled to it, and opened only once it is (`opener_of`).
+    /// A victim's data key as the vault holds it, wrapped: fetched beside other reads, and opened
+    /// with `opener_of`.
     pub async fn wrapped(&self, victim: Uuid) -> ApiResult<Option<WrappedKey>> {
         let mut conn = self.pool.get().await?;
         Ok(self.find(&mut conn, victim).await?.map(WrappedKey))

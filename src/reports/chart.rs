@@ -3,7 +3,8 @@
 //! the JSON and CSV give (from the ledger when asked again: no new cost). The chart follows the
 //! table's shape: bars for one category, lines over time, a matrix for two or more categories
 //! (citizenship by country of exploitation, a corridor by its end). Margins are error bars or
-//! `±` labels; a withheld cell is drawn as the word "withheld", never as a zero. Every mark (a bar,
+//! `±` labels; a withheld cell is drawn as the word "withheld", never as a zero, and withheld
+//! cells a chart has no room for are counted in a note under it. Every mark (a bar,
 //! a point, a matrix cell) is filled with [`MARK`] and nothing else is, so a test can count them.
 
 use std::collections::HashMap;
@@ -307,6 +308,7 @@ fn matrix_width(cells: &[Cell], dims: &[Dimension], kind: &str) -> u32 {
 
 fn matrix(root: &Area, cells: &[Cell], dims: usize) -> Drawn {
     let (rows, cols) = matrix_axes(cells, dims);
+    let mut withheld_drawn = 0;
     let by_key: HashMap<&[String], &Cell> = cells.iter().map(|c| (c.key.as_slice(), c)).collect();
     let (left, top, w, h) = (260, TOP + 50, 110, 26);
     let max = cells.iter().filter_map(released).map(|(v, _)| v).max().unwrap_or(1).max(1) as f64;
@@ -331,9 +333,18 @@ fn matrix(root: &Area, cells: &[Cell], dims: usize) -> Drawn {
                     root.draw(&Rectangle::new([(x + 1, y + 1), (x + w - 1, y + h - 1)], MARK.mix(strength).filled()))?;
                     root.draw(&Text::new(format!("{v} ±{m}"), centre, anchored(11, &INK, HPos::Center)))?;
                 }
-                None => root.draw(&Text::new("withheld", centre, anchored(10, &MUTED, HPos::Center)))?,
+                None => {
+                    withheld_drawn += 1;
+                    root.draw(&Text::new("withheld", centre, anchored(10, &MUTED, HPos::Center)))?
+                }
             }
         }
+    }
+    // Withheld cells outside the rows and columns drawn are said to exist, never left unsaid.
+    let withheld = cells.iter().filter(|c| released(c).is_none()).count();
+    if withheld > withheld_drawn {
+        let note = format!("{} further values withheld (counts below k) are not drawn.", withheld - withheld_drawn);
+        root.draw(&Text::new(note, (left, top + rows.len() as i32 * h + 24), font(12, &MUTED)))?;
     }
     Ok(())
 }

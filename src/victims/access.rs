@@ -109,48 +109,28 @@ pub fn open_identity(opener: &impl Opens, victim: Uuid, sealed: &Sealed) -> ApiR
 }
 
 /// What reading a victim's identity takes besides the case file: the sealed identity and the
-/// victim's data key, still wrapped. Fetched together, and by `load_with_identity` alongside the
-/// case file itself, so an identity read waits for one round trip where it waited for three
-/// (D133); nothing is opened before the caller's sight grants it.
-pub struct IdentityParts {
+/// victim's data key, still wrapped, fetched together (the identity on the request's connection,
+/// the key from the vault) once the caller's sight grants the identity (D133). Never before: a
+/// record the caller may not see is neither read nor decoded (D79).
+struct IdentityParts {
     sealed: Option<Sealed>,
     key: Option<WrappedKey>,
 }
 
 impl IdentityParts {
-    /// Both parts at once: the sealed identity on `conn`, the key from the vault.
-    pub async fn fetch(state: &AppState, conn: &mut impl Runs, victim: Uuid) -> ApiResult<IdentityParts> {
+    async fn fetch(state: &AppState, conn: &mut impl Runs, victim: Uuid) -> ApiResult<IdentityParts> {
         let (sealed, key) = tokio::join!(store::sealed_identity(conn, victim), state.vault.wrapped(victim));
-        Ok(IdentityParts { sealed: sealed?, key: key? })
+        let sealed = sealed?;
+        // Without a stored identity the key is not needed, and the vault's failure does not matter.
+        let key = match sealed {
+            Some(_) => key?,
+            None => None,
+        };
+        Ok(IdentityParts { sealed, key })
     }
-}
-
-/// `load_visible`, and for a caller whose role may reach identities, the victim's identity parts
-/// fetched at the same time: the case file and the sealed identity pipelined on `conn`, the key
-/// from the vault. Fetched before the caller's sight is known, so an unknown id, a hidden record
-/// and a visible one fetch alike; a refusal drops what was fetched unopened.
-pub async fn load_with_identity(
-    state: &AppState,
-    conn: &AsyncPgConnection,
-    ctx: &RequestContext,
-    principal: &Principal,
-    id: Uuid,
-) -> ApiResult<(Visible, Option<IdentityParts>)> {
-    let (mut case, mut identity) = (conn, conn);
-    if !policy::reaches_identities(principal.role) {
-        return Ok((load_visible(state, &mut case, ctx, principal, id).await?, None));
-    }
-    let (visible, parts) = tokio::join!(
-        load_visible(state, &mut case, ctx, principal, id),
-        IdentityParts::fetch(state, &mut identity, id)
-    );
-    // A refusal comes first, whatever happened to the fetch beside it.
-    let visible = visible?;
-    Ok((visible, Some(parts?)))
 }
 
 /// The view of one victim for a caller with `sight`; reading an identity is audited on `conn`.
-/// `parts`: the identity parts when they were fetched already (`load_with_identity`).
 pub async fn view_of(
     state: &AppState,
     conn: &mut AsyncPgConnection,
@@ -158,14 +138,10 @@ pub async fn view_of(
     principal: &Principal,
     row: &VictimRow,
     sight: Sight,
-    parts: Option<IdentityParts>,
 ) -> ApiResult<VictimView> {
     let case = CaseFile::from(row);
     let Some(grant) = sight.grant() else { return Ok(VictimView::redacted(case)) };
-    let parts = match parts {
-        Some(parts) => parts,
-        None => IdentityParts::fetch(state, conn, row.id).await?,
-    };
+    let parts = IdentityParts::fetch(state, conn, row.id).await?;
     let identity = match parts.sealed {
         Some(sealed) => {
             let identity = open_identity(&state.vault.opener_of(row.id, parts.key)?, row.id, &sealed)?;

@@ -190,7 +190,7 @@ async fn change(
             let event = Event::new(action, AuditOutcome::Success).by(principal).target("victim", id).details(details);
             audit::record(conn, ctx, event).await?;
             let sight = redaction::sight(principal, id, updated.organization_id, Relation::None, custody)?;
-            let view = access::view_of(state, conn, ctx, principal, &updated, sight, None).await?;
+            let view = access::view_of(state, conn, ctx, principal, &updated, sight).await?;
             Ok((updated, view))
         })
         .await?;

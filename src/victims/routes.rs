@@ -73,11 +73,11 @@ pub async fn create_victim(
     let new = store::NewVictim { id, organization_id: org, user_id: principal.user_id, input: &input, digest };
     // The victim's data key is stored (and committed, in the vault) while the transaction looks for
     // an earlier create, and before it writes: a case file never commits sealed under a key that
-    // did not, and the organisation's case counter is not held while the vault commits (D133).
+    // did not (D133).
     let key = async {
         match input.identity.is_some() {
-            true => Some(state.vault.sealer_for_new(id).await),
-            false => None,
+            true => state.vault.sealer_for_new(id).await.map(Some),
+            false => Ok(None),
         }
     };
     let (row, created) = (*conn)
@@ -87,7 +87,7 @@ pub async fn create_victim(
                 return Ok((row, false));
             }
             let sealed = match (&input.identity, sealer) {
-                (Some(i), Some(sealer)) => Some(identity::seal(&sealer?, id, i)),
+                (Some(i), Some(sealer)) => Some(identity::seal(&sealer, id, i)),
                 _ => None,
             };
             let event = Event::new(AuditAction::VictimCreated, AuditOutcome::Success)
@@ -95,10 +95,13 @@ pub async fn create_victim(
                 .target("victim", id)
                 .details(serde_json::json!({ "case_number": row.case_number, "identity": input.identity.is_some() }));
             // Four writes that need only the case file, pipelined: one round trip, and the case
-            // counter taken by the insert is held that much less.
+            // counter taken by the insert is held that much less. All four are awaited, and the
+            // first failure in the order they were sent is the one reported (the later ones only
+            // say that the transaction was aborted).
             let shared: &AsyncPgConnection = conn;
             let (mut a, mut b, mut c, mut d) = (shared, shared, shared, shared);
-            tokio::try_join!(
+            let (identity_stored, assigned, consent_recorded, audited) = tokio::join!(
+                biased;
                 async {
                     match sealed {
                         Some(sealed) => store::store_identity(&mut a, id, org, sealed).await,
@@ -109,7 +112,11 @@ pub async fn create_victim(
                 custody::assign_creator(&mut b, id, org, principal.user_id),
                 consent::record(&mut c, None, &row, principal.user_id),
                 audit::record(&mut d, &ctx, event),
-            )?;
+            );
+            identity_stored?;
+            assigned?;
+            consent_recorded?;
+            audited?;
             Ok((row, true))
         })
         .await?;
@@ -126,7 +133,7 @@ pub async fn create_victim(
             let identity = input.identity.clone().unwrap_or_default();
             VictimView::disclosed(grant, CaseFile::from(&row), IdentityPart { identity })
         }
-        _ => access::view_of(&state, &mut conn, &ctx, &principal, &row, sight, None).await?,
+        _ => access::view_of(&state, &mut conn, &ctx, &principal, &row, sight).await?,
     };
     let status = crate::idempotency::status(created);
     Ok(respond(status, row.version, &view))
@@ -159,10 +166,10 @@ pub async fn get_victim(
     let id = id.into_inner();
     policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
-    // This is the service's hottest read. For a case file, one round trip; for an identity, two:
-    // the record, its sealed identity and its data key together, then the audit event.
-    let (Visible { row, sight, .. }, parts) = access::load_with_identity(&state, &conn, &ctx, &principal, id).await?;
-    let view = access::view_of(&state, &mut conn, &ctx, &principal, &row, sight, parts).await?;
+    // This is the service's hottest read. For a case file, one round trip; for an identity, three:
+    // the record, then its sealed identity and its data key together, then the audit event.
+    let Visible { row, sight, .. } = access::load_visible(&state, &mut conn, &ctx, &principal, id).await?;
+    let view = access::view_of(&state, &mut conn, &ctx, &principal, &row, sight).await?;
     Ok(respond(actix_web::http::StatusCode::OK, row.version, &view))
 }
 
@@ -324,7 +331,7 @@ pub async fn update_victim(
                 .details(serde_json::json!({ "fields": changed, "version": updated.version }));
             audit::record(conn, &ctx, event).await?;
             let sight = redaction::sight(&principal, id, updated.organization_id, Relation::None, custody)?;
-            let view = access::view_of(&state, conn, &ctx, &principal, &updated, sight, None).await?;
+            let view = access::view_of(&state, conn, &ctx, &principal, &updated, sight).await?;
             Ok((updated, view))
         })
         .await?;

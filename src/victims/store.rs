@@ -201,7 +201,10 @@ impl CreateOnce for NewVictim<'_> {
             .do_nothing()
             .returning(VictimRow::as_returning())
             .get_result(&mut case);
-        let (number, row) = tokio::join!(next_case_number(&mut counter, self.organization_id), insert);
+        // Sent in this order (biased: the counter's future is polled first). Were the insert ever
+        // to go first, it would read the number of the create before it and fail on the unique
+        // case number (or on a null for an organisation's first case): loudly, never a duplicate.
+        let (number, row) = tokio::join!(biased; next_case_number(&mut counter, self.organization_id), insert);
         number?;
         row.optional()
     }
