@@ -92,10 +92,11 @@ fn ticks(max: i64) -> Vec<i64> {
 /// The chart of `result`, as an SVG document with a title and a description for screen readers.
 pub fn svg(result: &ReportResult) -> Result<String, String> {
     let dims = &result.dimensions;
-    let parts: Vec<&Cell> = result.cells.iter().filter(|c| !c.key.iter().any(|k| k == TOTAL)).collect();
+    let all = result.cells.to_vec();
+    let parts: Vec<&Cell> = all.iter().filter(|c| !c.key.iter().any(|k| k == TOTAL)).collect();
     let whole: Vec<Cell> = match dims.is_empty() {
         // A table without dimensions is its total: one bar.
-        true => result.cells.clone(),
+        true => all.clone(),
         false => parts.into_iter().cloned().collect(),
     };
     let time = dims.first().and_then(|d| d.time_grain()).is_some();

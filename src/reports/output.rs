@@ -118,7 +118,8 @@ pub struct ReportResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
     /// Every cell and every total (a `_total` value) of the table.
-    pub cells: Vec<Cell>,
+    #[schema(value_type = Vec<Cell>)]
+    pub cells: Cells,
     pub privacy: PrivacyStatement,
     /// Present for guarded releases.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -137,33 +138,102 @@ pub struct StoredRelease {
 }
 
 impl StoredRelease {
-    /// The cells in grid order: values sorted as listed, each dimension's total after its values.
-    pub fn cells(&self) -> Vec<Cell> {
+    /// Walks the cells in grid order (values sorted as listed, each dimension's total after its
+    /// values): each one's key, count (none when withheld), margin and whether it was withheld.
+    fn walk<E>(&self, mut each: impl FnMut(&[&str], Option<i64>, i64, bool) -> Result<(), E>) -> Result<(), E> {
         let radix: Vec<usize> = self.grid.iter().map(|v| v.len() + 1).collect();
-        self.values
-            .iter()
-            .enumerate()
-            .map(|(dense, victims)| {
-                let (mut rest, mut key, mut mask) = (dense, vec![String::new(); radix.len()], 0usize);
-                for d in (0..radix.len()).rev() {
-                    let i = rest % radix[d];
-                    rest /= radix[d];
-                    key[d] = match self.grid[d].get(i) {
-                        Some(v) => v.clone(),
-                        None => {
-                            mask |= 1 << d;
-                            TOTAL.to_owned()
-                        }
-                    };
+        let mut key = vec![""; radix.len()];
+        for (dense, victims) in self.values.iter().enumerate() {
+            let (mut rest, mut mask) = (dense, 0usize);
+            for d in (0..radix.len()).rev() {
+                let i = rest % radix[d];
+                rest /= radix[d];
+                key[d] = match self.grid[d].get(i) {
+                    Some(v) => v.as_str(),
+                    None => {
+                        mask |= 1 << d;
+                        TOTAL
+                    }
+                };
+            }
+            each(&key, *victims, self.margins.get(mask).copied().unwrap_or(0), victims.is_none())?;
+        }
+        Ok(())
+    }
+
+    /// The cells in grid order, each with strings of its own.
+    pub fn cells(&self) -> Vec<Cell> {
+        let mut cells = Vec::with_capacity(self.values.len());
+        let Ok(()) = self.walk::<std::convert::Infallible>(|key, victims, margin, withheld| {
+            cells.push(Cell { key: key.iter().map(|k| (*k).to_owned()).collect(), victims, margin, withheld });
+            Ok(())
+        });
+        cells
+    }
+}
+
+/// The cells of an answer: listed one by one (a caseworker's exact figures), or a guarded release
+/// as the ledger keeps it, written straight from its grid and counts. The widest tables list
+/// thousands of cells; a release is not first copied into a `Cell` with strings of its own for
+/// each (D134).
+#[derive(Debug, Clone)]
+pub enum Cells {
+    Listed(Vec<Cell>),
+    Released(Box<StoredRelease>),
+}
+
+impl Cells {
+    pub fn len(&self) -> usize {
+        match self {
+            Cells::Listed(cells) => cells.len(),
+            Cells::Released(stored) => stored.values.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Walks the cells in order: key, count, margin, withheld.
+    fn walk<E>(&self, mut each: impl FnMut(&[&str], Option<i64>, i64, bool) -> Result<(), E>) -> Result<(), E> {
+        match self {
+            Cells::Listed(cells) => {
+                let mut key: Vec<&str> = Vec::new();
+                for cell in cells {
+                    key.clear();
+                    key.extend(cell.key.iter().map(String::as_str));
+                    each(&key, cell.victims, cell.margin, cell.withheld)?;
                 }
-                Cell {
-                    key,
-                    victims: *victims,
-                    margin: self.margins.get(mask).copied().unwrap_or(0),
-                    withheld: victims.is_none(),
-                }
-            })
-            .collect()
+                Ok(())
+            }
+            Cells::Released(stored) => stored.walk(each),
+        }
+    }
+
+    /// The cells, each with strings of its own (for charts).
+    pub fn to_vec(&self) -> Vec<Cell> {
+        match self {
+            Cells::Listed(cells) => cells.clone(),
+            Cells::Released(stored) => stored.cells(),
+        }
+    }
+}
+
+/// A cell as written: the same fields as [`Cell`], borrowed.
+#[derive(Serialize)]
+struct CellRef<'a> {
+    key: &'a [&'a str],
+    victims: Option<i64>,
+    margin: i64,
+    withheld: bool,
+}
+
+impl Serialize for Cells {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = serializer.serialize_seq(Some(self.len()))?;
+        self.walk(|key, victims, margin, withheld| seq.serialize_element(&CellRef { key, victims, margin, withheld }))?;
+        seq.end()
     }
 }
 
@@ -179,14 +249,15 @@ pub fn csv(result: &ReportResult) -> String {
     header.extend(["victims", "margin", "withheld"].map(String::from));
     out.push_str(&header.iter().map(|h| field(h)).collect::<Vec<_>>().join(","));
     out.push_str("\r\n");
-    for cell in &result.cells {
-        let mut row: Vec<String> = cell.key.iter().map(|v| field(v)).collect();
-        row.push(cell.victims.map(|n| n.to_string()).unwrap_or_default());
-        row.push(cell.margin.to_string());
-        row.push(cell.withheld.to_string());
+    let Ok(()) = result.cells.walk::<std::convert::Infallible>(|key, victims, margin, withheld| {
+        let mut row: Vec<String> = key.iter().map(|v| field(v)).collect();
+        row.push(victims.map(|n| n.to_string()).unwrap_or_default());
+        row.push(margin.to_string());
+        row.push(withheld.to_string());
         out.push_str(&row.join(","));
         out.push_str("\r\n");
-    }
+        Ok(())
+    });
     out
 }
 
@@ -210,5 +281,19 @@ mod tests {
         );
         assert_eq!(cells.iter().map(|c| c.margin).collect::<Vec<_>>(), [5, 9, 5, 9, 7, 11]);
         assert!(cells[2].withheld && cells[2].victims.is_none());
+    }
+
+    #[test]
+    fn a_release_is_written_exactly_as_its_cells_would_be() {
+        let stored = StoredRelease {
+            grid: vec![vec!["PER".into(), "\"quoted\"".into()], vec!["J".into(), "A".into()]],
+            values: vec![Some(3), None, Some(40), Some(0), Some(7), None, None, Some(12), Some(99)],
+            margins: vec![5, 7, 9, 11],
+            privacy: PrivacyStatement::exact("p", 9),
+        };
+        let written = serde_json::to_string(&Cells::Released(Box::new(stored.clone()))).unwrap();
+        assert_eq!(written, serde_json::to_string(&stored.cells()).unwrap());
+        assert_eq!(written, serde_json::to_string(&Cells::Listed(stored.cells())).unwrap());
+        assert!(written.starts_with(r#"[{"key":["PER","J"],"victims":3,"margin":5,"withheld":false},"#), "{written}");
     }
 }

@@ -24,7 +24,7 @@ use super::budget::{self, Period};
 use super::consistency;
 use super::counting::{Entry, Filters, Population};
 use super::measure::{self, Noise, Plan};
-use super::output::{Cell, NoiseStatement, PrivacyStatement, ReleaseInfo, ReportResult, StoredRelease, TOTAL};
+use super::output::{Cell, Cells, NoiseStatement, PrivacyStatement, ReleaseInfo, ReportResult, StoredRelease, TOTAL};
 use super::replica;
 use super::rollup::{self, Shape};
 use super::{ReportPlugin, TableQuery, grid};
@@ -96,7 +96,7 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn result(&self, cells: Vec<Cell>, privacy: PrivacyStatement, release: Option<ReleaseInfo>) -> ReportResult {
+    fn result(&self, cells: Cells, privacy: PrivacyStatement, release: Option<ReleaseInfo>) -> ReportResult {
         ReportResult {
             report: self.ask.plugin.id().to_owned(),
             title: self.ask.plugin.title().to_owned(),
@@ -134,7 +134,7 @@ impl Run<'_> {
         });
         let event = Event::new(AuditAction::ReportRun, AuditOutcome::Success).by(self.principal).details(details);
         audit::record(&mut conn, self.ctx, event).await?;
-        Ok(self.result(cells, privacy, None))
+        Ok(self.result(Cells::Listed(cells), privacy, None))
     }
 }
 /// Values in order, totals after them.
@@ -337,7 +337,8 @@ impl Run<'_> {
             budget_left,
             budget_renews_at: period.renews_at(),
         };
-        Ok(self.result(stored.cells(), stored.privacy, Some(info)))
+        let privacy = stored.privacy.clone();
+        Ok(self.result(Cells::Released(Box::new(stored)), privacy, Some(info)))
     }
 }
 
