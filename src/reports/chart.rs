@@ -92,13 +92,11 @@ fn ticks(max: i64) -> Vec<i64> {
 /// The chart of `result`, as an SVG document with a title and a description for screen readers.
 pub fn svg(result: &ReportResult) -> Result<String, String> {
     let dims = &result.dimensions;
-    let all = result.cells.to_vec();
-    let parts: Vec<&Cell> = all.iter().filter(|c| !c.key.iter().any(|k| k == TOTAL)).collect();
-    let whole: Vec<Cell> = match dims.is_empty() {
-        // A table without dimensions is its total: one bar.
-        true => all.clone(),
-        false => parts.into_iter().cloned().collect(),
-    };
+    let mut whole: Vec<Cell> = result.cells.to_vec();
+    // A table without dimensions is its total: one bar. Otherwise the totals are not drawn.
+    if !dims.is_empty() {
+        whole.retain(|c| !c.key.iter().any(|k| k == TOTAL));
+    }
     let time = dims.first().and_then(|d| d.time_grain()).is_some();
     let (kind, height) = match (dims.len(), time) {
         (0 | 1, false) => ("Bar chart", bars_height(&whole)),

@@ -8,7 +8,6 @@ use uuid::Uuid;
 use super::model::{CaseFile, IdentityPart, VictimRow, VictimView};
 use super::{custody, store};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
-use crate::db::Runs;
 use crate::domain::Principal;
 use crate::domain::case_vocab::CaseStatus;
 use crate::domain::policy::{self, Custody, Relation};
@@ -37,7 +36,7 @@ pub struct Visible {
 /// caller's organisation, whose admins could otherwise tell the two apart.
 pub async fn load_visible(
     state: &AppState,
-    conn: &mut impl Runs,
+    conn: &mut AsyncPgConnection,
     ctx: &RequestContext,
     principal: &Principal,
     id: Uuid,
@@ -118,7 +117,7 @@ struct IdentityParts {
 }
 
 impl IdentityParts {
-    async fn fetch(state: &AppState, conn: &mut impl Runs, victim: Uuid) -> ApiResult<IdentityParts> {
+    async fn fetch(state: &AppState, conn: &mut AsyncPgConnection, victim: Uuid) -> ApiResult<IdentityParts> {
         let (sealed, key) = tokio::join!(store::sealed_identity(conn, victim), state.vault.wrapped(victim));
         let sealed = sealed?;
         // Without a stored identity the key is not needed, and the vault's failure does not matter.

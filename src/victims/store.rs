@@ -26,7 +26,7 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
 /// (README, "Roles and what each sees"): neither is read, decoded or sent. This is the one query
 /// of a victim's referrals to an organisation; `policy::relation` reads them.
 pub async fn find_in_scope(
-    conn: &mut impl Runs,
+    conn: &mut AsyncPgConnection,
     id: Uuid,
     org: Option<Uuid>,
     user: Uuid,
@@ -72,7 +72,11 @@ pub async fn find_in_scope(
 
 /// A victim whose case `org` held and transferred to another organisation (an accepted transfer
 /// from it), if any: what a former owner still reads of it (`Relation::FormerOwner`).
-pub async fn find_transferred_from(conn: &mut impl Runs, id: Uuid, org: Uuid) -> QueryResult<Option<VictimRow>> {
+pub async fn find_transferred_from(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    org: Uuid,
+) -> QueryResult<Option<VictimRow>> {
     victims::table
         .filter(victims::id.eq(id))
         .filter(diesel::dsl::exists(
@@ -307,7 +311,7 @@ pub async fn store_identity(conn: &mut impl Runs, victim: Uuid, org: Uuid, store
     Ok(())
 }
 
-pub async fn sealed_identity(conn: &mut impl Runs, victim: Uuid) -> QueryResult<Option<Sealed>> {
+pub async fn sealed_identity(conn: &mut AsyncPgConnection, victim: Uuid) -> QueryResult<Option<Sealed>> {
     let row = victim_identities::table.find(victim).select(SealedIdentity::as_select()).first(conn).await.optional()?;
     Ok(row.map(Sealed::from))
 }
