@@ -160,7 +160,9 @@ async fn answer(
                 .map_err(|e| ApiError::internal("chart", e))?;
             ok.content_type("image/svg+xml").body(svg)
         }
-        ReportFormat::Json => ok.json(result),
+        ReportFormat::Json => ok
+            .content_type("application/json")
+            .body(output::json(&result).map_err(|e| ApiError::internal("report JSON", e))?),
     })
 }
 
