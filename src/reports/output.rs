@@ -256,30 +256,29 @@ pub fn json(result: &ReportResult) -> serde_json::Result<Vec<u8>> {
     // Destructured, so that a field added to the answer cannot be forgotten here.
     let ReportResult { report, title, dimensions, from, to, cells, privacy, release } = result;
     let mut out = Vec::with_capacity(1024 + cells.len() * 64);
-    out.extend_from_slice(b"{\"report\":");
-    serde_json::to_writer(&mut out, report)?;
-    out.extend_from_slice(b",\"title\":");
-    serde_json::to_writer(&mut out, title)?;
-    out.extend_from_slice(b",\"dimensions\":");
-    serde_json::to_writer(&mut out, dimensions)?;
+    field(&mut out, b"{\"report\":", report)?;
+    field(&mut out, b",\"title\":", title)?;
+    field(&mut out, b",\"dimensions\":", dimensions)?;
     if let Some(from) = from {
-        out.extend_from_slice(b",\"from\":");
-        serde_json::to_writer(&mut out, from)?;
+        field(&mut out, b",\"from\":", from)?;
     }
     if let Some(to) = to {
-        out.extend_from_slice(b",\"to\":");
-        serde_json::to_writer(&mut out, to)?;
+        field(&mut out, b",\"to\":", to)?;
     }
     out.extend_from_slice(b",\"cells\":");
     cells.write_json(&mut out)?;
-    out.extend_from_slice(b",\"privacy\":");
-    serde_json::to_writer(&mut out, privacy)?;
+    field(&mut out, b",\"privacy\":", privacy)?;
     if let Some(release) = release {
-        out.extend_from_slice(b",\"release\":");
-        serde_json::to_writer(&mut out, release)?;
+        field(&mut out, b",\"release\":", release)?;
     }
     out.push(b'}');
     Ok(out)
+}
+
+/// Writes `lead` (the punctuation and the quoted name) and then `value` as serde_json writes it.
+fn field(out: &mut Vec<u8>, lead: &[u8], value: &impl serde::Serialize) -> serde_json::Result<()> {
+    out.extend_from_slice(lead);
+    serde_json::to_writer(out, value)
 }
 
 impl Cells {
