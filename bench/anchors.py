@@ -51,14 +51,17 @@ VAULT_TABLE = ("CREATE TABLE bench_vault_keys (victim_id uuid PRIMARY KEY, key_i
 
 
 def audited_read(ctx):
-    """GET as a caseworker: the case file, its sealed identity, the victim's data key from the
-    vault, then the audit row (a durable commit of its own; the service returns the identity only
-    once that has succeeded)."""
+    """GET as a caseworker: the case file, the victim's data key from the vault, and the sealed
+    identity read by the statement that writes the audit row (D136; a durable commit of its own,
+    the service returns the identity only from that statement)."""
     target = "(SELECT id FROM bench_ids WHERE n = :n)"
     return (_pick(ctx) + f"SELECT v.* FROM victims v WHERE v.id = {target};\n"
-            f"SELECT i.* FROM victim_identities i WHERE i.victim_id = {target};\n"
             f"SELECT k.* FROM bench_vault_keys k WHERE k.victim_id = {target};\n"
-            + _audit(ctx.org, ctx.user, "caseworker", "victim.identity_read", target))
+            f"WITH sealed AS (SELECT i.* FROM victim_identities i WHERE i.victim_id = {target}), "
+            "recorded AS (INSERT INTO audit_events (organization_id, actor_user_id, actor_role, action, target_type, target_id, "
+            f"outcome, request_id, client_address, details) SELECT '{ctx.org}'::uuid, '{ctx.user}'::uuid, 'caseworker', "
+            "'victim.identity_read', 'victim', sealed.victim_id, 'success', 'bench-request-id-0000', '127.0.0.1', '{}'::jsonb "
+            "FROM sealed) SELECT * FROM sealed;\n")
 
 
 def insert(ctx):

@@ -142,14 +142,26 @@ impl Event {
     }
 }
 
+/// The columns of an audit row, in the order [`bind_all`] gives their values: for statements that
+/// write events beside other work (`victims::store::sealed_identity_recorded`).
+macro_rules! audit_columns {
+    () => {
+        "organization_id, actor_user_id, actor_role, action, target_type, target_id, outcome, request_id, \
+         client_address, details"
+    };
+}
+pub(crate) use audit_columns;
+
 /// Every column is bound (NULL rather than DEFAULT), so the statement text never changes and the
 /// connection prepares it once: diesel's insert of a struct with `Option` fields writes DEFAULT
 /// for a `None`, which makes it uncacheable, and this is the most frequent write of the service.
-const INSERT_ONE: &str = "INSERT INTO audit_events (organization_id, actor_user_id, actor_role, action, target_type, \
-     target_id, outcome, request_id, client_address, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-const INSERT_TWO: &str = "INSERT INTO audit_events (organization_id, actor_user_id, actor_role, action, target_type, \
-     target_id, outcome, request_id, client_address, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10), \
-     ($11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
+const INSERT_ONE: &str =
+    concat!("INSERT INTO audit_events (", audit_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
+const INSERT_TWO: &str = concat!(
+    "INSERT INTO audit_events (",
+    audit_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10), ($11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+);
 
 /// Writes the event on `conn`; call it inside the transaction of the action it records, so the
 /// action fails if its audit record cannot be written.
@@ -159,18 +171,24 @@ pub async fn record(conn: &mut impl crate::db::Runs, ctx: &RequestContext, event
 }
 
 /// Records a read of identity-grade data (an identity, notes, a referral's reason) belonging to
-/// `owner`'s organisation: in the reader's log (the event's organisation) and, when the reader is
-/// from another organisation, in the owner's too, so its log shows who outside it read the record.
-/// One statement, both or none; the data is returned only after it succeeds.
+/// `owner`'s organisation, as [`read_events`] names it. One statement, both or none; the data is
+/// returned only after it succeeds.
 pub async fn record_read(
     conn: &mut AsyncPgConnection,
     ctx: &RequestContext,
     event: Event,
     owner: Uuid,
 ) -> QueryResult<()> {
+    record_all(conn, ctx, &read_events(event, owner)).await
+}
+
+/// The events of a read of `owner`'s identity-grade data: one in the reader's log (the event's
+/// organisation) and, when the reader is from another organisation, one in the owner's too, so
+/// its log shows who outside it read the record. One or two, never more.
+pub fn read_events(event: Event, owner: Uuid) -> Vec<Event> {
     match event.organization_id == Some(owner) {
-        true => record(conn, ctx, event).await,
-        false => record_all(conn, ctx, &[event.clone(), event.in_org(owner)]).await,
+        true => vec![event],
+        false => vec![event.clone(), event.in_org(owner)],
     }
 }
 
@@ -180,8 +198,8 @@ pub async fn record_all(conn: &mut AsyncPgConnection, ctx: &RequestContext, even
     match events {
         [] => Ok(()),
         [one] => record(conn, ctx, one.clone()).await,
-        [a, b] => {
-            bind(bind(fixed(INSERT_TWO), ctx, a.clone()), ctx, b.clone()).execute(conn).await?;
+        [_, _] => {
+            bind_all(fixed(INSERT_TWO), ctx, events).execute(conn).await?;
             Ok(())
         }
         more => {
@@ -195,6 +213,12 @@ pub async fn record_all(conn: &mut AsyncPgConnection, ctx: &RequestContext, even
             .await
         }
     }
+}
+
+/// The values of `events`, ten per event in [`audit_columns`]' order, bound after those already on
+/// `statement`.
+pub(crate) fn bind_all(statement: Fixed, ctx: &RequestContext, events: &[Event]) -> Fixed {
+    events.iter().fold(statement, |statement, event| bind(statement, ctx, event.clone()))
 }
 
 /// The ten values of one event row, in `INSERT_ONE`'s column order.

@@ -107,9 +107,9 @@ pub fn open_identity(opener: &impl Opens, victim: Uuid, sealed: &Sealed) -> ApiR
     })
 }
 
-/// What reading a victim's identity takes besides the case file: the sealed identity and the
-/// victim's data key, still wrapped, fetched together (the identity on the request's connection,
-/// the key from the vault) once the caller's sight grants the identity (D133). Never before: a
+/// What reading a victim's identity takes besides the case file: the sealed identity, read by the
+/// statement that records the read (D136), and the victim's data key, still wrapped, from the
+/// vault, fetched together once the caller's sight grants the identity (D133). Never before: a
 /// record the caller may not see is neither read nor decoded (D79).
 struct IdentityParts {
     sealed: Option<Sealed>,
@@ -117,8 +117,15 @@ struct IdentityParts {
 }
 
 impl IdentityParts {
-    async fn fetch(state: &AppState, conn: &mut AsyncPgConnection, victim: Uuid) -> ApiResult<IdentityParts> {
-        let (sealed, key) = tokio::join!(store::sealed_identity(conn, victim), state.vault.wrapped(victim));
+    async fn fetch(
+        state: &AppState,
+        conn: &mut AsyncPgConnection,
+        ctx: &RequestContext,
+        victim: Uuid,
+        events: &[Event],
+    ) -> ApiResult<IdentityParts> {
+        let (sealed, key) =
+            tokio::join!(store::sealed_identity_recorded(conn, ctx, victim, events), state.vault.wrapped(victim));
         let sealed = sealed?;
         // Without a stored identity the key is not needed, and the vault's failure does not matter.
         let key = match sealed {
@@ -129,7 +136,8 @@ impl IdentityParts {
     }
 }
 
-/// The view of one victim for a caller with `sight`; reading an identity is audited on `conn`.
+/// The view of one victim for a caller with `sight`; reading an identity is audited on `conn`, in
+/// the statement that reads it.
 pub async fn view_of(
     state: &AppState,
     conn: &mut AsyncPgConnection,
@@ -140,15 +148,10 @@ pub async fn view_of(
 ) -> ApiResult<VictimView> {
     let case = CaseFile::from(row);
     let Some(grant) = sight.grant() else { return Ok(VictimView::redacted(case)) };
-    let parts = IdentityParts::fetch(state, conn, row.id).await?;
+    let read = Event::new(AuditAction::IdentityRead, AuditOutcome::Success).by(principal).target("victim", row.id);
+    let parts = IdentityParts::fetch(state, conn, ctx, row.id, &audit::read_events(read, row.organization_id)).await?;
     let identity = match parts.sealed {
-        Some(sealed) => {
-            let identity = open_identity(&state.vault.opener_of(row.id, parts.key)?, row.id, &sealed)?;
-            let event =
-                Event::new(AuditAction::IdentityRead, AuditOutcome::Success).by(principal).target("victim", row.id);
-            audit::record_read(conn, ctx, event, row.organization_id).await?;
-            identity
-        }
+        Some(sealed) => open_identity(&state.vault.opener_of(row.id, parts.key)?, row.id, &sealed)?,
         None => Identity::default(),
     };
     Ok(VictimView::disclosed(grant, case, IdentityPart { identity }))

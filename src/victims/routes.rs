@@ -166,8 +166,9 @@ pub async fn get_victim(
     let id = id.into_inner();
     policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
-    // This is the service's hottest read. For a case file, one round trip; for an identity, three:
-    // the record, then its sealed identity and its data key together, then the audit event.
+    // This is the service's hottest read. For a case file, one round trip; for an identity, two:
+    // the record, then its data key beside the statement that reads its sealed identity and
+    // writes the audit event (D136).
     let Visible { row, sight, .. } = access::load_visible(&state, &mut conn, &ctx, &principal, id).await?;
     let view = access::view_of(&state, &mut conn, &ctx, &principal, &row, sight).await?;
     Ok(respond(actix_web::http::StatusCode::OK, row.version, &view))

@@ -5,12 +5,15 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::model::{ValidVictim, VictimRow};
+use crate::audit;
 use crate::db::Runs;
+use crate::db::fixed::fixed;
 use crate::db::schema::{
     case_assignments, case_counters, referrals, restricted_cases, transfers, victim_identities, victims,
 };
 use crate::domain::case_vocab::{ReferralStatus, TransferStatus};
 use crate::domain::policy::{self, Custody, LIVE, Relation};
+use crate::extract::RequestContext;
 use crate::idempotency::CreateOnce;
 use crate::privacy::crypto::Sealed;
 use crate::privacy::identity::StoredIdentity;
@@ -284,7 +287,7 @@ pub struct NewIdentity {
 }
 
 /// A stored identity as read back: whose it is and its sealed document.
-#[derive(Queryable, Selectable)]
+#[derive(Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = victim_identities)]
 pub struct SealedIdentity {
     pub victim_id: Uuid,
@@ -314,6 +317,45 @@ pub async fn store_identity(conn: &mut impl Runs, victim: Uuid, org: Uuid, store
 pub async fn sealed_identity(conn: &mut AsyncPgConnection, victim: Uuid) -> QueryResult<Option<Sealed>> {
     let row = victim_identities::table.find(victim).select(SealedIdentity::as_select()).first(conn).await.optional()?;
     Ok(row.map(Sealed::from))
+}
+
+/// A victim's sealed identity, read by the statement that records the read: `events` (one or two,
+/// `audit::read_events`) are inserted exactly when the identity is there to return, in the same
+/// snapshot as the read, and the identity comes back only once they are written and, outside a
+/// transaction, committed (D136). One round trip where a read and then an insert took two.
+pub async fn sealed_identity_recorded(
+    conn: &mut AsyncPgConnection,
+    ctx: &RequestContext,
+    victim: Uuid,
+    events: &[audit::Event],
+) -> QueryResult<Option<Sealed>> {
+    macro_rules! read_recorded {
+        ($values:literal) => {
+            concat!(
+                "WITH sealed AS (SELECT victim_id, key_id, nonce, ciphertext FROM victim_identities WHERE victim_id = $1), \
+                 recorded AS (INSERT INTO audit_events (",
+                audit::audit_columns!(),
+                ") SELECT e.* FROM (VALUES ",
+                $values,
+                ") AS e WHERE EXISTS (SELECT 1 FROM sealed)) \
+                 SELECT victim_id, key_id, nonce, ciphertext FROM sealed"
+            )
+        };
+    }
+    const ONE: &str = read_recorded!("($2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
+    const TWO: &str = read_recorded!(
+        "($2, $3, $4, $5, $6, $7, $8, $9, $10, $11), ($12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
+    );
+    let sql = match events.len() {
+        1 => ONE,
+        2 => TWO,
+        _ => return Err(diesel::result::Error::QueryBuilderError("an identity read records one or two events".into())),
+    };
+    let statement = audit::bind_all(fixed(sql).bind::<diesel::sql_types::Uuid, _>(victim), ctx, events);
+    // `load`, not `get_result`: it waits for the end of the statement, and outside a transaction for
+    // its commit, before the identity is handed on; `get_result` returns with the first row.
+    let rows: Vec<SealedIdentity> = statement.load(conn).await?;
+    Ok(rows.into_iter().next().map(Sealed::from))
 }
 
 pub async fn sealed_identities(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<Vec<(Uuid, Sealed)>> {

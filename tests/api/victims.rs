@@ -79,6 +79,38 @@ async fn audit_count(app: &TestApp, action: &str) -> usize {
     app.audit_actions().await.iter().filter(|(a, _)| a == action).count()
 }
 
+/// The read of an identity and its audit event are one statement (D136): the event is written
+/// exactly when there is a stored identity to return. A case file without one is read without an
+/// event; once an identity is stored, every read of it writes one.
+#[tokio::test]
+async fn an_identity_read_is_recorded_exactly_when_there_is_an_identity() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let caseworker = app.caller(org, Role::Caseworker).await;
+    let id = Uuid::new_v4();
+    let mut body = victim_body(id);
+    body.as_object_mut().unwrap().remove("identity");
+    let resp = caseworker.post(paths::VICTIMS, body).await;
+    assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
+    assert_eq!(app.count("victim_identities").await, 0);
+
+    let path = paths::victim(id);
+    let before = audit_count(&app, "victim.identity_read").await;
+    let resp = caseworker.get(&path).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    assert_eq!(resp.json()["identity"], json!({}));
+    assert_eq!(audit_count(&app, "victim.identity_read").await, before, "nothing was there to read");
+
+    let resp = caseworker.patch(&path, "\"1\"", json!({ "identity": { "document_number": "MARKERDOC123" } })).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    let before = audit_count(&app, "victim.identity_read").await;
+    for _ in 0..2 {
+        let resp = caseworker.get(&path).await;
+        assert_eq!(resp.json()["identity"]["document_number"], "MARKERDOC123", "{}", resp.text);
+    }
+    assert_eq!(audit_count(&app, "victim.identity_read").await, before + 2, "each read of the identity is recorded");
+}
+
 #[tokio::test]
 async fn create_read_and_who_sees_what() {
     let app = spawn_app().await;
