@@ -118,7 +118,7 @@ impl Run<'_> {
         let replica = state.replica.as_deref();
         let mut entries =
             replica::read(replica, &state.metrics, &mut conn, &shape, key, population, &self.filters).await?;
-        entries.sort_by_key(sort_key);
+        entries.sort_by(key_order);
         let cells: Vec<Cell> = entries
             .into_iter()
             .map(|e| Cell {
@@ -137,9 +137,13 @@ impl Run<'_> {
         Ok(self.result(Cells::Listed(cells), privacy, None))
     }
 }
-/// Values in order, totals after them.
-fn sort_key(e: &Entry) -> Vec<(bool, String)> {
-    e.key.iter().map(|v| (v.is_none(), v.clone().unwrap_or_default())).collect()
+/// Values in order, totals after them. Compared in place, without building a key: a wide table's
+/// few thousand entries are compared tens of thousands of times.
+fn key_order(a: &Entry, b: &Entry) -> std::cmp::Ordering {
+    fn order(e: &Entry) -> impl Iterator<Item = (bool, &str)> + '_ {
+        e.key.iter().map(|v| (v.is_none(), v.as_deref().unwrap_or_default()))
+    }
+    order(a).cmp(order(b))
 }
 
 /// The canonical question (defaults filled in, the table they give, window resolved, the
@@ -460,4 +464,31 @@ pub fn method(plan: &Plan) -> String {
          then makes the table non-negative integers whose parts add up to their totals (and, for multi-valued \
          dimensions, never exceed them). Counts below k are then withheld."
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::{Entry, key_order};
+
+    fn keys(entries: &[Entry]) -> Vec<&Vec<Option<String>>> {
+        entries.iter().map(|e| &e.key).collect()
+    }
+
+    proptest! {
+        /// Caseworkers' own figures keep the order they had when each comparison built its key as
+        /// owned strings: values in order, totals (`None`) after them, an empty value before a total.
+        #[test]
+        fn entries_sort_as_their_owned_keys_did(
+            rows in prop::collection::vec(prop::collection::vec(prop::option::of("[ab]{0,2}"), 2), 0..40),
+        ) {
+            let entries = || rows.iter().map(|key| Entry { key: key.clone(), count: 0 }).collect::<Vec<_>>();
+            let mut in_place = entries();
+            in_place.sort_by(key_order);
+            let mut owned = entries();
+            owned.sort_by_key(|e| e.key.iter().map(|v| (v.is_none(), v.clone().unwrap_or_default())).collect::<Vec<_>>());
+            prop_assert_eq!(keys(&in_place), keys(&owned));
+        }
+    }
 }
