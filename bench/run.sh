@@ -3,7 +3,8 @@
 # Haven on loopback, runs every scenario alternating with its pgbench anchor, prints the table and
 # writes it into docs/BENCHMARKS.md (between its markers).
 #
-#   bench/run.sh                                   # 1,000,000 victims; about 15 minutes
+#   bench/run.sh                                   # 1,000,000 victims; 30 to 60 minutes
+#   (the seed alone takes 9 to 15; a fresh checkout first builds the release and installs postrust)
 #   VICTIMS=50000 DURATION=3 ROUNDS=2 OUT= bench/run.sh   # a quick look; writes nothing
 #
 # Installs what it needs from Debian's packages when missing (wrk; pgbench and psql come with
