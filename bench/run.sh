@@ -4,7 +4,7 @@
 # writes it into docs/BENCHMARKS.md (between its markers).
 #
 #   bench/run.sh                                   # 1,000,000 victims; 30 to 60 minutes
-#   (the seed alone takes 9 to 15; a fresh checkout first builds the release and installs postrust)
+#   (the seed alone takes 4 to 15; a fresh checkout first builds the release and installs postrust)
 #   VICTIMS=50000 DURATION=3 ROUNDS=2 OUT= bench/run.sh   # a quick look; writes nothing
 #
 # Installs what it needs from Debian's packages when missing (wrk; pgbench and psql come with

@@ -472,23 +472,26 @@ mod tests {
 
     use super::{Entry, key_order};
 
-    fn keys(entries: &[Entry]) -> Vec<&Vec<Option<String>>> {
-        entries.iter().map(|e| &e.key).collect()
+    fn placed(entries: &[Entry]) -> Vec<(&Vec<Option<String>>, i64)> {
+        entries.iter().map(|e| (&e.key, e.count)).collect()
     }
 
     proptest! {
         /// Caseworkers' own figures keep the order they had when each comparison built its key as
-        /// owned strings: values in order, totals (`None`) after them, an empty value before a total.
+        /// owned strings: values in order, totals (`None`) after them, an empty value before a
+        /// total, ties in their first order (each entry's count is its first place).
         #[test]
         fn entries_sort_as_their_owned_keys_did(
-            rows in prop::collection::vec(prop::collection::vec(prop::option::of("[ab]{0,2}"), 2), 0..40),
+            rows in (0usize..4).prop_flat_map(|width| {
+                prop::collection::vec(prop::collection::vec(prop::option::of("[ab]{0,2}"), width), 0..40)
+            }),
         ) {
-            let entries = || rows.iter().map(|key| Entry { key: key.clone(), count: 0 }).collect::<Vec<_>>();
+            let entries = || rows.iter().zip(0..).map(|(key, n)| Entry { key: key.clone(), count: n }).collect::<Vec<_>>();
             let mut in_place = entries();
             in_place.sort_by(key_order);
             let mut owned = entries();
             owned.sort_by_key(|e| e.key.iter().map(|v| (v.is_none(), v.clone().unwrap_or_default())).collect::<Vec<_>>());
-            prop_assert_eq!(keys(&in_place), keys(&owned));
+            prop_assert_eq!(placed(&in_place), placed(&owned));
         }
     }
 }
