@@ -2,101 +2,110 @@
 //! type, `domain::Principal`, which the policy reads without knowing of HTTP) verifies the bearer
 //! token and then checks the database (or its short memory of that check, `session_cache`), so a
 //! revoked session, a disabled user or a changed role stops a token.
+//!
+//! Every request pays for this, so the usual case (a token and a session already checked) is
+//! answered without waiting, allocating or copying the token; only a session the memory does not
+//! hold goes to the database.
 
-use std::future::Future;
+use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use futures_util::future::Either;
 use uuid::Uuid;
 
 use super::session_cache::SessionFacts;
+use super::verified_tokens::Bearer;
 use crate::db::schema::{organizations, sessions, users};
 use crate::domain::{OrganizationKind, Principal, Role};
 use crate::error::ApiError;
 use crate::state::AppState;
 
+type Found = Result<Principal, ApiError>;
+
 impl FromRequest for Principal {
     type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Principal, ApiError>>>>;
+    type Future = Either<Ready<Found>, Pin<Box<dyn Future<Output = Found>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer_token(req);
-        Box::pin(async move {
-            let state = state.ok_or_else(|| ApiError::Internal("app state missing".into()))?;
-            let token = token.ok_or(ApiError::Unauthorized)?;
-            let bearer = state.keyring.bearer(&token).map_err(|reason| {
+        let Some(state) = req.app_data::<web::Data<AppState>>() else {
+            return Either::Left(ready(Err(ApiError::Internal("app state missing".into()))));
+        };
+        let Some(token) = bearer_token(req) else { return Either::Left(ready(Err(ApiError::Unauthorized))) };
+        let bearer = match state.keyring.bearer(token) {
+            Ok(bearer) => bearer,
+            Err(reason) => {
                 tracing::debug!(?reason, "access token refused");
-                ApiError::InvalidToken
-            })?;
-            let facts = match state.sessions.recall(bearer.session) {
-                (Some(facts), _) => facts,
-                (None, generation) => {
-                    let mut conn = state.pool.get().await?;
-                    let row: Option<(Role, Uuid, bool, i32, OrganizationKind, chrono::DateTime<chrono::Utc>)> =
-                        sessions::table
-                            .inner_join(users::table.inner_join(organizations::table))
-                            .filter(sessions::id.eq(bearer.session))
-                            .filter(sessions::user_id.eq(bearer.user))
-                            .filter(sessions::revoked_at.is_null())
-                            .filter(sessions::expires_at.gt(chrono::Utc::now()))
-                            .select((
-                                users::role,
-                                users::organization_id,
-                                users::disabled,
-                                users::token_version,
-                                organizations::kind,
-                                sessions::expires_at,
-                            ))
-                            .first(&mut conn)
-                            .await
-                            .optional()?;
-                    let Some((role, organization_id, disabled, token_version, kind, expires_at)) = row else {
-                        return Err(ApiError::InvalidToken);
-                    };
-                    let facts = SessionFacts {
-                        user_id: bearer.user,
-                        role,
-                        organization_id,
-                        disabled,
-                        token_version,
-                        kind,
-                        expires_at,
-                    };
-                    state.sessions.remember(bearer.session, facts, generation);
-                    facts
-                }
-            };
-            let SessionFacts { user_id, role, organization_id, disabled, token_version: version, kind, .. } = facts;
-            if user_id != bearer.user
-                || disabled
-                || version != bearer.version
-                || role != bearer.role
-                || organization_id != bearer.organization
-            {
-                return Err(ApiError::InvalidToken);
+                return Either::Left(ready(Err(ApiError::InvalidToken)));
             }
-            let principal = Principal {
-                user_id: bearer.user,
-                organization_id,
-                role,
-                session_id: bearer.session,
-                is_host: kind == OrganizationKind::Host,
-            };
-            tracing::Span::current().record("user_id", tracing::field::display(principal.user_id));
-            Ok(principal)
-        })
+        };
+        match state.sessions.recall(bearer.session) {
+            (Some(facts), _) => Either::Left(ready(principal(bearer, facts))),
+            (None, generation) => Either::Right(Box::pin(look_up(state.clone(), bearer, generation))),
+        }
     }
 }
 
-fn bearer_token(req: &HttpRequest) -> Option<String> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+/// The session's facts from the database, remembered for the next request with it.
+async fn look_up(state: web::Data<AppState>, bearer: Bearer, generation: u64) -> Found {
+    let mut conn = state.pool.get().await?;
+    let row: Option<(Role, Uuid, bool, i32, OrganizationKind, chrono::DateTime<chrono::Utc>)> = sessions::table
+        .inner_join(users::table.inner_join(organizations::table))
+        .filter(sessions::id.eq(bearer.session))
+        .filter(sessions::user_id.eq(bearer.user))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(chrono::Utc::now()))
+        .select((
+            users::role,
+            users::organization_id,
+            users::disabled,
+            users::token_version,
+            organizations::kind,
+            sessions::expires_at,
+        ))
+        .first(&mut conn)
+        .await
+        .optional()?;
+    let Some((role, organization_id, disabled, token_version, kind, expires_at)) = row else {
+        return Err(ApiError::InvalidToken);
+    };
+    let facts = SessionFacts { user_id: bearer.user, role, organization_id, disabled, token_version, kind, expires_at };
+    state.sessions.remember(bearer.session, facts, generation);
+    principal(bearer, facts)
+}
+
+/// The caller, if what the token says still matches its session's facts.
+fn principal(bearer: Bearer, facts: SessionFacts) -> Found {
+    let SessionFacts { user_id, role, organization_id, disabled, token_version: version, kind, .. } = facts;
+    if user_id != bearer.user
+        || disabled
+        || version != bearer.version
+        || role != bearer.role
+        || organization_id != bearer.organization
+    {
+        return Err(ApiError::InvalidToken);
+    }
+    let principal = Principal {
+        user_id: bearer.user,
+        organization_id,
+        role,
+        session_id: bearer.session,
+        is_host: kind == OrganizationKind::Host,
+    };
+    tracing::Span::current().record("user_id", tracing::field::display(principal.user_id));
+    Ok(principal)
+}
+
+/// The token of an `Authorization: Bearer` header, borrowed from the request. A token is ASCII;
+/// anything else fails its verification, so the bytes need no check beyond UTF-8 here.
+fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    let value = std::str::from_utf8(req.headers().get(header::AUTHORIZATION)?.as_bytes()).ok()?;
     let (scheme, token) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return None;
     }
     let token = token.trim();
-    (!token.is_empty()).then(|| token.to_owned())
+    (!token.is_empty()).then_some(token)
 }

@@ -10,6 +10,7 @@
 //! caller (`auth::principal`), so revocations are not delayed by this memory.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, DefaultHasher, Hasher, RandomState};
 use std::sync::Mutex;
 
 use uuid::Uuid;
@@ -30,9 +31,39 @@ pub struct Bearer {
 /// ones go and, if that is not enough, everything.
 const MAX_ENTRIES: usize = 4096;
 
+/// How many bytes at the end of a token its hash reads: the end of its signature.
+const HASHED_TAIL: usize = 32;
+
 #[derive(Default)]
 pub struct VerifiedTokens {
-    entries: Mutex<HashMap<Box<str>, (Bearer, i64)>>,
+    entries: Mutex<HashMap<Box<str>, (Bearer, i64), TailHash>>,
+}
+
+/// Hashes only the last [`HASHED_TAIL`] bytes of each string: hashing a whole token (hundreds of
+/// bytes) was the largest part of a remembered token's cost. The tail is the token's signature, as
+/// random as the key that made it, and only tokens that verified are ever stored, so nobody can fill
+/// the map with colliding entries; equality still compares the whole token.
+#[derive(Default)]
+struct TailHash(RandomState);
+
+struct Tail(DefaultHasher);
+
+impl BuildHasher for TailHash {
+    type Hasher = Tail;
+
+    fn build_hasher(&self) -> Tail {
+        Tail(self.0.build_hasher())
+    }
+}
+
+impl Hasher for Tail {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write(&bytes[bytes.len().saturating_sub(HASHED_TAIL)..]);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
 }
 
 impl VerifiedTokens {
@@ -63,7 +94,7 @@ impl VerifiedTokens {
         Ok(bearer)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, (Bearer, i64)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, (Bearer, i64), TailHash>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -96,6 +127,26 @@ mod tests {
         assert!(ring.bearer(unsigned).is_err());
         let other = token(&ring);
         assert_ne!(ring.bearer(&other).unwrap(), said);
+    }
+
+    #[test]
+    fn tokens_alike_at_the_end_are_told_apart() {
+        let memory = VerifiedTokens::default();
+        let tail = "s".repeat(HASHED_TAIL);
+        let bearer = |version| Bearer {
+            user: Uuid::nil(),
+            session: Uuid::nil(),
+            organization: Uuid::nil(),
+            role: Role::Partner,
+            version,
+        };
+        let (first, second) = (format!("a.{tail}"), format!("b.{tail}"));
+        memory.verify(&first, 1, |_| Ok::<_, TokenError>((bearer(1), 100))).unwrap();
+        memory.verify(&second, 1, |_| Ok::<_, TokenError>((bearer(2), 100))).unwrap();
+        let recalled = |token: &str| memory.verify(token, 1, |_| Err::<(Bearer, i64), _>(TokenError::Malformed));
+        assert_eq!(recalled(&first).unwrap().version, 1);
+        assert_eq!(recalled(&second).unwrap().version, 2);
+        assert!(recalled(&format!("c.{tail}")).is_err(), "a third token with the same end was never verified");
     }
 
     #[test]
