@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# What authentication costs a request, in instructions: repeatable where throughput is not (this
+# machine's speed swings 2x, and the overhead sought is a few percent). Runs the benchmark build
+# under valgrind's callgrind, then counts the instructions Haven executes for N partner requests
+# of `GET /api/v1/reports` with a bearer token and for N to its unauthenticated twin (the same
+# handler, route and bytes; docs/BENCHMARKS.md), and prints both per request and the difference.
+#
+#   bench/auth_instructions.sh            # N=2000; under a minute after the benchmark build
+#
+# Counts exclude the kernel (sockets, scheduling), so the overhead in throughput is smaller than
+# the overhead in instructions; the figure tells whether a change to authentication helped.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+N=${N:-2000}
+command -v valgrind >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends valgrind >/dev/null
+cargo build --release --locked -q --features benchmark-twin
+export HAVEN_DATA_DIR=$(mktemp -d /tmp/haven-auth.XXXX)
+export HAVEN_LOG=warn HAVEN_BIND=${HAVEN_BIND:-127.0.0.1:8393} HAVEN_BOOTSTRAP_PASSWORD=benchmark-admin-passphrase
+unset DATABASE_URL
+chmod 711 "$HAVEN_DATA_DIR"
+cleanup() { [ -n "${SERVER:-}" ] && kill "$SERVER" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$HAVEN_DATA_DIR"; }
+trap cleanup EXIT
+target/release/haven seed --victims 2000 >/dev/null
+target/release/haven bootstrap --org "Benchmark host" --email bench@haven.invalid >/dev/null
+HAVEN_BENCHMARK_TWIN=1 valgrind --tool=callgrind --callgrind-out-file="$HAVEN_DATA_DIR/callgrind.%p" \
+    target/release/haven serve >"$HAVEN_DATA_DIR/haven.log" 2>&1 &
+SERVER=$!
+for _ in $(seq 1 600); do curl -sf "http://$HAVEN_BIND/readyz" >/dev/null && break; sleep 0.5; done
+python3 - "$HAVEN_BIND" "$N" <<'PY'
+import http.client, json, subprocess, sys
+host, port = sys.argv[1].split(":"); n = int(sys.argv[2])
+conn = http.client.HTTPConnection(host, int(port))
+def call(method, path, token=None, body=None, headers=None):
+    h = {"content-type": "application/json", **(headers or {})}
+    if token:
+        h["authorization"] = f"Bearer {token}"
+    conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=h)
+    r = conn.getresponse(); data = r.read()
+    if r.status not in (200, 201):
+        raise SystemExit(f"{method} {path}: {r.status}")
+    return json.loads(data or b"null")
+login = lambda email, password: call("POST", "/api/v1/auth/login", body={"email": email, "password": password})["access_token"]
+admin = login("bench@haven.invalid", "benchmark-admin-passphrase")
+org = call("GET", "/api/v1/me", admin)["organization"]["id"]
+created = call("POST", "/api/v1/users", admin, {"email": "partner@haven.invalid", "role": "partner", "organization_id": org})
+call("POST", "/api/v1/auth/enrol", body={"token": created["enrolment"]["token"], "password": "benchmark-partner-passphrase"})
+partner = login("partner@haven.invalid", "benchmark-partner-passphrase")
+sides = {"with a bearer token": {"authorization": f"Bearer {partner}"}, "unauthenticated twin": {"x-haven-benchmark-twin": "1"}}
+for name, headers in sides.items():
+    for _ in range(100):  # warm: the token and the session remembered, the connection's statements prepared
+        call("GET", "/api/v1/reports", headers=headers)
+    subprocess.run(["callgrind_control", "--zero"], check=True, capture_output=True)
+    for _ in range(n):
+        call("GET", "/api/v1/reports", headers=headers)
+    subprocess.run(["callgrind_control", "--dump=" + name], check=True, capture_output=True)
+PY
+count() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}'; }
+on=$(count "$(ls "$HAVEN_DATA_DIR"/callgrind.*.1)")
+off=$(count "$(ls "$HAVEN_DATA_DIR"/callgrind.*.2)")
+echo "instructions per request: $((on / N)) with a bearer token, $((off / N)) unauthenticated twin;" \
+    "authentication $(((on - off) / N)) ($(python3 -c "print(f'{$on / $off - 1:.1%}')") of the twin's)"
