@@ -98,10 +98,11 @@ fn principal(bearer: Bearer, facts: SessionFacts) -> Found {
     Ok(principal)
 }
 
-/// The token of an `Authorization: Bearer` header, borrowed from the request. A token is ASCII;
-/// anything else fails its verification, so the bytes need no check beyond UTF-8 here.
+/// The token of an `Authorization: Bearer` header, borrowed from the request. Only an ASCII header
+/// is read (RFC 6750's syntax), so no Unicode space around a token is trimmed away.
 fn bearer_token(req: &HttpRequest) -> Option<&str> {
-    let value = std::str::from_utf8(req.headers().get(header::AUTHORIZATION)?.as_bytes()).ok()?;
+    let value = req.headers().get(header::AUTHORIZATION)?.as_bytes();
+    let value = std::str::from_utf8(value).ok().filter(|v| v.is_ascii())?;
     let (scheme, token) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return None;

@@ -140,6 +140,13 @@ async fn zero_configuration_start_persists_and_stops_cleanly() {
         .await
         .unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
+    // Again, now that the caller may be remembered: found without the database (D137), and still
+    // named in the request's log line.
+    for _ in 0..2 {
+        let listed =
+            client.get(format!("{base}{}", paths::ORGANIZATIONS)).bearer_auth(&admin_token).send().await.unwrap();
+        assert_eq!(listed.status(), StatusCode::OK);
+    }
 
     let secrets = dir.join("secrets.json");
     use std::os::unix::fs::PermissionsExt;
@@ -184,6 +191,9 @@ async fn zero_configuration_start_persists_and_stops_cleanly() {
     assert!(requests.iter().any(|r| r["span"]["route"] == paths::LOGIN));
     // A route of a later group too: the template is read after routing (D130).
     assert!(requests.iter().any(|r| r["span"]["route"] == paths::ORGANIZATIONS), "{requests:?}");
+    let callers: Vec<_> = requests.iter().filter(|r| r["span"]["route"] == paths::ORGANIZATIONS).collect();
+    assert_eq!(callers.len(), 3, "{callers:?}");
+    assert!(callers.iter().all(|r| r["span"]["user_id"].as_str().is_some_and(|id| id.parse::<uuid::Uuid>().is_ok())));
     let all = lines.join("\n");
     for secret in [password.as_str(), "Maria-Lopez", &admin_token, "u3@example.org"] {
         assert!(!all.contains(secret), "`{secret}` appeared in the log");
