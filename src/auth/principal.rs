@@ -98,15 +98,39 @@ fn principal(bearer: Bearer, facts: SessionFacts) -> Found {
     Ok(principal)
 }
 
-/// The token of an `Authorization: Bearer` header, borrowed from the request. Only an ASCII header
-/// is read (RFC 6750's syntax), so no Unicode space around a token is trimmed away.
-fn bearer_token(req: &HttpRequest) -> Option<&str> {
+/// The token of an `Authorization: Bearer` header, borrowed from the request as bytes. It is not
+/// read as text here: a token remembered as verified is found by its bytes, and any other is read
+/// as ASCII or refused (`Keyring::bearer`), so no Unicode space around a token is trimmed away.
+fn bearer_token(req: &HttpRequest) -> Option<&[u8]> {
     let value = req.headers().get(header::AUTHORIZATION)?.as_bytes();
-    let value = std::str::from_utf8(value).ok().filter(|v| v.is_ascii())?;
-    let (scheme, token) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
+    let space = value.iter().position(|&b| b == b' ')?;
+    let (scheme, token) = (&value[..space], value[space + 1..].trim_ascii());
+    (scheme.eq_ignore_ascii_case(b"bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn token_of(header: &[u8]) -> Option<Vec<u8>> {
+        let value = header::HeaderValue::from_bytes(header).unwrap();
+        let req = TestRequest::default().insert_header((header::AUTHORIZATION, value)).to_http_request();
+        bearer_token(&req).map(<[u8]>::to_vec)
     }
-    let token = token.trim();
-    (!token.is_empty()).then_some(token)
+
+    #[test]
+    fn the_bearer_scheme_is_read_without_regard_to_case_and_ascii_space_is_trimmed() {
+        assert_eq!(token_of(b"Bearer abc.def").as_deref(), Some(&b"abc.def"[..]));
+        assert_eq!(token_of(b"bEARER \tabc  ").as_deref(), Some(&b"abc"[..]));
+        assert_eq!(token_of(b"Basic abc"), None);
+        assert_eq!(token_of(b"Bearer    "), None);
+        assert_eq!(token_of(b"Bearerabc"), None);
+    }
+
+    #[test]
+    fn unicode_space_around_a_token_stays_part_of_it() {
+        // U+00A0 (no-break space) in UTF-8: not trimmed, so the token it surrounds is refused.
+        assert_eq!(token_of("Bearer \u{a0}abc\u{a0}".as_bytes()).as_deref(), Some("\u{a0}abc\u{a0}".as_bytes()));
+    }
 }

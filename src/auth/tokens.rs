@@ -145,8 +145,11 @@ impl Keyring {
 
     /// What an access token says, as [`Keyring::verify`] finds it, remembered until the token is
     /// no longer valid (`auth::verified_tokens`).
-    pub fn bearer(&self, token: &str) -> Result<Bearer, TokenError> {
-        self.verified.verify(token, chrono::Utc::now().timestamp(), |token| {
+    pub fn bearer(&self, token: impl AsRef<[u8]>) -> Result<Bearer, TokenError> {
+        self.verified.verify(token.as_ref(), chrono::Utc::now().timestamp(), |token| {
+            // Read as text only when not remembered: a token is ASCII (base64url and dots), and
+            // anything else, Unicode space included, is refused before it is parsed.
+            let token = std::str::from_utf8(token).ok().filter(|t| t.is_ascii()).ok_or(TokenError::Malformed)?;
             let (claims, until) = self.verify_until(token)?;
             let bearer = Bearer {
                 user: claims.sub,

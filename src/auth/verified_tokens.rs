@@ -34,12 +34,15 @@ const MAX_ENTRIES: usize = 4096;
 /// How many bytes at the end of a token its hash reads: the end of its signature.
 const HASHED_TAIL: usize = 32;
 
+/// Each verified token's bytes, with what it says and the last second it is valid in.
+type Entries = HashMap<Box<[u8]>, (Bearer, i64), TailHash>;
+
 #[derive(Default)]
 pub struct VerifiedTokens {
-    entries: Mutex<HashMap<Box<str>, (Bearer, i64), TailHash>>,
+    entries: Mutex<Entries>,
 }
 
-/// Hashes only the last [`HASHED_TAIL`] bytes of each string: hashing a whole token (hundreds of
+/// Hashes only the last [`HASHED_TAIL`] bytes of each write: hashing a whole token (hundreds of
 /// bytes) was the largest part of a remembered token's cost. The tail is the token's signature, as
 /// random as the key that made it, and only tokens that verified are ever stored, so nobody can fill
 /// the map with colliding entries; equality still compares the whole token.
@@ -71,9 +74,9 @@ impl VerifiedTokens {
     /// `verify`, which gives what the token says and the last second it is valid in.
     pub fn verify<E>(
         &self,
-        token: &str,
+        token: &[u8],
         now: i64,
-        verify: impl FnOnce(&str) -> Result<(Bearer, i64), E>,
+        verify: impl FnOnce(&[u8]) -> Result<(Bearer, i64), E>,
     ) -> Result<Bearer, E> {
         if let Some((bearer, until)) = self.lock().get(token)
             && now <= *until
@@ -94,7 +97,7 @@ impl VerifiedTokens {
         Ok(bearer)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, (Bearer, i64), TailHash>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -123,8 +126,11 @@ mod tests {
         forged_signature[0] = if forged_signature[0] == b'A' { b'B' } else { b'A' };
         let forged = format!("{unsigned}.{}", String::from_utf8(forged_signature).unwrap());
         assert!(ring.bearer(&forged).is_err(), "a forged signature on remembered claims");
-        assert!(ring.bearer(&format!("{genuine}x")).is_err());
+        assert!(ring.bearer(format!("{genuine}x")).is_err());
         assert!(ring.bearer(unsigned).is_err());
+        // Bytes the header may carry but a token never holds: refused, remembered token or not.
+        assert!(ring.bearer(format!("\u{a0}{genuine}\u{a0}")).is_err(), "Unicode space around it");
+        assert!(matches!(ring.bearer([genuine.as_bytes(), b"\xff"].concat()), Err(TokenError::Malformed)));
         let other = token(&ring);
         assert_ne!(ring.bearer(&other).unwrap(), said);
     }
@@ -149,9 +155,10 @@ mod tests {
             version,
         };
         let (first, second) = (format!("a.{tail}"), format!("b.{tail}"));
-        memory.verify(&first, 1, |_| Ok::<_, TokenError>((bearer(1), 100))).unwrap();
-        memory.verify(&second, 1, |_| Ok::<_, TokenError>((bearer(2), 100))).unwrap();
-        let recalled = |token: &str| memory.verify(token, 1, |_| Err::<(Bearer, i64), _>(TokenError::Malformed));
+        memory.verify(first.as_bytes(), 1, |_| Ok::<_, TokenError>((bearer(1), 100))).unwrap();
+        memory.verify(second.as_bytes(), 1, |_| Ok::<_, TokenError>((bearer(2), 100))).unwrap();
+        let recalled =
+            |token: &str| memory.verify(token.as_bytes(), 1, |_| Err::<(Bearer, i64), _>(TokenError::Malformed));
         assert_eq!(recalled(&first).unwrap().version, 1);
         assert_eq!(recalled(&second).unwrap().version, 2);
         assert!(recalled(&format!("c.{tail}")).is_err(), "a third token with the same end was never verified");
@@ -168,18 +175,21 @@ mod tests {
             version: 1,
         };
         let checks = std::cell::Cell::new(0);
-        let check = |_: &str| {
+        let check = |_: &[u8]| {
             checks.set(checks.get() + 1);
             Ok::<_, TokenError>((bearer, 100))
         };
-        memory.verify("t", 99, check).unwrap();
-        memory.verify("t", 100, check).unwrap();
+        memory.verify(b"t", 99, check).unwrap();
+        memory.verify(b"t", 100, check).unwrap();
         assert_eq!(checks.get(), 1, "remembered while valid");
-        memory.verify("t", 101, check).unwrap();
+        memory.verify(b"t", 101, check).unwrap();
         assert_eq!(checks.get(), 2, "checked again once past its last valid second");
-        let refused = memory.verify("u", 1, |_| Err::<(Bearer, i64), _>(TokenError::Malformed));
+        let refused = memory.verify(b"u", 1, |_| Err::<(Bearer, i64), _>(TokenError::Malformed));
         assert!(refused.is_err());
-        assert!(memory.verify("u", 1, |_| Err::<(Bearer, i64), _>(TokenError::Malformed)).is_err(), "never remembered");
+        assert!(
+            memory.verify(b"u", 1, |_| Err::<(Bearer, i64), _>(TokenError::Malformed)).is_err(),
+            "never remembered"
+        );
     }
 
     #[test]
@@ -197,7 +207,7 @@ mod tests {
         let ring = Keyring::parse(&format!("{new},{old}:{now}"), "haven", "haven-api", 100).unwrap();
         let token = token.unwrap();
         ring.bearer(&token).unwrap();
-        let until = ring.verified.lock().get(token.as_str()).map(|(_, until)| *until).unwrap();
+        let until = ring.verified.lock().get(token.as_bytes()).map(|(_, until)| *until).unwrap();
         assert!((now + 99..=now + 101).contains(&until), "remembered until {until}, now {now}");
     }
 }
