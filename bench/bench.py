@@ -32,6 +32,7 @@ p.add_argument("--seed-seconds", default="?")
 p.add_argument("--command", default="bench/run.sh")
 p.add_argument("--out")
 p.add_argument("--peer", help="a PostgREST-compatible peer's executable (postrust), measured beside Haven")
+p.add_argument("--auth-instructions", help="bench/auth_instructions.sh's last line (its median)")
 p.add_argument("--only", help="run only the scenarios whose name contains this (for profiling); writes nothing")
 args = p.parse_args()
 
@@ -330,6 +331,6 @@ print(f"Haven peak RSS: {peak_kib / 1024:.1f} MB (target < 64 MB); where it rose
 
 if args.out:
     import report_md
-    report_md.write(args.out, args=args, rows=rows, auth=(rate, overhead), flood=flood, slow=slow, peak_mb=peak_kib / 1024, peaks=PEAKS,
+    report_md.write(args.out, args=args, rows=rows, auth=(rate, overhead, args.auth_instructions), flood=flood, slow=slow, peak_mb=peak_kib / 1024, peaks=PEAKS,
                     machine=f"{platform.node()} ({os.cpu_count()} cores, {platform.platform()})")
     print(f"wrote {args.out}")

@@ -25,10 +25,13 @@ def render(args, rows, auth, flood, slow, peak_mb, machine, peaks=()):
     for r in rows:
         out.append(f"| {r['name']} | {r['api_rps']:.0f} | {r['api_p50']:.2f} | {r['api_p99']:.2f} | {r['anchor_tps']:.0f} | "
                    f"{r['anchor_p50']:.2f} | {r['anchor_p99']:.2f} | {r['ratio']:.2f} | >= {r['target']} | {_ok(r['ratio'], r['target'])} |")
-    rate, overhead = auth
+    rate, overhead, instructions = auth
     out += ["",
             f"- Authentication on equal work: a partner's `GET /api/v1/reports` with a bearer token {rate['on']:.0f} req/s vs "
-            f"its unauthenticated twin (the same route with `X-Haven-Benchmark-Twin: 1` instead of a token: same router position, middleware, handler code and bytes; benchmark build only) {rate['off']:.0f} req/s: overhead {overhead:.1%} (target <= 5%: {_ok(overhead, 0.05, higher=False)}).",
+            f"its unauthenticated twin (the same route with `X-Haven-Benchmark-Twin: 1` instead of a token: same router position, middleware, handler code and bytes; benchmark build only) {rate['off']:.0f} req/s: overhead {overhead:.1%} (target <= 5%: {_ok(overhead, 0.05, higher=False)})."]
+    if instructions:
+        out.append(_instructions(instructions))
+    out += [
             f"- Bad-login flood ({flood['attempts']} attempts in {args.duration * 2} s from 8 threads, answers {flood['statuses']}): "
             f"an admin's GET victim meanwhile p50 {flood['p50']:.1f} ms, p99 {flood['p99']:.1f} ms over {flood['probes']} requests "
             f"(target < 20 ms: {_ok(flood['p99'], 20, higher=False)}); account locked afterwards: {'yes' if flood['locked'] else '**no**'}.",
@@ -39,6 +42,17 @@ def render(args, rows, auth, flood, slow, peak_mb, machine, peaks=()):
             "the peak after each phase that raised it (MB): " + "; ".join(f"{phase} {mb:.1f}" for phase, mb in peaks) + ".",
             "", END]
     return "\n".join(out)
+
+
+def _instructions(line):
+    """The same comparison counted in instructions (bench/auth_instructions.sh's median line)."""
+    m = re.search(r"median of (\d+): (\d+) with a bearer token, (\d+) unauthenticated twin; authentication (-?\d+)", line)
+    if not m:
+        return f"- Authentication in instructions: not measured ({line.strip() or 'no output'})."
+    runs, on, off, auth = map(int, m.groups())
+    return (f"- The same, counted in instructions under callgrind (`bench/auth_instructions.sh`, the repeatable measure; median of "
+            f"{runs} fresh processes, kernel work not counted): {on} per request with a token vs {off} for the twin: "
+            f"authentication {auth}, {auth / off:.1%} (target <= 5%: {_ok(auth / off, 0.05, higher=False)}).")
 
 
 def write(path, **kw):

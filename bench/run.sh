@@ -37,6 +37,10 @@ if [ ! -x "$PEER" ]; then
     echo "== installing postrust-server 3.1.0 (the peer; once)"
     cargo install -q postrust-server --version 3.1.0 --root target/bench-tools
 fi
+# Authentication counted in instructions (the repeatable measure of its overhead: D137), before
+# anything else runs; its own small cluster and port.
+echo "== authentication in instructions (callgrind)"
+AUTH_INSTRUCTIONS=$(bench/auth_instructions.sh | tee /dev/stderr | tail -1)
 export HAVEN_DATA_DIR=${HAVEN_DATA_DIR:-$(mktemp -d /tmp/haven-bench.XXXX)}
 export HAVEN_LOG=warn HAVEN_BIND=${HAVEN_BIND:-127.0.0.1:8391}
 export HAVEN_BOOTSTRAP_PASSWORD=benchmark-admin-passphrase
@@ -59,4 +63,5 @@ SERVER=$!
 for _ in $(seq 1 300); do curl -sf "http://$HAVEN_BIND/readyz" >/dev/null && break; sleep 0.2; done
 python3 bench/bench.py --bind "$HAVEN_BIND" --socket "$HAVEN_DATA_DIR/pg/run" --pid "$SERVER" \
     --duration "$DURATION" --rounds "$ROUNDS" --connections "$CONNECTIONS" --victims "$VICTIMS" \
-    --seed-seconds "$SEED_SECONDS" --command "$COMMAND" --peer "$PEER" ${OUT:+--out "$OUT"}
+    --seed-seconds "$SEED_SECONDS" --command "$COMMAND" --peer "$PEER" ${OUT:+--out "$OUT"} \
+    --auth-instructions "$AUTH_INSTRUCTIONS"
