@@ -130,7 +130,8 @@ mod tests {
 
     #[test]
     fn unicode_space_around_a_token_stays_part_of_it() {
-        // U+00A0 (no-break space) in UTF-8: not trimmed, so the token it surrounds is refused.
+        // U+00A0 (no-break space) in UTF-8 is not trimmed: it stays in the token, which `Keyring::bearer`
+        // then refuses (tested in `verified_tokens`).
         assert_eq!(token_of("Bearer \u{a0}abc\u{a0}".as_bytes()).as_deref(), Some("\u{a0}abc\u{a0}".as_bytes()));
     }
 }
