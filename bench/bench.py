@@ -6,9 +6,11 @@ machine's absolute speed swings 2x, ratios within one run do not. Prints a table
 writes it as Markdown.
 """
 import argparse
+import atexit
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -38,6 +40,8 @@ args = p.parse_args()
 
 BASE = f"http://{args.bind}"
 WORK = tempfile.mkdtemp(prefix="haven-bench-")
+# pgbench's logs and scripts, the seeded ids, the peer's log: removed at exit, like run.sh's cluster.
+atexit.register(shutil.rmtree, WORK, ignore_errors=True)
 PASSWORD = "benchmark-passphrase-for-staff"
 
 
