@@ -286,7 +286,7 @@ pub struct Settings {
     #[arg(long, env = "HAVEN_LOGIN_PER_ACCOUNT_BURST", default_value_t = 5)]
     pub login_per_account_burst: u32,
 
-    /// Consecutive failed logins that lock an account.
+    /// Consecutive failed password checks (or second-factor codes at login) that lock an account.
     #[arg(long, env = "HAVEN_LOCKOUT_THRESHOLD", default_value_t = 5)]
     pub lockout_threshold: u32,
 

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::enrolments;
+use super::lockout::{self, Endpoint, Whose};
 use super::{Principal, sessions};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::db::schema::{sessions as sessions_table, users};
@@ -130,8 +131,9 @@ pub async fn enrol(
 
 /// Change your own password.
 ///
-/// Requires the current password (a wrong one is answered 422 and counts against the login
-/// throttle). Your other sessions end; this one goes on.
+/// Requires the current password: a wrong one is answered 422 and counts against the login
+/// throttle and the lockout, and while the account is locked the change is refused (429 with
+/// Retry-After) without checking it. Your other sessions end; this one goes on.
 #[utoipa::path(
     tag = "auth",
     request_body = PasswordChange,
@@ -152,18 +154,36 @@ pub async fn change_password(
 ) -> ApiResult<HttpResponse> {
     let PasswordChange { current_password, new_password } = body.0;
     let current_password = Zeroizing::new(current_password);
-    let (email, hash): (String, Option<String>) = users::table
+    let (email, hash, locked_until): (String, Option<String>, Option<chrono::DateTime<chrono::Utc>>) = users::table
         .find(principal.user_id)
-        .select((users::email, users::password_hash))
+        .select((users::email, users::password_hash, users::locked_until))
         .first(&mut *state.pool.get().await?)
         .await?;
     let account = email.to_lowercase();
     let address = address(&ctx);
     state.throttle.admit(&state.pool, address, &account).await?;
-    if current_password.len() > 1024 || !state.hasher.verify(current_password, hash).await? {
+    let whose =
+        Whose::Account { id: principal.user_id, role: principal.role, organization_id: principal.organization_id };
+    if let Some(left) = lockout::left(locked_until, chrono::Utc::now()) {
+        let event = lockout::refused(whose, Endpoint::PasswordChange, AuditOutcome::Denied, "locked", false);
+        audit::record(&mut *state.pool.get().await?, &ctx, event).await?;
+        return Err(lockout::refusal(left));
+    }
+    let matched = current_password.len() <= 1024 && state.hasher.verify(current_password, hash).await?;
+    let mut conn = state.pool.get().await?;
+    if matched && lockout::holds(&mut conn, principal.user_id).await? {
+        // Locked by other attempts while this password was hashed: refused like a wrong one.
+        return Err(ApiError::validation("current_password", "is not your current password"));
+    }
+    if !matched {
+        let locked_now = lockout::count_failure(&state, &mut conn, whose).await?;
+        let event =
+            lockout::refused(whose, Endpoint::PasswordChange, AuditOutcome::Failure, "bad_password", locked_now);
+        audit::record(&mut conn, &ctx, event).await?;
         // Not 401: the caller is authenticated, and a client must not take this for an expired token.
         return Err(ApiError::validation("current_password", "is not your current password"));
     }
+    drop(conn);
     state.throttle.succeeded(&state.pool, address, Some(&account)).await;
     let parsed = NewPassword::parse(new_password, &email).map_err(|m| ApiError::validation("new_password", m))?;
     let hash = state.hasher.hash(parsed.expose()).await?;

@@ -5,7 +5,7 @@
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Bytea, Int4, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Bool, Bytea, Int4, Nullable, Text};
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -13,6 +13,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::credential_answer::{TokenResponse, no_store, tokens};
+use super::lockout::{self, Endpoint, Whose};
 use super::{second_factor, sessions};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::db::fixed::fixed;
@@ -41,11 +42,9 @@ pub struct LoginRequest {
 }
 
 /// An account, or nothing but the lock of an email that has none.
-const LOOKUP: &str = "SELECT u.id, u.organization_id, u.password_hash, u.role, u.disabled, u.token_version,
-        u.locked_until, u.awaiting_approval, k.locked_until AS unknown_locked_until
-    FROM (SELECT 1) AS one
-    LEFT JOIN users u ON lower(u.email) = $1
-    LEFT JOIN login_lockouts k ON k.account_key = $2 AND u.id IS NULL";
+const LOOKUP: &str = lockout::by_email!(
+    "u.id, u.organization_id, u.password_hash, u.role, u.disabled, u.token_version, u.awaiting_approval"
+);
 
 #[derive(QueryableByName)]
 struct Lookup {
@@ -61,15 +60,14 @@ struct Lookup {
     disabled: Option<bool>,
     #[diesel(sql_type = Nullable<Int4>)]
     token_version: Option<i32>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    locked_until: Option<DateTime<Utc>>,
     #[diesel(sql_type = Nullable<Bool>)]
     awaiting_approval: Option<bool>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    unknown_locked_until: Option<DateTime<Utc>>,
+    #[diesel(embed)]
+    lock: lockout::Lock,
 }
 
 impl Lookup {
+    /// The account, if the email has one, and the lock that holds for the attempt.
     fn split(self) -> (Option<Account>, Option<DateTime<Utc>>) {
         let account = match (self.id, self.organization_id, self.role, self.disabled, self.token_version) {
             (Some(id), Some(organization_id), Some(role), Some(disabled), Some(token_version)) => Some(Account {
@@ -79,12 +77,18 @@ impl Lookup {
                 role,
                 disabled,
                 token_version,
-                locked_until: self.locked_until,
                 awaiting_approval: self.awaiting_approval.unwrap_or(false),
             }),
             _ => None,
         };
-        (account, self.unknown_locked_until)
+        let lock = self.lock.until(account.is_some());
+        (account, lock)
+    }
+}
+
+impl Account {
+    fn whose(&self) -> Whose<'static> {
+        Whose::Account { id: self.id, role: self.role, organization_id: self.organization_id }
     }
 }
 
@@ -95,19 +99,16 @@ struct Account {
     role: Role,
     disabled: bool,
     token_version: i32,
-    locked_until: Option<DateTime<Utc>>,
     awaiting_approval: bool,
-}
-
-fn locked(retry_after: chrono::Duration) -> ApiError {
-    ApiError::TooManyRequests { retry_after_secs: retry_after.num_seconds().max(1) as u64 }
 }
 
 /// Log in with email and password.
 ///
 /// Attempts are throttled per client address and per account before any password work (429 with
 /// Retry-After); a successful login gives its attempt back, so only failures count. Repeated failures lock the
-/// account for a while (also 429). Wrong email and wrong password are answered alike.
+/// account for a while (also 429): wrong passwords and second-factor codes here, and wrong passwords at
+/// `/auth/second-factor` and `/me/password`, count towards one lockout. Wrong email and wrong password
+/// are answered alike.
 #[utoipa::path(
     tag = "auth",
     request_body = LoginRequest,
@@ -148,21 +149,15 @@ pub async fn login(
         // hold every connection.
     };
     let now = Utc::now();
-    let (found, unknown_locked_until) = looked_up.split();
-    let lock_left = match &found {
-        Some(user) => user.locked_until,
-        None => unknown_locked_until,
-    }
-    .filter(|t| *t > now)
-    .map(|t| t - now);
-    if let Some(left) = lock_left {
-        let event = match &found {
-            Some(user) => failure_event(user, AuditOutcome::Denied, "locked", false),
-            None => Event::new(AuditAction::LoginFailed, AuditOutcome::Denied)
-                .details(serde_json::json!({ "reason": "locked" })),
-        };
+    let (found, lock) = looked_up.split();
+    let whose = match &found {
+        Some(user) => user.whose(),
+        None => Whose::NoAccount(&account),
+    };
+    if let Some(left) = lockout::left(lock, now) {
+        let event = lockout::refused(whose, Endpoint::Login, AuditOutcome::Denied, "locked", false);
         audit::record(&mut *state.pool.get().await?, &ctx, event).await?;
-        return Err(locked(left));
+        return Err(lockout::refusal(left));
     }
 
     let stored = found.as_ref().and_then(|f| f.password_hash.clone());
@@ -172,49 +167,28 @@ pub async fn login(
     let settings = &state.settings;
     let mut conn = state.pool.get().await?;
     let Some(user) = found else {
-        let locked_now = state
-            .throttle
-            .shared
-            .record_unknown_failure(&mut conn, &account, settings.lockout_threshold, settings.lockout_minutes)
-            .await?;
-        let event = Event::new(AuditAction::LoginFailed, AuditOutcome::Failure)
-            .details(serde_json::json!({ "reason": "unknown_account", "locked": locked_now }));
+        let locked_now = lockout::count_failure(&state, &mut conn, whose).await?;
+        let event = lockout::refused(whose, Endpoint::Login, AuditOutcome::Failure, "unknown_account", locked_now);
         audit::record(&mut conn, &ctx, event).await?;
         return Err(ApiError::InvalidCredentials);
     };
     if !matched || user.disabled {
-        let mut locked_now = false;
-        if !matched {
-            // One atomic statement, so parallel guesses cannot slip under the threshold.
-            let threshold = settings.lockout_threshold;
-            let minutes = settings.lockout_minutes;
-            let until: Option<DateTime<Utc>> = diesel::update(users::table.find(user.id))
-                .set((
-                    users::failed_logins.eq(diesel::dsl::sql::<Int4>(&format!(
-                        "CASE WHEN failed_logins + 1 >= {threshold} THEN 0 ELSE failed_logins + 1 END"
-                    ))),
-                    users::locked_until.eq(diesel::dsl::sql::<Nullable<Timestamptz>>(&format!(
-                        "CASE WHEN failed_logins + 1 >= {threshold} THEN now() + interval '{minutes} minutes' ELSE locked_until END"
-                    ))),
-                ))
-                .returning(users::locked_until)
-                .get_result(&mut conn)
-                .await?;
-            locked_now = until.is_some_and(|t| t > now);
-        }
+        let locked_now = !matched && lockout::count_failure(&state, &mut conn, whose).await?;
         let reason = if matched { "disabled" } else { "bad_password" };
-        audit::record(&mut conn, &ctx, failure_event(&user, AuditOutcome::Failure, reason, locked_now)).await?;
+        let event = lockout::refused(whose, Endpoint::Login, AuditOutcome::Failure, reason, locked_now);
+        audit::record(&mut conn, &ctx, event).await?;
         return Err(ApiError::InvalidCredentials);
     }
     if user.awaiting_approval {
         // The right password: the person may learn that their access waits for a second person.
-        audit::record(&mut conn, &ctx, failure_event(&user, AuditOutcome::Denied, "awaiting_approval", false)).await?;
+        let event = lockout::refused(whose, Endpoint::Login, AuditOutcome::Denied, "awaiting_approval", false);
+        audit::record(&mut conn, &ctx, event).await?;
         return Err(ApiError::AwaitingApproval);
     }
     let expires = now + chrono::Duration::hours(settings.session_ttl_hours as i64);
     let (id, org, role, version) = (user.id, user.organization_id, user.role, user.token_version);
-    let (factor_state, account_email) = (state.clone(), account.clone());
-    let (session_id, refresh_token) = (*conn)
+    let (factor_state, account_email, session_ctx) = (state.clone(), account.clone(), ctx.clone());
+    let started = (*conn)
         .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
             // The account may have changed while the password was being checked (an admin reset
             // or disable): re-read it under a row lock, so no session outlives such a change.
@@ -230,7 +204,24 @@ pub async fn login(
             }
             // Only after the password: the answer may tell that a second factor is needed.
             let presented = second_factor::Presented { code: code.as_deref(), recovery_code: recovery_code.as_deref() };
-            second_factor::check_login(&factor_state, conn, id, &account_email, role, &presented).await?;
+            match second_factor::check_login(&factor_state, conn, id, &account_email, role, &presented).await {
+                // A wrong or replayed code counts towards the lockout. Counted under the row lock, so
+                // parallel codes are checked one after another and none once the lock holds.
+                Err(ApiError::InvalidCredentials) => {
+                    let whose = Whose::Account { id, role, organization_id: org };
+                    let locked_now = lockout::count_failure(&factor_state, conn, whose).await?;
+                    let event = lockout::refused(
+                        whose,
+                        Endpoint::Login,
+                        AuditOutcome::Failure,
+                        "bad_second_factor",
+                        locked_now,
+                    );
+                    audit::record(conn, &session_ctx, event).await?;
+                    return Ok(None);
+                }
+                checked => checked?,
+            }
             diesel::update(users::table.find(id))
                 .set((
                     users::failed_logins.eq(0),
@@ -244,10 +235,11 @@ pub async fn login(
                 .actor(id, role)
                 .in_org(org)
                 .target("session", started.0);
-            audit::record(conn, &ctx, event).await?;
-            Ok(started)
+            audit::record(conn, &session_ctx, event).await?;
+            Ok(Some(started))
         })
         .await?;
+    let Some((session_id, refresh_token)) = started else { return Err(ApiError::InvalidCredentials) };
     // Released first: what follows takes connections of its own (D131).
     drop(conn);
     if let (Some(password), Some(old)) = (again, stored) {
@@ -263,14 +255,6 @@ pub async fn login(
         version,
         refresh_token,
     )?))
-}
-
-fn failure_event(user: &Account, outcome: AuditOutcome, reason: &str, locked: bool) -> Event {
-    Event::new(AuditAction::LoginFailed, outcome)
-        .actor(user.id, user.role)
-        .in_org(user.organization_id)
-        .target("user", user.id)
-        .details(serde_json::json!({ "reason": reason, "locked": locked }))
 }
 
 /// Stores the hash of a password just found right, made with the current parameters, in place of

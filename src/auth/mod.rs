@@ -5,6 +5,7 @@
 pub mod credential_answer;
 pub mod credentials;
 pub mod enrolments;
+pub mod lockout;
 pub mod login;
 pub mod password;
 pub mod principal;

@@ -7,6 +7,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use diesel::prelude::*;
+use diesel::sql_types::{Bool, Bytea, Nullable, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -16,8 +17,10 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::Principal;
+use super::lockout::{self, Endpoint, Whose};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::config::Environment;
+use crate::db::fixed::fixed;
 use crate::db::schema::{organizations, recovery_codes, users};
 use crate::domain::Role;
 use crate::error::{ApiError, ApiResult};
@@ -99,42 +102,98 @@ struct Holder {
     sealed: Option<Sealed>,
 }
 
-/// Checks email and password like a login (throttled, unknown and wrong alike).
+/// The account of an email, or nothing but the lock of an email that has none (as at the login).
+const HOLDER: &str = lockout::by_email!(
+    "u.id, u.organization_id, u.email, u.role, u.disabled, u.password_hash, u.totp_active, u.totp_key_id, u.totp_nonce, u.totp_ciphertext"
+);
+
+#[derive(QueryableByName)]
+struct Found {
+    #[diesel(sql_type = Nullable<diesel::sql_types::Uuid>)]
+    id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<diesel::sql_types::Uuid>)]
+    organization_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<Text>)]
+    email: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    role: Option<Role>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    disabled: Option<bool>,
+    #[diesel(sql_type = Nullable<Text>)]
+    password_hash: Option<String>,
+    #[diesel(sql_type = Nullable<Bool>)]
+    totp_active: Option<bool>,
+    #[diesel(sql_type = Nullable<Text>)]
+    totp_key_id: Option<String>,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    totp_nonce: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    totp_ciphertext: Option<Vec<u8>>,
+    #[diesel(embed)]
+    lock: lockout::Lock,
+}
+
+/// Checks email and password like a login: throttled, locked and counted against the lockout
+/// (`lockout`), unknown and wrong alike.
 async fn holder(state: &AppState, ctx: &RequestContext, email: &str, password: String) -> ApiResult<Holder> {
     let password = Zeroizing::new(password);
     let account = email.trim().to_lowercase();
     let address = ctx.client_address.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
     state.throttle.admit(&state.pool, address, &account).await?;
-    type Row = (Uuid, Uuid, String, Role, bool, Option<String>, bool, Option<String>, Option<Vec<u8>>, Option<Vec<u8>>);
-    let found: Option<Row> = users::table
-        .filter(crate::db::lower(users::email).eq(&account))
-        .select((
-            users::id,
-            users::organization_id,
-            users::email,
-            users::role,
-            users::disabled,
-            users::password_hash,
-            users::totp_active,
-            users::totp_key_id,
-            users::totp_nonce,
-            users::totp_ciphertext,
-        ))
-        .first(&mut *state.pool.get().await?)
-        .await
-        .optional()?;
-    let hash = found.as_ref().and_then(|f| f.5.clone());
-    let matched = password.len() <= 1024 && state.hasher.verify(password, hash).await?;
-    match found {
-        Some((id, organization_id, email, role, false, _, totp_active, key_id, nonce, ciphertext)) if matched => {
-            state.throttle.succeeded(&state.pool, address, Some(&account)).await;
-            let sealed = match (key_id, nonce, ciphertext) {
-                (Some(key_id), Some(nonce), Some(ciphertext)) => Some(Sealed { key_id, nonce, ciphertext }),
-                _ => None,
-            };
-            Ok(Holder { id, organization_id, email, role, totp_active, sealed })
+    if account.len() > 254 || password.len() > 1024 {
+        return Err(ApiError::InvalidCredentials);
+    }
+    let found: Found = fixed(HOLDER)
+        .bind::<Text, _>(account.clone())
+        .bind::<Bytea, _>(state.throttle.shared.account_key(&account))
+        .get_result(&mut *state.pool.get().await?)
+        .await?;
+    let known = match (found.id, found.organization_id, &found.email, found.role, found.disabled) {
+        (Some(id), Some(organization_id), Some(email), Some(role), Some(disabled)) => {
+            Some((Holder::new(id, organization_id, email.clone(), role, &found), disabled))
         }
-        _ => Err(ApiError::InvalidCredentials),
+        _ => None,
+    };
+    let whose = match &known {
+        Some((h, _)) => Whose::Account { id: h.id, role: h.role, organization_id: h.organization_id },
+        None => Whose::NoAccount(&account),
+    };
+    if let Some(left) = lockout::left(found.lock.until(known.is_some()), chrono::Utc::now()) {
+        let event = lockout::refused(whose, Endpoint::SecondFactor, AuditOutcome::Denied, "locked", false);
+        audit::record(&mut *state.pool.get().await?, ctx, event).await?;
+        return Err(lockout::refusal(left));
+    }
+    let matched = state.hasher.verify(password, found.password_hash).await?;
+    let mut conn = state.pool.get().await?;
+    let (reason, counted) = match known {
+        Some((holder, false)) if matched => {
+            if !lockout::holds(&mut conn, holder.id).await? {
+                drop(conn);
+                state.throttle.succeeded(&state.pool, address, Some(&account)).await;
+                return Ok(holder);
+            }
+            // Locked by other attempts while this password was hashed: refused like a wrong one.
+            ("locked", false)
+        }
+        Some((_, true)) if matched => ("disabled", false),
+        Some(_) => ("bad_password", true),
+        None => ("unknown_account", true),
+    };
+    let locked_now = if counted { lockout::count_failure(state, &mut conn, whose).await? } else { reason == "locked" };
+    let event = lockout::refused(whose, Endpoint::SecondFactor, AuditOutcome::Failure, reason, locked_now);
+    audit::record(&mut conn, ctx, event).await?;
+    Err(ApiError::InvalidCredentials)
+}
+
+impl Holder {
+    fn new(id: Uuid, organization_id: Uuid, email: String, role: Role, found: &Found) -> Holder {
+        let sealed = match (&found.totp_key_id, &found.totp_nonce, &found.totp_ciphertext) {
+            (Some(key_id), Some(nonce), Some(ciphertext)) => {
+                Some(Sealed { key_id: key_id.clone(), nonce: nonce.clone(), ciphertext: ciphertext.clone() })
+            }
+            _ => None,
+        };
+        Holder { id, organization_id, email, role, totp_active: found.totp_active.unwrap_or(false), sealed }
     }
 }
 
@@ -143,7 +202,8 @@ async fn holder(state: &AppState, ctx: &RequestContext, email: &str, password: S
 /// With your email and password (no session needed, so a caseworker whose organisation requires a
 /// second factor can enrol before logging in). Returns a new secret for an authenticator app;
 /// confirm it with a code at `/auth/second-factor/confirm`. An enrolled factor is replaced only
-/// after an admin resets it.
+/// after an admin resets it. The password is checked as at the login: throttled, refused while the
+/// account is locked (429), and a wrong one counts towards the same lockout.
 #[utoipa::path(
     tag = "auth",
     request_body = SecondFactorStart,
@@ -189,7 +249,8 @@ pub async fn start(
 /// Confirm a second factor with a code from the app.
 ///
 /// Activates the factor and returns ten single-use recovery codes (shown only here). A caseworker's
-/// new factor waits for a second person's approval before the account logs in again.
+/// new factor waits for a second person's approval before the account logs in again. The password
+/// is checked as at `/auth/second-factor`.
 #[utoipa::path(
     tag = "auth",
     request_body = SecondFactorConfirm,
@@ -320,8 +381,6 @@ pub struct Presented<'a> {
     pub recovery_code: Option<&'a str>,
 }
 
-/// Checks the second factor of a login whose password matched, on the login's transaction. A code
-/// is accepted once; a recovery code is spent.
 /// A person's second factor as stored, with their organisation's requirement.
 #[derive(Queryable)]
 struct StoredFactor {
@@ -333,6 +392,9 @@ struct StoredFactor {
     setting: Option<bool>,
 }
 
+/// Checks the second factor of a login whose password matched, on the login's transaction. A code
+/// is accepted once; a recovery code is spent. A wrong, replayed or spent one is
+/// `InvalidCredentials`, which the login counts towards the lockout.
 pub async fn check_login(
     state: &AppState,
     conn: &mut AsyncPgConnection,

@@ -26,6 +26,7 @@ mod fuzz_api;
 mod generated_client;
 mod hostile;
 mod leak;
+mod lockout;
 mod matrix;
 mod openapi;
 mod operations;

@@ -138,3 +138,58 @@ async fn an_organisation_requires_it_and_a_caseworkers_new_factor_waits_for_a_se
         .await
         .assert_problem(404, "not-found");
 }
+
+/// An auditor with an enrolled factor on an app where three failures lock (the per-account
+/// throttle widened so that only the lockout answers 429), hashing `hashes` at once; and codes
+/// that no step within the accepted skew produces.
+async fn locking_app(hashes: usize) -> (TestApp, TestUser, Totp, Vec<String>) {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.lockout_threshold = 3;
+        s.login_per_account_burst = 50;
+        s.hash_concurrency = Some(hashes);
+    })
+    .await;
+    let org = app.create_org().await;
+    let auditor = app.create_user(org, Role::Auditor).await;
+    let (totp, _) = enrol(&app, &auditor).await;
+    let accepted: Vec<String> =
+        [now() - 30, now(), now() + 30, now() + 60].map(|t| totp.generate(t).to_string()).to_vec();
+    let wrong = (0..).map(|n| format!("{n:06}")).filter(|c| !accepted.contains(c)).take(8).collect();
+    (app, auditor, totp, wrong)
+}
+
+#[tokio::test]
+async fn wrong_codes_at_login_count_towards_the_lockout() {
+    let (app, auditor, totp, wrong) = locking_app(1).await;
+    for code in &wrong[..3] {
+        login(&app, &auditor, json!({ "code": code })).await.assert_problem(401, "invalid-credentials");
+    }
+    // Locked: the right password with the right code is refused too.
+    login(&app, &auditor, json!({ "code": next_code(&totp) })).await.assert_problem(429, "too-many-requests");
+    assert_eq!(audited_reasons(&app).await, ["bad_second_factor", "bad_second_factor", "bad_second_factor", "locked"]);
+}
+
+#[tokio::test]
+async fn parallel_wrong_codes_are_checked_no_more_often_than_the_threshold() {
+    // Hashed side by side, so the guesses reach the code check together.
+    let (app, auditor, totp, wrong) = locking_app(8).await;
+    let guesses = wrong.iter().map(|code| login(&app, &auditor, json!({ "code": code })));
+    for answer in futures::future::join_all(guesses).await {
+        assert!([401, 429].contains(&answer.status.as_u16()), "{}", answer.text);
+    }
+    let checked = audited_reasons(&app).await.iter().filter(|r| *r == "bad_second_factor").count();
+    assert_eq!(checked, 3, "codes checked: each one past the threshold was a free guess");
+    login(&app, &auditor, json!({ "code": next_code(&totp) })).await.assert_problem(429, "too-many-requests");
+}
+
+async fn audited_reasons(app: &TestApp) -> Vec<String> {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        reason: String,
+    }
+    let mut conn = app.pool.get().await.unwrap();
+    let query = "SELECT details->>'reason' AS reason FROM audit_events WHERE action = 'auth.login_failed' ORDER BY id";
+    let rows: Vec<Row> = diesel_async::RunQueryDsl::load(diesel::sql_query(query), &mut conn).await.unwrap();
+    rows.into_iter().map(|r| r.reason).collect()
+}
