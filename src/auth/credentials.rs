@@ -173,6 +173,8 @@ pub async fn change_password(
     let mut conn = state.pool.get().await?;
     if matched && lockout::holds(&mut conn, principal.user_id).await? {
         // Locked by other attempts while this password was hashed: refused like a wrong one.
+        let event = lockout::refused(whose, Endpoint::PasswordChange, AuditOutcome::Failure, "locked", true);
+        audit::record(&mut conn, &ctx, event).await?;
         return Err(ApiError::validation("current_password", "is not your current password"));
     }
     if !matched {

@@ -180,6 +180,12 @@ pub async fn login(
         return Err(ApiError::InvalidCredentials);
     }
     if user.awaiting_approval {
+        if lockout::holds(&mut conn, user.id).await? {
+            // Locked by other attempts while this password was hashed: refused like a wrong one.
+            let event = lockout::refused(whose, Endpoint::Login, AuditOutcome::Failure, "locked", true);
+            audit::record(&mut conn, &ctx, event).await?;
+            return Err(ApiError::InvalidCredentials);
+        }
         // The right password: the person may learn that their access waits for a second person.
         let event = lockout::refused(whose, Endpoint::Login, AuditOutcome::Denied, "awaiting_approval", false);
         audit::record(&mut conn, &ctx, event).await?;

@@ -159,11 +159,13 @@ async fn locking_app(hashes: usize) -> (TestApp, TestUser, Totp, Vec<String>) {
 }
 
 #[tokio::test]
-async fn wrong_codes_at_login_count_towards_the_lockout() {
+async fn wrong_codes_and_recovery_codes_at_login_count_towards_the_lockout() {
     let (app, auditor, totp, wrong) = locking_app(1).await;
-    for code in &wrong[..3] {
+    for code in &wrong[..2] {
         login(&app, &auditor, json!({ "code": code })).await.assert_problem(401, "invalid-credentials");
     }
+    // A recovery code that was never issued counts like a wrong code.
+    login(&app, &auditor, json!({ "recovery_code": "aaaaa-bbbbb" })).await.assert_problem(401, "invalid-credentials");
     // Locked: the right password with the right code is refused too.
     login(&app, &auditor, json!({ "code": next_code(&totp) })).await.assert_problem(429, "too-many-requests");
     assert_eq!(audited_reasons(&app).await, ["bad_second_factor", "bad_second_factor", "bad_second_factor", "locked"]);
