@@ -5,6 +5,9 @@ use std::fmt::Write;
 
 fn main() {
     println!("cargo:rerun-if-changed=reports");
+    // `embed_migrations!` reads the files of each migration, but a new migration directory would
+    // not rebuild the crate without this.
+    println!("cargo:rerun-if-changed=migrations");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("reports");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .map(|entries| {

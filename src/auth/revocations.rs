@@ -1,4 +1,4 @@
-//! Hearing revocations made anywhere on the database: a trigger (migration 17) announces every
+//! Hearing revocations made anywhere on the database: triggers (migrations 17 and 18) announce every
 //! change that may end a session or change what it may do on the channel `haven_revocations`, and
 //! each process listens on a connection of its own and forgets its remembered session checks
 //! (`session_cache`) at each notice, so a logout or a disabled account on one process is refused

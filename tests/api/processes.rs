@@ -98,6 +98,33 @@ async fn a_revocation_through_one_process_is_refused_by_the_other_at_once() {
     listening(&app, 2).await;
 }
 
+#[tokio::test]
+async fn revocations_by_truncate_or_with_triggers_switched_off_are_heard_too() {
+    let app = spawn_app().await;
+    let (_process, other) = app.another_process(&[("HAVEN_SESSION_CACHE_MS", "5000")]).await;
+    listening(&app, 2).await;
+    let org = app.create_org().await;
+
+    // With session_replication_role = replica, as a restore or a bulk change by hand would run.
+    let first = app.caller(org, Role::Caseworker).await.at(&other);
+    assert_eq!(first.get(paths::ME).await.status, StatusCode::OK);
+    let replica = format!(
+        "BEGIN; SET LOCAL session_replication_role = replica;
+        UPDATE sessions SET revoked_at = now() WHERE user_id = '{}'; COMMIT;",
+        first.id()
+    );
+    diesel_async::SimpleAsyncConnection::batch_execute(&mut *app.pool.get().await.unwrap(), &replica).await.unwrap();
+    let took = refused_after(async || first.get(paths::ME).await.status).await;
+    assert!(took < Duration::from_millis(100), "a session revoked in replica mode was accepted for {took:?}");
+
+    // Every session at once.
+    let second = app.caller(org, Role::Caseworker).await.at(&other);
+    assert_eq!(second.get(paths::ME).await.status, StatusCode::OK);
+    sql(&app, "TRUNCATE sessions CASCADE").await;
+    let took = refused_after(async || second.get(paths::ME).await.status).await;
+    assert!(took < Duration::from_millis(100), "a truncated session was accepted for {took:?}");
+}
+
 const LOGIN_LIMITS: [(&str, &str); 3] = [
     ("HAVEN_LOGIN_PER_ADDRESS_PER_MINUTE", "10000"),
     ("HAVEN_LOGIN_PER_ACCOUNT_BURST", "3"),
