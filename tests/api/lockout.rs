@@ -142,3 +142,20 @@ struct Mention {
     #[allow(dead_code)]
     id: i64,
 }
+
+#[tokio::test]
+async fn a_disabled_account_is_refused_at_enrolment_like_a_wrong_password_and_not_counted() {
+    let app = app().await;
+    let org = app.create_org().await;
+    let user = app.create_user(org, Role::Auditor).await;
+    let switch = |disabled: bool| format!("UPDATE users SET disabled = {disabled} WHERE id = '{}'", user.id);
+    let mut conn = app.pool.get().await.unwrap();
+    diesel_async::RunQueryDsl::execute(diesel::sql_query(switch(true)), &mut conn).await.unwrap();
+    for _ in 0..3 {
+        app.post(paths::SECOND_FACTOR, None, json!({ "email": user.email, "password": PASSWORD }))
+            .await
+            .assert_problem(401, "invalid-credentials");
+    }
+    diesel_async::RunQueryDsl::execute(diesel::sql_query(switch(false)), &mut conn).await.unwrap();
+    assert_eq!(app.login_raw(&user.email, PASSWORD).await.status, reqwest::StatusCode::OK);
+}
