@@ -205,8 +205,21 @@ pub async fn login(
                     .for_update()
                     .first(conn)
                     .await?;
-            if current_version != version || disabled || awaiting || locked_until.is_some_and(|t| t > Utc::now()) {
-                return Err(ApiError::InvalidCredentials);
+            let changed = if locked_until.is_some_and(|t| t > Utc::now()) {
+                Some("locked")
+            } else if disabled {
+                Some("disabled")
+            } else if awaiting {
+                Some("awaiting_approval")
+            } else {
+                (current_version != version).then_some("account_changed")
+            };
+            if let Some(reason) = changed {
+                // Refused like a wrong password, and recorded: committed without a session.
+                let whose = Whose::Account { id, role, organization_id: org };
+                let event = lockout::refused(whose, Endpoint::Login, AuditOutcome::Denied, reason, reason == "locked");
+                audit::record(conn, &session_ctx, event).await?;
+                return Ok(None);
             }
             // Only after the password: the answer may tell that a second factor is needed.
             let presented = second_factor::Presented { code: code.as_deref(), recovery_code: recovery_code.as_deref() };

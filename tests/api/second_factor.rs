@@ -179,8 +179,11 @@ async fn parallel_wrong_codes_are_checked_no_more_often_than_the_threshold() {
     for answer in futures::future::join_all(guesses).await {
         assert!([401, 429].contains(&answer.status.as_u16()), "{}", answer.text);
     }
-    let checked = audited_reasons(&app).await.iter().filter(|r| *r == "bad_second_factor").count();
+    let reasons = audited_reasons(&app).await;
+    let checked = reasons.iter().filter(|r| *r == "bad_second_factor").count();
     assert_eq!(checked, 3, "codes checked: each one past the threshold was a free guess");
+    // Every guess is recorded, those refused under the row lock included.
+    assert_eq!(reasons.len(), 8, "{reasons:?}");
     login(&app, &auditor, json!({ "code": next_code(&totp) })).await.assert_problem(429, "too-many-requests");
 }
 
