@@ -155,7 +155,17 @@ fn segment(
 ) -> scope::Scope<
     impl ServiceFactory<ServiceRequest, Config = (), Response = ServiceResponse, Error = actix_web::Error, InitError = ()>,
 > {
-    scope::scope(API_PREFIX).guard(guard::fn_guard(move |ctx| first_segment(ctx.head().uri.path()) == Some(first)))
+    scope::scope(API_PREFIX).guard(guard::fn_guard(move |ctx| in_segment(ctx.head().uri.path(), first)))
+}
+
+/// Whether `path` (as sent) begins with the segment `first`. actix-web matches routes on the path
+/// with its percent-encoded characters decoded (`/%76ictims` is `/victims`, RFC 3986 6.2.2.2),
+/// so the grouping decodes them too, or such a request would find no group.
+fn in_segment(path: &str, first: &str) -> bool {
+    if !path.contains('%') {
+        return first_segment(path) == Some(first);
+    }
+    percent_encoding::percent_decode_str(path).decode_utf8().is_ok_and(|decoded| first_segment(&decoded) == Some(first))
 }
 
 fn first_segment(path: &str) -> Option<&str> {
@@ -200,7 +210,7 @@ pub async fn fallback(req: HttpRequest, state: web::Data<AppState>) -> Result<ac
 
 #[cfg(test)]
 mod tests {
-    use super::first_segment;
+    use super::{first_segment, in_segment};
 
     #[test]
     fn a_path_is_grouped_by_its_whole_first_segment_under_the_api_prefix() {
@@ -210,5 +220,14 @@ mod tests {
         assert_eq!(first_segment("/api/v1/"), Some(""));
         assert_eq!(first_segment("/api/v1victims"), None);
         assert_eq!(first_segment("/healthz"), None);
+    }
+
+    #[test]
+    fn a_percent_encoded_path_is_grouped_as_actix_web_routes_it() {
+        assert!(in_segment("/api/v1/%76ictims/3f2a", "victims"));
+        assert!(in_segment("/%61pi/v1/reports%2Dx", "reports-x"));
+        assert!(in_segment("/api/v1/victims", "victims"));
+        assert!(!in_segment("/api/v1/%76ictims", "reports"));
+        assert!(!in_segment("/api/v1/%ff", "victims"));
     }
 }

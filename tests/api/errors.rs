@@ -89,6 +89,10 @@ async fn bad_paths_queries_routes_and_methods() {
     assert_eq!(resp.header("allow"), Some("GET"));
     // Unknown ids are 404 problem documents too.
     admin.get(&paths::user(uuid::Uuid::new_v4())).await.assert_problem(404, "not-found");
+    // A percent-encoded letter names the same path (RFC 3986 6.2.2.2), in the first segment too.
+    let plain = admin.get(&paths::user(admin.id())).await;
+    let encoded = admin.get(&paths::user(admin.id()).replacen("/users/", "/%75sers/", 1)).await;
+    assert_eq!((encoded.status, encoded.json()), (plain.status, plain.json()), "{}", encoded.text);
 }
 
 /// Found by schemathesis: a NUL character (which PostgreSQL text cannot hold) in a login email
