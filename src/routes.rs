@@ -165,7 +165,9 @@ fn in_segment(path: &str, first: &str) -> bool {
     if !path.contains('%') {
         return first_segment(path) == Some(first);
     }
-    percent_encoding::percent_decode_str(path).decode_utf8().is_ok_and(|decoded| first_segment(&decoded) == Some(first))
+    // Lossy: bytes that are not UTF-8 in a later segment must not keep the request from its group
+    // (where it is answered 400, as before); in the first segment they match no group.
+    first_segment(&percent_encoding::percent_decode_str(path).decode_utf8_lossy()) == Some(first)
 }
 
 fn first_segment(path: &str) -> Option<&str> {
@@ -229,5 +231,6 @@ mod tests {
         assert!(in_segment("/api/v1/victims", "victims"));
         assert!(!in_segment("/api/v1/%76ictims", "reports"));
         assert!(!in_segment("/api/v1/%ff", "victims"));
+        assert!(in_segment("/api/v1/reports/%ff", "reports"));
     }
 }

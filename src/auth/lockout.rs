@@ -126,8 +126,8 @@ pub async fn holds(conn: &mut AsyncPgConnection, account: Uuid) -> ApiResult<boo
 }
 
 /// The audit record of a refused check: `reason` is `locked`, `bad_password`, `bad_second_factor`,
-/// `unknown_account`, `disabled`, `awaiting_approval` or `account_changed` (reset while a login
-/// was checking its password); `locked` tells whether the lock holds
+/// `unknown_account`, `disabled`, `awaiting_approval` or `account_changed` (its sessions were
+/// ended, by a reset, a role change or a move, while a login was checking its password); `locked` tells whether the lock holds
 /// after this attempt.
 pub fn refused(whose: Whose<'_>, endpoint: Endpoint, outcome: AuditOutcome, reason: &str, locked: bool) -> Event {
     let mut details = serde_json::json!({ "reason": reason, "locked": locked });

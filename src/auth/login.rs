@@ -198,13 +198,20 @@ pub async fn login(
         .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
             // The account may have changed while the password was being checked (an admin reset
             // or disable): re-read it under a row lock, so no session outlives such a change.
-            let (current_version, disabled, locked_until, awaiting): (i32, bool, Option<DateTime<Utc>>, bool) =
-                users::table
-                    .find(id)
-                    .select((users::token_version, users::disabled, users::locked_until, users::awaiting_approval))
-                    .for_update()
-                    .first(conn)
-                    .await?;
+            type Now = (i32, bool, Option<DateTime<Utc>>, bool, Role, Uuid);
+            let (current_version, disabled, locked_until, awaiting, role_now, org_now): Now = users::table
+                .find(id)
+                .select((
+                    users::token_version,
+                    users::disabled,
+                    users::locked_until,
+                    users::awaiting_approval,
+                    users::role,
+                    users::organization_id,
+                ))
+                .for_update()
+                .first(conn)
+                .await?;
             let changed = if locked_until.is_some_and(|t| t > Utc::now()) {
                 Some("locked")
             } else if disabled {
@@ -215,9 +222,11 @@ pub async fn login(
                 (current_version != version).then_some("account_changed")
             };
             if let Some(reason) = changed {
-                // Refused like a wrong password, and recorded: committed without a session.
-                let whose = Whose::Account { id, role, organization_id: org };
-                let event = lockout::refused(whose, Endpoint::Login, AuditOutcome::Denied, reason, reason == "locked");
+                // Refused like a wrong password, and recorded (under the account's role and
+                // organisation as they are now): committed without a session.
+                let whose = Whose::Account { id, role: role_now, organization_id: org_now };
+                let outcome = if reason == "awaiting_approval" { AuditOutcome::Denied } else { AuditOutcome::Failure };
+                let event = lockout::refused(whose, Endpoint::Login, outcome, reason, reason == "locked");
                 audit::record(conn, &session_ctx, event).await?;
                 return Ok(None);
             }
