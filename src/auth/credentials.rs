@@ -164,17 +164,10 @@ pub async fn change_password(
     state.throttle.admit(&state.pool, address, &account).await?;
     let whose =
         Whose::Account { id: principal.user_id, role: principal.role, organization_id: principal.organization_id };
-    if let Some(left) = lockout::left(locked_until, chrono::Utc::now()) {
-        let event = lockout::refused(whose, Endpoint::PasswordChange, AuditOutcome::Denied, "locked", false);
-        audit::record(&mut *state.pool.get().await?, &ctx, event).await?;
-        return Err(lockout::refusal(left));
-    }
+    lockout::refuse_while_locked(&state.pool, &ctx, whose, Endpoint::PasswordChange, locked_until).await?;
     let matched = current_password.len() <= 1024 && state.hasher.verify(current_password, hash).await?;
     let mut conn = state.pool.get().await?;
-    if matched && lockout::holds(&mut conn, principal.user_id).await? {
-        // Locked by other attempts while this password was hashed: refused like a wrong one.
-        let event = lockout::refused(whose, Endpoint::PasswordChange, AuditOutcome::Failure, "locked", true);
-        audit::record(&mut conn, &ctx, event).await?;
+    if matched && lockout::overtaken(&mut conn, &ctx, whose, Endpoint::PasswordChange, principal.user_id).await? {
         return Err(ApiError::validation("current_password", "is not your current password"));
     }
     if !matched {

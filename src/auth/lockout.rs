@@ -4,16 +4,18 @@
 //! them is a way to keep guessing while the others refuse (D139). An email with no account is
 //! locked like one that has (`login_lockouts`), so the answers do not tell who has an account.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Int4, Nullable, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::audit::{AuditAction, AuditOutcome, Event};
+use crate::audit::{self, AuditAction, AuditOutcome, Event};
+use crate::db::Pool;
 use crate::db::schema::users;
 use crate::domain::Role;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::RequestContext;
 use crate::state::AppState;
 
 /// A statement that finds an account by email (`$1`, normalised) together with its lock, or, when
@@ -80,16 +82,6 @@ impl Endpoint {
     }
 }
 
-/// The time left on a lock, if it still holds.
-pub fn left(locked_until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<Duration> {
-    locked_until.filter(|t| *t > now).map(|t| t - now)
-}
-
-/// The answer while locked: 429 with Retry-After, the same for an account and for an email without one.
-pub fn refusal(left: Duration) -> ApiError {
-    ApiError::TooManyRequests { retry_after_secs: left.num_seconds().max(1) as u64 }
-}
-
 /// Counts one wrong password or code; returns whether the lock holds after it. One atomic
 /// statement each, so parallel guesses cannot slip under the threshold. Only a login that succeeds
 /// in full (password and second factor) clears the count: a right password alone elsewhere does
@@ -116,19 +108,44 @@ pub async fn count_failure(state: &AppState, conn: &mut AsyncPgConnection, whose
     }
 }
 
-/// Whether the account's lock holds now: read again after a right password, because a lock set
-/// by parallel guesses while the password was hashed must refuse it like a wrong one, or the
-/// answer would tell the guesser which of their guesses was right.
-pub async fn holds(conn: &mut AsyncPgConnection, account: Uuid) -> ApiResult<bool> {
+/// The first step of every password check: while the lock holds, refuse (429 with Retry-After)
+/// and record it, without hashing. A connection is taken only to record a refusal.
+pub async fn refuse_while_locked(
+    pool: &Pool,
+    ctx: &RequestContext,
+    whose: Whose<'_>,
+    endpoint: Endpoint,
+    locked_until: Option<DateTime<Utc>>,
+) -> ApiResult<()> {
+    let Some(left) = locked_until.filter(|t| *t > Utc::now()).map(|t| t - Utc::now()) else { return Ok(()) };
+    audit::record(&mut *pool.get().await?, ctx, refused(whose, endpoint, AuditOutcome::Denied, "locked", false))
+        .await?;
+    Err(ApiError::TooManyRequests { retry_after_secs: left.num_seconds().max(1) as u64 })
+}
+
+/// Whether a right password came too late: a lock set by parallel guesses while it was hashed
+/// must refuse it like a wrong one (recorded as `locked`), or the answer would tell the guesser
+/// which of their guesses was right. The caller answers as it answers a wrong password.
+pub async fn overtaken(
+    conn: &mut AsyncPgConnection,
+    ctx: &RequestContext,
+    whose: Whose<'_>,
+    endpoint: Endpoint,
+    account: Uuid,
+) -> ApiResult<bool> {
     let until: Option<DateTime<Utc>> =
         users::table.find(account).select(users::locked_until).first(conn).await.optional()?.flatten();
-    Ok(until.is_some_and(|t| t > Utc::now()))
+    if until.is_none_or(|t| t <= Utc::now()) {
+        return Ok(false);
+    }
+    audit::record(conn, ctx, refused(whose, endpoint, AuditOutcome::Failure, "locked", true)).await?;
+    Ok(true)
 }
 
 /// The audit record of a refused check: `reason` is `locked`, `bad_password`, `bad_second_factor`,
 /// `unknown_account`, `disabled`, `awaiting_approval` or `account_changed` (its sessions were
-/// ended, by a reset, a role change or a move, while a login was checking its password); `locked` tells whether the lock holds
-/// after this attempt.
+/// ended, by a reset, a role change or a move, while a login was checking its password);
+/// `locked` tells whether the lock holds after this attempt.
 pub fn refused(whose: Whose<'_>, endpoint: Endpoint, outcome: AuditOutcome, reason: &str, locked: bool) -> Event {
     let mut details = serde_json::json!({ "reason": reason, "locked": locked });
     if !matches!(endpoint, Endpoint::Login) {

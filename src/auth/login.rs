@@ -154,11 +154,7 @@ pub async fn login(
         Some(user) => user.whose(),
         None => Whose::NoAccount(&account),
     };
-    if let Some(left) = lockout::left(lock, now) {
-        let event = lockout::refused(whose, Endpoint::Login, AuditOutcome::Denied, "locked", false);
-        audit::record(&mut *state.pool.get().await?, &ctx, event).await?;
-        return Err(lockout::refusal(left));
-    }
+    lockout::refuse_while_locked(&state.pool, &ctx, whose, Endpoint::Login, lock).await?;
 
     let stored = found.as_ref().and_then(|f| f.password_hash.clone());
     // Kept only when the stored hash is outdated, to make it again if the password is right.
@@ -180,10 +176,7 @@ pub async fn login(
         return Err(ApiError::InvalidCredentials);
     }
     if user.awaiting_approval {
-        if lockout::holds(&mut conn, user.id).await? {
-            // Locked by other attempts while this password was hashed: refused like a wrong one.
-            let event = lockout::refused(whose, Endpoint::Login, AuditOutcome::Failure, "locked", true);
-            audit::record(&mut conn, &ctx, event).await?;
+        if lockout::overtaken(&mut conn, &ctx, whose, Endpoint::Login, user.id).await? {
             return Err(ApiError::InvalidCredentials);
         }
         // The right password: the person may learn that their access waits for a second person.

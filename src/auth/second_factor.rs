@@ -158,28 +158,25 @@ async fn holder(state: &AppState, ctx: &RequestContext, email: &str, password: S
         Some((h, _)) => Whose::Account { id: h.id, role: h.role, organization_id: h.organization_id },
         None => Whose::NoAccount(&account),
     };
-    if let Some(left) = lockout::left(found.lock.until(known.is_some()), chrono::Utc::now()) {
-        let event = lockout::refused(whose, Endpoint::SecondFactor, AuditOutcome::Denied, "locked", false);
-        audit::record(&mut *state.pool.get().await?, ctx, event).await?;
-        return Err(lockout::refusal(left));
-    }
+    let lock = found.lock.until(known.is_some());
+    lockout::refuse_while_locked(&state.pool, ctx, whose, Endpoint::SecondFactor, lock).await?;
     let matched = state.hasher.verify(password, found.password_hash).await?;
     let mut conn = state.pool.get().await?;
-    let (reason, counted) = match known {
+    let reason = match known {
         Some((holder, false)) if matched => {
-            if !lockout::holds(&mut conn, holder.id).await? {
-                drop(conn);
-                state.throttle.succeeded(&state.pool, address, Some(&account)).await;
-                return Ok(holder);
+            if lockout::overtaken(&mut conn, ctx, whose, Endpoint::SecondFactor, holder.id).await? {
+                return Err(ApiError::InvalidCredentials);
             }
-            // Locked by other attempts while this password was hashed: refused like a wrong one.
-            ("locked", false)
+            drop(conn);
+            state.throttle.succeeded(&state.pool, address, Some(&account)).await;
+            return Ok(holder);
         }
-        Some((_, true)) if matched => ("disabled", false),
-        Some(_) => ("bad_password", true),
-        None => ("unknown_account", true),
+        Some((_, true)) if matched => "disabled",
+        Some(_) => "bad_password",
+        None => "unknown_account",
     };
-    let locked_now = if counted { lockout::count_failure(state, &mut conn, whose).await? } else { reason == "locked" };
+    // A disabled account's right password is refused but not counted, as at the login.
+    let locked_now = reason != "disabled" && lockout::count_failure(state, &mut conn, whose).await?;
     let event = lockout::refused(whose, Endpoint::SecondFactor, AuditOutcome::Failure, reason, locked_now);
     audit::record(&mut conn, ctx, event).await?;
     Err(ApiError::InvalidCredentials)
