@@ -98,9 +98,12 @@ def mark(phase):
 
 
 def wrk(lua, env, base=BASE):
-    """One slice of HTTP load; returns (requests per second, latencies are summarised by wrk)."""
-    out = subprocess.run(["wrk", "-t2", f"-c{args.connections}", f"-d{args.duration}s", "--timeout", "10s", "-s", lua, base],
-                         capture_output=True, text=True, env={**os.environ, "WRK_DIR": os.path.dirname(lua), **env}, check=True).stdout
+    """One slice of HTTP load: the requests made and their latencies, each request timed by the
+    script (bench/wrk/common.lua), which needs one connection per wrk thread."""
+    threads = str(args.connections)
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{args.connections}", f"-d{args.duration}s", "--timeout", "10s", "-s", lua, base],
+                         capture_output=True, text=True, check=True,
+                         env={**os.environ, "WRK_DIR": os.path.dirname(lua), "WRK_THREADS": threads, **env}).stdout
     line = [l for l in out.splitlines() if l.startswith("JSON")][-1]
     r = json.loads(line[4:])
     if r["non2xx"] or r["errors"]:
@@ -130,22 +133,23 @@ def scenario(name, lua, env, anchor_sql, target, counter=None):
     script = os.path.join(WORK, f"{name}.sql")
     with open(script, "w") as f:
         f.write(anchor_sql)
-    api = {"n": 0, "t": 0.0, "p50": [], "p99": []}
+    api = {"n": 0, "t": 0.0, "p50": [], "p99": [], "max": []}
     pg = {"n": 0, "t": 0.0, "lat": []}
     for _ in range(args.rounds):
         r = wrk(lua, env() if callable(env) else env)
         if counter is not None:
             counter["n"] += r["requests"] + 16  # wrk may send a few requests it does not count
         api["n"] += r["requests"]; api["t"] += r["duration_us"] / 1e6
-        api["p50"].append(r["p50"]); api["p99"].append(r["p99"])
+        api["p50"].append(r["p50"]); api["p99"].append(r["p99"]); api["max"].append(r["max"])
         r = pgbench(script)
         pg["n"] += r["requests"]; pg["t"] += r["duration_us"] / 1e6; pg["lat"] += r["lat"]
     api_rps, pg_tps = api["n"] / api["t"], pg["n"] / pg["t"]
     row = {"name": name, "api_rps": api_rps, "api_p50": statistics.median(api["p50"]) / 1000, "api_p99": max(api["p99"]) / 1000,
            "anchor_tps": pg_tps, "anchor_p50": pct(pg["lat"], 0.5) / 1000, "anchor_p99": pct(pg["lat"], 0.99) / 1000,
-           "ratio": api_rps / pg_tps, "target": target}
-    print(f"{name:34} {api_rps:8.0f}/s p50 {row['api_p50']:6.2f} p99 {row['api_p99']:6.2f} | anchor {pg_tps:8.0f}/s "
-          f"p50 {row['anchor_p50']:6.2f} p99 {row['anchor_p99']:6.2f} | ratio {row['ratio']:.2f} (target >= {target})", flush=True)
+           "ratio": api_rps / pg_tps, "target": target, "api_max": max(api["max"]) / 1000, "anchor_max": max(pg["lat"]) / 1000}
+    print(f"{name:34} {api_rps:8.0f}/s p50 {row['api_p50']:6.2f} p99 {row['api_p99']:6.2f} max {row['api_max']:7.1f} | anchor "
+          f"{pg_tps:8.0f}/s p50 {row['anchor_p50']:6.2f} p99 {row['anchor_p99']:6.2f} max {row['anchor_max']:7.1f} | ratio "
+          f"{row['ratio']:.2f} (target >= {target})", flush=True)
     mark(name)
     return row
 
@@ -161,8 +165,10 @@ def peer_scenario(name, lua, env, peer_base, peer_env, target):
     rate = {k: sum(r["requests"] for r in v) / sum(r["duration_us"] / 1e6 for r in v) for k, v in sides.items()}
     p50 = {k: statistics.median(r["p50"] for r in v) / 1000 for k, v in sides.items()}
     p99 = {k: max(r["p99"] for r in v) / 1000 for k, v in sides.items()}
+    slowest = {k: max(r["max"] for r in v) / 1000 for k, v in sides.items()}
     row = {"name": name, "api_rps": rate["api"], "api_p50": p50["api"], "api_p99": p99["api"], "anchor_tps": rate["peer"],
-           "anchor_p50": p50["peer"], "anchor_p99": p99["peer"], "ratio": rate["api"] / rate["peer"], "target": target}
+           "anchor_p50": p50["peer"], "anchor_p99": p99["peer"], "ratio": rate["api"] / rate["peer"], "target": target,
+           "api_max": slowest["api"], "anchor_max": slowest["peer"]}
     print(f"{name:34} {rate['api']:8.0f}/s p50 {p50['api']:6.2f} p99 {p99['api']:6.2f} | peer {rate['peer']:8.0f}/s "
           f"p50 {p50['peer']:6.2f} p99 {p99['peer']:6.2f} | ratio {row['ratio']:.2f} (target >= {target})", flush=True)
     return row

@@ -15,14 +15,17 @@ local function month(i)
   return string.format("%04d-%02d", 2017 + math.floor(i / 12), i % 12 + 1)
 end
 
+-- Each of bench.py's $WRK_THREADS threads takes every $WRK_THREADS-th window from its own.
+local stride = tonumber(os.getenv("WRK_THREADS") or "2")
 local threads, id, counter = 0, 0, 0
 function setup(thread)
+  keep(thread)
   thread:set("id", threads)
   threads = threads + 1
 end
 
 request = function()
-  local w = windows[(offset + counter * 2 + id) % #windows + 1]
+  local w = windows[(offset + counter * stride + id) % #windows + 1]
   counter = counter + 1
-  return wrk.format("GET", path .. sep .. "from=" .. month(w[1]) .. "&to=" .. month(w[2]), headers)
+  return timed(wrk.format("GET", path .. sep .. "from=" .. month(w[1]) .. "&to=" .. month(w[2]), headers))
 end

@@ -3,5 +3,5 @@ dofile(os.getenv("WRK_DIR") .. "/common.lua")
 local path = os.getenv("PATH_")
 
 request = function()
-  return wrk.format("GET", path, headers)
+  return timed(wrk.format("GET", path, headers))
 end

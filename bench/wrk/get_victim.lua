@@ -8,5 +8,5 @@ math.randomseed(os.time() + math.floor(os.clock() * 1e6))
 local prefix = os.getenv("PREFIX") or "/api/v1/victims/"
 
 request = function()
-  return wrk.format("GET", prefix .. ids[math.random(#ids)], headers)
+  return timed(wrk.format("GET", prefix .. ids[math.random(#ids)], headers))
 end

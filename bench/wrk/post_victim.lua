@@ -6,5 +6,5 @@ f:close()
 headers["Content-Type"] = "application/json"
 
 request = function()
-  return wrk.format("POST", "/api/v1/victims", headers, body)
+  return timed(wrk.format("POST", "/api/v1/victims", headers, body))
 end
