@@ -8,6 +8,11 @@ WITH late AS (
           WHEN 'emergency' THEN interval '1 hour'
           WHEN 'urgent' THEN interval '1 day'
           ELSE interval '7 days' END
+      -- Noticed in an earlier round: not locked again. Every round would otherwise lock (and log)
+      -- every referral ever left unanswered, and hold them from the caseworkers answering them.
+      AND NOT EXISTS (
+          SELECT 1 FROM webhook_notices n
+          WHERE n.kind = 'referral.overdue' AND n.record_id = r.id AND n.due = r.created_at::date)
     ORDER BY r.id
     -- A referral being answered at this moment is left to the next round.
     FOR UPDATE OF r SKIP LOCKED

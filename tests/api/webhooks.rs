@@ -230,7 +230,23 @@ async fn time_raises_overdue_referrals_and_due_tasks_once() {
     )
     .unwrap();
     worker.raise_timed_events().await.unwrap();
+    // A later round does not lock what an earlier one noticed (the lock would change xmax): it
+    // would otherwise lock every referral ever left unanswered, every round.
+    let locked_by = async || {
+        use diesel::dsl::sql;
+        use diesel::sql_types::Text;
+        use haven::db::schema::tasks;
+        let mut conn = app.pool.get().await.unwrap();
+        let referral: String =
+            referrals::table.find(id).select(sql::<Text>("xmax::text")).get_result(&mut conn).await.unwrap();
+        let task_id: uuid::Uuid = task.parse().unwrap();
+        let task: String =
+            tasks::table.find(task_id).select(sql::<Text>("xmax::text")).get_result(&mut conn).await.unwrap();
+        (referral, task)
+    };
+    let after_first = locked_by().await;
     worker.raise_timed_events().await.unwrap();
+    assert_eq!(locked_by().await, after_first, "the second round locked rows the first had noticed");
     let got = receiver.wait_for(|got| got.len() >= 2).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let got = if receiver.received().len() > got.len() { receiver.received() } else { got };
