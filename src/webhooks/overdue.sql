@@ -12,13 +12,13 @@ WITH late AS (
       -- every referral ever left unanswered, and hold them from the caseworkers answering them.
       AND NOT EXISTS (
           SELECT 1 FROM webhook_notices n
-          WHERE n.kind = 'referral.overdue' AND n.record_id = r.id AND n.due = r.created_at::date)
+          WHERE n.kind = 'referral.overdue' AND n.record_id = r.id AND n.due = (r.created_at AT TIME ZONE 'UTC')::date)
     ORDER BY r.id
     -- A referral being answered at this moment is left to the next round.
     FOR UPDATE OF r SKIP LOCKED
 ), noticed AS (
     INSERT INTO webhook_notices (kind, record_id, due)
-    SELECT 'referral.overdue', id, created_at::date FROM late
+    SELECT 'referral.overdue', id, (created_at AT TIME ZONE 'UTC')::date FROM late
     ON CONFLICT DO NOTHING
     RETURNING record_id
 )
