@@ -40,7 +40,7 @@ fi
 # Authentication counted in instructions (the repeatable measure of its overhead: D137), before
 # anything else runs; its own small cluster and port.
 echo "== authentication in instructions (callgrind)"
-AUTH_INSTRUCTIONS=$(bench/auth_instructions.sh | tee /dev/stderr | tail -1)
+AUTH_INSTRUCTIONS=$(bench/auth_instructions.sh | tee -a /dev/stderr | tail -1)  # -a: a log file given as stderr is not truncated
 export HAVEN_DATA_DIR=${HAVEN_DATA_DIR:-$(mktemp -d /tmp/haven-bench.XXXX)}
 export HAVEN_LOG=warn HAVEN_BIND=${HAVEN_BIND:-127.0.0.1:8391}
 export HAVEN_BOOTSTRAP_PASSWORD=benchmark-admin-passphrase

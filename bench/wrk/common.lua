@@ -25,11 +25,14 @@ local function now_us()
 end
 
 latencies = {} -- this thread's, read by done() in the main state (thread:get)
-local started
--- Every script's request() returns through this.
+local started, first_skipped
+-- Every script's request() returns through this. A thread's first interval is not kept: in the
+-- first thread it runs from wrk's trial call of request() before the thread starts.
 function timed(req)
   local now = now_us()
-  if started then latencies[#latencies + 1] = now - started end
+  if started then
+    if first_skipped then latencies[#latencies + 1] = now - started else first_skipped = true end
+  end
   started = now
   return req
 end
@@ -45,14 +48,23 @@ local function percentile(sorted, q)
 end
 
 function done(summary, latency, requests)
-  local all = {}
+  local all, counted = {}, 0
   for _, thread in ipairs(threads) do
     for _, l in ipairs(thread:get("latencies")) do all[#all + 1] = l end
+    -- fresh_window.lua's threads count the windows they took.
+    counted = math.max(counted, thread:get("counter") or 0)
   end
   table.sort(all)
+  -- Every latency, for bench.py to pool across slices as it pools pgbench's log.
+  local path = os.getenv("LATENCIES")
+  if path then
+    local f = assert(io.open(path, "w"))
+    f:write(table.concat(all, "\n"), "\n")
+    f:close()
+  end
   local e = summary.errors
   io.write(string.format(
-    'JSON{"requests":%d,"duration_us":%d,"p50":%d,"p99":%d,"max":%d,"errors":%d,"non2xx":%d}\n',
-    summary.requests, summary.duration, percentile(all, 0.5), percentile(all, 0.99), all[#all] or 0,
+    'JSON{"requests":%d,"duration_us":%d,"p50":%d,"p99":%d,"max":%d,"counter":%d,"errors":%d,"non2xx":%d}\n',
+    summary.requests, summary.duration, percentile(all, 0.5), percentile(all, 0.99), all[#all] or 0, counted,
     e.connect + e.read + e.write + e.timeout, e.status))
 end

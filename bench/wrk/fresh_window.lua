@@ -17,7 +17,10 @@ end
 
 -- Each of bench.py's $WRK_THREADS threads takes every $WRK_THREADS-th window from its own.
 local stride = tonumber(os.getenv("WRK_THREADS") or "2")
-local threads, id, counter = 0, 0, 0
+local threads = 0
+-- Globals: setup() sets each thread's own id (thread:set writes a global of the thread's state),
+-- and done() reads how many windows each thread took.
+id, counter = 0, 0
 function setup(thread)
   keep(thread)
   thread:set("id", threads)
