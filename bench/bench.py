@@ -67,10 +67,10 @@ def login(email, password=PASSWORD):
     return call("POST", "/api/v1/auth/login", body={"email": email, "password": password})["access_token"]
 
 
-def user(org, role, creator=None):
+def user(org, role, creator=None, email=None):
     """An account made as a deployment makes one: an admin creates it, the person sets their own
     password with the enrolment token, and a caseworker is approved by the second host admin."""
-    email = f"bench-{role}-{org[:8]}@haven.invalid"
+    email = email or f"bench-{role}-{org[:8]}@haven.invalid"
     if psql(f"SELECT count(*) FROM users WHERE email = '{email}'") != "0":  # an earlier run's (--only)
         return login(email)
     created = call("POST", "/api/v1/users", creator or ADMIN, {"email": email, "role": role, "organization_id": org})
@@ -128,7 +128,8 @@ def pgbench(script):
     return {"requests": len(lat), "duration_us": args.duration * 1e6, "lat": lat}
 
 
-# The distinct month windows fresh_window.lua asks (every range within 2017-01..2026-12).
+# The distinct month windows fresh_window.lua asks (every range within 2017-01..2026-12), each
+# thread as a partner of its own organisation.
 FRESH_WINDOWS = 120 * 121 // 2
 
 
@@ -146,7 +147,7 @@ def scenario(name, lua, env, anchor_sql, target, counter=None):
         r = wrk(lua, env() if callable(env) else env)
         if counter is not None:
             # The next slice starts past every window a thread of this one took (fresh_window.lua).
-            counter["n"] += args.connections * (r["counter"] + 1)
+            counter["n"] += r["counter"] + 1
         api["n"] += r["requests"]; api["t"] += r["duration_us"] / 1e6
         api["lat"] += r["lat"]
         r = pgbench(script)
@@ -156,8 +157,9 @@ def scenario(name, lua, env, anchor_sql, target, counter=None):
     row = {"name": name, "api_rps": api_rps, "api_p50": pct(api["lat"], 0.5) / 1000, "api_p99": pct(api["lat"], 0.99) / 1000,
            "anchor_tps": pg_tps, "anchor_p50": pct(pg["lat"], 0.5) / 1000, "anchor_p99": pct(pg["lat"], 0.99) / 1000,
            "ratio": api_rps / pg_tps, "target": target, "api_max": max(api["lat"]) / 1000, "anchor_max": max(pg["lat"]) / 1000,
-           # New questions past the distinct windows repeat earlier ones of this run (ledger answers).
-           "wrapped": max(0, counter["n"] - FRESH_WINDOWS) if counter is not None else 0}
+           # A thread's new questions past the distinct windows repeat its organisation's earlier
+           # ones (ledger answers); counted for the thread that took the most, times the threads.
+           "wrapped": args.connections * max(0, counter["n"] - FRESH_WINDOWS) if counter is not None else 0}
     print(f"{name:34} {api_rps:8.0f}/s p50 {row['api_p50']:6.2f} p99 {row['api_p99']:6.2f} max {row['api_max']:7.1f} | anchor "
           f"{pg_tps:8.0f}/s p50 {row['anchor_p50']:6.2f} p99 {row['anchor_p99']:6.2f} max {row['anchor_max']:7.1f} | ratio "
           f"{row['ratio']:.2f} (target >= {target})" + (f"; {row['wrapped']} repeated windows" if row["wrapped"] else ""), flush=True)
@@ -238,15 +240,34 @@ org = psql("SELECT organization_id FROM victims GROUP BY 1 ORDER BY count(*) DES
 org_admin = user(org, "admin")
 caseworker_id_token = user(org, "caseworker", creator=org_admin)
 partner = user(host, "partner")
+
+
+def partner_org(i):
+    """The organisation of the partner that thread i of a new-question scenario asks as: the
+    ledger is per organisation, so each thread has every window to ask (fresh_window.lua). Like the
+    host, it holds no victims, so its pooled population is the host's."""
+    name = f"Benchmark partner {i + 1}"
+    found = psql(f"SELECT id FROM organizations WHERE name = '{name}'")
+    return found or call("POST", "/api/v1/organizations", ADMIN,
+                         {"name": name, "kind": "international_organization", "country": "SEN"})["id"]
+
+
+fresh_emails = [f"bench-partner-{i + 1}@haven.invalid" for i in range(args.connections)]
+fresh_partners = []
+for i, email in enumerate(fresh_emails):
+    # A host admin makes an organisation's first admin, who makes its partner account.
+    their_admin = user(partner_org(i), "admin", email=f"bench-partner-admin-{i + 1}@haven.invalid")
+    fresh_partners.append(user(partner_org(i), "partner", creator=their_admin, email=email))
 logged_in = time.monotonic()
 
 
 def relogin():
     """Fresh access tokens for the accounts made above (they last 15 minutes)."""
-    global ADMIN, SECOND, partner, caseworker_id_token, org_admin, logged_in
+    global ADMIN, SECOND, partner, fresh_partners, caseworker_id_token, org_admin, logged_in
     ADMIN = login("bench@haven.invalid", "benchmark-admin-passphrase")
     SECOND = login("bench-second@haven.invalid", "benchmark-admin-passphrase")
     partner = login(f"bench-partner-{host[:8]}@haven.invalid")
+    fresh_partners = [login(e) for e in fresh_emails]
     caseworker_id_token = login(f"bench-caseworker-{org[:8]}@haven.invalid")
     org_admin = login(f"bench-admin-{org[:8]}@haven.invalid")
     logged_in = time.monotonic()
@@ -311,7 +332,7 @@ for report in reports:
     call("GET", path, caseworker_id_token)
     fresh = {"n": 0}
     rows.append(scenario(f"report {report['id']}: new question", lua("fresh_window.lua"),
-                         lambda: {"PATH_": path, "TOKEN": partner, "OFFSET": str(fresh.setdefault("n", 0))},
+                         lambda: {"PATH_": path, "TOKENS": ",".join(fresh_partners), "OFFSET": str(fresh["n"])},
                          anchors.report_fresh(ctx, report), 0.9, counter=fresh))
     rows.append(scenario(f"report {report['id']}: repeated", lua("get_path.lua"), {"PATH_": path, "TOKEN": partner},
                          anchors.report_repeat(ctx, report), 0.9))
