@@ -176,7 +176,7 @@ impl TryFrom<VictimInput> for ValidVictim {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = victims)]
 pub struct VictimRow {
     pub id: Uuid,
