@@ -32,6 +32,8 @@ const LEASE_SECONDS: i32 = 60;
 /// Deliveries in flight at once in one process: few, so the API keeps its pooled connections.
 const IN_FLIGHT: usize = 4;
 const SCAN_EVERY: Duration = Duration::from_secs(30);
+/// Referrals (and tasks) noticed per transaction when time raises their events.
+const NOTICE_BATCH: i64 = 500;
 
 /// What the worker needs; cheap to clone.
 #[derive(Clone)]
@@ -207,14 +209,34 @@ impl Worker {
     }
 
     /// Raises `referral.overdue` for pending referrals past their urgency's time and `task.due`
-    /// for open tasks reaching their due date, each once (`webhook_notices`), in one transaction
-    /// with their events.
-    pub async fn raise_timed_events(&self) -> Result<(), String> {
+    /// for open tasks reaching their due date, each once (`webhook_notices`).
+    pub async fn raise_timed_events(&self) -> Result<usize, String> {
+        self.raise_timed_events_by(NOTICE_BATCH).await
+    }
+
+    /// [`Self::raise_timed_events`], `batch` records of each kind per transaction, until a batch
+    /// comes back short; returns how many notices were raised. A backlog (the first start after
+    /// an import or a long outage: tens of thousands of referrals at once) is thus never loaded
+    /// whole into memory nor locked in one transaction (docs/DECISIONS.md D146).
+    pub async fn raise_timed_events_by(&self, batch: i64) -> Result<usize, String> {
+        let mut raised = 0;
+        loop {
+            let (overdue, due) = self.raise_timed_batch(batch).await?;
+            raised += overdue + due;
+            if (overdue.max(due) as i64) < batch {
+                return Ok(raised);
+            }
+        }
+    }
+
+    /// One batch of each kind, with their events, in one transaction.
+    async fn raise_timed_batch(&self, batch: i64) -> Result<(usize, usize), String> {
         let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
         (*conn)
             .transaction::<_, diesel::result::Error, _>(async |conn: &mut AsyncPgConnection| {
-                let overdue: Vec<Overdue> = diesel::sql_query(include_str!("overdue.sql")).load(conn).await?;
-                for r in overdue {
+                let overdue: Vec<Overdue> =
+                    diesel::sql_query(include_str!("overdue.sql")).bind::<BigInt, _>(batch).load(conn).await?;
+                for r in &overdue {
                     let data = serde_json::json!({
                         "referral_id": r.id, "victim_id": r.victim_id, "from_organization_id": r.from_organization_id,
                         "to_organization_id": r.to_organization_id, "urgency": r.urgency, "created_at": r.created_at,
@@ -222,15 +244,16 @@ impl Worker {
                     let orgs = [r.to_organization_id, r.from_organization_id];
                     super::emit(conn, &orgs, WebhookEvent::ReferralOverdue, data).await?;
                 }
-                let due: Vec<Due> = diesel::sql_query(include_str!("due.sql")).load(conn).await?;
-                for t in due {
+                let due: Vec<Due> =
+                    diesel::sql_query(include_str!("due.sql")).bind::<BigInt, _>(batch).load(conn).await?;
+                for t in &due {
                     let data = serde_json::json!({
                         "task_id": t.id, "victim_id": t.victim_id, "assignee_id": t.assignee_id,
                         "kind": t.kind, "due_on": t.due_on,
                     });
                     super::emit(conn, &[t.organization_id], WebhookEvent::TaskDue, data).await?;
                 }
-                Ok(())
+                Ok((overdue.len(), due.len()))
             })
             .await
             .map_err(|e| e.to_string())

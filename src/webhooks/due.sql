@@ -8,6 +8,8 @@ WITH due AS (
       AND NOT EXISTS (
           SELECT 1 FROM webhook_notices n WHERE n.kind = 'task.due' AND n.record_id = t.id AND n.due = t.due_on)
     ORDER BY t.id
+    -- A batch at a time ($1): a backlog is worked through in several transactions.
+    LIMIT $1
     -- A task being changed (or its case handed over) at this moment is left to the next round.
     FOR UPDATE OF t SKIP LOCKED
 ), noticed AS (

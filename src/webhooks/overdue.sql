@@ -14,6 +14,8 @@ WITH late AS (
           SELECT 1 FROM webhook_notices n
           WHERE n.kind = 'referral.overdue' AND n.record_id = r.id AND n.due = (r.created_at AT TIME ZONE 'UTC')::date)
     ORDER BY r.id
+    -- A batch at a time ($1): a backlog is worked through in several transactions.
+    LIMIT $1
     -- A referral being answered at this moment is left to the next round.
     FOR UPDATE OF r SKIP LOCKED
 ), noticed AS (

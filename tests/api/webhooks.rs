@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::PrivatePkcs8KeyDer;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 use crate::paths;
 use crate::victims::{MARKERS, create_victim};
 
@@ -186,6 +186,19 @@ async fn deliveries_are_signed_retried_logged_and_sent_only_for_committed_change
     assert!(got.iter().all(|r| r.event != "referral.accepted"));
 }
 
+/// A webhook worker of the test's own, to raise timed events when the test says.
+fn timed_worker(app: &TestApp) -> haven::webhooks::delivery::Worker {
+    let keys = std::sync::Arc::new(
+        haven::privacy::crypto::IdentityKeyring::parse(
+            crate::helpers::IDENTITY_KEY_SPEC,
+            crate::helpers::BLIND_INDEX_KEY,
+        )
+        .unwrap(),
+    );
+    let poll = (Duration::from_millis(100), Duration::from_millis(200));
+    haven::webhooks::delivery::Worker::new(app.pool.clone(), keys, poll.0, poll.1, true).unwrap()
+}
+
 #[tokio::test]
 async fn time_raises_overdue_referrals_and_due_tasks_once() {
     use diesel::prelude::*;
@@ -214,21 +227,7 @@ async fn time_raises_overdue_referrals_and_due_tasks_once() {
         .await
         .unwrap();
     drop(conn);
-    let keys = std::sync::Arc::new(
-        haven::privacy::crypto::IdentityKeyring::parse(
-            crate::helpers::IDENTITY_KEY_SPEC,
-            crate::helpers::BLIND_INDEX_KEY,
-        )
-        .unwrap(),
-    );
-    let worker = haven::webhooks::delivery::Worker::new(
-        app.pool.clone(),
-        keys,
-        Duration::from_millis(100),
-        Duration::from_millis(200),
-        true,
-    )
-    .unwrap();
+    let worker = timed_worker(&app);
     worker.raise_timed_events().await.unwrap();
     // A later round does not lock what an earlier one noticed (the lock would change xmax): it
     // would otherwise lock every referral ever left unanswered, every round.
@@ -261,6 +260,40 @@ async fn time_raises_overdue_referrals_and_due_tasks_once() {
     let body: Value = serde_json::from_str(&due.body).unwrap();
     assert_eq!(body["data"]["task_id"], json!(task));
     assert!(!due.body.contains("MARKERNOTES"), "a task's notes never travel");
+}
+
+/// A backlog (after an import or an outage) is raised a batch per transaction until none is left,
+/// so it is never held in memory or locked whole: here batches of one.
+#[tokio::test]
+async fn time_raises_a_backlog_in_batches_each_notice_once() {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use haven::db::schema::{referrals, webhook_notices};
+    // The service's own worker first scans a poll after start: an hour here, so only ours raises.
+    let app = spawn_app_with(|s| s.webhook_poll_ms = 3_600_000).await;
+    let (dakar, lima) = (app.create_org().await, app.create_org().await);
+    let (victim, caseworker) = create_victim(&app, dakar).await;
+    for service in ["medical", "shelter", "legal"] {
+        let referral =
+            json!({ "victim_id": victim, "to_organization_id": lima, "service": service, "urgency": "emergency" });
+        assert_eq!(caseworker.post(paths::REFERRALS, referral).await.status, StatusCode::CREATED);
+    }
+    let today = chrono::Utc::now().date_naive().to_string();
+    for kind in ["safety_check", "follow_up"] {
+        let task = json!({ "kind": kind, "due_on": today });
+        assert_eq!(caseworker.post(&paths::tasks_of(victim), task).await.status, StatusCode::CREATED);
+    }
+    let mut conn = app.pool.get().await.unwrap();
+    diesel::update(referrals::table)
+        .set(referrals::created_at.eq(chrono::Utc::now() - chrono::Duration::hours(2)))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let worker = timed_worker(&app);
+    assert_eq!(worker.raise_timed_events_by(1).await.unwrap(), 5, "three overdue referrals and two due tasks");
+    assert_eq!(worker.raise_timed_events_by(1).await.unwrap(), 0, "each once");
+    let notices: i64 = webhook_notices::table.count().get_result(&mut conn).await.unwrap();
+    assert_eq!(notices, 5);
 }
 
 #[tokio::test]
