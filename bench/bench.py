@@ -256,8 +256,9 @@ fresh_emails = [f"bench-partner-{i + 1}@haven.invalid" for i in range(args.conne
 fresh_partners = []
 for i, email in enumerate(fresh_emails):
     # A host admin makes an organisation's first admin, who makes its partner account.
-    their_admin = user(partner_org(i), "admin", email=f"bench-partner-admin-{i + 1}@haven.invalid")
-    fresh_partners.append(user(partner_org(i), "partner", creator=their_admin, email=email))
+    their_org = partner_org(i)
+    their_admin = user(their_org, "admin", email=f"bench-partner-admin-{i + 1}@haven.invalid")
+    fresh_partners.append(user(their_org, "partner", creator=their_admin, email=email))
 logged_in = time.monotonic()
 
 
