@@ -33,7 +33,7 @@ const LEASE_SECONDS: i32 = 60;
 const IN_FLIGHT: usize = 4;
 const SCAN_EVERY: Duration = Duration::from_secs(30);
 /// Referrals (and tasks) noticed per transaction when time raises their events.
-const NOTICE_BATCH: i64 = 500;
+const NOTICE_BATCH: std::num::NonZeroU16 = std::num::NonZeroU16::new(500).expect("not zero");
 
 /// What the worker needs; cheap to clone.
 #[derive(Clone)]
@@ -218,7 +218,8 @@ impl Worker {
     /// comes back short; returns how many notices were raised. A backlog (the first start after
     /// an import or a long outage: tens of thousands of referrals at once) is thus never loaded
     /// whole into memory nor locked in one transaction (docs/DECISIONS.md D146).
-    pub async fn raise_timed_events_by(&self, batch: i64) -> Result<usize, String> {
+    pub async fn raise_timed_events_by(&self, batch: std::num::NonZeroU16) -> Result<usize, String> {
+        let batch = i64::from(batch.get());
         let mut raised = 0;
         loop {
             let (overdue, due) = self.raise_timed_batch(batch).await?;

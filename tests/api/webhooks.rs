@@ -290,10 +290,19 @@ async fn time_raises_a_backlog_in_batches_each_notice_once() {
         .await
         .unwrap();
     let worker = timed_worker(&app);
-    assert_eq!(worker.raise_timed_events_by(1).await.unwrap(), 5, "three overdue referrals and two due tasks");
-    assert_eq!(worker.raise_timed_events_by(1).await.unwrap(), 0, "each once");
+    let one = std::num::NonZeroU16::MIN;
+    assert_eq!(worker.raise_timed_events_by(one).await.unwrap(), 5, "three overdue referrals and two due tasks");
+    assert_eq!(worker.raise_timed_events_by(one).await.unwrap(), 0, "each once");
     let notices: i64 = webhook_notices::table.count().get_result(&mut conn).await.unwrap();
     assert_eq!(notices, 5);
+    // Each batch its own transaction: the three referrals' notices were written by three.
+    let writers: i64 = webhook_notices::table
+        .filter(webhook_notices::kind.eq("referral.overdue"))
+        .select(diesel::dsl::sql::<diesel::sql_types::BigInt>("count(DISTINCT xmin::text)"))
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(writers, 3, "one transaction per batch of one");
 }
 
 #[tokio::test]
