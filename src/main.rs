@@ -264,19 +264,19 @@ fn retention(settings: Settings, dry_run: bool) -> Result<(), StartupError> {
     let result = actix_web::rt::System::new().block_on(async {
         let pool = haven::db::build_pool(&database.url, 2, std::time::Duration::from_secs(30))?;
         let vault = startup::vault(&database, keys.identity, 2)?;
-        let report = haven::retention::run(&pool, &vault, chrono::Utc::now(), dry_run)
-            .await
-            .map_err(|e| StartupError::Task(e.to_string()))?;
-        for due in &report.due {
+        let mut list = |due: &haven::retention::Due| {
             println!(
                 "organisation {} case {} closed {}",
                 due.organization_id,
                 due.case_number,
                 due.closed_at.date_naive()
-            );
-        }
+            )
+        };
+        let report = haven::retention::run(&pool, &vault, chrono::Utc::now(), dry_run, &mut list)
+            .await
+            .map_err(|e| StartupError::Task(e.to_string()))?;
         match dry_run {
-            true => println!("{} cases are due for erasure; nothing was changed.", report.due.len()),
+            true => println!("{} cases are due for erasure; nothing was changed.", report.due),
             false => println!("{} cases erased; {} could not be (see the log).", report.erased, report.failed),
         }
         Ok::<_, StartupError>(())

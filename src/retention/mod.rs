@@ -48,10 +48,13 @@ const DUE: &str = "SELECT v.id AS victim_id, v.organization_id, v.case_number, c
     ORDER BY c.closed_at, v.id
     LIMIT $3";
 
-/// What a run did, or (dry run) would do.
+/// What a run did, or (dry run) would do: counts only. The cases themselves go to the caller's
+/// `each` as they are met, so a first run over years of closed cases holds one batch at a time,
+/// not every case it erased (docs/DECISIONS.md D147).
 #[derive(Debug, Default)]
 pub struct RetentionReport {
-    pub due: Vec<Due>,
+    /// Cases found due (dry run: all of them; otherwise those the run tried).
+    pub due: usize,
     pub erased: usize,
     /// Cases whose erasure failed (logged by id); the next run tries them again.
     pub failed: usize,
@@ -71,12 +74,22 @@ async fn due(conn: &mut AsyncPgConnection, now: DateTime<Utc>, one: Option<Uuid>
 /// Applies every organisation's schedule as of `now`: each due case is erased in its own
 /// transaction, checked again under the case's lock (a case reopened or held meanwhile is left),
 /// and audited. Safe with any number of processes running it at once: the loser of the lock finds
-/// the case erased already. With `dry_run`, lists what is due and changes nothing.
-pub async fn run(pool: &Pool, vault: &Vault, now: DateTime<Utc>, dry_run: bool) -> ApiResult<RetentionReport> {
+/// the case erased already. With `dry_run`, lists what is due and changes nothing. `each` is
+/// shown every case found due (in a real run, before its erasure is tried).
+pub async fn run(
+    pool: &Pool,
+    vault: &Vault,
+    now: DateTime<Utc>,
+    dry_run: bool,
+    each: &mut (dyn FnMut(&Due) + Send),
+) -> ApiResult<RetentionReport> {
     let mut conn = pool.get().await?;
     let mut report = RetentionReport::default();
     if dry_run {
-        report.due = due(&mut conn, now, None, i64::MAX).await?;
+        // Changes nothing, so it is one read; the command line is its only caller.
+        let due = due(&mut conn, now, None, i64::MAX).await?;
+        due.iter().for_each(&mut *each);
+        report.due = due.len();
         return Ok(report);
     }
     let ctx = RequestContext::none();
@@ -87,6 +100,8 @@ pub async fn run(pool: &Pool, vault: &Vault, now: DateTime<Utc>, dry_run: bool) 
         }
         let mut progressed = false;
         for case in batch {
+            each(&case);
+            report.due += 1;
             let attempt = (*conn)
                 .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
                     diesel::sql_query("SELECT 1 FROM victims WHERE id = $1 FOR UPDATE")
@@ -112,7 +127,6 @@ pub async fn run(pool: &Pool, vault: &Vault, now: DateTime<Utc>, dry_run: bool) 
             });
             progressed |= erased;
             report.erased += usize::from(erased);
-            report.due.push(case);
         }
         if !progressed {
             // Every case of the batch was taken by another process or changed: they will not be
@@ -129,7 +143,7 @@ pub async fn supervise(pool: Pool, vault: Vault, interval: std::time::Duration) 
     ticks.tick().await;
     loop {
         ticks.tick().await;
-        match run(&pool, &vault, Utc::now(), false).await {
+        match run(&pool, &vault, Utc::now(), false, &mut |_: &Due| {}).await {
             Ok(report) if report.erased > 0 => tracing::info!(erased = report.erased, "retention schedules applied"),
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "retention schedules not applied; trying again at the next interval"),
