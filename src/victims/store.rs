@@ -44,7 +44,7 @@ pub async fn find_in_scope(
     let rows: Vec<InScope> = fixed(sql)
         .bind::<diesel::sql_types::Uuid, _>(id)
         .bind::<diesel::sql_types::Uuid, _>(caller)
-        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(LIVE.to_vec())
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(&LIVE[..])
         .bind::<diesel::sql_types::Uuid, _>(user)
         .load(conn)
         .await?;
