@@ -54,7 +54,7 @@ def render(args, rows, auth, flood, slow, peak_mb, machine, peaks=()):
             f"- Slow clients: {slow['held']} connections sending an unfinished request head a byte a second for {args.duration * 2} s; "
             f"{slow['closed']} closed by the server; an admin's GET victim meanwhile p50 {slow['p50']:.1f} ms, p99 {slow['p99']:.1f} ms "
             f"over {slow['probes']} requests.",
-            f"- Haven's peak resident memory over the whole run: {peak_mb:.1f} MB (target < 64 MB: {_ok(peak_mb, 64, higher=False)}); "
+            f"- Haven's peak resident memory over the whole run (the larger of VmHWM and VmRSS sampled every 5 ms, D148): {peak_mb:.1f} MB (target < 64 MB: {_ok(peak_mb, 64, higher=False)}); "
             "the peak after each phase that raised it (MB): " + "; ".join(f"{phase} {mb:.1f}" for phase, mb in peaks) + ".",
             "", END]
     return "\n".join(out)

@@ -20,6 +20,7 @@ pub mod extract;
 pub mod grants;
 pub mod hardening;
 pub mod idempotency;
+pub mod memory;
 pub mod openapi;
 pub mod ops;
 pub mod orgs;

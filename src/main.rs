@@ -7,7 +7,7 @@ use haven::domain::{CountryCode, Email, NewPassword};
 use haven::startup::{self, StartupError};
 
 fn main() -> ExitCode {
-    keep_large_allocations_returnable();
+    haven::memory::keep_large_allocations_returnable();
     let command = Cli::parse().command.unwrap_or_else(|| Command::Serve(Settings::defaults()));
     let settings = command.settings();
     if let Err(e) = settings.validate() {
@@ -283,16 +283,4 @@ fn retention(settings: Settings, dry_run: bool) -> Result<(), StartupError> {
     });
     drop(database);
     result
-}
-
-/// Each password check allocates argon2's working memory (7 MiB; 19 MiB for older hashes). glibc's adaptive threshold soon serves blocks
-/// that large from per-thread heaps and keeps them, one per hashing thread: 8 logins left 137 MB
-/// resident. A fixed threshold keeps such blocks as their own mappings, returned when freed.
-#[allow(unsafe_code, reason = "one allocator parameter, set before any thread exists")]
-fn keep_large_allocations_returnable() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; called first thing, before any thread.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
 }

@@ -310,7 +310,7 @@ pub struct Application {
 impl Application {
     /// Builds the shared state on the database at `url`, binds the API (`HAVEN_BIND`) and metrics
     /// (`HAVEN_METRICS_BIND`) addresses, starts warming the report rollups in the background,
-    /// and starts sending webhook deliveries.
+    /// starts sending webhook deliveries and handing freed heap pages back to the system.
     /// Call it inside the runtime that will serve.
     pub fn build(settings: Settings, url: &str, vault_url: &str, keys: Keys) -> Result<Application, StartupError> {
         let bind = |addr: std::net::SocketAddr, name: &str| {
@@ -337,6 +337,7 @@ impl Application {
         )
         .map_err(StartupError::Task)?;
         tokio::spawn(worker.supervise());
+        tokio::spawn(crate::memory::give_back_freed(crate::memory::TRIM_EVERY));
         if state.settings.session_cache_ms > 0 {
             tokio::spawn(crate::auth::revocations::listen(url.to_owned(), state.sessions.clone()));
         }
