@@ -264,13 +264,17 @@ fn retention(settings: Settings, dry_run: bool) -> Result<(), StartupError> {
     let result = actix_web::rt::System::new().block_on(async {
         let pool = haven::db::build_pool(&database.url, 2, std::time::Duration::from_secs(30))?;
         let vault = startup::vault(&database, keys.identity, 2)?;
-        let mut list = |due: &haven::retention::Due| {
-            println!(
-                "organisation {} case {} closed {}",
-                due.organization_id,
-                due.case_number,
-                due.closed_at.date_naive()
-            )
+        // The listing is for whoever reads it: a closed pipe must not stop the erasures.
+        let mut list = |due: &haven::retention::Due, outcome: haven::retention::Outcome| {
+            use haven::retention::Outcome;
+            let what = match outcome {
+                Outcome::Due => "",
+                Outcome::Erased => ": erased",
+                Outcome::Left => ": left (reopened, held or erased elsewhere meanwhile)",
+                Outcome::Failed => ": could not be erased (see the log)",
+            };
+            let (org, case, closed) = (due.organization_id, due.case_number, due.closed_at.date_naive());
+            let _ = writeln!(std::io::stdout().lock(), "organisation {org} case {case} closed {closed}{what}");
         };
         let report = haven::retention::run(&pool, &vault, chrono::Utc::now(), dry_run, &mut list)
             .await

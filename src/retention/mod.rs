@@ -33,7 +33,8 @@ pub struct Due {
 
 /// Closed (and not reopened) long enough ago under its organisation's schedule (once that
 /// applies), not erased since it was closed (a case reopened after an erasure may hold new data),
-/// not held. `$1`: the clock; `$2`: one case only, or NULL; `$3`: at most this many.
+/// not held. `$1`: the clock; `$2`: one case only, or NULL; `$3`: at most this many; `$4`, `$5`:
+/// only cases after this (closed at, id) in the run's order, or NULL.
 const DUE: &str = "SELECT v.id AS victim_id, v.organization_id, v.case_number, c.closed_at
     FROM victims v
     JOIN organizations o ON o.id = v.organization_id
@@ -45,28 +46,48 @@ const DUE: &str = "SELECT v.id AS victim_id, v.organization_id, v.case_number, c
       AND c.closed_at <= $1 - make_interval(months => o.erase_identities_after_months::int)
       AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.victim_id = v.id)
       AND ($2::uuid IS NULL OR v.id = $2)
+      AND ($4::timestamptz IS NULL OR (c.closed_at, v.id) > ($4, $5::uuid))
     ORDER BY c.closed_at, v.id
     LIMIT $3";
 
-/// What a run did, or (dry run) would do: counts only. The cases themselves go to the caller's
-/// `each` as they are met, so a first run over years of closed cases holds one batch at a time,
-/// not every case it erased (docs/DECISIONS.md D147).
+/// What became of a case a run met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A dry run: due, and left as it is.
+    Due,
+    Erased,
+    /// Reopened, held or erased by another process since it was found due.
+    Left,
+    /// The erasure failed (logged by id); the next run tries it again.
+    Failed,
+}
+
+/// What a run did, or (dry run) would do: counts of cases, each met once. The cases themselves go
+/// to the caller's `each` as they are met, so a first run over years of closed cases holds one
+/// batch at a time, not every case it erased (docs/DECISIONS.md D147).
 #[derive(Debug, Default)]
 pub struct RetentionReport {
-    /// Cases found due (dry run: all of them; otherwise those the run tried).
+    /// Cases found due (dry run: all of them; otherwise those the run met).
     pub due: usize,
     pub erased: usize,
-    /// Cases whose erasure failed (logged by id); the next run tries them again.
     pub failed: usize,
 }
 
 const BATCH: i64 = 200;
 
-async fn due(conn: &mut AsyncPgConnection, now: DateTime<Utc>, one: Option<Uuid>, limit: i64) -> ApiResult<Vec<Due>> {
+async fn due(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    one: Option<Uuid>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> ApiResult<Vec<Due>> {
     Ok(diesel::sql_query(DUE)
         .bind::<Timestamptz, _>(now)
         .bind::<Nullable<SqlUuid>, _>(one)
         .bind::<BigInt, _>(limit)
+        .bind::<Nullable<Timestamptz>, _>(after.map(|a| a.0))
+        .bind::<Nullable<SqlUuid>, _>(after.map(|a| a.1))
         .load(conn)
         .await?)
 }
@@ -74,34 +95,34 @@ async fn due(conn: &mut AsyncPgConnection, now: DateTime<Utc>, one: Option<Uuid>
 /// Applies every organisation's schedule as of `now`: each due case is erased in its own
 /// transaction, checked again under the case's lock (a case reopened or held meanwhile is left),
 /// and audited. Safe with any number of processes running it at once: the loser of the lock finds
-/// the case erased already. With `dry_run`, lists what is due and changes nothing. `each` is
-/// shown every case found due (in a real run, before its erasure is tried).
+/// the case erased already. With `dry_run`, lists what is due and changes nothing. `each` is shown
+/// every case found due, once, with what became of it.
+///
+/// The run walks the due cases in order, a batch after the last case it met, so a case that fails
+/// is tried once per run and the cases after it still have their turn.
 pub async fn run(
     pool: &Pool,
     vault: &Vault,
     now: DateTime<Utc>,
     dry_run: bool,
-    each: &mut (dyn FnMut(&Due) + Send),
+    each: &mut (dyn FnMut(&Due, Outcome) + Send),
 ) -> ApiResult<RetentionReport> {
     let mut conn = pool.get().await?;
     let mut report = RetentionReport::default();
     if dry_run {
         // Changes nothing, so it is one read; the command line is its only caller.
-        let due = due(&mut conn, now, None, i64::MAX).await?;
-        due.iter().for_each(&mut *each);
+        let due = due(&mut conn, now, None, None, i64::MAX).await?;
+        due.iter().for_each(|case| each(case, Outcome::Due));
         report.due = due.len();
         return Ok(report);
     }
     let ctx = RequestContext::none();
+    let mut after = None;
     loop {
-        let batch = due(&mut conn, now, None, BATCH).await?;
-        if batch.is_empty() {
-            return Ok(report);
-        }
-        let mut progressed = false;
+        let batch = due(&mut conn, now, None, after, BATCH).await?;
+        let Some(last) = batch.last() else { return Ok(report) };
+        after = Some((last.closed_at, last.victim_id));
         for case in batch {
-            each(&case);
-            report.due += 1;
             let attempt = (*conn)
                 .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
                     diesel::sql_query("SELECT 1 FROM victims WHERE id = $1 FOR UPDATE")
@@ -109,29 +130,25 @@ pub async fn run(
                         .execute(conn)
                         .await?;
                     // Under the lock now: judged again, then erased.
-                    if due(conn, now, Some(case.victim_id), 1).await?.is_empty() {
-                        return Ok(false);
+                    if due(conn, now, Some(case.victim_id), None, 1).await?.is_empty() {
+                        return Ok(Outcome::Left);
                     }
                     let erasure =
                         erasure::erase_locked(conn, vault, case.victim_id, ErasureReason::RetentionSchedule).await?;
                     audit::record(conn, &ctx, erasure::event(&erasure, case.organization_id)).await?;
-                    Ok(true)
+                    Ok(Outcome::Erased)
                 })
                 .await;
             // One case that cannot be erased (say, a value that fails its integrity check) must
             // not hold up every case closed after it.
-            let erased = attempt.unwrap_or_else(|error| {
+            let outcome = attempt.unwrap_or_else(|error| {
                 tracing::error!(victim_id = %case.victim_id, %error, "retention could not erase a case; it is tried again next run");
-                report.failed += 1;
-                false
+                Outcome::Failed
             });
-            progressed |= erased;
-            report.erased += usize::from(erased);
-        }
-        if !progressed {
-            // Every case of the batch was taken by another process or changed: they will not be
-            // due on the next query either, unless another process is mid-way; stop rather than spin.
-            return Ok(report);
+            report.due += 1;
+            report.erased += usize::from(outcome == Outcome::Erased);
+            report.failed += usize::from(outcome == Outcome::Failed);
+            each(&case, outcome);
         }
     }
 }
@@ -143,7 +160,7 @@ pub async fn supervise(pool: Pool, vault: Vault, interval: std::time::Duration) 
     ticks.tick().await;
     loop {
         ticks.tick().await;
-        match run(&pool, &vault, Utc::now(), false, &mut |_: &Due| {}).await {
+        match run(&pool, &vault, Utc::now(), false, &mut |_: &Due, _| {}).await {
             Ok(report) if report.erased > 0 => tracing::info!(erased = report.erased, "retention schedules applied"),
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "retention schedules not applied; trying again at the next interval"),

@@ -220,10 +220,9 @@ impl Worker {
     /// whole into memory nor locked in one transaction (docs/DECISIONS.md D146).
     pub async fn raise_timed_events_by(&self, batch: std::num::NonZeroU16) -> Result<usize, String> {
         let batch = i64::from(batch.get());
-        let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
         let mut raised = 0;
         loop {
-            let (overdue, due) = Self::raise_timed_batch(&mut conn, batch).await?;
+            let (overdue, due) = self.raise_timed_batch(batch).await?;
             raised += overdue + due;
             if (overdue.max(due) as i64) < batch {
                 return Ok(raised);
@@ -232,30 +231,33 @@ impl Worker {
     }
 
     /// One batch of each kind, with their events, in one transaction.
-    async fn raise_timed_batch(conn: &mut AsyncPgConnection, batch: i64) -> Result<(usize, usize), String> {
-        conn.transaction::<_, diesel::result::Error, _>(async |conn: &mut AsyncPgConnection| {
-            let overdue: Vec<Overdue> =
-                diesel::sql_query(include_str!("overdue.sql")).bind::<BigInt, _>(batch).load(conn).await?;
-            for r in &overdue {
-                let data = serde_json::json!({
-                    "referral_id": r.id, "victim_id": r.victim_id, "from_organization_id": r.from_organization_id,
-                    "to_organization_id": r.to_organization_id, "urgency": r.urgency, "created_at": r.created_at,
-                });
-                let orgs = [r.to_organization_id, r.from_organization_id];
-                super::emit(conn, &orgs, WebhookEvent::ReferralOverdue, data).await?;
-            }
-            let due: Vec<Due> = diesel::sql_query(include_str!("due.sql")).bind::<BigInt, _>(batch).load(conn).await?;
-            for t in &due {
-                let data = serde_json::json!({
-                    "task_id": t.id, "victim_id": t.victim_id, "assignee_id": t.assignee_id,
-                    "kind": t.kind, "due_on": t.due_on,
-                });
-                super::emit(conn, &[t.organization_id], WebhookEvent::TaskDue, data).await?;
-            }
-            Ok((overdue.len(), due.len()))
-        })
-        .await
-        .map_err(|e| e.to_string())
+    async fn raise_timed_batch(&self, batch: i64) -> Result<(usize, usize), String> {
+        let mut conn = self.pool.get().await.map_err(|e| e.to_string())?;
+        (*conn)
+            .transaction::<_, diesel::result::Error, _>(async |conn: &mut AsyncPgConnection| {
+                let overdue: Vec<Overdue> =
+                    diesel::sql_query(include_str!("overdue.sql")).bind::<BigInt, _>(batch).load(conn).await?;
+                for r in &overdue {
+                    let data = serde_json::json!({
+                        "referral_id": r.id, "victim_id": r.victim_id, "from_organization_id": r.from_organization_id,
+                        "to_organization_id": r.to_organization_id, "urgency": r.urgency, "created_at": r.created_at,
+                    });
+                    let orgs = [r.to_organization_id, r.from_organization_id];
+                    super::emit(conn, &orgs, WebhookEvent::ReferralOverdue, data).await?;
+                }
+                let due: Vec<Due> =
+                    diesel::sql_query(include_str!("due.sql")).bind::<BigInt, _>(batch).load(conn).await?;
+                for t in &due {
+                    let data = serde_json::json!({
+                        "task_id": t.id, "victim_id": t.victim_id, "assignee_id": t.assignee_id,
+                        "kind": t.kind, "due_on": t.due_on,
+                    });
+                    super::emit(conn, &[t.organization_id], WebhookEvent::TaskDue, data).await?;
+                }
+                Ok((overdue.len(), due.len()))
+            })
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -257,7 +257,7 @@ async fn retention_erases_on_schedule_except_under_a_legal_hold() {
     // The cases a run found due in this test's organisation (others run beside it).
     let ours = async |now, dry_run| {
         let mut seen = Vec::new();
-        let mut each = |d: &haven::retention::Due| {
+        let mut each = |d: &haven::retention::Due, _| {
             if d.organization_id == org {
                 seen.push(d.victim_id)
             }
@@ -331,7 +331,7 @@ async fn a_new_or_shorter_schedule_waits_thirty_days() {
     let vault = current_vault();
     let due = async |now| {
         let mut found = false;
-        haven::retention::run(&app.pool, &vault, now, true, &mut |d: &haven::retention::Due| {
+        haven::retention::run(&app.pool, &vault, now, true, &mut |d: &haven::retention::Due, _| {
             found |= d.victim_id == case
         })
         .await
@@ -345,4 +345,51 @@ async fn a_new_or_shorter_schedule_waits_thirty_days() {
     let effective: chrono::DateTime<Utc> = longer["retention_effective_at"].as_str().unwrap().parse().unwrap();
     assert!(effective <= Utc::now(), "{longer}");
     assert!(due(Utc::now()).await);
+}
+
+#[tokio::test]
+async fn a_case_that_cannot_be_erased_is_tried_once_a_run_and_holds_up_no_other() {
+    use diesel_async::RunQueryDsl;
+    use haven::retention::Outcome;
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let admin = app.caller(org, Role::Admin).await;
+    let schedule = json!({ "erase_identities_after_months": 6 });
+    assert_eq!(admin.put(&format!("{}/retention", paths::organization(org)), schedule).await.status, StatusCode::OK);
+    let (refused, caseworker) = create_victim(&app, org).await;
+    let (after, _) = create_victim(&app, org).await;
+    for case in [refused, after] {
+        let resp = caseworker.post(&paths::case_step(case, "close"), json!({ "reason": "goals_met" })).await;
+        assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    }
+    {
+        // The database refuses the first case's erasure, every time it is tried.
+        let name = format!("refuse_{}", refused.simple());
+        let mut conn = app.pool.get().await.unwrap();
+        for sql in [
+            format!(
+                "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$"
+            ),
+            format!(
+                "CREATE TRIGGER {name} BEFORE UPDATE OF erased_at ON victims FOR EACH ROW \
+                 WHEN (OLD.id = '{refused}') EXECUTE FUNCTION {name}()"
+            ),
+        ] {
+            diesel::sql_query(sql).execute(&mut conn).await.unwrap();
+        }
+    }
+    let vault = current_vault();
+    let ours = async || {
+        let mut met = Vec::new();
+        let mut each = |d: &haven::retention::Due, outcome| {
+            if d.organization_id == org {
+                met.push((d.victim_id, outcome))
+            }
+        };
+        let at = Utc::now() + Duration::days(7 * 31);
+        haven::retention::run(&app.pool, &vault, at, false, &mut each).await.unwrap();
+        met
+    };
+    assert_eq!(ours().await, vec![(refused, Outcome::Failed), (after, Outcome::Erased)], "each met once, in order");
+    assert_eq!(ours().await, vec![(refused, Outcome::Failed)], "tried again by the next run, once");
 }
