@@ -270,7 +270,7 @@ fn retention(settings: Settings, dry_run: bool) -> Result<(), StartupError> {
             let what = match outcome {
                 Outcome::Due => "",
                 Outcome::Erased => ": erased",
-                Outcome::Left => ": left (reopened, held or erased elsewhere meanwhile)",
+                Outcome::Left => ": left (reopened, held, erased elsewhere or its schedule changed meanwhile)",
                 Outcome::Failed => ": could not be erased (see the log)",
             };
             let (org, case, closed) = (due.organization_id, due.case_number, due.closed_at.date_naive());

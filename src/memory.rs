@@ -11,11 +11,11 @@ pub const TRIM_EVERY: Duration = Duration::from_secs(2);
 /// adaptive threshold soon serves blocks that large from per-thread heaps and keeps them, one per
 /// hashing thread: 8 logins left 137 MB resident. A fixed threshold keeps such blocks as their own
 /// mappings, returned when freed (D58). Call it first thing in `main`, before any thread exists.
-#[allow(unsafe_code, reason = "one allocator parameter")]
+#[allow(unsafe_code, reason = "one allocator parameter, set before any thread exists")]
 pub fn keep_large_allocations_returnable() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt takes no pointers and sets the parameter under the allocator's own lock, so
-    // it is sound at any time; it is called first only so that every allocation follows it.
+    // SAFETY: mallopt takes no pointers; other threads read the threshold without a lock, so it is
+    // set first thing in `main`, before any thread exists.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }

@@ -56,7 +56,8 @@ pub enum Outcome {
     /// A dry run: due, and left as it is.
     Due,
     Erased,
-    /// Reopened, held or erased by another process since it was found due.
+    /// Reopened, held, erased by another process or no longer due under a changed schedule since
+    /// it was found due.
     Left,
     /// The erasure failed (logged by id); the next run tries it again.
     Failed,
@@ -139,12 +140,18 @@ pub async fn run(
                     Ok(Outcome::Erased)
                 })
                 .await;
-            // One case that cannot be erased (say, a value that fails its integrity check) must
-            // not hold up every case closed after it.
-            let outcome = attempt.unwrap_or_else(|error| {
-                tracing::error!(victim_id = %case.victim_id, %error, "retention could not erase a case; it is tried again next run");
-                Outcome::Failed
-            });
+            let outcome = match attempt {
+                Ok(outcome) => outcome,
+                // The database or the key vault is down: every case after this one would wait
+                // out the pool's timeout under its lock and fail the same way.
+                Err(ApiError::Unavailable) => return Err(ApiError::Unavailable),
+                // One case that cannot be erased (say, a value that fails its integrity check)
+                // must not hold up every case closed after it.
+                Err(error) => {
+                    tracing::error!(victim_id = %case.victim_id, %error, "retention could not erase a case; it is tried again next run");
+                    Outcome::Failed
+                }
+            };
             report.due += 1;
             report.erased += usize::from(outcome == Outcome::Erased);
             report.failed += usize::from(outcome == Outcome::Failed);
