@@ -279,10 +279,18 @@ fn retention(settings: Settings, dry_run: bool) -> Result<(), StartupError> {
         let report = haven::retention::run(&pool, &vault, chrono::Utc::now(), dry_run, &mut list)
             .await
             .map_err(|e| StartupError::Task(e.to_string()))?;
-        match dry_run {
-            true => println!("{} cases are due for erasure; nothing was changed.", report.due),
-            false => println!("{} cases erased; {} could not be (see the log).", report.erased, report.failed),
-        }
+        // Written when the work is done; a reader who has gone away does not make it an error.
+        let _ = match dry_run {
+            true => {
+                writeln!(std::io::stdout().lock(), "{} cases are due for erasure; nothing was changed.", report.due)
+            }
+            false => writeln!(
+                std::io::stdout().lock(),
+                "{} cases erased; {} could not be (see the log).",
+                report.erased,
+                report.failed
+            ),
+        };
         Ok::<_, StartupError>(())
     });
     drop(database);

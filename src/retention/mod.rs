@@ -126,11 +126,18 @@ pub async fn run(
         for case in batch {
             let attempt = (*conn)
                 .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
-                    diesel::sql_query("SELECT 1 FROM victims WHERE id = $1 FOR UPDATE")
-                        .bind::<SqlUuid, _>(case.victim_id)
-                        .execute(conn)
-                        .await?;
-                    // Under the lock now: judged again, then erased.
+                    // The case, and its organisation's schedule shared: an admin's change of the
+                    // schedule waits for this erasure to commit, and an erasure that locks after
+                    // the change sees it, so a longer schedule, or none, applies at once
+                    // (`routes::set_retention`).
+                    diesel::sql_query(
+                        "SELECT 1 FROM victims v JOIN organizations o ON o.id = v.organization_id \
+                         WHERE v.id = $1 FOR UPDATE OF v FOR SHARE OF o",
+                    )
+                    .bind::<SqlUuid, _>(case.victim_id)
+                    .execute(conn)
+                    .await?;
+                    // Under both locks now: judged again, then erased.
                     if due(conn, now, Some(case.victim_id), None, 1).await?.is_empty() {
                         return Ok(Outcome::Left);
                     }

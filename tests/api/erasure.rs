@@ -347,21 +347,32 @@ async fn a_new_or_shorter_schedule_waits_thirty_days() {
     assert!(due(Utc::now()).await);
 }
 
+/// An organisation whose schedule erases identities six months after closing, with `n` closed
+/// cases (in the order made) and the caseworker who made them.
+async fn closed_on_schedule(app: &TestApp, n: usize) -> (Uuid, Vec<Uuid>, crate::helpers::Caller<'_>) {
+    let org = app.create_org().await;
+    let admin = app.caller(org, Role::Admin).await;
+    let schedule = json!({ "erase_identities_after_months": 6 });
+    assert_eq!(admin.put(&format!("{}/retention", paths::organization(org)), schedule).await.status, StatusCode::OK);
+    let (first, caseworker) = create_victim(app, org).await;
+    let mut cases = vec![first];
+    for _ in 1..n {
+        cases.push(create_victim(app, org).await.0);
+    }
+    for &case in &cases {
+        let resp = caseworker.post(&paths::case_step(case, "close"), json!({ "reason": "goals_met" })).await;
+        assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    }
+    (org, cases, caseworker)
+}
+
 #[tokio::test]
 async fn a_case_that_cannot_be_erased_is_tried_once_a_run_and_holds_up_no_other() {
     use diesel_async::RunQueryDsl;
     use haven::retention::Outcome;
     let app = spawn_app().await;
-    let org = app.create_org().await;
-    let admin = app.caller(org, Role::Admin).await;
-    let schedule = json!({ "erase_identities_after_months": 6 });
-    assert_eq!(admin.put(&format!("{}/retention", paths::organization(org)), schedule).await.status, StatusCode::OK);
-    let (refused, caseworker) = create_victim(&app, org).await;
-    let (after, _) = create_victim(&app, org).await;
-    for case in [refused, after] {
-        let resp = caseworker.post(&paths::case_step(case, "close"), json!({ "reason": "goals_met" })).await;
-        assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
-    }
+    let (org, cases, _) = closed_on_schedule(&app, 2).await;
+    let (refused, after) = (cases[0], cases[1]);
     {
         // The database refuses the first case's erasure, every time it is tried.
         let name = format!("refuse_{}", refused.simple());
@@ -392,4 +403,58 @@ async fn a_case_that_cannot_be_erased_is_tried_once_a_run_and_holds_up_no_other(
     };
     assert_eq!(ours().await, vec![(refused, Outcome::Failed), (after, Outcome::Erased)], "each met once, in order");
     assert_eq!(ours().await, vec![(refused, Outcome::Failed)], "tried again by the next run, once");
+}
+
+#[tokio::test]
+async fn a_schedule_change_under_way_is_waited_for_and_then_applies() {
+    use diesel::sql_types::{BigInt, Uuid as SqlUuid};
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    use haven::retention::Outcome;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let app = spawn_app().await;
+    let (org, cases, caseworker) = closed_on_schedule(&app, 1).await;
+    let case = cases[0];
+
+    // An admin removes the schedule. The change holds the organisation's row, as `set_retention`
+    // does, and has not committed when the run finds the case due under the old schedule.
+    let mut change = AsyncPgConnection::establish(&app.url).await.unwrap();
+    let mut watch = AsyncPgConnection::establish(&app.url).await.unwrap();
+    diesel::sql_query("BEGIN").execute(&mut change).await.unwrap();
+    diesel::sql_query(
+        "UPDATE organizations SET erase_identities_after_months = NULL, retention_effective_at = NULL WHERE id = $1",
+    )
+    .bind::<SqlUuid, _>(org)
+    .execute(&mut change)
+    .await
+    .unwrap();
+    let ended = AtomicBool::new(false);
+    let vault = current_vault();
+    let run = async {
+        let mut met = Vec::new();
+        let at = Utc::now() + Duration::days(7 * 31);
+        haven::retention::run(&app.pool, &vault, at, false, &mut |d: &haven::retention::Due, outcome| {
+            if d.organization_id == org {
+                met.push((d.victim_id, outcome))
+            }
+        })
+        .await
+        .unwrap();
+        ended.store(true, Ordering::SeqCst);
+        met
+    };
+    let commit = async {
+        // The change commits once the run's erasure waits for it, or once the run has ended
+        // without waiting.
+        let waiting = "(SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                       AND wait_event_type = 'Lock' AND query LIKE '%FROM victims v JOIN organizations o%')";
+        while !AtomicBool::load(&ended, Ordering::SeqCst)
+            && diesel::select(diesel::dsl::sql::<BigInt>(waiting)).get_result::<i64>(&mut watch).await.unwrap() == 0
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        diesel::sql_query("COMMIT").execute(&mut change).await.unwrap();
+    };
+    let (met, ()) = tokio::join!(run, commit);
+    assert_eq!(met, vec![(case, Outcome::Left)], "the run waited for the change, then applied it");
+    assert_eq!(caseworker.get(&paths::victim(case)).await.json()["identity"]["document_number"], "MARKERDOC123");
 }
