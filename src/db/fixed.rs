@@ -67,7 +67,9 @@ impl QueryFragment<Pg> for Fixed {
         // Each `$n` becomes diesel's own placeholder for the n-th value (a value used twice is
         // sent twice); the rest of the text goes through unchanged.
         let mut rest = self.sql;
-        while let Some(at) = rest.find('$') {
+        // Every call writes the whole text again (diesel-async keys its statement cache by it);
+        // the find_in_scope texts run to three kilobytes.
+        while let Some(at) = memchr::memchr(b'$', rest.as_bytes()) {
             let digits = rest[at + 1..].bytes().take_while(u8::is_ascii_digit).count();
             if digits == 0 {
                 out.push_sql(&rest[..=at]);
@@ -82,6 +84,55 @@ impl QueryFragment<Pg> for Fixed {
         }
         out.push_sql(rest);
         Ok(())
+    }
+}
+
+/// A statement known by a type of its own, for the hottest reads: the connection's cache finds its
+/// prepared statement by that type, where a [`Fixed`] one is found by hashing and comparing its
+/// whole text, and its rows are read by position into `Queryable` types and tuples, where
+/// `QueryableByName` looks each column up by name. For the case-file read's forty-four columns,
+/// the two were 9% of the service's instructions per request (docs/DECISIONS.md D149).
+pub trait Named: 'static {
+    /// The SQL types of a row's columns, in the order the text selects them.
+    type Row;
+    /// The text, `$n` placeholders as in [`fixed`]. One type, one text: the type is the
+    /// statement's only key in the cache.
+    fn sql() -> &'static str;
+}
+
+/// The statement `N` names, with its values.
+pub struct NamedStatement<N> {
+    inner: Fixed,
+    named: PhantomData<fn() -> N>,
+}
+
+pub fn named<N: Named>() -> NamedStatement<N> {
+    NamedStatement { inner: fixed(N::sql()), named: PhantomData }
+}
+
+impl<N: Named> NamedStatement<N> {
+    /// As [`Fixed::bind`]; each statement is bound with the same types on every call.
+    pub fn bind<ST: 'static, T>(self, value: T) -> NamedStatement<N>
+    where
+        Pg: HasSqlType<ST>,
+        T: ToSql<ST, Pg> + Send + Sync + 'static,
+    {
+        NamedStatement { inner: self.inner.bind::<ST, T>(value), named: PhantomData }
+    }
+}
+
+impl<N: Named> QueryId for NamedStatement<N> {
+    type QueryId = N;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<N: Named> Query for NamedStatement<N> {
+    type SqlType = N::Row;
+}
+
+impl<N: Named> QueryFragment<Pg> for NamedStatement<N> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        self.inner.walk_ast(out)
     }
 }
 

@@ -14,13 +14,19 @@ fn ser_code<S: serde::Serializer>(code: &[u8; 3], s: S) -> Result<S::Ok, S::Erro
 
 impl CountryCode {
     pub fn parse(input: &str) -> Result<CountryCode, &'static str> {
-        let upper = input.trim().to_ascii_uppercase();
-        if upper.len() != 3 || !upper.bytes().all(|b| b.is_ascii_uppercase()) {
+        let Ok(letters) = <[u8; 3]>::try_from(input.trim().as_bytes()) else {
+            return Err("must be an ISO 3166-1 alpha-3 country code");
+        };
+        let code = letters.map(|b| b.to_ascii_uppercase());
+        if !code.iter().all(u8::is_ascii_uppercase) {
             return Err("must be an ISO 3166-1 alpha-3 country code");
         }
-        keshvar::Alpha3::try_from(upper.as_str()).map_err(|_| "is not an ISO 3166-1 alpha-3 country code")?;
-        let bytes = upper.as_bytes();
-        Ok(CountryCode([bytes[0], bytes[1], bytes[2]]))
+        // The codes `keshvar` knows, sorted once: a case file read holds several countries, and
+        // `keshvar::Alpha3::try_from` allocates and compares its way through every code each time.
+        if alpha3_codes().binary_search_by(|known| known.as_bytes().cmp(&code[..])).is_err() {
+            return Err("is not an ISO 3166-1 alpha-3 country code");
+        }
+        Ok(CountryCode(code))
     }
 
     pub fn as_str(&self) -> &str {
@@ -46,8 +52,7 @@ impl diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg> for Count
 
 impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg> for CountryCode {
     fn from_sql(bytes: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
-        let text = <String as diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg>>::from_sql(bytes)?;
-        CountryCode::parse(&text).map_err(|m| m.into())
+        CountryCode::parse(std::str::from_utf8(bytes.as_bytes())?).map_err(|m| m.into())
     }
 }
 
@@ -139,6 +144,22 @@ mod tests {
         assert!(CountryCode::parse("SEN").is_ok());
         for bad in ["", "PE", "PERU", "XYZ", "12A"] {
             assert!(CountryCode::parse(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn accepts_exactly_what_keshvar_knows() {
+        for a in b'A'..=b'Z' {
+            for b in b'A'..=b'Z' {
+                for c in b'A'..=b'Z' {
+                    let code = String::from_utf8(vec![a, b, c]).expect("ASCII");
+                    assert_eq!(
+                        CountryCode::parse(&code).is_ok(),
+                        keshvar::Alpha3::try_from(code.as_str()).is_ok(),
+                        "{code}"
+                    );
+                }
+            }
         }
     }
 
