@@ -67,8 +67,8 @@ impl QueryFragment<Pg> for Fixed {
         // Each `$n` becomes diesel's own placeholder for the n-th value (a value used twice is
         // sent twice); the rest of the text goes through unchanged.
         let mut rest = self.sql;
-        // Every call writes the whole text again (diesel-async keys its statement cache by it);
-        // the find_in_scope texts run to three kilobytes.
+        // diesel-async writes the whole text again on every call (and three walks over it), for a
+        // `Named` statement too; the find_in_scope texts run to three kilobytes.
         while let Some(at) = memchr::memchr(b'$', rest.as_bytes()) {
             let digits = rest[at + 1..].bytes().take_while(u8::is_ascii_digit).count();
             if digits == 0 {

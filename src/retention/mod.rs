@@ -130,13 +130,16 @@ pub async fn run(
                     // schedule waits for this erasure to commit, and an erasure that locks after
                     // the change sees it, so a longer schedule, or none, applies at once
                     // (`routes::set_retention`).
-                    diesel::sql_query(
+                    let locked = diesel::sql_query(
                         "SELECT 1 FROM victims v JOIN organizations o ON o.id = v.organization_id \
                          WHERE v.id = $1 FOR UPDATE OF v FOR SHARE OF o",
                     )
                     .bind::<SqlUuid, _>(case.victim_id)
                     .execute(conn)
                     .await?;
+                    if locked == 0 {
+                        return Ok(Outcome::Left);
+                    }
                     // Under both locks now: judged again, then erased.
                     if due(conn, now, Some(case.victim_id), None, 1).await?.is_empty() {
                         return Ok(Outcome::Left);

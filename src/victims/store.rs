@@ -414,3 +414,26 @@ pub async fn sealed_identities(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> Qu
         .await?;
     Ok(rows.into_iter().map(|row| (row.victim_id, Sealed::from(row))).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The row is read by position: the four columns after the case file must be, in this order,
+    /// what `find_in_scope` takes them for. Swapped, "restricted" and "assigned" would trade
+    /// places, and an unassigned caseworker would read a restricted identity.
+    #[test]
+    fn the_scope_texts_select_what_the_row_reads() {
+        for sql in [OfOrganization::sql(), Anywhere::sql()] {
+            let expected = format!(
+                "SELECT {}, r.status, r.identity_shared, x.victim_id, a.user_id FROM victims ",
+                victim_columns()
+            );
+            assert!(sql.starts_with(&expected), "{sql}");
+            assert!(
+                sql.contains("LEFT JOIN restricted_cases x ON") && sql.contains("LEFT JOIN case_assignments a ON"),
+                "{sql}"
+            );
+        }
+    }
+}
