@@ -9,6 +9,7 @@ mod operation;
 mod password;
 pub mod policy;
 mod principal;
+pub mod timestamp;
 mod vocab;
 
 pub use country::CountryCode;

@@ -40,7 +40,11 @@ pub struct Consent {
     #[serde(default)]
     pub anonymised_statistics: bool,
     /// When consent was recorded (default: when the server stored it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::domain::timestamp::rfc3339_option"
+    )]
     pub recorded_at: Option<DateTime<Utc>>,
     /// How it was given. Every change of consent is kept in the case's consent history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -268,11 +272,13 @@ pub struct CaseFile {
     pub consent: Consent,
     /// When the person's identity and every identity-grade text about them were erased
     /// (`POST /victims/{id}/erase`, or the retention schedule). The case file stays.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "crate::domain::timestamp::rfc3339_option")]
     pub erased_at: Option<DateTime<Utc>>,
     /// Send back as `If-Match: "<version>"` to update.
     pub version: i32,
+    #[serde(serialize_with = "crate::domain::timestamp::rfc3339")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::domain::timestamp::rfc3339")]
     pub updated_at: DateTime<Utc>,
 }
 
