@@ -45,11 +45,11 @@ pub async fn find_in_scope(
         None => in_scope::<Anywhere>(conn, id, Uuid::nil(), user).await?,
     };
     // One row per live referral to the caller (or one with none).
-    let Some(first) = <[_]>::first(&rows) else { return Ok(None) };
-    let custody = Custody { restricted: first.3.is_some(), assigned: first.4.is_some() };
-    let relation =
-        policy::relation(rows.iter().filter_map(|r| r.1.zip(r.2)), first.0.consent_share_with_referral_partners);
-    Ok(rows.into_iter().next().map(|r| (r.0, relation, custody)))
+    let Some((case_file, _, _, restricted, assigned)) = <[_]>::first(&rows) else { return Ok(None) };
+    let custody = Custody { restricted: restricted.is_some(), assigned: assigned.is_some() };
+    let referrals = rows.iter().filter_map(|(_, status, identity_shared, ..)| status.zip(*identity_shared));
+    let relation = policy::relation(referrals, case_file.consent_share_with_referral_partners);
+    Ok(rows.into_iter().next().map(|(case_file, ..)| (case_file, relation, custody)))
 }
 
 /// The case file ($1), exactly `VictimRow`'s columns as diesel writes them, with its live referrals
