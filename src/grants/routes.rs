@@ -239,22 +239,20 @@ pub async fn refuse_grant(
 }
 
 /// The grant and whether its subject has set a password, both locked, if the caller may see it.
+///
+/// The grant is seen before anything is locked: nobody waits on a grant they may not see, and
+/// its subject, organisation and kind never change. The account is locked before the grant, the
+/// order a reset and a role change take them in (the account, then its pending grant, D150).
 async fn locked(conn: &mut AsyncPgConnection, principal: &Principal, id: Uuid) -> ApiResult<(Grant, bool)> {
-    let grant: Grant = access_grants::table
-        .find(id)
-        .select(Grant::as_select())
-        .for_update()
-        .first(conn)
-        .await
-        .optional()?
-        .ok_or(ApiError::NotFound)?;
-    policy::read_grants(principal, grant.organization_id).require()?;
-    let subject = users::table.find(grant.user_id);
-    let credential_set: bool = match grant.kind {
+    let grant = || access_grants::table.find(id).select(Grant::as_select());
+    let seen: Grant = grant().first(conn).await.optional()?.ok_or(ApiError::NotFound)?;
+    policy::read_grants(principal, seen.organization_id).require()?;
+    let subject = users::table.find(seen.user_id);
+    let credential_set: bool = match seen.kind {
         super::GrantKind::SecondFactor => subject.select(users::totp_active).for_update().first(conn).await?,
         _ => subject.select(users::password_hash.is_not_null()).for_update().first(conn).await?,
     };
-    Ok((grant, credential_set))
+    Ok((grant().for_update().first(conn).await?, credential_set))
 }
 
 fn still_pending(grant: &Grant) -> ApiResult<()> {

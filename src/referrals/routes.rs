@@ -299,8 +299,20 @@ async fn transition(
 ) -> ApiResult<HttpResponse> {
     policy::refuse_partners(principal)?;
     let mut conn = state.pool.get().await?;
+    // Seen before anything is locked: nobody waits on, or times, a referral they may not see. Its
+    // case and parties never change, so what is judged here holds under the lock.
+    let seen = super::find(&mut conn, id).await?.ok_or(ApiError::NotFound)?;
+    policy::see_referral(principal, seen.from_organization_id, seen.to_organization_id).require()?;
     let row = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            // The sender's moves are writes on its case: a restricted case's, its assigned
+            // caseworkers'. The receiver's are its own business, but they write rows that name
+            // the case. Either way the case is locked before the referral, the order an erasure
+            // and the other party take them in: the other order deadlocks with them.
+            let custody = match step.by_receiver() {
+                true => custody::reference(conn, seen.victim_id).await.map(|()| Custody::default())?,
+                false => custody::lock(conn, seen.victim_id, principal.user_id, seen.from_organization_id).await?,
+            };
             let row: ReferralRow = referrals::table
                 .find(id)
                 .select(ReferralRow::as_select())
@@ -309,14 +321,7 @@ async fn transition(
                 .await
                 .optional()?
                 .ok_or(ApiError::NotFound)?;
-            policy::see_referral(principal, row.from_organization_id, row.to_organization_id).require()?;
             let side = if step.by_receiver() { row.to_organization_id } else { row.from_organization_id };
-            // The sender's moves are writes on its case: a restricted case's, its assigned
-            // caseworkers'. The receiver's are its own business.
-            let custody = match step.by_receiver() {
-                true => Custody::default(),
-                false => custody::lock(conn, row.victim_id, principal.user_id, row.from_organization_id).await?,
-            };
             policy::move_referral(principal, side, custody).require()?;
             let to = step.apply(row.status).ok_or_else(|| {
                 ApiError::Conflict(format!("This referral is {}; that transition is not allowed from it.", row.status))

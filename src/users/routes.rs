@@ -275,6 +275,12 @@ pub async fn update_user(
     if let Some(kind) = grant_kind {
         let grant = (*conn)
             .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
+                // The account is locked before its grant is filed, the order a reset takes them
+                // in (D150), and the precondition is judged again under the lock.
+                let now: i32 = users::table.find(id).select(users::version).for_update().first(conn).await?;
+                if now != version {
+                    return Err(ApiError::PreconditionFailed);
+                }
                 grants::request(conn, &ctx, &principal, org, id, kind).await
             })
             .await?;
@@ -283,11 +289,7 @@ pub async fn update_user(
     let update = async move {
         (*conn)
             .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
-                // Leaving the caseworker role ends any wait for caseworker access.
                 let leaves_caseworker = role.is_some() && policy::reaches_identities(current.role);
-                if leaves_caseworker {
-                    grants::withdraw_pending(conn, &ctx, &principal, id, false).await?;
-                }
                 let changed = diesel::update(users::table.find(id).filter(users::version.eq(version)))
                     .set((
                         leaves_caseworker.then(|| users::awaiting_approval.eq(false)),
@@ -300,6 +302,11 @@ pub async fn update_user(
                     .await?;
                 if changed == 0 {
                     return Err(ApiError::PreconditionFailed);
+                }
+                // Leaving the caseworker role ends any wait for caseworker access. The account is
+                // locked (updated) before its grant, as a reset and an approval lock them (D150).
+                if leaves_caseworker {
+                    grants::withdraw_pending(conn, &ctx, &principal, id, false).await?;
                 }
                 sessions::revoke_user(conn, id).await?;
                 let base =

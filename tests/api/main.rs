@@ -26,6 +26,7 @@ mod fuzz_api;
 mod generated_client;
 mod hostile;
 mod leak;
+mod lock_order;
 mod lockout;
 mod matrix;
 mod openapi;
