@@ -169,6 +169,10 @@ pub enum ApiError {
     },
     #[error("service unavailable")]
     Unavailable,
+    /// The database undid the request's transaction in full: it met another at the same rows (a
+    /// deadlock or a serialization failure). Sending the request again is safe.
+    #[error("transaction undone by the database")]
+    Undone,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -289,6 +293,11 @@ impl ApiError {
                 "Service unavailable",
                 "A dependency is unavailable; retry shortly.".into(),
             ),
+            ApiError::Undone => (
+                "unavailable",
+                "Service unavailable",
+                "The request met another at the same records and was undone in full; send it again.".into(),
+            ),
             ApiError::Internal(_) => (
                 "internal",
                 "Internal error",
@@ -334,7 +343,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Undone => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -365,6 +374,10 @@ impl ResponseError for ApiError {
             ApiError::Unavailable => {
                 response.insert_header((header::RETRY_AFTER, "5"));
             }
+            // The other transaction has finished by the time this one is undone.
+            ApiError::Undone => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
             ApiError::MethodNotAllowed(allow) => {
                 response.insert_header((header::ALLOW, allow.join(", ")));
             }
@@ -374,7 +387,8 @@ impl ResponseError for ApiError {
     }
 }
 
-/// Database errors: unreachable database is 503 (the client may retry), anything else internal.
+/// Database errors: an unreachable database or a transaction undone by the database is 503 (the
+/// client may retry), anything else internal.
 /// Constraint violations that are the client's doing are mapped by the caller before this.
 impl From<diesel::result::Error> for ApiError {
     fn from(err: diesel::result::Error) -> Self {
@@ -386,6 +400,16 @@ impl From<diesel::result::Error> for ApiError {
             // The server is going away or not yet back (SQLSTATE 57P01-57P03); diesel does not
             // pass the code on, only PostgreSQL's (untranslated: lc_messages=C) message.
             Error::DatabaseError(_, info) if is_server_unavailable(info.message()) => ApiError::Unavailable,
+            // The transaction met another at the same rows and PostgreSQL undid it in full (a
+            // deadlock, SQLSTATE 40P01, or a serialization failure, 40001): the request may be
+            // sent again as it was. Logged, since a deadlock means two writers lock in opposite
+            // orders (D150).
+            Error::DatabaseError(kind, info)
+                if matches!(kind, DatabaseErrorKind::SerializationFailure) || info.message() == "deadlock detected" =>
+            {
+                tracing::warn!(error = info.message(), "a transaction was undone; the client may retry");
+                ApiError::Undone
+            }
             Error::DatabaseError(kind, info) => {
                 // The message of a PostgreSQL error is safe to log (no row values); details
                 // (which can quote a row) are not logged.

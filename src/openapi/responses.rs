@@ -75,7 +75,9 @@ pub struct UnsupportedMediaType(#[allow(dead_code)] Problem);
 #[response(content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))]
 pub struct TooManyRequests(#[allow(dead_code)] Problem);
 
-/// The database is unreachable; retry shortly (`urn:haven:problem:unavailable`).
+/// The database is unreachable or the request took too long, or the database undid the request's
+/// transaction because it met another at the same records: retry shortly
+/// (`urn:haven:problem:unavailable`).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait")))]
 pub struct Unavailable(#[allow(dead_code)] Problem);

@@ -2,7 +2,8 @@
 //! before anything of it, an account before its grants. Taken in the other order, two writers each
 //! hold what the other waits for; PostgreSQL aborts one of them after a second, and that request
 //! fails. Each test holds the first row as the other writer does from its start, runs a request,
-//! and once the request waits for a lock, goes on to the second row: both must succeed.
+//! and once the request waits for a lock, goes on to the second row: both must succeed. A
+//! deadlock left elsewhere is answered as a request to send again.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -144,4 +145,28 @@ async fn a_decision_on_a_grant_waits_for_the_account_before_it_holds_the_grant()
     let (enabled, filed) = meanwhile(&app, user, RESET_HOLDS_THE_ACCOUNT, RESET_FILES_ITS_GRANT, enable).await;
     assert_eq!(filed, Ok(1), "the reset filed its grant while the request to enable waited");
     enabled.assert_problem(409, "conflict");
+}
+
+/// A deadlock left somewhere (D150 names two) undoes one of the two transactions in full. Its
+/// request is answered 503 with `Retry-After`, as one to send again, not 500.
+#[tokio::test]
+async fn a_transaction_undone_on_a_deadlock_is_answered_as_one_to_send_again() {
+    use actix_web::ResponseError;
+    let app = spawn_app().await;
+    let (a, b) = (app.create_org().await, app.create_org().await);
+    let (mut one, mut two) =
+        (AsyncPgConnection::establish(&app.url).await.unwrap(), AsyncPgConnection::establish(&app.url).await.unwrap());
+    let lock = "SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE";
+    for (conn, org) in [(&mut one, a), (&mut two, b)] {
+        diesel::sql_query("BEGIN").execute(conn).await.unwrap();
+        diesel::sql_query(lock).bind::<SqlUuid, _>(org).execute(conn).await.unwrap();
+    }
+    let (first, second) = tokio::join!(
+        diesel::sql_query(lock).bind::<SqlUuid, _>(b).execute(&mut one),
+        diesel::sql_query(lock).bind::<SqlUuid, _>(a).execute(&mut two),
+    );
+    let undone = [first, second].into_iter().find_map(Result::err).expect("PostgreSQL undoes one of the two");
+    let response = haven::error::ApiError::from(undone).error_response();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE.as_u16());
+    assert_eq!(response.headers().get("retry-after").map(|v| v.to_str().unwrap()), Some("1"));
 }
