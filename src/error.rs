@@ -169,8 +169,9 @@ pub enum ApiError {
     },
     #[error("service unavailable")]
     Unavailable,
-    /// The database undid the request's transaction in full: it met another at the same rows (a
-    /// deadlock or a serialization failure). Sending the request again is safe.
+    /// The database undid the request's transaction: it met another at the same rows (a
+    /// deadlock). Sending the request again is safe, and for an erasure (whose key is destroyed
+    /// before its transaction) needed.
     #[error("transaction undone by the database")]
     Undone,
     #[error("internal error: {0}")]
@@ -296,7 +297,7 @@ impl ApiError {
             ApiError::Undone => (
                 "unavailable",
                 "Service unavailable",
-                "The request met another at the same records and was undone in full; send it again.".into(),
+                "The request met another at the same records and was undone; send it again.".into(),
             ),
             ApiError::Internal(_) => (
                 "internal",
@@ -374,7 +375,7 @@ impl ResponseError for ApiError {
             ApiError::Unavailable => {
                 response.insert_header((header::RETRY_AFTER, "5"));
             }
-            // The other transaction has finished by the time this one is undone.
+            // The transaction that won may hold its locks a little longer: a second, not five.
             ApiError::Undone => {
                 response.insert_header((header::RETRY_AFTER, "1"));
             }
@@ -398,15 +399,17 @@ impl From<diesel::result::Error> for ApiError {
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => ApiError::Unavailable,
             Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _) => ApiError::Unavailable,
             // The server is going away or not yet back (SQLSTATE 57P01-57P03); diesel does not
-            // pass the code on, only PostgreSQL's (untranslated: lc_messages=C) message.
+            // pass the code on, only PostgreSQL's message, in English where the server's
+            // `lc_messages` is C (Haven's own cluster; docs/DEPLOYMENT.md asks it of others). On
+            // a server that translates its messages these answer 500.
             Error::DatabaseError(_, info) if is_server_unavailable(info.message()) => ApiError::Unavailable,
-            // The transaction met another at the same rows and PostgreSQL undid it in full (a
-            // deadlock, SQLSTATE 40P01, or a serialization failure, 40001): the request may be
-            // sent again as it was. Logged, since a deadlock means two writers lock in opposite
-            // orders (D150).
-            Error::DatabaseError(kind, info)
-                if matches!(kind, DatabaseErrorKind::SerializationFailure) || info.message() == "deadlock detected" =>
-            {
+            // The transaction met another at the same rows and PostgreSQL undid it (a deadlock,
+            // SQLSTATE 40P01, known by its message as above): the request may be sent again as
+            // it was. Logged, since a deadlock means two writers lock in opposite orders (D150).
+            // Serialization failures (40001) are not mapped: Haven's transactions run read
+            // committed, where they come only from a replica cancelling a read, which the
+            // reports fall back from quietly.
+            Error::DatabaseError(_, info) if info.message() == "deadlock detected" => {
                 tracing::warn!(error = info.message(), "a transaction was undone; the client may retry");
                 ApiError::Undone
             }

@@ -79,7 +79,8 @@ impl Modify for BearerScheme {
 }
 
 /// Answers the framework gives to any operation, so handlers need not list them: 503 when the
-/// database is down (every `/api/v1` operation), 400/413/415 for bodies and 400 for path parameters.
+/// database is down or undid the transaction (every `/api/v1` operation), 400/413/415 for bodies
+/// and 400 for path parameters.
 struct CommonResponses;
 
 impl CommonResponses {

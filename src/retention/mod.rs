@@ -124,32 +124,44 @@ pub async fn run(
         let Some(last) = batch.last() else { return Ok(report) };
         after = Some((last.closed_at, last.victim_id));
         for case in batch {
-            let attempt = (*conn)
-                .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
-                    // The case, and its organisation's schedule shared: an admin's change of the
-                    // schedule waits for this erasure to commit, and an erasure that locks after
-                    // the change sees it, so a longer schedule, or none, applies at once
-                    // (`routes::set_retention`).
-                    let locked = diesel::sql_query(
-                        "SELECT 1 FROM victims v JOIN organizations o ON o.id = v.organization_id \
+            let mut tries = 0;
+            let attempt = loop {
+                tries += 1;
+                let attempt = (*conn)
+                    .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+                        // The case, and its organisation's schedule shared: an admin's change of the
+                        // schedule waits for this erasure to commit, and an erasure that locks after
+                        // the change sees it, so a longer schedule, or none, applies at once
+                        // (`routes::set_retention`).
+                        let locked = diesel::sql_query(
+                            "SELECT 1 FROM victims v JOIN organizations o ON o.id = v.organization_id \
                          WHERE v.id = $1 FOR UPDATE OF v FOR SHARE OF o",
-                    )
-                    .bind::<SqlUuid, _>(case.victim_id)
-                    .execute(conn)
-                    .await?;
-                    if locked == 0 {
-                        return Ok(Outcome::Left);
-                    }
-                    // Under both locks now: judged again, then erased.
-                    if due(conn, now, Some(case.victim_id), None, 1).await?.is_empty() {
-                        return Ok(Outcome::Left);
-                    }
-                    let erasure =
-                        erasure::erase_locked(conn, vault, case.victim_id, ErasureReason::RetentionSchedule).await?;
-                    audit::record(conn, &ctx, erasure::event(&erasure, case.organization_id)).await?;
-                    Ok(Outcome::Erased)
-                })
-                .await;
+                        )
+                        .bind::<SqlUuid, _>(case.victim_id)
+                        .execute(conn)
+                        .await?;
+                        if locked == 0 {
+                            return Ok(Outcome::Left);
+                        }
+                        // Under both locks now: judged again, then erased.
+                        if due(conn, now, Some(case.victim_id), None, 1).await?.is_empty() {
+                            return Ok(Outcome::Left);
+                        }
+                        let erasure =
+                            erasure::erase_locked(conn, vault, case.victim_id, ErasureReason::RetentionSchedule)
+                                .await?;
+                        audit::record(conn, &ctx, erasure::event(&erasure, case.organization_id)).await?;
+                        Ok(Outcome::Erased)
+                    })
+                    .await;
+                match attempt {
+                    // An erasure the database undid (a deadlock) had destroyed the case's key already:
+                    // the case would read as erased without being recorded so until the next run.
+                    // Done again at once, once.
+                    Err(ApiError::Undone) if tries == 1 => continue,
+                    attempt => break attempt,
+                }
+            };
             let outcome = match attempt {
                 Ok(outcome) => outcome,
                 // The database or the key vault is down: every case after this one would wait

@@ -405,6 +405,22 @@ async fn a_case_that_cannot_be_erased_is_tried_once_a_run_and_holds_up_no_other(
     assert_eq!(ours().await, vec![(refused, Outcome::Failed)], "tried again by the next run, once");
 }
 
+/// A retention run seven months on (past the six-month schedule of `closed_on_schedule`): what
+/// became of each of `org`'s cases it met.
+async fn run_past_the_schedule(app: &TestApp, org: Uuid) -> Vec<(Uuid, haven::retention::Outcome)> {
+    let vault = current_vault();
+    let mut met = Vec::new();
+    let at = Utc::now() + Duration::days(7 * 31);
+    haven::retention::run(&app.pool, &vault, at, false, &mut |d: &haven::retention::Due, outcome| {
+        if d.organization_id == org {
+            met.push((d.victim_id, outcome))
+        }
+    })
+    .await
+    .unwrap();
+    met
+}
+
 #[tokio::test]
 async fn a_schedule_change_under_way_is_waited_for_and_then_applies() {
     use diesel::sql_types::{BigInt, Uuid as SqlUuid};
@@ -428,17 +444,8 @@ async fn a_schedule_change_under_way_is_waited_for_and_then_applies() {
     .await
     .unwrap();
     let ended = AtomicBool::new(false);
-    let vault = current_vault();
     let run = async {
-        let mut met = Vec::new();
-        let at = Utc::now() + Duration::days(7 * 31);
-        haven::retention::run(&app.pool, &vault, at, false, &mut |d: &haven::retention::Due, outcome| {
-            if d.organization_id == org {
-                met.push((d.victim_id, outcome))
-            }
-        })
-        .await
-        .unwrap();
+        let met = run_past_the_schedule(&app, org).await;
         ended.store(true, Ordering::SeqCst);
         met
     };
@@ -457,4 +464,41 @@ async fn a_schedule_change_under_way_is_waited_for_and_then_applies() {
     let (met, ()) = tokio::join!(run, commit);
     assert_eq!(met, vec![(case, Outcome::Left)], "the run waited for the change, then applied it");
     assert_eq!(caseworker.get(&paths::victim(case)).await.json()["identity"]["document_number"], "MARKERDOC123");
+}
+
+/// An erasure the database undoes (a deadlock) has already destroyed the case's key: the run does
+/// it again at once, so the case is not left unreadable yet unrecorded until the next run.
+#[tokio::test]
+async fn an_erasure_undone_by_a_deadlock_is_done_again_at_once() {
+    use diesel_async::RunQueryDsl;
+    use haven::retention::Outcome;
+    let app = spawn_app().await;
+    let (org, cases, caseworker) = closed_on_schedule(&app, 1).await;
+    let case = cases[0];
+    {
+        // The database undoes the case's first erasure as it would on a deadlock (PostgreSQL's
+        // code and message; `lock_order.rs` makes a real one), once: a sequence is not rolled
+        // back with the transaction.
+        let mut conn = app.pool.get().await.unwrap();
+        for sql in [
+            "CREATE SEQUENCE first_erasure".to_owned(),
+            "CREATE FUNCTION undo_first_erasure() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF nextval('first_erasure') = 1 THEN \
+             RAISE EXCEPTION USING ERRCODE = '40P01', MESSAGE = 'deadlock detected'; END IF; \
+             RETURN OLD; END $$"
+                .to_owned(),
+            format!(
+                "CREATE TRIGGER undo_first_erasure BEFORE DELETE ON victim_identities FOR EACH ROW \
+                 WHEN (OLD.victim_id = '{case}') EXECUTE FUNCTION undo_first_erasure()"
+            ),
+        ] {
+            diesel::sql_query(sql).execute(&mut conn).await.unwrap();
+        }
+    }
+    assert_eq!(run_past_the_schedule(&app, org).await, vec![(case, Outcome::Erased)], "done again in the same run");
+    let file = caseworker.get(&paths::victim(case)).await.json();
+    assert!(file["erased_at"].is_string(), "recorded as erased: {file}");
+    let undone = "SELECT last_value FROM first_erasure";
+    let tries = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!("({undone})")));
+    assert_eq!(tries.get_result::<i64>(&mut app.pool.get().await.unwrap()).await.unwrap(), 2, "undone once, then done");
 }
