@@ -339,7 +339,7 @@ impl Application {
         tokio::spawn(worker.supervise());
         tokio::spawn(crate::memory::give_back_freed(crate::memory::TRIM_EVERY));
         if state.settings.session_cache_ms > 0 {
-            tokio::spawn(crate::auth::revocations::listen(url.to_owned(), state.sessions.clone()));
+            tokio::spawn(crate::auth::revocations::listen(url.to_owned(), state.sessions.clone(), state.pool.clone()));
         }
         if state.settings.retention_interval_min > 0 {
             let every = std::time::Duration::from_secs(state.settings.retention_interval_min * 60);

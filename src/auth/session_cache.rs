@@ -5,8 +5,8 @@
 //! password changed) forgets everything after it commits, so here it takes effect at once. One made
 //! by another Haven process on the same database, or by hand, is announced by a trigger and heard
 //! through `LISTEN` (`auth::revocations`), which forgets everything too. The memory is used only
-//! while that listener is connected: before it first connects, and whenever its connection drops,
-//! every request checks the database. The time-to-live (`HAVEN_SESSION_CACHE_MS`, 0 = check the
+//! while that listener hears its own heartbeat notices: before the first is heard, and whenever its
+//! connection drops or one goes unheard, every request checks the database. The time-to-live (`HAVEN_SESSION_CACHE_MS`, 0 = check the
 //! database on every request) bounds what a notice lost in a silent network failure could cost.
 
 use std::collections::HashMap;
@@ -54,8 +54,8 @@ impl SessionCache {
         SessionCache { ttl, listening: AtomicBool::new(false), inner: Mutex::new(Inner::default()) }
     }
 
-    /// The revocation listener connected (`true`, after it has issued `LISTEN`) or lost its
-    /// connection (`false`). Either way everything remembered is forgotten: notices may have been
+    /// The revocation listener heard its first heartbeat notice (`true`) or lost its connection or
+    /// a heartbeat (`false`). Either way everything remembered is forgotten: notices may have been
     /// missed meanwhile.
     pub fn set_listening(&self, listening: bool) {
         let mut inner = self.lock();

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod breaking_proxy;
+mod deaf_proxy;
 mod helpers;
 mod paths;
 mod world;

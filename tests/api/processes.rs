@@ -11,6 +11,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::deaf_proxy;
 use crate::helpers::{Caller, PASSWORD, TestApp, empty_database, spawn_app, spawn_app_with};
 use crate::paths;
 use crate::reports::figure;
@@ -97,6 +98,45 @@ async fn a_revocation_through_one_process_is_refused_by_the_other_at_once() {
     third.get(paths::ME).await.assert_problem(401, "unauthorized");
     // And the listeners come back by themselves.
     listening(&app, 2).await;
+}
+
+/// A process trusts its memory of session checks only once it has heard a notice of its own on its
+/// listening connection. One whose connection answers every query but is handed no notices (as a
+/// pooler in transaction mode does) checks the database on every request; one that hears them
+/// remembers, which the control shows by a revocation kept silent on purpose.
+#[tokio::test]
+async fn only_a_process_that_hears_notices_remembers_session_checks() {
+    let app = spawn_app().await;
+    let deaf_url = deaf_proxy::start(&app.url).await;
+    let (_hearing, hearing) = app.another_process(&[("HAVEN_SESSION_CACHE_MS", "5000")]).await;
+    let (_deaf, deaf) =
+        app.another_process(&[("HAVEN_SESSION_CACHE_MS", "5000"), ("DATABASE_URL", deaf_url.as_str())]).await;
+    listening(&app, 3).await;
+    // Far longer than a heartbeat's round trip: a listener that is ever to be trusted is by now.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let org = app.create_org().await;
+    let (heard, unheard) = (app.caller(org, Role::Caseworker).await, app.caller(org, Role::Caseworker).await);
+    let (heard, unheard) = (heard.at(&hearing), unheard.at(&deaf));
+    for caller in [&heard, &unheard] {
+        for _ in 0..2 {
+            assert_eq!(caller.get(paths::ME).await.status, StatusCode::OK);
+        }
+    }
+    // Revoked with the announcing trigger switched off: no process hears of it.
+    let silent = format!(
+        "BEGIN; ALTER TABLE sessions DISABLE TRIGGER sessions_revoked;
+        UPDATE sessions SET revoked_at = now() WHERE user_id IN ('{}', '{}');
+        ALTER TABLE sessions ENABLE ALWAYS TRIGGER sessions_revoked; COMMIT;",
+        heard.id(),
+        unheard.id()
+    );
+    diesel_async::SimpleAsyncConnection::batch_execute(&mut *app.pool.get().await.unwrap(), &silent).await.unwrap();
+    unheard.get(paths::ME).await.assert_problem(401, "unauthorized");
+    assert_eq!(
+        heard.get(paths::ME).await.status,
+        StatusCode::OK,
+        "the process that hears notices should answer from its memory"
+    );
 }
 
 #[tokio::test]
