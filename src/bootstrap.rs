@@ -128,11 +128,12 @@ pub async fn recover_host_admin(
     let email = email.as_str().to_owned();
     (*conn)
         .transaction::<_, BootstrapError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
-            // Locked, so a promotion cannot be approved between this check and the reset.
+            // Locked, so a promotion cannot be approved between this check and the reset; for no
+            // key update, as every reset, so a logout meanwhile can still name the account (D152).
             let account: Option<(uuid::Uuid, uuid::Uuid, Role)> = users::table
                 .filter(users::email.eq(&email))
                 .select((users::id, users::organization_id, users::role))
-                .for_update()
+                .for_no_key_update()
                 .first(conn)
                 .await
                 .optional()?;

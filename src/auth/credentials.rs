@@ -186,6 +186,20 @@ pub async fn change_password(
     let change = async move {
         (*conn)
             .transaction::<_, ApiError, _>(async move |conn: &mut AsyncPgConnection| {
+                // A reset or a disable may have committed while the passwords were hashed: it
+                // ended this session, and its account lock is taken before the session is judged
+                // again, so the change never lands on top of it (D152).
+                users::table.find(principal.user_id).select(users::id).for_no_key_update().first::<Uuid>(conn).await?;
+                let open: bool = sessions_table::table
+                    .find(principal.session_id)
+                    .select(sessions_table::revoked_at.is_null())
+                    .first(conn)
+                    .await
+                    .optional()?
+                    .unwrap_or(false);
+                if !open {
+                    return Err(ApiError::Unauthorized);
+                }
                 diesel::update(users::table.find(principal.user_id))
                     .set((
                         users::password_hash.eq(&hash),

@@ -100,6 +100,8 @@ struct Holder {
     role: Role,
     totp_active: bool,
     sealed: Option<Sealed>,
+    /// The password hash that was checked: a reset meanwhile replaces it.
+    password_hash: Option<String>,
 }
 
 /// The account of an email, or nothing but the lock of an email that has none (as at the login).
@@ -190,7 +192,15 @@ impl Holder {
             }
             _ => None,
         };
-        Holder { id, organization_id, email, role, totp_active: found.totp_active.unwrap_or(false), sealed }
+        Holder {
+            id,
+            organization_id,
+            email,
+            role,
+            totp_active: found.totp_active.unwrap_or(false),
+            sealed,
+            password_hash: found.password_hash.clone(),
+        }
     }
 }
 
@@ -269,6 +279,7 @@ pub async fn confirm(
     let SecondFactorConfirm { email, password, code } = body.0;
     let holder = holder(&state, &ctx, &email, password).await?;
     let verified = holder.sealed.as_ref().map(|s| s.ciphertext.clone()).unwrap_or_default();
+    let password_hash = holder.password_hash.clone();
     let sealed = match (&holder.sealed, holder.totp_active) {
         (Some(sealed), false) => sealed.clone(),
         (_, true) => return Err(ApiError::Conflict("A second factor is already enrolled.".into())),
@@ -302,18 +313,22 @@ pub async fn confirm(
         (*conn)
             .transaction::<_, ApiError, _>(async move |conn: &mut AsyncPgConnection| {
                 // The secret whose code was checked, and no other (a concurrent start may have
-                // replaced it): of two confirmations, one wins.
+                // replaced it): of two confirmations, one wins. And under the password that was
+                // checked: a reset meanwhile (D152) leaves the factor unconfirmed.
                 let activated = diesel::update(
                     users::table
                         .find(holder.id)
                         .filter(users::totp_active.eq(false))
-                        .filter(users::totp_ciphertext.eq(&verified)),
+                        .filter(users::totp_ciphertext.eq(&verified))
+                        .filter(users::password_hash.eq(&password_hash)),
                 )
                 .set((users::totp_active.eq(true), users::totp_last_step.eq(step as i64)))
                 .execute(conn)
                 .await?;
                 if activated != 1 {
-                    return Err(ApiError::Conflict("The secret changed while you confirmed it; start again.".into()));
+                    return Err(ApiError::Conflict(
+                        "The secret or the password changed while you confirmed it; start again.".into(),
+                    ));
                 }
                 diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(holder.id)))
                     .execute(conn)

@@ -249,8 +249,8 @@ async fn locked(conn: &mut AsyncPgConnection, principal: &Principal, id: Uuid) -
     policy::read_grants(principal, seen.organization_id).require()?;
     let subject = users::table.find(seen.user_id);
     let credential_set: bool = match seen.kind {
-        super::GrantKind::SecondFactor => subject.select(users::totp_active).for_update().first(conn).await?,
-        _ => subject.select(users::password_hash.is_not_null()).for_update().first(conn).await?,
+        super::GrantKind::SecondFactor => subject.select(users::totp_active).for_no_key_update().first(conn).await?,
+        _ => subject.select(users::password_hash.is_not_null()).for_no_key_update().first(conn).await?,
     };
     Ok((grant().for_update().first(conn).await?, credential_set))
 }

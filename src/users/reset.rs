@@ -74,7 +74,7 @@ pub async fn reset_user(
     let reset = async move {
         (*conn)
             .transaction::<_, ApiError, _>(async move |conn: &mut AsyncPgConnection| {
-                let role: Role = users::table.find(id).select(users::role).for_update().first(conn).await?;
+                let role: Role = users::table.find(id).select(users::role).for_no_key_update().first(conn).await?;
                 let caseworker = policy::reaches_identities(role);
                 // Whatever waited for approval was about the old credential: a new request replaces
                 // it, so an approver never confirms a password the person did not set last.
@@ -143,7 +143,7 @@ pub async fn reset_second_factor(
     let reset = async move {
         (*conn)
             .transaction::<_, ApiError, _>(async move |conn: &mut AsyncPgConnection| {
-                let role: Role = users::table.find(id).select(users::role).for_update().first(conn).await?;
+                let role: Role = users::table.find(id).select(users::role).for_no_key_update().first(conn).await?;
                 grants::withdraw_pending(conn, &ctx, &principal, id, false).await?;
                 crate::auth::second_factor_store::remove(conn, id).await?;
                 if policy::reaches_identities(role) {

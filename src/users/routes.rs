@@ -277,7 +277,7 @@ pub async fn update_user(
             .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
                 // The account is locked before its grant is filed, the order a reset takes them
                 // in (D150), and the precondition is judged again under the lock.
-                let now: i32 = users::table.find(id).select(users::version).for_update().first(conn).await?;
+                let now: i32 = users::table.find(id).select(users::version).for_no_key_update().first(conn).await?;
                 if now != version {
                     return Err(ApiError::PreconditionFailed);
                 }

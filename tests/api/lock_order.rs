@@ -14,9 +14,10 @@ use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{Response, TestApp, spawn_app};
+use crate::helpers::{PASSWORD, Response, TestApp, spawn_app};
 use crate::paths;
 use crate::referrals::refer;
+use crate::second_factor::phone;
 use crate::victims::create_victim;
 
 /// Runs `request` while another transaction holds `first` (a statement on `id`), and once the
@@ -93,7 +94,7 @@ async fn a_move_on_a_referral_waits_for_its_case_before_it_holds_the_referral() 
 
 /// A reset of an account (and a confirmed second factor) locks the account, then withdraws its
 /// pending grant.
-const RESET_HOLDS_THE_ACCOUNT: &str = "SELECT 1 FROM users WHERE id = $1 FOR UPDATE";
+const RESET_HOLDS_THE_ACCOUNT: &str = "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE";
 const RESET_REACHES_ITS_GRANT: &str =
     "UPDATE access_grants SET reason = reason WHERE user_id = $1 AND status = 'pending'";
 /// A reset files its own grant for the account (another admin's request).
@@ -147,7 +148,117 @@ async fn a_decision_on_a_grant_waits_for_the_account_before_it_holds_the_grant()
     enabled.assert_problem(409, "conflict");
 }
 
-/// A deadlock left somewhere (D150 names two) undoes one of the two transactions in full. Its
+/// A logout (or a refresh) holds its session, then names the account in its audit row: a
+/// foreign key, so a key-share lock on the account. A reset locks the account, then ends its
+/// sessions. The reset's lock leaves room for key-share locks, so the logout finishes first.
+const A_LOGOUT_HOLDS_ITS_SESSION: &str = "UPDATE sessions SET last_used_at = now() WHERE user_id = $1";
+const A_LOGOUT_NAMES_THE_ACCOUNT: &str = "SELECT 1 FROM users WHERE id = $1 FOR KEY SHARE";
+
+#[tokio::test]
+async fn a_reset_lets_a_logout_of_the_same_account_finish_first() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let (admin, staff) = (app.caller(org, Role::Admin).await, app.caller(org, Role::Auditor).await);
+    let reset = async { admin.post(&paths::user_reset(staff.id()), json!({})).await };
+    let (reset, named) =
+        meanwhile(&app, staff.id(), A_LOGOUT_HOLDS_ITS_SESSION, A_LOGOUT_NAMES_THE_ACCOUNT, reset).await;
+    assert_eq!(named, Ok(1), "the logout named the account while the reset waited for its session");
+    assert_eq!(reset.status, StatusCode::OK, "{}", reset.text);
+}
+
+/// Two admins who reset each other at the same moment each lock the other's account, then name
+/// their own (as the reset's issuer and in its audit row). With both accounts locked for update
+/// this deadlocked; the lock a reset takes leaves room for being named, so both go through.
+#[tokio::test]
+async fn two_admins_who_reset_each_other_at_once_both_get_through() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let (x, y) = (app.caller(org, Role::Admin).await, app.caller(org, Role::Admin).await);
+    let mut other = AsyncPgConnection::establish(&app.url).await.unwrap();
+    let mut watch = AsyncPgConnection::establish(&app.url).await.unwrap();
+    // A pending grant for each, held here: each reset withdraws its account's after locking the
+    // account, so both wait there with the other's account locked, as two resets at one moment.
+    for (subject, by) in [(x.id(), y.id()), (y.id(), x.id())] {
+        diesel::sql_query(
+            "INSERT INTO access_grants (id, organization_id, user_id, kind, requested_by) \
+             VALUES (gen_random_uuid(), $1, $2, 'credential_reset', $3)",
+        )
+        .bind::<SqlUuid, _>(org)
+        .bind::<SqlUuid, _>(subject)
+        .bind::<SqlUuid, _>(by)
+        .execute(&mut other)
+        .await
+        .unwrap();
+    }
+    diesel::sql_query("BEGIN").execute(&mut other).await.unwrap();
+    diesel::sql_query("UPDATE access_grants SET reason = reason WHERE organization_id = $1 AND status = 'pending'")
+        .bind::<SqlUuid, _>(org)
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let holder = diesel::select(diesel::dsl::sql::<Integer>("pg_backend_pid()")).get_result::<i32>(&mut other);
+    let holder = holder.await.unwrap();
+    let both_wait = async {
+        let waiting = format!("(SELECT count(*) FROM pg_stat_activity WHERE {holder} = ANY(pg_blocking_pids(pid)))");
+        while diesel::select(diesel::dsl::sql::<BigInt>(&waiting)).get_result::<i64>(&mut watch).await.unwrap() < 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        diesel::sql_query("COMMIT").execute(&mut other).await.unwrap();
+    };
+    let (of_y, of_x) = (paths::user_reset(y.id()), paths::user_reset(x.id()));
+    let (by_x, by_y, ()) = tokio::join!(x.post(&of_y, json!({})), y.post(&of_x, json!({})), both_wait);
+    assert_eq!(by_x.status, StatusCode::OK, "{}", by_x.text);
+    assert_eq!(by_y.status, StatusCode::OK, "{}", by_y.text);
+}
+
+/// A reset in one statement, as the other writer: the account's sessions end, its password goes
+/// and its tokens lapse.
+const A_RESET_ENDS_IT: &str = "WITH ended AS (UPDATE sessions SET revoked_at = now() \
+     WHERE user_id = $1 AND revoked_at IS NULL RETURNING 1) \
+     UPDATE users SET password_hash = NULL, token_version = token_version + 1 WHERE id = $1";
+const NEW_PASSWORD: &str = "kora-baobab-tide-lantern";
+
+/// A password change checks the current password before its transaction. A reset that commits
+/// meanwhile has ended the session it came through: the change does not land on top of it.
+#[tokio::test]
+async fn a_password_checked_before_a_reset_is_not_set_after_it() {
+    let app = spawn_app().await;
+    let staff = app.caller(app.create_org().await, Role::Auditor).await;
+    let body = json!({ "current_password": PASSWORD, "new_password": NEW_PASSWORD });
+    let change = async { staff.post(paths::MY_PASSWORD, body).await };
+    let (changed, reset) = meanwhile(&app, staff.id(), RESET_HOLDS_THE_ACCOUNT, A_RESET_ENDS_IT, change).await;
+    assert_eq!(reset, Ok(1), "the reset went through while the change waited");
+    changed.assert_problem(401, "unauthorized");
+    for password in [PASSWORD, NEW_PASSWORD] {
+        app.login_raw(&staff.user.email, password).await.assert_problem(401, "invalid-credentials");
+    }
+}
+
+/// A second factor's confirmation checks the password before its transaction. A reset that
+/// commits meanwhile leaves the factor unconfirmed.
+#[tokio::test]
+async fn a_second_factor_confirmed_under_a_password_a_reset_removed_stays_inactive() {
+    let app = spawn_app().await;
+    let user = app.create_user(app.create_org().await, Role::Auditor).await;
+    let start = app.post(paths::SECOND_FACTOR, None, json!({ "email": user.email, "password": PASSWORD })).await;
+    assert_eq!(start.status, StatusCode::OK, "{}", start.text);
+    let code = phone(start.json()["secret"].as_str().unwrap()).generate(chrono::Utc::now().timestamp() as u64);
+    let body = json!({ "email": user.email, "password": PASSWORD, "code": code.to_string() });
+    let confirm = async { app.post(paths::SECOND_FACTOR_CONFIRM, None, body).await };
+    let (confirmed, reset) = meanwhile(&app, user.id, RESET_HOLDS_THE_ACCOUNT, A_RESET_ENDS_IT, confirm).await;
+    assert_eq!(reset, Ok(1), "the reset went through while the confirmation waited");
+    confirmed.assert_problem(409, "conflict");
+    let active = format!("SELECT count(*) AS n FROM users WHERE id = '{}' AND totp_active", user.id);
+    assert_eq!(diesel::sql_query(active).get_result::<Count>(&mut app.pool.get().await.unwrap()).await.unwrap().n, 0);
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// A deadlock left somewhere (none is known since D152) undoes one of the two transactions in full. Its
 /// request is answered 503 with `Retry-After`, as one to send again, not 500.
 #[tokio::test]
 async fn a_transaction_undone_on_a_deadlock_is_answered_as_one_to_send_again() {

@@ -15,7 +15,7 @@ fn now() -> u64 {
 }
 
 /// The app's view of a secret, to compute codes as a phone would.
-fn phone(secret: &str) -> Totp {
+pub fn phone(secret: &str) -> Totp {
     Builder::new()
         .with_secret(Secret::try_from_base32(secret).unwrap())
         .with_account_name("test")
