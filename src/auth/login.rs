@@ -187,12 +187,14 @@ pub async fn login(
     let expires = now + chrono::Duration::hours(settings.session_ttl_hours as i64);
     let (id, org, role, version) = (user.id, user.organization_id, user.role, user.token_version);
     let (factor_state, account_email, session_ctx) = (state.clone(), account.clone(), ctx.clone());
+    let checked = stored.clone();
     let started = (*conn)
         .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
             // The account may have changed while the password was being checked (an admin reset
-            // or disable): re-read it under a row lock, so no session outlives such a change.
-            type Now = (i32, bool, Option<DateTime<Utc>>, bool, Role, Uuid);
-            let (current_version, disabled, locked_until, awaiting, role_now, org_now): Now = users::table
+            // or disable, the person's own password change): re-read it under a row lock, so no
+            // session outlives such a change.
+            type Now = (i32, bool, Option<DateTime<Utc>>, bool, Role, Uuid, Option<String>);
+            let (current_version, disabled, locked_until, awaiting, role_now, org_now, hash_now): Now = users::table
                 .find(id)
                 .select((
                     users::token_version,
@@ -201,6 +203,7 @@ pub async fn login(
                     users::awaiting_approval,
                     users::role,
                     users::organization_id,
+                    users::password_hash,
                 ))
                 .for_update()
                 .first(conn)
@@ -212,7 +215,9 @@ pub async fn login(
             } else if awaiting {
                 Some("awaiting_approval")
             } else {
-                (current_version != version).then_some("account_changed")
+                // A password change ends the other sessions but not the tokens' version: the hash
+                // checked is compared too (D153).
+                (current_version != version || hash_now != checked).then_some("account_changed")
             };
             if let Some(reason) = changed {
                 // Refused like a wrong password, and recorded (under the account's role and

@@ -237,15 +237,25 @@ pub async fn start(
     let secret = Zeroizing::new(Secret::generate().to_vec());
     let totp = totp(secret.to_vec(), &holder.email)?;
     let sealed = state.identity_keys.seal(Purpose::SecondFactor, holder.id, &secret);
-    diesel::update(users::table.find(holder.id))
-        .set((
-            users::totp_key_id.eq(sealed.key_id),
-            users::totp_nonce.eq(sealed.nonce),
-            users::totp_ciphertext.eq(sealed.ciphertext),
-            users::totp_last_step.eq(None::<i64>),
-        ))
-        .execute(&mut *state.pool.get().await?)
-        .await?;
+    // Judged again as it is written: a factor confirmed (or a reset) since the checks above keeps
+    // this secret from replacing it (D153).
+    let written = diesel::update(
+        users::table
+            .find(holder.id)
+            .filter(users::totp_active.eq(false))
+            .filter(users::password_hash.eq(&holder.password_hash)),
+    )
+    .set((
+        users::totp_key_id.eq(sealed.key_id),
+        users::totp_nonce.eq(sealed.nonce),
+        users::totp_ciphertext.eq(sealed.ciphertext),
+        users::totp_last_step.eq(None::<i64>),
+    ))
+    .execute(&mut *state.pool.get().await?)
+    .await?;
+    if written != 1 {
+        return Err(ApiError::Conflict("The account changed while the secret was made; start again.".into()));
+    }
     let answer = SecondFactorSecret {
         secret: totp.secret().to_base32(),
         otpauth_uri: totp.to_url().map_err(|e| ApiError::internal("totp url", e))?,

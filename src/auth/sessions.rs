@@ -124,7 +124,12 @@ pub async fn revoke(conn: &mut AsyncPgConnection, session_id: Uuid, reason: &str
 
 /// Ends every session of a user and invalidates their access tokens (role change, disable,
 /// password reset).
+///
+/// The account is locked first (as every reset does, D152): a login in flight holds it until
+/// its session is committed, so the session is there to be ended rather than started just after
+/// the sessions were read (D153).
 pub async fn revoke_user(conn: &mut AsyncPgConnection, user_id: Uuid) -> QueryResult<()> {
+    users::table.find(user_id).select(users::id).for_no_key_update().execute(conn).await?;
     diesel::update(sessions::table.filter(sessions::user_id.eq(user_id)).filter(sessions::revoked_at.is_null()))
         .set((sessions::revoked_at.eq(diesel::dsl::now), sessions::revoked_reason.eq(REVOKED_USER_CHANGED)))
         .execute(conn)

@@ -78,6 +78,8 @@ pub async fn set_policy(
                         .filter(users::role.eq(crate::domain::Role::Caseworker))
                         .filter(users::totp_active.eq(false))
                         .select(users::id)
+                        // One order for every writer that locks several accounts.
+                        .order(users::id)
                         .load(conn)
                         .await?;
                     for user in without {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{DeclineInput, NewReferral, ReasonPart, Referral, ReferralInput, ReferralRow, ReferralView, Transition};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
-use crate::db::schema::referrals;
+use crate::db::schema::{referrals, victims};
 use crate::domain::case_vocab::ReferralStatus;
 use crate::domain::policy::{self, Custody, Relation};
 use crate::error::{ApiError, ApiResult};
@@ -122,12 +122,7 @@ pub async fn create_referral(
         access::load_visible(&state, &mut conn, &ctx, &principal, input.victim_id).await?;
     policy::write_victim(&principal, victim.organization_id, custody).require()?;
     if !victim.consent_services {
-        // A referral is a request for a service to the person: without their consent to services
-        // it is not made (record the consent on the case file first).
-        return Err(ApiError::validation(
-            "victim_id",
-            "the victim has not consented to services (consent.services on the case file): record their consent before referring them",
-        ));
+        return Err(no_consent_to_services());
     }
     let org = principal.organization_id;
     if input.to_organization_id == org {
@@ -142,7 +137,7 @@ pub async fn create_referral(
         None => None,
     };
     let (reason_key_id, reason_nonce, reason_ciphertext) = Sealed::columns(sealed);
-    let new = NewReferral {
+    let mut new = NewReferral {
         id,
         victim_id: victim.id,
         from_organization_id: org,
@@ -159,9 +154,19 @@ pub async fn create_referral(
     };
     let (row, created) = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
-            // Judged again under the case's lock: a concurrent hand-over may have restricted it.
+            // Judged again under the case's lock: a concurrent hand-over may have restricted it,
+            // and a withdrawal of consent committed meanwhile stands (D153).
             let custody = custody::lock(conn, victim.id, principal.user_id, victim.organization_id).await?;
             policy::write_victim(&principal, victim.organization_id, custody).require()?;
+            let (services, share): (bool, bool) = victims::table
+                .find(victim.id)
+                .select((victims::consent_services, victims::consent_share_with_referral_partners))
+                .first(conn)
+                .await?;
+            if !services {
+                return Err(no_consent_to_services());
+            }
+            new.identity_shared = share;
             let (row, created) = crate::idempotency::create_once(conn, &new).await?;
             if !created {
                 return Ok((row, false));
@@ -180,6 +185,15 @@ pub async fn create_referral(
         .await?;
     let view = view(&state, &mut conn, &ctx, &principal, &row).await?;
     Ok(crate::idempotency::answer(created).json(view))
+}
+
+/// A referral is a request for a service to the person: without their consent to services it is
+/// not made (record the consent on the case file first).
+fn no_consent_to_services() -> ApiError {
+    ApiError::validation(
+        "victim_id",
+        "the victim has not consented to services (consent.services on the case file): record their consent before referring them",
+    )
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]

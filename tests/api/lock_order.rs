@@ -14,17 +14,16 @@ use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{PASSWORD, Response, TestApp, spawn_app};
+use crate::helpers::{Response, TestApp, spawn_app};
 use crate::paths;
 use crate::referrals::refer;
-use crate::second_factor::phone;
 use crate::victims::create_victim;
 
 /// Runs `request` while another transaction holds `first` (a statement on `id`), and once the
 /// request waits for that transaction (or has answered without waiting), runs `second` (on `id`)
 /// in it and commits it. Returns the request's answer and the rows `second` changed, or why it
 /// failed.
-async fn meanwhile(
+pub async fn meanwhile(
     app: &TestApp,
     id: Uuid,
     first: &str,
@@ -61,7 +60,7 @@ async fn meanwhile(
 }
 
 /// An erasure (and the retention job) locks the case, then updates its referrals.
-const ERASURE_HOLDS_THE_CASE: &str = "SELECT 1 FROM victims WHERE id = $1 FOR UPDATE";
+pub const ERASURE_HOLDS_THE_CASE: &str = "SELECT 1 FROM victims WHERE id = $1 FOR UPDATE";
 const ERASURE_REACHES_ITS_REFERRALS: &str = "UPDATE referrals SET version = version + 1 WHERE victim_id = $1";
 
 /// Both parties' moves on a referral lock the case first: the sender's because it writes on its
@@ -94,7 +93,7 @@ async fn a_move_on_a_referral_waits_for_its_case_before_it_holds_the_referral() 
 
 /// A reset of an account (and a confirmed second factor) locks the account, then withdraws its
 /// pending grant.
-const RESET_HOLDS_THE_ACCOUNT: &str = "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE";
+pub const RESET_HOLDS_THE_ACCOUNT: &str = "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE";
 const RESET_REACHES_ITS_GRANT: &str =
     "UPDATE access_grants SET reason = reason WHERE user_id = $1 AND status = 'pending'";
 /// A reset files its own grant for the account (another admin's request).
@@ -209,53 +208,6 @@ async fn two_admins_who_reset_each_other_at_once_both_get_through() {
     let (by_x, by_y, ()) = tokio::join!(x.post(&of_y, json!({})), y.post(&of_x, json!({})), both_wait);
     assert_eq!(by_x.status, StatusCode::OK, "{}", by_x.text);
     assert_eq!(by_y.status, StatusCode::OK, "{}", by_y.text);
-}
-
-/// A reset in one statement, as the other writer: the account's sessions end, its password goes
-/// and its tokens lapse.
-const A_RESET_ENDS_IT: &str = "WITH ended AS (UPDATE sessions SET revoked_at = now() \
-     WHERE user_id = $1 AND revoked_at IS NULL RETURNING 1) \
-     UPDATE users SET password_hash = NULL, token_version = token_version + 1 WHERE id = $1";
-const NEW_PASSWORD: &str = "kora-baobab-tide-lantern";
-
-/// A password change checks the current password before its transaction. A reset that commits
-/// meanwhile has ended the session it came through: the change does not land on top of it.
-#[tokio::test]
-async fn a_password_checked_before_a_reset_is_not_set_after_it() {
-    let app = spawn_app().await;
-    let staff = app.caller(app.create_org().await, Role::Auditor).await;
-    let body = json!({ "current_password": PASSWORD, "new_password": NEW_PASSWORD });
-    let change = async { staff.post(paths::MY_PASSWORD, body).await };
-    let (changed, reset) = meanwhile(&app, staff.id(), RESET_HOLDS_THE_ACCOUNT, A_RESET_ENDS_IT, change).await;
-    assert_eq!(reset, Ok(1), "the reset went through while the change waited");
-    changed.assert_problem(401, "unauthorized");
-    for password in [PASSWORD, NEW_PASSWORD] {
-        app.login_raw(&staff.user.email, password).await.assert_problem(401, "invalid-credentials");
-    }
-}
-
-/// A second factor's confirmation checks the password before its transaction. A reset that
-/// commits meanwhile leaves the factor unconfirmed.
-#[tokio::test]
-async fn a_second_factor_confirmed_under_a_password_a_reset_removed_stays_inactive() {
-    let app = spawn_app().await;
-    let user = app.create_user(app.create_org().await, Role::Auditor).await;
-    let start = app.post(paths::SECOND_FACTOR, None, json!({ "email": user.email, "password": PASSWORD })).await;
-    assert_eq!(start.status, StatusCode::OK, "{}", start.text);
-    let code = phone(start.json()["secret"].as_str().unwrap()).generate(chrono::Utc::now().timestamp() as u64);
-    let body = json!({ "email": user.email, "password": PASSWORD, "code": code.to_string() });
-    let confirm = async { app.post(paths::SECOND_FACTOR_CONFIRM, None, body).await };
-    let (confirmed, reset) = meanwhile(&app, user.id, RESET_HOLDS_THE_ACCOUNT, A_RESET_ENDS_IT, confirm).await;
-    assert_eq!(reset, Ok(1), "the reset went through while the confirmation waited");
-    confirmed.assert_problem(409, "conflict");
-    let active = format!("SELECT count(*) AS n FROM users WHERE id = '{}' AND totp_active", user.id);
-    assert_eq!(diesel::sql_query(active).get_result::<Count>(&mut app.pool.get().await.unwrap()).await.unwrap().n, 0);
-}
-
-#[derive(diesel::QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
 }
 
 /// A deadlock left somewhere (none is known since D152) undoes one of the two transactions in full. Its

@@ -26,6 +26,7 @@ mod faults;
 mod fuzz_api;
 mod generated_client;
 mod hostile;
+mod judged_again;
 mod leak;
 mod lock_order;
 mod lockout;
