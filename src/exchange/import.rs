@@ -176,6 +176,17 @@ pub async fn run(
             }
             continue;
         };
+        if row.erased_at.is_some()
+            && p.doc.contains_key("identity")
+            && crate::victims::erasure::erased(&mut conn, id).await?
+        {
+            report.errors.push(plan::issue(
+                p.row,
+                None,
+                "its case's identity was erased: no identity is recorded on it again unless it is reopened",
+            ));
+            continue;
+        }
         let may_write = policy::write_victim(principal, org, custody(id)).require().is_ok();
         let identity = match (p.doc.contains_key("identity"), may_write) {
             (false, _) => None,
@@ -305,6 +316,10 @@ async fn write(
             let id = before.id;
             let custody = custody::lock(conn, id, principal.user_id, org).await?;
             policy::write_victim(principal, org, custody).require()?;
+            // Erased since the file was read: judged again under the lock.
+            if identity.is_some() && crate::victims::erasure::erased(conn, id).await? {
+                return Err(crate::victims::erasure::refused_on_erased());
+            }
             let updated =
                 store::update(conn, id, before.version, principal.user_id, &p.input).await?.ok_or_else(|| {
                     ApiError::Conflict("A case changed while the file was imported: import it again.".into())

@@ -159,6 +159,32 @@ pub async fn erase_locked(
     })
 }
 
+/// Whether `victim`'s identity was erased and the case has not been reopened since. Call under the
+/// case's lock. Such a case stays a de-identified record: no identity is recorded on it again (an
+/// old export imported again, a patch), since the retention job erases a case once per closure and
+/// would not come back to it (D154). Reopening, a deliberate step with its reason, starts a new
+/// period whose closure makes the case due again.
+pub async fn erased(conn: &mut AsyncPgConnection, victim: Uuid) -> QueryResult<bool> {
+    diesel::select(
+        diesel::dsl::sql::<diesel::sql_types::Bool>("EXISTS (SELECT 1 FROM victims v WHERE v.id = ")
+            .bind::<diesel::sql_types::Uuid, _>(victim)
+            .sql(
+                " AND v.erased_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM case_closures c \
+                 WHERE c.victim_id = v.id AND c.reopened_at > v.erased_at))",
+            ),
+    )
+    .get_result(conn)
+    .await
+}
+
+/// Refused: an identity for a case whose identity was erased.
+pub fn refused_on_erased() -> ApiError {
+    ApiError::Conflict(
+        "This case's identity was erased: no identity is recorded on it again unless it is reopened. A person who comes back gets a new case file."
+            .into(),
+    )
+}
+
 /// The audit record of an erasure: counts only, nothing that was erased.
 pub fn event(erasure: &Erasure, org: Uuid) -> Event {
     Event::new(AuditAction::VictimErased, AuditOutcome::Success)

@@ -274,6 +274,10 @@ pub async fn update_victim(
                 }
             }
             let touches_identity = fields.contains_key("identity");
+            // Before a key is asked for: the vault would make a new one for an erased case.
+            if fields.get("identity").is_some_and(|i| !i.is_null()) && super::erasure::erased(conn, id).await? {
+                return Err(super::erasure::refused_on_erased());
+            }
             // Under the case's lock, so an erasure waiting for it destroys whatever this seals.
             let sealer = match touches_identity {
                 true => Some(state.vault.sealer(id).await?),

@@ -502,3 +502,35 @@ async fn an_erasure_undone_by_a_deadlock_is_done_again_at_once() {
     let tries = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(&format!("({undone})")));
     assert_eq!(tries.get_result::<i64>(&mut app.pool.get().await.unwrap()).await.unwrap(), 2, "undone once, then done");
 }
+
+/// An erased case stays a de-identified record (D154): an identity sent for it again, by a patch or
+/// by a file's row, is refused, and the case holds none; the retention job, which erases a case
+/// once, would not come back to one.
+#[tokio::test]
+async fn an_erased_case_takes_no_identity_again() {
+    use diesel_async::RunQueryDsl;
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let (victim, caseworker) = create_victim(&app, org).await;
+    let erased = caseworker.post(&paths::case_step(victim, "erase"), json!({ "reason": "data_subject_request" })).await;
+    assert_eq!(erased.status, StatusCode::OK, "{}", erased.text);
+    let version = caseworker.get(&paths::victim(victim)).await.json()["version"].to_string();
+    let patch = json!({ "identity": { "given_names": "MARKERGIVEN Returned" } });
+    caseworker.patch(&paths::victim(victim), &format!("\"{version}\""), patch).await.assert_problem(409, "conflict");
+    let file = format!("hvn_CaseId,prs_FirstName\r\n{victim},MARKERGIVEN Returned\r\n").into_bytes();
+    let (status, dry) = crate::exchange::import(&app, &caseworker, "dry_run=true", "text/csv", file.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    assert_eq!(dry["errors"].as_array().map(Vec::len), Some(1), "{dry}");
+    let (status, refused) = crate::exchange::import(&app, &caseworker, "", "text/csv", file).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    let case = caseworker.get(&paths::victim(victim)).await.json();
+    assert!(case.get("identity").is_none_or(|i| i.is_null() || i.as_object().is_some_and(|o| o.is_empty())), "{case}");
+    let stored = diesel::sql_query(format!("SELECT count(*) AS n FROM victim_identities WHERE victim_id = '{victim}'"));
+    assert_eq!(stored.get_result::<Count>(&mut app.pool.get().await.unwrap()).await.unwrap().n, 0);
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}

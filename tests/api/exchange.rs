@@ -22,7 +22,7 @@ async fn export(app: &TestApp, who: &Caller<'_>, query: &str) -> (StatusCode, Ve
     (resp.status(), resp.bytes().await.unwrap().to_vec())
 }
 
-async fn import(app: &TestApp, who: &Caller<'_>, query: &str, kind: &str, file: Vec<u8>) -> (StatusCode, Value) {
+pub async fn import(app: &TestApp, who: &Caller<'_>, query: &str, kind: &str, file: Vec<u8>) -> (StatusCode, Value) {
     let url = format!("{}{}?{query}", app.address, paths::IMPORT);
     let resp =
         app.client.post(url).bearer_auth(&who.token).header("content-type", kind).body(file).send().await.unwrap();
