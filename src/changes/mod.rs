@@ -107,13 +107,25 @@ pub async fn for_unassigned(conn: &mut AsyncPgConnection, org: Uuid, victim: Uui
 }
 
 /// A referral to `org` ended: unless another live referral of the victim to it remains (or it
-/// holds the case itself), its clients forget the case.
+/// holds the case itself), its clients forget the case; when the live referrals that remain were
+/// all made without the identity shared, they forget the identity the ended one may have shown.
 pub async fn after_referral(conn: &mut AsyncPgConnection, org: Uuid, victim: Uuid) -> QueryResult<()> {
-    let live = referrals::table
-        .filter(referrals::victim_id.eq(victim))
-        .filter(referrals::to_organization_id.eq(org))
-        .filter(referrals::status.eq_any(LIVE));
-    let owned = victims::table.filter(victims::id.eq(victim)).filter(victims::organization_id.eq(org));
-    let still: bool = diesel::select(diesel::dsl::exists(live).or(diesel::dsl::exists(owned))).get_result(conn).await?;
-    if still { Ok(()) } else { for_organization(conn, org, victim, Forget::Record, LeaveReason::ReferralEnded).await }
+    let live = || {
+        referrals::table
+            .filter(referrals::victim_id.eq(victim))
+            .filter(referrals::to_organization_id.eq(org))
+            .filter(referrals::status.eq_any(LIVE))
+    };
+    let owned = || victims::table.filter(victims::id.eq(victim)).filter(victims::organization_id.eq(org));
+    let (still, identity): (bool, bool) = diesel::select((
+        diesel::dsl::exists(live()).or(diesel::dsl::exists(owned())),
+        diesel::dsl::exists(live().filter(referrals::identity_shared.eq(true))).or(diesel::dsl::exists(owned())),
+    ))
+    .get_result(conn)
+    .await?;
+    match (still, identity) {
+        (false, _) => for_organization(conn, org, victim, Forget::Record, LeaveReason::ReferralEnded).await,
+        (true, false) => for_organization(conn, org, victim, Forget::Identity, LeaveReason::ReferralEnded).await,
+        (true, true) => Ok(()),
+    }
 }

@@ -74,3 +74,39 @@ async fn clients_are_told_what_left_their_sight() {
     assert!(tombstones(&outsider).await.is_empty());
     app.caller(org, Role::Partner).await.get(paths::CHANGES).await.assert_problem(403, "forbidden");
 }
+
+/// Two live referrals of one person to one organisation, one made with the identity shared, one
+/// without: when the first ends, the receiver's clients forget the identity, though the case stays
+/// in sight through the second.
+#[tokio::test]
+async fn a_referral_that_ended_takes_the_identity_it_shared() {
+    let app = spawn_app().await;
+    let (org, other) = (app.create_org().await, app.create_org().await);
+    let (victim, owner) = create_victim(&app, org).await;
+    let receiver = app.caller(other, Role::Caseworker).await;
+    let consent = async |share: bool| {
+        let version = format!("\"{}\"", owner.get(&paths::victim(victim)).await.json()["version"]);
+        let body = json!({ "consent": { "services": true, "share_with_referral_partners": share, "anonymised_statistics": true } });
+        let resp = owner.patch(&paths::victim(victim), &version, body).await;
+        assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    };
+    let refer = async |service: &str| {
+        let body = json!({ "victim_id": victim, "to_organization_id": other, "service": service });
+        let resp = owner.post(paths::REFERRALS, body).await;
+        assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
+        (resp.json()["id"].as_str().unwrap().to_owned(), resp.json()["identity_shared"].as_bool().unwrap())
+    };
+    consent(false).await;
+    let (_without, shared) = refer("legal").await;
+    assert!(!shared);
+    consent(true).await;
+    let (with, shared) = refer("shelter").await;
+    assert!(shared);
+    assert!(receiver.get(&paths::victim(victim)).await.json()["identity"].is_object());
+    let before = tombstones(&receiver).await.len();
+    assert_eq!(owner.post(&paths::referral_step(&with, "cancel"), json!({})).await.status, StatusCode::OK);
+    let case = receiver.get(&paths::victim(victim)).await;
+    assert_eq!(case.status, StatusCode::OK, "the case stays in sight through the other referral");
+    assert!(case.json().get("identity").is_none());
+    assert_eq!(tombstones(&receiver).await[before..], [one(victim, "identity", "referral_ended")]);
+}
