@@ -340,6 +340,18 @@ async fn transition(
             let to = step.apply(row.status).ok_or_else(|| {
                 ApiError::Conflict(format!("This referral is {}; that transition is not allowed from it.", row.status))
             })?;
+            // A referral is a request for a service: not taken up once the person has withdrawn
+            // their consent to services (read under the case's lock, after any withdrawal).
+            if step == Transition::Accept {
+                let services: bool =
+                    victims::table.find(seen.victim_id).select(victims::consent_services).first(conn).await?;
+                if !services {
+                    return Err(ApiError::Conflict(
+                        "The person has withdrawn their consent to services since this referral was made: it cannot be accepted, and the referring organisation may cancel it."
+                            .into(),
+                    ));
+                }
+            }
             let now = Some(chrono::Utc::now());
             let at = |t: Transition| if step == t { now } else { None };
             let row: ReferralRow = diesel::update(referrals::table.find(id))

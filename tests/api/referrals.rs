@@ -268,3 +268,21 @@ async fn a_referral_outside_haven_is_recorded_and_followed_up() {
         assert!(actions.iter().any(|(a, _)| a == action), "{action} not audited");
     }
 }
+
+/// A referral made with consent to services is not accepted once the person has withdrawn it
+/// (D155).
+#[tokio::test]
+async fn a_referral_is_not_accepted_after_consent_to_services_is_withdrawn() {
+    let app = spawn_app().await;
+    let (from, to) = (app.create_org().await, app.create_org().await);
+    let (victim, sender) = create_victim(&app, from).await;
+    let receiver = app.caller(to, Role::Caseworker).await;
+    let id = refer(&sender, victim, to).await["id"].as_str().unwrap().to_owned();
+    let version = format!("\"{}\"", sender.get(&paths::victim(victim)).await.json()["version"]);
+    let withdraw = json!({ "consent": { "services": false, "share_with_referral_partners": false, "anonymised_statistics": true } });
+    let resp = sender.patch(&paths::victim(victim), &version, withdraw).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    receiver.post(&paths::referral_step(&id, "accept"), json!({})).await.assert_problem(409, "conflict");
+    let cancelled = sender.post(&paths::referral_step(&id, "cancel"), json!({})).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.text);
+}
