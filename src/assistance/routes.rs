@@ -86,6 +86,14 @@ pub async fn create_assistance(
             if victim.organization_id == org {
                 let custody = custody::lock(conn, victim_id, principal.user_id, victim.organization_id).await?;
                 policy::record_assistance(&principal, victim.organization_id, relation, custody).require()?;
+            } else if new.notes_ciphertext.is_some() {
+                custody::reference(conn, victim_id).await?;
+            }
+            if new.notes_ciphertext.is_some() && crate::victims::erasure::erased_since_closed(conn, victim_id).await? {
+                return Err(ApiError::Conflict(
+                    "This case was closed and its identity erased: notes are not recorded on it (record the assistance without notes, or reopen the case)."
+                        .into(),
+                ));
             }
             let (row, created) = crate::idempotency::create_once(conn, &new).await?;
             if !created {

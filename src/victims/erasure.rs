@@ -177,6 +177,22 @@ pub async fn erased(conn: &mut AsyncPgConnection, victim: Uuid) -> QueryResult<b
     .await
 }
 
+/// Whether `victim` is closed and was erased since its closure: the retention job will not come back
+/// to it, so an identity-grade text written now (assistance notes) would stay for good (D156).
+/// Call under the case's lock (or a key-share lock on it).
+pub async fn erased_since_closed(conn: &mut AsyncPgConnection, victim: Uuid) -> QueryResult<bool> {
+    diesel::select(
+        diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "EXISTS (SELECT 1 FROM victims v JOIN case_closures c ON c.victim_id = v.id AND c.reopened_at IS NULL \
+             WHERE v.id = ",
+        )
+        .bind::<diesel::sql_types::Uuid, _>(victim)
+        .sql(" AND v.erased_at >= c.closed_at)"),
+    )
+    .get_result(conn)
+    .await
+}
+
 /// Refused: an identity for a case whose identity was erased.
 pub fn refused_on_erased() -> ApiError {
     ApiError::Conflict(

@@ -529,6 +529,24 @@ async fn an_erased_case_takes_no_identity_again() {
     assert_eq!(stored.get_result::<Count>(&mut app.pool.get().await.unwrap()).await.unwrap().n, 0);
 }
 
+/// A case closed and then erased takes no notes again: the retention job, which erases a case once
+/// per closure, would not come back to them (D156). Assistance without notes is still recorded.
+#[tokio::test]
+async fn a_case_erased_after_its_closure_takes_no_notes() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let (victim, caseworker) = create_victim(&app, org).await;
+    let closed = caseworker.post(&paths::case_step(victim, "close"), json!({ "reason": "goals_met" })).await;
+    assert_eq!(closed.status, StatusCode::OK, "{}", closed.text);
+    let erased = caseworker.post(&paths::case_step(victim, "erase"), json!({ "reason": "data_subject_request" })).await;
+    assert_eq!(erased.status, StatusCode::OK, "{}", erased.text);
+    let noted = json!({ "kind": "medical", "provided_on": "2026-11-01", "notes": "MARKERNOTES clinic" });
+    caseworker.post(&paths::assistance(victim), noted).await.assert_problem(409, "conflict");
+    let plain = json!({ "kind": "medical", "provided_on": "2026-11-01" });
+    let recorded = caseworker.post(&paths::assistance(victim), plain).await;
+    assert_eq!(recorded.status, StatusCode::CREATED, "{}", recorded.text);
+}
+
 #[derive(diesel::QueryableByName)]
 struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
