@@ -286,3 +286,22 @@ async fn a_referral_is_not_accepted_after_consent_to_services_is_withdrawn() {
     let cancelled = sender.post(&paths::referral_step(&id, "cancel"), json!({})).await;
     assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.text);
 }
+
+/// A case erased after its closure takes no referral reason: the retention job would not come back
+/// to it (D156).
+#[tokio::test]
+async fn a_case_erased_after_its_closure_is_referred_without_a_reason() {
+    let app = spawn_app().await;
+    let (from, to) = (app.create_org().await, app.create_org().await);
+    let (victim, sender) = create_victim(&app, from).await;
+    let closed = sender.post(&paths::case_step(victim, "close"), json!({ "reason": "goals_met" })).await;
+    assert_eq!(closed.status, StatusCode::OK, "{}", closed.text);
+    let erased = sender.post(&paths::case_step(victim, "erase"), json!({ "reason": "data_subject_request" })).await;
+    assert_eq!(erased.status, StatusCode::OK, "{}", erased.text);
+    let body = json!({ "victim_id": victim, "to_organization_id": to, "service": "shelter" });
+    let mut with_reason = body.clone();
+    with_reason["reason"] = json!("MARKERNOTES needs a safe house");
+    sender.post(paths::REFERRALS, with_reason).await.assert_problem(409, "conflict");
+    let referred = sender.post(paths::REFERRALS, body).await;
+    assert_eq!(referred.status, StatusCode::CREATED, "{}", referred.text);
+}
