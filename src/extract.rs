@@ -275,8 +275,11 @@ impl FromRequest for IfMatch {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let values: Vec<&str> = req.headers().get_all(header::IF_MATCH).filter_map(|v| v.to_str().ok()).collect();
-        std::future::ready(match values.is_empty() {
+        let sent: Vec<_> = req.headers().get_all(header::IF_MATCH).collect();
+        // A value that is not visible ASCII is still a condition sent, one that names no ETag of
+        // ours: it fails (412), it is not missing (428).
+        let values: Vec<&str> = sent.iter().filter_map(|v| v.to_str().ok()).collect();
+        std::future::ready(match sent.is_empty() {
             true => Err(ApiError::PreconditionRequired),
             false => Ok(IfMatch::parse(&values.join(","))),
         })
@@ -311,6 +314,16 @@ mod tests {
         assert!(IfMatch::parse("W/\"3\"").against(3).is_err(), "weak tags never match");
         assert!(IfMatch::parse("3").against(3).is_err(), "an ETag is quoted");
         assert_eq!(IfMatch::Any.against(7).unwrap(), 7);
+    }
+
+    #[test]
+    fn an_if_match_that_is_not_ascii_fails_rather_than_being_missing() {
+        let value = header::HeaderValue::from_bytes("Clínica Esperanza".as_bytes()).unwrap();
+        let req = actix_web::test::TestRequest::default().insert_header((header::IF_MATCH, value)).to_http_request();
+        let sent = IfMatch::extract(&req).into_inner().expect("a condition was sent");
+        assert!(matches!(sent.against(1), Err(ApiError::PreconditionFailed)));
+        let req = actix_web::test::TestRequest::default().to_http_request();
+        assert!(matches!(IfMatch::extract(&req).into_inner(), Err(ApiError::PreconditionRequired)));
     }
 
     #[test]
