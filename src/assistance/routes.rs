@@ -89,11 +89,8 @@ pub async fn create_assistance(
             } else if new.notes_ciphertext.is_some() {
                 custody::reference(conn, victim_id).await?;
             }
-            if new.notes_ciphertext.is_some() && crate::victims::erasure::erased_since_closed(conn, victim_id).await? {
-                return Err(ApiError::Conflict(
-                    "This case was closed and its identity erased: notes are not recorded on it (record the assistance without notes, or reopen the case)."
-                        .into(),
-                ));
+            if new.notes_ciphertext.is_some() {
+                crate::victims::erasure::refuse_text_after_erasure(conn, victim_id, "notes are").await?;
             }
             let (row, created) = crate::idempotency::create_once(conn, &new).await?;
             if !created {

@@ -6,8 +6,9 @@
 //! by another Haven process on the same database, or by hand, is announced by a trigger and heard
 //! through `LISTEN` (`auth::revocations`), which forgets everything too. The memory is used only
 //! while that listener hears its own heartbeat notices: before the first is heard, and whenever its
-//! connection drops or one goes unheard, every request checks the database. The time-to-live (`HAVEN_SESSION_CACHE_MS`, 0 = check the
-//! database on every request) bounds what a notice lost in a silent network failure could cost.
+//! connection drops or one goes unheard, every request checks the database. The time-to-live
+//! (`HAVEN_SESSION_CACHE_MS`, 0 = check the database on every request) bounds what a notice lost
+//! in a silent network failure could cost.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -153,6 +153,9 @@ pub async fn run(
         .collect();
     let mut sealed: HashMap<Uuid, _> = store::sealed_identities(&mut conn, &wanted).await?.into_iter().collect();
     let openers = vault.openers(&wanted).await?;
+    // The file's cases whose identity was erased and not reopened since (D154), in one query.
+    let erased_rows: Vec<Uuid> = existing.values().filter(|r| r.erased_at.is_some()).map(|r| r.id).collect();
+    let erased = crate::victims::erasure::erased_among(&mut conn, &erased_rows).await?;
     let mut seen = HashSet::new();
     let mut read = Vec::new();
     let mut steps = Vec::with_capacity(parsed.len());
@@ -176,10 +179,7 @@ pub async fn run(
             }
             continue;
         };
-        if row.erased_at.is_some()
-            && p.doc.contains_key("identity")
-            && crate::victims::erasure::erased(&mut conn, id).await?
-        {
+        if p.doc.contains_key("identity") && erased.contains(&id) {
             report.errors.push(plan::issue(
                 p.row,
                 None,

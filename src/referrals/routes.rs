@@ -167,11 +167,8 @@ pub async fn create_referral(
                 return Err(no_consent_to_services());
             }
             // A reason on a case erased since its closure would stay for good (D156).
-            if new.reason_ciphertext.is_some() && crate::victims::erasure::erased_since_closed(conn, victim.id).await? {
-                return Err(ApiError::Conflict(
-                    "This case was closed and its identity erased: a reason is not recorded on it (refer without one, or reopen the case)."
-                        .into(),
-                ));
+            if new.reason_ciphertext.is_some() {
+                crate::victims::erasure::refuse_text_after_erasure(conn, victim.id, "a reason is").await?;
             }
             new.identity_shared = share;
             let (row, created) = crate::idempotency::create_once(conn, &new).await?;

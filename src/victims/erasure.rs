@@ -165,22 +165,42 @@ pub async fn erase_locked(
 /// would not come back to it (D154). Reopening, a deliberate step with its reason, starts a new
 /// period whose closure makes the case due again.
 pub async fn erased(conn: &mut AsyncPgConnection, victim: Uuid) -> QueryResult<bool> {
-    diesel::select(
-        diesel::dsl::sql::<diesel::sql_types::Bool>("EXISTS (SELECT 1 FROM victims v WHERE v.id = ")
-            .bind::<diesel::sql_types::Uuid, _>(victim)
-            .sql(
-                " AND v.erased_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM case_closures c \
-                 WHERE c.victim_id = v.id AND c.reopened_at > v.erased_at))",
-            ),
-    )
-    .get_result(conn)
-    .await
+    Ok(erased_among(conn, &[victim]).await?.contains(&victim))
 }
 
-/// Whether `victim` is closed and was erased since its closure: the retention job will not come back
-/// to it, so an identity-grade text written now (assistance notes) would stay for good (D156).
-/// Call under the case's lock (or a key-share lock on it).
-pub async fn erased_since_closed(conn: &mut AsyncPgConnection, victim: Uuid) -> QueryResult<bool> {
+/// Those of `cases` that [`erased`] holds for, in one query (an import's whole file).
+pub async fn erased_among(
+    conn: &mut AsyncPgConnection,
+    cases: &[Uuid],
+) -> QueryResult<std::collections::HashSet<Uuid>> {
+    #[derive(QueryableByName)]
+    struct Erased {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        id: Uuid,
+    }
+    let rows: Vec<Erased> = diesel::sql_query(
+        "SELECT v.id FROM victims v WHERE v.id = ANY($1) AND v.erased_at IS NOT NULL \
+         AND NOT EXISTS (SELECT 1 FROM case_closures c WHERE c.victim_id = v.id AND c.reopened_at > v.erased_at)",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(cases)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.id).collect())
+}
+
+/// Refuses an identity-grade text (`what`: assistance notes, a referral's reason) for `victim` when
+/// it is closed and was erased since its closure: the retention job will not come back to it, so
+/// the text would stay for good (D156). Call under the case's lock (or a key-share lock on it).
+pub async fn refuse_text_after_erasure(conn: &mut AsyncPgConnection, victim: Uuid, what: &str) -> ApiResult<()> {
+    if erased_since_closed(conn, victim).await? {
+        return Err(ApiError::Conflict(format!(
+            "This case was closed and its identity erased: {what} not recorded on it (leave it out, or reopen the case)."
+        )));
+    }
+    Ok(())
+}
+
+async fn erased_since_closed(conn: &mut AsyncPgConnection, victim: Uuid) -> QueryResult<bool> {
     diesel::select(
         diesel::dsl::sql::<diesel::sql_types::Bool>(
             "EXISTS (SELECT 1 FROM victims v JOIN case_closures c ON c.victim_id = v.id AND c.reopened_at IS NULL \
