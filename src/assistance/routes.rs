@@ -160,8 +160,6 @@ pub async fn list_assistance(
     let after: Option<Uuid> = pagination::decode(q.cursor.as_deref())?;
     policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
-    let Visible { row: victim, sight, .. } =
-        access::load_visible(&state, &mut conn, &ctx, &principal, victim_id).await?;
     let mut sql = assistance_records::table
         .filter(assistance_records::victim_id.eq(victim_id))
         .select(AssistanceRow::as_select())
@@ -172,8 +170,10 @@ pub async fn list_assistance(
     if let Some(after) = after {
         sql = sql.filter(assistance_records::id.gt(after));
     }
-    let page = (*conn)
-        .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+    let page = access::one_snapshot(&mut conn)
+        .run::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            let Visible { row: victim, sight, .. } =
+                access::load_visible(&state, conn, &ctx, &principal, victim_id).await?;
             let mut rows: Vec<AssistanceRow> =
                 sql.order(assistance_records::id.asc()).limit(limit + 1).load(conn).await?;
             let more = rows.len() as i64 > limit;

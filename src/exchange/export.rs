@@ -167,15 +167,25 @@ impl Pages {
         if let Some(after) = self.after {
             sql = sql.filter(victims::case_number.gt(after));
         }
-        let rows: Vec<VictimRow> = sql.load(&mut conn).await?;
-        if rows.is_empty() {
-            self.done = true;
-            return Ok(None);
+        // Each batch in one snapshot: the identities are those of the custody it was judged on.
+        let (state, ctx, principal, with_identity) = (&self.state, &self.ctx, &self.principal, self.with_identity);
+        let batch = access::one_snapshot(&mut conn)
+            .run::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+                let rows: Vec<VictimRow> = sql.load(conn).await?;
+                let Some(last) = rows.last().map(|r| r.case_number) else { return Ok((None, Vec::new())) };
+                Ok((Some(last), encode_batch(state, conn, ctx, principal, &rows, with_identity).await?))
+            })
+            .await?;
+        match batch {
+            (None, _) => {
+                self.done = true;
+                Ok(None)
+            }
+            (last, encoded) => {
+                self.after = last;
+                Ok(Some(encoded))
+            }
         }
-        self.after = rows.last().map(|r| r.case_number);
-        let encoded =
-            encode_batch(&self.state, &mut conn, &self.ctx, &self.principal, &rows, self.with_identity).await?;
-        Ok(Some(encoded))
     }
 }
 

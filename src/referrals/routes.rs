@@ -296,11 +296,12 @@ pub async fn get_referral(
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     policy::refuse_partners(&principal)?;
+    let id = id.into_inner();
     let mut conn = state.pool.get().await?;
-    let row = super::find(&mut conn, id.into_inner()).await?.ok_or(ApiError::NotFound)?;
-    policy::see_referral(&principal, row.from_organization_id, row.to_organization_id).require()?;
-    let view = (*conn)
-        .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+    let view = access::one_snapshot(&mut conn)
+        .run::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            let row = super::find(conn, id).await?.ok_or(ApiError::NotFound)?;
+            policy::see_referral(&principal, row.from_organization_id, row.to_organization_id).require()?;
             view(&state, conn, &ctx, &principal, &row).await
         })
         .await?;

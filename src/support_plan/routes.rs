@@ -182,23 +182,29 @@ pub async fn list_goals(
     let limit = pagination::limit(q.limit)?;
     let after: Option<Uuid> = pagination::decode(q.cursor.as_deref())?;
     policy::refuse_partners(&principal)?;
-    let mut conn = state.pool.get().await?;
-    let Visible { row: victim, sight, .. } =
-        access::load_visible(&state, &mut conn, &ctx, &principal, id.into_inner()).await?;
-    let mut sql = goals::table.filter(goals::victim_id.eq(victim.id)).select(GoalRow::as_select()).into_boxed();
+    let victim_id = id.into_inner();
+    let mut sql = goals::table.filter(goals::victim_id.eq(victim_id)).select(GoalRow::as_select()).into_boxed();
     if let Some(since) = q.updated_since {
         sql = sql.filter(goals::updated_at.ge(since));
     }
     if let Some(after) = after {
         sql = sql.filter(goals::id.gt(after));
     }
-    let mut rows: Vec<GoalRow> = sql.order(goals::id.asc()).limit(limit + 1).load(&mut conn).await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = if more { rows.last().map(|r| pagination::encode(&r.id)) } else { None };
-    let grants = vec![sight.grant(); rows.len()];
-    let items = views(&state, &mut conn, &ctx, &principal, victim.organization_id, &rows, grants).await?;
-    Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
+    let mut conn = state.pool.get().await?;
+    let page = access::one_snapshot(&mut conn)
+        .run::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            let Visible { row: victim, sight, .. } =
+                access::load_visible(&state, conn, &ctx, &principal, victim_id).await?;
+            let mut rows: Vec<GoalRow> = sql.order(goals::id.asc()).limit(limit + 1).load(conn).await?;
+            let more = rows.len() as i64 > limit;
+            rows.truncate(limit as usize);
+            let next_cursor = if more { rows.last().map(|r| pagination::encode(&r.id)) } else { None };
+            let grants = vec![sight.grant(); rows.len()];
+            let items = views(&state, conn, &ctx, &principal, victim.organization_id, &rows, grants).await?;
+            Ok(Page { items, next_cursor })
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
 }
 
 /// A goal and the case it belongs to, as the caller may see it (404 for a goal of a case they may
@@ -250,9 +256,14 @@ pub async fn get_goal(
     ctx: RequestContext,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
+    let id = id.into_inner();
     let mut conn = state.pool.get().await?;
-    let (goal, visible) = load_goal(&state, &mut conn, &ctx, &principal, id.into_inner()).await?;
-    one(&state, &mut conn, &ctx, &principal, goal, visible.sight.grant()).await
+    access::one_snapshot(&mut conn)
+        .run::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            let (goal, visible) = load_goal(&state, conn, &ctx, &principal, id).await?;
+            one(&state, conn, &ctx, &principal, goal, visible.sight.grant()).await
+        })
+        .await
 }
 
 /// Change a goal of a support plan: its status, dates, type or text (caseworkers who may write

@@ -170,13 +170,18 @@ pub async fn list_case_tasks(
 ) -> ApiResult<HttpResponse> {
     let filters = query.0.parse(principal.user_id)?;
     policy::refuse_partners(&principal)?;
+    let id = id.into_inner();
     let mut conn = state.pool.get().await?;
-    let Visible { row: victim, sight, .. } =
-        access::load_visible(&state, &mut conn, &ctx, &principal, id.into_inner()).await?;
-    let (rows, more) = store::page(&mut conn, Scope::Case(victim.id), &filters).await?;
-    let grants = vec![sight.grant(); rows.len()];
-    let items = views(&state, &mut conn, &ctx, &principal, &rows, grants, victim.organization_id).await?;
-    Ok(HttpResponse::Ok().json(page(items, &rows, more)))
+    let page = access::one_snapshot(&mut conn)
+        .run::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            let Visible { row: victim, sight, .. } = access::load_visible(&state, conn, &ctx, &principal, id).await?;
+            let (rows, more) = store::page(conn, Scope::Case(victim.id), &filters).await?;
+            let grants = vec![sight.grant(); rows.len()];
+            let items = views(&state, conn, &ctx, &principal, &rows, grants, victim.organization_id).await?;
+            Ok(page(items, &rows, more))
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
 }
 
 /// List your organisation's tasks (host auditors: all), a page at a time in a stable order (by
@@ -205,22 +210,27 @@ pub async fn list_tasks(
     let filters = query.0.parse(principal.user_id)?;
     let scope = policy::victim_list_scope(&principal)?;
     let mut conn = state.pool.get().await?;
-    let (rows, more) = store::page(&mut conn, Scope::Organization(scope), &filters).await?;
-    let victims: Vec<Uuid> = if policy::reaches_identities(principal.role) {
-        rows.iter().map(|r| r.victim_id).collect()
-    } else {
-        Vec::new()
-    };
-    let custody = custody::custody_of(&mut conn, &victims, principal.user_id).await?;
-    let grants = rows
-        .iter()
-        .map(|r| {
-            redaction::sight(&principal, r.victim_id, r.organization_id, Relation::None, custody(r.victim_id))
-                .map(|s| s.grant())
+    let page = access::one_snapshot(&mut conn)
+        .run::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            let (rows, more) = store::page(conn, Scope::Organization(scope), &filters).await?;
+            let victims: Vec<Uuid> = if policy::reaches_identities(principal.role) {
+                rows.iter().map(|r| r.victim_id).collect()
+            } else {
+                Vec::new()
+            };
+            let custody = custody::custody_of(conn, &victims, principal.user_id).await?;
+            let grants = rows
+                .iter()
+                .map(|r| {
+                    redaction::sight(&principal, r.victim_id, r.organization_id, Relation::None, custody(r.victim_id))
+                        .map(|s| s.grant())
+                })
+                .collect::<ApiResult<Vec<_>>>()?;
+            let items = views(&state, conn, &ctx, &principal, &rows, grants, principal.organization_id).await?;
+            Ok(page(items, &rows, more))
         })
-        .collect::<ApiResult<Vec<_>>>()?;
-    let items = views(&state, &mut conn, &ctx, &principal, &rows, grants, principal.organization_id).await?;
-    Ok(HttpResponse::Ok().json(page(items, &rows, more)))
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
 }
 
 fn page(items: Vec<TaskView>, rows: &[TaskRow], more: bool) -> Page<TaskView> {
@@ -303,9 +313,14 @@ pub async fn get_task(
     ctx: RequestContext,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
+    let id = id.into_inner();
     let mut conn = state.pool.get().await?;
-    let (task, visible) = load_task(&state, &mut conn, &ctx, &principal, id.into_inner()).await?;
-    one(&state, &mut conn, &ctx, &principal, &task, visible.sight).await
+    access::one_snapshot(&mut conn)
+        .run::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            let (task, visible) = load_task(&state, conn, &ctx, &principal, id).await?;
+            one(&state, conn, &ctx, &principal, &task, visible.sight).await
+        })
+        .await
 }
 
 /// Change a task: mark it done or cancelled (or open again), move its due date, hand it to a

@@ -3,6 +3,7 @@
 //! building what they are shown, with every identity read audited.
 
 use diesel_async::AsyncPgConnection;
+use diesel_async::pg::TransactionBuilder;
 use uuid::Uuid;
 
 use super::model::{CaseFile, IdentityPart, VictimRow, VictimView};
@@ -26,6 +27,15 @@ pub struct Visible {
     pub sight: Sight,
     pub relation: Relation,
     pub custody: Custody,
+}
+
+/// The transaction of a read that decides what the caller may see and then reads it (D157): one
+/// `REPEATABLE READ` snapshot, so the identity, notes or plan texts handed on are those the
+/// decision saw. Read in statements of their own, a consent withdrawn, a case restricted or a
+/// hand-over committed between the decision and the read would let the caller read what was
+/// written after it: a new address given once a receiver was no longer to see it.
+pub fn one_snapshot(conn: &mut AsyncPgConnection) -> TransactionBuilder<'_, AsyncPgConnection> {
+    conn.build_transaction().repeatable_read()
 }
 
 /// Loads a victim and what the caller may see of it, in one query on `conn`. An unknown id and

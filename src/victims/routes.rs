@@ -168,10 +168,18 @@ pub async fn get_victim(
     let mut conn = state.pool.get().await?;
     // This is the service's hottest read. For a case file, one round trip; for an identity, two:
     // the record, then its data key beside the statement that reads its sealed identity and
-    // writes the audit event (D136).
-    let Visible { row, sight, .. } = access::load_visible(&state, &mut conn, &ctx, &principal, id).await?;
-    let view = access::view_of(&state, &mut conn, &ctx, &principal, &row, sight).await?;
-    Ok(respond(actix_web::http::StatusCode::OK, row.version, &view))
+    // writes the audit event (D136), both in one snapshot (D157).
+    let read = async |conn: &mut AsyncPgConnection| -> ApiResult<_> {
+        let Visible { row, sight, .. } = access::load_visible(&state, conn, &ctx, &principal, id).await?;
+        let view = access::view_of(&state, conn, &ctx, &principal, &row, sight).await?;
+        Ok((row.version, view))
+    };
+    let (version, view) = match policy::reaches_identities(principal.role) {
+        true => access::one_snapshot(&mut conn).run(read).await?,
+        // Nobody else reads anything of the identity's: one statement needs no transaction.
+        false => read(&mut conn).await?,
+    };
+    Ok(respond(actix_web::http::StatusCode::OK, version, &view))
 }
 
 fn minor_contradicts_age(document: &Value) -> bool {
@@ -409,8 +417,8 @@ pub async fn list_victims(
     }
     let limit = f.limit;
     let mut conn = state.pool.get().await?;
-    let page = (*conn)
-        .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+    let page = access::one_snapshot(&mut conn)
+        .run::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
             let rows: Vec<VictimRow> = sql.order(victims::id.asc()).limit(limit + 1).load(conn).await?;
             let more = rows.len() as i64 > limit;
             let rows: Vec<VictimRow> = rows.into_iter().take(limit as usize).collect();

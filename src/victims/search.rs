@@ -4,7 +4,7 @@
 
 use actix_web::{HttpResponse, post, web};
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
@@ -98,8 +98,8 @@ pub async fn search_victims(
     };
     let org = principal.organization_id;
     let mut conn = state.pool.get().await?;
-    let items = (*conn)
-        .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+    let items = super::access::one_snapshot(&mut conn)
+        .run::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
             // Nothing to compare (no letter or digit): nobody matches; still audited as a search.
             let rows: Vec<VictimRow> = match &hash {
                 None => Vec::new(),

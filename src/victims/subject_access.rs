@@ -5,7 +5,7 @@
 use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -100,14 +100,14 @@ pub async fn subject_access(
 ) -> ApiResult<HttpResponse> {
     policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
-    let Visible { row, sight, relation, .. } =
-        access::load_visible(&state, &mut conn, &ctx, &principal, id.into_inner()).await?;
-    let grant = match (relation, sight.grant()) {
-        (Relation::None, Some(grant)) if row.organization_id == principal.organization_id => grant,
-        _ => return Err(ApiError::Forbidden),
-    };
-    let document = (*conn)
-        .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+    let document = access::one_snapshot(&mut conn)
+        .run::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            let Visible { row, sight, relation, .. } =
+                access::load_visible(&state, conn, &ctx, &principal, id.into_inner()).await?;
+            let grant = match (relation, sight.grant()) {
+                (Relation::None, Some(grant)) if row.organization_id == principal.organization_id => grant,
+                _ => return Err(ApiError::Forbidden),
+            };
             // Recorded first, so the export lists itself among the reads.
             let event =
                 Event::new(AuditAction::SubjectAccess, AuditOutcome::Success).by(&principal).target("victim", row.id);

@@ -36,6 +36,7 @@ mod operations;
 mod organizations;
 mod pools;
 mod processes;
+mod read_as_decided;
 mod recovery;
 mod referrals;
 mod refusal_timing;
