@@ -170,7 +170,7 @@ pub enum ApiError {
     #[error("service unavailable")]
     Unavailable,
     /// The database undid the request's transaction: it met another at the same rows (a
-    /// deadlock). Sending the request again is safe, and for an erasure (whose key is destroyed
+    /// deadlock, or a snapshot that could not be serialized). Sending the request again is safe, and for an erasure (whose key is destroyed
     /// before its transaction) needed.
     #[error("transaction undone by the database")]
     Undone,
@@ -406,11 +406,16 @@ impl From<diesel::result::Error> for ApiError {
             // The transaction met another at the same rows and PostgreSQL undid it (a deadlock,
             // SQLSTATE 40P01, known by its message as above): the request may be sent again as
             // it was. Logged, since a deadlock means two writers lock in opposite orders (D150).
-            // Serialization failures (40001) are not mapped: Haven's transactions run read
-            // committed, where they come only from a replica cancelling a read, which the
-            // reports fall back from quietly.
             Error::DatabaseError(_, info) if info.message() == "deadlock detected" => {
                 tracing::warn!(error = info.message(), "a transaction was undone; the client may retry");
+                ApiError::Undone
+            }
+            // A snapshot read (D157) whose audit row names a row locked `FOR UPDATE` and changed
+            // since its snapshot (40001; Haven's own writers take `FOR NO KEY UPDATE` where a read
+            // could meet them, so this is rare), or a replica cancelling a report's read, which the
+            // reports fall back from before it gets here: undone, and may be sent again.
+            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, info) => {
+                tracing::warn!(error = info.message(), "a snapshot was undone; the client may retry");
                 ApiError::Undone
             }
             Error::DatabaseError(kind, info) => {

@@ -98,7 +98,7 @@ pub async fn enrol(
         .transaction::<_, ApiError, _>(async move |conn: &mut AsyncPgConnection| {
             // The account first, then the token, in the order a reset locks them (no deadlock).
             // Checked again under the locks: of two redemptions of one token, one wins.
-            users::table.find(user.id).select(users::id).for_update().first::<Uuid>(conn).await?;
+            users::table.find(user.id).select(users::id).for_no_key_update().first::<Uuid>(conn).await?;
             let live = enrolments::find_live(conn, &token).await?.ok_or(ApiError::InvalidCredentials)?;
             if live.user_id != user.id {
                 return Err(ApiError::InvalidCredentials);

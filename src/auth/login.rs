@@ -205,7 +205,9 @@ pub async fn login(
                     users::organization_id,
                     users::password_hash,
                 ))
-                .for_update()
+                // Not `FOR UPDATE`: a key-share lock (a foreign-key check naming the account, such
+                // as a read's audit row in its snapshot) need not wait for it, nor fail (D157).
+                .for_no_key_update()
                 .first(conn)
                 .await?;
             let changed = if locked_until.is_some_and(|t| t > Utc::now()) {

@@ -24,7 +24,7 @@ use crate::extract::RequestContext;
 use crate::privacy::identity::{self, Identity};
 use crate::privacy::vault::Vault;
 use crate::victims::model::{CaseFile, ValidVictim, VictimRow};
-use crate::victims::{consent, custody, store};
+use crate::victims::{access, consent, custody, store};
 
 /// One problem with one row: the spreadsheet's own row number (1 is the first row of the file) and
 /// the column, never the cell's content.
@@ -114,8 +114,57 @@ pub async fn run(
         .await
         .map_err(|e| ApiError::internal("import", e))?
         .map_err(|m| ApiError::validation("body", m))?;
-    let mut parsed = plan::parse(vault.keys(), org, &rows, &mut report);
+    let parsed = plan::parse(vault.keys(), org, &rows, &mut report);
     let mut conn = pool.get().await?;
+    // Judged and read in one snapshot (D157): a dry run's counts compare the file with identities
+    // the caller may see, as they stood when their custody was judged.
+    let steps = access::one_snapshot(&mut conn)
+        .run::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            against_stored(vault, conn, principal, ctx, parsed, &mut report).await
+        })
+        .await?;
+    for (_, step) in &steps {
+        match step {
+            Step::Create(_) => report.created += 1,
+            Step::Update(_) => report.updated += 1,
+            Step::Unchanged => report.unchanged += 1,
+        }
+    }
+    let event = Event::new(AuditAction::CasesImported, AuditOutcome::Success).by(principal).details(json!({
+        "dry_run": dry_run, "rows": report.rows, "created": report.created, "updated": report.updated,
+        "unchanged": report.unchanged, "errors": report.errors.len(),
+    }));
+    if dry_run || !report.errors.is_empty() {
+        audit::record(&mut conn, ctx, event).await?;
+        return Ok(report);
+    }
+    (*conn)
+        .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            progress.set_length(steps.len() as u64);
+            for (p, step) in &steps {
+                write(vault, conn, ctx, principal, p, step).await?;
+                progress.inc(1);
+            }
+            audit::record(conn, ctx, event).await?;
+            Ok(())
+        })
+        .await?;
+    Ok(report)
+}
+
+
+/// Plans each parsed row against the organisation's stored cases: which it creates, updates or
+/// leaves, and which it refuses (into `report`). Stored identities are opened, and their reading
+/// recorded, to compare the file's identity cells with them.
+async fn against_stored(
+    vault: &Vault,
+    conn: &mut AsyncPgConnection,
+    principal: &Principal,
+    ctx: &RequestContext,
+    mut parsed: Vec<plan::Parsed>,
+    report: &mut ImportReport,
+) -> ApiResult<Vec<(Planned, Step)>> {
+    let org = principal.organization_id;
 
     // An id from the file names the case when it is one of this organisation's; any other id (a
     // case of the organisation the file came from, or none) becomes a stable id of its own here, so
@@ -125,7 +174,7 @@ pub async fn run(
         .filter(victims::id.eq_any(&given))
         .filter(victims::organization_id.eq(org))
         .select(victims::id)
-        .load::<Uuid>(&mut conn)
+        .load::<Uuid>(conn)
         .await?
         .into_iter()
         .collect();
@@ -136,13 +185,13 @@ pub async fn run(
     }
     let ids: Vec<Uuid> = parsed.iter().map(|p| p.given.unwrap_or(p.derived)).collect();
     let found: Vec<VictimRow> =
-        victims::table.filter(victims::id.eq_any(&ids)).select(VictimRow::as_select()).load(&mut conn).await?;
+        victims::table.filter(victims::id.eq_any(&ids)).select(VictimRow::as_select()).load(conn).await?;
     // A derived id of this organisation's that another now holds: a case it has transferred away.
     let moved: HashSet<Uuid> = found.iter().filter(|r| r.organization_id != org).map(|r| r.id).collect();
     let existing: HashMap<Uuid, VictimRow> =
         found.into_iter().filter(|r| r.organization_id == org).map(|r| (r.id, r)).collect();
     let custody =
-        custody::custody_of(&mut conn, &existing.keys().copied().collect::<Vec<_>>(), principal.user_id).await?;
+        custody::custody_of(conn, &existing.keys().copied().collect::<Vec<_>>(), principal.user_id).await?;
     // The stored identities the file's identity cells apply to, in one query.
     let wanted: Vec<Uuid> = parsed
         .iter()
@@ -151,11 +200,11 @@ pub async fn run(
         .filter(|(_, id)| policy::write_victim(principal, org, custody(**id)).require().is_ok())
         .map(|(_, id)| *id)
         .collect();
-    let mut sealed: HashMap<Uuid, _> = store::sealed_identities(&mut conn, &wanted).await?.into_iter().collect();
+    let mut sealed: HashMap<Uuid, _> = store::sealed_identities(conn, &wanted).await?.into_iter().collect();
     let openers = vault.openers(&wanted).await?;
     // The file's cases whose identity was erased and not reopened since (D154), in one query.
     let erased_rows: Vec<Uuid> = existing.values().filter(|r| r.erased_at.is_some()).map(|r| r.id).collect();
-    let erased = crate::victims::erasure::erased_among(&mut conn, &erased_rows).await?;
+    let erased = crate::victims::erasure::erased_among(conn, &erased_rows).await?;
     let mut seen = HashSet::new();
     let mut read = Vec::new();
     let mut steps = Vec::with_capacity(parsed.len());
@@ -173,7 +222,7 @@ pub async fn run(
             continue;
         }
         let Some(row) = existing.get(&id) else {
-            match plan::new_case(&p, &mut report) {
+            match plan::new_case(&p, report) {
                 Ok((input, closure)) => steps.push((Planned { row: p.row, input, closure }, Step::Create(id))),
                 Err(errors) => report.errors.extend(errors),
             }
@@ -238,35 +287,9 @@ pub async fn run(
         let event = Event::new(AuditAction::IdentityRead, AuditOutcome::Success)
             .by(principal)
             .details(json!({ "victim_ids": read, "import": "htcds" }));
-        audit::record(&mut conn, ctx, event).await?;
+        audit::record(conn, ctx, event).await?;
     }
-    for (_, step) in &steps {
-        match step {
-            Step::Create(_) => report.created += 1,
-            Step::Update(_) => report.updated += 1,
-            Step::Unchanged => report.unchanged += 1,
-        }
-    }
-    let event = Event::new(AuditAction::CasesImported, AuditOutcome::Success).by(principal).details(json!({
-        "dry_run": dry_run, "rows": report.rows, "created": report.created, "updated": report.updated,
-        "unchanged": report.unchanged, "errors": report.errors.len(),
-    }));
-    if dry_run || !report.errors.is_empty() {
-        audit::record(&mut conn, ctx, event).await?;
-        return Ok(report);
-    }
-    (*conn)
-        .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
-            progress.set_length(steps.len() as u64);
-            for (p, step) in &steps {
-                write(vault, conn, ctx, principal, p, step).await?;
-                progress.inc(1);
-            }
-            audit::record(conn, ctx, event).await?;
-            Ok(())
-        })
-        .await?;
-    Ok(report)
+    Ok(steps)
 }
 
 async fn write(

@@ -71,7 +71,7 @@ pub async fn set_retention(
             let before: Option<i16> = organizations::table
                 .find(id)
                 .select(organizations::erase_identities_after_months)
-                .for_update()
+                .for_no_key_update()
                 .first(conn)
                 .await
                 .optional()?

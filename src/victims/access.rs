@@ -38,6 +38,13 @@ pub fn one_snapshot(conn: &mut AsyncPgConnection) -> TransactionBuilder<'_, Asyn
     conn.build_transaction().repeatable_read()
 }
 
+/// Whether `conn` is inside a transaction: where an identity is read, the one that decided it may
+/// be seen (a snapshot, or a writer's lock on the case).
+fn in_a_transaction(conn: &mut AsyncPgConnection) -> bool {
+    use diesel_async::{AnsiTransactionManager, TransactionManager};
+    matches!(AnsiTransactionManager::transaction_manager_status_mut(conn).transaction_depth(), Ok(Some(_)))
+}
+
 /// Loads a victim and what the caller may see of it, in one query on `conn`. An unknown id and
 /// another organisation's hidden record are answered alike and in the same time: the query
 /// returns neither, and either refusal is audited off the response path (in a task of its own,
@@ -158,6 +165,7 @@ pub async fn view_of(
 ) -> ApiResult<VictimView> {
     let case = CaseFile::from(row);
     let Some(grant) = sight.grant() else { return Ok(VictimView::redacted(case)) };
+    debug_assert!(in_a_transaction(conn), "an identity is read in the snapshot that decided it (D157)");
     let read = Event::new(AuditAction::IdentityRead, AuditOutcome::Success).by(principal).target("victim", row.id);
     let parts = IdentityParts::fetch(state, conn, ctx, row.id, &audit::read_events(read, row.organization_id)).await?;
     let identity = match parts.sealed {
@@ -185,6 +193,7 @@ pub async fn list_views(
         .map(|r| redaction::sight(principal, r.id, r.organization_id, Relation::None, custody(r.id)).map(|s| s.grant()))
         .collect::<Result<_, _>>()?;
     let wanted: Vec<Uuid> = rows.iter().zip(&grants).filter(|(_, g)| g.is_some()).map(|(r, _)| r.id).collect();
+    debug_assert!(wanted.is_empty() || in_a_transaction(conn), "identities are read in the snapshot that decided them");
     let mut sealed: std::collections::HashMap<Uuid, _> = if wanted.is_empty() {
         Default::default()
     } else {

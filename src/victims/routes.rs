@@ -120,23 +120,30 @@ pub async fn create_victim(
             Ok((row, true))
         })
         .await?;
-    // A retry by a colleague finds the case as it stands now.
-    let custody = match created {
-        true => Custody::CREATOR,
-        false => custody::custody_of(&mut conn, &[row.id], principal.user_id).await?(row.id),
-    };
-    let sight = redaction::sight(&principal, row.id, row.organization_id, Relation::None, custody)?;
-    let view = match sight.grant() {
-        // The creator gets back the identity it has just sent: that is no read of a stored
-        // identity, so no second audited transaction. A retry answers from what is stored.
-        Some(grant) if created => {
-            let identity = input.identity.clone().unwrap_or_default();
-            VictimView::disclosed(grant, CaseFile::from(&row), IdentityPart { identity })
-        }
-        _ => access::view_of(&state, &mut conn, &ctx, &principal, &row, sight).await?,
-    };
     let status = crate::idempotency::status(created);
-    Ok(respond(status, row.version, &view))
+    if created {
+        // The creator gets back the identity it has just sent: that is no read of a stored
+        // identity, so no second audited transaction.
+        let sight = redaction::sight(&principal, row.id, row.organization_id, Relation::None, Custody::CREATOR)?;
+        let view = match sight.grant() {
+            Some(grant) => {
+                let identity = input.identity.clone().unwrap_or_default();
+                VictimView::disclosed(grant, CaseFile::from(&row), IdentityPart { identity })
+            }
+            None => VictimView::redacted(CaseFile::from(&row)),
+        };
+        return Ok(respond(status, row.version, &view));
+    }
+    // A retry finds the case as it stands now, as a read would: restricted, transferred or erased
+    // meanwhile, it shows what the caller may see of it now, decided and read in one snapshot.
+    let (version, view) = access::one_snapshot(&mut conn)
+        .run::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            let Visible { row, sight, .. } = access::load_visible(&state, conn, &ctx, &principal, row.id).await?;
+            let view = access::view_of(&state, conn, &ctx, &principal, &row, sight).await?;
+            Ok((row.version, view))
+        })
+        .await?;
+    Ok(respond(status, version, &view))
 }
 
 /// Read a victim's case file.
@@ -166,9 +173,9 @@ pub async fn get_victim(
     let id = id.into_inner();
     policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
-    // This is the service's hottest read. For a case file, one round trip; for an identity, two:
-    // the record, then its data key beside the statement that reads its sealed identity and
-    // writes the audit event (D136), both in one snapshot (D157).
+    // This is the service's hottest read. For a case file, one round trip; for an identity, four:
+    // the snapshot's start, the record, its data key beside the statement that reads its sealed
+    // identity and writes the audit event (D136), and the commit (D157).
     let read = async |conn: &mut AsyncPgConnection| -> ApiResult<_> {
         let Visible { row, sight, .. } = access::load_visible(&state, conn, &ctx, &principal, id).await?;
         let view = access::view_of(&state, conn, &ctx, &principal, &row, sight).await?;

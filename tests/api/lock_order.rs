@@ -30,6 +30,23 @@ pub async fn meanwhile(
     second: &str,
     request: impl std::future::Future<Output = Response>,
 ) -> (Response, Result<usize, String>) {
+    let then = async |other: &mut AsyncPgConnection| {
+        diesel::sql_query(second).bind::<SqlUuid, _>(id).execute(other).await.map_err(|e| e.to_string())
+    };
+    let (response, went_on, _) = meanwhile_then(app, id, first, request, then).await;
+    (response, went_on)
+}
+
+/// `meanwhile` with any step in the holding transaction before it commits (`then`, given its
+/// connection). Also says whether the request was waiting for the holder when `then` ran (rather
+/// than having answered without waiting).
+pub async fn meanwhile_then<R>(
+    app: &TestApp,
+    id: Uuid,
+    first: &str,
+    request: impl std::future::Future<Output = Response>,
+    then: impl AsyncFnOnce(&mut AsyncPgConnection) -> R,
+) -> (Response, R, bool) {
     let mut other = AsyncPgConnection::establish(&app.url).await.unwrap();
     let mut watch = AsyncPgConnection::establish(&app.url).await.unwrap();
     diesel::sql_query("BEGIN").execute(&mut other).await.unwrap();
@@ -51,12 +68,14 @@ pub async fn meanwhile(
         {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
-        let went_on = diesel::sql_query(second).bind::<SqlUuid, _>(id).execute(&mut other).await;
+        let waited = !AtomicBool::load(&answered, Ordering::SeqCst);
+        let went_on = then(&mut other).await;
         // An aborted transaction's COMMIT rolls it back without an error.
         diesel::sql_query("COMMIT").execute(&mut other).await.unwrap();
-        went_on.map_err(|e| e.to_string())
+        (went_on, waited)
     };
-    tokio::join!(request, go_on)
+    let (response, (went_on, waited)) = tokio::join!(request, go_on);
+    (response, went_on, waited)
 }
 
 /// An erasure (and the retention job) locks the case, then updates its referrals.

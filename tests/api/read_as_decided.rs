@@ -10,8 +10,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{Caller, TestApp, spawn_app};
-use crate::lock_order::meanwhile;
+use crate::helpers::{Caller, Response, TestApp, spawn_app};
+use crate::lock_order::meanwhile_then;
 use crate::paths;
 use crate::referrals::refer;
 use crate::victims::{create_victim, marked_identity};
@@ -20,13 +20,33 @@ use crate::victims::{create_victim, marked_identity};
 const LATER: &str = "LATERADDRESS";
 
 /// Holds a table (its name in `$2`) from reads until the holder's transaction ends; `$1`, the
-/// victim, is there because `meanwhile` binds it.
+/// victim, is there because `meanwhile_then` binds it.
 const HOLD: &str = "CREATE FUNCTION hold(victim uuid, name regclass) RETURNS void LANGUAGE plpgsql AS \
      $$ BEGIN EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', name); END $$";
 
 async fn sql(app: &TestApp, statement: &str) {
     let mut conn = AsyncPgConnection::establish(&app.url).await.unwrap();
     diesel::sql_query(statement).execute(&mut conn).await.unwrap();
+}
+
+/// Runs `request` while `table` is held from reads; once the request waits for it, commits
+/// `change` (one statement on the victim, `$1`) and lets it go on.
+async fn while_held(
+    app: &TestApp,
+    victim: Uuid,
+    table: &str,
+    change: &str,
+    request: impl std::future::Future<Output = Response>,
+) -> Response {
+    let hold = format!("SELECT hold($1, '{table}')");
+    let then = async |other: &mut AsyncPgConnection| {
+        diesel::sql_query(change).bind::<diesel::sql_types::Uuid, _>(victim).execute(other).await.map_err(|e| e.to_string())
+    };
+    let (response, changed, waited) = meanwhile_then(app, victim, &hold, request, then).await;
+    assert!(waited, "the request waited for {table}, after deciding what its caller may see");
+    assert_eq!(changed, Ok(1), "the change went through while the request waited");
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+    response
 }
 
 /// Stores, as the table `later_identity`, the victim's identity sealed with the address `LATER`,
@@ -79,11 +99,9 @@ async fn a_receiver_reads_no_address_written_after_consent_to_share_was_withdraw
 
     let withdraw = "UPDATE victims SET consent_share_with_referral_partners = false WHERE id = $1";
     let write = then_write_the_later_identity(withdraw);
-    let read = async { receiver.get(&path).await };
-    let (read, written) = meanwhile(&app, victim, "SELECT hold($1, 'victim_identities')", &write, read).await;
-    assert_eq!(written, Ok(1), "the withdrawal and the new address went through while the read waited");
-    assert_eq!(read.status, StatusCode::OK, "{}", read.text);
+    let read = while_held(&app, victim, "victim_identities", &write, receiver.get(&path)).await;
     assert!(!read.text.contains(LATER), "the receiver read an address written after its sight ended: {}", read.text);
+    assert_eq!(read.json()["identity"]["address"], "MARKERADDRESS", "read as it stood when its sight was decided");
     assert!(receiver.get(&path).await.json().get("identity").is_none(), "the withdrawal stands");
 }
 
@@ -101,11 +119,9 @@ async fn a_page_of_cases_carries_no_identity_written_after_its_case_was_restrict
     assert_eq!(page.json()["items"][0]["identity"]["address"], "MARKERADDRESS");
 
     let write = then_write_the_later_identity(RESTRICT);
-    let list = async { colleague.get(paths::VICTIMS).await };
-    let (page, written) = meanwhile(&app, victim, "SELECT hold($1, 'victim_identities')", &write, list).await;
-    assert_eq!(written, Ok(1), "the restriction and the new address went through while the page waited");
-    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let page = while_held(&app, victim, "victim_identities", &write, colleague.get(paths::VICTIMS)).await;
     assert!(!page.text.contains(LATER), "the page carried an address written after the restriction: {}", page.text);
+    assert_eq!(page.json()["items"][0]["identity"]["address"], "MARKERADDRESS");
 }
 
 /// A caseworker of the owner lists a case's assistance. The case is restricted, and a note
@@ -128,9 +144,24 @@ async fn a_list_of_assistance_carries_no_note_written_after_its_case_was_restric
     assert_eq!(colleague.get(&path).await.json()["items"], json!([]));
 
     let write = format!("WITH sight AS ({RESTRICT}) INSERT INTO assistance_records SELECT * FROM later_record");
-    let list = async { colleague.get(&path).await };
-    let (list, written) = meanwhile(&app, victim, "SELECT hold($1, 'assistance_records')", &write, list).await;
-    assert_eq!(written, Ok(1), "the restriction and the note went through while the list waited");
-    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    let list = while_held(&app, victim, "assistance_records", &write, colleague.get(&path)).await;
     assert!(!list.text.contains(LATER), "the list carried a note written after the restriction: {}", list.text);
+    assert_eq!(list.json()["items"], json!([]), "the list as it stood when its sight was decided");
+}
+
+/// A caseworker's read records itself under the caseworker's account. Their own login on another
+/// device, which updates the account, commits between the read's snapshot and its record: the
+/// read still answers (D157: the login does not lock the account against key-share locks).
+#[tokio::test]
+async fn a_read_answers_though_its_readers_login_commits_meanwhile() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let (victim, caseworker) = create_victim(&app, org).await;
+    sql(&app, HOLD).await;
+    let read = caseworker.get(&paths::victim(victim));
+    let login = async |_: &mut AsyncPgConnection| app.login(&caseworker.user).await;
+    let (read, _, waited) = meanwhile_then(&app, victim, "SELECT hold($1, 'victim_identities')", read, login).await;
+    assert!(waited, "the read waited for the identities after its snapshot began");
+    assert_eq!(read.status, StatusCode::OK, "{}", read.text);
+    assert_eq!(read.json()["identity"]["address"], "MARKERADDRESS");
 }
