@@ -152,7 +152,6 @@ pub async fn run(
     Ok(report)
 }
 
-
 /// Plans each parsed row against the organisation's stored cases: which it creates, updates or
 /// leaves, and which it refuses (into `report`). Stored identities are opened, and their reading
 /// recorded, to compare the file's identity cells with them.
@@ -190,8 +189,7 @@ async fn against_stored(
     let moved: HashSet<Uuid> = found.iter().filter(|r| r.organization_id != org).map(|r| r.id).collect();
     let existing: HashMap<Uuid, VictimRow> =
         found.into_iter().filter(|r| r.organization_id == org).map(|r| (r.id, r)).collect();
-    let custody =
-        custody::custody_of(conn, &existing.keys().copied().collect::<Vec<_>>(), principal.user_id).await?;
+    let custody = custody::custody_of(conn, &existing.keys().copied().collect::<Vec<_>>(), principal.user_id).await?;
     // The stored identities the file's identity cells apply to, in one query.
     let wanted: Vec<Uuid> = parsed
         .iter()

@@ -40,7 +40,11 @@ async fn while_held(
 ) -> Response {
     let hold = format!("SELECT hold($1, '{table}')");
     let then = async |other: &mut AsyncPgConnection| {
-        diesel::sql_query(change).bind::<diesel::sql_types::Uuid, _>(victim).execute(other).await.map_err(|e| e.to_string())
+        diesel::sql_query(change)
+            .bind::<diesel::sql_types::Uuid, _>(victim)
+            .execute(other)
+            .await
+            .map_err(|e| e.to_string())
     };
     let (response, changed, waited) = meanwhile_then(app, victim, &hold, request, then).await;
     assert!(waited, "the request waited for {table}, after deciding what its caller may see");
@@ -158,7 +162,8 @@ async fn a_read_answers_though_its_readers_login_commits_meanwhile() {
     let org = app.create_org().await;
     let (victim, caseworker) = create_victim(&app, org).await;
     sql(&app, HOLD).await;
-    let read = caseworker.get(&paths::victim(victim));
+    let path = paths::victim(victim);
+    let read = caseworker.get(&path);
     let login = async |_: &mut AsyncPgConnection| app.login(&caseworker.user).await;
     let (read, _, waited) = meanwhile_then(&app, victim, "SELECT hold($1, 'victim_identities')", read, login).await;
     assert!(waited, "the read waited for the identities after its snapshot began");
