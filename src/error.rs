@@ -411,9 +411,10 @@ impl From<diesel::result::Error> for ApiError {
                 ApiError::Undone
             }
             // A snapshot read (D157) whose audit row names a row locked `FOR UPDATE` and changed
-            // since its snapshot (40001; Haven's own writers take `FOR NO KEY UPDATE` where a read
-            // could meet them, so this is rare), or a replica cancelling a report's read, which the
-            // reports fall back from before it gets here: undone, and may be sent again.
+            // since its snapshot (40001, known by its kind, in any language; Haven's own writers
+            // take `FOR NO KEY UPDATE` where a read could meet them, so this is rare): undone, and
+            // may be sent again. A replica cancelling a report's read comes here too; the report
+            // reads from the primary instead, whatever the error (`reports::replica`).
             Error::DatabaseError(DatabaseErrorKind::SerializationFailure, info) => {
                 tracing::warn!(error = info.message(), "a snapshot was undone; the client may retry");
                 ApiError::Undone
