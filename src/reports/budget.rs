@@ -86,7 +86,7 @@ struct Spent {
 
 /// The organisation's budget now, as it stands in the database (callers that spend hold the lock).
 pub async fn current(
-    conn: &mut AsyncPgConnection,
+    conn: &mut impl crate::db::Runs,
     settings: &Settings,
     org: Uuid,
     now: DateTime<Utc>,
@@ -130,7 +130,7 @@ pub fn affords(budget: &Budget, cost: f64) -> bool {
 
 /// Adds a release's cost to its calendar month's running total (inside the ledger's transaction).
 pub async fn record_spend(
-    conn: &mut AsyncPgConnection,
+    conn: &mut impl crate::db::Runs,
     now: DateTime<Utc>,
     org: Uuid,
     rho: f64,

@@ -20,6 +20,7 @@ pub mod filters;
 pub mod grid;
 pub mod listing;
 pub mod measure;
+pub mod noisy_table;
 pub mod output;
 pub mod plugins;
 #[cfg(test)]

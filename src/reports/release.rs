@@ -21,13 +21,12 @@ use sha2::Digest;
 use uuid::Uuid;
 
 use super::budget::{self, Period};
-use super::consistency;
 use super::counting::{Entry, Filters, Population};
-use super::measure::{self, Noise, Plan};
-use super::output::{Cell, Cells, NoiseStatement, PrivacyStatement, ReleaseInfo, ReportResult, StoredRelease, TOTAL};
+use super::measure::{self, Plan};
+use super::output::{Cell, Cells, PrivacyStatement, ReleaseInfo, ReportResult, StoredRelease, TOTAL};
 use super::replica;
 use super::rollup::{self, Shape};
-use super::{ReportPlugin, TableQuery, grid};
+use super::{ReportPlugin, TableQuery, grid, noisy_table};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
 use crate::db::fixed::fixed;
@@ -189,7 +188,7 @@ impl Recorded {
 }
 
 async fn recorded(
-    conn: &mut AsyncPgConnection,
+    conn: &mut impl crate::db::Runs,
     org: Uuid,
     period: &Period,
     digest: &str,
@@ -223,14 +222,23 @@ impl Run<'_> {
             Event::new(AuditAction::ReportRun, outcome).by(principal).details(details)
         };
         let mut conn = state.pool.get().await?;
-        if let Some(found) = recorded(&mut conn, org, &period, &digest).await? {
+        // The ledger and the budget, asked together: both answers are needed whatever the ledger
+        // says (a repeat shows what is left), and pipelined on one connection they cost one wait.
+        let (found, budget) = {
+            let shared: &AsyncPgConnection = &conn;
+            let (mut ledger, mut spending) = (shared, shared);
+            tokio::join!(
+                recorded(&mut ledger, org, &period, &digest),
+                budget::current(&mut spending, settings, org, now)
+            )
+        };
+        let budget = budget?;
+        if let Some(found) = found? {
             audit::record(&mut conn, ctx, event(true, AuditOutcome::Success, None)).await?;
-            return self
-                .render(&mut conn, found.id, found.released_at, found.stored()?, &period, true, org, now, None)
-                .await;
+            let (id, at, stored) = (found.id, found.released_at, found.stored()?);
+            return self.render(&mut conn, id, at, stored, &period, true, org, now, Some(budget.left)).await;
         }
         // Nothing left: refuse before counting (checked again under the lock below).
-        let budget = budget::current(&mut conn, settings, org, now).await?;
         if !budget::affords(&budget, rho) {
             let refusal = exhausted(&budget, &period);
             audit::record(&mut conn, ctx, event(false, AuditOutcome::Denied, Some(reason(&refusal)))).await?;
@@ -249,8 +257,8 @@ impl Run<'_> {
         let population = Population::Pooled { caller: org };
         let replica = state.replica.as_deref();
         let entries = replica::read(replica, &state.metrics, &mut conn, &shape, key, population, filters).await?;
-        let statement = statement(&plan, &noise, &alternative, k, rho, settings.dp_delta)?;
-        let stored = actix_web::web::block(move || release(plan, &entries, &noise, k, statement))
+        let statement = noisy_table::statement(&plan, &noise, &alternative, k, rho, settings.dp_delta)?;
+        let stored = actix_web::web::block(move || noisy_table::release(plan, &entries, &noise, k, statement))
             .await
             .map_err(|e| ApiError::internal("release", e))??;
         let release_json = serde_json::to_value(&stored).map_err(|e| ApiError::internal("release", e))?;
@@ -260,22 +268,33 @@ impl Run<'_> {
             .build_transaction()
             .read_committed()
             .run(async |conn: &mut AsyncPgConnection| -> ApiResult<Spent> {
-                fixed("SELECT pg_advisory_xact_lock($1)")
-                    .bind::<diesel::sql_types::BigInt, _>(SPEND_LOCK)
-                    .execute(conn)
-                    .await?;
+                // The lock, then the ledger and the budget, sent together: PostgreSQL runs a
+                // connection's statements in the order sent, so both are read under the lock, and
+                // the lock is held for two waits where it was held for six (it orders every
+                // guarded release of the deployment).
+                let shared: &AsyncPgConnection = conn;
+                let (mut lock, mut ledger, mut spending) = (shared, shared, shared);
+                let (locked, found, budget) = tokio::join!(
+                    biased;
+                    fixed("SELECT pg_advisory_xact_lock($1)")
+                        .bind::<diesel::sql_types::BigInt, _>(SPEND_LOCK)
+                        .execute(&mut lock),
+                    recorded(&mut ledger, org, &period, &digest),
+                    budget::current(&mut spending, settings, org, now),
+                );
+                locked?;
                 // Asked meanwhile by a colleague: theirs is the release, ours is never shown.
-                if let Some(found) = recorded(conn, org, &period, &digest).await? {
+                if let Some(found) = found? {
                     audit::record(conn, ctx, event(true, AuditOutcome::Success, None)).await?;
                     return Ok((found.id, found.released_at, None, Some(found.stored()?)));
                 }
-                let budget = budget::current(conn, settings, org, now).await?;
+                let budget = budget?;
                 if !budget::affords(&budget, rho) {
                     return Err(exhausted(&budget, &period));
                 }
                 let left = (budget.left - rho).max(0.0);
                 let released = stored.values.iter().filter(|v| v.is_some()).count() as i32;
-                let (id, released_at): (i64, DateTime<Utc>) = diesel::insert_into(report_releases::table)
+                let insert = diesel::insert_into(report_releases::table)
                     .values((
                         report_releases::user_id.eq(principal.user_id),
                         report_releases::organization_id.eq(org),
@@ -291,11 +310,20 @@ impl Run<'_> {
                         report_releases::mechanism.eq(format!("{:?}", noise.mechanism)),
                         report_releases::release.eq(&release_json),
                     ))
-                    .returning((report_releases::id, report_releases::released_at))
-                    .get_result(conn)
-                    .await?;
-                budget::record_spend(conn, now, org, rho).await?;
-                audit::record(conn, ctx, event(false, AuditOutcome::Success, None)).await?;
+                    .returning((report_releases::id, report_releases::released_at));
+                // The ledger row, the spending and the record need nothing of each other: sent
+                // together, and the first failure in that order is the one reported.
+                let shared: &AsyncPgConnection = conn;
+                let (mut ledger, mut spending, mut log) = (shared, shared, shared);
+                let (inserted, spent, recorded) = tokio::join!(
+                    biased;
+                    insert.get_result::<(i64, DateTime<Utc>)>(&mut ledger),
+                    budget::record_spend(&mut spending, now, org, rho),
+                    audit::record(&mut log, ctx, event(false, AuditOutcome::Success, None)),
+                );
+                let (id, released_at) = inserted?;
+                spent?;
+                recorded?;
                 Ok((id, released_at, Some(left), None))
             })
             .await;
@@ -326,7 +354,8 @@ impl Run<'_> {
         repeat: bool,
         org: Uuid,
         now: DateTime<Utc>,
-        // What is left after a release just spent, known without asking again.
+        // What is left, when known without asking again: after a release just spent, or read
+        // beside the ledger for a repeat.
         left: Option<f64>,
     ) -> ApiResult<ReportResult> {
         let budget_left = match left {
@@ -360,110 +389,6 @@ fn reason(refusal: &ApiError) -> &'static str {
         ApiError::BudgetExhausted { by_cap: true, .. } => "deployment_cap_spent",
         _ => "allowance_spent",
     }
-}
-
-/// Measures, makes consistent and withholds: everything between the exact counts and what may be
-/// shown. The exact counts go in; only post-processed noisy values come out.
-fn release(
-    plan: Plan,
-    entries: &[Entry],
-    noise: &Noise,
-    k: i64,
-    privacy: PrivacyStatement,
-) -> ApiResult<StoredRelease> {
-    let index: Vec<HashMap<&str, usize>> =
-        plan.values.iter().map(|v| v.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect()).collect();
-    let mut exact: HashMap<usize, i64> = HashMap::with_capacity(entries.len());
-    'entries: for entry in entries {
-        let mut key = Vec::with_capacity(entry.key.len());
-        for (d, value) in entry.key.iter().enumerate() {
-            match value {
-                None => key.push(plan.total_index(d)),
-                Some(v) => match index[d].get(v.as_str()) {
-                    Some(&i) => key.push(i),
-                    None => continue 'entries, // outside the grid: not part of the question
-                },
-            }
-        }
-        exact.insert(plan.dense(&key), entry.count);
-    }
-    let counts: Vec<i64> = plan.measured.iter().map(|d| exact.get(d).copied().unwrap_or(0)).collect();
-    drop(exact);
-    let noisy = measure::measure(noise, &counts).map_err(|e| ApiError::internal("noise", e))?;
-    drop(counts);
-    let fitted = consistency::fit(&plan, &noisy, noise.sd * noise.sd);
-    let dims = plan.dims.len();
-    let margins: Vec<i64> = (0..1usize << dims)
-        .map(|mask| {
-            let key: Vec<usize> =
-                (0..dims).map(|d| if mask & (1 << d) != 0 { plan.total_index(d) } else { 0 }).collect();
-            let exists = (0..dims).all(|d| mask & (1 << d) != 0 || !plan.values[d].is_empty());
-            if exists { measure::margin(fitted.variance[plan.dense(&key)]) } else { 0 }
-        })
-        .collect();
-    Ok(StoredRelease {
-        grid: plan.values,
-        values: fitted.values.into_iter().map(|v| (v >= k).then_some(v)).collect(),
-        margins,
-        privacy,
-    })
-}
-
-/// The statement of a guarded release: all of it follows from the plan and the settings.
-fn statement(
-    plan: &Plan,
-    noise: &Noise,
-    alternative: &Noise,
-    k: i64,
-    rho: f64,
-    delta: f64,
-) -> ApiResult<PrivacyStatement> {
-    let epsilon = measure::epsilon_at(rho, delta).map_err(|e| ApiError::internal("privacy accounting", e))?;
-    Ok(PrivacyStatement {
-        guarded: true,
-        population: POOLED.into(),
-        k,
-        cells: plan.len(),
-        noise: Some(NoiseStatement { mechanism: noise.mechanism, noise_sd: (noise.sd * 100.0).round() / 100.0 }),
-        alternative: Some(NoiseStatement {
-            mechanism: alternative.mechanism,
-            noise_sd: (alternative.sd * 100.0).round() / 100.0,
-        }),
-        rho: Some(rho),
-        // Rounded up: the statement may overstate the cost, never understate it.
-        epsilon: Some((epsilon * 1000.0).ceil() / 1000.0),
-        delta: Some(delta),
-        sensitivity: Some(noise.sensitivity),
-        bounds: Some(plan.bounds().into_iter().map(|(d, b)| (d.to_string(), b)).collect()),
-        method: Some(method(plan)),
-    })
-}
-
-/// How the entries were measured and derived, in words.
-pub fn method(plan: &Plan) -> String {
-    let names = |positions: &[usize]| positions.iter().map(|&i| plan.dims[i].to_string()).collect::<Vec<_>>();
-    let multi = names(&plan.multi);
-    let chain = names(&plan.chain);
-    let blocks = if multi.is_empty() {
-        "the table".to_owned()
-    } else {
-        format!("each combination of totals and values of {}", multi.join(" and "))
-    };
-    let levels = if chain.is_empty() {
-        "its count".to_owned()
-    } else {
-        let mut steps = vec!["its total".to_owned()];
-        for i in 1..=chain.len() {
-            steps.push(format!("by {}", chain[..i].join(" and ")));
-        }
-        steps.join(", then ")
-    };
-    format!(
-        "One measurement with equal noise on every measured entry: for {blocks}, {levels}. Other totals are sums of \
-         their cells. Post-processing combines each total with the sum of its parts (weighted by their variance), \
-         then makes the table non-negative integers whose parts add up to their totals (and, for multi-valued \
-         dimensions, never exceed them). Counts below k are then withheld."
-    )
 }
 
 #[cfg(test)]
