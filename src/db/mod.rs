@@ -2,16 +2,17 @@
 
 pub mod fixed;
 pub mod local_cluster;
+pub mod migrations;
 pub mod schema;
 
 use std::time::Duration;
 
 use diesel_async::AsyncPgConnection;
-use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
-use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 
 pub use diesel_async::pooled_connection::deadpool::PoolError;
+pub use migrations::{Patience, run_migrations, run_migrations_with};
 
 pub type Pool = diesel_async::pooled_connection::deadpool::Pool<AsyncPgConnection>;
 pub type Conn = diesel_async::pooled_connection::deadpool::Object<AsyncPgConnection>;
@@ -53,61 +54,6 @@ pub fn build_pool(url: &str, size: usize, timeout: Duration) -> Result<Pool, DbS
         .runtime(deadpool::Runtime::Tokio1)
         .build()
         .map_err(|e| DbSetupError::Pool(e.to_string()))
-}
-
-/// Applies pending migrations. Runs on a plain thread: the async connection wrapper blocks, which
-/// must not happen on an actix worker (see STACK-NOTES).
-pub fn run_migrations(url: &str) -> Result<Vec<String>, DbSetupError> {
-    let url = url.to_owned();
-    std::thread::spawn(move || {
-        use diesel::Connection;
-        use diesel::RunQueryDsl;
-        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
-            .map_err(|e| DbSetupError::Migrations(format!("cannot connect: {e}")))?;
-        // Several processes starting at once (a rolling deploy) take turns: the first applies,
-        // the others then find nothing pending. Held until this connection closes.
-        diesel::sql_query("SELECT pg_advisory_lock(4848415645)")
-            .execute(&mut conn)
-            .map_err(|e| DbSetupError::Migrations(format!("cannot take the migration lock: {e}")))?;
-        let applied: Vec<String> = conn
-            .run_pending_migrations(MIGRATIONS)
-            .map_err(|e| DbSetupError::Migrations(e.to_string()))?
-            .iter()
-            .map(|v| v.to_string())
-            .collect();
-        sync_country_regions(&mut conn).map_err(|e| DbSetupError::Migrations(format!("country regions: {e}")))?;
-        Ok(applied)
-    })
-    .join()
-    .unwrap_or_else(|_| Err(DbSetupError::Migrations("migration thread panicked".into())))
-}
-
-/// Keeps `country_regions` equal to the UN M49 regions the `keshvar` crate knows, so reports can
-/// group by region in SQL (a person with two citizenships in one region counts once).
-fn sync_country_regions(conn: &mut AsyncConnectionWrapper<AsyncPgConnection>) -> diesel::QueryResult<()> {
-    use diesel::RunQueryDsl;
-    use diesel::prelude::*;
-    use schema::country_regions;
-    let rows: Vec<_> = crate::domain::country::countries()
-        .iter()
-        .map(|c| {
-            (
-                country_regions::country.eq(&c.alpha3),
-                country_regions::region.eq(&c.region),
-                country_regions::subregion.eq(&c.subregion),
-            )
-        })
-        .collect();
-    diesel::insert_into(country_regions::table)
-        .values(rows)
-        .on_conflict(country_regions::country)
-        .do_update()
-        .set((
-            country_regions::region.eq(diesel::upsert::excluded(country_regions::region)),
-            country_regions::subregion.eq(diesel::upsert::excluded(country_regions::subregion)),
-        ))
-        .execute(conn)?;
-    Ok(())
 }
 
 /// `true` when the database answers a trivial query within the pool timeout.

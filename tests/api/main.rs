@@ -31,6 +31,7 @@ mod leak;
 mod lock_order;
 mod lockout;
 mod matrix;
+mod migrations;
 mod openapi;
 mod operations;
 mod organizations;

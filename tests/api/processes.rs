@@ -12,7 +12,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::deaf_proxy;
-use crate::helpers::{Caller, PASSWORD, TestApp, empty_database, spawn_app, spawn_app_with};
+use crate::helpers::{Caller, PASSWORD, TestApp, spawn_app, spawn_app_with};
 use crate::paths;
 use crate::reports::figure;
 use crate::victims::victim_body;
@@ -280,18 +280,4 @@ async fn releases_on_two_processes_share_one_budget_and_one_set_of_rollups() {
     assert_eq!(releases, 3, "one ledger, one budget");
     let spend = sql_count(&app, "SELECT coalesce(sum(releases), 0)::bigint AS n FROM report_spend").await;
     assert_eq!(spend, 3);
-}
-
-#[test]
-fn processes_starting_at_once_apply_the_migrations_once() {
-    let url = empty_database();
-    let starts: Vec<_> = (0..4)
-        .map(|_| {
-            let url = url.clone();
-            std::thread::spawn(move || haven::db::run_migrations(&url))
-        })
-        .collect();
-    let applied: Vec<Vec<String>> = starts.into_iter().map(|s| s.join().unwrap().expect("migrations")).collect();
-    let total: usize = applied.iter().map(Vec::len).sum();
-    assert!(total > 0 && applied.iter().filter(|a| !a.is_empty()).count() == 1, "one start applied them all");
 }

@@ -1,0 +1,150 @@
+//! Migrations applied at start beside processes that are serving (D123, D159): several starts take
+//! turns, and a migration that meets a long transaction gives way after `lock_timeout` instead of
+//! holding up every request to the table it changes, then tries again, and fails the start with
+//! its reason when the transaction never ends.
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use diesel::{Connection, OptionalExtension, RunQueryDsl};
+use diesel_async::AsyncPgConnection;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_migrations::MigrationHarness;
+use haven::db::{MIGRATIONS, Patience, run_migrations, run_migrations_with};
+
+use crate::helpers::empty_database;
+
+type Blocking = AsyncConnectionWrapper<AsyncPgConnection>;
+
+fn connect(url: &str) -> Blocking {
+    Blocking::establish(url).expect("connect")
+}
+
+#[test]
+fn processes_starting_at_once_apply_the_migrations_once() {
+    let url = empty_database();
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || run_migrations(&url))
+        })
+        .collect();
+    let applied: Vec<Vec<String>> = starts.into_iter().map(|s| s.join().unwrap().expect("migrations")).collect();
+    let total: usize = applied.iter().map(Vec::len).sum();
+    assert!(total > 0 && applied.iter().filter(|a| !a.is_empty()).count() == 1, "one start applied them all");
+}
+
+/// A database with every migration but the last, and the last one's version.
+fn one_migration_behind() -> (String, String) {
+    let url = empty_database();
+    run_migrations(&url).expect("migrate");
+    let last = connect(&url).revert_last_migration(MIGRATIONS).expect("revert the last migration").to_string();
+    (url, last)
+}
+
+/// A running process's transaction that has written to every table (any write takes ROW
+/// EXCLUSIVE, which every DDL lock conflicts with), open until told, or for `at_most`: whichever
+/// tables the last migration changes, it waits for this.
+fn transaction_writing_everywhere(url: &str, release: mpsc::Receiver<()>, at_most: Duration) -> JoinHandle<()> {
+    let (url, (held, holding)) = (url.to_owned(), mpsc::channel());
+    let holder = std::thread::spawn(move || {
+        connect(&url)
+            .transaction::<_, diesel::result::Error, _>(|conn| {
+                diesel::sql_query(
+                    "DO $$ DECLARE t regclass; BEGIN \
+                       FOR t IN SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                                WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') \
+                                  AND c.relname <> '__diesel_schema_migrations' LOOP \
+                         EXECUTE format('LOCK TABLE %s IN ROW EXCLUSIVE MODE', t); \
+                       END LOOP; END $$",
+                )
+                .execute(conn)?;
+                held.send(()).expect("say it is held");
+                let _ = release.recv_timeout(at_most);
+                Ok(())
+            })
+            .expect("hold every table");
+    });
+    holding.recv().expect("tables held");
+    holder
+}
+
+#[derive(diesel::QueryableByName)]
+struct Waiting {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    relation: String,
+}
+
+/// The table someone waits to lock, once someone does.
+fn table_waited_for(conn: &mut Blocking) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let waiting = "SELECT l.relation::regclass::text AS relation FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+                   WHERE NOT l.granted AND l.relation IS NOT NULL AND d.datname = current_database() LIMIT 1";
+    loop {
+        if let Some(w) = diesel::sql_query(waiting).get_result::<Waiting>(conn).optional().expect("pg_locks") {
+            return w.relation;
+        }
+        assert!(Instant::now() < deadline, "the migration never waited for a lock");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_migration_gives_way_to_a_long_transaction_and_tries_again() {
+    let (url, last) = one_migration_behind();
+    let (release, released) = mpsc::channel();
+    let holder = transaction_writing_everywhere(&url, released, Duration::from_secs(15));
+    let patience = Patience {
+        lock_timeout: Duration::from_millis(200),
+        attempts: 200,
+        first_pause: Duration::from_millis(50),
+        longest_pause: Duration::from_millis(50),
+    };
+    let migrating = {
+        let url = url.clone();
+        std::thread::spawn(move || run_migrations_with(&url, patience))
+    };
+    let mut request = connect(&url);
+    let table = table_waited_for(&mut request);
+    // A request meanwhile writes to that table: it queues behind the migration's lock request,
+    // which gives way within its lock_timeout.
+    let started = Instant::now();
+    request
+        .transaction::<_, diesel::result::Error, _>(|conn| {
+            diesel::sql_query(format!("LOCK TABLE {table} IN ROW EXCLUSIVE MODE")).execute(conn).map(drop)
+        })
+        .expect("the request's write");
+    let waited = started.elapsed();
+    let _ = release.send(()); // the long transaction may have ended on its own (at_most)
+    holder.join().expect("holder");
+    let applied = migrating.join().expect("migration thread").expect("applied once the transaction ended");
+    assert_eq!(applied, vec![last], "the migration applied, after giving way");
+    assert!(waited < Duration::from_secs(5), "a write to {table} waited {waited:?} behind a migration's lock request");
+}
+
+#[test]
+fn a_migration_that_never_gets_its_locks_fails_the_start_and_says_why() {
+    let (url, last) = one_migration_behind();
+    let (release, released) = mpsc::channel();
+    let holder = transaction_writing_everywhere(&url, released, Duration::from_secs(20));
+    let patience = Patience {
+        lock_timeout: Duration::from_millis(100),
+        attempts: 3,
+        first_pause: Duration::from_millis(50),
+        longest_pause: Duration::from_millis(50),
+    };
+    let started = Instant::now();
+    let outcome = run_migrations_with(&url, patience);
+    let took = started.elapsed();
+    let _ = release.send(()); // the long transaction may have ended on its own (at_most)
+    holder.join().expect("holder");
+    let error = outcome.expect_err("a start that cannot take its locks fails").to_string();
+    assert!(
+        error.contains("lock timeout") && error.contains("tried 3 times") && error.contains("pg_stat_activity"),
+        "{error}"
+    );
+    assert!(took < Duration::from_secs(10), "it gave up after {took:?}");
+    // Nothing was half done: the migration is still pending, and applies at the next start.
+    assert_eq!(run_migrations(&url).expect("the next start"), vec![last]);
+}
