@@ -45,6 +45,7 @@ mod rekey_seed;
 mod releases;
 mod replica;
 mod reports;
+mod retention;
 mod rights;
 mod second_factor;
 mod sensitivity;
