@@ -264,7 +264,7 @@ fn error_examples(doc: &mut utoipa::openapi::OpenApi) {
         ("PayloadTooLarge", vec![E::PayloadTooLarge]),
         ("UnsupportedMediaType", vec![E::UnsupportedMediaType]),
         ("TooManyRequests", vec![E::TooManyRequests { retry_after_secs: 30 }]),
-        ("Unavailable", vec![E::Unavailable]),
+        ("Unavailable", vec![E::Unavailable, E::Undone]),
     ];
     let Some(components) = doc.components.as_mut() else { return };
     for (name, errors) in catalogue {
@@ -272,7 +272,11 @@ fn error_examples(doc: &mut utoipa::openapi::OpenApi) {
         let Some(RefOr::T(content)) = response.content.get_mut(crate::error::PROBLEM_JSON) else { continue };
         for error in errors {
             let problem = error.problem();
-            let slug = problem.problem_type.trim_start_matches("urn:haven:problem:").to_owned();
+            let mut slug = problem.problem_type.trim_start_matches("urn:haven:problem:").to_owned();
+            // Two causes share the type: each shows its own detail under a name of its own.
+            if matches!(error, E::Undone) {
+                slug.push_str("-undone");
+            }
             let value = serde_json::to_value(&problem).unwrap_or_default();
             content
                 .examples
