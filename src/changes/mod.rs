@@ -19,6 +19,8 @@ text_enum! {
         /// The identity and every identity-grade text (notes, reasons, plan texts); the case file
         /// stays.
         Identity => "identity",
+        /// The identity alone: the case's notes, reasons and plan texts stay, and are still served.
+        IdentityOnly => "identity_only",
         /// The whole record: it is no longer yours to see.
         Record => "record",
     }
@@ -27,8 +29,11 @@ text_enum! {
 text_enum! {
     /// Why it left your sight.
     pub enum LeaveReason {
-        /// The identity was removed from the case file.
+        /// The identity and every identity-grade text were erased (`POST /victims/{id}/erase`, or
+        /// the retention schedule).
         IdentityErased => "identity_erased",
+        /// The identity was removed from the case file by a patch; the texts about the person stay.
+        IdentityRemoved => "identity_removed",
         /// The person withdrew their consent to sharing with referral partners.
         ConsentWithdrawn => "consent_withdrawn",
         /// The case was transferred to another organisation.
@@ -61,8 +66,13 @@ pub async fn for_organization(
 }
 
 /// Tells the organisations that hold the victim's identity through a live referral made with it
-/// shared to forget the identity (its erasure, or the consent withdrawn).
-pub async fn for_receivers(conn: &mut AsyncPgConnection, victim: Uuid, why: LeaveReason) -> QueryResult<()> {
+/// shared to forget `what` of it (its erasure or removal, or the consent withdrawn).
+pub async fn for_receivers(
+    conn: &mut AsyncPgConnection,
+    victim: Uuid,
+    what: Forget,
+    why: LeaveReason,
+) -> QueryResult<()> {
     let receivers: Vec<Uuid> = referrals::table
         .filter(referrals::victim_id.eq(victim))
         .filter(referrals::status.eq_any(LIVE))
@@ -72,7 +82,7 @@ pub async fn for_receivers(conn: &mut AsyncPgConnection, victim: Uuid, why: Leav
         .load(conn)
         .await?;
     for org in receivers {
-        for_organization(conn, org, victim, Forget::Identity, why).await?;
+        for_organization(conn, org, victim, what, why).await?;
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::access::{self, Visible};
 use super::model::VictimRow;
 use crate::auth::Principal;
-use crate::changes::{self, LeaveReason};
+use crate::changes::{self, Forget, LeaveReason};
 use crate::db::schema::consent_events;
 use crate::domain::case_vocab::ConsentMethod;
 use crate::domain::policy::{self, Relation};
@@ -105,7 +105,7 @@ pub async fn announce_withdrawal(
     }
     let mut told = vec![before.organization_id];
     if withdrawn.contains(&"share_with_referral_partners") {
-        changes::for_receivers(conn, after.id, LeaveReason::ConsentWithdrawn).await?;
+        changes::for_receivers(conn, after.id, Forget::Identity, LeaveReason::ConsentWithdrawn).await?;
         told.extend(super::store::live_receivers(conn, after.id).await?);
     }
     let data = serde_json::json!({ "victim_id": after.id, "withdrawn": withdrawn });

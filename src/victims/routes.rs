@@ -337,10 +337,12 @@ pub async fn update_victim(
                         ));
                     }
                     store::delete_identity(conn, id).await?;
-                    // Erased: every client that holds it, here and at receivers, deletes its copy.
-                    let erased = LeaveReason::IdentityErased;
-                    changes::for_organization(conn, row.organization_id, id, Forget::Identity, erased).await?;
-                    changes::for_receivers(conn, id, erased).await?;
+                    // Removed: every client that holds it, here and at receivers, deletes its copy.
+                    // Only the identity: the notes, reasons and plan texts stay on the server and
+                    // are served as before, so a client must keep them (D160).
+                    let (removed, why) = (Forget::IdentityOnly, LeaveReason::IdentityRemoved);
+                    changes::for_organization(conn, row.organization_id, id, removed, why).await?;
+                    changes::for_receivers(conn, id, removed, why).await?;
                 }
                 (None, _) => {}
             }

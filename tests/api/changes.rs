@@ -56,11 +56,11 @@ async fn clients_are_told_what_left_their_sight() {
     assert_eq!(receiver.post(&paths::referral_step(&referral, "complete"), json!({})).await.status, StatusCode::OK);
     assert_eq!(tombstones(&receiver).await.last(), Some(&one(victim, "record", "referral_ended")));
 
-    // Erasing the identity: the owner's clients delete their copies.
+    // Removing the identity: the owner's clients delete their copies of it.
     let version = format!("\"{}\"", owner.get(&paths::victim(victim)).await.json()["version"]);
-    let erased = owner.patch(&paths::victim(victim), &version, json!({ "identity": null })).await;
-    assert_eq!(erased.status, StatusCode::OK, "{}", erased.text);
-    assert_eq!(tombstones(&owner).await, vec![one(victim, "identity", "identity_erased")]);
+    let removed = owner.patch(&paths::victim(victim), &version, json!({ "identity": null })).await;
+    assert_eq!(removed.status, StatusCode::OK, "{}", removed.text);
+    assert_eq!(tombstones(&owner).await, vec![one(victim, "identity_only", "identity_removed")]);
 
     // From a time on, a page at a time, never another organisation's; partners have none.
     let later = (chrono::Utc::now() + chrono::Duration::seconds(60)).format("%Y-%m-%dT%H:%M:%SZ");
@@ -109,4 +109,42 @@ async fn a_referral_that_ended_takes_the_identity_it_shared() {
     assert_eq!(case.status, StatusCode::OK, "the case stays in sight through the other referral");
     assert!(case.json().get("identity").is_none());
     assert_eq!(tombstones(&receiver).await[before..], [one(victim, "identity", "referral_ended")]);
+}
+
+/// What a client is told to forget is what the server no longer serves. A patch that removes the
+/// identity keeps the notes and the referral's reason, and serves them as before: the owner's and
+/// the receiver's clients forget the identity alone (a client that deleted the notes would not get
+/// them back: they did not change). An erasure destroys them, and both are told to forget them.
+#[tokio::test]
+async fn a_removed_identity_is_forgotten_alone_and_an_erased_one_with_its_texts() {
+    let app = spawn_app().await;
+    let (org, other) = (app.create_org().await, app.create_org().await);
+    let (victim, owner) = create_victim(&app, org).await;
+    let receiver = app.caller(other, Role::Caseworker).await;
+    let note = json!({ "kind": "medical", "provided_on": "2026-11-01", "notes": "MARKERNOTES clinic" });
+    assert_eq!(owner.post(&paths::assistance(victim), note).await.status, StatusCode::CREATED);
+    let referral =
+        json!({ "victim_id": victim, "to_organization_id": other, "service": "legal", "reason": "MARKERREASON court" });
+    let referral = owner.post(paths::REFERRALS, referral).await.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(receiver.post(&paths::referral_step(&referral, "accept"), json!({})).await.status, StatusCode::OK);
+    let served = async || {
+        let notes = owner.get(&paths::assistance(victim)).await.text.contains("MARKERNOTES");
+        let reason = receiver.get(&paths::referral(&referral)).await.text.contains("MARKERREASON");
+        (notes, reason)
+    };
+    assert_eq!(served().await, (true, true));
+
+    let version = format!("\"{}\"", owner.get(&paths::victim(victim)).await.json()["version"]);
+    let removed = owner.patch(&paths::victim(victim), &version, json!({ "identity": null })).await;
+    assert_eq!(removed.status, StatusCode::OK, "{}", removed.text);
+    let told = one(victim, "identity_only", "identity_removed");
+    assert_eq!((tombstones(&owner).await, tombstones(&receiver).await), (vec![told.clone()], vec![told]));
+    assert_eq!(served().await, (true, true), "the texts a client keeps are still served");
+
+    let erased = owner.post(&paths::case_step(victim, "erase"), json!({ "reason": "data_subject_request" })).await;
+    assert_eq!(erased.status, StatusCode::OK, "{}", erased.text);
+    let told = one(victim, "identity", "identity_erased");
+    assert_eq!(tombstones(&owner).await.last(), Some(&told));
+    assert_eq!(tombstones(&receiver).await.last(), Some(&told));
+    assert_eq!(served().await, (false, false), "the texts a client forgets are no longer served");
 }
