@@ -81,9 +81,10 @@ pub fn run_migrations_with(url: &str, patience: Patience) -> Result<Vec<String>,
                 }
                 Err(e) if gave_way(&e) => {
                     return Err(DbSetupError::Migrations(format!(
-                        "{e}; tried {attempt} times, waiting at most {} ms each time: a long transaction holds a \
-                         table the migration changes (see pg_stat_activity); start again once it has ended",
-                        patience.lock_timeout.as_millis()
+                        "{e}; tried {attempt} times, waiting at most {} ms for each lock: a long transaction \
+                         holds a table the migration changes ({}); start again once it has ended",
+                        patience.lock_timeout.as_millis(),
+                        long_transactions(&mut conn, patience.lock_timeout)
                     )));
                 }
                 Err(e) => return Err(DbSetupError::Migrations(e)),
@@ -119,6 +120,39 @@ fn take_turn(conn: &mut Blocking) -> Result<(), DbSetupError> {
         .execute(conn)
         .map_err(failed)?;
     Ok(())
+}
+
+/// The transactions of this database open longer than `than`, oldest first: who to look at.
+/// Process ids, application names and ages only (never a statement's text, which may hold values).
+fn long_transactions(conn: &mut Blocking, than: Duration) -> String {
+    #[derive(QueryableByName)]
+    struct Open {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        application: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        seconds: i64,
+    }
+    let open: QueryResult<Vec<Open>> = diesel::sql_query(
+        "SELECT pid, coalesce(nullif(application_name, ''), 'unnamed') AS application, \
+                extract(epoch FROM now() - xact_start)::bigint AS seconds \
+           FROM pg_stat_activity \
+          WHERE datname = current_database() AND pid <> pg_backend_pid() \
+            AND xact_start < now() - make_interval(secs => $1) \
+          ORDER BY xact_start LIMIT 5",
+    )
+    .bind::<diesel::sql_types::Double, _>(than.as_secs_f64())
+    .load(conn);
+    match open {
+        Ok(open) if !open.is_empty() => {
+            let listed: Vec<String> =
+                open.iter().map(|o| format!("pid {} ({}, open {} s)", o.pid, o.application, o.seconds)).collect();
+            format!("open now: {}; see pg_stat_activity", listed.join(", "))
+        }
+        // Another role's sessions are hidden from a role without pg_read_all_stats.
+        _ => "see pg_stat_activity".to_owned(),
+    }
 }
 
 fn set_lock_timeout(conn: &mut Blocking, timeout: Duration) -> QueryResult<usize> {

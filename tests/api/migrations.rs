@@ -46,7 +46,8 @@ fn one_migration_behind() -> (String, String) {
 /// A running process's transaction that has written to every table (any write takes ROW
 /// EXCLUSIVE, which every DDL lock conflicts with), open until told, or for `at_most`: whichever
 /// tables the last migration changes, it waits for this.
-fn transaction_writing_everywhere(url: &str, release: mpsc::Receiver<()>, at_most: Duration) -> JoinHandle<()> {
+/// Returns the thread and its backend's process id.
+fn transaction_writing_everywhere(url: &str, release: mpsc::Receiver<()>, at_most: Duration) -> (JoinHandle<()>, i32) {
     let (url, (held, holding)) = (url.to_owned(), mpsc::channel());
     let holder = std::thread::spawn(move || {
         connect(&url)
@@ -60,14 +61,16 @@ fn transaction_writing_everywhere(url: &str, release: mpsc::Receiver<()>, at_mos
                        END LOOP; END $$",
                 )
                 .execute(conn)?;
-                held.send(()).expect("say it is held");
+                let pid = diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>("pg_backend_pid()"))
+                    .get_result(conn)?;
+                held.send(pid).expect("say it is held");
                 let _ = release.recv_timeout(at_most);
                 Ok(())
             })
             .expect("hold every table");
     });
-    holding.recv().expect("tables held");
-    holder
+    let pid = holding.recv().expect("tables held");
+    (holder, pid)
 }
 
 #[derive(diesel::QueryableByName)]
@@ -85,6 +88,8 @@ fn table_waited_for(conn: &mut Blocking) -> String {
         if let Some(w) = diesel::sql_query(waiting).get_result::<Waiting>(conn).optional().expect("pg_locks") {
             return w.relation;
         }
+        // A last migration that only creates tables waits for nobody: these tests need one
+        // that changes an existing table.
         assert!(Instant::now() < deadline, "the migration never waited for a lock");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -94,7 +99,7 @@ fn table_waited_for(conn: &mut Blocking) -> String {
 fn a_migration_gives_way_to_a_long_transaction_and_tries_again() {
     let (url, last) = one_migration_behind();
     let (release, released) = mpsc::channel();
-    let holder = transaction_writing_everywhere(&url, released, Duration::from_secs(15));
+    let (holder, _) = transaction_writing_everywhere(&url, released, Duration::from_secs(15));
     let patience = Patience {
         lock_timeout: Duration::from_millis(200),
         attempts: 200,
@@ -127,7 +132,7 @@ fn a_migration_gives_way_to_a_long_transaction_and_tries_again() {
 fn a_migration_that_never_gets_its_locks_fails_the_start_and_says_why() {
     let (url, last) = one_migration_behind();
     let (release, released) = mpsc::channel();
-    let holder = transaction_writing_everywhere(&url, released, Duration::from_secs(20));
+    let (holder, holder_pid) = transaction_writing_everywhere(&url, released, Duration::from_secs(20));
     let patience = Patience {
         lock_timeout: Duration::from_millis(100),
         attempts: 3,
@@ -144,6 +149,7 @@ fn a_migration_that_never_gets_its_locks_fails_the_start_and_says_why() {
         error.contains("lock timeout") && error.contains("tried 3 times") && error.contains("pg_stat_activity"),
         "{error}"
     );
+    assert!(error.contains(&format!("pid {holder_pid} ")), "names the transaction that stood in the way: {error}");
     assert!(took < Duration::from_secs(10), "it gave up after {took:?}");
     // Nothing was half done: the migration is still pending, and applies at the next start.
     assert_eq!(run_migrations(&url).expect("the next start"), vec![last]);
