@@ -38,15 +38,18 @@ pub struct Tombstone {
     pub sequence: i64,
     pub victim_id: Uuid,
     /// `identity`: delete the identity, assistance notes, referral reasons, task notes and plan
-    /// texts of the case, and keep its case file; `record`: delete the case and everything under it.
+    /// texts of the case, and keep its case file; `identity_only`: delete the identity and keep
+    /// the rest (it is still served); `record`: delete the case and everything under it. Delete
+    /// nothing more: what is still served comes back in a sync only when it changes.
     pub forget: Forget,
     pub reason: LeaveReason,
     #[diesel(column_name = created_at)]
     pub at: DateTime<Utc>,
 }
 
-/// What left your sight since a time: cases (or their identities) erased, transferred away,
-/// restricted, or no longer shared with your organisation, so an offline client deletes its copy.
+/// What left your sight since a time: cases (or their identities) erased or removed, transferred
+/// away, restricted, or no longer shared with your organisation, so an offline client deletes its
+/// copy.
 ///
 /// Ask with the time your last sync started; apply in `sequence` order. Another organisation's
 /// records, and records that only changed, are not here: sync those with `updated_since`.

@@ -148,3 +148,31 @@ async fn a_removed_identity_is_forgotten_alone_and_an_erased_one_with_its_texts(
     assert_eq!(tombstones(&receiver).await.last(), Some(&told));
     assert_eq!(served().await, (false, false), "the texts a client forgets are no longer served");
 }
+
+/// Migration 19: the tombstones that patches wrote before it said `identity`, `identity_erased`,
+/// as an erasure does; it restates them, and leaves an erasure's as they are. Its down migration
+/// puts them back as they were written, so running down and then up again is that deploy.
+#[tokio::test]
+async fn migration_19_restates_the_tombstones_patches_wrote_before_it() {
+    use diesel_async::SimpleAsyncConnection;
+    const DOWN: &str = include_str!("../../migrations/2026-12-05-000019_identity_removed/down.sql");
+    const UP: &str = include_str!("../../migrations/2026-12-05-000019_identity_removed/up.sql");
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let (removed, owner) = create_victim(&app, org).await;
+    let (erased, other) = create_victim(&app, org).await;
+    let version = format!("\"{}\"", owner.get(&paths::victim(removed)).await.json()["version"]);
+    let patched = owner.patch(&paths::victim(removed), &version, json!({ "identity": null })).await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+    let erasure = other.post(&paths::case_step(erased, "erase"), json!({ "reason": "data_subject_request" })).await;
+    assert_eq!(erasure.status, StatusCode::OK, "{}", erasure.text);
+    let now = vec![one(removed, "identity_only", "identity_removed"), one(erased, "identity", "identity_erased")];
+    assert_eq!(tombstones(&owner).await, now);
+
+    let mut conn = app.pool.get().await.unwrap();
+    conn.batch_execute(DOWN).await.expect("migration 19 down");
+    let before = vec![one(removed, "identity", "identity_erased"), one(erased, "identity", "identity_erased")];
+    assert_eq!(tombstones(&owner).await, before, "as patches wrote them before migration 19");
+    conn.batch_execute(UP).await.expect("migration 19 up");
+    assert_eq!(tombstones(&owner).await, now, "restated, the erasure's left as it was");
+}
