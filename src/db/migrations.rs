@@ -21,7 +21,8 @@ use super::{DbSetupError, MIGRATIONS, schema};
 
 type Blocking = AsyncConnectionWrapper<AsyncPgConnection>;
 
-/// Several Haven processes take turns applying migrations: "HAVEN" and "E" in its digits.
+/// The advisory lock under which processes take turns. The number earlier versions took, so a
+/// process of this version and one of an older version starting together take turns too.
 const MIGRATION_LOCK: i64 = 4848415645;
 
 /// How long a migration may hold up traffic while it waits for a lock, and how often it tries.
