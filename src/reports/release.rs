@@ -25,7 +25,7 @@ use super::counting::{Entry, Filters, Population};
 use super::measure::{self, Plan};
 use super::output::{Cell, Cells, PrivacyStatement, ReleaseInfo, ReportResult, StoredRelease, TOTAL};
 use super::replica;
-use super::rollup::{self, Shape};
+use super::rollup::Shape;
 use super::{ReportPlugin, TableQuery, grid, noisy_table};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
@@ -112,11 +112,11 @@ impl Run<'_> {
         let state = self.state;
         let shape = Shape { table: &self.table, bounded: false };
         let key = &state.bounding_key;
-        let mut conn = rollup::upkeep(state.pool.get().await?, &self.table, false, key).await?;
         let population = Population::OwnOrganization(org);
         let replica = state.replica.as_deref();
-        let mut entries =
-            replica::read(replica, &state.metrics, &mut conn, &shape, key, population, &self.filters).await?;
+        let conn = state.pool.get().await?;
+        let (mut conn, mut entries) =
+            replica::upkept_read(replica, &state.metrics, conn, &shape, key, population, &self.filters).await?;
         entries.sort_by(key_order);
         let cells: Vec<Cell> = entries
             .into_iter()
@@ -253,10 +253,10 @@ impl Run<'_> {
         }
         let shape = Shape { table, bounded: true };
         let key = &state.bounding_key;
-        let mut conn = rollup::upkeep(conn, table, true, key).await?;
         let population = Population::Pooled { caller: org };
         let replica = state.replica.as_deref();
-        let entries = replica::read(replica, &state.metrics, &mut conn, &shape, key, population, filters).await?;
+        let (mut conn, entries) =
+            replica::upkept_read(replica, &state.metrics, conn, &shape, key, population, filters).await?;
         let statement = noisy_table::statement(&plan, &noise, &alternative, k, rho, settings.dp_delta)?;
         let stored = actix_web::web::block(move || noisy_table::release(plan, &entries, &noise, k, statement))
             .await

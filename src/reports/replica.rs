@@ -134,6 +134,44 @@ impl Replica {
 
 /// Reads a shape's rollups for `population`: from the replica when one is configured, up, and
 /// caught up with the primary; else from the primary (`primary`, after the upkeep).
+/// The rollups brought up to date (`rollup::upkeep`), then read (`read`). Without a replica, the
+/// read is sent beside the upkeep's idle check, pipelined on the request's connection: one wait
+/// instead of two, in the order they were sent, so the read sees what it would have seen after the
+/// check. It is kept only if the check finds nothing to do (the steady state); otherwise the
+/// upkeep runs and the rollups are read again (D161).
+#[allow(clippy::too_many_arguments)]
+pub async fn upkept_read(
+    replica: Option<&Replica>,
+    metrics: &Metrics,
+    conn: Conn,
+    shape: &Shape<'_>,
+    key: &std::sync::Arc<BoundingKey>,
+    population: Population,
+    filters: &Filters,
+) -> Result<(Conn, Vec<Entry>), ApiError> {
+    if replica.is_none() {
+        let id = shape.id(key);
+        let (idle, entries) = {
+            let shared: &AsyncPgConnection = &conn;
+            let (mut check, mut counts) = (shared, shared);
+            // Biased: polled in this order, so sent in it. A read sent before the check could
+            // see the rollups as they were before an upkeep that a check after it found done.
+            tokio::join!(
+                biased;
+                rollup::is_idle(&mut check, &id),
+                rollup::read(&mut counts, shape, key, population, filters)
+            )
+        };
+        if idle? {
+            metrics.report_read(Source::Primary);
+            return Ok((conn, entries?));
+        }
+    }
+    let mut conn = rollup::upkeep(conn, shape.table, shape.bounded, key).await?;
+    let entries = read(replica, metrics, &mut conn, shape, key, population, filters).await?;
+    Ok((conn, entries))
+}
+
 pub async fn read(
     replica: Option<&Replica>,
     metrics: &Metrics,

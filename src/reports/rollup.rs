@@ -155,7 +155,7 @@ struct Idle {
 /// lock. A change that commits after this check is as if it came after the report. An upkeep under
 /// way elsewhere still shows its dirty rows (its delete is not committed), so a run then waits for
 /// it in `rebuild`.
-async fn is_idle(conn: &mut AsyncPgConnection, id: &str) -> Result<bool, ApiError> {
+pub(super) async fn is_idle(conn: &mut impl crate::db::Runs, id: &str) -> Result<bool, ApiError> {
     let idle: Idle = fixed(
         "SELECT NOT EXISTS (SELECT 1 FROM report_rollup_dirty) \
            AND EXISTS (SELECT 1 FROM report_rollup_shapes WHERE shape = $1) AS idle",
@@ -294,7 +294,7 @@ const READ_POOLED: &str = "SELECT key[1] AS d1, key[2] AS d2, key[3] AS d3, sum(
 /// caseworker's own organisation from the exact rollup, a pooled population from the bounded
 /// one. Fixed statements, prepared once per connection.
 pub async fn read(
-    conn: &mut AsyncPgConnection,
+    conn: &mut impl crate::db::Runs,
     shape: &Shape<'_>,
     key: &BoundingKey,
     population: Population,
