@@ -132,8 +132,6 @@ impl Replica {
     }
 }
 
-/// Reads a shape's rollups for `population`: from the replica when one is configured, up, and
-/// caught up with the primary; else from the primary (`primary`, after the upkeep).
 /// The rollups brought up to date (`rollup::upkeep`), then read (`read`). Without a replica, the
 /// read is sent beside the upkeep's idle check, pipelined on the request's connection: one wait
 /// instead of two, in the order they were sent, so the read sees what it would have seen after the
@@ -172,6 +170,8 @@ pub async fn upkept_read(
     Ok((conn, entries))
 }
 
+/// Reads a shape's rollups for `population`: from the replica when one is configured, up, and
+/// caught up with the primary; else from the primary (`primary`, after the upkeep).
 pub async fn read(
     replica: Option<&Replica>,
     metrics: &Metrics,

@@ -1,6 +1,7 @@
 //! Report rollups (see migrations 4 and 5): a table's distinct-victim counts per partition (month,
 //! org, consent, operation), built on first use and rebuilt partition by partition when triggers
-//! mark them dirty. A run first brings every rollup up to date, then sums partitions, so counts
+//! mark them dirty. A run sums partitions only once every rollup is up to date (its read, sent
+//! beside the idle check, is kept only when the check finds nothing to do: D161), so counts
 //! are exact and never stale, and read a few thousand pre-aggregated rows instead of scanning
 //! victims. A table has two rollups: exact (caseworkers' own case load) and bounded (the counts
 //! guarded releases measure, each victim's values bounded under the current key), which also has
@@ -290,7 +291,7 @@ const READ_POOLED: &str = "SELECT key[1] AS d1, key[2] AS d2, key[3] AS d3, sum(
          AND ($3::date IS NULL OR r.month >= $3) AND ($4::date IS NULL OR r.month < $4) AND ($5::text IS NULL OR r.operation = $5) \
      ) t GROUP BY key HAVING sum(n) > 0";
 
-/// The counts of a shape, summed from its rollup (which `maintain` brought up to date): a
+/// The counts of a shape, summed from its rollup (up to date: see `replica::upkept_read`): a
 /// caseworker's own organisation from the exact rollup, a pooled population from the bounded
 /// one. Fixed statements, prepared once per connection.
 pub async fn read(
