@@ -65,6 +65,19 @@ pub async fn for_organization(
     Ok(())
 }
 
+/// Tells every holder of the victim's identity to forget `what` of it: the owning organisation's
+/// clients, and those of receivers of live referrals made with it shared (its erasure or removal).
+pub async fn for_holders(
+    conn: &mut AsyncPgConnection,
+    owner: Uuid,
+    victim: Uuid,
+    what: Forget,
+    why: LeaveReason,
+) -> QueryResult<()> {
+    for_organization(conn, owner, victim, what, why).await?;
+    for_receivers(conn, victim, what, why).await
+}
+
 /// Tells the organisations that hold the victim's identity through a live referral made with it
 /// shared to forget `what` of it (its erasure or removal, or the consent withdrawn).
 pub async fn for_receivers(

@@ -259,7 +259,7 @@ async fn rebuild(conn: &mut AsyncPgConnection, shape: &Shape<'_>, key: &Bounding
 /// an upkeep half done, which would roll back and leave the next request to start over. The task
 /// takes the request's connection and hands it back when done (or to the pool, if the request is
 /// gone): a request never waits for a second connection of a pool it already holds one of (D131).
-pub async fn upkeep(
+pub(super) async fn upkeep(
     mut conn: crate::db::Conn,
     table: &TableQuery,
     bounded: bool,

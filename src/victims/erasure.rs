@@ -144,9 +144,7 @@ pub async fn erase_locked(
         .get_result(conn)
         .await?;
     // Every client holding a copy, here and at receivers, deletes it.
-    let why = LeaveReason::IdentityErased;
-    changes::for_organization(conn, org, victim, Forget::Identity, why).await?;
-    changes::for_receivers(conn, victim, Forget::Identity, why).await?;
+    changes::for_holders(conn, org, victim, Forget::Identity, LeaveReason::IdentityErased).await?;
     Ok(Erasure {
         victim_id: victim,
         erased_at,

@@ -341,8 +341,7 @@ pub async fn update_victim(
                     // Only the identity: the notes, reasons and plan texts stay on the server and
                     // are served as before, so a client must keep them (D160).
                     let (removed, why) = (Forget::IdentityOnly, LeaveReason::IdentityRemoved);
-                    changes::for_organization(conn, row.organization_id, id, removed, why).await?;
-                    changes::for_receivers(conn, id, removed, why).await?;
+                    changes::for_holders(conn, row.organization_id, id, removed, why).await?;
                 }
                 (None, _) => {}
             }

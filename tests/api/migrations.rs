@@ -95,17 +95,23 @@ fn table_waited_for(conn: &mut Blocking) -> String {
     }
 }
 
+/// Waits of `lock_timeout_ms` for each lock, `attempts` in all, 50 ms apart.
+fn patience(lock_timeout_ms: u64, attempts: u32) -> Patience {
+    let pause = Duration::from_millis(50);
+    Patience {
+        lock_timeout: Duration::from_millis(lock_timeout_ms),
+        attempts,
+        first_pause: pause,
+        longest_pause: pause,
+    }
+}
+
 #[test]
 fn a_migration_gives_way_to_a_long_transaction_and_tries_again() {
     let (url, last) = one_migration_behind();
     let (release, released) = mpsc::channel();
     let (holder, _) = transaction_writing_everywhere(&url, released, Duration::from_secs(15));
-    let patience = Patience {
-        lock_timeout: Duration::from_millis(200),
-        attempts: 200,
-        first_pause: Duration::from_millis(50),
-        longest_pause: Duration::from_millis(50),
-    };
+    let patience = patience(200, 200);
     let migrating = {
         let url = url.clone();
         std::thread::spawn(move || run_migrations_with(&url, patience))
@@ -133,12 +139,7 @@ fn a_migration_that_never_gets_its_locks_fails_the_start_and_says_why() {
     let (url, last) = one_migration_behind();
     let (release, released) = mpsc::channel();
     let (holder, holder_pid) = transaction_writing_everywhere(&url, released, Duration::from_secs(20));
-    let patience = Patience {
-        lock_timeout: Duration::from_millis(100),
-        attempts: 3,
-        first_pause: Duration::from_millis(50),
-        longest_pause: Duration::from_millis(50),
-    };
+    let patience = patience(100, 3);
     let started = Instant::now();
     let outcome = run_migrations_with(&url, patience);
     let took = started.elapsed();
