@@ -18,6 +18,7 @@ mod charts;
 mod console;
 mod contract;
 mod docs_page;
+mod documented_settings;
 mod duties;
 mod erasure;
 mod errors;
