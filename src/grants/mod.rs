@@ -48,15 +48,11 @@ crate::text_enum! {
     }
 }
 
-impl GrantKind {
-    /// Grants that complete a credential: approval waits until the person has set their password.
-    pub fn completes_credential(self) -> bool {
-        matches!(self, GrantKind::NewCaseworker | GrantKind::CredentialReset | GrantKind::SecondFactor)
-    }
-}
-
-/// Whether the person has set what a grant completes: their second factor for `second_factor`,
-/// their password otherwise. For queries joining `access_grants` and `users`.
+/// Whether the person has set what the approver confirms they hold: their second factor for
+/// `second_factor`, their password otherwise. Every approval waits for it: a promotion or a
+/// re-enabling too, or an admin who created an account and kept its unused enrolment token could
+/// have it promoted, approved, and then set its password themselves. For queries joining
+/// `access_grants` and `users`.
 pub fn credential_ready() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
     diesel::dsl::sql(
         "CASE WHEN access_grants.kind = 'second_factor' THEN users.totp_active ELSE users.password_hash IS NOT NULL END",
@@ -89,10 +85,9 @@ pub struct GrantView {
     pub status: GrantStatus,
     pub requested_by: Uuid,
     pub requested_at: DateTime<Utc>,
-    /// For a new caseworker or a reset: whether the person has set their password (approval waits
-    /// for it).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub credential_set: Option<bool>,
+    /// Whether the person has set their password (their second factor, for `second_factor`):
+    /// approval waits for it.
+    pub credential_set: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decided_by: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,7 +99,7 @@ pub struct GrantView {
 impl GrantView {
     pub fn new(g: Grant, credential_set: bool) -> GrantView {
         GrantView {
-            credential_set: g.kind.completes_credential().then_some(credential_set),
+            credential_set,
             id: g.id,
             organization_id: g.organization_id,
             user_id: g.user_id,
@@ -236,6 +231,8 @@ pub async fn withdraw_pending(
 /// Gives what an approved grant gives; the account's sessions end so its tokens carry the change.
 /// The approver has confirmed that the person holds their own credential, so whoever issued it no
 /// longer counts as controlling it: the account may itself approve later grants of the issuer's.
+/// No enrolment token outlives that confirmation: one not yet redeemed is another credential,
+/// confirmed by nobody.
 pub(crate) async fn apply(conn: &mut AsyncPgConnection, grant: &Grant) -> QueryResult<()> {
     let target = users::table.find(grant.user_id);
     let bump = (
@@ -258,6 +255,7 @@ pub(crate) async fn apply(conn: &mut AsyncPgConnection, grant: &Grant) -> QueryR
             diesel::update(target).set((users::disabled.eq(false), bump)).execute(conn).await?;
         }
     }
+    crate::auth::enrolments::supersede(conn, grant.user_id).await?;
     crate::auth::sessions::revoke_user(conn, grant.user_id).await
 }
 

@@ -107,8 +107,10 @@ pub async fn get_grant(
 ///
 /// The approver is another admin or a caseworker of the organisation, or a host admin where the
 /// organisation has a single admin; never the requester, the account itself, or someone whose
-/// credential one of them issued (or who issued theirs). A new caseworker or a reset is approved
-/// only after the person has set their password: confirm with them, in person, that they did.
+/// credential one of them issued (or who issued theirs). Every grant is approved only after the
+/// person has set their password (a second factor: enrolled it; `credential_set`): confirm with
+/// them, in person, that they did. A promotion too: an account created for another role may
+/// still wait for its password, and its enrolment token may be in the requester's hands.
 #[utoipa::path(
     tag = "access grants",
     params(("id" = Uuid, Path, description = "Grant id")),
@@ -149,7 +151,7 @@ pub async fn approve_grant(
                     subject_chain: &subject_chain,
                 })
                 .map_err(ApiError::SecondPersonRequired)?;
-                if grant.kind.completes_credential() && !credential_set {
+                if !credential_set {
                     return Err(ApiError::Conflict(
                         "The person has not set their password (or second factor) yet; approve once they have, after \
                          confirming with them in person that they did."
@@ -209,7 +211,7 @@ pub async fn refuse_grant(
     let mut conn = state.pool.get().await?;
     let view = (*conn)
         .transaction::<_, ApiError, _>(async move |conn: &mut AsyncPgConnection| {
-            let (grant, _) = locked(conn, &principal, id).await?;
+            let (grant, credential_set) = locked(conn, &principal, id).await?;
             let (status, action) = if grant.requested_by == principal.user_id {
                 (GrantStatus::Withdrawn, AuditAction::GrantWithdrawn)
             } else {
@@ -231,8 +233,10 @@ pub async fn refuse_grant(
                     serde_json::json!({ "grant": grant.id, "kind": grant.kind, "requested_by": grant.requested_by }),
                 );
             audit::record(conn, &ctx, event).await?;
-            // A refused or withdrawn grant's credential is void (`void` above).
-            Ok(GrantView::new(decided, false))
+            // A refused or withdrawn grant's credential is void (`void` above), unless it is the
+            // account's own password that a promotion or a re-enabling waited on.
+            let kept = matches!(grant.kind, super::GrantKind::Promotion | super::GrantKind::ReEnable);
+            Ok(GrantView::new(decided, credential_set && kept))
         })
         .await?;
     Ok(HttpResponse::Ok().json(view))

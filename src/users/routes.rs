@@ -277,14 +277,19 @@ pub async fn update_user(
             .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
                 // The account is locked before its grant is filed, the order a reset takes them
                 // in (D150), and the precondition is judged again under the lock.
-                let now: i32 = users::table.find(id).select(users::version).for_no_key_update().first(conn).await?;
+                let (now, password_set): (i32, bool) = users::table
+                    .find(id)
+                    .select((users::version, users::password_hash.is_not_null()))
+                    .for_no_key_update()
+                    .first(conn)
+                    .await?;
                 if now != version {
                     return Err(ApiError::PreconditionFailed);
                 }
-                grants::request(conn, &ctx, &principal, org, id, kind).await
+                Ok((grants::request(conn, &ctx, &principal, org, id, kind).await?, password_set))
             })
             .await?;
-        return Ok(HttpResponse::Accepted().json(GrantView::new(grant, true)));
+        return Ok(HttpResponse::Accepted().json(GrantView::new(grant.0, grant.1)));
     }
     let update = async move {
         (*conn)

@@ -257,6 +257,38 @@ async fn a_promotion_or_re_enabling_waits_for_a_second_person() {
     assert_eq!(x.get(&path).await.json()["disabled"], true);
 }
 
+/// An admin creates an auditor (no grant: an auditor reaches no identity) and keeps its unused
+/// enrolment token, has the account promoted, and once a colleague approves, sets its password
+/// and logs in as a caseworker. A promotion's approval waits, as a new caseworker's does, until
+/// the person has set their password, so that the approver can confirm it is theirs.
+#[tokio::test]
+async fn a_promotion_waits_until_the_person_has_set_their_password() {
+    let app = spawn_app().await;
+    let (org, victim) = org_with_victim(&app).await;
+    let x = app.caller(org, Role::Admin).await;
+    let colleague = app.caller(org, Role::Caseworker).await;
+    let created = x.post(paths::USERS, json!({ "email": "held@example.org", "role": "auditor" })).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let created = created.json();
+    assert!(created["grant"].is_null(), "an auditor waits for no grant: {created}");
+    let id = created["user"]["id"].as_str().unwrap().to_owned();
+    let version = x.get(&paths::user(&id)).await.json()["version"].to_string();
+    let resp = x.patch(&paths::user(&id), &format!("\"{version}\""), json!({ "role": "caseworker" })).await;
+    assert_eq!(resp.status, StatusCode::ACCEPTED, "{}", resp.text);
+    assert_eq!(resp.json()["credential_set"], false);
+    let grant = resp.json()["id"].as_str().unwrap().to_owned();
+
+    colleague.post(&paths::grant_approval(&grant), json!({})).await.assert_problem(409, "conflict");
+    assert_eq!(x.get(&paths::user(&id)).await.json()["role"], "auditor", "nothing changes before approval");
+
+    app.enrol(created["enrolment"]["token"].as_str().unwrap(), THEIR_PASSWORD).await;
+    let approved = colleague.post(&paths::grant_approval(&grant), json!({})).await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.text);
+    assert_eq!(approved.json()["credential_set"], true);
+    let promoted = sign_in_with_own_password(&app, "held@example.org").await;
+    assert!(reads_identity(&promoted, victim).await);
+}
+
 #[tokio::test]
 async fn enrolment_tokens_work_once_expire_and_are_replaced() {
     let app = spawn_app().await;
