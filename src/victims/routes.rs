@@ -263,6 +263,14 @@ pub async fn update_victim(
     if fields.contains_key("id") {
         return Err(ApiError::validation("id", "cannot be changed"));
     }
+    // The patch as sent, against the schema the document publishes for it (`VictimPatch`), like
+    // every typed body. Merging alone would let a key that is no field pass when its value is
+    // `null` (it removes nothing), and the keys go into the audit event as the fields changed:
+    // a name typed as a key would reach the admins and auditors who read it.
+    let problems = crate::openapi::validate::problems("VictimPatch", &patch)?;
+    if !problems.is_empty() {
+        return Err(ApiError::Validation(problems));
+    }
     policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
     let Visible { row, custody, .. } = access::load_visible(&state, &mut conn, &ctx, &principal, id).await?;

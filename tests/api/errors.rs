@@ -128,3 +128,29 @@ async fn nul_characters_are_refused_not_a_server_error() {
         .await;
     assert_eq!(resp.status, 401, "{}", resp.text);
 }
+
+/// A merge patch is checked as sent, against the schema the spec publishes for it: a key that is
+/// no field of the case file is refused even with `null` (which would remove nothing), and is
+/// neither echoed nor recorded. The patch's keys become the audit event's list of fields changed,
+/// which admins and auditors read.
+#[tokio::test]
+async fn a_patch_key_that_is_no_field_is_refused_even_when_null() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let (id, caseworker) = crate::victims::create_victim(&app, org).await;
+    let path = paths::victim(id);
+    for patch in
+        [serde_json::json!({ "Maria Lopez": null }), serde_json::json!({ "status": "follow_up", "Maria Lopez": null })]
+    {
+        let resp = caseworker.patch(&path, "\"1\"", patch).await;
+        assert_eq!(resp.status, 422, "{}", resp.text);
+        assert_eq!(resp.json()["errors"][0]["code"], "unknown", "{}", resp.text);
+        assert!(!resp.text.contains("Maria"), "a key the client typed was echoed: {}", resp.text);
+    }
+    assert_eq!(caseworker.get(&path).await.header("etag"), Some("\"1\""), "nothing was changed");
+    let recorded = app.count("audit_events WHERE details::text LIKE '%Maria%'").await;
+    assert_eq!(recorded, 0, "a key the client typed reached the audit log");
+    // A patch of fields is taken as before.
+    let resp = caseworker.patch(&path, "\"1\"", serde_json::json!({ "status": "follow_up", "operation": null })).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+}
