@@ -92,8 +92,8 @@ pub fn from_value<T: DeserializeOwned + utoipa::ToSchema>(mut value: serde_json:
     }
     whole_numbers_as_integers(&mut value);
     serde_path_to_error::deserialize(value).map_err(|err| {
-        let path = sanitize_path(&err.path().to_string());
-        ApiError::Validation(vec![describe(&path, &err.into_inner().to_string())])
+        let at = Located::of(err.path());
+        ApiError::Validation(vec![describe(&at, &err.into_inner().to_string())])
     })
 }
 
@@ -139,8 +139,8 @@ pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
     }
     let parsed = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
     serde_path_to_error::deserialize(parsed).map_err(|err| {
-        let path = sanitize_path(&err.path().to_string());
-        let mut problem = describe(&path, &err.into_inner().to_string());
+        let at = Located::of(err.path());
+        let mut problem = describe(&at, &err.into_inner().to_string());
         if problem.field == "body" {
             problem.field = "query".into();
         }
@@ -155,13 +155,37 @@ fn sanitize_path(path: &str) -> String {
     if clean.is_empty() || clean == "." { "body".into() } else { clean }
 }
 
+/// Where a serde error is: the field's path, and its parent's, both cleaned.
+struct Located {
+    path: String,
+    parent: String,
+}
+
+impl Located {
+    /// The parent is taken from the path's segments, not by splitting its text: a client's key
+    /// (the last segment of an unknown field) may itself hold a `.`, and the part before it would
+    /// be repeated as if it were a field (`?Maria.Lopez=1` named `Maria`).
+    fn of(path: &serde_path_to_error::Path) -> Located {
+        let segments: Vec<&serde_path_to_error::Segment> = path.iter().collect();
+        let mut parent = String::new();
+        for segment in &segments[..segments.len().saturating_sub(1)] {
+            if !parent.is_empty() && !matches!(segment, serde_path_to_error::Segment::Seq { .. }) {
+                parent.push('.');
+            }
+            parent.push_str(&segment.to_string());
+        }
+        let parent = if parent.is_empty() { "body".into() } else { sanitize_path(&parent) };
+        Located { path: sanitize_path(&path.to_string()), parent }
+    }
+}
+
 /// Turns a serde message into our own words; serde's messages can quote the submitted value.
-fn describe(path: &str, message: &str) -> FieldError {
+fn describe(at: &Located, message: &str) -> FieldError {
+    let path = at.path.as_str();
     let text = if message.starts_with("unknown field") {
         // The path ends with the client's key, which is not repeated: its parent is named.
-        let parent = path.rsplit_once('.').map(|(p, _)| p.to_owned()).unwrap_or_else(|| "body".into());
         return FieldError::coded(
-            parent,
+            at.parent.clone(),
             crate::error::FieldErrorCode::Unknown,
             crate::openapi::validate::unknown_fields(1),
         );
@@ -336,9 +360,28 @@ mod tests {
 
     #[test]
     fn never_echoes_values() {
-        let e = describe("age", "invalid type: string \"Maria Lopez\", expected u32");
+        let at = |path: &str| Located { path: path.into(), parent: "body".into() };
+        let e = describe(&at("age"), "invalid type: string \"Maria Lopez\", expected u32");
         assert!(!e.message.contains("Maria"));
-        let e = describe("kind", "unknown variant `Maria`, expected one of `ngo`");
+        let e = describe(&at("kind"), "unknown variant `Maria`, expected one of `ngo`");
         assert!(!e.message.contains("Maria"));
+    }
+
+    /// An unknown key is never repeated, not even the part of it before a `.` (which the text of
+    /// serde's path cannot tell from a parent field).
+    #[test]
+    fn an_unknown_key_with_a_dot_is_not_repeated() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Page {
+            limit: Option<u32>,
+        }
+        for query in ["Maria.Lopez=1", "limit=2&Maria.Lopez.Garcia=1", "Maria%2ELopez=1"] {
+            let Err(ApiError::Validation(problems)) = parse_query::<Page>(query) else { panic!("{query} is refused") };
+            let shown = format!("{problems:?}");
+            assert!(!shown.contains("Maria") && !shown.contains("Lopez"), "{query}: {shown}");
+            assert_eq!(problems[0].field, "query", "{query}: the unknown key's parent is the query itself");
+        }
     }
 }

@@ -69,7 +69,7 @@ pub struct GoalPatch {
 
 // A goal's identity-grade text (HTCDS `spl_Objectives`, `spl_ActionPlan`), sealed as one document
 // (no doc comment: it would become a schema description).
-#[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Default, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PlanText {
     /// What the goal is for. Identity-grade: encrypted, shown only to caseworkers who may see the
     /// identity; always present in that view (`null` when empty).
@@ -80,6 +80,13 @@ pub struct PlanText {
     #[serde(default)]
     #[schema(max_length = 5000, required = true)]
     pub action_plan: Option<String>,
+}
+
+/// Identity-grade, as `Identity` is: a debug print never shows it.
+impl std::fmt::Debug for PlanText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PlanText(<redacted>)")
+    }
 }
 
 impl PlanText {

@@ -56,7 +56,9 @@ pub(crate) fn open(opener: &impl Opens, row: &GoalRow) -> ApiResult<(PlanText, b
     let parts = (&row.text_key_id, &row.text_nonce, &row.text_ciphertext);
     match opener.open_text(Purpose::SupportPlanText, row.id, parts)? {
         Some(document) => {
-            let text = serde_json::from_str(&document).map_err(|e| ApiError::internal("plan text", e))?;
+            // serde's message could quote the text: the record is named, never its content.
+            let text = serde_json::from_str(&document)
+                .map_err(|_| ApiError::Internal(format!("sealed support-plan text of {} is not a plan", row.id)))?;
             Ok((text, true))
         }
         None => Ok((PlanText::default(), false)),
