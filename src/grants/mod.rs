@@ -48,15 +48,13 @@ crate::text_enum! {
     }
 }
 
-/// Whether the person has set what the approver confirms they hold: their second factor for
-/// `second_factor`, their password otherwise. Every approval waits for it: a promotion or a
-/// re-enabling too, or an admin who created an account and kept its unused enrolment token could
-/// have it promoted, approved, and then set its password themselves. For queries joining
+/// Whether the person has set what the approver confirms they hold: their password, and for
+/// `second_factor` their factor too. Every approval waits for it: a promotion or a re-enabling
+/// too, or an admin who created an account and kept its unused enrolment token could have it
+/// promoted, approved, and then set its password themselves (D162). For queries joining
 /// `access_grants` and `users`.
 pub fn credential_ready() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
-    diesel::dsl::sql(
-        "CASE WHEN access_grants.kind = 'second_factor' THEN users.totp_active ELSE users.password_hash IS NOT NULL END",
-    )
+    diesel::dsl::sql("users.password_hash IS NOT NULL AND (access_grants.kind <> 'second_factor' OR users.totp_active)")
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -85,8 +83,8 @@ pub struct GrantView {
     pub status: GrantStatus,
     pub requested_by: Uuid,
     pub requested_at: DateTime<Utc>,
-    /// Whether the person has set their password (their second factor, for `second_factor`):
-    /// approval waits for it.
+    /// Whether the person has set their password (and, for `second_factor`, their factor), as
+    /// the account is now: approval waits for it.
     pub credential_set: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decided_by: Option<Uuid>,

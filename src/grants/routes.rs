@@ -107,10 +107,12 @@ pub async fn get_grant(
 ///
 /// The approver is another admin or a caseworker of the organisation, or a host admin where the
 /// organisation has a single admin; never the requester, the account itself, or someone whose
-/// credential one of them issued (or who issued theirs). Every grant is approved only after the
-/// person has set their password (a second factor: enrolled it; `credential_set`): confirm with
-/// them, in person, that they did. A promotion too: an account created for another role may
-/// still wait for its password, and its enrolment token may be in the requester's hands.
+/// credential one of them issued (or who issued theirs). A grant is approved only once the person
+/// has set their password (`credential_set`; for a second factor, enrolled it too). For a new
+/// caseworker, a reset, and a promotion or re-enabling of an account whose password no second
+/// person has confirmed (the request voids it and issues a token, as a reset does), that is a
+/// password set with the token issued with the request: confirm with them, in person, that they
+/// set it.
 #[utoipa::path(
     tag = "access grants",
     params(("id" = Uuid, Path, description = "Grant id")),
@@ -154,7 +156,8 @@ pub async fn approve_grant(
                 if !credential_set {
                     return Err(ApiError::Conflict(
                         "The person has not set their password (or second factor) yet; approve once they have, after \
-                         confirming with them in person that they did."
+                         confirming with them in person that they did. If their enrolment token expired, the \
+                         requester withdraws this grant and asks again, or resets the password."
                             .into(),
                     ));
                 }

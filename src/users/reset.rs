@@ -41,6 +41,50 @@ pub struct PasswordReset {
     pub grant: Option<GrantView>,
 }
 
+/// What a voided credential's new token is for.
+pub(super) struct Issue {
+    pub org: Uuid,
+    pub user: Uuid,
+    pub ttl: u64,
+    /// Whether the account waits for a second person before it logs in again (a caseworker's reset).
+    pub awaiting_approval: bool,
+    /// The grant that will confirm the new password, if any.
+    pub grant: Option<Uuid>,
+}
+
+/// Voids the account's password (and a lockout), ends its sessions and issues the requester a
+/// single-use token for the person to set a new one, audited. Inside the caller's transaction,
+/// with the account locked.
+pub(super) async fn void_credential(
+    conn: &mut AsyncPgConnection,
+    ctx: &RequestContext,
+    principal: &Principal,
+    issue: Issue,
+) -> ApiResult<EnrolmentToken> {
+    let Issue { org, user, ttl, awaiting_approval, grant } = issue;
+    diesel::update(users::table.find(user))
+        .set((
+            users::password_hash.eq(None::<String>),
+            users::failed_logins.eq(0),
+            users::locked_until.eq(None::<chrono::DateTime<chrono::Utc>>),
+            users::credential_issued_by.eq(principal.user_id),
+            users::awaiting_approval.eq(awaiting_approval),
+            users::version.eq(users::version + 1),
+            users::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    sessions::revoke_user(conn, user).await?;
+    let enrolment = enrolments::issue(conn, user, Purpose::Reset, principal.user_id, ttl).await?;
+    let event = Event::new(AuditAction::UserPasswordReset, AuditOutcome::Success)
+        .by(principal)
+        .in_org(org)
+        .target("user", user)
+        .details(serde_json::json!({ "expires_at": enrolment.expires_at, "grant": grant }));
+    audit::record(conn, ctx, event).await?;
+    Ok(enrolment)
+}
+
 /// Reset a staff account's password.
 ///
 /// The password stops working at once, the account's sessions end, and a lockout is lifted; the
@@ -83,26 +127,9 @@ pub async fn reset_user(
                     true => Some(grants::request(conn, &ctx, &principal, org, id, GrantKind::CredentialReset).await?),
                     false => None,
                 };
-                diesel::update(users::table.find(id))
-                    .set((
-                        users::password_hash.eq(None::<String>),
-                        users::failed_logins.eq(0),
-                        users::locked_until.eq(None::<chrono::DateTime<chrono::Utc>>),
-                        users::credential_issued_by.eq(principal.user_id),
-                        users::awaiting_approval.eq(caseworker),
-                        users::version.eq(users::version + 1),
-                        users::updated_at.eq(diesel::dsl::now),
-                    ))
-                    .execute(conn)
-                    .await?;
-                sessions::revoke_user(conn, id).await?;
-                let enrolment = enrolments::issue(conn, id, Purpose::Reset, principal.user_id, ttl).await?;
-                let event = Event::new(AuditAction::UserPasswordReset, AuditOutcome::Success)
-                    .by(&principal)
-                    .in_org(org)
-                    .target("user", id)
-                    .details(serde_json::json!({ "expires_at": enrolment.expires_at, "grant": grant.as_ref().map(|g| g.id) }));
-                audit::record(conn, &ctx, event).await?;
+                let issue =
+                    Issue { org, user: id, ttl, awaiting_approval: caseworker, grant: grant.as_ref().map(|g| g.id) };
+                let enrolment = void_credential(conn, &ctx, &principal, issue).await?;
                 Ok(PasswordReset { enrolment, grant: grant.map(|g| GrantView::new(g, false)) })
             })
             .await

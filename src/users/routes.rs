@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use super::reset::Issue;
 use super::{User, UserView};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::enrolments::{self, EnrolmentToken, Purpose};
@@ -204,13 +205,27 @@ pub async fn get_user(
     Ok(HttpResponse::Ok().insert_header((header::ETAG, etag(user.version))).json(UserView::from(user)))
 }
 
+/// A promotion or a re-enabling, filed for a second person's approval.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessRequested {
+    pub grant: GrantView,
+    /// When the account's password was set with a token an admin received and no second person
+    /// has confirmed it since (an account created or reset as another role), it is void: the
+    /// person sets a new one with this single-use token, and the grant is approved only after
+    /// they have (shown only here; pass it on as the token of a new account).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enrolment: Option<EnrolmentToken>,
+}
+
 /// Change a staff account's role, or disable or enable it.
 ///
 /// Requires `If-Match` with the version last read. Any applied change ends the user's sessions and
 /// invalidates their access tokens at once. Admins cannot change their own role or disable
 /// themselves. A promotion to caseworker or enabling a disabled caseworker is filed as an access
-/// grant instead (202): it takes effect when a second person approves it. A host admin may only
-/// disable accounts of another organisation.
+/// grant instead (202): it takes effect when a second person approves it. If the account's
+/// password was set with a token an admin received and no second person has confirmed it since,
+/// the password is void and the answer carries a token for the person to set a new one, as a reset
+/// does. A host admin may only disable accounts of another organisation.
 #[utoipa::path(
     tag = "users",
     params(
@@ -221,7 +236,7 @@ pub async fn get_user(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Updated", body = UserView, headers(("ETag" = String, description = "New version"))),
-        (status = 202, description = "Filed for a second person's approval", body = GrantView),
+        (status = 202, description = "Filed for a second person's approval", body = AccessRequested),
         (status = 401, response = crate::openapi::responses::Unauthorized),
         (status = 403, response = crate::openapi::responses::Forbidden),
         (status = 404, response = crate::openapi::responses::NotFound),
@@ -273,23 +288,40 @@ pub async fn update_user(
     };
     let version = if_match.against(current.version)?;
     if let Some(kind) = grant_kind {
-        let grant = (*conn)
-            .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
-                // The account is locked before its grant is filed, the order a reset takes them
-                // in (D150), and the precondition is judged again under the lock.
-                let (now, password_set): (i32, bool) = users::table
-                    .find(id)
-                    .select((users::version, users::password_hash.is_not_null()))
-                    .for_no_key_update()
-                    .first(conn)
-                    .await?;
-                if now != version {
-                    return Err(ApiError::PreconditionFailed);
-                }
-                Ok((grants::request(conn, &ctx, &principal, org, id, kind).await?, password_set))
-            })
-            .await?;
-        return Ok(HttpResponse::Accepted().json(GrantView::new(grant.0, grant.1)));
+        let ttl = state.settings.enrolment_ttl_hours;
+        let request = async move {
+            (*conn)
+                .transaction::<_, ApiError, _>(async move |conn: &mut diesel_async::AsyncPgConnection| {
+                    // The account is locked before its grant is filed, the order a reset takes
+                    // them in (D150), and the precondition is judged again under the lock.
+                    let (now, password_set, issued_by): (i32, bool, Option<Uuid>) = users::table
+                        .find(id)
+                        .select((users::version, users::password_hash.is_not_null(), users::credential_issued_by))
+                        .for_no_key_update()
+                        .first(conn)
+                        .await?;
+                    if now != version {
+                        return Err(ApiError::PreconditionFailed);
+                    }
+                    let grant = grants::request(conn, &ctx, &principal, org, id, kind).await?;
+                    // A password set with a token an admin received, and never confirmed by a
+                    // second person, may be the requester's own (a reset of an auditor files no
+                    // grant): the person sets a new one, which the approver confirms (D164).
+                    let enrolment = match issued_by {
+                        Some(_) => {
+                            let issue = Issue { org, user: id, ttl, awaiting_approval: false, grant: Some(grant.id) };
+                            Some(super::reset::void_credential(conn, &ctx, &principal, issue).await?)
+                        }
+                        None => None,
+                    };
+                    let credential_set = password_set && enrolment.is_none();
+                    Ok(AccessRequested { grant: GrantView::new(grant, credential_set), enrolment })
+                })
+                .await
+        };
+        // A new password ends the account's sessions: a revocation.
+        let requested = crate::auth::session_cache::revoking(state.sessions.clone(), request).await?;
+        return Ok(HttpResponse::Accepted().json(requested));
     }
     let update = async move {
         (*conn)

@@ -225,7 +225,8 @@ async fn a_promotion_or_re_enabling_waits_for_a_second_person() {
 
     let resp = x.patch(&paths::user(auditor.id()), "\"1\"", json!({ "role": "caseworker" })).await;
     assert_eq!(resp.status, StatusCode::ACCEPTED, "{}", resp.text);
-    let grant = resp.json()["id"].as_str().unwrap().to_owned();
+    let grant = resp.json()["grant"]["id"].as_str().unwrap().to_owned();
+    assert!(resp.json().get("enrolment").is_none(), "a password a second person confirmed stays");
     let view = x.get(&paths::user(auditor.id())).await.json();
     assert_eq!(view["role"], "auditor", "nothing changes before approval");
     assert!(!reads_identity(&auditor, victim).await);
@@ -245,8 +246,8 @@ async fn a_promotion_or_re_enabling_waits_for_a_second_person() {
     let version = x.get(&path).await.json()["version"].to_string();
     let resp = x.patch(&path, &format!("\"{version}\""), json!({ "disabled": false })).await;
     assert_eq!(resp.status, StatusCode::ACCEPTED, "{}", resp.text);
-    assert_eq!(resp.json()["kind"], "re_enable");
-    let grant = resp.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(resp.json()["grant"]["kind"], "re_enable");
+    let grant = resp.json()["grant"]["id"].as_str().unwrap().to_owned();
     log_in(&app, &auditor.user.email, crate::helpers::PASSWORD).await.assert_problem(401, "invalid-credentials");
     // Refused by the colleague: still disabled, and both people are on record.
     let refused = colleague.post(&paths::grant_refusal(&grant), json!({ "reason": "Not confirmed." })).await;
@@ -257,36 +258,62 @@ async fn a_promotion_or_re_enabling_waits_for_a_second_person() {
     assert_eq!(x.get(&path).await.json()["disabled"], true);
 }
 
-/// An admin creates an auditor (no grant: an auditor reaches no identity) and keeps its unused
-/// enrolment token, has the account promoted, and once a colleague approves, sets its password
-/// and logs in as a caseworker. A promotion's approval waits, as a new caseworker's does, until
-/// the person has set their password, so that the approver can confirm it is theirs.
+/// An admin creates an auditor (no grant: an auditor reaches no identity), sets its password with
+/// the token they received, or keeps the token unused, and has the account promoted. Were the grant
+/// approved on that password (D162: or before any), the admin would log in as a caseworker alone,
+/// and the real person, asked in person, would say truthfully that they had set a password long
+/// ago. The promotion voids a password no second person confirmed and issues a new token; the
+/// grant waits for the password set with it (D164).
 #[tokio::test]
-async fn a_promotion_waits_until_the_person_has_set_their_password() {
+async fn a_promotion_waits_for_a_password_set_after_it_was_asked() {
+    const THE_ADMINS: &str = "quartz-ferry-mango-violet";
     let app = spawn_app().await;
     let (org, victim) = org_with_victim(&app).await;
     let x = app.caller(org, Role::Admin).await;
     let colleague = app.caller(org, Role::Caseworker).await;
-    let created = x.post(paths::USERS, json!({ "email": "held@example.org", "role": "auditor" })).await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
-    let created = created.json();
-    assert!(created["grant"].is_null(), "an auditor waits for no grant: {created}");
-    let id = created["user"]["id"].as_str().unwrap().to_owned();
-    let version = x.get(&paths::user(&id)).await.json()["version"].to_string();
-    let resp = x.patch(&paths::user(&id), &format!("\"{version}\""), json!({ "role": "caseworker" })).await;
-    assert_eq!(resp.status, StatusCode::ACCEPTED, "{}", resp.text);
-    assert_eq!(resp.json()["credential_set"], false);
-    let grant = resp.json()["id"].as_str().unwrap().to_owned();
+    let create = |email: &'static str| {
+        let x = &x;
+        async move {
+            let created = x.post(paths::USERS, json!({ "email": email, "role": "auditor" })).await;
+            assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+            let created = created.json();
+            assert!(created["grant"].is_null(), "an auditor waits for no grant: {created}");
+            created
+        }
+    };
+    let promote = |id: String| {
+        let x = &x;
+        async move {
+            let version = x.get(&paths::user(&id)).await.json()["version"].to_string();
+            let resp = x.patch(&paths::user(&id), &format!("\"{version}\""), json!({ "role": "caseworker" })).await;
+            assert_eq!(resp.status, StatusCode::ACCEPTED, "{}", resp.text);
+            resp.json()
+        }
+    };
 
+    // The token redeemed before the promotion (by the admin, for all anyone can tell).
+    let held = create("held@example.org").await;
+    app.enrol(held["enrolment"]["token"].as_str().unwrap(), THE_ADMINS).await;
+    let requested = promote(held["user"]["id"].as_str().unwrap().to_owned()).await;
+    assert_eq!(requested["grant"]["credential_set"], false, "{requested}");
+    let grant = requested["grant"]["id"].as_str().unwrap().to_owned();
+    log_in(&app, "held@example.org", THE_ADMINS).await.assert_problem(401, "invalid-credentials");
     colleague.post(&paths::grant_approval(&grant), json!({})).await.assert_problem(409, "conflict");
-    assert_eq!(x.get(&paths::user(&id)).await.json()["role"], "auditor", "nothing changes before approval");
-
-    app.enrol(created["enrolment"]["token"].as_str().unwrap(), THEIR_PASSWORD).await;
+    app.enrol(requested["enrolment"]["token"].as_str().expect("a new token"), THEIR_PASSWORD).await;
     let approved = colleague.post(&paths::grant_approval(&grant), json!({})).await;
     assert_eq!(approved.status, StatusCode::OK, "{}", approved.text);
     assert_eq!(approved.json()["credential_set"], true);
     let promoted = sign_in_with_own_password(&app, "held@example.org").await;
     assert!(reads_identity(&promoted, victim).await);
+
+    // The token kept unused: the promotion's token replaces it.
+    let kept = create("kept@example.org").await;
+    let requested = promote(kept["user"]["id"].as_str().unwrap().to_owned()).await;
+    let grant = requested["grant"]["id"].as_str().unwrap().to_owned();
+    colleague.post(&paths::grant_approval(&grant), json!({})).await.assert_problem(409, "conflict");
+    let old = json!({ "token": kept["enrolment"]["token"], "password": THE_ADMINS });
+    let resp = app.post(paths::ENROL, None, old).await;
+    assert!(resp.status.is_client_error(), "the first token still works: {}", resp.text);
 }
 
 #[tokio::test]

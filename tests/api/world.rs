@@ -107,7 +107,7 @@ pub async fn build() -> World {
     let promoted = app.create_user(org_a, Role::Auditor).await;
     let resp = requester.patch(&paths::user(promoted.id), "\"1\"", json!({ "role": "caseworker" })).await;
     assert_eq!(resp.status.as_u16(), 202, "{}", resp.text);
-    let grant: Uuid = resp.json()["id"].as_str().unwrap().parse().unwrap();
+    let grant: Uuid = resp.json()["grant"]["id"].as_str().unwrap().parse().unwrap();
     let resp = requester
         .post(paths::WEBHOOKS, json!({ "url": "https://receiver.example/haven", "events": ["task.due"] }))
         .await;
