@@ -270,7 +270,8 @@ pub(crate) async fn void(conn: &mut AsyncPgConnection, grant: &Grant) -> QueryRe
             crate::auth::enrolments::supersede(conn, grant.user_id).await?;
         }
         GrantKind::SecondFactor => crate::auth::second_factor_store::remove(conn, grant.user_id).await?,
-        GrantKind::Promotion | GrantKind::ReEnable => {}
+        // A token issued with the request (D164) confirms nothing once the request is refused.
+        GrantKind::Promotion | GrantKind::ReEnable => crate::auth::enrolments::supersede(conn, grant.user_id).await?,
     }
     Ok(())
 }

@@ -156,8 +156,9 @@ pub async fn approve_grant(
                 if !credential_set {
                     return Err(ApiError::Conflict(
                         "The person has not set their password (or second factor) yet; approve once they have, after \
-                         confirming with them in person that they did. If their enrolment token expired, the \
-                         requester withdraws this grant and asks again, or resets the password."
+                         confirming with them in person that they did. If their enrolment token expired: for a \
+                         promotion or a re-enabling, the requester withdraws this grant and asks again (a new token \
+                         comes with it); otherwise an admin resets the password."
                             .into(),
                     ));
                 }
@@ -236,8 +237,9 @@ pub async fn refuse_grant(
                     serde_json::json!({ "grant": grant.id, "kind": grant.kind, "requested_by": grant.requested_by }),
                 );
             audit::record(conn, &ctx, event).await?;
-            // A refused or withdrawn grant's credential is void (`void` above), unless it is the
-            // account's own password that a promotion or a re-enabling waited on.
+            // A refused or withdrawn grant's credential is void (`void` above); a promotion's or a
+            // re-enabling's token is, but a password set before it stays (the account keeps its
+            // role, and whoever issued that password still counts as its issuer).
             let kept = matches!(grant.kind, super::GrantKind::Promotion | super::GrantKind::ReEnable);
             Ok(GrantView::new(decided, credential_set && kept))
         })
@@ -255,10 +257,13 @@ async fn locked(conn: &mut AsyncPgConnection, principal: &Principal, id: Uuid) -
     let seen: Grant = grant().first(conn).await.optional()?.ok_or(ApiError::NotFound)?;
     policy::read_grants(principal, seen.organization_id).require()?;
     let subject = users::table.find(seen.user_id);
-    let credential_set: bool = match seen.kind {
-        super::GrantKind::SecondFactor => subject.select(users::totp_active).for_no_key_update().first(conn).await?,
-        _ => subject.select(users::password_hash.is_not_null()).for_no_key_update().first(conn).await?,
-    };
+    // As `credential_ready` says it: the password, and for a second factor the factor too.
+    let (password, factor): (bool, bool) = subject
+        .select((users::password_hash.is_not_null(), users::totp_active))
+        .for_no_key_update()
+        .first(conn)
+        .await?;
+    let credential_set = password && (factor || seen.kind != super::GrantKind::SecondFactor);
     Ok((grant().for_update().first(conn).await?, credential_set))
 }
 

@@ -46,8 +46,9 @@ pub(super) struct Issue {
     pub org: Uuid,
     pub user: Uuid,
     pub ttl: u64,
-    /// Whether the account waits for a second person before it logs in again (a caseworker's reset).
-    pub awaiting_approval: bool,
+    /// Whether the account waits for a second person before it logs in again (a caseworker's
+    /// reset); `None` leaves it as it is (what it waits for is not this credential's to decide).
+    pub awaiting_approval: Option<bool>,
     /// The grant that will confirm the new password, if any.
     pub grant: Option<Uuid>,
 }
@@ -68,7 +69,7 @@ pub(super) async fn void_credential(
             users::failed_logins.eq(0),
             users::locked_until.eq(None::<chrono::DateTime<chrono::Utc>>),
             users::credential_issued_by.eq(principal.user_id),
-            users::awaiting_approval.eq(awaiting_approval),
+            awaiting_approval.map(|waits| users::awaiting_approval.eq(waits)),
             users::version.eq(users::version + 1),
             users::updated_at.eq(diesel::dsl::now),
         ))
@@ -127,8 +128,13 @@ pub async fn reset_user(
                     true => Some(grants::request(conn, &ctx, &principal, org, id, GrantKind::CredentialReset).await?),
                     false => None,
                 };
-                let issue =
-                    Issue { org, user: id, ttl, awaiting_approval: caseworker, grant: grant.as_ref().map(|g| g.id) };
+                let issue = Issue {
+                    org,
+                    user: id,
+                    ttl,
+                    awaiting_approval: Some(caseworker),
+                    grant: grant.as_ref().map(|g| g.id),
+                };
                 let enrolment = void_credential(conn, &ctx, &principal, issue).await?;
                 Ok(PasswordReset { enrolment, grant: grant.map(|g| GrantView::new(g, false)) })
             })

@@ -209,8 +209,8 @@ pub async fn get_user(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccessRequested {
     pub grant: GrantView,
-    /// When the account's password was set with a token an admin received and no second person
-    /// has confirmed it since (an account created or reset as another role), it is void: the
+    /// When no approval has confirmed the account's password since an admin issued or reset it
+    /// (an account created or reset as another role), or it has none, the password is void: the
     /// person sets a new one with this single-use token, and the grant is approved only after
     /// they have (shown only here; pass it on as the token of a new account).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -222,9 +222,9 @@ pub struct AccessRequested {
 /// Requires `If-Match` with the version last read. Any applied change ends the user's sessions and
 /// invalidates their access tokens at once. Admins cannot change their own role or disable
 /// themselves. A promotion to caseworker or enabling a disabled caseworker is filed as an access
-/// grant instead (202): it takes effect when a second person approves it. If the account's
-/// password was set with a token an admin received and no second person has confirmed it since,
-/// the password is void and the answer carries a token for the person to set a new one, as a reset
+/// grant instead (202): it takes effect when a second person approves it. If no approval has
+/// confirmed the account's password since an admin issued or reset it (or it has none), the
+/// password is void and the answer carries a token for the person to set a new one, as a reset
 /// does. A host admin may only disable accounts of another organisation.
 #[utoipa::path(
     tag = "users",
@@ -304,15 +304,16 @@ pub async fn update_user(
                         return Err(ApiError::PreconditionFailed);
                     }
                     let grant = grants::request(conn, &ctx, &principal, org, id, kind).await?;
-                    // A password set with a token an admin received, and never confirmed by a
-                    // second person, may be the requester's own (a reset of an auditor files no
-                    // grant): the person sets a new one, which the approver confirms (D164).
-                    let enrolment = match issued_by {
-                        Some(_) => {
-                            let issue = Issue { org, user: id, ttl, awaiting_approval: false, grant: Some(grant.id) };
+                    // A password set with a token an admin received, and not confirmed by a second
+                    // person since, may be the requester's own (a reset of an auditor files no
+                    // grant): the person sets a new one, which the approver confirms (D164). So
+                    // does an account without one, which nothing else could give a token to.
+                    let enrolment = match issued_by.is_some() || !password_set {
+                        true => {
+                            let issue = Issue { org, user: id, ttl, awaiting_approval: None, grant: Some(grant.id) };
                             Some(super::reset::void_credential(conn, &ctx, &principal, issue).await?)
                         }
-                        None => None,
+                        false => None,
                     };
                     let credential_set = password_set && enrolment.is_none();
                     Ok(AccessRequested { grant: GrantView::new(grant, credential_set), enrolment })
@@ -321,7 +322,7 @@ pub async fn update_user(
         };
         // A new password ends the account's sessions: a revocation.
         let requested = crate::auth::session_cache::revoking(state.sessions.clone(), request).await?;
-        return Ok(HttpResponse::Accepted().json(requested));
+        return Ok(HttpResponse::Accepted().insert_header((header::CACHE_CONTROL, "no-store")).json(requested));
     }
     let update = async move {
         (*conn)

@@ -306,14 +306,18 @@ async fn a_promotion_waits_for_a_password_set_after_it_was_asked() {
     let promoted = sign_in_with_own_password(&app, "held@example.org").await;
     assert!(reads_identity(&promoted, victim).await);
 
-    // The token kept unused: the promotion's token replaces it.
+    // The token kept unused: the promotion's token replaces it, and a withdrawn promotion ends
+    // that one too.
     let kept = create("kept@example.org").await;
     let requested = promote(kept["user"]["id"].as_str().unwrap().to_owned()).await;
     let grant = requested["grant"]["id"].as_str().unwrap().to_owned();
     colleague.post(&paths::grant_approval(&grant), json!({})).await.assert_problem(409, "conflict");
-    let old = json!({ "token": kept["enrolment"]["token"], "password": THE_ADMINS });
-    let resp = app.post(paths::ENROL, None, old).await;
-    assert!(resp.status.is_client_error(), "the first token still works: {}", resp.text);
+    let withdrawn = x.post(&paths::grant_refusal(&grant), json!({})).await;
+    assert_eq!(withdrawn.status, StatusCode::OK, "{}", withdrawn.text);
+    for token in [&kept["enrolment"]["token"], &requested["enrolment"]["token"]] {
+        let resp = app.post(paths::ENROL, None, json!({ "token": token, "password": THE_ADMINS })).await;
+        assert!(resp.status.is_client_error(), "a token still works: {}", resp.text);
+    }
 }
 
 #[tokio::test]
