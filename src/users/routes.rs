@@ -236,7 +236,7 @@ pub struct AccessRequested {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Updated", body = UserView, headers(("ETag" = String, description = "New version"))),
-        (status = 202, description = "Filed for a second person's approval", body = AccessRequested),
+        (status = 202, description = "Filed for a second person's approval", body = AccessRequested, headers(("ETag" = String, description = "The account's version (a voided password changes it)"))),
         (status = 401, response = crate::openapi::responses::Unauthorized),
         (status = 403, response = crate::openapi::responses::Forbidden),
         (status = 404, response = crate::openapi::responses::NotFound),
@@ -286,6 +286,13 @@ pub async fn update_user(
         }
         _ => None,
     };
+    if grant_kind == Some(GrantKind::Promotion) && body.disabled == Some(true) && !current.disabled {
+        // The promotion waits for a second person and the disabling would not: neither may be lost.
+        return Err(ApiError::validation(
+            "body",
+            "a promotion to caseworker waits for a second person and disabling does not; disable the account alone",
+        ));
+    }
     let version = if_match.against(current.version)?;
     if let Some(kind) = grant_kind {
         let ttl = state.settings.enrolment_ttl_hours;
@@ -316,13 +323,17 @@ pub async fn update_user(
                         false => None,
                     };
                     let credential_set = password_set && enrolment.is_none();
-                    Ok(AccessRequested { grant: GrantView::new(grant, credential_set), enrolment })
+                    let version = now + i32::from(enrolment.is_some());
+                    Ok((AccessRequested { grant: GrantView::new(grant, credential_set), enrolment }, version))
                 })
                 .await
         };
         // A new password ends the account's sessions: a revocation.
-        let requested = crate::auth::session_cache::revoking(state.sessions.clone(), request).await?;
-        return Ok(HttpResponse::Accepted().insert_header((header::CACHE_CONTROL, "no-store")).json(requested));
+        let (requested, version) = crate::auth::session_cache::revoking(state.sessions.clone(), request).await?;
+        return Ok(HttpResponse::Accepted()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::ETAG, etag(version)))
+            .json(requested));
     }
     let update = async move {
         (*conn)

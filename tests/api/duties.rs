@@ -284,9 +284,14 @@ async fn a_promotion_waits_for_a_password_set_after_it_was_asked() {
     let promote = |id: String| {
         let x = &x;
         async move {
-            let version = x.get(&paths::user(&id)).await.json()["version"].to_string();
-            let resp = x.patch(&paths::user(&id), &format!("\"{version}\""), json!({ "role": "caseworker" })).await;
+            let version = format!("\"{}\"", x.get(&paths::user(&id)).await.json()["version"]);
+            // Promoted and disabled at once: one would wait and the other not, so neither is done.
+            let both = json!({ "role": "caseworker", "disabled": true });
+            x.patch(&paths::user(&id), &version, both).await.assert_problem(422, "validation");
+            let resp = x.patch(&paths::user(&id), &version, json!({ "role": "caseworker" })).await;
             assert_eq!(resp.status, StatusCode::ACCEPTED, "{}", resp.text);
+            let now = format!("\"{}\"", x.get(&paths::user(&id)).await.json()["version"]);
+            assert_eq!(resp.header("etag"), Some(now.as_str()), "the 202 names the account's version");
             resp.json()
         }
     };
