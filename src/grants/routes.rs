@@ -184,7 +184,8 @@ pub async fn approve_grant(
 /// Refuse an access grant, or withdraw your own request.
 ///
 /// Anyone who may approve may refuse; the requester may withdraw. A refused new caseworker or reset
-/// leaves the account without a usable password until a new reset is issued and approved.
+/// leaves the account without a usable password until a new reset is issued and approved; so does
+/// a refused or withdrawn promotion or re-enabling whose new enrolment token was never used.
 #[utoipa::path(
     tag = "access grants",
     params(("id" = Uuid, Path, description = "Grant id")),
@@ -237,9 +238,10 @@ pub async fn refuse_grant(
                     serde_json::json!({ "grant": grant.id, "kind": grant.kind, "requested_by": grant.requested_by }),
                 );
             audit::record(conn, &ctx, event).await?;
-            // A refused or withdrawn grant's credential is void (`void` above); a promotion's or a
-            // re-enabling's token is, but a password set before it stays (the account keeps its
-            // role, and whoever issued that password still counts as its issuer).
+            // A refused or withdrawn grant's credential is void (`void` above); of a promotion or a
+            // re-enabling, its token is, but a password the account has stays: its own confirmed
+            // one, or one set with the request's token, whose issuer is still the requester (a
+            // later request voids it again).
             let kept = matches!(grant.kind, super::GrantKind::Promotion | super::GrantKind::ReEnable);
             Ok(GrantView::new(decided, credential_set && kept))
         })
