@@ -48,13 +48,22 @@ crate::text_enum! {
     }
 }
 
-/// Whether the person has set what the approver confirms they hold: their password, and for
-/// `second_factor` their factor too. Every approval waits for it: a promotion or a re-enabling
-/// too, or an admin who created an account and kept its unused enrolment token could have it
-/// promoted, approved, and then set its password themselves (D162). For queries joining
-/// `access_grants` and `users`.
-pub fn credential_ready() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
-    diesel::dsl::sql("users.password_hash IS NOT NULL AND (access_grants.kind <> 'second_factor' OR users.totp_active)")
+/// What of a credential an account holds: a password, an active second factor.
+pub type Held = (bool, bool);
+
+/// [`Held`], selected beside a grant (or alone, from `users`).
+pub fn held() -> (diesel::dsl::IsNotNull<users::password_hash>, users::totp_active) {
+    (users::password_hash.is_not_null(), users::totp_active)
+}
+
+impl GrantKind {
+    /// Whether the person has set what the approver confirms they hold: their password, and for
+    /// `second_factor` their factor too. Every approval waits for it: a promotion or a re-enabling
+    /// too, or an admin who created an account and kept its unused enrolment token could have it
+    /// promoted, approved, and then set its password themselves (D162).
+    pub fn credential_set(self, (password, factor): Held) -> bool {
+        password && (factor || self != GrantKind::SecondFactor)
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -113,13 +122,17 @@ impl GrantView {
 }
 
 pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<(Grant, bool)>> {
-    access_grants::table
+    let found: Option<(Grant, Held)> = access_grants::table
         .inner_join(users::table)
         .filter(access_grants::id.eq(id))
-        .select((Grant::as_select(), credential_ready()))
+        .select((Grant::as_select(), held()))
         .first(conn)
         .await
-        .optional()
+        .optional()?;
+    Ok(found.map(|(grant, held)| {
+        let set = grant.kind.credential_set(held);
+        (grant, set)
+    }))
 }
 
 pub async fn pending_for(conn: &mut AsyncPgConnection, user: Uuid) -> QueryResult<Option<Grant>> {

@@ -67,7 +67,7 @@ pub async fn list_grants(
     let mut sql = access_grants::table
         .inner_join(users::table)
         .filter(access_grants::organization_id.eq(org))
-        .select((Grant::as_select(), super::credential_ready()))
+        .select((Grant::as_select(), super::held()))
         .into_boxed();
     if let Some(status) = q.status {
         sql = sql.filter(access_grants::status.eq(status));
@@ -75,9 +75,13 @@ pub async fn list_grants(
     if let Some(after) = after {
         sql = sql.filter(access_grants::id.gt(after));
     }
-    let rows: Vec<(Grant, bool)> =
+    let rows: Vec<(Grant, super::Held)> =
         sql.order(access_grants::id.asc()).limit(limit + 1).load(&mut *state.pool.get().await?).await?;
-    Ok(HttpResponse::Ok().json(pagination::page(rows, limit, |(g, _)| g.id, |(g, set)| GrantView::new(g, set))))
+    let view = |(g, held): (Grant, super::Held)| {
+        let set = g.kind.credential_set(held);
+        GrantView::new(g, set)
+    };
+    Ok(HttpResponse::Ok().json(pagination::page(rows, limit, |(g, _)| g.id, view)))
 }
 
 /// Read an access grant.
@@ -249,7 +253,8 @@ pub async fn refuse_grant(
     Ok(HttpResponse::Ok().json(view))
 }
 
-/// The grant and whether its subject has set a password, both locked, if the caller may see it.
+/// The grant and whether its subject holds what it waits for (`GrantKind::credential_set`), both
+/// locked, if the caller may see it.
 ///
 /// The grant is seen before anything is locked: nobody waits on a grant they may not see, and
 /// its subject, organisation and kind never change. The account is locked before the grant, the
@@ -259,13 +264,8 @@ async fn locked(conn: &mut AsyncPgConnection, principal: &Principal, id: Uuid) -
     let seen: Grant = grant().first(conn).await.optional()?.ok_or(ApiError::NotFound)?;
     policy::read_grants(principal, seen.organization_id).require()?;
     let subject = users::table.find(seen.user_id);
-    // As `credential_ready` says it: the password, and for a second factor the factor too.
-    let (password, factor): (bool, bool) = subject
-        .select((users::password_hash.is_not_null(), users::totp_active))
-        .for_no_key_update()
-        .first(conn)
-        .await?;
-    let credential_set = password && (factor || seen.kind != super::GrantKind::SecondFactor);
+    let held: super::Held = subject.select(super::held()).for_no_key_update().first(conn).await?;
+    let credential_set = seen.kind.credential_set(held);
     Ok((grant().for_update().first(conn).await?, credential_set))
 }
 
