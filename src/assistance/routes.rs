@@ -57,7 +57,7 @@ pub async fn create_assistance(
     }
     policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
-    let Visible { row: victim, sight, relation, custody } =
+    let Visible { row: victim, sight, relation, custody, .. } =
         access::load_visible(&state, &mut conn, &ctx, &principal, victim_id).await?;
     let org = principal.organization_id;
     policy::record_assistance(&principal, victim.organization_id, relation, custody).require()?;
@@ -172,8 +172,12 @@ pub async fn list_assistance(
     }
     let page = access::one_snapshot(&mut conn)
         .run::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
-            let Visible { row: victim, sight, .. } =
+            let Visible { row: victim, sight, until, .. } =
                 access::load_visible(&state, conn, &ctx, &principal, victim_id).await?;
+            let sql = match until {
+                Some(until) => sql.filter(assistance_records::created_at.le(until)),
+                None => sql,
+            };
             let mut rows: Vec<AssistanceRow> =
                 sql.order(assistance_records::id.asc()).limit(limit + 1).load(conn).await?;
             let more = rows.len() as i64 > limit;

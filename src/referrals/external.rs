@@ -22,6 +22,7 @@ use crate::domain::policy;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, IfMatch, RequestContext, etag, from_value};
 use crate::pagination::Page;
+use crate::privacy::staff::StaffSight;
 use crate::state::AppState;
 use crate::text_enum;
 use crate::victims::access::{self, Visible};
@@ -67,8 +68,26 @@ pub struct ExternalReferralPatch {
     pub provider_name: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema, Queryable, Selectable)]
+/// A referral outside Haven as stored.
+#[derive(Debug, Queryable, Selectable)]
 #[diesel(table_name = ext)]
+pub struct ExternalReferralRow {
+    pub id: Uuid,
+    pub victim_id: Uuid,
+    pub organization_id: Uuid,
+    pub provider_name: String,
+    pub provider_country: CountryCode,
+    pub service: ServiceKind,
+    pub referred_on: NaiveDate,
+    pub status: ExternalStatus,
+    pub version: i32,
+    pub create_digest: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub created_by: Uuid,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ExternalReferral {
     pub id: Uuid,
     pub victim_id: Uuid,
@@ -81,11 +100,50 @@ pub struct ExternalReferral {
     pub status: ExternalStatus,
     /// Also its `ETag` (send it as `If-Match` to change it).
     pub version: i32,
-    #[serde(skip)]
-    pub create_digest: Vec<u8>,
     pub created_at: DateTime<Utc>,
-    pub created_by: Uuid,
+    /// Who recorded it; absent for callers of another organisation (who works a case is its
+    /// organisation's to know).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<Uuid>,
     pub updated_at: DateTime<Utc>,
+}
+
+impl ExternalReferral {
+    fn of(r: &ExternalReferralRow, staff: &StaffSight) -> ExternalReferral {
+        ExternalReferral {
+            id: r.id,
+            victim_id: r.victim_id,
+            organization_id: r.organization_id,
+            provider_name: r.provider_name.clone(),
+            provider_country: r.provider_country,
+            service: r.service,
+            referred_on: r.referred_on,
+            status: r.status,
+            version: r.version,
+            created_at: r.created_at,
+            created_by: staff.show(r.created_by),
+            updated_at: r.updated_at,
+        }
+    }
+
+    /// The views of `rows` as `principal` may see them.
+    pub async fn views(
+        conn: &mut AsyncPgConnection,
+        principal: &Principal,
+        rows: &[ExternalReferralRow],
+    ) -> QueryResult<Vec<ExternalReferral>> {
+        let staff = StaffSight::of(conn, principal, rows.iter().map(|r| r.created_by)).await?;
+        Ok(rows.iter().map(|r| ExternalReferral::of(r, &staff)).collect())
+    }
+
+    async fn view(
+        conn: &mut AsyncPgConnection,
+        principal: &Principal,
+        row: &ExternalReferralRow,
+    ) -> QueryResult<ExternalReferral> {
+        let mut views = Self::views(conn, principal, std::slice::from_ref(row)).await?;
+        Ok(views.remove(0))
+    }
 }
 
 /// Record a referral to a provider outside Haven (caseworkers who may write the case; not on a
@@ -138,7 +196,7 @@ pub async fn create_external_referral(
                     Err(ApiError::Conflict("A record with this id already exists with other content.".into()))
                 };
             }
-            let row: ExternalReferral = diesel::insert_into(ext::table)
+            let row: ExternalReferralRow = diesel::insert_into(ext::table)
                 .values((
                     ext::id.eq(id),
                     ext::victim_id.eq(victim_id),
@@ -151,7 +209,7 @@ pub async fn create_external_referral(
                     ext::created_by.eq(principal.user_id),
                     ext::updated_by.eq(principal.user_id),
                 ))
-                .returning(ExternalReferral::as_returning())
+                .returning(ExternalReferralRow::as_returning())
                 .get_result(conn)
                 .await?;
             let event = Event::new(AuditAction::ExternalReferralCreated, AuditOutcome::Success)
@@ -162,21 +220,26 @@ pub async fn create_external_referral(
             Ok((row, true))
         })
         .await?;
-    Ok(crate::idempotency::answer(created).insert_header((header::ETAG, etag(row.version))).json(row))
+    let view = ExternalReferral::view(&mut conn, &principal, &row).await?;
+    Ok(crate::idempotency::answer(created).insert_header((header::ETAG, etag(row.version))).json(view))
 }
 
-async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<ExternalReferral>> {
-    ext::table.find(id).select(ExternalReferral::as_select()).first(conn).await.optional()
+async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<ExternalReferralRow>> {
+    ext::table.find(id).select(ExternalReferralRow::as_select()).first(conn).await.optional()
 }
 
-/// A case's referrals outside Haven, oldest first.
-pub async fn for_victim(conn: &mut AsyncPgConnection, victim: Uuid) -> QueryResult<Vec<ExternalReferral>> {
-    ext::table
-        .filter(ext::victim_id.eq(victim))
-        .order(ext::id.asc())
-        .select(ExternalReferral::as_select())
-        .load(conn)
-        .await
+/// A case's referrals outside Haven, oldest first: those made up to `until` when one is given (a
+/// former owner's hand-over, `access::Visible::until`).
+pub async fn for_victim(
+    conn: &mut AsyncPgConnection,
+    victim: Uuid,
+    until: Option<DateTime<Utc>>,
+) -> QueryResult<Vec<ExternalReferralRow>> {
+    let mut query = ext::table.filter(ext::victim_id.eq(victim)).into_boxed();
+    if let Some(until) = until {
+        query = query.filter(ext::created_at.le(until));
+    }
+    query.order(ext::id.asc()).select(ExternalReferralRow::as_select()).load(conn).await
 }
 
 /// A case's referrals outside Haven, oldest first (whoever may read the case file).
@@ -200,8 +263,9 @@ pub async fn list_external_referrals(
 ) -> ApiResult<HttpResponse> {
     policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
-    let Visible { row, .. } = access::load_visible(&state, &mut conn, &ctx, &principal, id.into_inner()).await?;
-    let items = for_victim(&mut conn, row.id).await?;
+    let Visible { row, until, .. } = access::load_visible(&state, &mut conn, &ctx, &principal, id.into_inner()).await?;
+    let rows = for_victim(&mut conn, row.id, until).await?;
+    let items = ExternalReferral::views(&mut conn, &principal, &rows).await?;
     Ok(HttpResponse::Ok().json(Page { items, next_cursor: None }))
 }
 
@@ -227,8 +291,12 @@ pub async fn get_external_referral(
     policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
     let row = find(&mut conn, id.into_inner()).await?.ok_or(ApiError::NotFound)?;
-    access::load_visible(&state, &mut conn, &ctx, &principal, row.victim_id).await?;
-    Ok(HttpResponse::Ok().insert_header((header::ETAG, etag(row.version))).json(row))
+    let visible = access::load_visible(&state, &mut conn, &ctx, &principal, row.victim_id).await?;
+    if !visible.holds(row.created_at) {
+        return Err(ApiError::NotFound);
+    }
+    let view = ExternalReferral::view(&mut conn, &principal, &row).await?;
+    Ok(HttpResponse::Ok().insert_header((header::ETAG, etag(row.version))).json(view))
 }
 
 /// Record how a referral outside Haven went, or correct the provider's name (caseworkers who may
@@ -273,7 +341,7 @@ pub async fn update_external_referral(
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
             let custody = custody::lock(conn, victim.id, principal.user_id, victim.organization_id).await?;
             policy::write_victim(&principal, victim.organization_id, custody).require()?;
-            let updated: ExternalReferral =
+            let updated: ExternalReferralRow =
                 diesel::update(ext::table.find(current.id).filter(ext::version.eq(version)))
                     .set((
                         patch.status.map(|s| ext::status.eq(s)),
@@ -282,7 +350,7 @@ pub async fn update_external_referral(
                         ext::updated_at.eq(diesel::dsl::now),
                         ext::updated_by.eq(principal.user_id),
                     ))
-                    .returning(ExternalReferral::as_returning())
+                    .returning(ExternalReferralRow::as_returning())
                     .get_result(conn)
                     .await
                     .optional()?
@@ -295,5 +363,6 @@ pub async fn update_external_referral(
             Ok(updated)
         })
         .await?;
-    Ok(HttpResponse::Ok().insert_header((header::ETAG, etag(updated.version))).json(updated))
+    let view = ExternalReferral::view(&mut conn, &principal, &updated).await?;
+    Ok(HttpResponse::Ok().insert_header((header::ETAG, etag(updated.version))).json(view))
 }

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::db::schema::support_plan_goals;
 use crate::domain::case_vocab::{GoalStatus, SupportKind};
 use crate::privacy::redaction::{Gated, View};
+use crate::privacy::staff::StaffSight;
 
 /// A goal of the plan as a client records it.
 #[derive(Deserialize, ToSchema)]
@@ -150,7 +151,10 @@ pub struct SupportGoal {
     /// The goal's version, also its `ETag` (send it as `If-Match` to change the goal).
     pub version: i32,
     pub created_at: DateTime<Utc>,
-    pub created_by: Uuid,
+    /// Who added it; absent for callers of another organisation (who works a case is its
+    /// organisation's to know).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<Uuid>,
     /// The last change (for client sync).
     pub updated_at: DateTime<Utc>,
 }
@@ -172,8 +176,13 @@ impl Gated for SupportGoal {
 /// A goal as one caller may see it.
 pub type SupportGoalView = View<SupportGoal>;
 
-impl From<&GoalRow> for SupportGoal {
-    fn from(r: &GoalRow) -> SupportGoal {
+impl SupportGoal {
+    /// The staff a goal names, for the `StaffSight` its view is built with.
+    pub fn staff(r: &GoalRow) -> [Uuid; 1] {
+        [r.created_by]
+    }
+
+    pub fn of(r: &GoalRow, staff: &StaffSight) -> SupportGoal {
         SupportGoal {
             id: r.id,
             victim_id: r.victim_id,
@@ -183,7 +192,7 @@ impl From<&GoalRow> for SupportGoal {
             actual_end_on: r.actual_end_on,
             version: r.version,
             created_at: r.created_at,
-            created_by: r.created_by,
+            created_by: staff.show(r.created_by),
             updated_at: r.updated_at,
         }
     }

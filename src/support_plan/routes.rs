@@ -18,6 +18,7 @@ use crate::extract::{ApiJson, ApiQuery, IfMatch, RequestContext, etag, from_valu
 use crate::pagination::{self, Page};
 use crate::privacy::crypto::{Purpose, Sealed};
 use crate::privacy::redaction::{self, IdentityGrant};
+use crate::privacy::staff::StaffSight;
 use crate::privacy::vault::Opens;
 use crate::state::AppState;
 use crate::victims::access::{self, Visible};
@@ -132,7 +133,8 @@ pub async fn create_goal(
         })
         .await?;
     let sight = redaction::sight(&principal, victim_id, victim.organization_id, Relation::None, custody)?;
-    let goal = SupportGoal::from(&row);
+    let staff = StaffSight::of(&mut conn, &principal, SupportGoal::staff(&row)).await?;
+    let goal = SupportGoal::of(&row, &staff);
     let view = match sight.grant() {
         Some(grant) => SupportGoalView::disclosed(grant, goal, text),
         None => SupportGoalView::redacted(goal),
@@ -149,7 +151,8 @@ async fn views(
     rows: &[GoalRow],
     grants: Vec<Option<IdentityGrant>>,
 ) -> ApiResult<Vec<SupportGoalView>> {
-    let record = |r: &GoalRow| (r.id, SupportGoal::from(r));
+    let staff = StaffSight::of(conn, principal, rows.iter().flat_map(SupportGoal::staff)).await?;
+    let record = |r: &GoalRow| (r.id, SupportGoal::of(r, &staff));
     let victims: Vec<Uuid> = rows.iter().map(|r| r.victim_id).collect();
     let openers = state.vault.openers(&victims).await?;
     let open = |r: &GoalRow| open(&openers.of(r.victim_id), r);
@@ -195,8 +198,12 @@ pub async fn list_goals(
     let mut conn = state.pool.get().await?;
     let page = access::one_snapshot(&mut conn)
         .run::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
-            let Visible { row: victim, sight, .. } =
+            let Visible { row: victim, sight, until, .. } =
                 access::load_visible(&state, conn, &ctx, &principal, victim_id).await?;
+            let sql = match until {
+                Some(until) => sql.filter(goals::created_at.le(until)),
+                None => sql,
+            };
             let mut rows: Vec<GoalRow> = sql.order(goals::id.asc()).limit(limit + 1).load(conn).await?;
             let more = rows.len() as i64 > limit;
             rows.truncate(limit as usize);
@@ -222,6 +229,9 @@ async fn load_goal(
     let goal = goals::table.find(id).select(GoalRow::as_select()).first(conn).await.optional()?;
     let goal = goal.ok_or(ApiError::NotFound)?;
     let visible = access::load_visible(state, conn, ctx, principal, goal.victim_id).await?;
+    if !visible.holds(goal.created_at) {
+        return Err(ApiError::NotFound);
+    }
     Ok((goal, visible))
 }
 

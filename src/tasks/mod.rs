@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::db::schema::tasks;
 use crate::domain::case_vocab::{TaskKind, TaskStatus};
 use crate::privacy::redaction::{Gated, NotesPart, View};
+use crate::privacy::staff::StaffSight;
 
 /// A task as a client creates it; it starts `open`.
 #[derive(Deserialize, ToSchema)]
@@ -110,7 +111,10 @@ pub struct Task {
     pub victim_id: Uuid,
     pub kind: TaskKind,
     pub due_on: NaiveDate,
-    pub assignee_id: Uuid,
+    /// The caseworker it is assigned to; absent for callers of another organisation (who works a
+    /// case is its organisation's to know).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assignee_id: Option<Uuid>,
     pub status: TaskStatus,
     /// Open and past its due date (UTC).
     pub overdue: bool,
@@ -120,7 +124,9 @@ pub struct Task {
     /// The task's version, also its `ETag` (send it as `If-Match` to change the task).
     pub version: i32,
     pub created_at: DateTime<Utc>,
-    pub created_by: Uuid,
+    /// Who added it; absent for callers of another organisation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<Uuid>,
     /// The last change (for client sync).
     pub updated_at: DateTime<Utc>,
 }
@@ -153,19 +159,24 @@ pub fn today() -> NaiveDate {
 }
 
 impl Task {
-    pub fn of(r: &TaskRow, today: NaiveDate) -> Task {
+    /// The staff a task names, for the `StaffSight` its view is built with.
+    pub fn staff(r: &TaskRow) -> [Uuid; 2] {
+        [r.assignee_id, r.created_by]
+    }
+
+    pub fn of(r: &TaskRow, today: NaiveDate, staff: &StaffSight) -> Task {
         Task {
             id: r.id,
             victim_id: r.victim_id,
             kind: r.kind,
             due_on: r.due_on,
-            assignee_id: r.assignee_id,
+            assignee_id: staff.show(r.assignee_id),
             status: r.status,
             overdue: is_overdue(r.status, r.due_on, today),
             completed_at: r.completed_at,
             version: r.version,
             created_at: r.created_at,
-            created_by: r.created_by,
+            created_by: staff.show(r.created_by),
             updated_at: r.updated_at,
         }
     }

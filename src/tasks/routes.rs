@@ -18,6 +18,7 @@ use crate::idempotency::CreateOnce;
 use crate::pagination::{self, Page};
 use crate::privacy::crypto::{Purpose, Sealed};
 use crate::privacy::redaction::{self, IdentityGrant, NotesPart, Sight};
+use crate::privacy::staff::StaffSight;
 use crate::privacy::vault::Opens;
 use crate::state::AppState;
 use crate::victims::access::{self, Visible};
@@ -137,9 +138,11 @@ pub async fn create_task(
         })
         .await?;
     let sight = redaction::sight(&principal, victim_id, victim.organization_id, Relation::None, custody)?;
+    let staff = StaffSight::of(&mut conn, &principal, Task::staff(&row)).await?;
+    let task = Task::of(&row, super::today(), &staff);
     let view = match sight.grant() {
-        Some(grant) => TaskView::disclosed(grant, Task::of(&row, super::today()), NotesPart { notes: input.notes }),
-        None => TaskView::redacted(Task::of(&row, super::today())),
+        Some(grant) => TaskView::disclosed(grant, task, NotesPart { notes: input.notes }),
+        None => TaskView::redacted(task),
     };
     Ok(crate::idempotency::answer(created).insert_header((header::ETAG, etag(row.version))).json(view))
 }
@@ -174,8 +177,9 @@ pub async fn list_case_tasks(
     let mut conn = state.pool.get().await?;
     let page = access::one_snapshot(&mut conn)
         .run::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
-            let Visible { row: victim, sight, .. } = access::load_visible(&state, conn, &ctx, &principal, id).await?;
-            let (rows, more) = store::page(conn, Scope::Case(victim.id), &filters).await?;
+            let Visible { row: victim, sight, until, .. } =
+                access::load_visible(&state, conn, &ctx, &principal, id).await?;
+            let (rows, more) = store::page(conn, Scope::Case(victim.id, until), &filters).await?;
             let grants = vec![sight.grant(); rows.len()];
             let items = views(&state, conn, &ctx, &principal, &rows, grants, victim.organization_id).await?;
             Ok(page(items, &rows, more))
@@ -249,6 +253,7 @@ async fn views(
     owner: Uuid,
 ) -> ApiResult<Vec<TaskView>> {
     let today = super::today();
+    let staff = StaffSight::of(conn, principal, rows.iter().flat_map(Task::staff)).await?;
     let victims: Vec<Uuid> = rows.iter().map(|r| r.victim_id).collect();
     let openers = state.vault.openers(&victims).await?;
     let open = |row: &TaskRow| {
@@ -260,8 +265,18 @@ async fn views(
         let stored = notes.is_some();
         Ok((NotesPart { notes }, stored))
     };
-    access::gated_views(conn, ctx, principal, owner, "task_notes", rows, grants, |r| (r.id, Task::of(r, today)), open)
-        .await
+    access::gated_views(
+        conn,
+        ctx,
+        principal,
+        owner,
+        "task_notes",
+        rows,
+        grants,
+        |r| (r.id, Task::of(r, today, &staff)),
+        open,
+    )
+    .await
 }
 
 /// A task and the case it belongs to, as the caller may see it (404 for a task of a case they may
@@ -276,6 +291,9 @@ async fn load_task(
     policy::refuse_partners(principal)?;
     let task = store::find(conn, id).await?.ok_or(ApiError::NotFound)?;
     let visible = access::load_visible(state, conn, ctx, principal, task.victim_id).await?;
+    if !visible.holds(task.created_at) {
+        return Err(ApiError::NotFound);
+    }
     Ok((task, visible))
 }
 

@@ -20,8 +20,8 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
 
 /// Whose tasks a list holds.
 pub enum Scope {
-    /// One case's.
-    Case(Uuid),
+    /// One case's, made up to a time when one is given (`access::Visible::until`).
+    Case(Uuid, Option<DateTime<Utc>>),
     /// An organisation's (`None`: every organisation's, for host auditors).
     Organization(Option<Uuid>),
 }
@@ -43,7 +43,8 @@ pub struct Filters {
 pub async fn page(conn: &mut AsyncPgConnection, scope: Scope, f: &Filters) -> QueryResult<(Vec<TaskRow>, bool)> {
     let mut sql = tasks::table.select(TaskRow::as_select()).into_boxed();
     sql = match scope {
-        Scope::Case(victim) => sql.filter(tasks::victim_id.eq(victim)),
+        Scope::Case(victim, None) => sql.filter(tasks::victim_id.eq(victim)),
+        Scope::Case(victim, Some(until)) => sql.filter(tasks::victim_id.eq(victim)).filter(tasks::created_at.le(until)),
         Scope::Organization(Some(org)) => sql.filter(tasks::organization_id.eq(org)),
         Scope::Organization(None) => sql,
     };

@@ -14,7 +14,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::schema::transfers;
+use crate::domain::Principal;
 use crate::domain::case_vocab::{DeclineReason, TransferReason, TransferStatus};
+use crate::privacy::staff::StaffSight;
 
 /// A transfer as the sender asks for it.
 #[derive(Deserialize, ToSchema)]
@@ -86,8 +88,10 @@ pub struct Transfer {
     pub id: Uuid,
     pub victim_id: Uuid,
     pub from_organization_id: Uuid,
-    /// The caseworker who asked for it.
-    pub from_user_id: Uuid,
+    /// The caseworker who asked for it; absent for the receiving organisation (who works a case
+    /// is its organisation's to know).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_user_id: Option<Uuid>,
     pub to_organization_id: Uuid,
     pub reason: TransferReason,
     pub status: TransferStatus,
@@ -98,7 +102,8 @@ pub struct Transfer {
     pub to_case_number: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decline_reason: Option<DeclineReason>,
-    /// When it was accepted, declined or cancelled, and by whom.
+    /// When it was accepted, declined or cancelled, and by whom (`decided_by` only for the
+    /// organisation of the person who decided).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decided_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -108,13 +113,28 @@ pub struct Transfer {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<TransferRow> for Transfer {
-    fn from(r: TransferRow) -> Transfer {
+impl Transfer {
+    /// The staff a transfer names, for the `StaffSight` its view is built with.
+    pub fn staff(r: &TransferRow) -> impl Iterator<Item = Uuid> {
+        std::iter::once(r.from_user_id).chain(r.decided_by)
+    }
+
+    /// The view of one transfer as `principal` may see it.
+    pub async fn view(
+        conn: &mut diesel_async::AsyncPgConnection,
+        principal: &Principal,
+        r: TransferRow,
+    ) -> QueryResult<Transfer> {
+        let staff = StaffSight::of(conn, principal, Transfer::staff(&r)).await?;
+        Ok(Transfer::of(r, &staff))
+    }
+
+    pub fn of(r: TransferRow, staff: &StaffSight) -> Transfer {
         Transfer {
             id: r.id,
             victim_id: r.victim_id,
             from_organization_id: r.from_organization_id,
-            from_user_id: r.from_user_id,
+            from_user_id: staff.show(r.from_user_id),
             to_organization_id: r.to_organization_id,
             reason: r.reason,
             status: r.status,
@@ -122,7 +142,7 @@ impl From<TransferRow> for Transfer {
             to_case_number: r.to_case_number,
             decline_reason: r.decline_reason,
             decided_at: r.decided_at,
-            decided_by: r.decided_by,
+            decided_by: staff.show_some(r.decided_by),
             created_at: r.created_at,
             updated_at: r.updated_at,
         }

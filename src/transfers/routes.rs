@@ -17,6 +17,7 @@ use crate::domain::policy;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, RequestContext, from_value};
 use crate::pagination::{self, Page};
+use crate::privacy::staff::StaffSight;
 use crate::referrals::DeclineInput;
 use crate::referrals::routes::Direction;
 use crate::state::AppState;
@@ -108,7 +109,8 @@ pub async fn create_transfer(
         if !retry {
             return Err(ApiError::Conflict("A record with this id already exists with other content.".into()));
         }
-        return Ok(crate::idempotency::answer(false).json(Transfer::from(existing)));
+        let view = Transfer::view(&mut conn, &principal, existing).await?;
+        return Ok(crate::idempotency::answer(false).json(view));
     }
     policy::write_victim(&principal, victim.organization_id, custody).require()?;
     if input.to_organization_id == victim.organization_id {
@@ -150,7 +152,8 @@ pub async fn create_transfer(
             Ok((row, created))
         })
         .await?;
-    Ok(crate::idempotency::answer(created).json(Transfer::from(row)))
+    let view = Transfer::view(&mut conn, &principal, row).await?;
+    Ok(crate::idempotency::answer(created).json(view))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -217,7 +220,8 @@ pub async fn list_transfers(
     }
     let mut conn = state.pool.get().await?;
     let rows: Vec<TransferRow> = sql.order(transfers::id.asc()).limit(limit + 1).load(&mut conn).await?;
-    Ok(HttpResponse::Ok().json(pagination::page(rows, limit, |r| r.id, Transfer::from)))
+    let staff = StaffSight::of(&mut conn, &principal, rows.iter().flat_map(Transfer::staff)).await?;
+    Ok(HttpResponse::Ok().json(pagination::page(rows, limit, |r| r.id, |r| Transfer::of(r, &staff))))
 }
 
 /// Read a transfer (both organisations' staff, host auditors).
@@ -242,7 +246,7 @@ pub async fn get_transfer(
     let mut conn = state.pool.get().await?;
     let row = store::find(&mut conn, id.into_inner()).await?.ok_or(ApiError::NotFound)?;
     policy::see_transfer(&principal, row.from_organization_id, row.to_organization_id).require()?;
-    Ok(HttpResponse::Ok().json(Transfer::from(row)))
+    Ok(HttpResponse::Ok().json(Transfer::view(&mut conn, &principal, row).await?))
 }
 
 /// Which way a transfer is decided.
@@ -311,7 +315,7 @@ async fn decide(
             Ok(row)
         })
         .await?;
-    Ok(HttpResponse::Ok().json(Transfer::from(row)))
+    Ok(HttpResponse::Ok().json(Transfer::view(&mut conn, principal, row).await?))
 }
 
 /// Accept a pending transfer (caseworkers of the receiving organisation).

@@ -2,6 +2,7 @@
 //! referrals, search): loading a victim the caller may see, on the caller's one connection, and
 //! building what they are shown, with every identity read audited.
 
+use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
 use diesel_async::pg::TransactionBuilder;
 use uuid::Uuid;
@@ -27,6 +28,18 @@ pub struct Visible {
     pub sight: Sight,
     pub relation: Relation,
     pub custody: Custody,
+    /// For a former owner, when it last handed the case over: what the case's new owners recorded
+    /// after that (tasks, goals, assistance, referrals outside Haven, closures, consent) is theirs,
+    /// not the former owner's history (D165). `None`: everything the caller's sight reaches.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl Visible {
+    /// Whether a record of the case made at `created_at` is in the caller's sight; a read of one
+    /// that is not answers 404, as an unknown id does.
+    pub fn holds(&self, created_at: DateTime<Utc>) -> bool {
+        self.until.is_none_or(|until| created_at <= until)
+    }
 }
 
 /// The transaction of a read that decides what the caller may see and then reads it (D157): one
@@ -65,21 +78,21 @@ pub async fn load_visible(
         Err(refusal)
     };
     let found = match store::find_in_scope(conn, id, scope, principal.user_id).await? {
-        Some(found) => Some(found),
+        Some((row, relation, custody)) => Some((row, relation, custody, None)),
         // Not the caller's and not referred to them: perhaps a case their organisation transferred.
         // Asked for every id that is neither, so an unknown id and a hidden one still take alike.
         None => match scope {
             Some(org) => store::find_transferred_from(conn, id, org)
                 .await?
-                .map(|row| (row, Relation::FormerOwner, Custody::default())),
+                .map(|(row, until)| (row, Relation::FormerOwner, Custody::default(), Some(until))),
             None => None,
         },
     };
-    let Some((row, relation, custody)) = found else {
+    let Some((row, relation, custody, until)) = found else {
         return refused(ApiError::NotFound);
     };
     match redaction::sight(principal, row.id, row.organization_id, relation, custody) {
-        Ok(sight) => Ok(Visible { row, sight, relation, custody }),
+        Ok(sight) => Ok(Visible { row, sight, relation, custody, until }),
         Err(refusal) => refused(refusal),
     }
 }

@@ -21,6 +21,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, RequestContext, etag};
 use crate::pagination::Page;
 use crate::privacy::redaction;
+use crate::privacy::staff::StaffSight;
 use crate::state::AppState;
 
 #[derive(Deserialize, ToSchema)]
@@ -41,14 +42,48 @@ pub struct ReopenInput {
 pub struct Closure {
     pub reason: ClosureReason,
     pub closed_at: DateTime<Utc>,
-    /// The caseworker who closed it.
-    pub closed_by: Uuid,
+    /// The caseworker who closed it; absent for callers of another organisation (who works a case
+    /// is its organisation's to know).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[diesel(select_expression = case_closures::closed_by.nullable())]
+    #[diesel(select_expression_type = diesel::dsl::Nullable<case_closures::closed_by>)]
+    pub closed_by: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reopen_reason: Option<ReopenReason>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reopened_at: Option<DateTime<Utc>>,
+    /// Who reopened it; absent for callers of another organisation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reopened_by: Option<Uuid>,
+}
+
+/// A case's closures, oldest first, as `principal` sees them: those made up to `until` (a former
+/// owner's hand-over, `access::Visible::until`; a reopening after it is left out too), naming
+/// staff only where `StaffSight` shows them.
+pub async fn history(
+    conn: &mut AsyncPgConnection,
+    principal: &Principal,
+    victim: Uuid,
+    until: Option<DateTime<Utc>>,
+) -> QueryResult<Vec<Closure>> {
+    let mut items: Vec<Closure> = case_closures::table
+        .filter(case_closures::victim_id.eq(victim))
+        .order(case_closures::id.asc())
+        .select(Closure::as_select())
+        .load(conn)
+        .await?;
+    if let Some(until) = until {
+        items.retain(|c| c.closed_at <= until);
+        for c in items.iter_mut().filter(|c| c.reopened_at.is_some_and(|at| at > until)) {
+            (c.reopen_reason, c.reopened_at, c.reopened_by) = (None, None, None);
+        }
+    }
+    let named = items.iter().flat_map(|c| [c.closed_by, c.reopened_by]).flatten();
+    let staff = StaffSight::of(conn, principal, named).await?;
+    for c in &mut items {
+        (c.closed_by, c.reopened_by) = (staff.show_some(c.closed_by), staff.show_some(c.reopened_by));
+    }
+    Ok(items)
 }
 
 /// Records a case's closure with its reason and ends its open tasks (a closed case has nothing left
@@ -218,12 +253,7 @@ pub async fn list_closures(
 ) -> ApiResult<HttpResponse> {
     policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
-    let Visible { row, .. } = access::load_visible(&state, &mut conn, &ctx, &principal, id.into_inner()).await?;
-    let items: Vec<Closure> = case_closures::table
-        .filter(case_closures::victim_id.eq(row.id))
-        .order(case_closures::id.asc())
-        .select(Closure::as_select())
-        .load(&mut conn)
-        .await?;
+    let Visible { row, until, .. } = access::load_visible(&state, &mut conn, &ctx, &principal, id.into_inner()).await?;
+    let items = history(&mut conn, &principal, row.id, until).await?;
     Ok(HttpResponse::Ok().json(Page { items, next_cursor: None }))
 }

@@ -15,10 +15,11 @@ use crate::auth::Principal;
 use crate::changes::{self, Forget, LeaveReason};
 use crate::db::schema::consent_events;
 use crate::domain::case_vocab::ConsentMethod;
-use crate::domain::policy::{self, Relation};
+use crate::domain::policy;
 use crate::error::ApiResult;
 use crate::extract::RequestContext;
 use crate::pagination::Page;
+use crate::privacy::staff::StaffSight;
 use crate::state::AppState;
 use crate::webhooks::{self, WebhookEvent};
 
@@ -33,8 +34,8 @@ pub struct ConsentEvent {
     pub method: Option<ConsentMethod>,
     /// When the person gave (or withdrew) it.
     pub given_at: DateTime<Utc>,
-    /// The caseworker who recorded it (for the case's own organisation: who works a case is not
-    /// another organisation's to know).
+    /// The caseworker who recorded it; absent for callers of another organisation (who works a
+    /// case is its organisation's to know).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[diesel(select_expression = consent_events::recorded_by.nullable())]
     #[diesel(select_expression_type = diesel::dsl::Nullable<consent_events::recorded_by>)]
@@ -128,14 +129,24 @@ pub async fn record_bulk(conn: &mut AsyncPgConnection, victims: &[Uuid]) -> Quer
     Ok(())
 }
 
-/// A case's consent history, oldest first.
-pub async fn history(conn: &mut AsyncPgConnection, victim: Uuid) -> QueryResult<Vec<ConsentEvent>> {
-    consent_events::table
-        .filter(consent_events::victim_id.eq(victim))
-        .order(consent_events::id.asc())
-        .select(ConsentEvent::as_select())
-        .load(conn)
-        .await
+/// A case's consent history, oldest first, as `principal` sees it: the entries recorded up to
+/// `until` (a former owner's hand-over, `access::Visible::until`), each naming who recorded it
+/// only where `StaffSight` shows it.
+pub async fn history(
+    conn: &mut AsyncPgConnection,
+    principal: &Principal,
+    victim: Uuid,
+    until: Option<DateTime<Utc>>,
+) -> QueryResult<Vec<ConsentEvent>> {
+    let mut query = consent_events::table.filter(consent_events::victim_id.eq(victim)).into_boxed();
+    if let Some(until) = until {
+        query = query.filter(consent_events::recorded_at.le(until));
+    }
+    let mut items: Vec<ConsentEvent> =
+        query.order(consent_events::id.asc()).select(ConsentEvent::as_select()).load(conn).await?;
+    let staff = StaffSight::of(conn, principal, items.iter().filter_map(|e| e.recorded_by)).await?;
+    items.iter_mut().for_each(|e| e.recorded_by = staff.show_some(e.recorded_by));
+    Ok(items)
 }
 
 /// A case's consent history, oldest first (whoever may read the case file).
@@ -162,11 +173,7 @@ pub async fn consent_history(
 ) -> ApiResult<HttpResponse> {
     policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
-    let Visible { row, relation, .. } =
-        access::load_visible(&state, &mut conn, &ctx, &principal, id.into_inner()).await?;
-    let mut items = history(&mut conn, row.id).await?;
-    if relation != Relation::None || row.organization_id != principal.organization_id {
-        items.iter_mut().for_each(|e| e.recorded_by = None);
-    }
+    let Visible { row, until, .. } = access::load_visible(&state, &mut conn, &ctx, &principal, id.into_inner()).await?;
+    let items = history(&mut conn, &principal, row.id, until).await?;
     Ok(HttpResponse::Ok().json(Page { items, next_cursor: None }))
 }

@@ -2,6 +2,8 @@
 
 use std::sync::LazyLock;
 
+use chrono::{DateTime, Utc};
+
 use diesel::pg::{Pg, PgQueryBuilder};
 use diesel::prelude::*;
 use diesel::query_builder::{QueryBuilder, QueryFragment};
@@ -122,24 +124,27 @@ fn victim_columns() -> String {
 }
 
 /// A victim whose case `org` held and transferred to another organisation (an accepted transfer
-/// from it), if any: what a former owner still reads of it (`Relation::FormerOwner`).
+/// from it), if any, with when `org` last handed it over: what a former owner still reads of it
+/// (`Relation::FormerOwner`), and up to when (D165).
 pub async fn find_transferred_from(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     org: Uuid,
-) -> QueryResult<Option<VictimRow>> {
-    victims::table
+) -> QueryResult<Option<(VictimRow, DateTime<Utc>)>> {
+    let handed_over = transfers::table
+        .filter(transfers::victim_id.eq(id))
+        .filter(transfers::from_organization_id.eq(org))
+        .filter(transfers::status.eq(TransferStatus::Accepted))
+        .select(diesel::dsl::max(transfers::decided_at))
+        .single_value();
+    let found: Option<(VictimRow, Option<DateTime<Utc>>)> = victims::table
         .filter(victims::id.eq(id))
-        .filter(diesel::dsl::exists(
-            transfers::table
-                .filter(transfers::victim_id.eq(id))
-                .filter(transfers::from_organization_id.eq(org))
-                .filter(transfers::status.eq(TransferStatus::Accepted)),
-        ))
-        .select(VictimRow::as_select())
+        .filter(handed_over.is_not_null())
+        .select((VictimRow::as_select(), handed_over))
         .first(conn)
         .await
-        .optional()
+        .optional()?;
+    Ok(found.and_then(|(row, at)| Some((row, at?))))
 }
 
 /// The organisations that hold the victim's identity through live referrals made with it shared.

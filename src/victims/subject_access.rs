@@ -17,7 +17,7 @@ use super::model::{CaseFile, IdentityPart, VictimView};
 use crate::assistance::{AssistanceRow, AssistanceView};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
-use crate::db::schema::{assistance_records, case_closures, referrals, support_plan_goals, tasks, transfers};
+use crate::db::schema::{assistance_records, referrals, support_plan_goals, tasks, transfers};
 use crate::domain::Role;
 use crate::domain::policy::{self, Relation};
 use crate::error::{ApiError, ApiResult};
@@ -25,11 +25,12 @@ use crate::extract::RequestContext;
 use crate::privacy::crypto::Purpose;
 use crate::privacy::identity::Identity;
 use crate::privacy::redaction::{IdentityGrant, NotesPart};
+use crate::privacy::staff::StaffSight;
 use crate::privacy::vault::Opens;
 use crate::referrals::external::ExternalReferral;
 use crate::referrals::{ReasonPart, ReferralRow, ReferralView};
 use crate::state::AppState;
-use crate::support_plan::{GoalRow, SupportGoalView};
+use crate::support_plan::{GoalRow, SupportGoal, SupportGoalView};
 use crate::tasks::{Task, TaskRow, TaskView};
 use crate::transfers::{Transfer, TransferRow};
 
@@ -112,7 +113,7 @@ pub async fn subject_access(
             let event =
                 Event::new(AuditAction::SubjectAccess, AuditOutcome::Success).by(&principal).target("victim", row.id);
             audit::record(conn, &ctx, event).await?;
-            gather(&state, conn, grant, &row).await
+            gather(&state, conn, &principal, grant, &row).await
         })
         .await?;
     Ok(HttpResponse::Ok().json(document))
@@ -121,6 +122,7 @@ pub async fn subject_access(
 async fn gather(
     state: &AppState,
     conn: &mut AsyncPgConnection,
+    principal: &Principal,
     grant: IdentityGrant,
     row: &super::model::VictimRow,
 ) -> ApiResult<SubjectAccess> {
@@ -165,10 +167,11 @@ async fn gather(
         .load(conn)
         .await?;
     let today = crate::tasks::today();
+    let staff = StaffSight::of(conn, principal, rows.iter().flat_map(Task::staff)).await?;
     let mut task_views = Vec::with_capacity(rows.len());
     for r in &rows {
         let notes = keys.open_text(Purpose::TaskNotes, r.id, (&r.notes_key_id, &r.notes_nonce, &r.notes_ciphertext))?;
-        task_views.push(TaskView::disclosed(grant, Task::of(r, today), NotesPart { notes }));
+        task_views.push(TaskView::disclosed(grant, Task::of(r, today, &staff), NotesPart { notes }));
     }
 
     let rows: Vec<GoalRow> = support_plan_goals::table
@@ -177,26 +180,25 @@ async fn gather(
         .select(GoalRow::as_select())
         .load(conn)
         .await?;
+    let staff = StaffSight::of(conn, principal, rows.iter().flat_map(SupportGoal::staff)).await?;
     let mut support_plan = Vec::with_capacity(rows.len());
     for r in &rows {
         let (text, _) = crate::support_plan::routes::open(&keys, r)?;
-        support_plan.push(SupportGoalView::disclosed(grant, r.into(), text));
+        support_plan.push(SupportGoalView::disclosed(grant, SupportGoal::of(r, &staff), text));
     }
 
-    let closures = case_closures::table
-        .filter(case_closures::victim_id.eq(victim))
-        .order(case_closures::id.asc())
-        .select(Closure::as_select())
-        .load(conn)
-        .await?;
+    let closures = super::closure::history(conn, principal, victim, None).await?;
     let transfer_rows: Vec<TransferRow> = transfers::table
         .filter(transfers::victim_id.eq(victim))
         .order(transfers::id.asc())
         .select(TransferRow::as_select())
         .load(conn)
         .await?;
-    let external_referrals = crate::referrals::external::for_victim(conn, victim).await?;
-    let consent_history = consent::history(conn, victim).await?;
+    let staff = StaffSight::of(conn, principal, transfer_rows.iter().flat_map(Transfer::staff)).await?;
+    let transfers = transfer_rows.into_iter().map(|r| Transfer::of(r, &staff)).collect();
+    let external_referrals = crate::referrals::external::for_victim(conn, victim, None).await?;
+    let external_referrals = ExternalReferral::views(conn, principal, &external_referrals).await?;
+    let consent_history = consent::history(conn, principal, victim, None).await?;
     let identity_reads = diesel::sql_query(include_str!("identity_reads.sql"))
         .bind::<diesel::sql_types::Uuid, _>(victim)
         .load(conn)
@@ -210,7 +212,7 @@ async fn gather(
         tasks: task_views,
         support_plan,
         closures,
-        transfers: transfer_rows.into_iter().map(Transfer::from).collect(),
+        transfers,
         consent_history,
         identity_reads,
     })

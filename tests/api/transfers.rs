@@ -171,3 +171,126 @@ async fn a_transfer_needs_consent_and_may_be_declined_or_cancelled() {
     let history = sender.get(&paths::query(paths::TRANSFERS, format!("victim_id={victim}"))).await.json();
     assert_eq!(ids(&history).len(), 2);
 }
+
+/// Who works a case is its organisation's to know (D113, D165): a receiver of a referral and the
+/// new owner of a transferred case read the case's records without the sender's staff ids, and a
+/// former owner keeps its own history (with its own staff) but not what the new owner records.
+#[tokio::test]
+async fn staff_ids_stay_with_their_organisation_and_a_former_owner_keeps_only_its_history() {
+    let app = spawn_app().await;
+    let (dakar, lima) = (app.create_org().await, app.create_org().await);
+    let (victim, sender) = create_victim(&app, dakar).await;
+    let receiver = app.caller(lima, Role::Caseworker).await;
+    let dakar_admin = app.caller(dakar, Role::Admin).await;
+    let (me, them) = (json!(sender.user.id), json!(receiver.user.id));
+    let task = json!({ "kind": "follow_up", "due_on": "2027-01-10" });
+    let task = sender.post(&paths::tasks_of(victim), task).await.json()["id"].as_str().unwrap().to_owned();
+    let goal = json!({ "kind": "legal", "planned_end_on": "2027-01-31" });
+    let goal = sender.post(&paths::support_plan(victim), goal).await.json()["id"].as_str().unwrap().to_owned();
+    let elsewhere = json!({ "provider_name": "Clinique du Port", "provider_country": "SEN", "service": "medical",
+        "referred_on": "2026-11-02" });
+    let elsewhere =
+        sender.post(&paths::external_referrals_of(victim), elsewhere).await.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        sender.post(&paths::case_step(victim, "close"), json!({ "reason": "lost_contact" })).await.status,
+        StatusCode::OK
+    );
+    let reopen = json!({ "reason": "further_support_needed" });
+    assert_eq!(sender.post(&paths::case_step(victim, "reopen"), reopen).await.status, StatusCode::OK);
+    let referral = json!({ "victim_id": victim, "to_organization_id": lima, "service": "legal" });
+    let referral = sender.post(paths::REFERRALS, referral).await.json()["id"].as_str().unwrap().to_owned();
+
+    // (what, path, field, the staff id it names) for every record of the case that names staff.
+    let named = |task: &str, goal: &str, elsewhere: &str, who: &Value| {
+        vec![
+            (paths::task(task), "/assignee_id", who.clone()),
+            (paths::task(task), "/created_by", who.clone()),
+            (paths::support_plan_goal(goal), "/created_by", who.clone()),
+            (paths::external_referral(elsewhere), "/created_by", who.clone()),
+            (paths::case_step(victim, "closures"), "/items/0/closed_by", who.clone()),
+            (paths::case_step(victim, "closures"), "/items/0/reopened_by", who.clone()),
+            (paths::case_step(victim, "consent-history"), "/items/0/recorded_by", who.clone()),
+        ]
+    };
+    let read = async |caller: &crate::helpers::Caller<'_>, path: &str, field: &str| {
+        let resp = caller.get(path).await;
+        assert_eq!(resp.status, StatusCode::OK, "{path}: {}", resp.text);
+        resp.json().pointer(field).cloned()
+    };
+    for (path, field, who) in named(&task, &goal, &elsewhere, &me) {
+        assert_eq!(read(&sender, &path, field).await, Some(who.clone()), "the owner's own staff: {path} {field}");
+        assert_eq!(read(&dakar_admin, &path, field).await, Some(who), "its admin: {path} {field}");
+        assert_eq!(read(&receiver, &path, field).await, None, "a receiver of a referral: {path} {field}");
+    }
+    for path in [paths::tasks_of(victim), paths::support_plan(victim), paths::external_referrals_of(victim)] {
+        let page = receiver.get(&path).await.json();
+        let item = &page["items"][0];
+        assert!(item.is_object(), "{path}: {page}");
+        assert!(item.get("created_by").is_none() && item.get("assignee_id").is_none(), "{path}: {item}");
+    }
+
+    assert_eq!(receiver.post(&paths::referral_step(&referral, "accept"), json!({})).await.status, StatusCode::OK);
+    assert_eq!(receiver.post(&paths::referral_step(&referral, "complete"), json!({})).await.status, StatusCode::OK);
+    let ask = json!({ "to_organization_id": lima, "reason": "migration_or_change_of_location" });
+    let transfer = sender.post(&paths::transfers_of(victim), ask).await.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(receiver.post(&paths::transfer_step(&transfer, "accept"), json!({})).await.status, StatusCode::OK);
+    let seen_by = async |caller: &crate::helpers::Caller<'_>| {
+        let t = caller.get(&paths::transfer(&transfer)).await.json();
+        (t.get("from_user_id").cloned(), t.get("decided_by").cloned())
+    };
+    assert_eq!(seen_by(&sender).await, (Some(me.clone()), None), "the sender: its caseworker, not the acceptor");
+    assert_eq!(seen_by(&receiver).await, (None, Some(them.clone())), "the receiver: its acceptor only");
+
+    // The new owner records more; it reads the sender's records without the sender's staff.
+    let task2 = json!({ "kind": "follow_up", "due_on": "2027-02-10" });
+    let task2 = receiver.post(&paths::tasks_of(victim), task2).await.json()["id"].as_str().unwrap().to_owned();
+    let goal2 = json!({ "kind": "social_care", "planned_end_on": "2027-03-31" });
+    let goal2 = receiver.post(&paths::support_plan(victim), goal2).await.json()["id"].as_str().unwrap().to_owned();
+    let elsewhere2 = json!({ "provider_name": "Albergue Lima Sur", "provider_country": "PER", "service": "shelter",
+        "referred_on": "2026-11-20" });
+    let resp = receiver.post(&paths::external_referrals_of(victim), elsewhere2).await;
+    assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
+    let elsewhere2 = resp.json()["id"].as_str().unwrap().to_owned();
+    let help = json!({ "kind": "shelter", "provided_on": "2026-11-21" });
+    assert_eq!(receiver.post(&paths::assistance(victim), help).await.status, StatusCode::CREATED);
+    let consent = receiver.get(&paths::victim(victim)).await.json();
+    let version = format!("\"{}\"", consent["version"]);
+    let withdrawn = json!({ "consent": { "services": true, "share_with_referral_partners": false,
+        "anonymised_statistics": true } });
+    let resp = receiver.patch(&paths::victim(victim), &version, withdrawn).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    assert_eq!(
+        receiver.post(&paths::case_step(victim, "close"), json!({ "reason": "goals_met" })).await.status,
+        StatusCode::OK
+    );
+    for (path, field, _) in named(&task, &goal, &elsewhere, &me) {
+        assert_eq!(read(&receiver, &path, field).await, None, "the new owner, of the sender's staff: {path} {field}");
+    }
+    for (path, field, who) in named(&task2, &goal2, &elsewhere2, &them).into_iter().take(4) {
+        assert_eq!(read(&receiver, &path, field).await, Some(who), "the new owner, of its own: {path} {field}");
+    }
+
+    // The former owner: its own records, with its own staff; nothing recorded after the hand-over.
+    for caller in [&sender, &dakar_admin] {
+        for (path, field, who) in named(&task, &goal, &elsewhere, &me) {
+            assert_eq!(read(caller, &path, field).await, Some(who), "the former owner's own: {path} {field}");
+        }
+        for path in [paths::task(&task2), paths::support_plan_goal(&goal2), paths::external_referral(&elsewhere2)] {
+            caller.get(&path).await.assert_problem(404, "not-found");
+        }
+        for (path, count) in [
+            (paths::tasks_of(victim), 1),
+            (paths::support_plan(victim), 1),
+            (paths::external_referrals_of(victim), 1),
+            (paths::assistance(victim), 0),
+            (paths::case_step(victim, "closures"), 1),
+        ] {
+            let page = caller.get(&path).await.json();
+            assert_eq!(page["items"].as_array().map(Vec::len), Some(count), "{path}: {page}");
+        }
+        let history = caller.get(&paths::case_step(victim, "consent-history")).await.json();
+        let shares: Vec<&Value> =
+            history["items"].as_array().unwrap().iter().map(|e| &e["share_with_referral_partners"]).collect();
+        assert_eq!(shares, vec![&json!(true)], "the withdrawal is the new owner's record: {history}");
+    }
+}

@@ -146,12 +146,16 @@ pub fn lift_hold(p: &Principal, victim_org: Uuid) -> Access {
 /// Reading who works a case: the owning organisation's staff (partners see no record at all) and
 /// host auditors; a receiving organisation sees the case, not the owner's staffing.
 pub fn read_assignment(p: &Principal, victim_org: Uuid) -> Access {
+    if sees_staff_of(p, victim_org) { Access::Allowed } else { Access::Forbidden }
+}
+
+/// Who on an organisation's staff works a case, or recorded, closed or decided something of it,
+/// is that organisation's to know and its overseers' (host auditors, whose log names every actor):
+/// never a receiving, sending or former owner's (D113, D165). Staff ids reach views through
+/// `privacy::staff::StaffSight`, which applies this rule.
+pub fn sees_staff_of(p: &Principal, staff_org: Uuid) -> bool {
     let overseer = p.is_host && p.role == Role::Auditor;
-    if p.role != Role::Partner && (p.organization_id == victim_org || overseer) {
-        Access::Allowed
-    } else {
-        Access::Forbidden
-    }
+    p.role != Role::Partner && (p.organization_id == staff_org || overseer)
 }
 
 /// Exporting and importing an organisation's cases (HTCDS files): its caseworkers, who work the
