@@ -184,7 +184,8 @@ pub async fn record_read(
 
 /// The events of a read of `owner`'s identity-grade data: one in the reader's log (the event's
 /// organisation) and, when the reader is from another organisation, one in the owner's too, so
-/// its log shows who outside it read the record. One or two, never more.
+/// its log shows which organisation outside it read the record (who, that organisation's log
+/// says: `GET /audit-events` names only the caller's own people, D165). One or two, never more.
 pub fn read_events(event: Event, owner: Uuid) -> Vec<Event> {
     match event.organization_id == Some(owner) {
         true => vec![event],

@@ -74,3 +74,14 @@ pub fn is_unique_violation(err: &diesel::result::Error) -> bool {
 pub fn now_nullable() -> diesel::expression::SqlLiteral<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>> {
     diesel::dsl::sql("now()")
 }
+
+/// The time the statement runs (not the transaction's start), for a nullable `timestamptz`: what
+/// a transaction that waited for locks did happened after what committed while it waited.
+pub fn clock_nullable() -> diesel::expression::SqlLiteral<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>> {
+    diesel::dsl::sql("clock_timestamp()")
+}
+
+/// [`clock_nullable`] for a `timestamptz` column that takes no null.
+pub fn clock() -> diesel::expression::SqlLiteral<diesel::sql_types::Timestamptz> {
+    diesel::dsl::sql("clock_timestamp()")
+}

@@ -5,7 +5,7 @@
 //! `StaffSight::show` gives it, and a `StaffSight` is only made here, from the organisation each
 //! named person belongs to and the policy's one rule (`policy::sees_staff_of`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -15,10 +15,12 @@ use crate::db::schema::users;
 use crate::domain::Principal;
 use crate::domain::policy;
 
-/// The staff ids one caller may be shown, among those some records name.
+/// The staff ids one caller may be shown, among those some records name, and the organisation of
+/// each named person.
 #[derive(Debug)]
 pub struct StaffSight {
     shown: HashSet<Uuid>,
+    organizations: HashMap<Uuid, Uuid>,
 }
 
 impl StaffSight {
@@ -33,7 +35,7 @@ impl StaffSight {
         let named: Vec<Uuid> = named.into_iter().collect::<HashSet<_>>().into_iter().collect();
         async move {
             if named.is_empty() {
-                return Ok(StaffSight { shown: HashSet::new() });
+                return Ok(Self::decide(principal, []));
             }
             let staff: Vec<(Uuid, Uuid)> = users::table
                 .filter(users::id.eq_any(&named))
@@ -44,11 +46,15 @@ impl StaffSight {
         }
     }
 
-    /// The rule applied to known (person, organisation) pairs.
+    /// The rule applied to known staff: (person, organisation).
     fn decide(principal: &Principal, staff: impl IntoIterator<Item = (Uuid, Uuid)>) -> StaffSight {
-        let shown =
-            staff.into_iter().filter(|(_, org)| policy::sees_staff_of(principal, *org)).map(|(id, _)| id).collect();
-        StaffSight { shown }
+        let organizations: HashMap<Uuid, Uuid> = staff.into_iter().collect();
+        let shown = organizations
+            .iter()
+            .filter(|(_, org)| policy::sees_staff_of(principal, **org))
+            .map(|(id, _)| *id)
+            .collect();
+        StaffSight { shown, organizations }
     }
 
     /// `id` if the caller may know it, else nothing (the field is then absent from the view).
@@ -59,6 +65,12 @@ impl StaffSight {
     /// `id`, when there is one and the caller may know it.
     pub fn show_some(&self, id: Option<Uuid>) -> Option<Uuid> {
         id.and_then(|id| self.show(id))
+    }
+
+    /// The organisation a named person belongs to: what an audit event says of an actor the
+    /// caller is not shown (which organisation read or refused, not who).
+    pub fn organization_of(&self, id: Uuid) -> Option<Uuid> {
+        self.organizations.get(&id).copied()
     }
 }
 
@@ -74,17 +86,22 @@ mod tests {
     #[test]
     fn staff_are_shown_to_their_own_organisation_and_its_overseers_only() {
         let (own, other, host) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
-        let (ours, theirs) = (Uuid::now_v7(), Uuid::now_v7());
-        let staff = [(ours, own), (theirs, other)];
+        let (ours, theirs, operator) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let staff = [(ours, own), (theirs, other), (operator, host)];
         for role in [Role::Caseworker, Role::Admin, Role::Auditor] {
             let sight = StaffSight::decide(&principal(role, own, false), staff);
             assert_eq!(sight.show(ours), Some(ours), "{role:?}: its own staff");
             assert_eq!(sight.show(theirs), None, "{role:?}: another organisation's");
+            assert_eq!(sight.show(operator), None, "{role:?}: the host's, too");
+            assert_eq!(sight.organization_of(theirs), Some(other), "which organisation is not hidden");
         }
         let overseer = StaffSight::decide(&principal(Role::Auditor, host, true), staff);
         assert_eq!((overseer.show(ours), overseer.show(theirs)), (Some(ours), Some(theirs)));
         let host_admin = StaffSight::decide(&principal(Role::Admin, host, true), staff);
-        assert_eq!((host_admin.show(ours), host_admin.show(theirs)), (None, None));
+        assert_eq!(
+            (host_admin.show(ours), host_admin.show(theirs), host_admin.show(operator)),
+            (None, None, Some(operator))
+        );
         let partner = StaffSight::decide(&principal(Role::Partner, own, false), staff);
         assert_eq!(partner.show(ours), None);
         assert_eq!(StaffSight::decide(&principal(Role::Caseworker, own, false), staff).show(Uuid::now_v7()), None);

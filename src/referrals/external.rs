@@ -101,7 +101,7 @@ pub struct ExternalReferral {
     /// Also its `ETag` (send it as `If-Match` to change it).
     pub version: i32,
     pub created_at: DateTime<Utc>,
-    /// Who recorded it; absent for callers of another organisation (who works a case is its
+    /// Who recorded it; absent for other organisations' callers but host auditors (who works a case is its
     /// organisation's to know).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_by: Option<Uuid>,
@@ -228,6 +228,26 @@ async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Exte
     ext::table.find(id).select(ExternalReferralRow::as_select()).first(conn).await.optional()
 }
 
+/// A referral outside Haven and its case, as the caller may see them (404 for one of a case they
+/// may not see, in the time of an unknown id, and for a former owner's of one made after its
+/// hand-over).
+async fn load(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    ctx: &RequestContext,
+    principal: &Principal,
+    id: Uuid,
+) -> ApiResult<(ExternalReferralRow, Visible)> {
+    // Only the case is read before the caller's sight of it is decided: a hidden record costs what
+    // an unknown one does.
+    let victim = ext::table.find(id).select(ext::victim_id).first(conn).await.optional()?;
+    let visible = access::load_case_of(state, conn, ctx, principal, ("external_referral", id), victim).await?;
+    match find(conn, id).await? {
+        Some(row) if row.victim_id == visible.row.id && visible.holds(row.created_at) => Ok((row, visible)),
+        _ => Err(ApiError::NotFound),
+    }
+}
+
 /// A case's referrals outside Haven, oldest first: those made up to `until` when one is given (a
 /// former owner's hand-over, `access::Visible::until`).
 pub async fn for_victim(
@@ -262,10 +282,15 @@ pub async fn list_external_referrals(
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     policy::refuse_partners(&principal)?;
+    let id = id.into_inner();
     let mut conn = state.pool.get().await?;
-    let Visible { row, until, .. } = access::load_visible(&state, &mut conn, &ctx, &principal, id.into_inner()).await?;
-    let rows = for_victim(&mut conn, row.id, until).await?;
-    let items = ExternalReferral::views(&mut conn, &principal, &rows).await?;
+    let items = access::one_snapshot(&mut conn)
+        .run::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            let Visible { row, until, .. } = access::load_visible(&state, conn, &ctx, &principal, id).await?;
+            let rows = for_victim(conn, row.id, until).await?;
+            Ok(ExternalReferral::views(conn, &principal, &rows).await?)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(Page { items, next_cursor: None }))
 }
 
@@ -290,12 +315,14 @@ pub async fn get_external_referral(
 ) -> ApiResult<HttpResponse> {
     policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
-    let row = find(&mut conn, id.into_inner()).await?.ok_or(ApiError::NotFound)?;
-    let visible = access::load_visible(&state, &mut conn, &ctx, &principal, row.victim_id).await?;
-    if !visible.holds(row.created_at) {
-        return Err(ApiError::NotFound);
-    }
-    let view = ExternalReferral::view(&mut conn, &principal, &row).await?;
+    let id = id.into_inner();
+    let (row, view) = access::one_snapshot(&mut conn)
+        .run::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            let (row, _) = load(&state, conn, &ctx, &principal, id).await?;
+            let view = ExternalReferral::view(conn, &principal, &row).await?;
+            Ok((row, view))
+        })
+        .await?;
     Ok(HttpResponse::Ok().insert_header((header::ETAG, etag(row.version))).json(view))
 }
 
@@ -332,9 +359,8 @@ pub async fn update_external_referral(
     let patch = body.0;
     policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
-    let current = find(&mut conn, id.into_inner()).await?.ok_or(ApiError::NotFound)?;
-    let Visible { row: victim, custody, .. } =
-        access::load_visible(&state, &mut conn, &ctx, &principal, current.victim_id).await?;
+    let (current, Visible { row: victim, custody, .. }) =
+        load(&state, &mut conn, &ctx, &principal, id.into_inner()).await?;
     policy::write_victim(&principal, victim.organization_id, custody).require()?;
     let version = if_match.against(current.version)?;
     let updated = (*conn)

@@ -15,6 +15,7 @@ use crate::domain::policy;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, RequestContext};
 use crate::orgs::{Organization, OrganizationView};
+use crate::privacy::staff::StaffSight;
 use crate::state::AppState;
 use crate::victims::access::{self, Visible};
 use crate::victims::custody;
@@ -139,15 +140,17 @@ pub struct LegalHold {
     pub victim_id: Uuid,
     pub basis: LegalHoldBasis,
     pub placed_at: DateTime<Utc>,
-    /// The account that placed it; shown to the owning organisation only.
+    /// The account that placed it; absent for other organisations' callers but host auditors (who works a case is
+    /// its organisation's to know).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub placed_by: Option<Uuid>,
 }
 
 impl LegalHold {
-    fn seen_by(row: HoldRow, principal: &Principal, owner: Uuid) -> LegalHold {
-        let placed_by = (principal.organization_id == owner).then_some(row.placed_by);
-        LegalHold { victim_id: row.victim_id, basis: row.basis, placed_at: row.placed_at, placed_by }
+    async fn seen_by(conn: &mut AsyncPgConnection, row: HoldRow, principal: &Principal) -> ApiResult<LegalHold> {
+        let staff = StaffSight::of(conn, principal, [row.placed_by]).await?;
+        let placed_by = staff.show(row.placed_by);
+        Ok(LegalHold { victim_id: row.victim_id, basis: row.basis, placed_at: row.placed_at, placed_by })
     }
 }
 
@@ -194,15 +197,22 @@ pub async fn get_legal_hold(
 ) -> ApiResult<HttpResponse> {
     policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
-    let Visible { row, .. } = access::load_visible(&state, &mut conn, &ctx, &principal, id.into_inner()).await?;
-    let hold: HoldRow = legal_holds::table
-        .find(row.id)
-        .select(HoldRow::as_select())
-        .first(&mut conn)
-        .await
-        .optional()?
-        .ok_or(ApiError::NotFound)?;
-    Ok(HttpResponse::Ok().json(LegalHold::seen_by(hold, &principal, row.organization_id)))
+    let id = id.into_inner();
+    let hold = access::one_snapshot(&mut conn)
+        .run::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            let visible = access::load_visible(&state, conn, &ctx, &principal, id).await?;
+            let hold: HoldRow = legal_holds::table
+                .find(visible.row.id)
+                .select(HoldRow::as_select())
+                .first(conn)
+                .await
+                .optional()?
+                .filter(|hold| visible.holds(hold.placed_at))
+                .ok_or(ApiError::NotFound)?;
+            LegalHold::seen_by(conn, hold, &principal).await
+        })
+        .await?;
+    Ok(HttpResponse::Ok().json(hold))
 }
 
 /// Place (or change the basis of) a legal hold on a case: the owning organisation's admins and the
@@ -241,10 +251,17 @@ pub async fn place_legal_hold(
                     legal_holds::victim_id.eq(victim),
                     legal_holds::basis.eq(basis),
                     legal_holds::placed_by.eq(principal.user_id),
+                    // After the case's lock, not the transaction's start: the time a former owner's
+                    // sight is measured against (D165).
+                    legal_holds::placed_at.eq(crate::db::clock()),
                 ))
                 .on_conflict(legal_holds::victim_id)
                 .do_update()
-                .set((legal_holds::basis.eq(basis), legal_holds::placed_by.eq(principal.user_id)))
+                .set((
+                    legal_holds::basis.eq(basis),
+                    legal_holds::placed_by.eq(principal.user_id),
+                    legal_holds::placed_at.eq(crate::db::clock()),
+                ))
                 .returning(HoldRow::as_returning())
                 .get_result(conn)
                 .await?;
@@ -254,7 +271,7 @@ pub async fn place_legal_hold(
                 .target("victim", victim)
                 .details(serde_json::json!({ "basis": basis }));
             audit::record(conn, &ctx, event).await?;
-            Ok(LegalHold::seen_by(hold, &principal, org))
+            LegalHold::seen_by(conn, hold, &principal).await
         })
         .await?;
     Ok(HttpResponse::Ok().json(hold))

@@ -226,13 +226,13 @@ async fn load_goal(
     id: Uuid,
 ) -> ApiResult<(GoalRow, Visible)> {
     policy::refuse_partners(principal)?;
+    // Only the case is read before the caller's sight of it is decided: a hidden goal costs what an
+    // unknown one does.
+    let victim = goals::table.find(id).select(goals::victim_id).first(conn).await.optional()?;
+    let visible = access::load_case_of(state, conn, ctx, principal, ("support_plan_goal", id), victim).await?;
     let goal = goals::table.find(id).select(GoalRow::as_select()).first(conn).await.optional()?;
-    let goal = goal.ok_or(ApiError::NotFound)?;
-    let visible = access::load_visible(state, conn, ctx, principal, goal.victim_id).await?;
-    if !visible.holds(goal.created_at) {
-        return Err(ApiError::NotFound);
-    }
-    Ok((goal, visible))
+    let goal = goal.filter(|g| g.victim_id == visible.row.id && visible.holds(g.created_at));
+    Ok((goal.ok_or(ApiError::NotFound)?, visible))
 }
 
 async fn one(

@@ -111,7 +111,7 @@ pub struct Task {
     pub victim_id: Uuid,
     pub kind: TaskKind,
     pub due_on: NaiveDate,
-    /// The caseworker it is assigned to; absent for callers of another organisation (who works a
+    /// The caseworker it is assigned to; absent for other organisations' callers but host auditors (who works a
     /// case is its organisation's to know).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub assignee_id: Option<Uuid>,
@@ -124,7 +124,7 @@ pub struct Task {
     /// The task's version, also its `ETag` (send it as `If-Match` to change the task).
     pub version: i32,
     pub created_at: DateTime<Utc>,
-    /// Who added it; absent for callers of another organisation.
+    /// Who added it; absent for other organisations' callers but host auditors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_by: Option<Uuid>,
     /// The last change (for client sync).

@@ -289,12 +289,10 @@ async fn load_task(
     id: Uuid,
 ) -> ApiResult<(TaskRow, Visible)> {
     policy::refuse_partners(principal)?;
-    let task = store::find(conn, id).await?.ok_or(ApiError::NotFound)?;
-    let visible = access::load_visible(state, conn, ctx, principal, task.victim_id).await?;
-    if !visible.holds(task.created_at) {
-        return Err(ApiError::NotFound);
-    }
-    Ok((task, visible))
+    let victim = store::victim_of(conn, id).await?;
+    let visible = access::load_case_of(state, conn, ctx, principal, ("task", id), victim).await?;
+    let task = store::find(conn, id).await?.filter(|t| t.victim_id == visible.row.id && visible.holds(t.created_at));
+    Ok((task.ok_or(ApiError::NotFound)?, visible))
 }
 
 /// The answer for one task: its view (notes read audited) and `ETag`.
@@ -399,6 +397,12 @@ pub async fn update_task(
             fields.push(name);
         }
     }
+    // Whoever is named is judged, the current assignee too: a 200 for "unchanged" beside a 422 for
+    // anyone not assignable would confirm an assignee the caller is not shown (another
+    // organisation's, on a task that came with a transferred case). A task opened again needs
+    // someone who can do it now.
+    let reopened = patch.status == Some(TaskStatus::Open) && task.status != TaskStatus::Open;
+    let judged = patch.assignee_id.or(reopened.then_some(task.assignee_id));
     let change = Change {
         kind: patch.kind,
         due_on: patch.due_on,
@@ -409,7 +413,7 @@ pub async fn update_task(
     let (updated, custody) = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
             let custody = access::lock_open_case(conn, &principal, victim.id, victim.organization_id).await?;
-            if let Some(assignee) = change.assignee {
+            if let Some(assignee) = judged {
                 store::check_assignee(conn, victim.organization_id, victim.id, custody, assignee).await?;
             }
             let status = change.status;

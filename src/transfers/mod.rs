@@ -88,7 +88,7 @@ pub struct Transfer {
     pub id: Uuid,
     pub victim_id: Uuid,
     pub from_organization_id: Uuid,
-    /// The caseworker who asked for it; absent for the receiving organisation (who works a case
+    /// The caseworker who asked for it; absent for the receiving organisation but host auditors (who works a case
     /// is its organisation's to know).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from_user_id: Option<Uuid>,

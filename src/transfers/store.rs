@@ -55,7 +55,10 @@ pub async fn has_pending(conn: &mut AsyncPgConnection, victim: Uuid) -> QueryRes
     .await
 }
 
-/// Moves a transfer from `pending` to `to`, by `by`.
+/// Moves a transfer from `pending` to `to`, by `by`. The decision's time is taken when the
+/// statement runs, after the case's lock: a hand-over's is the time up to which the former owner
+/// still reads the case's records (D165), and a write of the former owner's that committed while
+/// the hand-over waited for the lock began before it.
 pub async fn decide(
     conn: &mut AsyncPgConnection,
     id: Uuid,
@@ -69,7 +72,7 @@ pub async fn decide(
             transfers::status.eq(to),
             transfers::decline_reason.eq(decline_reason),
             transfers::to_case_number.eq(to_case_number),
-            transfers::decided_at.eq(crate::db::now_nullable()),
+            transfers::decided_at.eq(crate::db::clock_nullable()),
             transfers::decided_by.eq(Some(by)),
             transfers::updated_at.eq(diesel::dsl::now),
         ))

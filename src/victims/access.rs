@@ -71,10 +71,22 @@ pub async fn load_visible(
     principal: &Principal,
     id: Uuid,
 ) -> ApiResult<Visible> {
+    load_probed(state, conn, ctx, principal, id, ("victim", id)).await
+}
+
+/// `load_visible`, with a refusal audited as a probe of `asked` (what the caller asked for).
+async fn load_probed(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    ctx: &RequestContext,
+    principal: &Principal,
+    id: Uuid,
+    asked: (&'static str, Uuid),
+) -> ApiResult<Visible> {
     let scope = policy::victim_list_scope(principal)?;
     let refused = |refusal: ApiError| {
         let status = actix_web::ResponseError::status_code(&refusal).as_u16();
-        audit_refusal(state, ctx, principal, id, status);
+        audit_refusal(state, ctx, principal, id, asked, status);
         Err(refusal)
     };
     let found = match store::find_in_scope(conn, id, scope, principal.user_id).await? {
@@ -97,6 +109,26 @@ pub async fn load_visible(
     }
 }
 
+/// The case of a record asked for by its own id (`record`: its kind, such as `task`, and id):
+/// `victim` is the record's victim, `None` when no record has the id. An unknown record is refused
+/// after the queries that refuse a record of a case the caller may not see (its id looked up as a
+/// victim's), so the time of a 404 does not tell which ids exist elsewhere (README, "Roles and
+/// what each sees"). Its refusal is audited as a probe of the record: in the deployment's log for
+/// an unknown one, in the case owner's for a hidden one.
+pub async fn load_case_of(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    ctx: &RequestContext,
+    principal: &Principal,
+    record: (&'static str, Uuid),
+    victim: Option<Uuid>,
+) -> ApiResult<Visible> {
+    match victim {
+        Some(victim) => load_probed(state, conn, ctx, principal, victim, record).await,
+        None => load_probed(state, conn, ctx, principal, record.1, record).await.and(Err(ApiError::NotFound)),
+    }
+}
+
 thread_local! {
     /// One refusal audit written at a time per HTTP worker, with the worker's own pool (D131): a
     /// flood of probes queues its audit writes (memory only) and leaves the worker's other
@@ -104,12 +136,20 @@ thread_local! {
     static REFUSAL_WRITER: std::rc::Rc<tokio::sync::Semaphore> = std::rc::Rc::new(tokio::sync::Semaphore::new(1));
 }
 
-/// Records a refused access in a task of its own, after the response.
-fn audit_refusal(state: &AppState, ctx: &RequestContext, principal: &Principal, victim: Uuid, status: u16) {
+/// Records a refused access to `asked` (of `victim`'s case, if it exists) in a task of its own,
+/// after the response.
+fn audit_refusal(
+    state: &AppState,
+    ctx: &RequestContext,
+    principal: &Principal,
+    victim: Uuid,
+    asked: (&'static str, Uuid),
+    status: u16,
+) {
     let (pool, ctx) = (state.pool.clone(), ctx.clone());
     let event = Event::new(AuditAction::AccessDenied, AuditOutcome::Denied)
         .actor(principal.user_id, principal.role)
-        .target("victim", victim)
+        .target(asked.0, asked.1)
         .details(serde_json::json!({ "status": status }));
     let writer = REFUSAL_WRITER.with(std::rc::Rc::clone);
     actix_web::rt::spawn(async move {

@@ -42,7 +42,7 @@ pub struct ReopenInput {
 pub struct Closure {
     pub reason: ClosureReason,
     pub closed_at: DateTime<Utc>,
-    /// The caseworker who closed it; absent for callers of another organisation (who works a case
+    /// The caseworker who closed it; absent for other organisations' callers but host auditors (who works a case
     /// is its organisation's to know).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[diesel(select_expression = case_closures::closed_by.nullable())]
@@ -52,7 +52,7 @@ pub struct Closure {
     pub reopen_reason: Option<ReopenReason>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reopened_at: Option<DateTime<Utc>>,
-    /// Who reopened it; absent for callers of another organisation.
+    /// Who reopened it; absent for other organisations' callers but host auditors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reopened_by: Option<Uuid>,
 }
@@ -253,7 +253,12 @@ pub async fn list_closures(
 ) -> ApiResult<HttpResponse> {
     policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
-    let Visible { row, until, .. } = access::load_visible(&state, &mut conn, &ctx, &principal, id.into_inner()).await?;
-    let items = history(&mut conn, &principal, row.id, until).await?;
+    let id = id.into_inner();
+    let items = access::one_snapshot(&mut conn)
+        .run::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            let Visible { row, until, .. } = access::load_visible(&state, conn, &ctx, &principal, id).await?;
+            Ok(history(conn, &principal, row.id, until).await?)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(Page { items, next_cursor: None }))
 }

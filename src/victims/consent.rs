@@ -16,7 +16,7 @@ use crate::changes::{self, Forget, LeaveReason};
 use crate::db::schema::consent_events;
 use crate::domain::case_vocab::ConsentMethod;
 use crate::domain::policy;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::extract::RequestContext;
 use crate::pagination::Page;
 use crate::privacy::staff::StaffSight;
@@ -34,7 +34,7 @@ pub struct ConsentEvent {
     pub method: Option<ConsentMethod>,
     /// When the person gave (or withdrew) it.
     pub given_at: DateTime<Utc>,
-    /// The caseworker who recorded it; absent for callers of another organisation (who works a
+    /// The caseworker who recorded it; absent for other organisations' callers but host auditors (who works a
     /// case is its organisation's to know).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[diesel(select_expression = consent_events::recorded_by.nullable())]
@@ -173,7 +173,12 @@ pub async fn consent_history(
 ) -> ApiResult<HttpResponse> {
     policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
-    let Visible { row, until, .. } = access::load_visible(&state, &mut conn, &ctx, &principal, id.into_inner()).await?;
-    let items = history(&mut conn, &principal, row.id, until).await?;
+    let id = id.into_inner();
+    let items = access::one_snapshot(&mut conn)
+        .run::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            let Visible { row, until, .. } = access::load_visible(&state, conn, &ctx, &principal, id).await?;
+            Ok(history(conn, &principal, row.id, until).await?)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(Page { items, next_cursor: None }))
 }

@@ -39,7 +39,8 @@ use crate::transfers::{Transfer, TransferRow};
 pub struct IdentityRead {
     #[diesel(sql_type = diesel::sql_types::Timestamptz)]
     pub at: DateTime<Utc>,
-    /// The account that read it.
+    /// The account that read it; `null` for a reader of another organisation (its organisation and
+    /// role are given).
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
     pub user_id: Option<Uuid>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
@@ -199,10 +200,12 @@ async fn gather(
     let external_referrals = crate::referrals::external::for_victim(conn, victim, None).await?;
     let external_referrals = ExternalReferral::views(conn, principal, &external_referrals).await?;
     let consent_history = consent::history(conn, principal, victim, None).await?;
-    let identity_reads = diesel::sql_query(include_str!("identity_reads.sql"))
+    let mut identity_reads: Vec<IdentityRead> = diesel::sql_query(include_str!("identity_reads.sql"))
         .bind::<diesel::sql_types::Uuid, _>(victim)
         .load(conn)
         .await?;
+    let staff = StaffSight::of(conn, principal, identity_reads.iter().filter_map(|r| r.user_id)).await?;
+    identity_reads.iter_mut().for_each(|r| r.user_id = staff.show_some(r.user_id));
     Ok(SubjectAccess {
         generated_at: Utc::now(),
         case_file,

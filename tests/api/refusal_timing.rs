@@ -97,3 +97,67 @@ async fn a_hidden_record_is_refused_in_the_time_of_an_unknown_id() {
     }
     assert_eq!(seen, (330, 330, 0), "(owner's log, deployment's log, prober's log)");
 }
+
+/// A task, a goal or a referral outside Haven of a case the caller may not see is refused in the
+/// time of an unknown id of the same kind: the record is found, then its case is not; an unknown
+/// record runs the same case lookup for its own id (`victims::access::load_case_of`).
+#[tokio::test]
+async fn a_record_of_a_hidden_case_is_refused_in_the_time_of_an_unknown_id() {
+    let app = spawn_app().await;
+    let (owner, other) = (app.create_org().await, app.create_org().await);
+    let owner_caseworker = app.caller(owner, Role::Caseworker).await;
+    let prober = app.caller(other, Role::Caseworker).await;
+    let victim = Uuid::new_v4();
+    assert_eq!(owner_caseworker.post(paths::VICTIMS, victim_body(victim)).await.status, StatusCode::CREATED);
+    let created = async |path: String, body: serde_json::Value| {
+        let resp = owner_caseworker.post(&path, body).await;
+        assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
+        Uuid::parse_str(resp.json()["id"].as_str().unwrap()).unwrap()
+    };
+    let task =
+        created(paths::tasks_of(victim), serde_json::json!({ "kind": "follow_up", "due_on": "2027-01-10" })).await;
+    let goal =
+        created(paths::support_plan(victim), serde_json::json!({ "kind": "legal", "planned_end_on": "2027-01-31" }))
+            .await;
+    let outside = serde_json::json!({ "provider_name": "Clinique du Port", "provider_country": "SEN",
+        "service": "medical", "referred_on": "2026-11-02" });
+    let outside = created(paths::external_referrals_of(victim), outside).await;
+    type PathOf = fn(Uuid) -> String;
+    let kinds: [(PathOf, Uuid); 3] = [
+        (|id| paths::task(id), task),
+        (|id| paths::support_plan_goal(id), goal),
+        (|id| paths::external_referral(id), outside),
+    ];
+
+    let time = |path: String| {
+        let prober = &prober;
+        async move {
+            let started = Instant::now();
+            let resp = prober.get(&path).await;
+            let took = started.elapsed();
+            resp.assert_problem(404, "not-found");
+            took
+        }
+    };
+    for (path, existing) in kinds {
+        for _ in 0..10 {
+            time(path(existing)).await;
+            time(path(Uuid::new_v4())).await;
+        }
+    }
+    let (mut hidden, mut unknown) = (Vec::new(), Vec::new());
+    for round in 0..300 {
+        let (path, existing) = kinds[round % 3];
+        if round % 2 == 0 {
+            hidden.push(time(path(existing)).await);
+            unknown.push(time(path(Uuid::new_v4())).await);
+        } else {
+            unknown.push(time(path(Uuid::new_v4())).await);
+            hidden.push(time(path(existing)).await);
+        }
+    }
+    let z = rank_z(&hidden, &unknown);
+    let (h, u) = (median(hidden), median(unknown));
+    println!("records: hidden median {h:?}, unknown median {u:?}, rank z {z:.2}");
+    assert!(z.abs() < 4.0, "a hidden case's record is told apart by time: hidden {h:?} vs unknown {u:?} (z {z:.2})");
+}

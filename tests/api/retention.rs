@@ -36,7 +36,7 @@ async fn retention_erases_on_schedule_except_under_a_legal_hold() {
     assert_eq!(caseworker.get(&paths::case_step(held, "legal-hold")).await.json()["basis"], "criminal_investigation");
     let overseer = app.caller(app.host_org, Role::Auditor).await.get(&paths::case_step(held, "legal-hold")).await;
     assert_eq!(overseer.status, StatusCode::OK, "{}", overseer.text);
-    assert!(overseer.json().get("placed_by").is_none(), "who placed it is the owner's: {}", overseer.text);
+    assert_eq!(overseer.json()["placed_by"], json!(admin.id()), "host auditors see who placed it: {}", overseer.text);
     // Under the hold, the identity cannot be patched away, and a caseworker cannot lift it.
     let version = caseworker.get(&paths::victim(held)).await.json()["version"].to_string();
     let removal = caseworker.patch(&paths::victim(held), &format!("\"{version}\""), json!({ "identity": null })).await;

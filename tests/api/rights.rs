@@ -91,19 +91,23 @@ async fn subject_access_gives_the_person_everything_held_about_them_and_who_read
     assert_eq!(doc["referrals"][0]["reason"], "MARKERNOTES needs a safe house");
     assert_eq!(doc["external_referrals"][0]["provider_name"], "Clinique du Port");
     assert_eq!(doc["consent_history"].as_array().unwrap().len(), 1);
-    let reads: Vec<(String, String)> = doc["identity_reads"]
+    let reads: Vec<(Value, Value, String)> = doc["identity_reads"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["user_id"].as_str().unwrap().to_owned(), r["what"].as_str().unwrap().to_owned()))
+        .map(|r| (r["user_id"].clone(), r["organization_id"].clone(), r["what"].as_str().unwrap().to_owned()))
         .collect();
-    for (who, what) in [(colleague.id(), "identity"), (receiver.id(), "identity"), (caseworker.id(), "subject_access")]
-    {
-        assert!(reads.contains(&(who.to_string(), what.to_owned())), "{who} {what} missing from {reads:?}");
+    for (who, what) in [(colleague.id(), "identity"), (caseworker.id(), "subject_access")] {
+        let read = (json!(who), json!(org), what.to_owned());
+        assert!(reads.contains(&read), "{who} {what} missing from {reads:?}");
     }
-    let receiver_reads =
-        doc["identity_reads"].as_array().unwrap().iter().filter(|r| r["user_id"] == receiver.id().to_string());
-    assert_eq!(receiver_reads.count(), 1, "a read filed in two organisations' logs is one read");
+    // Another organisation's reader is named by organisation and role, not account (D165).
+    let receiver_reads = reads.iter().filter(|(_, o, _)| *o == json!(other)).collect::<Vec<_>>();
+    assert_eq!(
+        receiver_reads,
+        vec![&(Value::Null, json!(other), "identity".to_owned())],
+        "one read, filed in two logs"
+    );
     assert!(app.audit_actions().await.contains(&("victim.subject_access".into(), "success".into())));
 
     // Only the owner's caseworkers who may see the identity answer it.

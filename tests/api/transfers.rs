@@ -199,6 +199,9 @@ async fn staff_ids_stay_with_their_organisation_and_a_former_owner_keeps_only_it
     assert_eq!(sender.post(&paths::case_step(victim, "reopen"), reopen).await.status, StatusCode::OK);
     let referral = json!({ "victim_id": victim, "to_organization_id": lima, "service": "legal" });
     let referral = sender.post(paths::REFERRALS, referral).await.json()["id"].as_str().unwrap().to_owned();
+    let hold = paths::case_step(victim, "legal-hold");
+    assert_eq!(sender.put(&hold, json!({ "basis": "litigation" })).await.status, StatusCode::OK);
+    assert_eq!(sender.get(&paths::victim(victim)).await.status, StatusCode::OK, "a read of the identity");
 
     // (what, path, field, the staff id it names) for every record of the case that names staff.
     let named = |task: &str, goal: &str, elsewhere: &str, who: &Value| {
@@ -210,6 +213,7 @@ async fn staff_ids_stay_with_their_organisation_and_a_former_owner_keeps_only_it
             (paths::case_step(victim, "closures"), "/items/0/closed_by", who.clone()),
             (paths::case_step(victim, "closures"), "/items/0/reopened_by", who.clone()),
             (paths::case_step(victim, "consent-history"), "/items/0/recorded_by", who.clone()),
+            (paths::case_step(victim, "legal-hold"), "/placed_by", who.clone()),
         ]
     };
     let read = async |caller: &crate::helpers::Caller<'_>, path: &str, field: &str| {
@@ -240,6 +244,22 @@ async fn staff_ids_stay_with_their_organisation_and_a_former_owner_keeps_only_it
     };
     assert_eq!(seen_by(&sender).await, (Some(me.clone()), None), "the sender: its caseworker, not the acceptor");
     assert_eq!(seen_by(&receiver).await, (None, Some(them.clone())), "the receiver: its acceptor only");
+    // Each organisation's log holds the transfer; each names only its own people.
+    let lima_admin = app.caller(lima, Role::Admin).await;
+    let actors = async |caller: &crate::helpers::Caller<'_>, query: &str| {
+        let page = caller.get(&paths::query(paths::AUDIT_EVENTS, query)).await.json();
+        let items = page["items"].as_array().unwrap().iter();
+        items.map(|e| (e["actor_user_id"].clone(), e["client_address"].clone())).collect::<Vec<_>>()
+    };
+    let created = actors(&dakar_admin, "action=transfer.create").await;
+    assert!(created.len() == 1 && created[0].0 == me && !created[0].1.is_null(), "{created:?}");
+    assert_eq!(actors(&lima_admin, "action=transfer.create").await, vec![(Value::Null, Value::Null)]);
+    assert_eq!(actors(&dakar_admin, "action=transfer.accept").await, vec![(Value::Null, Value::Null)]);
+    assert_eq!(actors(&lima_admin, "action=transfer.accept").await.first().map(|a| a.0.clone()), Some(them.clone()));
+    let looked_for = actors(&lima_admin, &format!("actor_user_id={}", sender.user.id)).await;
+    assert!(looked_for.is_empty(), "another organisation's account cannot be looked for: {looked_for:?}");
+    let mine = actors(&dakar_admin, &format!("actor_user_id={}", sender.user.id)).await;
+    assert!(mine.len() > 3, "{mine:?}");
 
     // The new owner records more; it reads the sender's records without the sender's staff.
     let task2 = json!({ "kind": "follow_up", "due_on": "2027-02-10" });
@@ -259,13 +279,33 @@ async fn staff_ids_stay_with_their_organisation_and_a_former_owner_keeps_only_it
         "anonymised_statistics": true } });
     let resp = receiver.patch(&paths::victim(victim), &version, withdrawn).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    assert_eq!(read(&receiver, &hold, "/placed_by").await, None, "the sender's hold, by someone of the sender's");
+    for (path, field, _) in named(&task, &goal, &elsewhere, &me) {
+        assert_eq!(read(&receiver, &path, field).await, None, "the new owner, of the sender's staff: {path} {field}");
+    }
+    // A task that came with the case is the sender's caseworker's: opened again, it needs one of
+    // the new owner's, and naming the hidden assignee is answered as naming anyone unassignable.
+    let version = format!("\"{}\"", receiver.get(&paths::task(&task)).await.json()["version"]);
+    for change in [json!({ "status": "open" }), json!({ "assignee_id": sender.user.id, "due_on": "2027-03-01" })] {
+        receiver.patch(&paths::task(&task), &version, change).await.assert_problem(422, "validation");
+    }
+    let reopened =
+        receiver.patch(&paths::task(&task), &version, json!({ "status": "open", "assignee_id": them })).await;
+    assert_eq!(reopened.status, StatusCode::OK, "{}", reopened.text);
+    let access = receiver.get(&paths::case_step(victim, "subject-access")).await.json();
+    let readers: Vec<(Value, Value)> = access["identity_reads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["user_id"].clone(), r["organization_id"].clone()))
+        .collect();
+    assert!(readers.contains(&(Value::Null, json!(dakar))), "the sender's reads, without its people: {readers:?}");
+    assert!(readers.contains(&(them.clone(), json!(lima))), "{readers:?}");
+    assert!(!readers.iter().any(|(who, _)| *who == me), "{readers:?}");
     assert_eq!(
         receiver.post(&paths::case_step(victim, "close"), json!({ "reason": "goals_met" })).await.status,
         StatusCode::OK
     );
-    for (path, field, _) in named(&task, &goal, &elsewhere, &me) {
-        assert_eq!(read(&receiver, &path, field).await, None, "the new owner, of the sender's staff: {path} {field}");
-    }
     for (path, field, who) in named(&task2, &goal2, &elsewhere2, &them).into_iter().take(4) {
         assert_eq!(read(&receiver, &path, field).await, Some(who), "the new owner, of its own: {path} {field}");
     }
@@ -273,11 +313,15 @@ async fn staff_ids_stay_with_their_organisation_and_a_former_owner_keeps_only_it
     // The former owner: its own records, with its own staff; nothing recorded after the hand-over.
     for caller in [&sender, &dakar_admin] {
         for (path, field, who) in named(&task, &goal, &elsewhere, &me) {
-            assert_eq!(read(caller, &path, field).await, Some(who), "the former owner's own: {path} {field}");
+            // The task, opened again, is now the new owner's caseworker's: shown as it stands.
+            let who = (field != "/assignee_id").then_some(who);
+            assert_eq!(read(caller, &path, field).await, who, "the former owner's own: {path} {field}");
         }
         for path in [paths::task(&task2), paths::support_plan_goal(&goal2), paths::external_referral(&elsewhere2)] {
             caller.get(&path).await.assert_problem(404, "not-found");
         }
+        let change = json!({ "status": "completed" });
+        caller.patch(&paths::external_referral(&elsewhere2), "\"1\"", change).await.assert_problem(404, "not-found");
         for (path, count) in [
             (paths::tasks_of(victim), 1),
             (paths::support_plan(victim), 1),
@@ -293,4 +337,8 @@ async fn staff_ids_stay_with_their_organisation_and_a_former_owner_keeps_only_it
             history["items"].as_array().unwrap().iter().map(|e| &e["share_with_referral_partners"]).collect();
         assert_eq!(shares, vec![&json!(true)], "the withdrawal is the new owner's record: {history}");
     }
+    // The new owner's hold replaces the sender's: the sender no longer has one to read.
+    assert_eq!(receiver.put(&hold, json!({ "basis": "criminal_investigation" })).await.status, StatusCode::OK);
+    assert_eq!(read(&receiver, &hold, "/placed_by").await, Some(them.clone()));
+    sender.get(&hold).await.assert_problem(404, "not-found");
 }

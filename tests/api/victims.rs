@@ -523,9 +523,20 @@ async fn reads_by_another_organisation_show_in_the_owners_audit_log() {
         .get(&paths::query(paths::AUDIT_EVENTS, format!("action=victim.identity_read&target_id={victim}")))
         .await
         .json();
-    let readers: Vec<&str> =
-        log["items"].as_array().unwrap().iter().filter_map(|e| e["actor_user_id"].as_str()).collect();
-    assert!(readers.contains(&receiver.id().to_string().as_str()), "the owner's log names the receiver's read: {log}");
+    let readers: Vec<(&Value, &Value, &Value)> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (&e["actor_user_id"], &e["actor_organization_id"], &e["actor_role"]))
+        .collect();
+    // Which organisation read it, and in what role; who, its own log says (D165).
+    assert_eq!(readers, vec![(&Value::Null, &json!(to), &json!("caseworker"))], "{log}");
+    let receiver_auditor = app.caller(to, Role::Auditor).await;
+    let own = receiver_auditor
+        .get(&paths::query(paths::AUDIT_EVENTS, format!("action=victim.identity_read&target_id={victim}")))
+        .await
+        .json();
+    assert_eq!(own["items"][0]["actor_user_id"], json!(receiver.id()), "{own}");
 }
 
 #[tokio::test]
