@@ -347,6 +347,7 @@ diesel::table! {
         create_digest -> Bytea,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        case_file -> Nullable<Jsonb>,
     }
 }
 

@@ -243,13 +243,13 @@ async fn load(
     let victim = ext::table.find(id).select(ext::victim_id).first(conn).await.optional()?;
     let visible = access::load_case_of(state, conn, ctx, principal, ("external_referral", id), victim).await?;
     match find(conn, id).await? {
-        Some(row) if row.victim_id == visible.row.id && visible.holds(row.created_at) => Ok((row, visible)),
+        Some(row) if row.victim_id == visible.row.id && visible.holds(row.updated_at) => Ok((row, visible)),
         _ => Err(ApiError::NotFound),
     }
 }
 
-/// A case's referrals outside Haven, oldest first: those made up to `until` when one is given (a
-/// former owner's hand-over, `access::Visible::until`).
+/// A case's referrals outside Haven, oldest first: those written (made or last changed) up to
+/// `until` when one is given (a former owner's hand-over, `access::Visible::until`).
 pub async fn for_victim(
     conn: &mut AsyncPgConnection,
     victim: Uuid,
@@ -257,7 +257,7 @@ pub async fn for_victim(
 ) -> QueryResult<Vec<ExternalReferralRow>> {
     let mut query = ext::table.filter(ext::victim_id.eq(victim)).into_boxed();
     if let Some(until) = until {
-        query = query.filter(ext::created_at.le(until));
+        query = query.filter(ext::updated_at.le(until));
     }
     query.order(ext::id.asc()).select(ExternalReferralRow::as_select()).load(conn).await
 }

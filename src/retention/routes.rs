@@ -176,7 +176,7 @@ async fn locked_case(
     Ok(row.organization_id)
 }
 
-/// A case's legal hold (whoever may read the case file; 404 when there is none).
+/// A case's legal hold (whoever may read the case file but a former owner; 404 when there is none).
 #[utoipa::path(
     tag = "victims",
     params(("id" = Uuid, Path, description = "Victim id")),
@@ -207,7 +207,10 @@ pub async fn get_legal_hold(
                 .first(conn)
                 .await
                 .optional()?
-                .filter(|hold| visible.holds(hold.placed_at))
+                // A hold is the current owner's instrument over the record as it is now: lifted or
+                // changed since the hand-over, it would tell the former owner what the new owner did
+                // (D166).
+                .filter(|_| visible.until.is_none())
                 .ok_or(ApiError::NotFound)?;
             LegalHold::seen_by(conn, hold, &principal).await
         })

@@ -201,7 +201,7 @@ pub async fn list_goals(
             let Visible { row: victim, sight, until, .. } =
                 access::load_visible(&state, conn, &ctx, &principal, victim_id).await?;
             let sql = match until {
-                Some(until) => sql.filter(goals::created_at.le(until)),
+                Some(until) => sql.filter(goals::updated_at.le(until)),
                 None => sql,
             };
             let mut rows: Vec<GoalRow> = sql.order(goals::id.asc()).limit(limit + 1).load(conn).await?;
@@ -231,7 +231,7 @@ async fn load_goal(
     let victim = goals::table.find(id).select(goals::victim_id).first(conn).await.optional()?;
     let visible = access::load_case_of(state, conn, ctx, principal, ("support_plan_goal", id), victim).await?;
     let goal = goals::table.find(id).select(GoalRow::as_select()).first(conn).await.optional()?;
-    let goal = goal.filter(|g| g.victim_id == visible.row.id && visible.holds(g.created_at));
+    let goal = goal.filter(|g| g.victim_id == visible.row.id && visible.holds(g.updated_at));
     Ok((goal.ok_or(ApiError::NotFound)?, visible))
 }
 

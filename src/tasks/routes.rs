@@ -291,7 +291,7 @@ async fn load_task(
     policy::refuse_partners(principal)?;
     let victim = store::victim_of(conn, id).await?;
     let visible = access::load_case_of(state, conn, ctx, principal, ("task", id), victim).await?;
-    let task = store::find(conn, id).await?.filter(|t| t.victim_id == visible.row.id && visible.holds(t.created_at));
+    let task = store::find(conn, id).await?.filter(|t| t.victim_id == visible.row.id && visible.holds(t.updated_at));
     Ok((task.ok_or(ApiError::NotFound)?, visible))
 }
 

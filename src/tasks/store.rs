@@ -26,7 +26,8 @@ pub async fn victim_of(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Op
 
 /// Whose tasks a list holds.
 pub enum Scope {
-    /// One case's, made up to a time when one is given (`access::Visible::until`).
+    /// One case's, written (made or last changed) up to a time when one is given
+    /// (`access::Visible::until`).
     Case(Uuid, Option<DateTime<Utc>>),
     /// An organisation's (`None`: every organisation's, for host auditors).
     Organization(Option<Uuid>),
@@ -50,7 +51,7 @@ pub async fn page(conn: &mut AsyncPgConnection, scope: Scope, f: &Filters) -> Qu
     let mut sql = tasks::table.select(TaskRow::as_select()).into_boxed();
     sql = match scope {
         Scope::Case(victim, None) => sql.filter(tasks::victim_id.eq(victim)),
-        Scope::Case(victim, Some(until)) => sql.filter(tasks::victim_id.eq(victim)).filter(tasks::created_at.le(until)),
+        Scope::Case(victim, Some(until)) => sql.filter(tasks::victim_id.eq(victim)).filter(tasks::updated_at.le(until)),
         Scope::Organization(Some(org)) => sql.filter(tasks::organization_id.eq(org)),
         Scope::Organization(None) => sql,
     };

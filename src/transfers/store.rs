@@ -97,6 +97,18 @@ pub async fn hand_over(conn: &mut AsyncPgConnection, t: &TransferRow, acceptor: 
         ))
         .execute(conn)
         .await?;
+    // What the sender reads from now on (D166): the case file as it was handed over, whatever the
+    // receiver changes or wherever it sends the case next. Without the create request's digest: a
+    // keyed hash of a request that held the identity, which an erasure replaces in the case and
+    // must not find kept here.
+    diesel::sql_query(
+        "UPDATE transfers SET case_file = (SELECT to_jsonb(v) || jsonb_build_object('create_digest', '\\x') \
+         FROM victims v WHERE v.id = $1) WHERE id = $2",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(t.victim_id)
+    .bind::<diesel::sql_types::Uuid, _>(t.id)
+    .execute(conn)
+    .await?;
     diesel::update(victim_identities::table.filter(victim_identities::victim_id.eq(t.victim_id)))
         .set(victim_identities::organization_id.eq(t.to_organization_id))
         .execute(conn)

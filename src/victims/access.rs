@@ -29,16 +29,19 @@ pub struct Visible {
     pub relation: Relation,
     pub custody: Custody,
     /// For a former owner, when it last handed the case over: what the case's new owners recorded
-    /// after that (tasks, goals, assistance, referrals outside Haven, closures, consent) is theirs,
-    /// not the former owner's history (D165). `None`: everything the caller's sight reaches.
+    /// or changed after that (tasks, goals, assistance, referrals outside Haven, closures, consent)
+    /// is theirs, not the former owner's history (D165). `None`: everything the caller's sight
+    /// reaches.
     pub until: Option<DateTime<Utc>>,
 }
 
 impl Visible {
-    /// Whether a record of the case made at `created_at` is in the caller's sight; a read of one
-    /// that is not answers 404, as an unknown id does.
-    pub fn holds(&self, created_at: DateTime<Utc>) -> bool {
-        self.until.is_none_or(|until| created_at <= until)
+    /// Whether a record of the case last written at `written` (its `updated_at`, or its creation
+    /// for a record never changed) is in the caller's sight; a read of one that is not answers
+    /// 404, as an unknown id does. A record the new owner changed is the new owner's: there is no
+    /// version of it as it stood at the hand-over to show.
+    pub fn holds(&self, written: DateTime<Utc>) -> bool {
+        self.until.is_none_or(|until| written <= until)
     }
 }
 

@@ -14,8 +14,8 @@ use super::model::{ValidVictim, VictimRow};
 use crate::audit;
 use crate::db::Runs;
 use crate::db::fixed::{Named, fixed, named};
-use crate::db::schema::{case_counters, referrals, transfers, victim_identities, victims};
-use crate::domain::case_vocab::{ReferralStatus, TransferStatus};
+use crate::db::schema::{case_counters, referrals, victim_identities, victims};
+use crate::domain::case_vocab::ReferralStatus;
 use crate::domain::policy::{self, Custody, LIVE, Relation};
 use crate::extract::RequestContext;
 use crate::idempotency::CreateOnce;
@@ -124,27 +124,37 @@ fn victim_columns() -> String {
 }
 
 /// A victim whose case `org` held and transferred to another organisation (an accepted transfer
-/// from it), if any, with when `org` last handed it over: what a former owner still reads of it
-/// (`Relation::FormerOwner`), and up to when (D165).
+/// from it), if any: the case file as it was when `org` last handed it over, and when that was.
+/// It is what a former owner still reads of the case (`Relation::FormerOwner`), and up to when
+/// its records (D165, D166). The case file is the row the transfer kept, read back as a row of
+/// `victims`; a migration that adds a column to `victims` gives the kept copies a value for it.
 pub async fn find_transferred_from(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     org: Uuid,
 ) -> QueryResult<Option<(VictimRow, DateTime<Utc>)>> {
-    let handed_over = transfers::table
-        .filter(transfers::victim_id.eq(id))
-        .filter(transfers::from_organization_id.eq(org))
-        .filter(transfers::status.eq(TransferStatus::Accepted))
-        .select(diesel::dsl::max(transfers::decided_at))
-        .single_value();
-    let found: Option<(VictimRow, Option<DateTime<Utc>>)> = victims::table
-        .filter(victims::id.eq(id))
-        .filter(handed_over.is_not_null())
-        .select((VictimRow::as_select(), handed_over))
-        .first(conn)
-        .await
-        .optional()?;
-    Ok(found.and_then(|(row, at)| Some((row, at?))))
+    // `'accepted'` written out, as the partial index `transfers_by_victim` states it, so that a
+    // generic plan of the statement may use it.
+    #[derive(QueryableByName)]
+    struct HandedOver {
+        #[diesel(embed)]
+        case_file: VictimRow,
+        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+        handed_over_at: DateTime<Utc>,
+    }
+    let found: Option<HandedOver> = diesel::sql_query(
+        "SELECT victims.*, t.decided_at AS handed_over_at \
+         FROM (SELECT case_file, decided_at FROM transfers \
+               WHERE victim_id = $1 AND from_organization_id = $2 AND status = 'accepted' \
+               ORDER BY decided_at DESC LIMIT 1) t \
+         CROSS JOIN LATERAL jsonb_populate_record(NULL::victims, t.case_file) AS victims",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .bind::<diesel::sql_types::Uuid, _>(org)
+    .get_result(conn)
+    .await
+    .optional()?;
+    Ok(found.map(|f| (f.case_file, f.handed_over_at)))
 }
 
 /// The organisations that hold the victim's identity through live referrals made with it shared.

@@ -310,12 +310,16 @@ async fn staff_ids_stay_with_their_organisation_and_a_former_owner_keeps_only_it
         assert_eq!(read(&receiver, &path, field).await, Some(who), "the new owner, of its own: {path} {field}");
     }
 
-    // The former owner: its own records, with its own staff; nothing recorded after the hand-over.
+    // The former owner: its own records, with its own staff; nothing recorded or changed after the
+    // hand-over (the task the new owner opened again is the new owner's now), and no legal hold,
+    // the current owner's instrument.
     for caller in [&sender, &dakar_admin] {
         for (path, field, who) in named(&task, &goal, &elsewhere, &me) {
-            // The task, opened again, is now the new owner's caseworker's: shown as it stands.
-            let who = (field != "/assignee_id").then_some(who);
-            assert_eq!(read(caller, &path, field).await, who, "the former owner's own: {path} {field}");
+            if path == paths::task(&task) || path == hold {
+                caller.get(&path).await.assert_problem(404, "not-found");
+                continue;
+            }
+            assert_eq!(read(caller, &path, field).await, Some(who), "the former owner's own: {path} {field}");
         }
         for path in [paths::task(&task2), paths::support_plan_goal(&goal2), paths::external_referral(&elsewhere2)] {
             caller.get(&path).await.assert_problem(404, "not-found");
@@ -323,7 +327,7 @@ async fn staff_ids_stay_with_their_organisation_and_a_former_owner_keeps_only_it
         let change = json!({ "status": "completed" });
         caller.patch(&paths::external_referral(&elsewhere2), "\"1\"", change).await.assert_problem(404, "not-found");
         for (path, count) in [
-            (paths::tasks_of(victim), 1),
+            (paths::tasks_of(victim), 0),
             (paths::support_plan(victim), 1),
             (paths::external_referrals_of(victim), 1),
             (paths::assistance(victim), 0),
@@ -337,8 +341,61 @@ async fn staff_ids_stay_with_their_organisation_and_a_former_owner_keeps_only_it
             history["items"].as_array().unwrap().iter().map(|e| &e["share_with_referral_partners"]).collect();
         assert_eq!(shares, vec![&json!(true)], "the withdrawal is the new owner's record: {history}");
     }
-    // The new owner's hold replaces the sender's: the sender no longer has one to read.
+    // The new owner's hold replaces the sender's, placed by its own.
     assert_eq!(receiver.put(&hold, json!({ "basis": "criminal_investigation" })).await.status, StatusCode::OK);
     assert_eq!(read(&receiver, &hold, "/placed_by").await, Some(them.clone()));
-    sender.get(&hold).await.assert_problem(404, "not-found");
+}
+
+/// A former owner reads the case file as it stood when it handed the case over (D166): what the
+/// new owner changes, and where it sends the case next, are not the former owner's to follow.
+#[tokio::test]
+async fn a_former_owner_reads_the_case_file_as_it_handed_it_over() {
+    let app = spawn_app().await;
+    let (dakar, lima, kigali) = (app.create_org().await, app.create_org().await, app.create_org().await);
+    let (victim, sender) = create_victim(&app, dakar).await;
+    let (receiver, third) = (app.caller(lima, Role::Caseworker).await, app.caller(kigali, Role::Caseworker).await);
+    let hand_over = async |from: &crate::helpers::Caller<'_>, to: &crate::helpers::Caller<'_>, org: Uuid| {
+        let ask = json!({ "to_organization_id": org, "reason": "migration_or_change_of_location" });
+        let resp = from.post(&paths::transfers_of(victim), ask).await;
+        assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
+        let id = resp.json()["id"].as_str().unwrap().to_owned();
+        let resp = to.post(&paths::transfer_step(&id, "accept"), json!({})).await;
+        assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    };
+    hand_over(&sender, &receiver, lima).await;
+    let handed = sender.get(&paths::victim(victim)).await.json();
+    assert_eq!(handed["organization_id"], json!(lima), "handed over to Lima: {handed}");
+
+    let current = receiver.get(&paths::victim(victim)).await.json();
+    let version = format!("\"{}\"", current["version"]);
+    let change = json!({ "status": "follow_up", "country_of_exploitation": "PER" });
+    let resp = receiver.patch(&paths::victim(victim), &version, change).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    hand_over(&receiver, &third, kigali).await;
+
+    let status = |v: &Value| (v["status"].clone(), v["country_of_exploitation"].clone(), v["organization_id"].clone());
+    let seen = sender.get(&paths::victim(victim)).await.json();
+    assert_eq!(
+        status(&seen),
+        (json!("active"), json!("SEN"), json!(lima)),
+        "Dakar's view stops at its hand-over: {seen}"
+    );
+    assert_eq!(seen, handed, "the same case file, whatever happened since");
+    let seen = receiver.get(&paths::victim(victim)).await.json();
+    assert_eq!(status(&seen), (json!("follow_up"), json!("PER"), json!(kigali)), "Lima's stops at its own: {seen}");
+    assert_eq!(third.get(&paths::victim(victim)).await.json()["organization_id"], json!(kigali));
+
+    // The kept copies hold no digest of the create request (which held the identity).
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use haven::db::schema::transfers::dsl as t;
+    let digests: Vec<Option<serde_json::Value>> = t::transfers
+        .filter(t::victim_id.eq(victim))
+        .select(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Jsonb>>(
+            "case_file -> 'create_digest'",
+        ))
+        .load(&mut app.pool.get().await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(digests, vec![Some(json!("\\x")); 2], "{digests:?}");
 }
