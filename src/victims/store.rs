@@ -157,6 +157,29 @@ pub async fn find_transferred_from(
     Ok(found.map(|f| (f.case_file, f.handed_over_at)))
 }
 
+/// Every case file of the victim that an accepted transfer kept for the organisation that handed
+/// it over (D166): (transfer, that organisation, the case file), oldest first.
+pub async fn handed_over(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Vec<(Uuid, Uuid, VictimRow)>> {
+    #[derive(QueryableByName)]
+    struct Kept {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        transfer_id: Uuid,
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        read_by: Uuid,
+        #[diesel(embed)]
+        case_file: VictimRow,
+    }
+    let kept: Vec<Kept> = diesel::sql_query(
+        "SELECT victims.*, t.id AS transfer_id, t.from_organization_id AS read_by FROM transfers t \
+         CROSS JOIN LATERAL jsonb_populate_record(NULL::victims, t.case_file) AS victims \
+         WHERE t.victim_id = $1 AND t.status = 'accepted' ORDER BY t.id",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(id)
+    .load(conn)
+    .await?;
+    Ok(kept.into_iter().map(|k| (k.transfer_id, k.read_by, k.case_file)).collect())
+}
+
 /// The organisations that hold the victim's identity through live referrals made with it shared.
 pub async fn live_receivers(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Vec<Uuid>> {
     referrals::table

@@ -54,6 +54,15 @@ pub struct IdentityRead {
     pub what: String,
 }
 
+/// A case file as a transfer handed it over, kept for the organisation that handed it over.
+#[derive(Serialize, ToSchema)]
+pub struct HandedOver {
+    pub transfer_id: Uuid,
+    /// The organisation that handed it over and reads this copy.
+    pub read_by: Uuid,
+    pub case_file: CaseFile,
+}
+
 /// Everything held about one person.
 #[derive(Serialize, ToSchema)]
 pub struct SubjectAccess {
@@ -69,6 +78,9 @@ pub struct SubjectAccess {
     pub support_plan: Vec<SupportGoalView>,
     pub closures: Vec<Closure>,
     pub transfers: Vec<Transfer>,
+    /// The case file as each accepted transfer handed it over, which the organisation that handed
+    /// it over still reads (D166), oldest first.
+    pub handed_over: Vec<HandedOver>,
     /// Every consent given or withdrawn, oldest first.
     pub consent_history: Vec<ConsentEvent>,
     /// Who read the identity, or text about the person, and when (oldest first).
@@ -79,7 +91,8 @@ pub struct SubjectAccess {
 /// identity; of a restricted case, its assigned caseworkers).
 ///
 /// The case file with the identity, assistance, referrals (within and outside Haven), tasks, the
-/// support plan, closures, transfers, the consent history, and who read the identity and when. A
+/// support plan, closures, transfers and the case files they handed over (which the organisations
+/// that handed them over still read), the consent history, and who read the identity and when. A
 /// receiving organisation answers its own subject-access requests from its own records: 403. The
 /// export is audited as one read of everything in it.
 #[utoipa::path(
@@ -200,6 +213,11 @@ async fn gather(
     let external_referrals = crate::referrals::external::for_victim(conn, victim, None).await?;
     let external_referrals = ExternalReferral::views(conn, principal, &external_referrals).await?;
     let consent_history = consent::history(conn, principal, victim, None).await?;
+    let handed_over = super::store::handed_over(conn, victim)
+        .await?
+        .into_iter()
+        .map(|(transfer_id, read_by, row)| HandedOver { transfer_id, read_by, case_file: CaseFile::from(&row) })
+        .collect();
     let mut identity_reads: Vec<IdentityRead> = diesel::sql_query(include_str!("identity_reads.sql"))
         .bind::<diesel::sql_types::Uuid, _>(victim)
         .load(conn)
@@ -216,6 +234,7 @@ async fn gather(
         support_plan,
         closures,
         transfers,
+        handed_over,
         consent_history,
         identity_reads,
     })

@@ -384,6 +384,16 @@ async fn a_former_owner_reads_the_case_file_as_it_handed_it_over() {
     let seen = receiver.get(&paths::victim(victim)).await.json();
     assert_eq!(status(&seen), (json!("follow_up"), json!("PER"), json!(kigali)), "Lima's stops at its own: {seen}");
     assert_eq!(third.get(&paths::victim(victim)).await.json()["organization_id"], json!(kigali));
+    // The person is told of the copies too: each, who reads it, and what it holds.
+    let access = third.get(&paths::case_step(victim, "subject-access")).await.json();
+    let kept: Vec<(Value, Value)> = access["handed_over"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{access}"))
+        .iter()
+        .map(|k| (k["read_by"].clone(), status(&k["case_file"]).2))
+        .collect();
+    assert_eq!(kept, vec![(json!(dakar), json!(lima)), (json!(lima), json!(kigali))]);
+    assert_eq!(access["handed_over"][0]["case_file"], handed, "the copy Dakar reads");
 
     // The kept copies hold no digest of the create request (which held the identity).
     use diesel::prelude::*;
