@@ -82,12 +82,16 @@ pub async fn create_assistance(
     };
     let (row, created) = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
-            // Judged again under the case's lock: a concurrent hand-over may have restricted it.
+            // Judged again under the case's lock: a concurrent hand-over may have restricted it. A
+            // receiver's, under its referrals' locks: one completed, declined or cancelled while
+            // this request was on its way no longer lets it record what it provides.
             if victim.organization_id == org {
                 let custody = custody::lock(conn, victim_id, principal.user_id, victim.organization_id).await?;
                 policy::record_assistance(&principal, victim.organization_id, relation, custody).require()?;
-            } else if new.notes_ciphertext.is_some() {
+            } else {
                 custody::reference(conn, victim_id).await?;
+                let relation = crate::victims::store::relation_locked(conn, victim_id, org).await?;
+                policy::record_assistance(&principal, victim.organization_id, relation, custody).require()?;
             }
             if new.notes_ciphertext.is_some() {
                 crate::victims::erasure::refuse_text_after_erasure(conn, victim_id, "notes are").await?;

@@ -180,6 +180,23 @@ pub async fn handed_over(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<
     Ok(kept.into_iter().map(|k| (k.transfer_id, k.read_by, k.case_file)).collect())
 }
 
+/// How the victim is referred to `org` as it stands now, its referrals to `org` held for share
+/// until the transaction ends (after the case's own lock, the order a referral's moves take): a
+/// write on the strength of a referral is judged again under it, and no move of that referral
+/// commits in between.
+pub async fn relation_locked(conn: &mut AsyncPgConnection, id: Uuid, org: Uuid) -> QueryResult<Relation> {
+    let referred: Vec<(ReferralStatus, bool)> = referrals::table
+        .filter(referrals::victim_id.eq(id))
+        .filter(referrals::to_organization_id.eq(org))
+        .select((referrals::status, referrals::identity_shared))
+        .for_share()
+        .load(conn)
+        .await?;
+    let consent: bool =
+        victims::table.find(id).select(victims::consent_share_with_referral_partners).first(conn).await?;
+    Ok(policy::relation(referred, consent))
+}
+
 /// The organisations that hold the victim's identity through live referrals made with it shared.
 pub async fn live_receivers(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Vec<Uuid>> {
     referrals::table

@@ -109,6 +109,38 @@ async fn a_referral_waits_for_the_case_and_respects_a_consent_withdrawn_meanwhil
     assert_eq!(count(&app, &format!("SELECT count(*) AS n FROM referrals WHERE victim_id = '{victim}'")).await, 0);
 }
 
+/// A receiver records assistance on the strength of an accepted referral, checked before its
+/// transaction. A completion of the referral committed while it waits for the case stands: no
+/// assistance, and no notes, are recorded after the referral ended.
+#[tokio::test]
+async fn assistance_by_a_receiver_respects_a_referral_ended_meanwhile() {
+    let app = spawn_app().await;
+    let (from, to) = (app.create_org().await, app.create_org().await);
+    let (victim, sender) = create_victim(&app, from).await;
+    let receiver = app.caller(to, Role::Caseworker).await;
+    let referral = crate::referrals::refer(&sender, victim, to).await["id"].as_str().unwrap().to_owned();
+    let accepted = receiver.post(&paths::referral_step(&referral, "accept"), json!({})).await;
+    assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.text);
+    let completed = "UPDATE referrals SET status = 'completed', completed_at = now() WHERE victim_id = $1";
+    for notes in [None, Some("MARKERNOTES given a bed")] {
+        let mut body = json!({ "kind": "shelter", "provided_on": "2026-11-01" });
+        if let Some(notes) = notes {
+            body["notes"] = json!(notes);
+        }
+        let record = async { receiver.post(&paths::assistance(victim), body).await };
+        let (recorded, ended) = meanwhile(&app, victim, ERASURE_HOLDS_THE_CASE, completed, record).await;
+        assert!(ended.is_ok(), "the completion went through while the assistance waited: {ended:?}");
+        recorded.assert_problem(403, "forbidden");
+        diesel::sql_query("UPDATE referrals SET status = 'accepted', completed_at = NULL WHERE victim_id = $1")
+            .bind::<diesel::sql_types::Uuid, _>(victim)
+            .execute(&mut AsyncPgConnection::establish(&app.url).await.unwrap())
+            .await
+            .unwrap();
+    }
+    let recorded = format!("SELECT count(*) AS n FROM assistance_records WHERE victim_id = '{victim}'");
+    assert_eq!(count(&app, &recorded).await, 0);
+}
+
 /// An organisation that comes to require a second factor ends the sessions its caseworkers
 /// opened with a password alone, also one whose login was under way: the login holds the
 /// account until its session is committed, and the requirement waits for the account before it
