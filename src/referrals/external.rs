@@ -25,7 +25,7 @@ use crate::pagination::Page;
 use crate::privacy::staff::StaffSight;
 use crate::state::AppState;
 use crate::text_enum;
-use crate::victims::access::{self, Visible};
+use crate::victims::access::{self, CaseRecord, Visible};
 use crate::victims::custody;
 
 text_enum! {
@@ -238,10 +238,7 @@ async fn load(
     principal: &Principal,
     id: Uuid,
 ) -> ApiResult<(ExternalReferralRow, Visible)> {
-    // Only the case is read before the caller's sight of it is decided: a hidden record costs what
-    // an unknown one does.
-    let victim = ext::table.find(id).select(ext::victim_id).first(conn).await.optional()?;
-    let visible = access::load_case_of(state, conn, ctx, principal, ("external_referral", id), victim).await?;
+    let visible = access::load_record_case(state, conn, ctx, principal, CaseRecord::ExternalReferral, id).await?;
     match find(conn, id).await? {
         Some(row) if row.victim_id == visible.row.id && visible.holds(row.updated_at) => Ok((row, visible)),
         _ => Err(ApiError::NotFound),

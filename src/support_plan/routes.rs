@@ -21,7 +21,7 @@ use crate::privacy::redaction::{self, IdentityGrant};
 use crate::privacy::staff::StaffSight;
 use crate::privacy::vault::Opens;
 use crate::state::AppState;
-use crate::victims::access::{self, Visible};
+use crate::victims::access::{self, CaseRecord, Visible};
 
 /// Which goals to list: a page at a time, for sync from a time on.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -226,10 +226,7 @@ async fn load_goal(
     id: Uuid,
 ) -> ApiResult<(GoalRow, Visible)> {
     policy::refuse_partners(principal)?;
-    // Only the case is read before the caller's sight of it is decided: a hidden goal costs what an
-    // unknown one does.
-    let victim = goals::table.find(id).select(goals::victim_id).first(conn).await.optional()?;
-    let visible = access::load_case_of(state, conn, ctx, principal, ("support_plan_goal", id), victim).await?;
+    let visible = access::load_record_case(state, conn, ctx, principal, CaseRecord::SupportPlanGoal, id).await?;
     let goal = goals::table.find(id).select(GoalRow::as_select()).first(conn).await.optional()?;
     let goal = goal.filter(|g| g.victim_id == visible.row.id && visible.holds(g.updated_at));
     Ok((goal.ok_or(ApiError::NotFound)?, visible))

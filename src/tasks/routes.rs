@@ -21,7 +21,7 @@ use crate::privacy::redaction::{self, IdentityGrant, NotesPart, Sight};
 use crate::privacy::staff::StaffSight;
 use crate::privacy::vault::Opens;
 use crate::state::AppState;
-use crate::victims::access::{self, Visible};
+use crate::victims::access::{self, CaseRecord, Visible};
 use crate::victims::custody;
 use crate::victims::filters::AssignedTo;
 
@@ -289,8 +289,7 @@ async fn load_task(
     id: Uuid,
 ) -> ApiResult<(TaskRow, Visible)> {
     policy::refuse_partners(principal)?;
-    let victim = store::victim_of(conn, id).await?;
-    let visible = access::load_case_of(state, conn, ctx, principal, ("task", id), victim).await?;
+    let visible = access::load_record_case(state, conn, ctx, principal, CaseRecord::Task, id).await?;
     let task = store::find(conn, id).await?.filter(|t| t.victim_id == visible.row.id && visible.holds(t.updated_at));
     Ok((task.ok_or(ApiError::NotFound)?, visible))
 }

@@ -18,12 +18,6 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
     tasks::table.find(id).select(TaskRow::as_select()).first(conn).await.optional()
 }
 
-/// The case a task belongs to, if the task exists: all that is read of it before the caller's
-/// sight of the case is decided, so a hidden task costs what an unknown one does.
-pub async fn victim_of(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Uuid>> {
-    tasks::table.find(id).select(tasks::victim_id).first(conn).await.optional()
-}
-
 /// Whose tasks a list holds.
 pub enum Scope {
     /// One case's, written (made or last changed) up to a time when one is given

@@ -74,10 +74,12 @@ pub async fn load_visible(
     principal: &Principal,
     id: Uuid,
 ) -> ApiResult<Visible> {
-    load_probed(state, conn, ctx, principal, id, ("victim", id)).await
+    load_probed(state, conn, ctx, principal, id, ("victim", id), None).await
 }
 
-/// `load_visible`, with a refusal audited as a probe of `asked` (what the caller asked for).
+/// `load_visible`, with a refusal audited as a probe of `asked` (what the caller asked for), and,
+/// when `asked` is a record of the case last written at `written`, refused to a former owner
+/// whose sight ended before then (D165) before anything of the case is read.
 async fn load_probed(
     state: &AppState,
     conn: &mut AsyncPgConnection,
@@ -85,6 +87,7 @@ async fn load_probed(
     principal: &Principal,
     id: Uuid,
     asked: (&'static str, Uuid),
+    written: Option<DateTime<Utc>>,
 ) -> ApiResult<Visible> {
     let scope = policy::victim_list_scope(principal)?;
     let refused = |refusal: ApiError| {
@@ -97,9 +100,14 @@ async fn load_probed(
         // Not the caller's and not referred to them: perhaps a case their organisation transferred.
         // Asked for every id that is neither, so an unknown id and a hidden one still take alike.
         None => match scope {
-            Some(org) => store::find_transferred_from(conn, id, org)
-                .await?
-                .map(|(row, until)| (row, Relation::FormerOwner, Custody::default(), Some(until))),
+            Some(org) => match store::handed_over_by(conn, id, org).await? {
+                Some((transfer, until)) if written.is_none_or(|w| w <= until) => store::case_file_kept(conn, transfer)
+                    .await?
+                    .map(|row| (row, Relation::FormerOwner, Custody::default(), Some(until))),
+                // A record the former owner never saw: refused as an unknown one is, after the
+                // same queries.
+                _ => None,
+            },
             None => None,
         },
     };
@@ -112,23 +120,79 @@ async fn load_probed(
     }
 }
 
+/// A record of a case that a client asks for by its own id: its table, which has `id`,
+/// `victim_id` and `updated_at`.
+#[derive(Debug, Clone, Copy)]
+pub enum CaseRecord {
+    Task,
+    SupportPlanGoal,
+    ExternalReferral,
+}
+
+impl CaseRecord {
+    fn table(self) -> &'static str {
+        match self {
+            CaseRecord::Task => "tasks",
+            CaseRecord::SupportPlanGoal => "support_plan_goals",
+            CaseRecord::ExternalReferral => "external_referrals",
+        }
+    }
+
+    /// What an audit event calls it.
+    fn kind(self) -> &'static str {
+        match self {
+            CaseRecord::Task => "task",
+            CaseRecord::SupportPlanGoal => "support_plan_goal",
+            CaseRecord::ExternalReferral => "external_referral",
+        }
+    }
+}
+
+/// The case of a record asked for by its own id, and the caller's sight of it: `load_case_of`
+/// after the one read of the record that comes before it (its case and when it was last written).
+/// That read answers one row whether or not the record exists, so a record's existence does not
+/// show in its time either.
+pub async fn load_record_case(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    ctx: &RequestContext,
+    principal: &Principal,
+    record: CaseRecord,
+    id: Uuid,
+) -> ApiResult<Visible> {
+    #[derive(diesel::QueryableByName)]
+    struct Written {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
+        victim_id: Option<Uuid>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+        updated_at: Option<DateTime<Utc>>,
+    }
+    use diesel_async::RunQueryDsl;
+    let text =
+        format!("SELECT r.victim_id, r.updated_at FROM (SELECT 1) AS one LEFT JOIN {} r ON r.id = $1", record.table());
+    let written: Written = diesel::sql_query(text).bind::<diesel::sql_types::Uuid, _>(id).get_result(conn).await?;
+    let written = written.victim_id.zip(written.updated_at);
+    load_case_of(state, conn, ctx, principal, (record.kind(), id), written).await
+}
+
 /// The case of a record asked for by its own id (`record`: its kind, such as `task`, and id):
-/// `victim` is the record's victim, `None` when no record has the id. An unknown record is refused
-/// after the queries that refuse a record of a case the caller may not see (its id looked up as a
-/// victim's), so the time of a 404 does not tell which ids exist elsewhere (README, "Roles and
-/// what each sees"). Its refusal is audited as a probe of the record: in the deployment's log for
-/// an unknown one, in the case owner's for a hidden one.
-pub async fn load_case_of(
+/// `written` is the record's victim and when the record was last written, `None` when no record
+/// has the id. An unknown record is refused after the queries that refuse a record of a case the
+/// caller may not see (its id looked up as a victim's), and one a former owner may not see (made
+/// or changed after its hand-over) after the same, so the time of a 404 does not tell which ids
+/// exist elsewhere (README, "Roles and what each sees"). Each refusal is audited as a probe of the
+/// record: in the deployment's log for an unknown one, in the case owner's for another.
+async fn load_case_of(
     state: &AppState,
     conn: &mut AsyncPgConnection,
     ctx: &RequestContext,
     principal: &Principal,
     record: (&'static str, Uuid),
-    victim: Option<Uuid>,
+    written: Option<(Uuid, DateTime<Utc>)>,
 ) -> ApiResult<Visible> {
-    match victim {
-        Some(victim) => load_probed(state, conn, ctx, principal, victim, record).await,
-        None => load_probed(state, conn, ctx, principal, record.1, record).await.and(Err(ApiError::NotFound)),
+    match written {
+        Some((victim, at)) => load_probed(state, conn, ctx, principal, victim, record, Some(at)).await,
+        None => load_probed(state, conn, ctx, principal, record.1, record, None).await.and(Err(ApiError::NotFound)),
     }
 }
 

@@ -14,7 +14,7 @@ use super::model::{ValidVictim, VictimRow};
 use crate::audit;
 use crate::db::Runs;
 use crate::db::fixed::{Named, fixed, named};
-use crate::db::schema::{case_counters, referrals, victim_identities, victims};
+use crate::db::schema::{case_counters, referrals, transfers, victim_identities, victims};
 use crate::domain::case_vocab::ReferralStatus;
 use crate::domain::policy::{self, Custody, LIVE, Relation};
 use crate::extract::RequestContext;
@@ -123,38 +123,41 @@ fn victim_columns() -> String {
     out.finish()
 }
 
-/// A victim whose case `org` held and transferred to another organisation (an accepted transfer
-/// from it), if any: the case file as it was when `org` last handed it over, and when that was.
-/// It is what a former owner still reads of the case (`Relation::FormerOwner`), and up to when
-/// its records (D165, D166). The case file is the row the transfer kept, read back as a row of
-/// `victims`; a migration that adds a column to `victims` gives the kept copies a value for it.
-pub async fn find_transferred_from(
+/// The latest accepted transfer of the victim's case from `org`, if any, and when it was handed
+/// over: whether `org` is a former owner (`Relation::FormerOwner`), and up to when it sees the
+/// case's records (D165). Asked for every id the caller's scope does not hold, so an unknown id
+/// and a hidden one cost alike; reads no case file.
+pub async fn handed_over_by(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     org: Uuid,
-) -> QueryResult<Option<(VictimRow, DateTime<Utc>)>> {
-    // `'accepted'` written out, as the partial index `transfers_by_victim` states it, so that a
-    // generic plan of the statement may use it.
-    #[derive(QueryableByName)]
-    struct HandedOver {
-        #[diesel(embed)]
-        case_file: VictimRow,
-        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
-        handed_over_at: DateTime<Utc>,
-    }
-    let found: Option<HandedOver> = diesel::sql_query(
-        "SELECT victims.*, t.decided_at AS handed_over_at \
-         FROM (SELECT case_file, decided_at FROM transfers \
-               WHERE victim_id = $1 AND from_organization_id = $2 AND status = 'accepted' \
-               ORDER BY decided_at DESC LIMIT 1) t \
-         CROSS JOIN LATERAL jsonb_populate_record(NULL::victims, t.case_file) AS victims",
+) -> QueryResult<Option<(Uuid, DateTime<Utc>)>> {
+    transfers::table
+        .filter(transfers::victim_id.eq(id))
+        .filter(transfers::from_organization_id.eq(org))
+        // Written out, as the partial index `transfers_by_victim` states it, so that a generic plan
+        // of the statement may use it.
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("transfers.status = 'accepted'"))
+        .filter(transfers::decided_at.is_not_null())
+        .order(transfers::decided_at.desc())
+        .select((transfers::id, transfers::decided_at.assume_not_null()))
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// The case file as the accepted transfer `transfer` handed it over (D166): the row it kept, read
+/// back as a row of `victims` (a migration that adds a column to `victims` gives the kept copies a
+/// value for it).
+pub async fn case_file_kept(conn: &mut AsyncPgConnection, transfer: Uuid) -> QueryResult<Option<VictimRow>> {
+    diesel::sql_query(
+        "SELECT victims.* FROM transfers t \
+         CROSS JOIN LATERAL jsonb_populate_record(NULL::victims, t.case_file) AS victims WHERE t.id = $1",
     )
-    .bind::<diesel::sql_types::Uuid, _>(id)
-    .bind::<diesel::sql_types::Uuid, _>(org)
+    .bind::<diesel::sql_types::Uuid, _>(transfer)
     .get_result(conn)
     .await
-    .optional()?;
-    Ok(found.map(|f| (f.case_file, f.handed_over_at)))
+    .optional()
 }
 
 /// Every case file of the victim that an accepted transfer kept for the organisation that handed
