@@ -89,7 +89,9 @@ pub async fn create_assistance(
                 let custody = custody::lock(conn, victim_id, principal.user_id, victim.organization_id).await?;
                 policy::record_assistance(&principal, victim.organization_id, relation, custody).require()?;
             } else {
-                custody::reference(conn, victim_id).await?;
+                if custody::reference(conn, victim_id).await? != victim.organization_id {
+                    return Err(ApiError::Conflict("The case has moved to another organisation meanwhile.".into()));
+                }
                 let relation = crate::victims::store::relation_locked(conn, victim_id, org).await?;
                 policy::record_assistance(&principal, victim.organization_id, relation, custody).require()?;
             }

@@ -329,7 +329,7 @@ async fn transition(
             // the case. Either way the case is locked before the referral, the order an erasure
             // and the other party take them in: the other order deadlocks with them.
             let custody = match step.by_receiver() {
-                true => custody::reference(conn, seen.victim_id).await.map(|()| Custody::default())?,
+                true => custody::reference(conn, seen.victim_id).await.map(|_| Custody::default())?,
                 false => custody::lock(conn, seen.victim_id, principal.user_id, seen.from_organization_id).await?,
             };
             let row: ReferralRow = referrals::table

@@ -62,8 +62,9 @@ pub async fn lock(conn: &mut AsyncPgConnection, victim: Uuid, user: Uuid, held_b
 /// write that only names the case (a row referring to it) takes anyway, taken first so that it is
 /// taken in the order the case's writers lock (the case, then its referrals, tasks and notes).
 /// Taken after them, it deadlocks with a writer that holds the case and waits for them.
-pub async fn reference(conn: &mut AsyncPgConnection, victim: Uuid) -> QueryResult<()> {
-    victims::table.find(victim).select(victims::id).for_key_share().first::<Uuid>(conn).await.map(drop)
+/// Returns the organisation that holds the case.
+pub async fn reference(conn: &mut AsyncPgConnection, victim: Uuid) -> QueryResult<Uuid> {
+    victims::table.find(victim).select(victims::organization_id).for_key_share().first::<Uuid>(conn).await
 }
 
 /// A case's assigned caseworkers (by the time they were assigned, then id) and whether it is

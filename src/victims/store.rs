@@ -175,7 +175,7 @@ pub async fn handed_over(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<
     let kept: Vec<Kept> = diesel::sql_query(
         "SELECT victims.*, t.id AS transfer_id, t.from_organization_id AS read_by FROM transfers t \
          CROSS JOIN LATERAL jsonb_populate_record(NULL::victims, t.case_file) AS victims \
-         WHERE t.victim_id = $1 AND t.status = 'accepted' ORDER BY t.id",
+         WHERE t.victim_id = $1 AND t.status = 'accepted' ORDER BY t.decided_at, t.id",
     )
     .bind::<diesel::sql_types::Uuid, _>(id)
     .load(conn)
@@ -191,6 +191,7 @@ pub async fn relation_locked(conn: &mut AsyncPgConnection, id: Uuid, org: Uuid) 
     let referred: Vec<(ReferralStatus, bool)> = referrals::table
         .filter(referrals::victim_id.eq(id))
         .filter(referrals::to_organization_id.eq(org))
+        .filter(referrals::status.eq_any(LIVE))
         .select((referrals::status, referrals::identity_shared))
         .for_share()
         .load(conn)

@@ -110,6 +110,26 @@ async fn a_move_on_a_referral_waits_for_its_case_before_it_holds_the_referral() 
     assert_eq!(declined.json()["status"], "declined");
 }
 
+/// A receiver's assistance takes its case before it holds its referrals (D167), as the moves on a
+/// referral do: an erasure holding the case and reaching the referrals is waited for, not
+/// deadlocked with.
+#[tokio::test]
+async fn a_receivers_assistance_waits_for_its_case_before_it_holds_the_referral() {
+    let app = spawn_app().await;
+    let (from, to) = (app.create_org().await, app.create_org().await);
+    let (victim, sender) = create_victim(&app, from).await;
+    let receiver = app.caller(to, Role::Caseworker).await;
+    let referral = refer(&sender, victim, to).await["id"].as_str().unwrap().to_owned();
+    let accepted = receiver.post(&paths::referral_step(&referral, "accept"), json!({})).await;
+    assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.text);
+    let body = json!({ "kind": "shelter", "provided_on": "2026-11-01", "notes": "MARKERNOTES a bed" });
+    let record = async { receiver.post(&paths::assistance(victim), body).await };
+    let (recorded, erased) =
+        meanwhile(&app, victim, ERASURE_HOLDS_THE_CASE, ERASURE_REACHES_ITS_REFERRALS, record).await;
+    assert_eq!(erased, Ok(1), "the erasure reached the referral while the assistance waited");
+    assert_eq!(recorded.status, StatusCode::CREATED, "{}", recorded.text);
+}
+
 /// A reset of an account (and a confirmed second factor) locks the account, then withdraws its
 /// pending grant.
 pub const RESET_HOLDS_THE_ACCOUNT: &str = "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE";
