@@ -41,8 +41,14 @@ impl Visible {
     /// 404, as an unknown id does. A record the new owner changed is the new owner's: there is no
     /// version of it as it stood at the hand-over to show.
     pub fn holds(&self, written: DateTime<Utc>) -> bool {
-        self.until.is_none_or(|until| written <= until)
+        within(written, self.until)
     }
+}
+
+/// The one rule of a former owner's horizon: what was written up to its hand-over (`until`) is in
+/// its sight; without a hand-over, everything is.
+fn within(written: DateTime<Utc>, until: Option<DateTime<Utc>>) -> bool {
+    until.is_none_or(|until| written <= until)
 }
 
 /// The transaction of a read that decides what the caller may see and then reads it (D157): one
@@ -101,9 +107,11 @@ async fn load_probed(
         // Asked for every id that is neither, so an unknown id and a hidden one still take alike.
         None => match scope {
             Some(org) => match store::handed_over_by(conn, id, org).await? {
-                Some((transfer, until)) if written.is_none_or(|w| w <= until) => store::case_file_kept(conn, transfer)
-                    .await?
-                    .map(|row| (row, Relation::FormerOwner, Custody::default(), Some(until))),
+                Some((transfer, until)) if written.is_none_or(|w| within(w, Some(until))) => {
+                    store::case_file_kept(conn, transfer)
+                        .await?
+                        .map(|row| (row, Relation::FormerOwner, Custody::default(), Some(until)))
+                }
                 // A record the former owner never saw: refused as an unknown one is, after the
                 // same queries.
                 _ => None,
@@ -148,10 +156,14 @@ impl CaseRecord {
     }
 }
 
-/// The case of a record asked for by its own id, and the caller's sight of it: `load_case_of`
-/// after the one read of the record that comes before it (its case and when it was last written).
-/// That read answers one row whether or not the record exists, so a record's existence does not
-/// show in its time either.
+/// The case of a record asked for by its own id (a task, a goal, a referral outside Haven), and
+/// the caller's sight of it. The one read of the record before the sight is decided (its case and
+/// last write) answers one row whether or not the record exists; an unknown record then looks its
+/// own id up as a case, and a record a former owner may not see (written after its hand-over) is
+/// refused before the case file it kept is read. So every 404 takes the same queries and the time
+/// of one does not tell which ids exist elsewhere (README, "Roles and what each sees"). Each
+/// refusal is audited as a probe of the record: in the deployment's log for an unknown one, in
+/// the case owner's for another.
 pub async fn load_record_case(
     state: &AppState,
     conn: &mut AsyncPgConnection,
@@ -171,28 +183,10 @@ pub async fn load_record_case(
     let text =
         format!("SELECT r.victim_id, r.updated_at FROM (SELECT 1) AS one LEFT JOIN {} r ON r.id = $1", record.table());
     let written: Written = diesel::sql_query(text).bind::<diesel::sql_types::Uuid, _>(id).get_result(conn).await?;
-    let written = written.victim_id.zip(written.updated_at);
-    load_case_of(state, conn, ctx, principal, (record.kind(), id), written).await
-}
-
-/// The case of a record asked for by its own id (`record`: its kind, such as `task`, and id):
-/// `written` is the record's victim and when the record was last written, `None` when no record
-/// has the id. An unknown record is refused after the queries that refuse a record of a case the
-/// caller may not see (its id looked up as a victim's), and one a former owner may not see (made
-/// or changed after its hand-over) after the same, so the time of a 404 does not tell which ids
-/// exist elsewhere (README, "Roles and what each sees"). Each refusal is audited as a probe of the
-/// record: in the deployment's log for an unknown one, in the case owner's for another.
-async fn load_case_of(
-    state: &AppState,
-    conn: &mut AsyncPgConnection,
-    ctx: &RequestContext,
-    principal: &Principal,
-    record: (&'static str, Uuid),
-    written: Option<(Uuid, DateTime<Utc>)>,
-) -> ApiResult<Visible> {
-    match written {
-        Some((victim, at)) => load_probed(state, conn, ctx, principal, victim, record, Some(at)).await,
-        None => load_probed(state, conn, ctx, principal, record.1, record, None).await.and(Err(ApiError::NotFound)),
+    let asked = (record.kind(), id);
+    match written.victim_id.zip(written.updated_at) {
+        Some((victim, at)) => load_probed(state, conn, ctx, principal, victim, asked, Some(at)).await,
+        None => load_probed(state, conn, ctx, principal, id, asked, None).await.and(Err(ApiError::NotFound)),
     }
 }
 
