@@ -1,5 +1,6 @@
 //! Another organisation's existing record is answered like an unknown id, in the same time
-//! (README, "Roles and what each sees"): its response time must not tell whether the record exists.
+//! (README, "Roles and what each sees"): its response time must not tell whether the record exists
+//! beyond the database's own cost of finding a row (D168).
 
 use std::time::{Duration, Instant};
 
@@ -18,28 +19,59 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
-/// Mann-Whitney U as a z score: how far the two samples' ranks are from what identical
-/// distributions give. Robust to the outliers a shared machine produces.
-fn rank_z(a: &[Duration], b: &[Duration]) -> f64 {
-    let mut all: Vec<(Duration, bool)> = a.iter().map(|d| (*d, true)).chain(b.iter().map(|d| (*d, false))).collect();
-    all.sort();
-    let rank_sum_a: f64 = all.iter().enumerate().filter(|(_, (_, is_a))| *is_a).map(|(i, _)| (i + 1) as f64).sum();
-    let (n1, n2) = (a.len() as f64, b.len() as f64);
-    let u = rank_sum_a - n1 * (n1 + 1.0) / 2.0;
-    let mean = n1 * n2 / 2.0;
-    let sd = (n1 * n2 * (n1 + n2 + 1.0) / 12.0).sqrt();
-    (u - mean) / sd
+/// How much slower or faster than an unknown id a refusal may be before the test calls it told
+/// apart (D168): a twentieth of the unknown ids' median. The database finding a row it then
+/// leaves out (index probes that hit, a transfer's row) costs 1-3%; one more query on the
+/// refusal's path, the smallest change that would tell ids apart, 7-9% in a debug build.
+const TOLERANCE: f64 = 0.05;
+
+/// Rounds timed after the warm-up: enough for the test to see one more query beyond the
+/// tolerance (z 6 to 10 where 300 rounds gave 3.5 to 5.4).
+const ROUNDS: usize = 1000;
+
+/// Each round's refusal of an existing record and of an unknown id, timed back to back.
+struct Compared {
+    pairs: Vec<(Duration, Duration)>,
+}
+
+impl Compared {
+    /// Wilcoxon's signed-rank test on the rounds' differences less `shift` seconds, as a z score:
+    /// positive when the existing record's refusal is slower by more than `shift`. Pairing the
+    /// two requests of a round cancels the shared machine's drifts, which an unpaired test counts
+    /// as noise.
+    fn signed_rank_z(&self, shift: f64) -> f64 {
+        let mut d: Vec<f64> =
+            self.pairs.iter().map(|(k, u)| k.as_secs_f64() - u.as_secs_f64() - shift).filter(|x| *x != 0.0).collect();
+        d.sort_by(|a, b| a.abs().total_cmp(&b.abs()));
+        let n = d.len() as f64;
+        let w: f64 = d.iter().enumerate().filter(|(_, x)| **x > 0.0).map(|(i, _)| (i + 1) as f64).sum();
+        (w - n * (n + 1.0) / 4.0) / (n * (n + 1.0) * (2.0 * n + 1.0) / 24.0).sqrt()
+    }
+
+    /// Fails unless refusals of existing records take the time of unknown ids within
+    /// `TOLERANCE`, one way and the other: each z is beyond 4 only when the difference is, with
+    /// near certainty, larger than the tolerance in that direction (an equivalence test, where a
+    /// plain test of no difference would in the end find the 1-3% any found row costs).
+    fn assert_alike(&self, what: &str) {
+        let k = median(self.pairs.iter().map(|p| p.0).collect());
+        let u = median(self.pairs.iter().map(|p| p.1).collect());
+        let allowed = u.as_secs_f64() * TOLERANCE;
+        let (plain, slower, faster) =
+            (self.signed_rank_z(0.0), self.signed_rank_z(allowed), -self.signed_rank_z(-allowed));
+        println!(
+            "{what}: median {k:?} against {u:?} for unknown ids, z {plain:.2}; beyond the tolerance: slower {slower:.2}, faster {faster:.2}"
+        );
+        assert!(
+            slower < 4.0 && faster < 4.0,
+            "{what} is told apart by time: {k:?} against {u:?} (z {plain:.2}; beyond {TOLERANCE}: slower {slower:.2}, faster {faster:.2})"
+        );
+    }
 }
 
 /// Times `caller`'s reads of `existing(round)` and of fresh unknown ids (`path` of each), each
 /// answered 404, alternately after a warm-up (the order swapped every round, which cancels whatever
-/// one request leaves behind for the next), and says how far apart the two are: the rank z and
-/// both medians. An audit write on the refusal path (about a millisecond or more) gives |z| above
-/// 10; equal work gives |z| around 1. Four is far from both.
-async fn refusals_compared(
-    caller: &Caller<'_>,
-    existing: impl Fn(usize) -> (fn(Uuid) -> String, Uuid),
-) -> (f64, Duration, Duration) {
+/// one request leaves behind for the next).
+async fn refusals_compared(caller: &Caller<'_>, existing: impl Fn(usize) -> (fn(Uuid) -> String, Uuid)) -> Compared {
     let time = async |path: String| {
         let started = Instant::now();
         let resp = caller.get(&path).await;
@@ -47,23 +79,22 @@ async fn refusals_compared(
         resp.assert_problem(404, "not-found");
         took
     };
-    let (mut known, mut unknown) = (Vec::new(), Vec::new());
-    for round in 0..330 {
+    let mut pairs = Vec::with_capacity(ROUNDS);
+    // The first thirty rounds warm the caches up.
+    for round in 0..30 + ROUNDS {
         let (path, id) = existing(round);
-        let (k, u) = if round % 2 == 0 {
+        let pair = if round % 2 == 0 {
             let k = time(path(id)).await;
             (k, time(path(Uuid::new_v4())).await)
         } else {
             let u = time(path(Uuid::new_v4())).await;
             (time(path(id)).await, u)
         };
-        // The first thirty rounds warm the caches up.
         if round >= 30 {
-            known.push(k);
-            unknown.push(u);
+            pairs.push(pair);
         }
     }
-    (rank_z(&known, &unknown), median(known), median(unknown))
+    Compared { pairs }
 }
 
 #[tokio::test]
@@ -75,9 +106,7 @@ async fn a_hidden_record_is_refused_in_the_time_of_an_unknown_id() {
     let existing = Uuid::new_v4();
     assert_eq!(owner_caseworker.post(paths::VICTIMS, victim_body(existing)).await.status, StatusCode::CREATED);
 
-    let (z, h, u) = refusals_compared(&prober, |_| (|id| paths::victim(id), existing)).await;
-    println!("hidden median {h:?}, unknown median {u:?}, rank z {z:.2}");
-    assert!(z.abs() < 4.0, "a hidden record is told apart by time: hidden {h:?} vs unknown {u:?} (z {z:.2})");
+    refusals_compared(&prober, |_| (|id| paths::victim(id), existing)).await.assert_alike("a hidden case");
 
     // Every refusal is still audited, off the response path: the hidden record's in its owner's
     // log, the unknown ids' in the deployment's, none in the prober's organisation's.
@@ -94,15 +123,15 @@ async fn a_hidden_record_is_refused_in_the_time_of_an_unknown_id() {
         let in_prober = rows.iter().filter(|(org, _)| *org == Some(other)).count();
         (in_owner, unknown, in_prober)
     };
-    let mut seen = (0, 0, 0);
-    for _ in 0..50 {
+    let (mut seen, each) = ((0, 0, 0), 30 + ROUNDS);
+    for _ in 0..200 {
         seen = counts().await;
-        if seen.0 + seen.1 >= 660 {
+        if seen.0 + seen.1 >= 2 * each {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(seen, (330, 330, 0), "(owner's log, deployment's log, prober's log)");
+    assert_eq!(seen, (each, each, 0), "(owner's log, deployment's log, prober's log)");
 }
 
 /// A task, a goal or a referral outside Haven of a case the caller may not see is refused in the
@@ -136,9 +165,7 @@ async fn a_record_of_a_hidden_case_is_refused_in_the_time_of_an_unknown_id() {
         (|id| paths::external_referral(id), outside),
     ];
 
-    let (z, h, u) = refusals_compared(&prober, |round| kinds[round % 3]).await;
-    println!("records: hidden median {h:?}, unknown median {u:?}, rank z {z:.2}");
-    assert!(z.abs() < 4.0, "a hidden case's record is told apart by time: hidden {h:?} vs unknown {u:?} (z {z:.2})");
+    refusals_compared(&prober, |round| kinds[round % 3]).await.assert_alike("a hidden case's record");
 }
 
 /// A former owner's question about a record the new owner made after the hand-over is refused in
@@ -159,7 +186,7 @@ async fn a_record_made_after_a_hand_over_is_refused_to_the_former_owner_in_the_t
     let task = receiver.post(&paths::tasks_of(victim), task).await.json()["id"].as_str().unwrap().to_owned();
     let task = Uuid::parse_str(&task).unwrap();
 
-    let (z, l, u) = refusals_compared(&former, |_| (|id| paths::task(id), task)).await;
-    println!("after the hand-over: later median {l:?}, unknown median {u:?}, rank z {z:.2}");
-    assert!(z.abs() < 4.0, "a record made after the hand-over is told apart by time: {l:?} vs {u:?} (z {z:.2})");
+    refusals_compared(&former, |_| (|id| paths::task(id), task))
+        .await
+        .assert_alike("a record made after the hand-over");
 }
