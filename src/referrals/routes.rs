@@ -322,6 +322,11 @@ async fn transition(
     // case and parties never change, so what is judged here holds under the lock.
     let seen = super::find(&mut conn, id).await?.ok_or(ApiError::NotFound)?;
     policy::see_referral(principal, seen.from_organization_id, seen.to_organization_id).require()?;
+    // And its side, before the case is locked: the other party (a receiver whose referral ended
+    // among them) is refused without waiting on the case, and without a 409 telling it the case
+    // moved on (D169).
+    let side = if step.by_receiver() { seen.to_organization_id } else { seen.from_organization_id };
+    policy::move_referral(principal, side, Custody::NOT_YET_READ).require()?;
     let row = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
             // The sender's moves are writes on its case: a restricted case's, its assigned

@@ -159,18 +159,21 @@ pub async fn held(conn: &mut AsyncPgConnection, victim: Uuid) -> diesel::QueryRe
     diesel::select(diesel::dsl::exists(legal_holds::table.find(victim))).get_result(conn).await
 }
 
-/// The case's owner, with the case's lock taken on `conn`, if the caller may see the case; then
-/// `may` judges the caller.
+/// The case's owner, with the case's lock taken on `conn`, if the caller may see the case and
+/// `may` allows it: judged on what the caller saw, before the lock (a former owner or a receiver
+/// is refused without taking it, and without a 409 telling it the case moved: D169), and again
+/// under it.
 async fn locked_case(
     state: &AppState,
     conn: &mut AsyncPgConnection,
     ctx: &RequestContext,
     principal: &Principal,
     victim: Uuid,
-    may: impl FnOnce(Uuid, crate::domain::policy::Custody) -> crate::domain::policy::Access,
+    may: impl Fn(Uuid, crate::domain::policy::Custody) -> crate::domain::policy::Access,
 ) -> ApiResult<Uuid> {
     policy::refuse_partners(principal)?;
-    let Visible { row, .. } = access::load_visible(state, conn, ctx, principal, victim).await?;
+    let Visible { row, custody, .. } = access::load_visible(state, conn, ctx, principal, victim).await?;
+    may(row.organization_id, custody).require()?;
     let custody = custody::lock(conn, row.id, principal.user_id, row.organization_id).await?;
     may(row.organization_id, custody).require()?;
     Ok(row.organization_id)
@@ -201,16 +204,18 @@ pub async fn get_legal_hold(
     let hold = access::one_snapshot(&mut conn)
         .run::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
             let visible = access::load_visible(&state, conn, &ctx, &principal, id).await?;
+            // A hold is the current owner's instrument over the record as it is now: lifted or
+            // changed since the hand-over, it would tell the former owner what the new owner did
+            // (D166). Refused before it is read, so that the time does not tell either (D169).
+            if visible.until.is_some() {
+                return Err(ApiError::NotFound);
+            }
             let hold: HoldRow = legal_holds::table
                 .find(visible.row.id)
                 .select(HoldRow::as_select())
                 .first(conn)
                 .await
                 .optional()?
-                // A hold is the current owner's instrument over the record as it is now: lifted or
-                // changed since the hand-over, it would tell the former owner what the new owner did
-                // (D166).
-                .filter(|_| visible.until.is_none())
                 .ok_or(ApiError::NotFound)?;
             LegalHold::seen_by(conn, hold, &principal).await
         })

@@ -13,7 +13,7 @@ use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
 use crate::db::schema::{transfers, victims};
 use crate::domain::case_vocab::{CaseStatus, TransferStatus};
-use crate::domain::policy;
+use crate::domain::policy::{self, Custody};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, RequestContext, from_value};
 use crate::pagination::{self, Page};
@@ -270,6 +270,13 @@ async fn decide(
     // Seen before it is locked: nobody waits on, or times, a transfer they may not see.
     let seen = store::find(&mut conn, id).await?.ok_or(ApiError::NotFound)?;
     policy::see_transfer(principal, seen.from_organization_id, seen.to_organization_id).require()?;
+    // And its side, before the case is locked: the other party is refused without waiting on the
+    // case, and without a 409 telling it the case moved on since (D169).
+    match decision {
+        Decision::Accept | Decision::Decline => policy::receive_transfer(principal, seen.to_organization_id),
+        Decision::Cancel => policy::write_victim(principal, seen.from_organization_id, Custody::NOT_YET_READ),
+    }
+    .require()?;
     let row = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
             let t = store::lock(conn, id).await?.ok_or(ApiError::NotFound)?;
@@ -289,7 +296,17 @@ async fn decide(
             let (status, action, number) = match decision {
                 Decision::Accept => {
                     custody::lock(conn, t.victim_id, principal.user_id, t.from_organization_id).await?;
-                    movable(conn, t.victim_id, t.from_organization_id, true).await?;
+                    // The receiver sees the request, not the person (D108): why the case cannot
+                    // move (consent withdrawn, closed, referred elsewhere) is the sender's to say.
+                    movable(conn, t.victim_id, t.from_organization_id, true).await.map_err(
+                        |refusal| match refusal {
+                            ApiError::Conflict(_) => ApiError::Conflict(
+                                "The case can no longer be transferred as asked; the sending organisation can say why."
+                                    .into(),
+                            ),
+                            other => other,
+                        },
+                    )?;
                     let number = store::hand_over(conn, &t, principal.user_id).await?;
                     (TransferStatus::Accepted, AuditAction::TransferAccepted, Some(number))
                 }

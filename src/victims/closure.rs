@@ -182,7 +182,10 @@ async fn change(
 ) -> ApiResult<HttpResponse> {
     policy::refuse_partners(principal)?;
     let mut conn = state.pool.get().await?;
-    let Visible { row, .. } = access::load_visible(state, &mut conn, ctx, principal, id).await?;
+    let Visible { row, custody, .. } = access::load_visible(state, &mut conn, ctx, principal, id).await?;
+    // Judged before the lock as well: a former owner, a receiver or a role that may not write is
+    // refused without taking the case's lock, and without a 409 telling it the case moved (D169).
+    policy::write_victim(principal, row.organization_id, custody).require()?;
     let (updated, view) = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
             let custody = custody::lock(conn, id, principal.user_id, row.organization_id).await?;

@@ -78,16 +78,19 @@ pub struct Erasure {
 }
 
 /// Nulls one sealed text column family of a victim's rows and replaces their create digests;
-/// counts the rows that held a text. Given the table's version column, those rows' versions move
-/// on first, so an update that read a text before the erasure (and would write it back) fails its
-/// If-Match.
+/// counts the rows that held a text. Given the table's version column (a record a client may
+/// patch), those rows' versions move on first, so an update that read a text before the erasure
+/// (and would write it back) fails its If-Match. Their `updated_at` stays (D169): clients that
+/// held the texts are told to forget them (`changes`, `identity_erased`), and a record's last write
+/// is what a former owner's horizon and a past party's sync go by, which an erasure by the case's
+/// owner now is not to move.
 macro_rules! erase_texts {
     ($conn:expr, $table:ident, $victim:expr, $digest:expr, $key:ident, $nonce:ident, $cipher:ident $(, $version:ident)?) => {{
         let mine = $table::table.filter($table::victim_id.eq($victim));
         let held: i64 = mine.filter($table::$key.is_not_null()).count().get_result($conn).await?;
         $(
             diesel::update(mine.filter($table::$key.is_not_null()))
-                .set(($table::$version.eq($table::$version + 1), $table::updated_at.eq(diesel::dsl::now)))
+                .set($table::$version.eq($table::$version + 1))
                 .execute($conn)
                 .await?;
         )?
@@ -128,7 +131,7 @@ pub async fn erase_locked(
     let assistance_notes =
         erase_texts!(conn, assistance_records, victim, digest, notes_key_id, notes_nonce, notes_ciphertext);
     let referral_reasons =
-        erase_texts!(conn, referrals, victim, digest, reason_key_id, reason_nonce, reason_ciphertext, version);
+        erase_texts!(conn, referrals, victim, digest, reason_key_id, reason_nonce, reason_ciphertext);
     let task_notes = erase_texts!(conn, tasks, victim, digest, notes_key_id, notes_nonce, notes_ciphertext, version);
     let support_plan_texts =
         erase_texts!(conn, support_plan_goals, victim, digest, text_key_id, text_nonce, text_ciphertext, version);
@@ -268,7 +271,10 @@ pub async fn erase_victim(
     let reason = ErasureReason::from(body.0.reason);
     policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
-    let Visible { row, .. } = access::load_visible(&state, &mut conn, &ctx, &principal, id.into_inner()).await?;
+    let Visible { row, custody, .. } =
+        access::load_visible(&state, &mut conn, &ctx, &principal, id.into_inner()).await?;
+    // Judged before the lock as well (D169), as a close is.
+    policy::write_victim(&principal, row.organization_id, custody).require()?;
     let erasure = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
             let custody = custody::lock(conn, row.id, principal.user_id, row.organization_id).await?;

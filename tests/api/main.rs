@@ -33,6 +33,7 @@ mod lock_order;
 mod lockout;
 mod matrix;
 mod migrations;
+mod moved_on;
 mod openapi;
 mod operations;
 mod organizations;

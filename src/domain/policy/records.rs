@@ -61,6 +61,11 @@ impl Custody {
     /// The custody of a case its creator has just recorded: assigned to them, not restricted.
     pub const CREATOR: Custody = Custody { restricted: false, assigned: true };
 
+    /// Custody not read yet: a write judged on role and organisation alone, before the case is
+    /// locked, so that a caller who may not write it never waits on its lock nor learns from a 409
+    /// that it moved on (D169). The custody read under the lock judges it again.
+    pub const NOT_YET_READ: Custody = Custody { restricted: false, assigned: false };
+
     /// Whether the restriction keeps the caller to the case file.
     fn keeps_out(self) -> bool {
         self.restricted && !self.assigned
