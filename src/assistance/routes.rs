@@ -89,11 +89,14 @@ pub async fn create_assistance(
                 let custody = custody::lock(conn, victim_id, principal.user_id, victim.organization_id).await?;
                 policy::record_assistance(&principal, victim.organization_id, relation, custody).require()?;
             } else {
-                if custody::reference(conn, victim_id).await? != victim.organization_id {
+                let owner = custody::reference(conn, victim_id).await?;
+                let relation = crate::victims::store::relation_locked(conn, victim_id, org).await?;
+                // Its referral first: a receiver whose referral ended is refused (403) whether or
+                // not the case moved on since (D169).
+                policy::record_assistance(&principal, victim.organization_id, relation, custody).require()?;
+                if owner != victim.organization_id {
                     return Err(ApiError::Conflict("The case has moved to another organisation meanwhile.".into()));
                 }
-                let relation = crate::victims::store::relation_locked(conn, victim_id, org).await?;
-                policy::record_assistance(&principal, victim.organization_id, relation, custody).require()?;
             }
             if new.notes_ciphertext.is_some() {
                 crate::victims::erasure::refuse_text_after_erasure(conn, victim_id, "notes are").await?;

@@ -308,6 +308,11 @@ pub async fn get_referral(
     Ok(HttpResponse::Ok().json(view))
 }
 
+/// A move the referral's status does not allow.
+fn not_from(status: ReferralStatus) -> ApiError {
+    ApiError::Conflict(format!("This referral is {status}; that transition is not allowed from it."))
+}
+
 async fn transition(
     state: &AppState,
     principal: &Principal,
@@ -327,6 +332,11 @@ async fn transition(
     // moved on (D169).
     let side = if step.by_receiver() { seen.to_organization_id } else { seen.from_organization_id };
     policy::move_referral(principal, side, Custody::NOT_YET_READ).require()?;
+    // A referral that ended never moves again: refused before the case is locked, so a sender
+    // whose case moved on since does not wait on the new owner's writers.
+    if !policy::LIVE.contains(&seen.status) {
+        return Err(not_from(seen.status));
+    }
     let row = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
             // The sender's moves are writes on its case: a restricted case's, its assigned
@@ -347,9 +357,7 @@ async fn transition(
                 .ok_or(ApiError::NotFound)?;
             let side = if step.by_receiver() { row.to_organization_id } else { row.from_organization_id };
             policy::move_referral(principal, side, custody).require()?;
-            let to = step.apply(row.status).ok_or_else(|| {
-                ApiError::Conflict(format!("This referral is {}; that transition is not allowed from it.", row.status))
-            })?;
+            let to = step.apply(row.status).ok_or_else(|| not_from(row.status))?;
             // A referral is a request for a service: not taken up once the person has withdrawn
             // their consent to services (read under the case's lock, after any withdrawal).
             if step == Transition::Accept {

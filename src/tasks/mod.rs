@@ -127,7 +127,9 @@ pub struct Task {
     /// Who added it; absent for other organisations' callers but host auditors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_by: Option<Uuid>,
-    /// The last change (for client sync).
+    /// The last change (for client sync). An erasure of its text does not move it: the
+    /// erasure's tombstone (`GET /changes`) tells clients, and a change sent with the version
+    /// before it is refused (412) until the record is fetched again.
     pub updated_at: DateTime<Utc>,
 }
 

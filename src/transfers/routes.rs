@@ -257,6 +257,11 @@ enum Decision {
     Cancel,
 }
 
+/// A decision on a transfer already decided.
+fn no_longer_waiting(status: TransferStatus) -> ApiError {
+    ApiError::Conflict(format!("This transfer is {status}; it is no longer waiting."))
+}
+
 async fn decide(
     state: &AppState,
     principal: &Principal,
@@ -277,6 +282,11 @@ async fn decide(
         Decision::Cancel => policy::write_victim(principal, seen.from_organization_id, Custody::NOT_YET_READ),
     }
     .require()?;
+    // A transfer decided never changes again: refused before the case is locked, so a sender
+    // whose case moved on since does not wait on the new owner's writers.
+    if seen.status != TransferStatus::Pending {
+        return Err(no_longer_waiting(seen.status));
+    }
     let row = (*conn)
         .transaction::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
             let t = store::lock(conn, id).await?.ok_or(ApiError::NotFound)?;
@@ -291,7 +301,7 @@ async fn decide(
             }
             .require()?;
             if t.status != TransferStatus::Pending {
-                return Err(ApiError::Conflict(format!("This transfer is {}; it is no longer waiting.", t.status)));
+                return Err(no_longer_waiting(t.status));
             }
             let (status, action, number) = match decision {
                 Decision::Accept => {

@@ -122,16 +122,26 @@ async fn assistance_by_a_receiver_respects_a_referral_ended_meanwhile() {
     let accepted = receiver.post(&paths::referral_step(&referral, "accept"), json!({})).await;
     assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.text);
     let completed = "UPDATE referrals SET status = 'completed', completed_at = now() WHERE victim_id = $1";
-    for notes in [None, Some("MARKERNOTES given a bed")] {
+    // Completed, and the case then handed to a third organisation: the receiver is told its
+    // referral ended (403), not that the case moved on (D169).
+    let elsewhere = app.create_org().await;
+    let moved_on = format!(
+        "WITH ended AS ({completed}) UPDATE victims SET organization_id = '{elsewhere}', case_number = 1 WHERE id = $1"
+    );
+    for (notes, ending) in [(None, completed), (Some("MARKERNOTES given a bed"), completed), (None, &moved_on)] {
         let mut body = json!({ "kind": "shelter", "provided_on": "2026-11-01" });
         if let Some(notes) = notes {
             body["notes"] = json!(notes);
         }
         let record = async { receiver.post(&paths::assistance(victim), body).await };
-        let (recorded, ended) = meanwhile(&app, victim, ERASURE_HOLDS_THE_CASE, completed, record).await;
+        let (recorded, ended) = meanwhile(&app, victim, ERASURE_HOLDS_THE_CASE, ending, record).await;
         assert!(ended.is_ok(), "the completion went through while the assistance waited: {ended:?}");
         recorded.assert_problem(403, "forbidden");
-        diesel::sql_query("UPDATE referrals SET status = 'accepted', completed_at = NULL WHERE victim_id = $1")
+        let again = format!(
+            "WITH live AS (UPDATE referrals SET status = 'accepted', completed_at = NULL WHERE victim_id = $1) \
+             UPDATE victims SET organization_id = '{from}' WHERE id = $1"
+        );
+        diesel::sql_query(again)
             .bind::<diesel::sql_types::Uuid, _>(victim)
             .execute(&mut AsyncPgConnection::establish(&app.url).await.unwrap())
             .await

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{Caller, spawn_app};
+use crate::lock_order::{ERASURE_HOLDS_THE_CASE, meanwhile_then};
 use crate::paths;
 use crate::referrals::refer;
 use crate::victims::create_victim;
@@ -54,7 +55,8 @@ async fn those_a_case_left_behind_are_refused_alike_and_keep_their_history() {
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
 
     // Dakar hands the case to Lima, which sends it on to Kigali.
-    accept(&limas, &ask_transfer(&sender, victim, lima).await).await;
+    let to_lima = ask_transfer(&sender, victim, lima).await;
+    accept(&limas, &to_lima).await;
     accept(&kigalis, &ask_transfer(&limas, victim, kigali).await).await;
 
     // Each of them is refused as it was while the case stood where it left it: 403, never 409.
@@ -75,6 +77,20 @@ async fn those_a_case_left_behind_are_refused_alike_and_keep_their_history() {
     for (caller, method, path, body) in refused {
         let resp = caller.request(method.clone(), &path, (!body.is_null()).then_some(body)).await;
         assert_eq!(resp.status, StatusCode::FORBIDDEN, "{method} {path}: {}", resp.text);
+    }
+
+    // A move of what ended is refused without waiting on the new owner's writers (Kigali holds
+    // the case meanwhile), whoever asks: the sender of the referral and of the transfers, the
+    // receiver that declined.
+    let moves = [
+        (&sender, paths::referral_step(&referral, "cancel")),
+        (&sender, paths::transfer_step(&to_lima, "cancel")),
+        (&sheltering, paths::referral_step(&referral, "accept")),
+    ];
+    for (caller, path) in moves {
+        let asked = caller.post(&path, json!({}));
+        let (resp, _, waited) = meanwhile_then(&app, victim, ERASURE_HOLDS_THE_CASE, asked, async |_| ()).await;
+        assert_eq!((resp.status, waited), (StatusCode::CONFLICT, false), "{path}: {}", resp.text);
     }
 
     // Kigali erases the person. What the others read of their own history does not move.
