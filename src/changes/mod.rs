@@ -23,6 +23,10 @@ text_enum! {
         IdentityOnly => "identity_only",
         /// The whole record: it is no longer yours to see.
         Record => "record",
+        /// What you read of a case you once handed over, since you handed it over: delete the
+        /// record and fetch it again (`GET /victims/{id}`), which serves what you keep, the case
+        /// file as you handed it over and your records up to then.
+        SinceHandOver => "since_hand_over",
     }
 }
 
@@ -130,8 +134,9 @@ pub async fn for_unassigned(conn: &mut AsyncPgConnection, org: Uuid, victim: Uui
 }
 
 /// A referral to `org` ended: unless another live referral of the victim to it remains (or it
-/// holds the case itself), its clients forget the case; when the live referrals that remain were
-/// all made without the identity shared, they forget the identity the ended one may have shown.
+/// holds the case itself), its clients forget the case (what it read since its hand-over, if it
+/// handed the case over before: D171); when the live referrals that remain were all made without
+/// the identity shared, they forget the identity the ended one may have shown.
 pub async fn after_referral(conn: &mut AsyncPgConnection, org: Uuid, victim: Uuid) -> QueryResult<()> {
     let live = || {
         referrals::table
@@ -147,7 +152,11 @@ pub async fn after_referral(conn: &mut AsyncPgConnection, org: Uuid, victim: Uui
     .get_result(conn)
     .await?;
     match (still, identity) {
-        (false, _) => for_organization(conn, org, victim, Forget::Record, LeaveReason::ReferralEnded).await,
+        (false, _) => {
+            let kept = crate::victims::store::handed_over_by(conn, victim, org).await?.is_some();
+            let what = if kept { Forget::SinceHandOver } else { Forget::Record };
+            for_organization(conn, org, victim, what, LeaveReason::ReferralEnded).await
+        }
         (true, false) => for_organization(conn, org, victim, Forget::Identity, LeaveReason::ReferralEnded).await,
         (true, true) => Ok(()),
     }

@@ -9,7 +9,7 @@ use crate::paths;
 use crate::victims::create_victim;
 
 /// (victim, forget, reason) of every tombstone the caller is given.
-async fn tombstones(caller: &Caller<'_>) -> Vec<(String, String, String)> {
+pub async fn tombstones(caller: &Caller<'_>) -> Vec<(String, String, String)> {
     let resp = caller.get(paths::CHANGES).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
     let page: Value = resp.json();
@@ -24,7 +24,7 @@ async fn tombstones(caller: &Caller<'_>) -> Vec<(String, String, String)> {
         .collect()
 }
 
-fn one(victim: impl ToString, forget: &str, reason: &str) -> (String, String, String) {
+pub fn one(victim: impl ToString, forget: &str, reason: &str) -> (String, String, String) {
     (victim.to_string(), forget.to_owned(), reason.to_owned())
 }
 

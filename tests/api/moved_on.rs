@@ -8,6 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::changes::{one, tombstones};
 use crate::helpers::{Caller, spawn_app};
 use crate::lock_order::{ERASURE_HOLDS_THE_CASE, meanwhile_then};
 use crate::paths;
@@ -129,4 +130,32 @@ async fn a_receiver_refused_a_case_is_not_told_why() {
         limas.post(&paths::transfer_step(&transfer, "accept"), json!({})).await.assert_problem(409, "conflict");
     let detail = refused["detail"].as_str().unwrap().to_lowercase();
     assert!(!detail.contains("consent") && detail.contains("sending organisation"), "{detail}");
+}
+
+/// A case referred back to an organisation that once handed it over is read whole while the
+/// referral lasts; when it ends, that organisation's clients are told to delete what they read
+/// since the hand-over and fetch the case again, which serves what it keeps, not to delete the
+/// history it keeps (D171).
+#[tokio::test]
+async fn a_referral_back_to_a_former_owner_ends_in_what_it_keeps() {
+    let app = spawn_app().await;
+    let (dakar, lima) = (app.create_org().await, app.create_org().await);
+    let (victim, sender) = create_victim(&app, dakar).await;
+    let limas = app.caller(lima, Role::Caseworker).await;
+    accept(&limas, &ask_transfer(&sender, victim, lima).await).await;
+    let kept = sender.get(&paths::victim(victim)).await.json();
+
+    let back = refer(&limas, victim, dakar).await["id"].as_str().unwrap().to_owned();
+    let resp = sender.post(&paths::referral_step(&back, "accept"), json!({})).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+    let whole = sender.get(&paths::victim(victim)).await.json();
+    assert!(whole["identity"].is_object(), "the referral shares the identity again: {whole}");
+    let resp = limas.post(&paths::referral_step(&back, "cancel"), json!({})).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
+
+    assert_eq!(
+        tombstones(&sender).await,
+        vec![one(victim, "identity", "transferred"), one(victim, "since_hand_over", "referral_ended")]
+    );
+    assert_eq!(sender.get(&paths::victim(victim)).await.json(), kept, "what a fetch serves again");
 }
