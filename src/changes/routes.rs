@@ -8,7 +8,8 @@ use uuid::Uuid;
 
 use super::{Forget, LeaveReason};
 use crate::auth::Principal;
-use crate::db::schema::sight_changes;
+use crate::db::schema::{sight_changes, transfers, victims};
+use crate::domain::case_vocab::TransferStatus;
 use crate::domain::policy;
 use crate::error::ApiResult;
 use crate::extract::ApiQuery;
@@ -39,8 +40,10 @@ pub struct Tombstone {
     pub victim_id: Uuid,
     /// `identity`: delete the identity, assistance notes, referral reasons, task notes and plan
     /// texts of the case, and keep its case file; `identity_only`: delete the identity and keep
-    /// the rest (it is still served); `record`: delete the case and everything under it. Delete
-    /// nothing more: what is still served comes back in a sync only when it changes.
+    /// the rest (it is still served); `record`: delete the case and everything under it;
+    /// `since_hand_over`: delete the case and everything under it, and fetch it again (a case your
+    /// organisation handed over: what is served is what it keeps). Delete nothing more: what is
+    /// still served comes back in a sync only when it changes.
     pub forget: Forget,
     pub reason: LeaveReason,
     #[diesel(column_name = created_at)]
@@ -52,7 +55,9 @@ pub struct Tombstone {
 /// copy.
 ///
 /// Ask with the time your last sync started; apply in `sequence` order. Another organisation's
-/// records, and records that only changed, are not here: sync those with `updated_since`.
+/// records, and records that only changed, are not here: sync those with `updated_since`. Admins
+/// and auditors are given those of the cases their organisation holds or handed over, the ones
+/// they may read; a case referred to it is its caseworkers'.
 #[utoipa::path(
     tag = "changes",
     params(ChangesQuery),
@@ -79,6 +84,16 @@ pub async fn list_changes(
         .filter(sight_changes::user_id.is_null().or(sight_changes::user_id.eq(principal.user_id)))
         .select(Tombstone::as_select())
         .into_boxed();
+    if !policy::reads_tombstones_of_referred_cases(&principal) {
+        let org = principal.organization_id;
+        let holds =
+            victims::table.filter(victims::id.eq(sight_changes::victim_id)).filter(victims::organization_id.eq(org));
+        let handed = transfers::table
+            .filter(transfers::victim_id.eq(sight_changes::victim_id))
+            .filter(transfers::from_organization_id.eq(org))
+            .filter(transfers::status.eq(TransferStatus::Accepted));
+        sql = sql.filter(diesel::dsl::exists(holds).or(diesel::dsl::exists(handed)));
+    }
     if let Some(since) = q.since {
         sql = sql.filter(sight_changes::created_at.ge(since));
     }

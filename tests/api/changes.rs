@@ -73,6 +73,14 @@ async fn clients_are_told_what_left_their_sight() {
     let outsider = app.caller(app.create_org().await, Role::Caseworker).await;
     assert!(tombstones(&outsider).await.is_empty());
     app.caller(org, Role::Partner).await.get(paths::CHANGES).await.assert_problem(403, "forbidden");
+
+    // The receiver's admins and auditors, who may not read a case referred to it, are not told
+    // what became of it (D172); the owner's are told of their own case.
+    for role in [Role::Admin, Role::Auditor] {
+        assert!(tombstones(&app.caller(other, role).await).await.is_empty(), "{role:?}");
+        let own = tombstones(&app.caller(org, role).await).await;
+        assert_eq!(own, vec![one(victim, "identity_only", "identity_removed")], "{role:?}");
+    }
 }
 
 /// Two live referrals of one person to one organisation, one made with the identity shared, one

@@ -80,7 +80,8 @@ pub async fn meanwhile_then<R>(
 
 /// An erasure (and the retention job) locks the case, then updates its referrals.
 pub const ERASURE_HOLDS_THE_CASE: &str = "SELECT 1 FROM victims WHERE id = $1 FOR UPDATE";
-const ERASURE_REACHES_ITS_REFERRALS: &str = "UPDATE referrals SET version = version + 1 WHERE victim_id = $1";
+const ERASURE_REACHES_ITS_REFERRALS: &str =
+    "UPDATE referrals SET reason_key_id = NULL, reason_nonce = NULL, reason_ciphertext = NULL WHERE victim_id = $1";
 
 /// Both parties' moves on a referral lock the case first: the sender's because it writes on its
 /// case, the receiver's because its decline writes rows that name the case (what the receiver's

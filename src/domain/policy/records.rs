@@ -111,6 +111,15 @@ pub fn victim_sight(
     access.require().map(|_| VictimSight::CaseOnly)
 }
 
+/// Whether the caller is given the tombstones (`GET /changes`) of cases referred to its
+/// organisation: caseworkers and host auditors, who may read such cases, are; other admins and
+/// auditors, who may not (`victim_sight`), are given only those of cases their organisation holds
+/// or handed over. A tombstone of a referred case (a withdrawal of consent, an erasure) would tell
+/// them what became of a person they cannot see.
+pub fn reads_tombstones_of_referred_cases(p: &Principal) -> bool {
+    p.role == Role::Caseworker || (p.is_host && p.role == Role::Auditor)
+}
+
 /// Partners see no individual record, whether or not it exists: refused before any lookup, so a
 /// 403-versus-404 difference cannot reveal which ids exist.
 pub fn refuse_partners(p: &Principal) -> Result<(), ApiError> {
