@@ -24,8 +24,9 @@ text_enum! {
         /// The whole record: it is no longer yours to see.
         Record => "record",
         /// What you read of a case you once handed over, since you handed it over: delete the
-        /// record and fetch it again (`GET /victims/{id}`), which serves what you keep, the case
-        /// file as you handed it over and your records up to then.
+        /// record and fetch it again (`GET /victims/{id}` and its lists without `updated_since`:
+        /// tasks, assistance, plan, closures, referrals outside Haven), which serves what you
+        /// keep, the case file as you handed it over and your records up to then.
         SinceHandOver => "since_hand_over",
     }
 }

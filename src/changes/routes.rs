@@ -9,7 +9,6 @@ use uuid::Uuid;
 use super::{Forget, LeaveReason};
 use crate::auth::Principal;
 use crate::db::schema::{sight_changes, transfers, victims};
-use crate::domain::case_vocab::TransferStatus;
 use crate::domain::policy;
 use crate::error::ApiResult;
 use crate::extract::ApiQuery;
@@ -41,8 +40,9 @@ pub struct Tombstone {
     /// `identity`: delete the identity, assistance notes, referral reasons, task notes and plan
     /// texts of the case, and keep its case file; `identity_only`: delete the identity and keep
     /// the rest (it is still served); `record`: delete the case and everything under it;
-    /// `since_hand_over`: delete the case and everything under it, and fetch it again (a case your
-    /// organisation handed over: what is served is what it keeps). Delete nothing more: what is
+    /// `since_hand_over`: delete the case and everything under it, and fetch it again in full,
+    /// its lists without `updated_since` (a case your organisation handed over: what is served is
+    /// what it keeps). Delete nothing more: what is
     /// still served comes back in a sync only when it changes.
     pub forget: Forget,
     pub reason: LeaveReason,
@@ -56,8 +56,8 @@ pub struct Tombstone {
 ///
 /// Ask with the time your last sync started; apply in `sequence` order. Another organisation's
 /// records, and records that only changed, are not here: sync those with `updated_since`. Admins
-/// and auditors are given those of the cases their organisation holds or handed over, the ones
-/// they may read; a case referred to it is its caseworkers'.
+/// and auditors (but host auditors) are given those of the cases their organisation holds, and of
+/// those it handed over up to the hand-over; a case referred to it is its caseworkers'.
 #[utoipa::path(
     tag = "changes",
     params(ChangesQuery),
@@ -88,10 +88,14 @@ pub async fn list_changes(
         let org = principal.organization_id;
         let holds =
             victims::table.filter(victims::id.eq(sight_changes::victim_id)).filter(victims::organization_id.eq(org));
+        // Of a case it handed over, those written up to the hand-over (its `transferred` among
+        // them): what became of the person since is not theirs to learn (D165).
         let handed = transfers::table
             .filter(transfers::victim_id.eq(sight_changes::victim_id))
             .filter(transfers::from_organization_id.eq(org))
-            .filter(transfers::status.eq(TransferStatus::Accepted));
+            // Written out, as the partial index `transfers_by_victim` states it.
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("transfers.status = 'accepted'"))
+            .filter(sight_changes::created_at.le(transfers::decided_at.assume_not_null()));
         sql = sql.filter(diesel::dsl::exists(holds).or(diesel::dsl::exists(handed)));
     }
     if let Some(since) = q.since {

@@ -142,6 +142,8 @@ async fn a_referral_back_to_a_former_owner_ends_in_what_it_keeps() {
     let (dakar, lima) = (app.create_org().await, app.create_org().await);
     let (victim, sender) = create_victim(&app, dakar).await;
     let limas = app.caller(lima, Role::Caseworker).await;
+    let task = json!({ "kind": "follow_up", "due_on": "2027-01-10" });
+    let task = sender.post(&paths::tasks_of(victim), task).await.json()["id"].clone();
     accept(&limas, &ask_transfer(&sender, victim, lima).await).await;
     let kept = sender.get(&paths::victim(victim)).await.json();
 
@@ -158,4 +160,12 @@ async fn a_referral_back_to_a_former_owner_ends_in_what_it_keeps() {
         vec![one(victim, "identity", "transferred"), one(victim, "since_hand_over", "referral_ended")]
     );
     assert_eq!(sender.get(&paths::victim(victim)).await.json(), kept, "what a fetch serves again");
+    let tasks = sender.get(&paths::tasks_of(victim)).await.json();
+    assert!(tasks["items"].as_array().unwrap().iter().any(|t| t["id"] == task), "and its lists: {tasks}");
+    // Dakar's admins and auditors, who never read the case while it was referred back, are told
+    // of its hand-over and of nothing after it (D172).
+    for role in [Role::Admin, Role::Auditor] {
+        let told = tombstones(&app.caller(dakar, role).await).await;
+        assert_eq!(told, vec![one(victim, "identity", "transferred")], "{role:?}");
+    }
 }
