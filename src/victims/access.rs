@@ -102,10 +102,16 @@ async fn load_probed(
         Err(refusal)
     };
     let found = match store::find_in_scope(conn, id, scope, principal.user_id).await? {
-        Some((row, relation, custody)) => Some((row, relation, custody, None)),
+        // A referral gives an organisation's admins and auditors nothing (D172): for them a case
+        // referred back to their organisation is still one it handed over.
+        Some((row, relation, custody))
+            if policy::victim_sight(principal, row.organization_id, relation, custody).is_ok() =>
+        {
+            Some((row, relation, custody, None))
+        }
         // Not the caller's and not referred to them: perhaps a case their organisation transferred.
         // Asked for every id that is neither, so an unknown id and a hidden one still take alike.
-        None => match scope {
+        _ => match scope {
             Some(org) => match store::handed_over_by(conn, id, org).await? {
                 Some((transfer, until)) if written.is_none_or(|w| within(w, Some(until))) => {
                     store::case_file_kept(conn, transfer)

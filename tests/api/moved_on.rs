@@ -152,6 +152,9 @@ async fn a_referral_back_to_a_former_owner_ends_in_what_it_keeps() {
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
     let whole = sender.get(&paths::victim(victim)).await.json();
     assert!(whole["identity"].is_object(), "the referral shares the identity again: {whole}");
+    // A referral gives Dakar's admins nothing: they read what Dakar kept, as before it.
+    let admin = app.caller(dakar, Role::Admin).await;
+    assert_eq!(admin.get(&paths::victim(victim)).await.json(), kept, "the admin reads what Dakar kept");
     let resp = limas.post(&paths::referral_step(&back, "cancel"), json!({})).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
 
