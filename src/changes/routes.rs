@@ -19,7 +19,9 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ChangesQuery {
-    /// Changes at or after this time (the start of your last sync); all of them when absent.
+    /// Changes at or after this time (the start of your last sync, less the deployment's request
+    /// timeout: a change is dated when it began, and may commit up to that long after); all of
+    /// them when absent.
     pub since: Option<DateTime<Utc>>,
     /// Page size (default 50).
     #[param(minimum = 1, maximum = 200)]
