@@ -29,7 +29,8 @@ text_enum! {
         UserRoleChanged => "user.role_change",
         UserDisabled => "user.disable",
         UserEnabled => "user.enable",
-        /// A reset (enrolment) token was issued; the password is void until the person sets a new one.
+        /// A reset (enrolment) token was issued; the password is void until the person sets a new
+        /// one.
         UserPasswordReset => "user.password_reset",
         /// The person redeemed their enrolment or reset token and set their own password.
         EnrolmentRedeemed => "user.enrolment_redeem",

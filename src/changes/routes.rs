@@ -44,8 +44,8 @@ pub struct Tombstone {
     /// the rest (it is still served); `record`: delete the case and everything under it;
     /// `since_hand_over`: delete the case and everything under it, and fetch it again in full,
     /// its lists without `updated_since` (a case your organisation handed over: what is served is
-    /// what it keeps). Delete nothing more: what is
-    /// still served comes back in a sync only when it changes.
+    /// what it keeps). Delete nothing more: what is still served comes back in a sync only when it
+    /// changes.
     pub forget: Forget,
     pub reason: LeaveReason,
     #[diesel(column_name = created_at)]

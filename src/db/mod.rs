@@ -80,8 +80,3 @@ pub fn now_nullable() -> diesel::expression::SqlLiteral<diesel::sql_types::Nulla
 pub fn clock_nullable() -> diesel::expression::SqlLiteral<diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>> {
     diesel::dsl::sql("clock_timestamp()")
 }
-
-/// [`clock_nullable`] for a `timestamptz` column that takes no null.
-pub fn clock() -> diesel::expression::SqlLiteral<diesel::sql_types::Timestamptz> {
-    diesel::dsl::sql("clock_timestamp()")
-}

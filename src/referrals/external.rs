@@ -101,8 +101,8 @@ pub struct ExternalReferral {
     /// Also its `ETag` (send it as `If-Match` to change it).
     pub version: i32,
     pub created_at: DateTime<Utc>,
-    /// Who recorded it; absent for other organisations' callers but host auditors (who works a case is its
-    /// organisation's to know).
+    /// Who recorded it; absent for other organisations' callers but host auditors (who works a case
+    /// is its organisation's to know).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_by: Option<Uuid>,
     pub updated_at: DateTime<Utc>,

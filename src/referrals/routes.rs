@@ -276,7 +276,8 @@ pub async fn list_referrals(
     Ok(HttpResponse::Ok().json(pagination::page(rows, limit, |r| r.id, |r| ReferralView::redacted(Referral::from(&r)))))
 }
 
-/// Read a referral and its history. Caseworkers entitled to the victim's identity also get the reason.
+/// Read a referral and its history. Caseworkers entitled to the victim's identity also get the
+/// reason.
 #[utoipa::path(
     tag = "referrals",
     params(("id" = Uuid, Path, description = "Referral id")),

@@ -140,8 +140,8 @@ pub struct LegalHold {
     pub victim_id: Uuid,
     pub basis: LegalHoldBasis,
     pub placed_at: DateTime<Utc>,
-    /// The account that placed it; absent for other organisations' callers but host auditors (who works a case is
-    /// its organisation's to know).
+    /// The account that placed it; absent for other organisations' callers but host auditors (who
+    /// works a case is its organisation's to know).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub placed_by: Option<Uuid>,
 }
@@ -259,16 +259,15 @@ pub async fn place_legal_hold(
                     legal_holds::victim_id.eq(victim),
                     legal_holds::basis.eq(basis),
                     legal_holds::placed_by.eq(principal.user_id),
-                    // After the case's lock, not the transaction's start: the time a former owner's
-                    // sight is measured against (D165).
-                    legal_holds::placed_at.eq(crate::db::clock()),
                 ))
                 .on_conflict(legal_holds::victim_id)
                 .do_update()
                 .set((
                     legal_holds::basis.eq(basis),
+                    // Placed again: by whom, and when (not the first placing's time beside a new
+                    // placer).
                     legal_holds::placed_by.eq(principal.user_id),
-                    legal_holds::placed_at.eq(crate::db::clock()),
+                    legal_holds::placed_at.eq(diesel::dsl::now),
                 ))
                 .returning(HoldRow::as_returning())
                 .get_result(conn)

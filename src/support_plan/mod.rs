@@ -151,8 +151,8 @@ pub struct SupportGoal {
     /// The goal's version, also its `ETag` (send it as `If-Match` to change the goal).
     pub version: i32,
     pub created_at: DateTime<Utc>,
-    /// Who added it; absent for other organisations' callers but host auditors (who works a case is its
-    /// organisation's to know).
+    /// Who added it; absent for other organisations' callers but host auditors (who works a case is
+    /// its organisation's to know).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_by: Option<Uuid>,
     /// The last change (for client sync). An erasure of its text does not move it: the

@@ -111,8 +111,8 @@ pub struct Task {
     pub victim_id: Uuid,
     pub kind: TaskKind,
     pub due_on: NaiveDate,
-    /// The caseworker it is assigned to; absent for other organisations' callers but host auditors (who works a
-    /// case is its organisation's to know).
+    /// The caseworker it is assigned to; absent for other organisations' callers but host auditors
+    /// (who works a case is its organisation's to know).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub assignee_id: Option<Uuid>,
     pub status: TaskStatus,

@@ -88,8 +88,8 @@ pub struct Transfer {
     pub id: Uuid,
     pub victim_id: Uuid,
     pub from_organization_id: Uuid,
-    /// The caseworker who asked for it; absent for the receiving organisation but host auditors (who works a case
-    /// is its organisation's to know).
+    /// The caseworker who asked for it; absent for the receiving organisation but host auditors
+    /// (who works a case is its organisation's to know).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from_user_id: Option<Uuid>,
     pub to_organization_id: Uuid,

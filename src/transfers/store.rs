@@ -81,10 +81,11 @@ pub async fn decide(
         .await
 }
 
-/// Hands the case over to the receiving organisation, inside the transaction that locked it: a
-/// case number of the receiver's, the identity's search scope, the acceptor as its one assigned
+/// Hands the case over to the receiving organisation, inside the transaction that locked it: a case
+/// number of the receiver's, the identity's search scope, the acceptor as its one assigned
 /// caseworker, no restriction (the receiver decides its own), the sender's open tasks cancelled,
-/// its clients told to forget the identity (`changes`), and a new version of the case. Returns the new case number.
+/// its clients told to forget the identity (`changes`), and a new version of the case. Returns the
+/// new case number.
 pub async fn hand_over(conn: &mut AsyncPgConnection, t: &TransferRow, acceptor: Uuid) -> QueryResult<i32> {
     let number = victim_store::next_case_number(conn, t.to_organization_id).await?;
     diesel::update(victims::table.find(t.victim_id))

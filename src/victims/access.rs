@@ -144,11 +144,19 @@ pub enum CaseRecord {
 }
 
 impl CaseRecord {
-    fn table(self) -> &'static str {
+    /// Its case and last write, in one row whether or not the record exists: a constant text, so
+    /// prepared once per connection (`db::fixed`).
+    fn written(self) -> &'static str {
         match self {
-            CaseRecord::Task => "tasks",
-            CaseRecord::SupportPlanGoal => "support_plan_goals",
-            CaseRecord::ExternalReferral => "external_referrals",
+            CaseRecord::Task => {
+                "SELECT r.victim_id, r.updated_at FROM (SELECT 1) AS one LEFT JOIN tasks r ON r.id = $1"
+            }
+            CaseRecord::SupportPlanGoal => {
+                "SELECT r.victim_id, r.updated_at FROM (SELECT 1) AS one LEFT JOIN support_plan_goals r ON r.id = $1"
+            }
+            CaseRecord::ExternalReferral => {
+                "SELECT r.victim_id, r.updated_at FROM (SELECT 1) AS one LEFT JOIN external_referrals r ON r.id = $1"
+            }
         }
     }
 
@@ -186,9 +194,8 @@ pub async fn load_record_case(
         updated_at: Option<DateTime<Utc>>,
     }
     use diesel_async::RunQueryDsl;
-    let text =
-        format!("SELECT r.victim_id, r.updated_at FROM (SELECT 1) AS one LEFT JOIN {} r ON r.id = $1", record.table());
-    let written: Written = diesel::sql_query(text).bind::<diesel::sql_types::Uuid, _>(id).get_result(conn).await?;
+    let written: Written =
+        crate::db::fixed::fixed(record.written()).bind::<diesel::sql_types::Uuid, _>(id).get_result(conn).await?;
     let asked = (record.kind(), id);
     match written.victim_id.zip(written.updated_at) {
         Some((victim, at)) => load_probed(state, conn, ctx, principal, victim, asked, Some(at)).await,

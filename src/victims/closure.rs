@@ -42,8 +42,8 @@ pub struct ReopenInput {
 pub struct Closure {
     pub reason: ClosureReason,
     pub closed_at: DateTime<Utc>,
-    /// The caseworker who closed it; absent for other organisations' callers but host auditors (who works a case
-    /// is its organisation's to know).
+    /// The caseworker who closed it; absent for other organisations' callers but host auditors (who
+    /// works a case is its organisation's to know).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[diesel(select_expression = case_closures::closed_by.nullable())]
     #[diesel(select_expression_type = diesel::dsl::Nullable<case_closures::closed_by>)]

@@ -34,8 +34,8 @@ pub struct ConsentEvent {
     pub method: Option<ConsentMethod>,
     /// When the person gave (or withdrew) it.
     pub given_at: DateTime<Utc>,
-    /// The caseworker who recorded it; absent for other organisations' callers but host auditors (who works a
-    /// case is its organisation's to know).
+    /// The caseworker who recorded it; absent for other organisations' callers but host auditors
+    /// (who works a case is its organisation's to know).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[diesel(select_expression = consent_events::recorded_by.nullable())]
     #[diesel(select_expression_type = diesel::dsl::Nullable<consent_events::recorded_by>)]

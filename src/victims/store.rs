@@ -27,11 +27,12 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
 }
 
 /// The victim, how it is referred to `org` and its custody as it concerns `user` (restricted,
-/// assigned to them), in one query, if the victim is a candidate for the caller's sight: its organisation's, referred to it, or any (`org` none: host auditors). The
-/// policy (`policy::victim_sight`) still decides; this filter only makes a record the caller
-/// cannot see cost what an unknown id costs, so response times do not reveal which ids exist
-/// (README, "Roles and what each sees"): neither is read, decoded or sent. This is the one query
-/// of a victim's referrals to an organisation; `policy::relation` reads them.
+/// assigned to them), in one query, if the victim is a candidate for the caller's sight: its
+/// organisation's, referred to it, or any (`org` none: host auditors). The policy
+/// (`policy::victim_sight`) still decides; this filter only makes a record the caller cannot see
+/// cost what an unknown id costs, so response times do not reveal which ids exist (README, "Roles
+/// and what each sees"): neither is read, decoded or sent. This is the one query of a victim's
+/// referrals to an organisation; `policy::relation` reads them.
 pub async fn find_in_scope(
     conn: &mut AsyncPgConnection,
     id: Uuid,
@@ -150,6 +151,8 @@ pub async fn handed_over_by(
 /// back as a row of `victims` (a migration that adds a column to `victims` gives the kept copies a
 /// value for it).
 pub async fn case_file_kept(conn: &mut AsyncPgConnection, transfer: Uuid) -> QueryResult<Option<VictimRow>> {
+    // Not a fixed statement: `victims.*` would be planned once per connection, and a column added
+    // by a later migration would fail the cached plan of a process still running.
     diesel::sql_query(
         "SELECT victims.* FROM transfers t \
          CROSS JOIN LATERAL jsonb_populate_record(NULL::victims, t.case_file) AS victims WHERE t.id = $1",

@@ -80,11 +80,12 @@ pub enum VictimSight {
 }
 
 /// Caseworkers see the identities of their organisation's victims (of a restricted case, only its
-/// assigned caseworkers) and of victims referred to it with the identity shared; otherwise the
-/// case only. An organisation that transferred a case keeps its case file, never its identity. Admins and auditors see case files of their organisation (host auditors: all), never
-/// identities. Partners see no individual record (403). Anything else is hidden (404). A
-/// restriction is the owning organisation's: what a referral made with consent shares with the
-/// receiver follows [`relation`].
+/// assigned caseworkers) and of victims referred to it with the identity shared; otherwise the case
+/// only. An organisation that transferred a case keeps its case file, never its identity. Admins
+/// and auditors see case files of their organisation (host auditors: all), never identities.
+/// Partners see no individual record (403). Anything else is hidden (404). A restriction is the
+/// owning organisation's: what a referral made with consent shares with the receiver follows
+/// [`relation`].
 pub fn victim_sight(
     p: &Principal,
     victim_org: Uuid,
