@@ -66,6 +66,8 @@ fn serve(settings: Settings) -> Result<(), StartupError> {
             let listed: String = admins.iter().map(|(email, password)| format!("\n    {email}   {password}")).collect();
             println!(
                 "\n  Two host admins created (shown only this once; the second approves what the first asks):{listed}\n  \
+                 Whoever reads this holds both, so the two-person rule is shown here, not enforced: \
+                 for real cases, each host admin sets their own password (`haven bootstrap`).\n  \
                  Log in with POST /api/v1/auth/login; API docs at http://{bind}/docs\n"
             );
             let _ = std::io::stdout().flush();

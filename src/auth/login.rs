@@ -169,7 +169,10 @@ pub async fn login(
         return Err(ApiError::InvalidCredentials);
     };
     if !matched || user.disabled {
-        let locked_now = !matched && lockout::count_failure(&state, &mut conn, whose).await?;
+        // Counted even when the password matched: a disabled account whose right password went
+        // uncounted would lock one attempt later than after a wrong one, telling a guesser which
+        // guess was right (D12).
+        let locked_now = lockout::count_failure(&state, &mut conn, whose).await?;
         let reason = if matched { "disabled" } else { "bad_password" };
         let event = lockout::refused(whose, Endpoint::Login, AuditOutcome::Failure, reason, locked_now);
         audit::record(&mut conn, &ctx, event).await?;

@@ -177,8 +177,8 @@ async fn holder(state: &AppState, ctx: &RequestContext, email: &str, password: S
         Some(_) => "bad_password",
         None => "unknown_account",
     };
-    // A disabled account's right password is refused but not counted, as at the login.
-    let locked_now = reason != "disabled" && lockout::count_failure(state, &mut conn, whose).await?;
+    // A disabled account's right password is counted too, as at the login (D12).
+    let locked_now = lockout::count_failure(state, &mut conn, whose).await?;
     let event = lockout::refused(whose, Endpoint::SecondFactor, AuditOutcome::Failure, reason, locked_now);
     audit::record(&mut conn, ctx, event).await?;
     Err(ApiError::InvalidCredentials)

@@ -55,6 +55,9 @@ use Kind::*;
 /// columns that refine them, so on import the refinement is read last.
 pub static COLUMNS: &[Column] = &[
     col("hvn_CaseId", "", "id", Plain),
+    // The case's version when the file was written: a row that changes the case must carry the
+    // version it still has (D174), as a PATCH carries `If-Match`.
+    col("hvn_Version", "", "version", Plain),
     col("hvn_CaseNumber", "", "case_number", ExportOnly),
     col("cas_Status", "Status", "status", Htcds("case_status")),
     col("cas_ReasonForCaseClosure", "Reason for Case Closure", "closure_reason", Htcds("closure_reason")),

@@ -130,8 +130,14 @@ pub async fn export_htcds(
     }
 }
 
+/// Every field quoted: a spreadsheet set to split on `;` (as in many European locales) would take
+/// an unquoted `x;=1+1`, which holds several values, as two cells, the second a formula that the
+/// apostrophe before a cell's first character cannot guard.
 fn csv_line<S: AsRef<str>>(cells: &[S]) -> String {
-    let mut writer = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .quote_style(csv::QuoteStyle::Always)
+        .from_writer(Vec::new());
     let _ = writer.write_record(cells.iter().map(AsRef::as_ref));
     String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
 }

@@ -16,7 +16,7 @@ use super::sheet::{self, Format};
 use crate::audit::{self, AuditAction, AuditOutcome, Event};
 use crate::auth::Principal;
 use crate::db::Pool;
-use crate::db::schema::victims;
+use crate::db::schema::{transfers, victims};
 use crate::domain::case_vocab::ClosureReason;
 use crate::domain::policy;
 use crate::error::{ApiError, ApiResult};
@@ -92,6 +92,8 @@ pub async fn caseworker(pool: &Pool, email: &crate::domain::Email) -> ApiResult<
     }))
 }
 
+static IMPORTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 /// Checks and (unless `dry_run`, and only without errors) writes a file's cases into the caller's
 /// organisation.
 #[allow(clippy::too_many_arguments)]
@@ -106,6 +108,9 @@ pub async fn run(
     progress: &indicatif::ProgressBar,
 ) -> ApiResult<ImportReport> {
     policy::exchange_cases(principal).require()?;
+    // One import at a time in a process: each may hold a file's rows, its plan and its cases' locks
+    // (`sheet::Limits` bounds one), and imports are rare. A caller waits, within its deadline.
+    let _turn = IMPORTING.acquire().await.map_err(|e| ApiError::internal("import", e))?;
     let org = principal.organization_id;
     let mut report = ImportReport { dry_run, ..Default::default() };
     // Reading a workbook is work for a blocking thread, not for the server's executor.
@@ -177,8 +182,25 @@ async fn against_stored(
         .await?
         .into_iter()
         .collect();
+    // A case this organisation handed over, named by the id its own earlier export wrote, is
+    // refused as the derived id of one is below: made again here under an id of its own, it would
+    // bring back an identity that is now the new owner's alone, or that the new owner erased.
+    let foreign: Vec<Uuid> = given.iter().copied().filter(|id| !own_given.contains(id)).collect();
+    let handed_over: HashSet<Uuid> = transfers::table
+        .filter(transfers::victim_id.eq_any(&foreign))
+        .filter(transfers::from_organization_id.eq(org))
+        .filter(transfers::status.eq("accepted"))
+        .select(transfers::victim_id)
+        .load::<Uuid>(conn)
+        .await?
+        .into_iter()
+        .collect();
+    let mut rows_handed_over = HashSet::new();
     for p in &mut parsed {
-        if p.given.is_some_and(|id| !own_given.contains(&id)) {
+        if let Some(id) = p.given.filter(|id| !own_given.contains(id)) {
+            if handed_over.contains(&id) {
+                rows_handed_over.insert(p.row);
+            }
             p.given = None;
         }
     }
@@ -215,7 +237,7 @@ async fn against_stored(
             ));
             continue;
         }
-        if moved.contains(&id) {
+        if moved.contains(&id) || rows_handed_over.contains(&p.row) {
             report.errors.push(plan::issue(p.row, None, "its case has been transferred to another organisation"));
             continue;
         }
@@ -266,6 +288,20 @@ async fn against_stored(
             current.consent.recorded_at = None;
         }
         let unchanged = plan::comparable(&input) == plan::comparable(&current) && input.identity == identity;
+        // A row naming one of the organisation's cases by id comes from its own export: it changes
+        // the case only from the version it was written at, as a PATCH only with `If-Match`, so an
+        // old file cannot undo what was recorded since (a consent withdrawn, above all).
+        if !unchanged && p.given.is_some() && p.version != Some(row.version) {
+            let message = match p.version {
+                Some(v) => format!(
+                    "its case changed since this file was exported (version {v}, now {}): export it again and make the change there",
+                    row.version
+                ),
+                None => "changes a case without the version it was exported at (hvn_Version): export it again and make the change there".to_owned(),
+            };
+            report.errors.push(plan::issue(p.row, Some("hvn_Version"), message));
+            continue;
+        }
         let step = match (unchanged, may_write) {
             (true, _) => Step::Unchanged,
             (false, true) => Step::Update(Box::new(row.clone())),

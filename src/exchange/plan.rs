@@ -25,6 +25,8 @@ pub struct Parsed {
     pub row: usize,
     /// The id in the file (`hvn_CaseId`), if any.
     pub given: Option<Uuid>,
+    /// The case's version the file was written from (`hvn_Version`), if any.
+    pub version: Option<i32>,
     /// A stable id for the row: from the organisation and the source id, or (without one) the row's
     /// cells and how many identical rows came before it in the file.
     pub derived: Uuid,
@@ -97,6 +99,17 @@ pub fn parse(keys: &IdentityKeyring, org: Uuid, rows: &[Vec<String>], report: &m
             },
             _ => None,
         };
+        let version = match doc.remove("version") {
+            Some(Value::String(v)) => match v.parse::<i32>() {
+                Ok(v) if v > 0 => Some(v),
+                _ => {
+                    report.errors.push(issue(number, Some("hvn_Version"), "must be a case's version (1, 2, …)"));
+                    failed = true;
+                    None
+                }
+            },
+            _ => None,
+        };
         if failed {
             continue;
         }
@@ -111,7 +124,7 @@ pub fn parse(keys: &IdentityKeyring, org: Uuid, rows: &[Vec<String>], report: &m
             }
         };
         let closure = doc.remove("closure_reason").and_then(|v| v.as_str().and_then(|s| s.parse().ok()));
-        parsed.push(Parsed { row: number, given, derived: derived_id(keys, org, &source), doc, closure });
+        parsed.push(Parsed { row: number, given, version, derived: derived_id(keys, org, &source), doc, closure });
     }
     parsed
 }

@@ -29,8 +29,10 @@ pub struct ImportQuery {
 /// holds HTCDS field names (`prs_Gender`, `vic_TypeOfExploitation`…; IOM's Excel template as it
 /// is, with its row of labels, is read too) and `hvn_` columns as the export writes them; other
 /// columns are listed and ignored. A row whose `hvn_CaseId` is one of your organisation's cases
-/// updates it; any other row creates a case whose id is derived from the file, so importing the
-/// same file again changes nothing. Every row is checked first: with `dry_run=true` the report
+/// updates it, from the version the file gives (`hvn_Version`; a case changed since is a row
+/// error); one naming a case your organisation transferred away is a row error; any other row
+/// creates a case whose id is derived from the file, so importing the same file again changes
+/// nothing. Every row is checked first: with `dry_run=true` the report
 /// lists every error (row, column, message) and nothing is written; otherwise an import with any
 /// error is refused (422, the errors as fields `row <n>: <column>`) and an import without writes
 /// every row in one transaction. Identities in the file are sealed as any other; a row may not

@@ -148,8 +148,8 @@ pub async fn reset_user(
 ///
 /// Removes the factor and its recovery codes and ends the account's sessions. The person enrols a
 /// new one (`POST /auth/second-factor`). A caseworker cannot log in until that new factor is
-/// approved by a second person, who may not be the admin who reset it. Admins of the organisation
-/// only.
+/// approved by a second person, who may not be the admin who reset it. Admins of the organisation,
+/// and host admins for an organisation's only admin (the recovery a password reset is too).
 #[utoipa::path(
     tag = "users",
     params(("id" = Uuid, Path, description = "User id")),

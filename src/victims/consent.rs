@@ -82,8 +82,9 @@ pub async fn record(
 }
 
 /// Tells of consent withdrawn by a write (a patch, an import), in its transaction: the owner hears
-/// of it by webhook, and when the consent to sharing went, the receivers holding the identity
-/// through live referrals hear of it too and their clients are told to delete their copies.
+/// of it by webhook, and when the consent to sharing went, the clients of the receivers holding the
+/// identity through live referrals are told to delete their copies. Receivers get no webhook: it
+/// goes to their admins' endpoint, and their admins may not read the case (D174).
 pub async fn announce_withdrawal(
     conn: &mut AsyncPgConnection,
     before: &VictimRow,
@@ -104,13 +105,11 @@ pub async fn announce_withdrawal(
     if withdrawn.is_empty() {
         return Ok(());
     }
-    let mut told = vec![before.organization_id];
     if withdrawn.contains(&"share_with_referral_partners") {
         changes::for_receivers(conn, after.id, Forget::Identity, LeaveReason::ConsentWithdrawn).await?;
-        told.extend(super::store::live_receivers(conn, after.id).await?);
     }
     let data = serde_json::json!({ "victim_id": after.id, "withdrawn": withdrawn });
-    webhooks::emit(conn, &told, WebhookEvent::ConsentWithdrawn, data).await?;
+    webhooks::emit(conn, &[before.organization_id], WebhookEvent::ConsentWithdrawn, data).await?;
     Ok(())
 }
 

@@ -204,18 +204,6 @@ pub async fn relation_locked(conn: &mut AsyncPgConnection, id: Uuid, org: Uuid) 
     Ok(policy::relation(referred, consent))
 }
 
-/// The organisations that hold the victim's identity through live referrals made with it shared.
-pub async fn live_receivers(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Vec<Uuid>> {
-    referrals::table
-        .filter(referrals::victim_id.eq(id))
-        .filter(referrals::status.eq_any(LIVE))
-        .filter(referrals::identity_shared.eq(true))
-        .select(referrals::to_organization_id)
-        .distinct()
-        .load(conn)
-        .await
-}
-
 /// The organisation that holds a victim, if it exists (for filing a refusal in its audit log).
 pub async fn owner_of(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<Uuid>> {
     victims::table.find(id).select(victims::organization_id).first(conn).await.optional()

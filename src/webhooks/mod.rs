@@ -30,10 +30,30 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            "192.0.0.8",
+            "198.18.0.1",
+            "240.0.0.1",
+            "255.255.255.255",
+            // Translated, relayed or tunnelled to a private IPv4 address, or not global unicast.
+            "64:ff9b::a00:5",
+            "64:ff9b::7f00:1",
+            "64:ff9b:1::a00:5",
+            "2002:a00:5::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "::a00:5",
+            "::ffff:0:a00:5",
+            "100::1",
+            "fec0::1",
+            "ff02::1",
+            "2001:db8::1",
+            "3fff::1",
+            "2001:2::1",
         ] {
             assert!(!super::is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["8.8.8.8", "151.101.1.1", "2a00:1450:4001::1"] {
+        for public in
+            ["8.8.8.8", "151.101.1.1", "2a00:1450:4001::1", "64:ff9b::808:808", "2002:808:808::1", "2620:fe::fe"]
+        {
             assert!(super::is_public(public.parse().unwrap()), "{public}");
         }
     }
@@ -55,8 +75,8 @@ text_enum! {
         TransferAccepted => "transfer.accepted",
         TransferDeclined => "transfer.declined",
         TransferCancelled => "transfer.cancelled",
-        /// The person withdrew a consent (to the owning organisation, and to the receivers of
-        /// live referrals when it is the consent to sharing).
+        /// The person withdrew a consent (to the owning organisation only: receivers' clients are
+        /// told by `GET /changes`).
         ConsentWithdrawn => "consent.withdrawn",
         /// An open task reached its due date.
         TaskDue => "task.due",
@@ -75,14 +95,20 @@ text_enum! {
 }
 
 /// Whether a receiver at `ip` may be posted to without `HAVEN_WEBHOOK_ALLOW_LOCAL`: not loopback,
-/// private, link-local, shared (carrier-grade NAT), documentation, multicast or unspecified, so a
-/// webhook cannot be aimed at the services beside Haven.
+/// private, link-local, shared (carrier-grade NAT), documentation, benchmarking, reserved,
+/// multicast or unspecified, so a webhook cannot be aimed at the services beside Haven. IPv6 must be
+/// global unicast (`2000::/3`) outside the protocol and documentation blocks; an IPv6 address that
+/// carries an IPv4 one to a translator or relay (mapped, NAT64's well-known prefix, 6to4) is judged
+/// by the IPv4 address it reaches, and tunnels that hide it (Teredo) are refused.
 pub fn is_public(ip: std::net::IpAddr) -> bool {
-    use std::net::IpAddr;
+    use std::net::{IpAddr, Ipv4Addr};
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             let shared = a == 100 && (64..128).contains(&b);
+            let protocol_assignments = a == 192 && b == 0 && c == 0;
+            let benchmarking = a == 198 && (b == 18 || b == 19);
+            let reserved = a >= 240;
             !(v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
@@ -91,22 +117,31 @@ pub fn is_public(ip: std::net::IpAddr) -> bool {
                 || v4.is_unspecified()
                 || v4.is_multicast()
                 || shared
+                || protocol_assignments
+                || benchmarking
+                || reserved
                 || a == 0)
         }
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
-            let unique_local = first & 0xfe00 == 0xfc00;
-            let link_local = first & 0xffc0 == 0xfe80;
-            let documentation = first == 0x2001 && v6.segments()[1] == 0x0db8;
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || unique_local
-                || link_local
-                || documentation)
+            let s = v6.segments();
+            let embedded = |high: u16, low: u16| Ipv4Addr::from((u32::from(high) << 16) | u32::from(low));
+            // NAT64's well-known prefix (RFC 6052) translates to the IPv4 address in its last 32 bits.
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return is_public(IpAddr::V4(embedded(s[6], s[7])));
+            }
+            // 6to4 (RFC 3056) relays to the IPv4 address in bits 16-48.
+            if s[0] == 0x2002 {
+                return is_public(IpAddr::V4(embedded(s[1], s[2])));
+            }
+            let global_unicast = s[0] & 0xe000 == 0x2000;
+            // 2001::/23 holds Teredo, benchmarking and ORCHID; 2001:db8::/32 and 3fff::/20 are
+            // documentation.
+            let protocol_assignments = s[0] == 0x2001 && s[1] < 0x0200;
+            let documentation = (s[0] == 0x2001 && s[1] == 0x0db8) || (s[0] == 0x3fff && s[1] < 0x1000);
+            global_unicast && !protocol_assignments && !documentation
         }
     }
 }

@@ -133,7 +133,7 @@ async fn export_then_import_elsewhere_reproduces_every_column_and_again_changes_
         let (back, original) = (table(&back), table(&original));
         for (b, o) in back.iter().zip(&original) {
             for (column, value) in o {
-                if !["hvn_CaseId", "hvn_CaseNumber"].contains(&column.as_str()) {
+                if !["hvn_CaseId", "hvn_CaseNumber", "hvn_Version"].contains(&column.as_str()) {
                     assert_eq!(&b[column], value, "{format}: {column}");
                 }
             }
@@ -347,7 +347,8 @@ async fn an_update_changes_only_the_cells_a_row_fills() {
     let history = paths::case_step(victim, "consent-history");
     let before = caseworker.get(&paths::victim(victim)).await.json();
     let file = format!(
-        "hvn_CaseId,hvn_MigrantStatus,prs_Gender,prs_FirstName\r\n{victim},returnee,Feminine,MARKERGIVEN Ana Maria\r\n"
+        "hvn_CaseId,hvn_Version,hvn_MigrantStatus,prs_Gender,prs_FirstName\r\n{victim},{},returnee,Feminine,MARKERGIVEN Ana Maria\r\n",
+        before["version"]
     );
     let (status, done) = import(&app, &caseworker, "", "text/csv", file.into_bytes()).await;
     assert_eq!(status, StatusCode::OK, "{done}");
@@ -364,10 +365,78 @@ async fn an_update_changes_only_the_cells_a_row_fills() {
     }
     assert_eq!(caseworker.get(&history).await.json()["items"].as_array().unwrap().len(), 1, "no consent was given");
     // Withdrawing consent to sharing by file is recorded like a patch's withdrawal.
-    let file = format!("hvn_CaseId,hvn_ConsentShareWithReferralPartners\r\n{victim},FALSE\r\n");
+    let file = format!(
+        "hvn_CaseId,hvn_Version,hvn_ConsentShareWithReferralPartners\r\n{victim},{},FALSE\r\n",
+        after["version"]
+    );
     let (_, done) = import(&app, &caseworker, "", "text/csv", file.into_bytes()).await;
     assert_eq!(done["updated"], 1, "{done}");
     assert_eq!(caseworker.get(&history).await.json()["items"].as_array().unwrap().len(), 2);
+}
+
+/// An organisation's old export cannot undo what was recorded since (D174): a row changing a case
+/// must carry the version it still has, so a consent withdrawn after the export stays withdrawn and
+/// the receiver does not see the identity again; and a row naming a case the organisation has
+/// since transferred is an error, not a new case holding the identity the new owner now keeps.
+#[tokio::test]
+async fn an_old_export_neither_undoes_a_withdrawal_nor_brings_back_a_case_handed_over() {
+    let app = spawn_app().await;
+    let (org, lima) = (app.create_org().await, app.create_org().await);
+    let (victim, caseworker) = crate::victims::create_victim(&app, org).await;
+    let (_, old) = export(&app, &caseworker, "include_identity=true").await;
+    assert_eq!(table(&old)[0]["hvn_ConsentShareWithReferralPartners"], "TRUE");
+    let referral = crate::referrals::refer(&caseworker, victim, lima).await["id"].as_str().unwrap().to_owned();
+    let receiver = app.caller(lima, Role::Caseworker).await;
+    let accepted = receiver.post(&paths::referral_step(&referral, "accept"), json!({})).await;
+    assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.text);
+    let version = caseworker.get(&paths::victim(victim)).await.json()["version"].to_string();
+    let withdraw = json!({ "consent": { "services": true, "share_with_referral_partners": false, "anonymised_statistics": true } });
+    assert_eq!(
+        caseworker.patch(&paths::victim(victim), &format!("\"{version}\""), withdraw).await.status,
+        StatusCode::OK
+    );
+    assert!(receiver.get(&paths::victim(victim)).await.json().get("identity").is_none());
+
+    let errors = |report: &Value| -> Vec<String> {
+        report["errors"].as_array().unwrap().iter().map(|e| format!("{}: {}", e["column"], e["message"])).collect()
+    };
+    let (status, dry) = import(&app, &caseworker, "dry_run=true", "text/csv", old.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    assert_eq!(errors(&dry).len(), 1, "{dry}");
+    assert!(errors(&dry)[0].contains("hvn_Version") && errors(&dry)[0].contains("changed since"), "{dry}");
+    let (status, refused) = import(&app, &caseworker, "", "text/csv", old.clone()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    // Without a version, a change is refused too; the same cells with the current version apply.
+    let bare = format!("hvn_CaseId,hvn_ConsentShareWithReferralPartners\r\n{victim},TRUE\r\n");
+    let (_, dry) = import(&app, &caseworker, "dry_run=true", "text/csv", bare.into_bytes()).await;
+    assert!(errors(&dry).iter().any(|e| e.contains("hvn_Version")), "{dry}");
+    let case = caseworker.get(&paths::victim(victim)).await.json();
+    assert_eq!(case["consent"]["share_with_referral_partners"], false, "the withdrawal stands");
+    assert!(
+        receiver.get(&paths::victim(victim)).await.json().get("identity").is_none(),
+        "and the receiver reads no identity"
+    );
+    let (_, fresh) = export(&app, &caseworker, "").await;
+    let (status, same) = import(&app, &caseworker, "", "text/csv", fresh).await;
+    assert_eq!((status, same["unchanged"].as_u64()), (StatusCode::OK, Some(1)), "{same}");
+
+    // Handed over (the person consents to sharing again, as a transfer needs): the old file's row
+    // names a case no longer the organisation's.
+    let version = caseworker.get(&paths::victim(victim)).await.json()["version"].to_string();
+    let again = json!({ "consent": { "share_with_referral_partners": true } });
+    assert_eq!(caseworker.patch(&paths::victim(victim), &format!("\"{version}\""), again).await.status, StatusCode::OK);
+    let ended = caseworker.post(&paths::referral_step(&referral, "cancel"), json!({})).await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.text);
+    let dakar = app.create_org().await;
+    let transfer = crate::moved_on::ask_transfer(&caseworker, victim, dakar).await;
+    crate::moved_on::accept(&app.caller(dakar, Role::Caseworker).await, &transfer).await;
+    let (status, dry) = import(&app, &caseworker, "dry_run=true", "text/csv", old.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    assert_eq!((dry["created"].as_u64(), errors(&dry).len()), (Some(0), 1), "{dry}");
+    assert!(errors(&dry)[0].contains("transferred"), "{dry}");
+    let (status, refused) = import(&app, &caseworker, "", "text/csv", old).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(table(&export(&app, &caseworker, "").await.1).len(), 0, "no case was made again");
 }
 
 /// `haven import` on the machine: the same import, as a named caseworker, all or nothing.

@@ -143,19 +143,35 @@ struct Mention {
     id: i64,
 }
 
+/// A disabled account's right password is refused and counted as a wrong one is, at the login and
+/// at the second factor's enrolment: were it left uncounted, the lock coming one attempt later would
+/// tell a guesser which of its guesses was the password (D12).
 #[tokio::test]
-async fn a_disabled_account_is_refused_at_enrolment_like_a_wrong_password_and_not_counted() {
+async fn a_disabled_account_is_refused_and_counted_like_a_wrong_password() {
     let app = app().await;
     let org = app.create_org().await;
-    let user = app.create_user(org, Role::Auditor).await;
-    let switch = |disabled: bool| format!("UPDATE users SET disabled = {disabled} WHERE id = '{}'", user.id);
     let mut conn = app.pool.get().await.unwrap();
-    diesel_async::RunQueryDsl::execute(diesel::sql_query(switch(true)), &mut conn).await.unwrap();
-    for _ in 0..3 {
-        app.post(paths::SECOND_FACTOR, None, json!({ "email": user.email, "password": PASSWORD }))
-            .await
-            .assert_problem(401, "invalid-credentials");
+    for at_login in [true, false] {
+        let user = app.create_user(org, Role::Auditor).await;
+        let disable = format!("UPDATE users SET disabled = true WHERE id = '{}'", user.id);
+        diesel_async::RunQueryDsl::execute(diesel::sql_query(disable), &mut conn).await.unwrap();
+        let attempt = |password: &'static str| {
+            let (app, email) = (&app, user.email.clone());
+            async move {
+                if at_login {
+                    app.login_raw(&email, password).await
+                } else {
+                    app.post(paths::SECOND_FACTOR, None, json!({ "email": email, "password": password })).await
+                }
+            }
+        };
+        // Two wrong passwords, then the right one: the third failure, which locks (threshold 3).
+        for password in [WRONG, WRONG, PASSWORD] {
+            attempt(password).await.assert_problem(401, "invalid-credentials");
+        }
+        let next = attempt(WRONG).await;
+        next.assert_problem(429, "too-many-requests");
+        let view = app.host_admin().await.get(&paths::user(user.id)).await.json();
+        assert!(view["locked_until"].is_string(), "{view}");
     }
-    diesel_async::RunQueryDsl::execute(diesel::sql_query(switch(false)), &mut conn).await.unwrap();
-    assert_eq!(app.login_raw(&user.email, PASSWORD).await.status, reqwest::StatusCode::OK);
 }

@@ -15,14 +15,14 @@ use crate::paths;
 use crate::referrals::refer;
 use crate::victims::create_victim;
 
-async fn ask_transfer(from: &Caller<'_>, victim: Uuid, to: Uuid) -> String {
+pub async fn ask_transfer(from: &Caller<'_>, victim: Uuid, to: Uuid) -> String {
     let ask = json!({ "to_organization_id": to, "reason": "migration_or_change_of_location" });
     let resp = from.post(&paths::transfers_of(victim), ask).await;
     assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.text);
     resp.json()["id"].as_str().unwrap().to_owned()
 }
 
-async fn accept(to: &Caller<'_>, transfer: &str) {
+pub async fn accept(to: &Caller<'_>, transfer: &str) {
     let resp = to.post(&paths::transfer_step(transfer, "accept"), json!({})).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text);
 }

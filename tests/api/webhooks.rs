@@ -173,17 +173,26 @@ async fn deliveries_are_signed_retried_logged_and_sent_only_for_committed_change
     let lima_caseworker = app.caller(lima, Role::Caseworker).await;
     let accepted = lima_caseworker.post(&paths::referral_step(&referral_id, "accept"), json!({})).await;
     assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.text);
-    // The consent to sharing withdrawn: Lima, which holds the identity through the referral, is told.
+    // The consent to sharing withdrawn: Dakar, the owner, is told; Lima, which held the identity
+    // through the referral, is not (its admins may not read the case, D174): its caseworkers'
+    // clients are told to forget the identity by `GET /changes`.
+    let owner_receiver = Receiver::start(0);
+    let (_, owner_secret) = subscribe(&app, dakar, &owner_receiver.url, json!(["consent.withdrawn"])).await;
     let version = format!("\"{}\"", caseworker.get(&paths::victim(victim)).await.json()["version"]);
     let withdraw = json!({ "consent": { "services": true, "share_with_referral_partners": false, "anonymised_statistics": true } });
     assert_eq!(caseworker.patch(&paths::victim(victim), &version, withdraw).await.status, StatusCode::OK);
-    let got = receiver.wait_for(|got| got.iter().any(|r| r.event == "consent.withdrawn")).await;
+    let got = owner_receiver.wait_for(|got| got.iter().any(|r| r.event == "consent.withdrawn")).await;
     let told = got.iter().find(|r| r.event == "consent.withdrawn").unwrap();
     let body: Value = serde_json::from_str(&told.body).unwrap();
     assert_eq!(body["data"], json!({ "victim_id": victim, "withdrawn": ["share_with_referral_partners"] }));
-    assert!(verifies(&secret, told));
+    assert!(verifies(&owner_secret, told));
+    // The event is written in the patch's transaction, so the receiver's log is already final.
+    let log = admin.get(&format!("{}/{hook}/deliveries", paths::WEBHOOKS)).await.json();
+    let events: Vec<&str> = log["items"].as_array().unwrap().iter().map(|d| d["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["referral.created"], "the receiver hears nothing of the withdrawal: {log}");
     // Events nobody subscribed to are not sent.
-    assert!(got.iter().all(|r| r.event != "referral.accepted"));
+    let got = receiver.received();
+    assert!(got.iter().all(|r| r.event != "referral.accepted" && r.event != "consent.withdrawn"), "{got:?}");
 }
 
 /// A webhook worker of the test's own, to raise timed events when the test says.
