@@ -234,17 +234,36 @@ impl RequestContext {
 /// `X-Forwarded-For` (entries added by clients themselves are further left and ignored).
 fn client_address(req: &HttpRequest, trusted: &[IpAddr]) -> Option<IpAddr> {
     let peer = req.peer_addr().map(|a| a.ip())?;
+    let forwarded = req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok());
+    Some(nearest_untrusted(peer, forwarded, trusted))
+}
+
+/// Walks the hops from the nearest: each trusted proxy's entry names who it heard from. An entry
+/// that is no address (`unknown`, an obfuscated name) ends the walk at the peer: skipping it would
+/// believe whatever stands left of it, which the client may have written.
+fn nearest_untrusted<'a>(peer: IpAddr, forwarded: impl Iterator<Item = &'a str>, trusted: &[IpAddr]) -> IpAddr {
     if !trusted.contains(&peer) {
-        return Some(peer);
+        return peer;
     }
-    let forwarded: Vec<IpAddr> = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|part| part.trim().parse().ok())
-        .collect();
-    Some(forwarded.into_iter().rev().find(|a| !trusted.contains(a)).unwrap_or(peer))
+    let entries: Vec<&str> = forwarded.flat_map(|v| v.split(',')).map(str::trim).filter(|e| !e.is_empty()).collect();
+    for entry in entries.into_iter().rev() {
+        match forwarded_ip(entry) {
+            Some(address) if trusted.contains(&address) => continue,
+            Some(address) => return address,
+            None => return peer,
+        }
+    }
+    peer
+}
+
+/// An entry as proxies write it: an address, with a port (`198.51.100.7:4711`, `[2001:db8::7]:443`)
+/// or in brackets.
+fn forwarded_ip(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| entry.strip_prefix('[')?.strip_suffix(']')?.parse().ok())
 }
 
 impl FromRequest for RequestContext {
@@ -348,6 +367,25 @@ mod tests {
         assert!(matches!(sent.against(1), Err(ApiError::PreconditionFailed)));
         let req = actix_web::test::TestRequest::default().to_http_request();
         assert!(matches!(IfMatch::extract(&req).into_inner(), Err(ApiError::PreconditionRequired)));
+    }
+
+    #[test]
+    fn the_client_is_the_nearest_hop_no_trusted_proxy_vouches_for() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let (proxy, inner) = (ip("10.0.0.1"), ip("10.0.0.2"));
+        let trusted = [proxy, inner];
+        let seen = |peer: IpAddr, header: &str| nearest_untrusted(peer, std::iter::once(header), &trusted);
+        assert_eq!(seen(ip("203.0.113.5"), "198.51.100.7"), ip("203.0.113.5"), "an untrusted peer is the client");
+        assert_eq!(seen(proxy, "6.6.6.6, 198.51.100.7"), ip("198.51.100.7"));
+        assert_eq!(seen(proxy, "6.6.6.6, 198.51.100.7, 10.0.0.2"), ip("198.51.100.7"), "past a trusted hop");
+        assert_eq!(seen(proxy, "6.6.6.6, 198.51.100.7:4711"), ip("198.51.100.7"), "with a port");
+        assert_eq!(seen(proxy, "6.6.6.6, [2001:db8::7]:443"), ip("2001:db8::7"));
+        assert_eq!(seen(proxy, "6.6.6.6, [2001:db8::7]"), ip("2001:db8::7"));
+        // A hop that could not say: nothing to its left is believed.
+        assert_eq!(seen(proxy, "6.6.6.6, unknown"), proxy);
+        assert_eq!(seen(proxy, "6.6.6.6, _hidden, 10.0.0.2"), proxy);
+        assert_eq!(seen(proxy, ""), proxy);
+        assert_eq!(seen(proxy, "198.51.100.7, "), ip("198.51.100.7"), "an empty entry is no hop");
     }
 
     #[test]

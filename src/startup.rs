@@ -94,7 +94,25 @@ fn prepare_vault(
         (Some(given), _) if given.expose_secret() == url => {
             return Err(StartupError::Task("HAVEN_KEY_VAULT_URL must name another database than DATABASE_URL".into()));
         }
-        (Some(given), _) => given.expose_secret().to_owned(),
+        (Some(given), _) => {
+            let given = given.expose_secret().to_owned();
+            // Another name for the same cluster (a host alias, another database in it) would put
+            // the keys in every physical backup of the data they erase.
+            let vault = crate::privacy::vault::cluster_of(&given)?;
+            if vault == crate::privacy::vault::cluster_of(url)? {
+                if settings.env == Environment::Production {
+                    return Err(StartupError::Task(
+                        "HAVEN_KEY_VAULT_URL must name a database on another PostgreSQL cluster than DATABASE_URL: \
+                         a physical backup of a cluster holds every database in it"
+                            .into(),
+                    ));
+                }
+                tracing::warn!(
+                    "the key vault is on the cluster of the case data; give it one of its own in production"
+                );
+            }
+            given
+        }
         (None, Some(cluster)) => {
             local_cluster::ensure_database(&cluster.url("postgres"), LOCAL_VAULT, None)?;
             cluster.url(LOCAL_VAULT)

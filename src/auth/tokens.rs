@@ -70,7 +70,9 @@ impl Keyring {
         for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let mut parts = entry.split(':');
             let kid = parts.next().unwrap_or_default();
-            let secret = parts.next().ok_or_else(|| format!("key `{kid}` has no secret"))?;
+            // Not named: an entry without `kid:` is most likely the secret itself, which an error
+            // message would print to the terminal and the journal.
+            let secret = parts.next().ok_or_else(|| "a key has no id: write each as kid:base64secret".to_owned())?;
             let retired_at = match parts.next() {
                 Some(t) => {
                     Some(t.parse::<i64>().map_err(|_| format!("key `{kid}`: retirement time must be unix seconds"))?)
@@ -234,5 +236,9 @@ mod tests {
         }
         let k = Keyring::generate_spec();
         assert!(Keyring::parse(&format!("{k},{k}"), "i", "a", 900).is_err(), "duplicate kid");
+        // A secret given without its id is refused without being repeated.
+        let secret = k.split(':').nth(1).unwrap();
+        let refused = Keyring::parse(secret, "i", "a", 900).err().expect("refused");
+        assert!(!refused.contains(secret), "{refused}");
     }
 }

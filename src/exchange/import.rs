@@ -174,6 +174,7 @@ async fn against_stored(
     // case of the organisation the file came from, or none) becomes a stable id of its own here, so
     // importing the same file again finds the same cases, and no id reveals another's case.
     let given: Vec<Uuid> = parsed.iter().filter_map(|p| p.given).collect();
+    let from_cells: HashSet<usize> = parsed.iter().filter(|p| p.given.is_none()).map(|p| p.row).collect();
     let own_given: HashSet<Uuid> = victims::table
         .filter(victims::id.eq_any(&given))
         .filter(victims::organization_id.eq(org))
@@ -205,6 +206,7 @@ async fn against_stored(
         }
     }
     let ids: Vec<Uuid> = parsed.iter().map(|p| p.given.unwrap_or(p.derived)).collect();
+    let ids = away_from_hidden(vault, conn, principal, &parsed, &from_cells, ids).await?;
     let found: Vec<VictimRow> =
         victims::table.filter(victims::id.eq_any(&ids)).select(VictimRow::as_select()).load(conn).await?;
     // A derived id of this organisation's that another now holds: a case it has transferred away.
@@ -324,6 +326,54 @@ async fn against_stored(
         audit::record(conn, ctx, event).await?;
     }
     Ok(steps)
+}
+
+/// A row without any id is found by a digest of its cells, identity cells included. Where that
+/// finds a case whose identity the caller may not read (restricted to others, erased, handed over),
+/// saying so would confirm a guessed identity to a colleague (D175): such a row is a new case
+/// instead, under an id derived from the one it met, exactly as a row that met nothing would be.
+async fn away_from_hidden(
+    vault: &Vault,
+    conn: &mut AsyncPgConnection,
+    principal: &Principal,
+    parsed: &[plan::Parsed],
+    from_cells: &HashSet<usize>,
+    mut ids: Vec<Uuid>,
+) -> ApiResult<Vec<Uuid>> {
+    let org = principal.organization_id;
+    // A case met this way may itself be hidden (its own import was restricted since): a few
+    // rounds, each one query, find an id that is not.
+    for _ in 0..4 {
+        let asked: Vec<Uuid> =
+            parsed.iter().zip(&ids).filter(|(p, _)| from_cells.contains(&p.row)).map(|(_, id)| *id).collect();
+        let found: Vec<(Uuid, Uuid, bool)> = victims::table
+            .filter(victims::id.eq_any(&asked))
+            .select((victims::id, victims::organization_id, victims::erased_at.is_not_null()))
+            .load(conn)
+            .await?;
+        let own: Vec<Uuid> = found.iter().filter(|(_, o, _)| *o == org).map(|(id, _, _)| *id).collect();
+        let custody = custody::custody_of(conn, &own, principal.user_id).await?;
+        let maybe_erased: Vec<Uuid> = found.iter().filter(|(_, o, e)| *o == org && *e).map(|(id, _, _)| *id).collect();
+        let erased = crate::victims::erasure::erased_among(conn, &maybe_erased).await?;
+        let hidden: HashSet<Uuid> = found
+            .iter()
+            .filter(|(id, o, _)| {
+                *o != org
+                    || erased.contains(id)
+                    || policy::write_victim(principal, org, custody(*id)).require().is_err()
+            })
+            .map(|(id, _, _)| *id)
+            .collect();
+        if hidden.is_empty() {
+            return Ok(ids);
+        }
+        for (p, id) in parsed.iter().zip(ids.iter_mut()) {
+            if from_cells.contains(&p.row) && hidden.contains(id) {
+                *id = plan::derived_id(vault.keys(), org, &json!({ "beside": *id }));
+            }
+        }
+    }
+    Err(ApiError::Conflict("The file's cases could not be told apart from hidden ones: import it again.".into()))
 }
 
 async fn write(

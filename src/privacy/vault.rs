@@ -53,6 +53,29 @@ pub fn prepare(url: &str) -> Result<(), DbSetupError> {
     .unwrap_or_else(|_| Err(DbSetupError::Migrations("key vault thread panicked".into())))
 }
 
+/// Which PostgreSQL cluster `url` is on (its system identifier): two databases with the same one
+/// share every physical backup, whatever their URLs say.
+pub fn cluster_of(url: &str) -> Result<String, DbSetupError> {
+    #[derive(diesel::QueryableByName)]
+    struct System {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        system: String,
+    }
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        use diesel::{Connection, RunQueryDsl};
+        use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
+            .map_err(|e| DbSetupError::Migrations(format!("cannot connect to tell the cluster: {e}")))?;
+        let query = diesel::sql_query("SELECT system_identifier::text AS system FROM pg_control_system()");
+        RunQueryDsl::get_result::<System>(query, &mut conn)
+            .map(|s| s.system)
+            .map_err(|e| DbSetupError::Migrations(format!("cannot tell the cluster: {e}")))
+    })
+    .join()
+    .unwrap_or_else(|_| Err(DbSetupError::Migrations("cluster check thread panicked".into())))
+}
+
 /// victim id, data key id, and the wrapping: deployment key id, nonce, ciphertext.
 type WrappedRow = (Uuid, Uuid, String, Vec<u8>, Vec<u8>);
 

@@ -35,19 +35,23 @@ pub struct Due {
 /// applies), not erased since it was closed (a case reopened after an erasure may hold new data),
 /// not held. `$1`: the clock; `$2`: one case only, or NULL; `$3`: at most this many; `$4`, `$5`:
 /// only cases after this (closed at, id) in the run's order, or NULL.
-const DUE: &str = "SELECT v.id AS victim_id, v.organization_id, v.case_number, c.closed_at
+/// A case closed before closures were recorded (migration 9) has no closure in force: its last
+/// change stands in for its closing, which it cannot precede (so such a case is erased no earlier
+/// than its schedule says).
+const DUE: &str = "SELECT v.id AS victim_id, v.organization_id, v.case_number, d.closed_at
     FROM victims v
     JOIN organizations o ON o.id = v.organization_id
-    JOIN case_closures c ON c.victim_id = v.id AND c.reopened_at IS NULL
+    LEFT JOIN case_closures c ON c.victim_id = v.id AND c.reopened_at IS NULL
+    CROSS JOIN LATERAL (SELECT coalesce(c.closed_at, v.updated_at) AS closed_at) d
     WHERE o.erase_identities_after_months IS NOT NULL
       AND o.retention_effective_at <= $1
-      AND (v.erased_at IS NULL OR v.erased_at < c.closed_at)
+      AND (v.erased_at IS NULL OR v.erased_at < d.closed_at)
       AND v.status IN ('closed', 'closed_referred')
-      AND c.closed_at <= $1 - make_interval(months => o.erase_identities_after_months::int)
+      AND d.closed_at <= $1 - make_interval(months => o.erase_identities_after_months::int)
       AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.victim_id = v.id)
       AND ($2::uuid IS NULL OR v.id = $2)
-      AND ($4::timestamptz IS NULL OR (c.closed_at, v.id) > ($4, $5::uuid))
-    ORDER BY c.closed_at, v.id
+      AND ($4::timestamptz IS NULL OR (d.closed_at, v.id) > ($4, $5::uuid))
+    ORDER BY d.closed_at, v.id
     LIMIT $3";
 
 /// What became of a case a run met.

@@ -439,6 +439,54 @@ async fn an_old_export_neither_undoes_a_withdrawal_nor_brings_back_a_case_handed
     assert_eq!(table(&export(&app, &caseworker, "").await.1).len(), 0, "no case was made again");
 }
 
+/// A row without an id is found by a digest of its cells, identity included: a colleague who may not
+/// read a case's identity (restricted to others, or erased) learns nothing by importing guesses at it
+/// (D175). The guess that matches is answered as the guesses that do not: a new case.
+#[tokio::test]
+async fn a_row_without_an_id_confirms_no_hidden_identity() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let (assigned, colleague) = (app.caller(org, Role::Caseworker).await, app.caller(org, Role::Caseworker).await);
+    let header = "prs_Gender,vic_TraffickingStatus,hvn_IdentifiedOn,prs_FirstName,prs_Birthdate\r\n";
+    let row = |name: &str| format!("{header}Feminine,ActualVictimOfTrafficking,2026-09-01,{name},1999-03-04\r\n");
+    let (status, done) = import(&app, &assigned, "", "text/csv", row("MARKERGIVEN Awa").into_bytes()).await;
+    assert_eq!((status, done["created"].as_u64()), (StatusCode::OK, Some(1)), "{done}");
+    let cases = assigned.get(paths::VICTIMS).await.json();
+    let victim: Uuid = cases["items"][0]["id"].as_str().unwrap().parse().unwrap();
+    let restrict = json!({ "caseworkers": [assigned.id()], "restricted": true });
+    assert_eq!(assigned.put(&paths::assignment(victim), restrict).await.status, StatusCode::OK);
+
+    let outcome = |report: &Value| {
+        (report["created"].as_u64(), report["unchanged"].as_u64(), report["errors"].as_array().map(Vec::len))
+    };
+    // The assigned caseworker's file is the case, unchanged.
+    let (_, own) = import(&app, &assigned, "dry_run=true", "text/csv", row("MARKERGIVEN Awa").into_bytes()).await;
+    assert_eq!(outcome(&own), (Some(0), Some(1), Some(0)), "{own}");
+    // The colleague's right guess and wrong guess read the same.
+    let (_, right) = import(&app, &colleague, "dry_run=true", "text/csv", row("MARKERGIVEN Awa").into_bytes()).await;
+    let (_, wrong) = import(&app, &colleague, "dry_run=true", "text/csv", row("MARKERGIVEN Aya").into_bytes()).await;
+    assert_eq!(outcome(&right), (Some(1), Some(0), Some(0)), "{right}");
+    assert_eq!(outcome(&right), outcome(&wrong), "{right} against {wrong}");
+    // Imported, it is a case of its own, and the restricted case is left as it was.
+    let (status, made) = import(&app, &colleague, "", "text/csv", row("MARKERGIVEN Awa").into_bytes()).await;
+    assert_eq!((status, made["created"].as_u64()), (StatusCode::OK, Some(1)), "{made}");
+    let (_, again) = import(&app, &colleague, "dry_run=true", "text/csv", row("MARKERGIVEN Awa").into_bytes()).await;
+    assert_eq!(outcome(&again), (Some(0), Some(1), Some(0)), "the colleague's own case, found again: {again}");
+    assert_eq!(assigned.get(&paths::assignment(victim)).await.json()["restricted"], true);
+
+    // Erased: a right guess at the erased person reads as a wrong one too.
+    let elsewhere = app.caller(app.create_org().await, Role::Caseworker).await;
+    let (_, done) = import(&app, &elsewhere, "", "text/csv", row("MARKERGIVEN Binta").into_bytes()).await;
+    assert_eq!(done["created"], 1, "{done}");
+    let victim = elsewhere.get(paths::VICTIMS).await.json()["items"][0]["id"].as_str().unwrap().to_owned();
+    let erased = elsewhere.post(&paths::case_step(&victim, "erase"), json!({ "reason": "data_subject_request" })).await;
+    assert_eq!(erased.status, StatusCode::OK, "{}", erased.text);
+    let (_, right) = import(&app, &elsewhere, "dry_run=true", "text/csv", row("MARKERGIVEN Binta").into_bytes()).await;
+    let (_, wrong) = import(&app, &elsewhere, "dry_run=true", "text/csv", row("MARKERGIVEN Bintu").into_bytes()).await;
+    assert_eq!(outcome(&right), (Some(1), Some(0), Some(0)), "{right}");
+    assert_eq!(outcome(&right), outcome(&wrong), "{right} against {wrong}");
+}
+
 /// `haven import` on the machine: the same import, as a named caseworker, all or nothing.
 #[tokio::test]
 async fn the_import_command_imports_as_the_named_caseworker() {

@@ -198,6 +198,38 @@ async fn a_case_that_cannot_be_erased_is_tried_once_a_run_and_holds_up_no_other(
     assert_eq!(ours().await, vec![(refused, Outcome::Failed)], "tried again by the next run, once");
 }
 
+/// A case closed before closures were recorded (migration 9, no `case_closures` row) is due by its
+/// last change, and not before (D176).
+#[tokio::test]
+async fn a_case_closed_before_closures_were_recorded_is_due_by_its_last_change() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let admin = app.caller(org, Role::Admin).await;
+    let set = admin
+        .put(&format!("{}/retention", paths::organization(org)), json!({ "erase_identities_after_months": 6 }))
+        .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.text);
+    let (case, caseworker) = create_victim(&app, org).await;
+    let closed = format!("UPDATE victims SET status = 'closed', updated_at = now() WHERE id = '{case}'");
+    let mut conn = app.pool.get().await.unwrap();
+    diesel_async::RunQueryDsl::execute(diesel::sql_query(closed), &mut conn).await.unwrap();
+    let vault = current_vault();
+    let mut met = Vec::new();
+    for months in [5, 7] {
+        let at = Utc::now() + Duration::days(months * 31);
+        haven::retention::run(&app.pool, &vault, at, false, &mut |d: &haven::retention::Due, _| {
+            if d.organization_id == org {
+                met.push((months, d.victim_id))
+            }
+        })
+        .await
+        .unwrap();
+    }
+    assert_eq!(met, vec![(7, case)], "not before six months, then erased");
+    let identity = caseworker.get(&paths::victim(case)).await.json()["identity"].clone();
+    assert!(identity.as_object().is_none_or(|o| o.is_empty()), "{identity}");
+}
+
 /// A retention run seven months on (past the six-month schedule of `closed_on_schedule`): what
 /// became of each of `org`'s cases it met.
 async fn run_past_the_schedule(app: &TestApp, org: Uuid) -> Vec<(Uuid, haven::retention::Outcome)> {

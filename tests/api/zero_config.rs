@@ -230,6 +230,30 @@ async fn production_without_secrets_refuses_to_start() {
     assert!(stderr.contains("HAVEN_JWT_KEYS"), "{stderr}");
 }
 
+/// Keys beside the data they erase would be restored with every physical backup of it: in
+/// production the key vault must be on another cluster, whatever its URL says (D176).
+#[tokio::test]
+async fn production_refuses_a_key_vault_on_the_cluster_of_the_data() {
+    use crate::helpers::{BLIND_INDEX_KEY, IDENTITY_KEY_SPEC, key_spec, spawn_app, vault_url};
+    let app = spawn_app().await;
+    let run = haven()
+        .env("HAVEN_ENV", "production")
+        .env("DATABASE_URL", &app.url)
+        .env("HAVEN_KEY_VAULT_URL", vault_url())
+        .env("HAVEN_JWT_KEYS", key_spec())
+        .env("HAVEN_IDENTITY_KEYS", IDENTITY_KEY_SPEC)
+        .env("HAVEN_BLIND_INDEX_KEY", BLIND_INDEX_KEY)
+        .env("HAVEN_BIND", "127.0.0.1:0")
+        .arg("serve")
+        .output();
+    // Were it accepted, the service would start and serve until killed.
+    let out =
+        tokio::time::timeout(std::time::Duration::from_secs(60), run).await.expect("refused, not served").unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("HAVEN_KEY_VAULT_URL") && stderr.contains("another PostgreSQL cluster"), "{stderr}");
+}
+
 #[tokio::test]
 async fn invalid_settings_are_named() {
     let out = haven().env("HAVEN_ACCESS_TOKEN_TTL", "5").arg("serve").output().await.unwrap();
