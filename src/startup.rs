@@ -98,18 +98,27 @@ fn prepare_vault(
             let given = given.expose_secret().to_owned();
             // Another name for the same cluster (a host alias, another database in it) would put
             // the keys in every physical backup of the data they erase.
-            let vault = crate::privacy::vault::cluster_of(&given)?;
-            if vault == crate::privacy::vault::cluster_of(url)? {
-                if settings.env == Environment::Production {
+            let production = settings.env == Environment::Production;
+            let clusters = crate::privacy::vault::cluster_of(&given)
+                .and_then(|vault| crate::privacy::vault::cluster_of(url).map(|data| (vault, data)));
+            match clusters {
+                Ok((vault, data)) if vault == data && production => {
                     return Err(StartupError::Task(
-                        "HAVEN_KEY_VAULT_URL must name a database on another PostgreSQL cluster than DATABASE_URL: \
-                         a physical backup of a cluster holds every database in it"
+                        "HAVEN_KEY_VAULT_URL must name a database on another PostgreSQL cluster than DATABASE_URL \
+                         (the two report one system identifier: the same cluster, or one made from the other's \
+                         backup): a physical backup of a cluster holds every database in it"
                             .into(),
                     ));
                 }
-                tracing::warn!(
-                    "the key vault is on the cluster of the case data; give it one of its own in production"
-                );
+                Ok((vault, data)) if vault == data => {
+                    tracing::warn!(
+                        "the key vault is on the cluster of the case data; give it one of its own in production"
+                    )
+                }
+                Ok(_) => {}
+                // Production starts only once it knows the keys are apart from the data.
+                Err(e) if production => return Err(e.into()),
+                Err(error) => tracing::warn!(%error, "could not tell whether the key vault has a cluster of its own"),
             }
             given
         }

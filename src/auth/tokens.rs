@@ -67,7 +67,9 @@ impl Keyring {
     pub fn parse(spec: &str, issuer: &str, audience: &str, ttl_secs: u64) -> Result<Keyring, String> {
         let mut keys = HashMap::new();
         let mut signing_kid = None;
-        for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        // Entries are named by their place, never by their text: a misplaced secret would print.
+        for (n, entry) in spec.split(',').map(str::trim).filter(|e| !e.is_empty()).enumerate() {
+            let n = n + 1;
             let mut parts = entry.split(':');
             let kid = parts.next().unwrap_or_default();
             // Not named: an entry without `kid:` is most likely the secret itself, which an error
@@ -75,16 +77,16 @@ impl Keyring {
             let secret = parts.next().ok_or_else(|| "a key has no id: write each as kid:base64secret".to_owned())?;
             let retired_at = match parts.next() {
                 Some(t) => {
-                    Some(t.parse::<i64>().map_err(|_| format!("key `{kid}`: retirement time must be unix seconds"))?)
+                    Some(t.parse::<i64>().map_err(|_| format!("key {n}: retirement time must be unix seconds"))?)
                 }
                 None => None,
             };
             if kid.is_empty() || !kid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
                 return Err("key ids must be non-empty and use letters, digits, - or _".into());
             }
-            let bytes = decode_secret(secret).ok_or_else(|| format!("key `{kid}`: secret is not base64"))?;
+            let bytes = decode_secret(secret).ok_or_else(|| format!("key {n}: secret is not base64"))?;
             if bytes.len() < MIN_KEY_BYTES {
-                return Err(format!("key `{kid}`: secret must be at least {MIN_KEY_BYTES} bytes"));
+                return Err(format!("key {n}: secret must be at least {MIN_KEY_BYTES} bytes"));
             }
             if signing_kid.is_none() {
                 if retired_at.is_some() {

@@ -27,11 +27,12 @@ pub fn check(bytes: &[u8], bounds: Bounds) -> Result<(), String> {
     if archive.len() > bounds.entries {
         return Err(format!("a workbook holds at most {} files", bounds.entries));
     }
-    let mut total: u64 = 0;
+    let (mut total, mut strings): (u64, u64) = (0, 0);
     let mut chunk = vec![0u8; 64 << 10];
     for i in 0..archive.len() {
         let mut entry = archive.by_index(i).map_err(|_| NOT_XLSX.to_owned())?;
         let mut declared = Declared::default();
+        let mut tags = Strings::default();
         loop {
             let n = entry.read(&mut chunk).map_err(|_| NOT_XLSX.to_owned())?;
             if n == 0 {
@@ -41,9 +42,13 @@ pub fn check(bytes: &[u8], bounds: Bounds) -> Result<(), String> {
             if total > bounds.unpacked {
                 return Err(format!("a workbook unpacks to at most {} MiB", bounds.unpacked >> 20));
             }
-            chunk[..n].iter().for_each(|&b| declared.feed(b));
-            if declared.largest > bounds.strings {
-                return Err(format!("a workbook declares at most {} strings", bounds.strings));
+            chunk[..n].iter().for_each(|&b| {
+                declared.feed(b);
+                tags.feed(b);
+            });
+            strings += tags.take();
+            if declared.largest > bounds.strings || strings > bounds.strings {
+                return Err(format!("a workbook holds at most {} strings", bounds.strings));
             }
         }
     }
@@ -77,6 +82,40 @@ impl Default for State {
 }
 
 const NAME: &[u8] = b"uniqueCount";
+
+/// Counts the start tags whose local name is `si` (`<si>`, `<si/>`, `<x:si ...>`): each is a
+/// string calamine keeps, empty ones too, whatever count the table declares.
+#[derive(Debug, Default)]
+struct Strings {
+    /// Inside a tag's name, and the name so far (`None` once it cannot be `si`).
+    name: Option<Option<Vec<u8>>>,
+    counted: u64,
+}
+
+impl Strings {
+    fn feed(&mut self, b: u8) {
+        match &mut self.name {
+            None if b == b'<' => self.name = Some(Some(Vec::new())),
+            None => {}
+            Some(name) if b.is_ascii_whitespace() || b == b'>' || b == b'/' => {
+                // `</si>` ends on its first byte: an empty name.
+                let local = name.as_deref().map(|n| n.rsplit(|&c| c == b':').next().unwrap_or_default());
+                if local == Some(b"si".as_slice()) {
+                    self.counted += 1;
+                }
+                self.name = None;
+            }
+            Some(name) => match name {
+                Some(bytes) if bytes.len() < 32 => bytes.push(b),
+                _ => *name = None,
+            },
+        }
+    }
+
+    fn take(&mut self) -> u64 {
+        std::mem::take(&mut self.counted)
+    }
+}
 
 impl Declared {
     fn feed(&mut self, b: u8) {
@@ -143,6 +182,17 @@ mod tests {
         assert_eq!(largest(r#"<sst uniqueCouniqueCount="5" count="3">"#), 0);
         assert_eq!(largest(r#"<sst uniqueCount="">"#), 0);
         assert_eq!(largest(r#"<sst count="77">"#), 0);
+    }
+
+    #[test]
+    fn strings_are_counted_as_calamine_keeps_them() {
+        let mut strings = Strings::default();
+        let xml = r#"<sst uniqueCount="1"><si><t>a</t></si><si/><x:si a="1"></x:si><sit/><s/></sst>"#;
+        xml.bytes().for_each(|b| strings.feed(b));
+        assert_eq!(strings.take(), 3);
+        let empty: Vec<u8> = b"<sst>".iter().chain(b"<si/>".repeat(1_500).iter()).copied().collect();
+        let file = zipped(&[("xl/sharedStrings.xml", &empty)]);
+        assert!(check(&file, SMALL).unwrap_err().contains("strings"), "undeclared strings count too");
     }
 
     #[test]

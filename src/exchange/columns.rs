@@ -149,20 +149,45 @@ pub fn by_header(header: &str) -> Option<&'static Column> {
     COLUMNS.iter().find(|c| c.name.eq_ignore_ascii_case(name))
 }
 
+const FORMULA: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+/// What a spreadsheet may split a CSV line on, whatever the file's own separator: a program set to
+/// `;` reads `x;=1+1` as two cells, past the quotes (which only guard a field's start).
+const SPLITS: [char; 3] = [';', ',', '\t'];
+
 /// A spreadsheet program evaluates a cell that starts like a formula: such a value is written with
-/// a leading apostrophe, which the import takes off again (OWASP's advice on CSV injection).
+/// a leading apostrophe, and so is every part of it that a separator could make a cell's start
+/// (`x;'=1+1`); the import takes them off again (OWASP's advice on CSV injection).
 pub fn neutralise(value: String) -> String {
-    match value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        true => format!("'{value}"),
-        false => value,
+    let mut out = String::with_capacity(value.len() + 1);
+    let mut after_split = true;
+    for c in value.chars() {
+        if after_split && FORMULA.contains(&c) {
+            out.push('\'');
+        }
+        after_split = SPLITS.contains(&c);
+        out.push(c);
     }
+    out
 }
 
-fn restore(cell: &str) -> &str {
-    match cell.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
-        _ => cell,
+/// Undoes [`neutralise`]: an apostrophe at a cell's start or after a separator, before a formula's
+/// first character.
+fn restore(cell: &str) -> std::borrow::Cow<'_, str> {
+    if !cell.contains('\'') {
+        return cell.into();
     }
+    let mut out = String::with_capacity(cell.len());
+    let mut chars = cell.chars().peekable();
+    let mut after_split = true;
+    while let Some(c) = chars.next() {
+        if after_split && c == '\'' && chars.peek().is_some_and(|n| FORMULA.contains(n)) {
+            after_split = false;
+            continue;
+        }
+        after_split = SPLITS.contains(&c);
+        out.push(c);
+    }
+    out.into()
 }
 
 fn at<'a>(document: &'a Value, path: &str) -> Option<&'a Value> {
@@ -208,6 +233,7 @@ fn items(cell: &str) -> impl Iterator<Item = &str> {
 /// column is never read), nothing written. The error names what is wrong, never the cell's text.
 pub fn decode(column: &Column, cell: &str, document: &mut Map<String, Value>) -> Result<bool, String> {
     let cell = restore(cell.trim());
+    let cell = cell.as_ref();
     if cell.is_empty() || column.kind == ExportOnly {
         return Ok(false);
     }
@@ -280,6 +306,26 @@ fn put(document: &mut Map<String, Value>, path: &str, value: Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_part_a_separator_could_split_off_starts_like_a_formula() {
+        for (value, written) in [
+            ("=1+1", "'=1+1"),
+            ("x;=1+1", "x;'=1+1"),
+            ("a,+b;@c\t-d", "a,'+b;'@c\t'-d"),
+            ("2026-09-01;recruitment:PER", "2026-09-01;recruitment:PER"),
+            ("x; =1", "x; =1"),
+        ] {
+            assert_eq!(neutralise(value.to_owned()), written, "{value}");
+            assert_eq!(restore(written), value, "{written}");
+        }
+        for value in ["", "'", "a;'", "';=", "\t\t=", "x;;=y", "don't;-1"] {
+            assert_eq!(restore(&neutralise(value.to_owned())), value, "{value:?}");
+            let written = neutralise(value.to_owned());
+            let parts = written.split(SPLITS);
+            assert!(parts.clone().all(|p| !p.starts_with(['=', '+', '-', '@'])), "{written:?}");
+        }
+    }
 
     #[test]
     fn every_column_reads_back_what_it_writes() {

@@ -18,7 +18,7 @@ use crate::auth::Principal;
 use crate::db::Pool;
 use crate::db::schema::{transfers, victims};
 use crate::domain::case_vocab::ClosureReason;
-use crate::domain::policy;
+use crate::domain::policy::{self, Custody};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::RequestContext;
 use crate::privacy::identity::{self, Identity};
@@ -110,15 +110,17 @@ pub async fn run(
     policy::exchange_cases(principal).require()?;
     // One import at a time in a process: each may hold a file's rows, its plan and its cases' locks
     // (`sheet::Limits` bounds one), and imports are rare. A caller waits, within its deadline.
-    let _turn = IMPORTING.acquire().await.map_err(|e| ApiError::internal("import", e))?;
+    let turn = IMPORTING.acquire().await.map_err(|e| ApiError::internal("import", e))?;
     let org = principal.organization_id;
     let mut report = ImportReport { dry_run, ..Default::default() };
     // Reading a workbook is work for a blocking thread, not for the server's executor.
     let owned = bytes.to_vec();
-    let rows = tokio::task::spawn_blocking(move || sheet::read(format, &owned))
+    // The turn goes with the read and comes back: a request dropped at its deadline leaves the read
+    // running, which keeps the turn until it ends.
+    let (rows, _turn) = tokio::task::spawn_blocking(move || (sheet::read(format, &owned), turn))
         .await
-        .map_err(|e| ApiError::internal("import", e))?
-        .map_err(|m| ApiError::validation("body", m))?;
+        .map_err(|e| ApiError::internal("import", e))?;
+    let rows = rows.map_err(|m| ApiError::validation("body", m))?;
     let parsed = plan::parse(vault.keys(), org, &rows, &mut report);
     let mut conn = pool.get().await?;
     // Judged and read in one snapshot (D157): a dry run's counts compare the file with identities
@@ -329,9 +331,13 @@ async fn against_stored(
 }
 
 /// A row without any id is found by a digest of its cells, identity cells included. Where that
-/// finds a case whose identity the caller may not read (restricted to others, erased, handed over),
-/// saying so would confirm a guessed identity to a colleague (D175): such a row is a new case
-/// instead, under an id derived from the one it met, exactly as a row that met nothing would be.
+/// finds a case whose identity the caller may not read (restricted to others, erased, another
+/// organisation's), saying so would confirm a guessed identity to a colleague (D175): such a row is
+/// a new case instead, under an id derived from the one it met, exactly as a row that met nothing
+/// would be. The id met may be hidden too (a case the caller made from the same row and then
+/// erased, or restricted to another): the rounds follow that chain, always four of one query each,
+/// so a match costs the statements a miss costs, and a chain longer than that ends in a random id,
+/// so it is never refused (a refusal would tell a chain one link longer from another).
 async fn away_from_hidden(
     vault: &Vault,
     conn: &mut AsyncPgConnection,
@@ -340,40 +346,58 @@ async fn away_from_hidden(
     from_cells: &HashSet<usize>,
     mut ids: Vec<Uuid>,
 ) -> ApiResult<Vec<Uuid>> {
+    #[derive(QueryableByName)]
+    struct Met {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        id: Uuid,
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        organization_id: Uuid,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        erased: bool,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        restricted: bool,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        assigned: bool,
+    }
+    let facts = format!(
+        "SELECT v.id, v.organization_id, {erased} AS erased, \
+         EXISTS (SELECT 1 FROM restricted_cases r WHERE r.victim_id = v.id) AS restricted, \
+         EXISTS (SELECT 1 FROM case_assignments a WHERE a.victim_id = v.id AND a.user_id = $2) AS assigned \
+         FROM victims v WHERE v.id = ANY($1)",
+        erased = crate::victims::erasure::ERASED
+    );
     let org = principal.organization_id;
-    // A case met this way may itself be hidden (its own import was restricted since): a few
-    // rounds, each one query, find an id that is not.
+    let mut stepped = vec![false; ids.len()];
     for _ in 0..4 {
         let asked: Vec<Uuid> =
             parsed.iter().zip(&ids).filter(|(p, _)| from_cells.contains(&p.row)).map(|(_, id)| *id).collect();
-        let found: Vec<(Uuid, Uuid, bool)> = victims::table
-            .filter(victims::id.eq_any(&asked))
-            .select((victims::id, victims::organization_id, victims::erased_at.is_not_null()))
+        let met: Vec<Met> = diesel::sql_query(&facts)
+            .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&asked)
+            .bind::<diesel::sql_types::Uuid, _>(principal.user_id)
             .load(conn)
             .await?;
-        let own: Vec<Uuid> = found.iter().filter(|(_, o, _)| *o == org).map(|(id, _, _)| *id).collect();
-        let custody = custody::custody_of(conn, &own, principal.user_id).await?;
-        let maybe_erased: Vec<Uuid> = found.iter().filter(|(_, o, e)| *o == org && *e).map(|(id, _, _)| *id).collect();
-        let erased = crate::victims::erasure::erased_among(conn, &maybe_erased).await?;
-        let hidden: HashSet<Uuid> = found
+        let hidden: HashSet<Uuid> = met
             .iter()
-            .filter(|(id, o, _)| {
-                *o != org
-                    || erased.contains(id)
-                    || policy::write_victim(principal, org, custody(*id)).require().is_err()
+            .filter(|m| {
+                let custody = Custody { restricted: m.restricted, assigned: m.assigned };
+                m.erased || policy::write_victim(principal, m.organization_id, custody).require().is_err()
             })
-            .map(|(id, _, _)| *id)
+            .map(|m| m.id)
             .collect();
-        if hidden.is_empty() {
-            return Ok(ids);
-        }
-        for (p, id) in parsed.iter().zip(ids.iter_mut()) {
-            if from_cells.contains(&p.row) && hidden.contains(id) {
+        for ((p, id), stepped) in parsed.iter().zip(ids.iter_mut()).zip(stepped.iter_mut()) {
+            *stepped = from_cells.contains(&p.row) && hidden.contains(id);
+            if *stepped {
                 *id = plan::derived_id(vault.keys(), org, &json!({ "beside": *id }));
             }
         }
     }
-    Err(ApiError::Conflict("The file's cases could not be told apart from hidden ones: import it again.".into()))
+    // Stepped in the last round, to an id no round looked at: a new case whose id nothing derives.
+    for (id, stepped) in ids.iter_mut().zip(&stepped) {
+        if *stepped {
+            *id = Uuid::new_v4();
+        }
+    }
+    Ok(ids)
 }
 
 async fn write(

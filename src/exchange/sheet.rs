@@ -41,9 +41,9 @@ impl Limits {
     pub const FILES: Limits = Limits {
         rows: 200_000,
         columns: 512,
-        cells: 8_000_000,
+        cells: 10_000_000,
         text: 128 << 20,
-        archive: super::archive::Bounds { unpacked: 128 << 20, entries: 10_000, strings: 8_000_000 },
+        archive: super::archive::Bounds { unpacked: 128 << 20, entries: 10_000, strings: 4_000_000 },
     };
 }
 
@@ -98,17 +98,20 @@ fn read_within(format: Format, bytes: &[u8], limits: Limits) -> Result<Vec<Vec<S
                 if text.is_empty() {
                     continue;
                 }
-                (used, held) = (used + 1, held + text.len());
+                if rows.len() <= r {
+                    rows.resize_with(r + 1, Vec::new);
+                }
+                // A row holds every cell up to its last filled one, empty or not: those are the
+                // cells counted, so one far cell per row cannot ask for rows x columns of them.
+                let widened = (c + 1).saturating_sub(rows[r].len());
+                (used, held) = (used + widened, held + text.len());
                 if used > limits.cells {
                     return Err(too_many());
                 }
                 if held > limits.text {
                     return Err(format!("a file holds at most {} MiB of text", limits.text >> 20));
                 }
-                if rows.len() <= r {
-                    rows.resize_with(r + 1, Vec::new);
-                }
-                if rows[r].len() <= c {
+                if widened > 0 {
                     rows[r].resize(c + 1, String::new());
                 }
                 rows[r][c] = text;
@@ -201,5 +204,9 @@ mod tests {
         assert_eq!(read_within(Format::Csv, &commas.as_bytes()[..commas.len() / 2], SMALL).unwrap().len(), 30);
         let wide = ",".repeat(64);
         assert!(read_within(Format::Csv, wide.as_bytes(), SMALL).unwrap_err().contains("columns"));
+        // One cell far to the right in each row is a row of that many cells.
+        let far: Vec<(u32, u16, &str)> = (0..40).map(|r| (r, 60, "x")).collect();
+        assert!(read_within(Format::Xlsx, &workbook(&far), SMALL).unwrap_err().contains("cells"));
+        assert_eq!(read_within(Format::Xlsx, &workbook(&far[..30]), SMALL).unwrap().len(), 30);
     }
 }

@@ -169,6 +169,10 @@ pub async fn erased(conn: &mut AsyncPgConnection, victim: Uuid) -> QueryResult<b
     Ok(erased_among(conn, &[victim]).await?.contains(&victim))
 }
 
+/// A case `v` whose identity was erased and which was not reopened since, as SQL.
+pub const ERASED: &str = "(v.erased_at IS NOT NULL \
+    AND NOT EXISTS (SELECT 1 FROM case_closures c WHERE c.victim_id = v.id AND c.reopened_at > v.erased_at))";
+
 /// Those of `cases` that [`erased`] holds for, in one query (an import's whole file).
 pub async fn erased_among(
     conn: &mut AsyncPgConnection,
@@ -179,13 +183,10 @@ pub async fn erased_among(
         #[diesel(sql_type = diesel::sql_types::Uuid)]
         id: Uuid,
     }
-    let rows: Vec<Erased> = diesel::sql_query(
-        "SELECT v.id FROM victims v WHERE v.id = ANY($1) AND v.erased_at IS NOT NULL \
-         AND NOT EXISTS (SELECT 1 FROM case_closures c WHERE c.victim_id = v.id AND c.reopened_at > v.erased_at)",
-    )
-    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(cases)
-    .load(conn)
-    .await?;
+    let rows: Vec<Erased> = diesel::sql_query(format!("SELECT v.id FROM victims v WHERE v.id = ANY($1) AND {ERASED}"))
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(cases)
+        .load(conn)
+        .await?;
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
@@ -204,11 +205,13 @@ pub async fn refuse_text_after_erasure(conn: &mut AsyncPgConnection, victim: Uui
 async fn erased_since_closed(conn: &mut AsyncPgConnection, victim: Uuid) -> QueryResult<bool> {
     diesel::select(
         diesel::dsl::sql::<diesel::sql_types::Bool>(
-            "EXISTS (SELECT 1 FROM victims v JOIN case_closures c ON c.victim_id = v.id AND c.reopened_at IS NULL \
+            "EXISTS (SELECT 1 FROM victims v LEFT JOIN case_closures c ON c.victim_id = v.id AND c.reopened_at IS NULL \
              WHERE v.id = ",
         )
         .bind::<diesel::sql_types::Uuid, _>(victim)
-        .sql(" AND v.erased_at >= c.closed_at)"),
+        // A case closed before closures were recorded is closed at its last change, as the
+        // retention job reads it (D176).
+        .sql(" AND v.status IN ('closed', 'closed_referred') AND v.erased_at >= coalesce(c.closed_at, v.updated_at))"),
     )
     .get_result(conn)
     .await

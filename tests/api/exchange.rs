@@ -485,6 +485,27 @@ async fn a_row_without_an_id_confirms_no_hidden_identity() {
     let (_, wrong) = import(&app, &elsewhere, "dry_run=true", "text/csv", row("MARKERGIVEN Bintu").into_bytes()).await;
     assert_eq!(outcome(&right), (Some(1), Some(0), Some(0)), "{right}");
     assert_eq!(outcome(&right), outcome(&wrong), "{right} against {wrong}");
+    // Nor does a chain of the caller's own: each guess imported and its case erased, three times
+    // over, leaves the right guess's chain one link longer than the wrong one's.
+    let listed = async || -> Vec<String> {
+        let page = elsewhere.get(&paths::query(paths::VICTIMS, "limit=100")).await.json();
+        page["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_owned()).collect()
+    };
+    for name in ["MARKERGIVEN Binta", "MARKERGIVEN Bintu"] {
+        for _ in 0..3 {
+            let before = listed().await;
+            let (_, done) = import(&app, &elsewhere, "", "text/csv", row(name).into_bytes()).await;
+            assert_eq!(done["created"], 1, "{done}");
+            let made = listed().await.into_iter().find(|id| !before.contains(id)).expect("a new case");
+            let erased =
+                elsewhere.post(&paths::case_step(&made, "erase"), json!({ "reason": "data_subject_request" })).await;
+            assert_eq!(erased.status, StatusCode::OK, "{}", erased.text);
+        }
+    }
+    let (_, right) = import(&app, &elsewhere, "dry_run=true", "text/csv", row("MARKERGIVEN Binta").into_bytes()).await;
+    let (_, wrong) = import(&app, &elsewhere, "dry_run=true", "text/csv", row("MARKERGIVEN Bintu").into_bytes()).await;
+    assert_eq!(outcome(&right), (Some(1), Some(0), Some(0)), "{right}");
+    assert_eq!(outcome(&right), outcome(&wrong), "{right} against {wrong}");
 }
 
 /// `haven import` on the machine: the same import, as a named caseworker, all or nothing.

@@ -228,6 +228,10 @@ async fn a_case_closed_before_closures_were_recorded_is_due_by_its_last_change()
     assert_eq!(met, vec![(7, case)], "not before six months, then erased");
     let identity = caseworker.get(&paths::victim(case)).await.json()["identity"].clone();
     assert!(identity.as_object().is_none_or(|o| o.is_empty()), "{identity}");
+    // Erased since its closing, as D156 reads a case with a closure: the job would not come back
+    // to notes recorded now.
+    let noted = json!({ "kind": "medical", "provided_on": "2026-11-01", "notes": "MARKERNOTES clinic" });
+    caseworker.post(&paths::assistance(case), noted).await.assert_problem(409, "conflict");
 }
 
 /// A retention run seven months on (past the six-month schedule of `closed_on_schedule`): what
