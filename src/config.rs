@@ -342,7 +342,8 @@ pub struct Settings {
     #[arg(long, env = "HAVEN_DP_DELTA", default_value_t = 1e-7)]
     pub dp_delta: f64,
 
-    /// Seconds a request may take before it is answered 503 (a stuck dependency never hangs a client).
+    /// Seconds a request may take before it is answered 503 (a stuck dependency never hangs a client);
+    /// the database then ends the request's statement, or a transaction it left idle.
     #[arg(long, env = "HAVEN_REQUEST_TIMEOUT", default_value_t = 30)]
     pub request_timeout: u64,
 

@@ -238,6 +238,8 @@ struct WorkerPools {
     /// `HAVEN_DB_POOL_SIZE` shared among the workers, at least two each.
     size: usize,
     timeout: Duration,
+    /// `HAVEN_REQUEST_TIMEOUT`: what a statement or an idle transaction of a request may take.
+    deadline: Duration,
 }
 
 impl WorkerPools {
@@ -248,6 +250,7 @@ impl WorkerPools {
             vault_url: SecretString::from(vault_url),
             size: settings.db_pool_size.div_ceil(workers).max(2),
             timeout: Duration::from_millis(settings.db_timeout_ms),
+            deadline: Duration::from_secs(settings.request_timeout),
         }
     }
 
@@ -256,7 +259,9 @@ impl WorkerPools {
     /// built pools at start, so this cannot fail but for a bug; then the worker shares the
     /// background pools rather than not serving.
     fn state_for_worker(&self, shared: &AppState) -> AppState {
-        let build = |url: &SecretString| crate::db::build_pool(url.expose_secret(), self.size, self.timeout);
+        let build = |url: &SecretString| {
+            crate::db::build_request_pool(url.expose_secret(), self.size, self.timeout, self.deadline)
+        };
         match (build(&self.url), build(&self.vault_url)) {
             (Ok(pool), Ok(vault)) => AppState {
                 pool,

@@ -40,10 +40,41 @@ pub enum DbSetupError {
 /// prompt 503 rather than a hung request, and which recovers on its own when the database returns
 /// (broken connections are discarded on recycle).
 pub fn build_pool(url: &str, size: usize, timeout: Duration) -> Result<Pool, DbSetupError> {
+    pool_of(url, size, timeout, diesel_async::pooled_connection::ManagerConfig::default())
+}
+
+/// A pool for requests that end at `deadline`: the server gives up a statement, and a transaction
+/// left idle, once the request it served is over. A request dropped at its deadline stops waiting
+/// for the database, not the database's work: without these its statement ran on, and a transaction
+/// it left open kept its locks (the organisation's case counter, the cases of an import) until the
+/// pool happened to hand the connection out again (D177).
+pub fn build_request_pool(url: &str, size: usize, timeout: Duration, deadline: Duration) -> Result<Pool, DbSetupError> {
+    let limit = deadline.as_millis();
+    let mut config = diesel_async::pooled_connection::ManagerConfig::default();
+    config.custom_setup = Box::new(move |url| {
+        use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+        use futures_util::FutureExt;
+        let url = url.to_owned();
+        async move {
+            let mut conn = AsyncPgConnection::establish(&url).await?;
+            let bounds = format!("SET statement_timeout = {limit}; SET idle_in_transaction_session_timeout = {limit}");
+            conn.batch_execute(&bounds).await.map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+            Ok(conn)
+        }
+        .boxed()
+    });
+    pool_of(url, size, timeout, config)
+}
+
+fn pool_of(
+    url: &str,
+    size: usize,
+    timeout: Duration,
+    mut config: diesel_async::pooled_connection::ManagerConfig<AsyncPgConnection>,
+) -> Result<Pool, DbSetupError> {
     // Fast recycling: no `SELECT 1` on every checkout (it doubled the round trips of a request).
     // A connection the server dropped fails its next query (503) and is discarded then, because
     // the pool does not take back a broken connection.
-    let mut config = diesel_async::pooled_connection::ManagerConfig::default();
     config.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
     Pool::builder(manager)

@@ -125,6 +125,8 @@ pub fn parse_parameters(plugin: &dyn ReportPlugin, raw: HashMap<String, String>)
         }
         match specs.iter().find(|s| s.name == name) {
             // The name is the client's and is not repeated back.
+            // Said once, however many there are: a long query string is not a long answer.
+            None if errors.iter().any(|e: &FieldError| e.field == "query") => {}
             None => errors.push(FieldError::new(
                 "query",
                 "holds a parameter this report does not take (its name is not repeated back)",
@@ -201,4 +203,20 @@ pub enum ReportFormat {
     Csv,
     /// A chart of the table (SVG).
     Svg,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_a_report_does_not_take_are_refused_once_however_many() {
+        let plugins = crate::reports::compiled();
+        let plugin = plugins.iter().find(|p| p.id() == "trends").expect("trends");
+        let raw: HashMap<String, String> = (0..5_000).map(|i| (format!("p{i}"), "x".to_owned())).collect();
+        let Err(ApiError::Validation(fields)) = parse_parameters(plugin.as_ref(), raw) else {
+            panic!("refused as invalid")
+        };
+        assert_eq!(fields.iter().filter(|f| f.field == "query").count(), 1, "{}", fields.len());
+    }
 }

@@ -129,7 +129,7 @@ impl Registry {
 /// Paths under `/reports/` that are not reports.
 pub const RESERVED_IDS: [&str; 1] = ["budget"];
 
-fn compiled() -> Vec<Box<dyn ReportPlugin>> {
+pub(crate) fn compiled() -> Vec<Box<dyn ReportPlugin>> {
     vec![
         Box::new(plugins::operation_summary::OperationSummary),
         Box::new(plugins::trafficking_flows::TraffickingFlows),

@@ -75,9 +75,16 @@ pub async fn get_assignment(
 ) -> ApiResult<HttpResponse> {
     policy::refuse_partners(&principal)?;
     let mut conn = state.pool.get().await?;
-    let Visible { row, .. } = access::load_visible(&state, &mut conn, &ctx, &principal, id.into_inner()).await?;
-    policy::read_assignment(&principal, row.organization_id).require()?;
-    let (caseworkers, restricted) = custody::assignment(&mut conn, row.id).await?;
+    let id = id.into_inner();
+    // Decided and read in one snapshot (D157): read apart, a transfer accepted in between let the
+    // former owner through on the case as it was and showed it the receiver's caseworker (D177).
+    let (caseworkers, restricted) = access::one_snapshot(&mut conn)
+        .run::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+            let Visible { row, .. } = access::load_visible(&state, conn, &ctx, &principal, id).await?;
+            policy::read_assignment(&principal, row.organization_id).require()?;
+            Ok(custody::assignment(conn, row.id, row.organization_id).await?)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(Assignment { caseworkers, restricted }))
 }
 
@@ -121,13 +128,20 @@ pub async fn assign_case(
             // Judged again under the case's lock: a concurrent hand-over may have changed it.
             let custody = custody::lock(conn, victim, principal.user_id, org).await?;
             policy::write_victim(&principal, org, custody).require()?;
+            // And who may be assigned: an account disabled, demoted or reset meanwhile may not.
+            if custody::not_caseworkers_of(conn, org, &caseworkers).await? > 0 {
+                return Err(ApiError::validation(
+                    "caseworkers",
+                    "must all be enabled caseworkers of the case's organisation",
+                ));
+            }
             custody::assign(conn, victim, org, &caseworkers, restricted, principal.user_id).await?;
             let event = Event::new(AuditAction::VictimAssigned, AuditOutcome::Success)
                 .by(&principal)
                 .target("victim", victim)
                 .details(serde_json::json!({ "caseworkers": caseworkers, "restricted": restricted }));
             audit::record(conn, &ctx, event).await?;
-            let (caseworkers, restricted) = custody::assignment(conn, victim).await?;
+            let (caseworkers, restricted) = custody::assignment(conn, victim, org).await?;
             Ok(Assignment { caseworkers, restricted })
         })
         .await?;

@@ -67,11 +67,12 @@ pub async fn reference(conn: &mut AsyncPgConnection, victim: Uuid) -> QueryResul
     victims::table.find(victim).select(victims::organization_id).for_key_share().first::<Uuid>(conn).await
 }
 
-/// A case's assigned caseworkers (by the time they were assigned, then id) and whether it is
-/// restricted.
-pub async fn assignment(conn: &mut AsyncPgConnection, victim: Uuid) -> QueryResult<(Vec<Uuid>, bool)> {
+/// A case's assigned caseworkers at `org` (by the time they were assigned, then id) and whether it
+/// is restricted: never another organisation's staff, whatever the case's owner is by now.
+pub async fn assignment(conn: &mut AsyncPgConnection, victim: Uuid, org: Uuid) -> QueryResult<(Vec<Uuid>, bool)> {
     let caseworkers = case_assignments::table
         .filter(case_assignments::victim_id.eq(victim))
+        .filter(case_assignments::organization_id.eq(org))
         .order((case_assignments::assigned_at.asc(), case_assignments::user_id.asc()))
         .select(case_assignments::user_id)
         .load(conn)
@@ -81,18 +82,22 @@ pub async fn assignment(conn: &mut AsyncPgConnection, victim: Uuid) -> QueryResu
 }
 
 /// Of `candidates`, those who are not enabled caseworkers of `org` (who may not work its cases).
+/// The eligible accounts are held for share until the transaction ends: under a case's lock, a
+/// disabling, demotion or reset of one of them waits for the assignment, or the assignment for it
+/// (D177).
 pub async fn not_caseworkers_of(conn: &mut AsyncPgConnection, org: Uuid, candidates: &[Uuid]) -> QueryResult<usize> {
-    let eligible: i64 = users::table
+    let eligible: Vec<Uuid> = users::table
         .filter(users::id.eq_any(candidates))
         .filter(users::organization_id.eq(org))
         .filter(users::role.eq(Role::Caseworker))
         .filter(users::disabled.eq(false))
         // A caseworker whose access still waits for a second person cannot work a case yet.
         .filter(users::awaiting_approval.eq(false))
-        .count()
-        .get_result(conn)
+        .select(users::id)
+        .for_share()
+        .load(conn)
         .await?;
-    Ok(candidates.len().saturating_sub(eligible as usize))
+    Ok(candidates.len().saturating_sub(eligible.len()))
 }
 
 /// Assigns a new case to its creator: one statement, in the create's transaction.

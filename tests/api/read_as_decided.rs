@@ -170,3 +170,29 @@ async fn a_read_answers_though_its_readers_login_commits_meanwhile() {
     assert_eq!(read.status, StatusCode::OK, "{}", read.text);
     assert_eq!(read.json()["identity"]["address"], "MARKERADDRESS");
 }
+
+/// An organisation's admin reads who works its case. The case is handed over, its assignments
+/// becoming the receiver's, between the read's decision and its rows: the read shows who worked it
+/// as decided, never the receiver's caseworker (D177).
+#[tokio::test]
+async fn who_works_a_case_is_read_as_decided_though_it_is_handed_over_meanwhile() {
+    let app = spawn_app().await;
+    let (dakar, lima) = (app.create_org().await, app.create_org().await);
+    let (victim, creator) = create_victim(&app, dakar).await;
+    let admin = app.caller(dakar, Role::Admin).await;
+    let receiver = app.caller(lima, Role::Caseworker).await;
+    sql(&app, HOLD).await;
+    let path = paths::assignment(victim);
+    assert_eq!(admin.get(&path).await.json()["caseworkers"], json!([creator.id()]));
+
+    let hand_over = format!(
+        "WITH gone AS (DELETE FROM case_assignments WHERE victim_id = $1), \
+         added AS (INSERT INTO case_assignments (victim_id, user_id, organization_id, assigned_at, assigned_by) \
+                   VALUES ($1, '{r}', '{lima}', now(), '{r}')) \
+         UPDATE victims SET organization_id = '{lima}' WHERE id = $1",
+        r = receiver.id()
+    );
+    let read = while_held(&app, victim, "case_assignments", &hand_over, admin.get(&path)).await;
+    assert!(!read.text.contains(&receiver.id().to_string()), "the receiver's caseworker was shown: {}", read.text);
+    assert_eq!(read.json()["caseworkers"], json!([creator.id()]), "as it stood when it was decided");
+}
