@@ -20,7 +20,7 @@ use super::session_cache::SessionFacts;
 use super::verified_tokens::Bearer;
 use crate::db::schema::{organizations, sessions, users};
 use crate::domain::{OrganizationKind, Principal, Role};
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 type Found = Result<Principal, ApiError>;
@@ -74,6 +74,26 @@ async fn look_up(state: web::Data<AppState>, bearer: Bearer, generation: u64) ->
     let facts = SessionFacts { user_id: bearer.user, role, organization_id, disabled, token_version, kind, expires_at };
     state.sessions.remember(bearer.session, facts, generation);
     principal(bearer, facts)
+}
+
+/// Whether `principal`'s session still stands as it did when its request was judged: not revoked
+/// or expired, its account enabled, in the same organisation and role. For work that outlives
+/// the request that started it (a streamed export judges it at every batch, D177).
+pub async fn still_standing(conn: &mut diesel_async::AsyncPgConnection, principal: &Principal) -> ApiResult<()> {
+    let row: Option<(Role, Uuid, bool)> = sessions::table
+        .inner_join(users::table)
+        .filter(sessions::id.eq(principal.session_id))
+        .filter(sessions::user_id.eq(principal.user_id))
+        .filter(sessions::revoked_at.is_null())
+        .filter(sessions::expires_at.gt(chrono::Utc::now()))
+        .select((users::role, users::organization_id, users::disabled))
+        .first(conn)
+        .await
+        .optional()?;
+    match row {
+        Some((role, org, false)) if role == principal.role && org == principal.organization_id => Ok(()),
+        _ => Err(ApiError::InvalidToken),
+    }
 }
 
 /// The caller, if what the token says still matches its session's facts.

@@ -177,6 +177,9 @@ impl Pages {
         let (state, ctx, principal, with_identity) = (&self.state, &self.ctx, &self.principal, self.with_identity);
         let batch = access::one_snapshot(&mut conn)
             .run::<_, ApiError, _>(async |conn: &mut AsyncPgConnection| {
+                // A stream outlives the request that was judged: a session ended or an account
+                // changed since sends no more (D177).
+                crate::auth::principal::still_standing(conn, principal).await?;
                 let rows: Vec<VictimRow> = sql.load(conn).await?;
                 let Some(last) = rows.last().map(|r| r.case_number) else { return Ok((None, Vec::new())) };
                 Ok((Some(last), encode_batch(state, conn, ctx, principal, &rows, with_identity).await?))

@@ -508,6 +508,40 @@ async fn a_row_without_an_id_confirms_no_hidden_identity() {
     assert_eq!(outcome(&right), outcome(&wrong), "{right} against {wrong}");
 }
 
+/// A streamed export is judged again at every batch: once its caseworker has logged out, no more
+/// cases are sent, however long the reader took (D177).
+#[tokio::test]
+async fn an_export_stops_when_its_session_ends() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let (victim, caseworker) = crate::victims::create_victim(&app, org).await;
+    const CASES: i32 = 20_000;
+    // Copies of the case, numbered after it: enough batches that the stream outlasts what loopback
+    // buffers ahead.
+    let copies = format!(
+        "DO $$ DECLARE cols text; BEGIN \
+         SELECT string_agg(quote_ident(column_name), ',') INTO cols FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name = 'victims' AND column_name NOT IN ('id', 'case_number'); \
+         EXECUTE format('INSERT INTO victims (id, case_number, %s) SELECT gen_random_uuid(), case_number + g, %s \
+         FROM victims, generate_series(1, {}) g WHERE id = %L', cols, cols, '{victim}'); END $$",
+        CASES - 1
+    );
+    let mut conn = app.pool.get().await.unwrap();
+    diesel_async::RunQueryDsl::execute(diesel::sql_query(copies), &mut conn).await.unwrap();
+    let url = format!("{}{}?format=csv", app.address, paths::EXPORT);
+    let mut resp = app.client.get(url).bearer_auth(&caseworker.token).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut got = resp.chunk().await.unwrap().unwrap().to_vec();
+    let logout = caseworker.post(paths::LOGOUT, json!({})).await;
+    assert!(logout.status.is_success(), "{}", logout.text);
+    // The stream ends, cut short, where a batch found the session gone.
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        got.extend_from_slice(&chunk);
+    }
+    let lines = got.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count();
+    assert!(lines < CASES as usize + 1, "every case was sent after the session ended: {lines} lines");
+}
+
 /// `haven import` on the machine: the same import, as a named caseworker, all or nothing.
 #[tokio::test]
 async fn the_import_command_imports_as_the_named_caseworker() {
