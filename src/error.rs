@@ -403,6 +403,11 @@ impl From<diesel::result::Error> for ApiError {
             // `lc_messages` is C (Haven's own cluster; docs/DEPLOYMENT.md asks it of others). On
             // a server that translates its messages these answer 500.
             Error::DatabaseError(_, info) if is_server_unavailable(info.message()) => ApiError::Unavailable,
+            // A date the request gave that PostgreSQL cannot hold (chrono reads years past 9999
+            // and before the Common Era; SQLSTATE 22008, known by its message as above).
+            Error::DatabaseError(_, info) if is_date_out_of_range(info.message()) => {
+                ApiError::validation("query", "holds a date out of range (years 1 to 9999)")
+            }
             // The transaction met another at the same rows and PostgreSQL undid it (a deadlock,
             // SQLSTATE 40P01, known by its message as above): the request may be sent again as
             // it was. Logged, since a deadlock means two writers lock in opposite orders (D150).
@@ -429,12 +434,20 @@ impl From<diesel::result::Error> for ApiError {
     }
 }
 
+fn is_date_out_of_range(message: &str) -> bool {
+    ["date out of range", "timestamp out of range", "date/time field value out of range"]
+        .iter()
+        .any(|m| message.starts_with(m))
+}
+
 fn is_server_unavailable(message: &str) -> bool {
-    const GOING_AWAY: [&str; 4] = [
+    const GOING_AWAY: [&str; 5] = [
         "terminating connection due to administrator command",
         "the database system is shutting down",
         "the database system is starting up",
         "the database system is in recovery mode",
+        // A request's statement outlived its deadline (D177).
+        "canceling statement due to statement timeout",
     ];
     GOING_AWAY.iter().any(|m| message.starts_with(m))
 }

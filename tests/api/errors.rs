@@ -154,3 +154,21 @@ async fn a_patch_key_that_is_no_field_is_refused_even_when_null() {
     let resp = caseworker.patch(&path, "\"1\"", serde_json::json!({ "status": "follow_up", "operation": null })).await;
     assert_eq!(resp.status, 200, "{}", resp.text);
 }
+
+/// A date a query gives that PostgreSQL cannot hold (chrono reads signed and five-digit years) is
+/// refused as invalid, not answered 500 (D177).
+#[tokio::test]
+async fn dates_out_of_range_are_invalid_not_a_failure() {
+    let app = spawn_app().await;
+    let org = app.create_org().await;
+    let admin = app.caller(org, haven::domain::Role::Admin).await;
+    let caseworker = app.caller(org, haven::domain::Role::Caseworker).await;
+    for (who, path) in [
+        (&admin, paths::query(paths::AUDIT_EVENTS, "since=-5000-01-01T00:00:00Z")),
+        (&caseworker, paths::query(paths::VICTIMS, "identified_from=-5000-01-01")),
+        (&caseworker, paths::query(paths::VICTIMS, "identified_from=+12000-01-01")),
+    ] {
+        let problem = who.get(&path).await.assert_problem(422, "validation");
+        assert!(!problem.to_string().contains("5000"), "{problem}");
+    }
+}
