@@ -56,9 +56,12 @@ macro_rules! create_once_by_id {
                 diesel_async::RunQueryDsl::get_result(statement, conn).await.optional()
             }
 
+            // Only its creator retries a create: compared for anyone else, the body's digest would
+            // confirm a guess at what was created (a task's assignee, to a case's later owner).
             fn is_retry_of(&self, existing: &$row) -> bool {
                 existing.organization_id == self.organization_id
                     && existing.victim_id == self.victim_id
+                    && existing.created_by == self.created_by
                     && existing.create_digest == self.create_digest
             }
         }

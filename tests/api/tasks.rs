@@ -44,6 +44,9 @@ async fn tasks_fall_due_are_handed_over_and_done() {
     assert_eq!((task["status"].as_str(), task["overdue"].as_bool()), (Some("open"), Some(true)));
     assert_eq!(task["notes"], "MARKERNOTES call her sister");
     assert_eq!(creator.post(&paths::tasks_of(victim), late.clone()).await.status, StatusCode::OK, "a retry");
+    // The same body from someone else is no retry of it: it would confirm a guessed assignee to
+    // whoever holds the case later (D177).
+    colleague.post(&paths::tasks_of(victim), late.clone()).await.assert_problem(409, "conflict");
     let mut other = late.clone();
     other["kind"] = json!("assessment");
     creator.post(&paths::tasks_of(victim), other).await.assert_problem(409, "conflict");
