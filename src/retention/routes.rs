@@ -179,7 +179,9 @@ async fn locked_case(
     Ok(row.organization_id)
 }
 
-/// A case's legal hold (whoever may read the case file but a former owner; 404 when there is none).
+/// A case's legal hold (the owning organisation's staff and host auditors; 404 when there is none).
+///
+/// A receiving organisation reads the case, not its owner's hold: 403 whether one stands or not.
 #[utoipa::path(
     tag = "victims",
     params(("id" = Uuid, Path, description = "Victim id")),
@@ -210,6 +212,8 @@ pub async fn get_legal_hold(
             if visible.until.is_some() {
                 return Err(ApiError::NotFound);
             }
+            // A receiver of the case is refused before the hold is read, whether one stands or not.
+            policy::read_hold(&principal, visible.row.organization_id).require()?;
             let hold: HoldRow = legal_holds::table
                 .find(visible.row.id)
                 .select(HoldRow::as_select())

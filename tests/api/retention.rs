@@ -198,6 +198,27 @@ async fn a_case_that_cannot_be_erased_is_tried_once_a_run_and_holds_up_no_other(
     assert_eq!(ours().await, vec![(refused, Outcome::Failed)], "tried again by the next run, once");
 }
 
+/// A hold is the owner's: a receiving organisation reads the case, not whether a hold stands (D177).
+#[tokio::test]
+async fn a_receiver_reads_the_case_not_its_hold() {
+    let app = spawn_app().await;
+    let (org, lima) = (app.create_org().await, app.create_org().await);
+    let admin = app.caller(org, Role::Admin).await;
+    let (held, caseworker) = create_victim(&app, org).await;
+    let (free, _) = create_victim(&app, org).await;
+    let hold = admin.put(&paths::case_step(held, "legal-hold"), json!({ "basis": "criminal_investigation" })).await;
+    assert_eq!(hold.status, StatusCode::OK, "{}", hold.text);
+    let receiver = app.caller(lima, Role::Caseworker).await;
+    for case in [held, free] {
+        let referral = crate::referrals::refer(&caseworker, case, lima).await["id"].as_str().unwrap().to_owned();
+        let accepted = receiver.post(&paths::referral_step(&referral, "accept"), json!({})).await;
+        assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.text);
+        assert_eq!(receiver.get(&paths::victim(case)).await.status, StatusCode::OK, "the receiver reads the case");
+        receiver.get(&paths::case_step(case, "legal-hold")).await.assert_problem(403, "forbidden");
+    }
+    assert_eq!(caseworker.get(&paths::case_step(held, "legal-hold")).await.json()["basis"], "criminal_investigation");
+}
+
 /// A case closed before closures were recorded (migration 9, no `case_closures` row) is due by its
 /// last change, and not before (D176).
 #[tokio::test]

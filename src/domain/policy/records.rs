@@ -158,6 +158,13 @@ pub fn lift_hold(p: &Principal, victim_org: Uuid) -> Access {
     if p.role == Role::Admin && p.organization_id == victim_org { Access::Allowed } else { Access::Forbidden }
 }
 
+/// Reading a case's legal hold: the owning organisation's staff and host auditors. A hold, and
+/// its basis (a criminal investigation, litigation), is the owner's instrument over its records; a
+/// receiving organisation reads the case for the service it gives, not that (D177).
+pub fn read_hold(p: &Principal, victim_org: Uuid) -> Access {
+    if sees_staff_of(p, victim_org) { Access::Allowed } else { Access::Forbidden }
+}
+
 /// Reading who works a case: the owning organisation's staff (partners see no record at all) and
 /// host auditors; a receiving organisation sees the case, not the owner's staffing.
 pub fn read_assignment(p: &Principal, victim_org: Uuid) -> Access {
