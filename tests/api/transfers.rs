@@ -224,7 +224,12 @@ async fn staff_ids_stay_with_their_organisation_and_a_former_owner_keeps_only_it
     for (path, field, who) in named(&task, &goal, &elsewhere, &me) {
         assert_eq!(read(&sender, &path, field).await, Some(who.clone()), "the owner's own staff: {path} {field}");
         assert_eq!(read(&dakar_admin, &path, field).await, Some(who), "its admin: {path} {field}");
-        assert_eq!(read(&receiver, &path, field).await, None, "a receiver of a referral: {path} {field}");
+        if path.ends_with("/legal-hold") {
+            // A receiver reads the case, not the owner's hold at all (D177).
+            receiver.get(&path).await.assert_problem(403, "forbidden");
+        } else {
+            assert_eq!(read(&receiver, &path, field).await, None, "a receiver of a referral: {path} {field}");
+        }
     }
     for path in [paths::tasks_of(victim), paths::support_plan(victim), paths::external_referrals_of(victim)] {
         let page = receiver.get(&path).await.json();
